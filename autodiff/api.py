@@ -1,0 +1,410 @@
+"""The transforms: grad, jacobian, jvp, vjp, hessian, … each a short composition.
+
+Two cores do the work. ``_push`` runs ``f`` on ``Dual`` inputs of a fresh level (optionally
+with a batch of tangents on a leading axis) and ``_pull`` runs it on ``Variable`` inputs and
+returns a function that sweeps cotangents (optionally batched) back. Pytrees are flattened
+here, at the boundary; the engine sees flat arguments only.
+"""
+import contextlib
+import inspect
+
+import numpy as np
+
+from .boxes import unbox
+from .core import active_levels, batched_levels, new_level, shape_of
+from .forward import Dual
+from .reverse import Variable, backward_pass
+from .tree import flatten, unflatten
+
+__all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
+           "hvp", "derivative", "elementwise_grad", "stop_gradient"]
+
+
+# ----- Inputs and levels -----
+@contextlib.contextmanager
+def _level(batched=0):
+    level = new_level()
+    token = active_levels.set(active_levels.get() + (level,))
+    if batched:
+        batched_levels[level] = batched
+    try:
+        yield level
+    finally:
+        batched_levels.pop(level, None)
+        active_levels.reset(token)
+
+
+def _arg_name(f, i):
+    try:
+        params = list(inspect.signature(f).parameters)
+        return f"argument {i} ({params[i]!r})" if i < len(params) else f"argument {i}"
+    except (TypeError, ValueError):
+        return f"argument {i}"
+
+
+def _check_leaf(x, f, i, transform):
+    """Refuse integer, boolean and complex inputs by name: they have no real derivative."""
+    v = unbox(x)
+    if type(v) is float:
+        return x
+    if isinstance(v, (bool, int, np.integer, np.bool_)):
+        kind = "boolean" if isinstance(v, (bool, np.bool_)) else "integer"
+    else:
+        v = np.asarray(v)
+        if v.dtype.kind == "f":
+            return x if type(x) is not list else v
+        kind = {"c": "complex", "b": "boolean"}.get(v.dtype.kind, "integer")
+    raise TypeError(
+        f"{transform} got {kind} input for {_arg_name(f, i)} of {getattr(f, '__name__', f)}: "
+        f"only floating-point inputs are differentiable. Pass floats, e.g. np.asarray(x, "
+        f"dtype=float) or 2.0 instead of 2.")
+
+
+def _flat_args(f, args, argnums, transform):
+    """Leaves of the differentiated arguments, and a function rebuilding the call."""
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for n in nums:
+        if not -len(args) <= n < len(args):
+            raise ValueError(f"argnums {argnums} out of range for {len(args)} arguments")
+    nums = tuple(n % len(args) for n in nums)
+    leaves, defs, counts = [], [], []
+    for n in nums:
+        ls, d = flatten(args[n])
+        leaves.extend(_check_leaf(x, f, n, transform) for x in ls)
+        defs.append(d)
+        counts.append(len(ls))
+
+    def rebuild(new_leaves):
+        out, k = list(args), 0
+        for n, d, c in zip(nums, defs, counts):
+            out[n] = unflatten(d, new_leaves[k:k + c])
+            k += c
+        return out
+
+    def pack(per_leaf):
+        trees, k = [], 0
+        for d, c in zip(defs, counts):
+            trees.append(unflatten(d, per_leaf[k:k + c]))
+            k += c
+        return trees[0] if single else tuple(trees)
+
+    return leaves, rebuild, pack
+
+
+def _zeros(x):
+    v = unbox(x)
+    if type(v) is float:
+        return 0.0
+    return np.zeros(np.shape(v), dtype=np.result_type(v))
+
+
+def _like_input(g, x):
+    """Cotangent ``g`` in the input's dtype (float32 stays float32)."""
+    v = unbox(x)
+    dt = np.float64 if type(v) is float else v.dtype
+    if type(g) is np.ndarray and g.dtype != dt:
+        return g.astype(dt)
+    return g
+
+
+# ----- The two cores -----
+def _push(f, args, leaves, rebuild, tangents, batched=0):
+    """Run ``f`` on Duals; returns (output leaves, their tangents, output treedef, aux)."""
+    with _level(batched) as level:
+        duals = [Dual(x, t, level) for x, t in zip(leaves, tangents)]
+        out = f(*rebuild(duals))
+    outs, tree = flatten(out)
+    values, tans = [], []
+    for o in outs:
+        if type(o) is Dual and o.level == level:
+            values.append(o.value)
+            tans.append(o.tangent)
+        else:
+            values.append(o)
+            tans.append(None)
+    return values, tans, tree
+
+
+def _pull(f, args, leaves, rebuild, has_aux=False, retain=False):
+    """Run ``f`` on Variables; returns (output value tree, aux, output nodes, sweep)."""
+    with _level() as level:
+        vs = [Variable(x, level=level) for x in leaves]
+        out = f(*rebuild(vs))
+    aux = None
+    if has_aux:
+        out, aux = out
+    outs, tree = flatten(out)
+    nodes = [o if type(o) is Variable and o.level == level else None for o in outs]
+    values = [o.value if n is not None else o for o, n in zip(outs, nodes)]
+
+    def sweep(cts, nb=0):
+        """Cotangents of the output leaves -> cotangents of the input leaves."""
+        roots = [(n, c) for n, c in zip(nodes, cts) if n is not None]
+        got = {id(v): g for v, g in backward_pass(roots, nb, retain=retain)}
+        out = []
+        for v, x in zip(vs, leaves):
+            g = got.get(id(v))
+            if g is None:
+                g = _zeros(x) if nb == 0 else np.zeros(
+                    shape_of(cts[0])[:nb] + np.shape(unbox(x)), dtype=np.result_type(unbox(x)))
+            out.append(_like_input(g, x))
+        return out
+
+    return unflatten(tree, values), aux, values, sweep
+
+
+# ----- grad and friends -----
+def value_and_grad(f, argnums=0, has_aux=False):
+    """``(f(x), ∇f(x))`` from one forward and one backward sweep (reverse mode).
+
+    >>> value_and_grad(lambda x: x ** 3)(2.0)
+    (8.0, 12.0)
+    """
+    def value_and_grad_f(*args, **kwargs):
+        leaves, rebuild, pack = _flat_args(f, args, argnums, "grad")
+        value, aux, values, sweep = _pull(lambda *a: f(*a, **kwargs), args, leaves, rebuild,
+                                          has_aux)
+        if len(values) != 1:
+            raise TypeError(f"grad requires a scalar output, but {getattr(f, '__name__', f)} "
+                            f"returned a {type(value).__name__}; use jacobian or vjp.")
+        ans = unbox(values[0])
+        shape = np.shape(ans)
+        kind = np.result_type(ans).kind if not isinstance(ans, (bool, int)) else "i"
+        if shape != () or kind != "f":
+            what = f"an output of shape {shape}" if shape != () else \
+                f"a {'complex' if kind == 'c' else 'non-float'} output ({np.result_type(ans)})"
+            raise TypeError(f"grad requires a real scalar output, but "
+                            f"{getattr(f, '__name__', 'the function')} returned {what}; use "
+                            f"jacobian, vjp or elementwise_grad for non-scalar outputs.")
+        one = 1.0 if type(ans) is float else np.ones((), dtype=np.result_type(ans))
+        g = pack(sweep([one]))
+        return ((value, aux), g) if has_aux else (value, g)
+
+    value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    value_and_grad_f.__doc__ = f.__doc__
+    return value_and_grad_f
+
+
+def grad(f, argnums=0, has_aux=False):
+    """∇f for a real scalar-valued ``f`` (reverse mode); ``argnums`` may be a tuple.
+
+    >>> grad(lambda x: x * x)(3.0)
+    6.0
+    """
+    vg = value_and_grad(f, argnums, has_aux)
+
+    def grad_f(*args, **kwargs):
+        (_, aux), g = vg(*args, **kwargs) if has_aux else ((None, None), vg(*args, **kwargs)[1])
+        return (g, aux) if has_aux else g
+
+    grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
+    grad_f.__doc__ = f.__doc__
+    return grad_f
+
+
+def jvp(f, primals, tangents):
+    """``(f(*primals), J·tangents)`` in one forward sweep.
+
+    >>> jvp(np.sin, (0.0,), (2.0,))
+    (0.0, 2.0)
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    leaves, rebuild, _ = _flat_args(f, primals, tuple(range(len(primals))), "jvp")
+    tleaves = flatten(tangents)[0]
+    for x, t in zip(leaves, tleaves):
+        if np.shape(unbox(t)) != np.shape(unbox(x)):
+            raise ValueError(f"jvp: tangent of shape {np.shape(unbox(t))} for a primal of "
+                             f"shape {np.shape(unbox(x))}")
+    values, tans, tree = _push(f, primals, leaves, rebuild, tleaves)
+    tans = [_zeros(v) if t is None else t for v, t in zip(values, tans)]
+    return unflatten(tree, values), unflatten(tree, tans)
+
+
+def vjp(f, *primals, has_aux=False):
+    """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` is a tuple, one entry per primal.
+
+    >>> out, pull = vjp(lambda x, y: x * y, 2.0, 3.0)
+    >>> pull(1.0)
+    (3.0, 2.0)
+    """
+    leaves, rebuild, pack = _flat_args(f, primals, tuple(range(len(primals))), "vjp")
+    value, aux, values, sweep = _pull(f, primals, leaves, rebuild, has_aux, retain=True)
+    out_tree = flatten(value)[1]
+
+    def vjp_fn(cotangent):
+        cts = flatten(cotangent)[0]
+        if len(cts) != len(values):
+            raise ValueError(f"vjp_fn: cotangent has {len(cts)} leaves, output has "
+                             f"{len(values)}")
+        return pack(sweep(cts))
+
+    vjp_fn.out_tree = out_tree
+    return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
+
+
+# ----- Jacobians -----
+def _basis(shapes, dtypes, dtype_out=None):
+    """Identity blocks: one ``(B,) + shape`` seed per leaf, B the total size."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    total = sum(sizes)
+    seeds, start = [], 0
+    for s, n, dt in zip(shapes, sizes, dtypes):
+        e = np.zeros((total, n), dtype=dt)
+        e[np.arange(start, start + n), np.arange(n)] = 1
+        seeds.append(e.reshape((total,) + tuple(s)))
+        start += n
+    return seeds, sizes
+
+
+def _shape_dtype(x):
+    v = unbox(x)
+    return np.shape(v), (np.float64 if type(v) is float else np.result_type(v))
+
+
+def jacfwd(f, argnums=0):
+    """The Jacobian by forward mode: all n basis tangents in one batched sweep."""
+    def jacfwd_f(*args):
+        leaves, rebuild, pack = _flat_args(f, args, argnums, "jacfwd")
+        in_sd = [_shape_dtype(x) for x in leaves]
+        seeds, sizes = _basis([s for s, _ in in_sd], [d for _, d in in_sd])
+        values, tans, tree = _push(f, args, leaves, rebuild, seeds, batched=1)
+        per_out = []
+        for v, t in zip(values, tans):
+            osh = np.shape(unbox(v))
+            blocks, start = [], 0
+            for (ish, dt), n in zip(in_sd, sizes):
+                if t is None:
+                    blocks.append(np.zeros(osh + ish, dtype=dt))
+                else:
+                    b = t[start:start + n]                      # (n,) + osh
+                    b = np.moveaxis(b, 0, -1) if len(osh) else b
+                    blocks.append(np.reshape(b, osh + ish))
+                start += n
+            per_out.append(pack(blocks))
+        return unflatten(tree, per_out)
+
+    jacfwd_f.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
+    return jacfwd_f
+
+
+def _jacrev_from(f, args, argnums, pulled):
+    leaves, rebuild, pack, value, values, sweep = pulled
+    out_sd = [_shape_dtype(v) for v in values]
+    seeds, sizes = _basis([s for s, _ in out_sd], [d for _, d in out_sd])
+    grads = sweep(seeds, nb=1)                                     # each (M,) + in.shape
+    per_out, start = [], 0
+    for (osh, _), m in zip(out_sd, sizes):
+        blocks = [np.reshape(g[start:start + m], osh + np.shape(unbox(x)))
+                  for g, x in zip(grads, leaves)]
+        per_out.append(pack(blocks))
+        start += m
+    return unflatten(flatten(value)[1], per_out)
+
+
+def _pull_args(f, args, argnums, transform):
+    leaves, rebuild, pack = _flat_args(f, args, argnums, transform)
+    value, _, values, sweep = _pull(f, args, leaves, rebuild)
+    return leaves, rebuild, pack, value, values, sweep
+
+
+def jacrev(f, argnums=0):
+    """The Jacobian by reverse mode: all m basis cotangents in one batched sweep."""
+    def jacrev_f(*args):
+        return _jacrev_from(f, args, argnums, _pull_args(f, args, argnums, "jacrev"))
+
+    jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
+    return jacrev_f
+
+
+def auto_mode(n_in, n_out):
+    """The mode ``jacobian(mode="auto")`` picks: forward when inputs are fewer than outputs."""
+    return "forward" if n_in < n_out else "reverse"
+
+
+def jacobian(f, argnums=0, mode="auto"):
+    """The Jacobian, shape ``out.shape + in.shape``, by ``mode`` ``"forward"``,
+    ``"reverse"`` or ``"auto"`` (forward when inputs are fewer than outputs). After a call,
+    the returned function's ``last_mode`` says which mode ran.
+
+    >>> jacobian(lambda x: x[:2] * x[1:], mode="forward")(np.array([1.0, 2.0, 3.0]))
+    array([[2., 1., 0.],
+           [0., 3., 2.]])
+    """
+    if mode not in ("forward", "reverse", "auto"):
+        raise ValueError(f'jacobian mode must be "forward", "reverse" or "auto", not {mode!r}')
+    fwd, rev = jacfwd(f, argnums), jacrev(f, argnums)
+
+    def jacobian_f(*args):
+        if mode == "forward":
+            jacobian_f.last_mode = "forward"
+            return fwd(*args)
+        if mode == "reverse":
+            jacobian_f.last_mode = "reverse"
+            return rev(*args)
+        # Auto: record once in reverse mode; if outputs outnumber inputs, forward wins and
+        # the recording is dropped.
+        pulled = _pull_args(f, args, argnums, "jacobian")
+        n_in = sum(int(np.prod(np.shape(unbox(x)))) for x in pulled[0])
+        n_out = sum(int(np.prod(np.shape(unbox(v)))) for v in pulled[4])
+        jacobian_f.last_mode = auto_mode(n_in, n_out)
+        if jacobian_f.last_mode == "forward":
+            del pulled
+            return fwd(*args)
+        return _jacrev_from(f, args, argnums, pulled)
+
+    jacobian_f.last_mode = None
+    jacobian_f.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
+    return jacobian_f
+
+
+def hessian(f, argnums=0):
+    """The Hessian of a scalar function, forward-over-reverse: ``jacfwd(grad(f))``."""
+    return jacfwd(grad(f, argnums), argnums)
+
+
+def hvp(f, x, v):
+    """``H(x)·v`` without forming ``H``: one forward sweep over the reverse sweep."""
+    return jvp(grad(f), (x,), (v,))[1]
+
+
+def derivative(f, order=1):
+    """The ``order``-th derivative of a scalar function of one scalar (nested forward mode).
+
+    >>> derivative(np.sin, order=2)(0.5) == -np.sin(0.5)
+    True
+    """
+    if order < 0:
+        raise ValueError("derivative order must be ≥ 0")
+    if order == 0:
+        return f
+
+    inner = derivative(f, order - 1)
+
+    def df(x, *args):
+        one = 1.0 if type(unbox(x)) is float else np.ones_like(unbox(x))
+        return jvp(lambda y: inner(y, *args), (x,), (one,))[1]
+
+    df.__name__ = f"derivative({getattr(f, '__name__', 'f')}, {order})"
+    return df
+
+
+def elementwise_grad(f, argnums=0):
+    """The VJP with a cotangent of ones: for ``f`` applied elementwise, its derivative at
+    every element (autograd's ``elementwise_grad``)."""
+    def egrad_f(*args):
+        leaves, rebuild, pack = _flat_args(f, args, argnums, "elementwise_grad")
+        value, _, values, sweep = _pull(f, args, leaves, rebuild)
+        return pack(sweep([np.ones_like(unbox(v)) for v in values]))
+
+    egrad_f.__name__ = f"elementwise_grad({getattr(f, '__name__', 'f')})"
+    return egrad_f
+
+
+def stop_gradient(x):
+    """``x`` with no derivative flowing through it (at any level); pytrees allowed."""
+    from .ops.nondiff import stop_gradient_p
+    leaves, tree = flatten(x)
+    return unflatten(tree, [stop_gradient_p(v) for v in leaves])

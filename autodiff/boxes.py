@@ -1,0 +1,210 @@
+"""What ``Dual`` and ``Variable`` share: operators, NumPy protocols and the loud errors.
+
+A tracked value ("box") behaves like the array it wraps: arithmetic, indexing, ``.shape``,
+array methods and NumPy's dispatch (``__array_ufunc__``, ``__array_function__``) all go to
+``bind``. Whatever would silently drop the derivative (``float(x)``, ``np.asarray(x)``,
+writing into a plain ndarray) raises a ``TypeError`` that says what happened and the fix.
+"""
+import numpy as np
+
+from .core import bind, box_types, function_table, ufunc_table
+
+# The operator methods look primitives up here by name once the ops package has loaded;
+# boxes must not import ops (ops import boxes' helpers indirectly through core).
+P = {}
+
+
+def _loud(what, fix):
+    return TypeError(
+        f"{what} of a tracked value would drop its derivative. {fix} "
+        "(To use only the primal value, with no derivative, take `.value`.)")
+
+
+_FIX_ARRAY = ("Build arrays of tracked values with `autodiff.numpy` (e.g. `anp.stack`, "
+              "`anp.array`); to fill an array by assignment, create it tracked with "
+              "`np.zeros_like(x)` or `np.zeros(n, like=x)` instead of a plain ndarray.")
+
+
+def unbox(x):
+    """The plain value under every level of tracking."""
+    while type(x) in box_types:
+        x = x.value
+    return x
+
+
+class Box:
+    """Base of Dual and Variable: array behaviour routed through ``bind``."""
+    __slots__ = ()
+    __array_priority__ = 1000.0
+
+    # ----- array metadata -----
+    @property
+    def shape(self):
+        return np.shape(unbox(self))
+
+    @property
+    def ndim(self):
+        return np.ndim(unbox(self))
+
+    @property
+    def size(self):
+        return np.size(unbox(self))
+
+    @property
+    def dtype(self):
+        v = unbox(self)
+        return v.dtype if hasattr(v, "dtype") else np.result_type(v)
+
+    def __len__(self):
+        return len(unbox(self))
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # ----- arithmetic -----
+    def __add__(self, o): return bind(P["add"], self, o)
+    def __radd__(self, o): return bind(P["add"], o, self)
+    def __sub__(self, o): return bind(P["subtract"], self, o)
+    def __rsub__(self, o): return bind(P["subtract"], o, self)
+    def __mul__(self, o): return bind(P["multiply"], self, o)
+    def __rmul__(self, o): return bind(P["multiply"], o, self)
+    def __truediv__(self, o): return bind(P["divide"], self, o)
+    def __rtruediv__(self, o): return bind(P["divide"], o, self)
+    def __pow__(self, o): return bind(P["power"], self, o)
+    def __rpow__(self, o): return bind(P["power"], o, self)
+    def __matmul__(self, o): return np.matmul(self, o)
+    def __rmatmul__(self, o): return np.matmul(o, self)
+    def __neg__(self): return bind(P["negative"], self)
+    def __pos__(self): return self
+    def __abs__(self): return bind(P["absolute"], self)
+    def __floordiv__(self, o): return np.floor_divide(self, o)
+    def __rfloordiv__(self, o): return np.floor_divide(o, self)
+    def __mod__(self, o): return np.mod(self, o)
+    def __rmod__(self, o): return np.mod(o, self)
+
+    # Comparisons give plain booleans, so value-dependent control flow works.
+    def __lt__(self, o): return unbox(self) < unbox(o)
+    def __le__(self, o): return unbox(self) <= unbox(o)
+    def __gt__(self, o): return unbox(self) > unbox(o)
+    def __ge__(self, o): return unbox(self) >= unbox(o)
+    def __eq__(self, o): return unbox(self) == unbox(o)
+    def __ne__(self, o): return unbox(self) != unbox(o)
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        return bool(unbox(self))
+
+    # ----- indexing -----
+    def __getitem__(self, idx):
+        return P["index"](self, idx)
+
+    def __setitem__(self, idx, v):
+        raise TypeError(
+            "assignment into a tracked array (x[i] = v) is not supported yet; build the "
+            "result with `np.where`, `np.concatenate` or `autodiff.numpy.stack` instead.")
+
+    # ----- array methods (NumPy's names and signatures) -----
+    def sum(self, axis=None, keepdims=False, **kw): return np.sum(self, axis=axis, keepdims=keepdims, **kw)
+    def mean(self, axis=None, keepdims=False, **kw): return np.mean(self, axis=axis, keepdims=keepdims, **kw)
+    def prod(self, axis=None, keepdims=False, **kw): return np.prod(self, axis=axis, keepdims=keepdims, **kw)
+    def max(self, axis=None, keepdims=False, **kw): return np.max(self, axis=axis, keepdims=keepdims, **kw)
+    def min(self, axis=None, keepdims=False, **kw): return np.min(self, axis=axis, keepdims=keepdims, **kw)
+    def var(self, axis=None, ddof=0, keepdims=False): return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, ddof=0, keepdims=False): return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def dot(self, o): return np.dot(self, o)
+    def ravel(self): return np.ravel(self)
+    def flatten(self): return np.ravel(self)
+    def squeeze(self, axis=None): return np.squeeze(self, axis)
+    def clip(self, a_min=None, a_max=None): return np.clip(self, a_min, a_max)
+    def argmax(self, axis=None): return np.argmax(unbox(self), axis)
+    def argmin(self, axis=None): return np.argmin(unbox(self), axis)
+    def copy(self): return self
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return np.reshape(self, shape, order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = axes[0]
+        return np.transpose(self, axes or None)
+
+    def swapaxes(self, a, b): return np.swapaxes(self, a, b)
+
+    @property
+    def T(self):
+        return np.transpose(self)
+
+    def astype(self, dtype, copy=True):
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":
+            raise _loud(f"astype({dtype})", "Cast only between float types inside a derivative.")
+        return bind(P["astype"], self, dtype=dtype)
+
+    # ----- the loud refusals -----
+    def __float__(self):
+        raise _loud("float(x) (also called by `math` functions and by writing into a plain "
+                    "ndarray)", "Use NumPy functions (`np.sin`, not `math.sin`); " + _FIX_ARRAY)
+
+    def __int__(self):
+        raise _loud("int(x)", "Keep the computation in NumPy functions.")
+
+    def __index__(self):
+        raise _loud("using a tracked value as an index (operator.index)",
+                    "Indices carry no derivative: index with `x.value` or an int.")
+
+    def __complex__(self):
+        raise _loud("complex(x)", "Use NumPy functions on the tracked value.")
+
+    def item(self, *args):
+        raise _loud("x.item()", "Keep the value as a 0-d array and use NumPy functions on it.")
+
+    def tolist(self):
+        raise _loud("x.tolist()", "Keep the value as an array; index it to get elements.")
+
+    def __array__(self, dtype=None, copy=None):
+        raise _loud("np.asarray(x) / np.array(x) (also called when a tracked value is written "
+                    "into a plain ndarray)", _FIX_ARRAY)
+
+    # ----- NumPy dispatch -----
+    def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+        if kw.get("out") is not None:
+            raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) cannot write a tracked "
+                            "result into an array; drop `out=` and use the returned value.")
+        if method != "__call__":
+            handler = function_table.get((ufunc, method))
+            if handler is None:
+                raise NotImplementedError(
+                    f"autodiff has no derivative rule for numpy.{ufunc.__name__}.{method}; "
+                    "use the equivalent function (e.g. np.sum for np.add.reduce).")
+            return handler(*inputs, **kw)
+        prim = ufunc_table.get(ufunc)
+        if prim is None:
+            raise NotImplementedError(
+                f"autodiff has no derivative rule for the ufunc {_qualname(ufunc)}; "
+                "write it with functions that have one, or give it one with ad.custom_jvp.")
+        kw.pop("out", None)
+        if kw:
+            kw.pop("casting", None)
+            if kw.pop("where", True) is not True or kw:
+                raise TypeError(f"{_qualname(ufunc)}: keyword arguments {sorted(kw)} are not "
+                                "supported on tracked values.")
+        return bind(prim, *inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = function_table.get(func)
+        if handler is None:
+            raise NotImplementedError(
+                f"autodiff has no derivative rule for {_qualname(func)}; write it with "
+                "functions that have one, or give it one with ad.custom_jvp / ad.custom_vjp.")
+        return handler(*args, **kwargs)
+
+
+def _qualname(f):
+    name = getattr(f, "__name__", repr(f))
+    if isinstance(f, np.ufunc):
+        mod = "numpy" if getattr(np, name, None) is f else "scipy.special"
+    else:
+        mod = getattr(f, "__module__", None) or "numpy"
+    return f"{mod}.{name}"

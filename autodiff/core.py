@@ -1,0 +1,134 @@
+"""Primitives, the registry, levels and ``bind``: the one call path of the engine.
+
+Every differentiable operation is a :class:`Primitive`. ``bind(prim, *args)`` finds the
+tracked argument of the highest level; that mode (forward: ``Dual``, reverse: ``Variable``)
+unwraps its own level, calls ``bind`` again on the unwrapped values and applies its rule.
+With no tracked argument ``bind`` calls the implementation. Rules therefore run on tracked
+values of the outer levels, which is what makes every derivative differentiable again.
+"""
+import contextvars
+import itertools
+
+import numpy as np
+
+__all__ = ["Primitive", "bind", "new_level", "registry", "ufunc_table", "function_table",
+           "shape_of", "ndim_of", "lead"]
+
+#: name -> Primitive, in registration order.
+registry = {}
+#: NumPy ufunc -> Primitive, for ``__array_ufunc__``.
+ufunc_table = {}
+#: NumPy/SciPy function -> handler(*args, **kwargs), for ``__array_function__``.
+function_table = {}
+
+# Boxes register their exact types here (Dual, Variable); ``bind`` checks ``type(a) in``.
+box_types = set()
+
+# Level 0 belongs to user-made Variables (PyTorch style), level 1 to user-made Duals, so
+# ``Dual(Variable(...))`` is forward-over-reverse. Transforms draw fresh, increasing levels:
+# an inner transform always gets a higher level than the outer one it runs in.
+EAGER_REVERSE, EAGER_FORWARD = 0, 1
+_levels = itertools.count(2)
+
+#: Levels of the transforms active in this context (thread, task), innermost last.
+active_levels = contextvars.ContextVar("autodiff_active_levels", default=())
+#: Levels whose tangents or cotangents carry a leading batch axis: level -> batch ndim.
+#: Levels are never reused, so this dict needs no per-thread copy.
+batched_levels = {}
+
+
+def new_level():
+    """A fresh level, higher than every level made before it."""
+    return next(_levels)
+
+
+class Primitive:
+    """An operation with its implementation, forward rule and reverse rule.
+
+    ``jvp``/``vjp`` are tuples with one function per argument (``None`` for a zero
+    derivative): ``jvp[i](t, ans, *args, **kw)`` is the output tangent caused by tangent
+    ``t`` of argument ``i``; ``vjp[i](g, ans, *args, **kw)`` is the cotangent of argument
+    ``i`` given the output cotangent ``g``. A single callable instead of a tuple is a
+    "full" rule: ``jvp(tangents, ans, *args, **kw)`` gets every tangent (``None`` where
+    zero); ``vjp(g, ans, *args, **kw)`` returns one cotangent per argument.
+
+    ``linear=True`` derives the JVP from the implementation (``impl`` applied to the
+    tangents, zeros standing in for absent ones). ``broadcasts=True`` marks operations
+    whose arguments broadcast against each other as in ufuncs: the engine then pads
+    tangents and sums cotangents back to each argument's shape, so rules never do.
+    """
+    __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
+                 "full_vjp", "nondiff", "flops", "__weakref__")
+
+    def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
+                 flops=None):
+        self.name = name
+        self.impl = impl
+        self.linear = linear
+        self.broadcasts = broadcasts
+        self.full_jvp = callable(jvp)
+        self.full_vjp = callable(vjp)
+        self.jvp = jvp
+        self.vjp = vjp
+        self.nondiff = jvp is None and vjp is None and not linear
+        self.flops = flops
+
+    def __call__(self, *args, **kw):
+        return bind(self, *args, **kw)
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def register(prim, ufuncs=(), functions=None):
+    """Add ``prim`` to the registry; map NumPy ufuncs (and function handlers) to it."""
+    if prim.name in registry:
+        raise ValueError(f"primitive {prim.name!r} is registered twice")
+    registry[prim.name] = prim
+    for u in ufuncs:
+        ufunc_table[u] = prim
+    for f in functions or ():
+        function_table[f] = prim
+    return prim
+
+
+def bind(prim, *args, **kw):
+    """Apply ``prim``: the highest-level tracked argument's mode handles it."""
+    top = None
+    for a in args:
+        if type(a) in box_types and (top is None or a.level > top.level):
+            top = a
+    if top is None:
+        return prim.impl(*args, **kw)
+    return top.apply(prim, args, kw)
+
+
+# ----- Small helpers the rules and modes share -----
+
+def shape_of(x):
+    """``np.shape`` without NumPy's dispatch (fast on floats and tracked values)."""
+    if type(x) is float:
+        return ()
+    try:
+        return x.shape
+    except AttributeError:
+        return np.shape(x)
+
+
+def ndim_of(x):
+    if type(x) is float:
+        return 0
+    try:
+        return x.ndim
+    except AttributeError:
+        return np.ndim(x)
+
+
+def lead(t, x):
+    """The batch axes of tangent/cotangent ``t`` of a value shaped like ``x``: ``()`` or ``(B,)``.
+
+    A batch of directions is one leading axis on the tangent (or cotangent) only; rules that
+    reshape, transpose or contract use this helper to carry it along.
+    """
+    s = shape_of(t)
+    return s[:len(s) - ndim_of(x)]

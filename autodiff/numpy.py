@@ -1,0 +1,48 @@
+"""``import autodiff.numpy as np``: NumPy, plus what NumPy's dispatch cannot reach.
+
+Every NumPy name is here and behaves as NumPy's: calls on tracked values already reach the
+engine through ``__array_ufunc__``/``__array_function__``. Only ``array``/``asarray`` differ:
+given tracked values (alone or inside nested lists) they build a tracked array with
+``stack`` instead of refusing, which is what ``np.array([x, y])`` needs.
+"""
+import numpy as _np
+from numpy import *  # noqa: F401,F403
+from numpy import fft, linalg, random  # noqa: F401
+
+from .boxes import unbox as _unbox
+from .core import box_types as _box_types
+
+__all__ = [n for n in dir(_np) if not n.startswith("_")] + ["fft", "linalg", "random"]
+
+
+def _has_box(x):
+    if type(x) in _box_types:
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_box(e) for e in x)
+    return False
+
+
+def _build(x):
+    if isinstance(x, (list, tuple)) and _has_box(x):
+        return _np.stack([_build(e) for e in x])
+    if isinstance(x, (list, tuple)):
+        return _np.asarray(x, dtype=float)
+    return x
+
+
+def array(object, dtype=None, copy=True, **kw):
+    """``np.array``; a (nested) list holding tracked values becomes a tracked array."""
+    if _has_box(object):
+        out = _build(object)
+        return out if dtype is None else out.astype(dtype)
+    return _np.array(object, dtype=dtype, copy=copy, **kw)
+
+
+def asarray(a, dtype=None, **kw):
+    """``np.asarray``; a tracked value (or a list of them) stays tracked."""
+    if _has_box(a):
+        out = _build(a)
+        return out if dtype is None or _np.dtype(dtype) == _np.result_type(_unbox(out)) \
+            else out.astype(dtype)
+    return _np.asarray(a, dtype=dtype, **kw)

@@ -1,0 +1,167 @@
+"""Elementwise primitives: each one's implementation and partial derivatives side by side.
+
+Partials are written with NumPy calls on whatever they receive (plain or tracked values),
+so every rule is itself differentiable. Non-differentiable points follow JAX:
+``abs'(0) = 0``, ``d/dx x**0 = 0``, ties in ``maximum``/``minimum`` split the derivative.
+"""
+import math
+import operator
+
+import numpy as np
+
+from ..boxes import unbox
+from .define import defprim, elementwise, handles, scalar_fast
+
+# ----- Fast implementations (math on Python floats, NumPy otherwise) -----
+sin = scalar_fast(np.sin, math.sin)
+cos = scalar_fast(np.cos, math.cos)
+tan = scalar_fast(np.tan, math.tan)
+exp = scalar_fast(np.exp, math.exp)
+log = scalar_fast(np.log, math.log)
+log1p = scalar_fast(np.log1p, math.log1p)
+expm1 = scalar_fast(np.expm1, math.expm1)
+sqrt = scalar_fast(np.sqrt, math.sqrt)
+arcsin = scalar_fast(np.arcsin, math.asin)
+arccos = scalar_fast(np.arccos, math.acos)
+arctan = scalar_fast(np.arctan, math.atan)
+sinh = scalar_fast(np.sinh, math.sinh)
+cosh = scalar_fast(np.cosh, math.cosh)
+tanh = scalar_fast(np.tanh, math.tanh)
+absolute = scalar_fast(np.absolute, abs)
+
+
+def _floats(x, y):
+    return type(x) is float and type(y) in (float, int) or type(x) is int and type(y) is float
+
+
+def divide(x, y):
+    if _floats(x, y) and y != 0:
+        return x / y
+    return np.divide(x, y)
+
+
+def power(x, y):
+    if _floats(x, y):
+        try:
+            return math.pow(x, y)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            pass
+    return np.power(x, y)
+
+
+def square(x):
+    return x * x if type(x) is float else np.square(x)
+
+
+def reciprocal(x):
+    return 1.0 / x if type(x) is float and x != 0 else np.reciprocal(x)
+
+
+def _dpow_x(ans, x, y):
+    # JAX's choice d/dx x**0 = 0 (also at x = 0, where y·x**(y-1) would be 0·inf).
+    if type(y) in (int, float):
+        return y * x ** (y - 1) if y != 0 else 0.0 * x
+    return y * x ** np.where(y == 0, 1, y - 1)
+
+
+def _dpow_y(ans, x, y):
+    # d/dy x**y = x**y log x, taken as 0 at x = 0 (its limit for y > 0).
+    if type(x) in (int, float):
+        return ans * (math.log(x) if x > 0 else (0.0 if x == 0 else math.nan))
+    return ans * np.log(np.where(x == 0, 1.0, x))
+
+
+def _ties(x, y):
+    """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative)."""
+    return (x > y) * 1.0 + (x == y) * 0.5
+
+
+# ----- Linear -----
+add = defprim("add", operator.add,
+              jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: t),
+              vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g),
+              ufuncs=(np.add,), broadcasts=True, flops=1)
+subtract = defprim("subtract", operator.sub,
+                   jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: -t),
+                   vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
+                   ufuncs=(np.subtract,), broadcasts=True, flops=1)
+negative = defprim("negative", operator.neg,
+                   jvp=(lambda t, ans, x: -t,), vjp=(lambda g, ans, x: -g,),
+                   ufuncs=(np.negative,), broadcasts=True, flops=1)
+positive = defprim("positive", operator.pos,
+                   jvp=(lambda t, ans, x: t,), vjp=(lambda g, ans, x: g,),
+                   ufuncs=(np.positive,), broadcasts=True, flops=0)
+
+# ----- Binary -----
+multiply_p = elementwise("multiply", operator.mul,
+                         lambda ans, x, y: y, lambda ans, x, y: x, ufuncs=(np.multiply,))
+divide_p = elementwise("divide", divide,
+                       lambda ans, x, y: 1.0 / y, lambda ans, x, y: -ans / y,
+                       ufuncs=(np.divide, np.true_divide))
+power_p = elementwise("power", power, _dpow_x, _dpow_y, ufuncs=(np.power,), flops=10)
+arctan2_p = elementwise("arctan2", np.arctan2,
+                        lambda ans, y, x: x / (x * x + y * y),
+                        lambda ans, y, x: -y / (x * x + y * y), ufuncs=(np.arctan2,), flops=20)
+hypot_p = elementwise("hypot", np.hypot,
+                      lambda ans, x, y: x / ans, lambda ans, x, y: y / ans,
+                      ufuncs=(np.hypot,), flops=10)
+maximum_p = elementwise("maximum", np.maximum,
+                        lambda ans, x, y: _ties(x, y), lambda ans, x, y: _ties(y, x),
+                        ufuncs=(np.maximum, np.fmax))
+minimum_p = elementwise("minimum", np.minimum,
+                        lambda ans, x, y: _ties(y, x), lambda ans, x, y: _ties(x, y),
+                        ufuncs=(np.minimum, np.fmin))
+
+# ----- Unary -----
+absolute_p = elementwise("absolute", absolute, lambda ans, x: np.sign(x),
+                         ufuncs=(np.absolute, np.fabs))
+exp_p = elementwise("exp", exp, lambda ans, x: ans, ufuncs=(np.exp,), flops=10)
+log_p = elementwise("log", log, lambda ans, x: 1.0 / x, ufuncs=(np.log,), flops=10)
+log1p_p = elementwise("log1p", log1p, lambda ans, x: 1.0 / (1.0 + x), ufuncs=(np.log1p,), flops=10)
+expm1_p = elementwise("expm1", expm1, lambda ans, x: ans + 1.0, ufuncs=(np.expm1,), flops=10)
+sqrt_p = elementwise("sqrt", sqrt, lambda ans, x: 0.5 / ans, ufuncs=(np.sqrt,), flops=5)
+square_p = elementwise("square", square, lambda ans, x: 2.0 * x, ufuncs=(np.square,))
+reciprocal_p = elementwise("reciprocal", reciprocal, lambda ans, x: -(ans * ans),
+                           ufuncs=(np.reciprocal,))
+sin_p = elementwise("sin", sin, lambda ans, x: cos(x), ufuncs=(np.sin,), flops=10)
+cos_p = elementwise("cos", cos, lambda ans, x: -sin(x), ufuncs=(np.cos,), flops=10)
+tan_p = elementwise("tan", tan, lambda ans, x: 1.0 + ans * ans, ufuncs=(np.tan,), flops=10)
+arcsin_p = elementwise("arcsin", arcsin, lambda ans, x: 1.0 / sqrt(1.0 - x * x),
+                       ufuncs=(np.arcsin,), flops=20)
+arccos_p = elementwise("arccos", arccos, lambda ans, x: -1.0 / sqrt(1.0 - x * x),
+                       ufuncs=(np.arccos,), flops=20)
+arctan_p = elementwise("arctan", arctan, lambda ans, x: 1.0 / (1.0 + x * x),
+                       ufuncs=(np.arctan,), flops=20)
+sinh_p = elementwise("sinh", sinh, lambda ans, x: cosh(x), ufuncs=(np.sinh,), flops=10)
+cosh_p = elementwise("cosh", cosh, lambda ans, x: sinh(x), ufuncs=(np.cosh,), flops=10)
+tanh_p = elementwise("tanh", tanh, lambda ans, x: 1.0 - ans * ans, ufuncs=(np.tanh,), flops=10)
+
+# ----- Selection -----
+# ``where(cond, x, y)``: the condition carries no derivative.
+where_p = defprim("where", np.where,
+                  jvp=(None, lambda t, ans, c, x, y: np.where(c, t, 0.0),
+                       lambda t, ans, c, x, y: np.where(c, 0.0, t)),
+                  vjp=(None, lambda g, ans, c, x, y: np.where(c, g, 0.0),
+                       lambda g, ans, c, x, y: np.where(c, 0.0, g)),
+                  broadcasts=True, flops=1)
+
+
+@handles(np.where)
+def _where(condition, x=None, y=None):
+    if x is None and y is None:
+        return np.where(unbox(condition))
+    return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
+
+
+@handles(np.clip)
+def _clip(a, a_min=None, a_max=None, out=None, **kw):
+    # As jax.numpy.clip: minimum(maximum(x, lo), hi), so a tie at a bound splits the derivative.
+    if out is not None:
+        raise TypeError("np.clip(..., out=...) cannot write a tracked result; drop `out=`.")
+    a_min = kw.pop("min", a_min)
+    a_max = kw.pop("max", a_max)
+    if a_min is not None:
+        a = maximum_p(a, a_min)
+    if a_max is not None:
+        a = minimum_p(a, a_max)
+    return a

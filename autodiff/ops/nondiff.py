@@ -1,0 +1,47 @@
+"""The one named list of functions with a zero derivative.
+
+Comparisons, rounding, signs, arg-extrema, predicates and constructors from a shape return
+plain values: their derivative is zero almost everywhere, so nothing flows through them.
+Any other NumPy function without a rule raises ``NotImplementedError`` naming it.
+"""
+import numpy as np
+
+from ..boxes import unbox
+from .define import defprim, handles
+
+NONDIFF_UFUNCS = (
+    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
+    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
+    np.floor, np.ceil, np.rint, np.trunc, np.sign, np.signbit, np.floor_divide,
+    np.isfinite, np.isinf, np.isnan, np.heaviside, np.spacing, np.nextafter,
+)
+
+NONDIFF_FUNCTIONS = (
+    np.round, np.around, np.fix, np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero,
+    np.flatnonzero, np.count_nonzero, np.searchsorted, np.isclose, np.allclose,
+    np.array_equal, np.all, np.any, np.isreal, np.iscomplex, np.isrealobj, np.iscomplexobj,
+    np.zeros_like, np.ones_like, np.empty_like, np.full_like, np.isneginf, np.isposinf,
+    np.nanargmax, np.nanargmin, np.digitize, np.unique, np.sort_complex,
+)
+
+for _u in NONDIFF_UFUNCS:
+    defprim(_u.__name__, _u, ufuncs=(_u,), flops=1)
+
+
+def _plain(f):
+    def handler(*args, **kw):
+        return f(*[_unbox_tree(a) for a in args], **{k: _unbox_tree(v) for k, v in kw.items()})
+    return handler
+
+
+def _unbox_tree(a):
+    if isinstance(a, (list, tuple)):
+        return type(a)(_unbox_tree(x) for x in a)
+    return unbox(a)
+
+
+for _f in NONDIFF_FUNCTIONS:
+    handles(_f)(_plain(_f))
+
+# ``stop_gradient(x)``: the identity, with no rule, so every level passes on the bare value.
+stop_gradient_p = defprim("stop_gradient", lambda x: x, flops=0)

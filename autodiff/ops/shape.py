@@ -1,0 +1,261 @@
+"""Shape primitives: reshape, transpose, broadcast, indexing, concatenation, casts.
+
+All are linear, so each rule moves the tangent or cotangent the way the primitive moves
+its input. A batch of directions rides on a leading axis (``lead``); indexing moves it to
+the end instead, where no index can reach it.
+"""
+import numpy as np
+
+from ..boxes import unbox
+from ..core import lead, ndim_of, shape_of
+from .define import check_no_out, defprim, handles, norm_axes
+
+
+def _batch_perm(axes, nb):
+    return tuple(range(nb)) + tuple(a + nb for a in axes)
+
+
+# ----- Reshape and transpose -----
+reshape_p = defprim(
+    "reshape", lambda x, shape: np.reshape(x, shape),
+    jvp=(lambda t, ans, x, shape: np.reshape(t, lead(t, x) + shape_of(ans)),),
+    vjp=(lambda g, ans, x, shape: np.reshape(g, lead(g, ans) + shape_of(x)),), flops=0)
+
+transpose_p = defprim(
+    "transpose", lambda x, axes: np.transpose(x, axes),
+    jvp=(lambda t, ans, x, axes: np.transpose(t, _batch_perm(axes, ndim_of(t) - len(axes))),),
+    vjp=(lambda g, ans, x, axes: np.transpose(
+        g, _batch_perm(tuple(np.argsort(axes)), ndim_of(g) - len(axes))),), flops=0)
+
+
+def _broadcast_jvp(t, ans, x, shape):
+    nb = ndim_of(t) - ndim_of(x)
+    s = shape_of(t)
+    t = np.reshape(t, s[:nb] + (1,) * (len(shape) - ndim_of(x)) + s[nb:])
+    return np.broadcast_to(t, s[:nb] + shape)
+
+
+def _broadcast_vjp(g, ans, x, shape):
+    from ..reverse import sum_to
+    return sum_to(g, x, ndim_of(g) - len(shape))
+
+
+broadcast_to_p = defprim("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+                         jvp=(_broadcast_jvp,), vjp=(_broadcast_vjp,), flops=0)
+
+
+@handles(np.reshape)
+def _reshape(a, shape=None, order="C", **kw):
+    shape = kw.pop("newshape", shape)
+    if order != "C":
+        raise NotImplementedError("reshape of a tracked value supports order='C' only")
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(d) for d in shape)
+    if -1 in shape:
+        shape = np.empty(shape_of(a), dtype=bool).reshape(shape).shape
+    if shape == shape_of(a):
+        return a
+    return reshape_p(a, shape=shape)
+
+
+@handles(np.ravel)
+def _ravel(a, order="C"):
+    return _reshape(a, (-1,), order)
+
+
+@handles(np.squeeze)
+def _squeeze(a, axis=None):
+    s = shape_of(a)
+    axes = [i for i, d in enumerate(s) if d == 1] if axis is None else \
+        [i % len(s) for i in (axis if isinstance(axis, tuple) else (axis,))]
+    return _reshape(a, tuple(d for i, d in enumerate(s) if i not in axes))
+
+
+@handles(np.expand_dims)
+def _expand_dims(a, axis):
+    return _reshape(a, np.expand_dims(np.empty(shape_of(a), dtype=bool), axis).shape)
+
+
+@handles(np.transpose)
+def _transpose(a, axes=None):
+    n = ndim_of(a)
+    axes = tuple(range(n))[::-1] if axes is None else tuple(int(i) % n for i in axes)
+    if axes == tuple(range(n)):
+        return a
+    return transpose_p(a, axes=axes)
+
+
+@handles(np.swapaxes)
+def _swapaxes(a, axis1, axis2):
+    axes = list(range(ndim_of(a)))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return _transpose(a, axes)
+
+
+@handles(np.moveaxis)
+def _moveaxis(a, source, destination):
+    n = ndim_of(a)
+    src = [s % n for s in np.atleast_1d(source)]
+    dst = [d % n for d in np.atleast_1d(destination)]
+    order = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return _transpose(a, order)
+
+
+@handles(np.broadcast_to)
+def _broadcast_to(array, shape, subok=False):
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if shape == shape_of(array):
+        return array
+    return broadcast_to_p(array, shape=shape)
+
+
+# ----- Indexing -----
+def _norm_index(idx):
+    """A hashable-free, canonical index: a tuple, lists as arrays, tracked values unboxed."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        i = unbox(i)
+        if isinstance(i, list):
+            i = np.asarray(i)
+        out.append(i)
+    return tuple(out)
+
+
+def _basic(idx):
+    """True when no integer array appears, so no position is picked twice."""
+    return all(not isinstance(i, np.ndarray) or i.dtype == bool for i in idx)
+
+
+def _trailing(idx):
+    # With the batch axis moved last, an Ellipsis would swallow it: name it explicitly.
+    return idx + (slice(None),) if any(i is Ellipsis for i in idx) else idx
+
+
+def _batch_last(fn, t, nb, idx, *rest):
+    """Apply an indexing ``fn`` to ``t`` whose ``nb`` leading axes are a batch."""
+    if nb == 0:
+        return fn(t, idx, *rest)
+    moved = np.moveaxis(t, 0, -1)
+    return np.moveaxis(fn(moved, _trailing(idx), *rest), -1, 0)
+
+
+def _take(x, idx):
+    return getitem_p(x, idx=idx)
+
+
+def _put(g, idx, shape):
+    return index_add_p(g, idx=idx, shape=shape)
+
+
+def _index_add(g, idx, shape):
+    z = np.zeros(shape, dtype=np.result_type(g))
+    if _basic(idx):
+        z[idx] = g
+    else:
+        np.add.at(z, idx, g)
+    return z
+
+
+getitem_p = defprim(
+    "getitem", lambda x, idx: x[idx],
+    jvp=(lambda t, ans, x, idx: _batch_last(_take, t, ndim_of(t) - ndim_of(x), idx),),
+    vjp=(lambda g, ans, x, idx: _batch_last(
+        _put, g, ndim_of(g) - ndim_of(ans), idx,
+        shape_of(x) + shape_of(g)[:ndim_of(g) - ndim_of(ans)]),), flops=0)
+
+# ``index_add(g, idx, shape)``: zeros of ``shape`` with ``g`` added at ``idx`` (the
+# transpose of indexing; repeated integer indices accumulate).
+index_add_p = defprim(
+    "index_add", _index_add,
+    jvp=(lambda t, ans, g, idx, shape: _batch_last(
+        _put, t, ndim_of(t) - ndim_of(g), idx,
+        shape + shape_of(t)[:ndim_of(t) - ndim_of(g)]),),
+    vjp=(lambda c, ans, g, idx, shape: _batch_last(_take, c, ndim_of(c) - len(shape), idx),),
+    flops=0)
+
+
+def index(x, idx):
+    """``x[idx]`` on a tracked value (``Box.__getitem__``)."""
+    return getitem_p(x, idx=_norm_index(idx))
+
+
+# ----- Joining -----
+def _concatenate_vjp(g, ans, *xs, axis):
+    ends = np.cumsum([shape_of(x)[axis] for x in xs])
+    tail = (slice(None),) * (-axis - 1)
+    return [getitem_p(g, idx=(Ellipsis, slice(e - shape_of(x)[axis], e)) + tail)
+            for x, e in zip(xs, ends)]
+
+
+concatenate_p = defprim("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+                        vjp=_concatenate_vjp, linear=True, flops=0)
+
+
+@handles(np.concatenate)
+def _concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
+    check_no_out(out, "concatenate")
+    arrays = list(arrays)
+    if axis is None:
+        arrays, axis = [_ravel(a) for a in arrays], 0
+    nd = ndim_of(arrays[0])
+    return concatenate_p(*arrays, axis=norm_axes(axis, nd)[0])
+
+
+@handles(np.stack)
+def _stack(arrays, axis=0, out=None, dtype=None, casting=None):
+    check_no_out(out, "stack")
+    arrays = list(arrays)
+    nd = ndim_of(arrays[0]) + 1
+    axis = norm_axes(axis, nd)[0]
+    return concatenate_p(*[_expand_dims(a, axis) for a in arrays], axis=axis)
+
+
+@handles(np.hstack)
+def _hstack(tup, dtype=None, casting=None):
+    arrays = [_atleast_1d(a) for a in tup]
+    return _concatenate(arrays, axis=0 if ndim_of(arrays[0]) == 1 else 1)
+
+
+@handles(np.vstack)
+def _vstack(tup, dtype=None, casting=None):
+    return _concatenate([_atleast_2d(a) for a in tup], axis=0)
+
+
+def _atleast_1d(a):
+    return _reshape(a, (1,)) if ndim_of(a) == 0 else a
+
+
+def _atleast_2d(a):
+    return _reshape(a, (1,) * (2 - ndim_of(a)) + shape_of(a)) if ndim_of(a) < 2 else a
+
+
+# ----- Casts -----
+astype_p = defprim(
+    "astype", lambda x, dtype: np.asarray(x).astype(dtype),
+    vjp=(lambda g, ans, x, dtype: astype_p(g, dtype=np.result_type(x)),), linear=True, flops=0)
+
+
+# ----- Metadata: no derivative, no refusal -----
+@handles(np.shape)
+def _shape(a):
+    return shape_of(a)
+
+
+@handles(np.ndim)
+def _ndim(a):
+    return ndim_of(a)
+
+
+@handles(np.size)
+def _size(a, axis=None):
+    return np.size(unbox(a), axis)
+
+
+@handles(np.result_type)
+def _result_type(*arrays_and_dtypes):
+    return np.result_type(*[unbox(a) for a in arrays_and_dtypes])

@@ -1,0 +1,319 @@
+"""Reverse mode: ``Variable``, the adjoint tape and the backward sweep.
+
+Each operation on a ``Variable`` makes a new ``Variable`` that is also its tape record: the
+primitive, the input values it saved and its parents, numbered in creation order. Reverse
+creation order is a valid sweep order, so the sweep pops records from a heap by number:
+no recursion, and only records the output depends on are visited. Once a record has passed
+its adjoint on, it drops its saved inputs (unless asked to keep them).
+"""
+import contextvars
+import heapq
+import itertools
+
+import numpy as np
+
+from .boxes import Box
+from .core import EAGER_REVERSE, bind, box_types, shape_of
+
+__all__ = ["Variable", "Tape", "backward_pass", "sum_to"]
+
+_number = itertools.count()
+
+#: Tapes open in this context; ``_open[0]`` counts open tapes in all threads so the hot
+#: path pays for the context lookup only while some tape is open somewhere.
+_tapes = contextvars.ContextVar("autodiff_tapes", default=())
+_open = [0]
+
+
+class Variable(Box):
+    """A reverse-mode value: its primal ``value``, the record that made it, its ``level``.
+
+    Made by the user it is a leaf (PyTorch habit): ``y.backward()`` accumulates ``dy/dx``
+    into ``x.grad`` until it is reset.
+
+    >>> x = Variable(3.0)
+    >>> y = x * x + 2.0 * x
+    >>> y.backward()
+    >>> float(x.grad)
+    8.0
+    """
+    __slots__ = ("value", "level", "prim", "parents", "args", "kw", "idx", "g", "grad",
+                 "keep", "__weakref__")
+
+    def __init__(self, value, requires_grad=True, level=EAGER_REVERSE):
+        if type(value) is not float and type(value) not in box_types:
+            value = np.asarray(value)
+            if value.dtype.kind not in "fc":
+                raise TypeError(
+                    f"Variable needs a floating-point value, got dtype {value.dtype}: only "
+                    "floats have derivatives. Convert with np.asarray(x, dtype=float).")
+        self.value = value
+        self.level = level
+        self.prim = None
+        self.parents = () if requires_grad else None
+        self.args = self.kw = None
+        self.idx = next(_number)
+        self.g = self.grad = None
+        self.keep = False
+        if _open[0]:
+            _record(self)
+
+    @property
+    def requires_grad(self):
+        return self.parents is not None
+
+    @property
+    def is_leaf(self):
+        return self.prim is None
+
+    def apply(self, prim, args, kw):
+        level = self.level
+        vals = []
+        parents = []
+        for i, a in enumerate(args):
+            if type(a) is Variable and a.level == level:
+                vals.append(a.value)
+                if a.parents is not None:
+                    parents.append((i, a))
+            else:
+                vals.append(a)
+        ans = bind(prim, *vals, **kw)
+        if prim.nondiff or not parents:
+            return ans
+        if not prim.full_vjp:
+            rules = prim.vjp
+            parents = [ip for ip in parents if rules[ip[0]] is not None]
+            if not parents:
+                return ans
+        v = Variable.__new__(Variable)
+        v.value = ans
+        v.level = level
+        v.prim = prim
+        v.parents = parents
+        v.args = vals
+        v.kw = kw
+        v.idx = next(_number)
+        v.g = v.grad = None
+        v.keep = False
+        if _open[0]:
+            _record(v)
+        return v
+
+    def backward(self, gradient=None, retain_graph=False):
+        """Accumulate ``d self / d leaf`` into every leaf's ``.grad`` (PyTorch habit)."""
+        if gradient is None:
+            if shape_of(self.value) != ():
+                raise TypeError(
+                    f"backward() of an output of shape {shape_of(self.value)} needs the "
+                    "cotangent: y.backward(gradient) (only a scalar output defaults to 1).")
+            gradient = np.ones_like(self.value) if type(self.value) is not float else 1.0
+        for leaf, g in backward_pass([(self, gradient)], retain=retain_graph):
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    def zero_grad(self):
+        self.grad = None
+
+    def __repr__(self):
+        if self.prim is None:
+            return f"Variable({self.value!r})"
+        return f"Variable({self.value!r}, prim={self.prim.name})"
+
+
+box_types.add(Variable)
+
+
+def sum_to(g, x, nb=0):
+    """Sum cotangent ``g`` back to the shape of ``x`` (undo broadcasting), keeping ``nb``
+    leading batch axes."""
+    if type(g) is float:
+        return g
+    target = shape_of(x)
+    s = shape_of(g)
+    if s[nb:] == target and len(s) == nb + len(target):
+        return g
+    extra = len(s) - nb - len(target)
+    axes = tuple(range(nb, nb + extra)) + tuple(
+        nb + extra + i for i, d in enumerate(target) if d == 1 and s[nb + extra + i] != 1)
+    if axes:
+        g = np.sum(g, axis=axes, keepdims=True)
+    return np.reshape(g, s[:nb] + target)
+
+
+def backward_pass(roots, nb=0, retain=False):
+    """Sweep adjoints from ``roots`` [(variable, cotangent), …] back to the leaves.
+
+    Returns [(leaf, adjoint), …] for every leaf reached. ``nb`` is the number of leading
+    batch axes the cotangents carry (``jacrev`` pulls all its basis cotangents at once).
+    """
+    heap = []
+    for node, g in roots:
+        if node.parents is None:
+            continue
+        if node.g is None:
+            node.g = g
+            heap.append((-node.idx, node))
+        else:
+            node.g = node.g + g
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    leaves = []
+    while heap:
+        node = pop(heap)[1]
+        g = node.g
+        node.g = None
+        prim = node.prim
+        if prim is None:
+            leaves.append((node, g))
+            continue
+        args = node.args
+        if args is None:
+            raise RuntimeError(
+                f"the record of {prim.name} was already swept and freed; call "
+                "backward(retain_graph=True) the first time to sweep a graph twice.")
+        if node.keep:
+            node.grad = g
+        kw = node.kw
+        try:
+            if prim.full_vjp:
+                cts = prim.vjp(g, node.value, *args, **kw)
+                contributions = [(p, cts[i], i) for i, p in node.parents]
+            else:
+                rules = prim.vjp
+                contributions = [(p, rules[i](g, node.value, *args, **kw), i)
+                                 for i, p in node.parents]
+        except Exception as e:
+            if hasattr(e, "add_note"):
+                e.add_note(f"(raised by the reverse rule of {prim.name} during the backward sweep)")
+            raise
+        for p, gp, i in contributions:
+            if gp is None:
+                continue
+            if prim.broadcasts:
+                gp = sum_to(gp, args[i], nb)
+            if p.g is None:
+                p.g = gp
+                push(heap, (-p.idx, p))
+            else:
+                p.g = p.g + gp
+        if not (retain or node.keep):
+            node.args = None
+            node.parents = ()
+    return leaves
+
+
+# ----- The tape as an object, for teaching -----
+
+def _record(v):
+    for tape in _tapes.get():
+        tape._records.append(v)
+        v.keep = True
+
+
+class Record:
+    """One line of the Wengert list: ``output = primitive(inputs)`` and, after a sweep,
+    the output's adjoint."""
+    __slots__ = ("index", "primitive", "inputs", "output", "adjoint")
+
+    def __init__(self, index, primitive, inputs, output, adjoint):
+        self.index, self.primitive, self.inputs = index, primitive, inputs
+        self.output, self.adjoint = output, adjoint
+
+    def __repr__(self):
+        return (f"Record({self.index}, {self.primitive!r}, inputs={self.inputs}, "
+                f"output={self.output!r}, adjoint={self.adjoint!r})")
+
+
+class Tape:
+    """Collects the records made inside ``with Tape() as tape:`` (in this thread only).
+
+    ``len(tape)``, iteration (``Record`` objects), ``print(tape)`` (the Wengert list with
+    values and, after a sweep, adjoints) and ``tape.to_dot()`` (Graphviz source).
+    """
+
+    def __init__(self):
+        self._records = []
+        self._token = None
+
+    def __enter__(self):
+        self._token = _tapes.set(_tapes.get() + (self,))
+        _open[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _open[0] -= 1
+        _tapes.reset(self._token)
+        return False
+
+    def __len__(self):
+        return len(self._records)
+
+    def _names(self):
+        return {id(v): f"v{k}" for k, v in enumerate(self._records)}
+
+    def _arg(self, a, names):
+        if type(a) is Variable and id(a) in names:
+            return names[id(a)]
+        return _short(a)
+
+    def __iter__(self):
+        names = self._names()
+        for k, v in enumerate(self._records):
+            if v.prim is None:
+                yield Record(k, "input", (), v.value, v.grad)
+            else:
+                ins = tuple(self._arg(a, names) for a in self._inputs(v))
+                yield Record(k, v.prim.name, ins, v.value, v.grad)
+
+    @staticmethod
+    def _inputs(v):
+        # The saved values are unwrapped; show parents by name, the rest by value.
+        if v.args is None:
+            return ()
+        byidx = {i: p for i, p in v.parents}
+        return [byidx.get(i, a) for i, a in enumerate(v.args)]
+
+    def __str__(self):
+        names = self._names()
+        lines = []
+        for k, v in enumerate(self._records):
+            lhs = f"v{k}"
+            if v.prim is None:
+                rhs = "input"
+            else:
+                args = ", ".join(self._arg(a, names) for a in self._inputs(v))
+                kw = "".join(f", {key}={_short(val)}" for key, val in (v.kw or {}).items())
+                rhs = f"{v.prim.name}({args}{kw})"
+            line = f"{lhs:>5} = {rhs:<28} = {_short(v.value)}"
+            if v.grad is not None:
+                line += f"    adjoint {_short(v.grad)}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_dot(self):
+        """Graphviz DOT source of the recorded graph (inputs as boxes, operations as ellipses)."""
+        names = self._names()
+        out = ["digraph tape {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        for k, v in enumerate(self._records):
+            label = "input" if v.prim is None else v.prim.name
+            shape = "box" if v.prim is None else "ellipse"
+            out.append(f'  v{k} [label="v{k}: {label}\\n{_short(v.value)}", shape={shape}];')
+        for k, v in enumerate(self._records):
+            for i, p in (v.parents or ()):
+                if id(p) in names:
+                    out.append(f"  {names[id(p)]} -> v{k};")
+        out.append("}")
+        return "\n".join(out)
+
+
+def _short(a):
+    a = getattr(a, "value", a)
+    if type(a) in box_types:
+        return type(a).__name__
+    if np.ndim(a) == 0:
+        try:
+            return f"{float(a):.6g}"
+        except TypeError:
+            return repr(a)
+    return f"array{np.shape(a)}"

@@ -1,0 +1,870 @@
+#!/usr/bin/env python
+"""Core benchmark: autodiff beside HIPS autograd, PyTorch (CPU) and JAX, on one core.
+
+Run from the repository root:
+
+    python benchmarks/bench_core.py            # full run, a few minutes
+    python benchmarks/bench_core.py --quick    # under a minute, noisier
+    python benchmarks/bench_core.py --out benchmarks/results.md
+
+Every derivative is timed as a RATIO to the plain NumPy function of the same workload,
+measured in the same round: each round times the NumPy function, then every contender in
+turn; the figure reported is the median over rounds of (contender time / NumPy time).
+The scalar chain is the exception: there the unit is microseconds per scalar operation.
+
+Every library is pinned to one thread (environment variables below, set before NumPy,
+PyTorch or JAX are imported) and the process is pinned to one core. Everything is float64.
+A peer that is not installed is skipped with a note; an error raised by any contender,
+ours included, is recorded in the table instead of stopping the run.
+"""
+import os
+import sys
+
+# --- one thread everywhere: must happen before numpy / torch / jax are imported ------
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_ONE_THREAD).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import warnings  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def _parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="fewer rounds and shorter timings (under a minute)")
+    p.add_argument("--out", default=os.path.join("benchmarks", "results.md"),
+                   help="markdown file to write (default: benchmarks/results.md)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="rounds per workload (default 7, quick 3)")
+    p.add_argument("--min-time", type=float, default=None,
+                   help="minimum seconds per timing; sets the inner loop count "
+                        "(default 0.02, quick 0.01)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds one contender may spend per workload; slower ones get "
+                        "fewer rounds (default 12, quick 2)")
+    p.add_argument("--cpu", type=int, default=None,
+                   help="core to pin the process to (default: the last allowed one)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated workloads to run: chain,lj,rosen,bratu,hessian")
+    p.add_argument("--no-write", action="store_true", help="print only, write no file")
+    return p.parse_args(argv)
+
+
+ARGS = _parse_args()
+
+# --- pin to one core, before the libraries start their thread pools ------------------
+PINNED_CPU = None
+if hasattr(os, "sched_setaffinity"):
+    try:
+        _allowed = sorted(os.sched_getaffinity(0))
+        PINNED_CPU = ARGS.cpu if ARGS.cpu is not None else _allowed[-1]
+        os.sched_setaffinity(0, {PINNED_CPU})
+    except (OSError, ValueError) as exc:  # pragma: no cover - platform dependent
+        print(f"note: could not pin to one core ({exc})")
+        PINNED_CPU = None
+
+import numpy as np  # noqa: E402
+
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+NOTES = []      # printed and written under the table
+PROBLEMS = []   # errors / wrong numbers of our engine
+
+
+def note(msg):
+    NOTES.append(msg)
+    print("note:", msg)
+
+
+# --- the contenders' libraries, each optional ----------------------------------------
+def _import_peers():
+    libs = {}
+    try:
+        import autodiff as ad
+        if not hasattr(ad, "grad"):
+            raise ImportError("autodiff has no attribute 'grad' (engine not ready)")
+        libs["ad"] = ad
+    except Exception as exc:  # noqa: BLE001 - any failure means "skip, with a note"
+        note(f"autodiff not usable, our columns are empty: {type(exc).__name__}: {exc}")
+    try:
+        import autograd
+        import autograd.numpy as anp
+        libs["autograd"] = autograd
+        libs["anp"] = anp
+    except Exception as exc:  # noqa: BLE001
+        note(f"autograd skipped (not importable: {exc}); pip install autograd")
+    try:
+        import torch
+        import torch.func  # noqa: F401
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+        torch.set_default_dtype(torch.float64)
+        libs["torch"] = torch
+    except Exception as exc:  # noqa: BLE001
+        note(f"PyTorch skipped (not importable: {exc}); pip install torch==2.13.0")
+    try:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_platforms", "cpu")
+        import jax.numpy as jnp
+        libs["jax"] = jax
+        libs["jnp"] = jnp
+    except Exception as exc:  # noqa: BLE001
+        note(f"JAX skipped (not importable: {exc}); pip install jax jaxlib")
+    return libs
+
+
+LIBS = _import_peers()
+ad = LIBS.get("ad")
+autograd = LIBS.get("autograd")
+anp = LIBS.get("anp")
+torch = LIBS.get("torch")
+jax = LIBS.get("jax")
+jnp = LIBS.get("jnp")
+
+
+# =====================================================================================
+# Workload functions, written once and run with each library's namespace ``m``.
+# =====================================================================================
+CHAIN_ITERS = 100
+CHAIN_OPS_PER_ITER = 10
+CHAIN_OPS = CHAIN_ITERS * CHAIN_OPS_PER_ITER     # 1000 scalar operations, counted below
+
+
+def chain(x, m):
+    """1000 scalar operations: per iteration 4 mul, 1 add, 1 reflected add, 1 sub, 1 div,
+    1 sin, 1 exp."""
+    for _ in range(CHAIN_ITERS):
+        x = x * 1.0001 + m.sin(x) * 0.001 - 0.0005     # mul, sin, mul, add, sub  (5)
+        x = x / (1.0 + m.exp(x * 0.01) * 1e-4)         # mul, exp, mul, radd, div (5)
+    return x
+
+
+def lj_energy(x, eye):
+    """Lennard-Jones energy of all pairs, by broadcasting; the diagonal of r2 is set to 1
+    by adding the identity, where the pair term 4(r^-12 - r^-6) is exactly zero."""
+    diff = x[:, None, :] - x[None, :, :]
+    r2 = (diff * diff).sum(-1) + eye
+    inv6 = (1.0 / r2) ** 3
+    return 2.0 * (inv6 * inv6 - inv6).sum()      # 4 * sum over i<j = 2 * sum over i!=j
+
+
+def rosenbrock(x):
+    a = x[:-1]
+    return (100.0 * (x[1:] - a ** 2) ** 2 + (1.0 - a) ** 2).sum()
+
+
+BRATU_LAMBDA = 1.0
+
+
+def bratu(u, m, zero, h):
+    """Residual of -u'' = lam exp(u) (sign as in the issue), zero boundary values."""
+    up = m.concatenate([u[1:], zero])
+    um = m.concatenate([zero, u[:-1]])
+    return (um - 2.0 * u + up) / (h * h) + BRATU_LAMBDA * m.exp(u)
+
+
+def hess_fun(x, m):
+    return m.log(1.0 + x ** 2).sum() + rosenbrock(x)
+
+
+class _Math:
+    """math module under the names the chain uses (plain Python floats)."""
+    sin = staticmethod(math.sin)
+    exp = staticmethod(math.exp)
+
+
+# =====================================================================================
+# Timing machinery
+# =====================================================================================
+def _run_n(fn, n):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def calibrate(fn, min_time):
+    """Inner loop count so that one timing lasts at least ``min_time`` seconds."""
+    t = _run_n(fn, 1)
+    n = 1
+    while t * n < min_time:
+        n = max(n + 1, int(math.ceil(min_time / max(t, 1e-9) * 1.2)))
+        t = _run_n(fn, n)
+    return n, t
+
+
+def to_numpy(r):
+    if torch is not None and isinstance(r, torch.Tensor):
+        return r.detach().cpu().numpy()
+    if isinstance(r, (float, int, np.ndarray, np.generic)):
+        return np.asarray(r, dtype=float)
+    return np.asarray(r)        # jax arrays; for ours: raises if a tracked value leaked
+
+
+class Contender:
+    def __init__(self, cid, col, label, make, verify=True):
+        self.cid, self.col, self.label, self.make = cid, col, label, make
+        self.verify = verify
+        self.fn = None
+        self.error = None
+        self.result = None
+        self.n = None
+        self.rounds = None
+        self.ratios = []
+        self.times = []
+        self.agrees = None      # True / False / None (not compared)
+        self.maxerr = None
+
+    @property
+    def ours(self):
+        return self.col == "ours"
+
+    def median_ratio(self):
+        return statistics.median(self.ratios) if self.ratios else None
+
+    def median_time(self):
+        return statistics.median(self.times) if self.times else None
+
+
+def _short_exc(exc):
+    msg = str(exc).strip().splitlines()
+    msg = msg[0] if msg else ""
+    if len(msg) > 160:
+        msg = msg[:157] + "..."
+    return f"{type(exc).__name__}: {msg}"
+
+
+def _compare(a, b):
+    if a.shape != b.shape:
+        if a.size != b.size:
+            return False, float("nan")
+        a, b = a.reshape(-1), b.reshape(-1)
+    if a.size == 0:
+        return True, 0.0
+    scale = max(1.0, float(np.max(np.abs(b))))
+    err = float(np.max(np.abs(a - b)))
+    return bool(np.allclose(a, b, rtol=1e-6, atol=1e-9 * scale)), err
+
+
+def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=None):
+    """Verify, calibrate and time ``contenders`` against ``baseline`` (the NumPy f).
+
+    ``contenders`` is a list of Contender; ``make()`` returns a zero-argument callable that
+    computes the derivative and returns it. Returns the list, filled in.
+    """
+    print(f"\n== {title}")
+    # setup + first call (compiles jit functions, checks results)
+    for c in contenders:
+        try:
+            c.fn = c.make()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c.result = to_numpy(c.fn())
+            if not np.all(np.isfinite(c.result)):
+                raise FloatingPointError("result contains nan/inf")
+        except Exception as exc:  # noqa: BLE001
+            c.error = _short_exc(exc)
+            c.fn = None
+            print(f"   {c.label}: ERROR {c.error}")
+            if c.ours:
+                PROBLEMS.append((title, c.label, c.error,
+                                 traceback.format_exc(limit=-6), reproducer))
+    # agreement with ours (or with the first working peer when ours failed)
+    ok = [c for c in contenders if c.fn is not None]
+    checked = [c for c in ok if c.verify]
+    ref = next((c for c in checked if c.ours and c.cid == ref_id), None) if ref_id else None
+    ref = ref or next((c for c in checked if c.ours), None)
+    ref_is_ours = ref is not None
+    if ref is None and checked:
+        ref = checked[0]
+    for c in checked:
+        if c is ref:
+            continue
+        c.agrees, c.maxerr = _compare(c.result, ref.result)
+        if not c.agrees:
+            print(f"   MISMATCH {c.label} vs {ref.label}: max |diff| = {c.maxerr:.3e}")
+    if ref_is_ours:
+        peers = [c for c in checked if not c.ours]
+        ours_others = [c for c in checked if c.ours and c is not ref]
+        if peers and all(p.agrees is False for p in peers):
+            # ours is the odd one out when the peers agree among themselves
+            agree_peers, _ = _compare(peers[0].result, peers[-1].result)
+            ref.agrees = False
+            ref.maxerr = min(p.maxerr for p in peers)
+            msg = (f"our result disagrees with every peer "
+                   f"({'which agree among themselves' if agree_peers else 'peers disagree too'}); "
+                   f"max |diff| to the nearest = {ref.maxerr:.3e}")
+            print("   " + msg)
+            PROBLEMS.append((title, ref.label, "wrong derivative: " + msg, "", reproducer))
+            for p in peers:
+                p.agrees = None
+            for c in ours_others:    # judge our other modes against the peers instead
+                c.agrees, c.maxerr = _compare(c.result, peers[0].result)
+        elif peers:
+            ref.agrees = True
+        for c in ours_others:
+            if c.agrees is False:
+                PROBLEMS.append((title, c.label, f"wrong derivative: max |diff| = "
+                                 f"{c.maxerr:.3e} vs {ref.label}", "", reproducer))
+    # calibrate
+    n_f, t_f = calibrate(baseline, cfg.min_time)
+    for c in ok:
+        try:
+            c.n, t = calibrate(c.fn, cfg.min_time)
+        except Exception as exc:  # noqa: BLE001
+            c.error = _short_exc(exc)
+            c.fn = None
+            continue
+        per_round = t * c.n
+        c.rounds = cfg.repeats
+        if per_round * cfg.repeats > cfg.budget:
+            c.rounds = max(1, int(cfg.budget // max(per_round, 1e-9)))
+    ok = [c for c in contenders if c.fn is not None]
+    # interleaved rounds
+    baseline_times = []
+    for r in range(cfg.repeats):
+        gc.collect()
+        tf = _run_n(baseline, n_f)
+        baseline_times.append(tf)
+        for c in ok:
+            if r >= c.rounds:
+                continue
+            gc.collect()
+            tc = _run_n(c.fn, c.n)
+            c.times.append(tc)
+            c.ratios.append(tc / tf)
+    tf_med = statistics.median(baseline_times)
+    for c in contenders:
+        if c.fn is None:
+            continue
+        extra = "" if c.rounds == cfg.repeats else f"  ({c.rounds} rounds)"
+        print(f"   {c.label:<42s} {c.median_ratio():10.2f} x   "
+              f"{c.median_time() * 1e3:10.3f} ms/call  n={c.n}{extra}")
+    print(f"   {'numpy f':<42s} {'1.00':>10s} x   {tf_med * 1e3:10.3f} ms/call  n={n_f}")
+    return {"id": wid, "title": title, "baseline_time": tf_med, "n_f": n_f,
+            "ref": ref.cid if ref is not None else None,
+            "contenders": {c.cid: c for c in contenders}}
+
+
+class Cfg:
+    def __init__(self, args):
+        self.quick = args.quick
+        self.repeats = args.repeats or (3 if args.quick else 7)
+        self.min_time = args.min_time or (0.01 if args.quick else 0.02)
+        self.budget = args.budget or (2.0 if args.quick else 12.0)
+
+
+# =====================================================================================
+# Contender builders
+# =====================================================================================
+def _torch_backward(f, x0):
+    """PyTorch eager: fresh leaf tensor, f(x).backward(), x.grad."""
+    def make():
+        def run():
+            x = torch.tensor(x0, requires_grad=True) if np.ndim(x0) == 0 else \
+                torch.from_numpy(x0).requires_grad_(True)
+            f(x).backward()
+            return x.grad
+        return run
+    return make
+
+
+def _jax_call(fn, *args):
+    """Zero-arg callable running ``fn(*args)`` and waiting for the result."""
+    def run():
+        return jax.block_until_ready(fn(*args))
+    return run
+
+
+def _add(lst, cid, col, label, lib, make):
+    if lib is None:
+        return
+    lst.append(Contender(cid, col, label, make))
+
+
+# ---- 1. scalar chain -----------------------------------------------------------------
+def workload_chain(cfg):
+    x0 = 0.5
+    cs = []
+    _add(cs, "ours_rev", "ours", "ours ad.grad (reverse)", ad,
+         lambda: (lambda g: (lambda: g(x0)))(ad.grad(lambda x: chain(x, np))))
+    _add(cs, "ours_fwd", "ours", "ours ad.Dual(x, 1.0) (forward)", ad,
+         lambda: (lambda: chain(ad.Dual(x0, 1.0), np).tangent))
+    _add(cs, "autograd_rev", "autograd", "autograd.grad", autograd,
+         lambda: (lambda g: (lambda: g(x0)))(autograd.grad(lambda x: chain(x, anp))))
+    _add(cs, "torch_rev", "torch", "torch eager .backward() (0-d double)", torch,
+         _torch_backward(lambda x: chain(x, torch), x0))
+
+    def torch_fwd():
+        import torch.autograd.forward_ad as fwAD
+        xt, one = torch.tensor(x0), torch.tensor(1.0)
+
+        def run():
+            with fwAD.dual_level():
+                y = chain(fwAD.make_dual(xt, one), torch)
+                return fwAD.unpack_dual(y).tangent
+        return run
+    _add(cs, "torch_fwd", "torch", "torch forward_ad dual (0-d double)", torch, torch_fwd)
+    _add(cs, "jax_rev", "jax eager", "jax.grad eager", jax,
+         lambda: _jax_call(jax.grad(lambda x: chain(x, jnp)), jnp.asarray(x0)))
+    _add(cs, "jax_rev_jit", "jax jit", "jax.jit(jax.grad)", jax,
+         lambda: _jax_call(jax.jit(jax.grad(lambda x: chain(x, jnp))), jnp.asarray(x0)))
+    _add(cs, "jax_fwd", "jax eager", "jax.jvp eager", jax,
+         lambda: _jax_call(lambda x: jax.jvp(lambda y: chain(y, jnp), (x,),
+                                             (jnp.asarray(1.0),))[1], jnp.asarray(x0)))
+    _add(cs, "jax_fwd_jit", "jax jit", "jax.jit(jax.jvp)", jax,
+         lambda: _jax_call(jax.jit(lambda x: jax.jvp(lambda y: chain(y, jnp), (x,),
+                                                     (jnp.asarray(1.0),))[1]),
+                           jnp.asarray(x0)))
+    # plain floats with NumPy's functions, for reference (what ours starts from)
+    cs.append(Contender("np_float", "ref", "plain floats, np.sin/np.exp (no AD)",
+                        lambda: (lambda: chain(x0, np)), verify=False))
+    repro = ("import numpy as np, autodiff as ad\n"
+             "def chain(x):\n"
+             "    for _ in range(100):\n"
+             "        x = x * 1.0001 + np.sin(x) * 0.001 - 0.0005\n"
+             "        x = x / (1.0 + np.exp(x * 0.01) * 1e-4)\n"
+             "    return x\n"
+             "print(ad.grad(chain)(0.5), chain(ad.Dual(0.5, 1.0)).tangent)")
+    res = run_workload("chain", f"scalar chain, {CHAIN_OPS} ops (baseline: plain Python "
+                       "floats with math.sin/math.exp)",
+                       lambda: chain(x0, _Math), cs, cfg, repro)
+    res["unit"] = "us/op"
+    res["nops"] = CHAIN_OPS
+    return res
+
+
+# ---- 2..5: array workloads -------------------------------------------------------------
+def lj_positions(n, seed=0):
+    k = int(math.ceil(n ** (1.0 / 3.0) - 1e-9))
+    grid = np.stack(np.meshgrid(*(np.arange(k, dtype=float),) * 3, indexing="ij"), -1)
+    rng = np.random.default_rng(seed)
+    return grid.reshape(-1, 3)[:n] * 1.12 + 0.05 * rng.standard_normal((n, 3))
+
+
+def _grad_contenders(f_np, f_torch, f_jax, f_ag, x0, repro_name):
+    cs = []
+    _add(cs, "ours", "ours", "ours ad.grad", ad,
+         lambda: (lambda g: (lambda: g(x0)))(ad.grad(f_np)))
+    _add(cs, "autograd", "autograd", "autograd.grad", autograd,
+         lambda: (lambda g: (lambda: g(x0)))(autograd.grad(f_ag)))
+    _add(cs, "torch", "torch", "torch eager .backward()", torch, _torch_backward(f_torch, x0))
+    _add(cs, "torch_func", "torch.func", "torch.func.grad", torch,
+         lambda: (lambda g, xt: (lambda: g(xt)))(torch.func.grad(f_torch),
+                                                 torch.from_numpy(x0)))
+    _add(cs, "jax", "jax eager", "jax.grad eager", jax,
+         lambda: _jax_call(jax.grad(f_jax), jnp.asarray(x0)))
+    _add(cs, "jax_jit", "jax jit", "jax.jit(jax.grad)", jax,
+         lambda: _jax_call(jax.jit(jax.grad(f_jax)), jnp.asarray(x0)))
+    return cs
+
+
+def workload_lj(cfg, n):
+    x0 = lj_positions(n)
+    eye_np = np.eye(n)
+    eye_t = torch.eye(n) if torch is not None else None
+    eye_j = jnp.eye(n) if jax is not None else None
+    cs = _grad_contenders(lambda x: lj_energy(x, eye_np), lambda x: lj_energy(x, eye_t),
+                          lambda x: lj_energy(x, eye_j), lambda x: lj_energy(x, eye_np),
+                          x0, "lj")
+    repro = (f"import numpy as np, autodiff as ad\n"
+             f"n = {n}; x = np.random.default_rng(0).random((n, 3)) * {n ** (1 / 3):.1f}\n"
+             f"eye = np.eye(n)\n"
+             f"def E(x):\n"
+             f"    d = x[:, None, :] - x[None, :, :]\n"
+             f"    r2 = (d * d).sum(-1) + eye\n"
+             f"    i6 = (1.0 / r2) ** 3\n"
+             f"    return 2.0 * (i6 * i6 - i6).sum()\n"
+             f"print(ad.grad(E)(x))")
+    return run_workload(f"lj{n}", f"Lennard-Jones gradient, N = {n}",
+                        lambda: lj_energy(x0, eye_np), cs, cfg, repro)
+
+
+def workload_rosen(cfg, n):
+    x0 = np.linspace(-1.2, 1.1, n)
+    cs = _grad_contenders(rosenbrock, rosenbrock, rosenbrock, rosenbrock, x0, "rosen")
+    repro = (f"import numpy as np, autodiff as ad\n"
+             f"f = lambda x: (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()\n"
+             f"print(ad.grad(f)(np.linspace(-1.2, 1.1, {n})))")
+    return run_workload(f"rosen{n}", f"extended Rosenbrock gradient, n = {n}",
+                        lambda: rosenbrock(x0), cs, cfg, repro)
+
+
+def workload_bratu(cfg, n=200):
+    h = 1.0 / (n + 1)
+    t = np.linspace(h, 1.0 - h, n)
+    u0 = 0.1 * np.sin(np.pi * t)
+    z_np = np.zeros(1)
+    z_t = torch.zeros(1) if torch is not None else None
+    z_j = jnp.zeros(1) if jax is not None else None
+    F_np = lambda u: bratu(u, np, z_np, h)            # noqa: E731
+    F_ag = lambda u: bratu(u, anp, z_np, h)           # noqa: E731
+    F_t = lambda u: bratu(u, torch, z_t, h)           # noqa: E731
+    F_j = lambda u: bratu(u, jnp, z_j, h)             # noqa: E731
+    repro = (f"import numpy as np, autodiff as ad\n"
+             f"n = {n}; h = 1.0 / (n + 1); z = np.zeros(1)\n"
+             f"F = lambda u: (np.concatenate([z, u[:-1]]) - 2.0 * u + "
+             f"np.concatenate([u[1:], z])) / (h * h) + np.exp(u)\n"
+             f"u = 0.1 * np.sin(np.pi * np.linspace(h, 1 - h, n))\n"
+             f"print(ad.jacobian(F, mode='forward')(u), ad.jacobian(F, mode='reverse')(u))")
+    results = []
+    for mode in ("forward", "reverse"):
+        cs = []
+        _add(cs, "ours", "ours", f"ours ad.jacobian(mode='{mode}')", ad,
+             lambda mode=mode: (lambda J: (lambda: J(u0)))(ad.jacobian(F_np, mode=mode)))
+        if mode == "reverse":
+            _add(cs, "autograd", "autograd", "autograd.jacobian", autograd,
+                 lambda: (lambda J: (lambda: J(u0)))(autograd.jacobian(F_ag)))
+        tf = "jacfwd" if mode == "forward" else "jacrev"
+        _add(cs, "torch", "torch", f"torch.func.{tf}", torch,
+             lambda tf=tf: (lambda J, ut: (lambda: J(ut)))(getattr(torch.func, tf)(F_t),
+                                                           torch.from_numpy(u0)))
+        _add(cs, "jax", "jax eager", f"jax.{tf} eager", jax,
+             lambda tf=tf: _jax_call(getattr(jax, tf)(F_j), jnp.asarray(u0)))
+        _add(cs, "jax_jit", "jax jit", f"jax.jit(jax.{tf})", jax,
+             lambda tf=tf: _jax_call(jax.jit(getattr(jax, tf)(F_j)), jnp.asarray(u0)))
+        results.append(run_workload(f"bratu_{mode}", f"Bratu Jacobian n = {n}, {mode} mode",
+                                    lambda: F_np(u0), cs, cfg, repro))
+    return results
+
+
+def workload_hessian(cfg, n=100):
+    x0 = np.linspace(-1.2, 1.1, n)
+    f_np = lambda x: hess_fun(x, np)          # noqa: E731
+    f_ag = lambda x: hess_fun(x, anp)         # noqa: E731
+    f_t = lambda x: hess_fun(x, torch)        # noqa: E731
+    f_j = lambda x: hess_fun(x, jnp)          # noqa: E731
+    cs = []
+    _add(cs, "ours", "ours", "ours ad.hessian", ad,
+         lambda: (lambda H: (lambda: H(x0)))(ad.hessian(f_np)))
+    _add(cs, "autograd", "autograd", "autograd.hessian", autograd,
+         lambda: (lambda H: (lambda: H(x0)))(autograd.hessian(f_ag)))
+    _add(cs, "torch", "torch", "torch.func.hessian", torch,
+         lambda: (lambda H, xt: (lambda: H(xt)))(torch.func.hessian(f_t), torch.from_numpy(x0)))
+    _add(cs, "jax", "jax eager", "jax.hessian eager", jax,
+         lambda: _jax_call(jax.hessian(f_j), jnp.asarray(x0)))
+    _add(cs, "jax_jit", "jax jit", "jax.jit(jax.hessian)", jax,
+         lambda: _jax_call(jax.jit(jax.hessian(f_j)), jnp.asarray(x0)))
+    repro = (f"import numpy as np, autodiff as ad\n"
+             f"f = lambda x: np.log(1.0 + x ** 2).sum() + "
+             f"(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()\n"
+             f"print(ad.hessian(f)(np.linspace(-1.2, 1.1, {n})))")
+    return run_workload(f"hessian{n}", f"Hessian n = {n} (log(1+x^2) + Rosenbrock)",
+                        lambda: f_np(x0), cs, cfg, repro)
+
+
+# =====================================================================================
+# Report
+# =====================================================================================
+COLS = ["ours", "autograd", "torch", "jax eager", "jax jit"]
+
+# (label, workload id, {column: contender id}, target value, unit)
+ROWS = [
+    ("scalar chain, reverse (µs/op)", "chain",
+     {"ours": "ours_rev", "autograd": "autograd_rev", "torch": "torch_rev",
+      "jax eager": "jax_rev", "jax jit": "jax_rev_jit"}, 1.5),
+    ("scalar chain, forward / Dual (µs/op)", "chain",
+     {"ours": "ours_fwd", "torch": "torch_fwd", "jax eager": "jax_fwd",
+      "jax jit": "jax_fwd_jit"}, 0.5),
+    ("Lennard-Jones grad, N = 64", "lj64", None, 2.0),
+    ("Lennard-Jones grad, N = 1024", "lj1024", None, 1.6),
+    ("Rosenbrock grad, n = 10", "rosen10", None, 8.0),
+    ("Rosenbrock grad, n = 100,000", "rosen100000", None, 2.5),
+    ("Bratu Jacobian n = 200, forward", "bratu_forward", None, 20.0),
+    ("Bratu Jacobian n = 200, reverse", "bratu_reverse", None, None),
+    ("Hessian n = 100", "hessian100", None, 60.0),
+]
+_DEFAULT_MAP = {"ours": "ours", "autograd": "autograd", "torch": "torch",
+                "jax eager": "jax", "jax jit": "jax_jit"}
+
+
+def _value(res, c):
+    """The reported figure: µs/op for the chain, ratio to NumPy f otherwise."""
+    if res.get("unit") == "us/op":
+        return c.median_time() / res["nops"] * 1e6
+    return c.median_ratio()
+
+
+def _fmt(v, unit):
+    if v is None:
+        return "—"
+    if unit == "us/op":
+        return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+    return f"{v:.2f}×" if v < 100 else f"{v:.0f}×"
+
+
+def _cell(res, cid):
+    if res is None or cid is None or cid not in res["contenders"]:
+        return "—", None
+    c = res["contenders"][cid]
+    if c.error:
+        return "ERROR", None
+    if not c.times:
+        return "—", None
+    v = _value(res, c)
+    s = _fmt(v, res.get("unit"))
+    if c.agrees is False:
+        s += " (WRONG)"
+    return s, v
+
+
+def build_table(results):
+    lines = ["| workload | " + " | ".join(COLS) + " | target | met? |",
+             "|---|" + "---:|" * len(COLS) + "---:|:---:|"]
+    verdicts = []
+    for label, wid, cmap, target in ROWS:
+        res = results.get(wid)
+        if res is None:
+            continue
+        cmap = cmap or _DEFAULT_MAP
+        cells = []
+        ours_val, ours_cell = None, None
+        for col in COLS:
+            s, v = _cell(res, cmap.get(col))
+            cells.append(s)
+            if col == "ours":
+                ours_val, ours_cell = v, s
+        unit = res.get("unit")
+        if target is None:
+            tgt, met = "—", "—"
+        else:
+            tgt = f"≤ {target:g} µs/op" if unit == "us/op" else f"≤ {target:g}×"
+            if ours_cell == "ERROR":
+                met = "ERROR"
+            elif ours_val is None:
+                met = "—"
+            elif "WRONG" in ours_cell:
+                met = "WRONG"
+            else:
+                met = "PASS" if ours_val <= target else "MISS"
+            verdicts.append((label, _fmt(ours_val, unit) if ours_val is not None else ours_cell,
+                             tgt, met))
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {tgt} | {met} |")
+    return "\n".join(lines), verdicts
+
+
+def build_detail(results):
+    lines = ["| workload | contender | figure | time per call | inner loops × rounds "
+             "| agrees with the reference (ours when it works) |",
+             "|---|---|---:|---:|---:|:---:|"]
+    for res in results.values():
+        unit = res.get("unit")
+        base = res["baseline_time"]
+        base_label = "plain floats, math.sin/math.exp" if unit == "us/op" else "NumPy f"
+        base_fig = (f"{base / res['nops'] * 1e6:.3g} µs/op" if unit == "us/op" else "1.00×")
+        lines.append(f"| {res['title']} | {base_label} | {base_fig} | "
+                     f"{_fmt_time(base)} | {res['n_f']} | — |")
+        for c in res["contenders"].values():
+            if c.error:
+                lines.append(f"| | {c.label} | ERROR | — | — | `{c.error}` |")
+                continue
+            if not c.times:
+                continue
+            fig = _fmt(_value(res, c), unit) + (" µs/op" if unit == "us/op" else "")
+            if c.agrees is True:
+                agr = "(reference)" if c.cid == res.get("ref") else "yes"
+            elif c.agrees is False:
+                agr = f"NO (max diff {c.maxerr:.2e})"
+            else:
+                agr = "(reference)" if c.cid == res.get("ref") else "—"
+            lines.append(f"| | {c.label} | {fig} | {_fmt_time(c.median_time())} | "
+                         f"{c.n} × {c.rounds} | {agr} |")
+    return "\n".join(lines)
+
+
+def _fmt_time(t):
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} µs"
+    if t < 1.0:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.2f} s"
+
+
+def machine_info():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        model = platform.processor() or "unknown"
+    return model, os.cpu_count()
+
+
+def versions():
+    import importlib.metadata as md
+    out = [("python", platform.python_version()), ("numpy", np.__version__)]
+    scipy_v = None
+    try:
+        import scipy
+        scipy_v = scipy.__version__
+    except ImportError:
+        pass
+    out.append(("scipy", scipy_v or "not installed"))
+    ad_v = "not usable"
+    try:
+        import autodiff
+        ad_v = getattr(autodiff, "__version__", None) or md.version("autodiff")
+    except Exception:  # noqa: BLE001
+        ad_v = ad_v if ad is None else "unknown"
+    try:
+        sha = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "autodiff"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if sha:
+            ad_v += f" (git {sha}{', autodiff/ modified' if dirty else ''})"
+    except Exception:  # noqa: BLE001
+        pass
+    out.append(("autodiff", ad_v))
+    for name, mod in (("autograd", autograd), ("torch", torch), ("jax", jax)):
+        if mod is None:
+            out.append((name, "not installed"))
+            continue
+        v = getattr(mod, "__version__", None)
+        if v is None:
+            try:
+                v = md.version(name)
+            except Exception:  # noqa: BLE001
+                v = "unknown"
+        out.append((name, v))
+    if jax is not None:
+        import jaxlib
+        out.append(("jaxlib", jaxlib.__version__))
+    return out
+
+
+def main():
+    cfg = Cfg(ARGS)
+    only = set(ARGS.only.split(",")) if ARGS.only else None
+    t_start = time.perf_counter()
+    cpu_model, ncores = machine_info()
+    print(f"machine: {cpu_model}, {ncores} cores; pinned to core {PINNED_CPU}; "
+          f"{cfg.repeats} rounds, ≥{cfg.min_time * 1e3:.0f} ms per timing")
+    results = {}
+
+    def want(name):
+        return only is None or name in only
+
+    if want("chain"):
+        results["chain"] = workload_chain(cfg)
+    if want("lj"):
+        for n in (64, 1024):
+            results[f"lj{n}"] = workload_lj(cfg, n)
+    if want("rosen"):
+        for n in (10, 100_000):
+            results[f"rosen{n}"] = workload_rosen(cfg, n)
+    if want("bratu"):
+        for r in workload_bratu(cfg):
+            results[r["id"]] = r
+    if want("hessian"):
+        results["hessian100"] = workload_hessian(cfg)
+    elapsed = time.perf_counter() - t_start
+
+    table, verdicts = build_table(results)
+    detail = build_detail(results)
+    chain_res = results.get("chain")
+    cmd = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    vers = versions()
+
+    md = ["# Core benchmark results", ""]
+    md.append(f"- **Command:** `{cmd}` (from the repository root), run took {elapsed:.0f} s")
+    md.append(f"- **Machine:** {cpu_model}, {ncores} cores (`os.cpu_count()`), "
+              f"{platform.system()} {platform.release()}; process pinned to core "
+              f"{PINNED_CPU}; every library on one thread "
+              f"(OMP/MKL/OPENBLAS_NUM_THREADS=1, XLA_FLAGS=`{_XLA_ONE_THREAD}`, "
+              f"torch.set_num_threads(1))")
+    md.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in vers))
+    md.append(f"- **Method:** {cfg.repeats} interleaved rounds per workload (each round times "
+              f"the NumPy function, then every contender); inner loops sized so each timing "
+              f"lasts ≥ {cfg.min_time * 1e3:.0f} ms; figure = median over rounds of "
+              f"(derivative time / NumPy f time) in the same round. All float64. "
+              f"Contenders slower than {cfg.budget:g} s per workload get fewer rounds.")
+    md.append("")
+    md.append("## Summary")
+    md.append("")
+    md.append("Ratios are derivative time / plain NumPy function time (lower is better); the "
+              "scalar chain is in µs per scalar operation. `torch` is eager `.backward()` for "
+              "gradients and the scalar chain (forward_ad dual numbers for the forward row), "
+              "`torch.func` for Jacobians and the Hessian. `autograd` has no forward-mode "
+              "Jacobian. `met?` compares our figure with the target.")
+    md.append("")
+    if chain_res is not None:
+        base = chain_res["baseline_time"] / CHAIN_OPS * 1e6
+        npf = chain_res["contenders"].get("np_float")
+        extra = ""
+        if npf is not None and npf.times:
+            extra = (f"; the same chain on Python floats with `np.sin`/`np.exp` takes "
+                     f"{npf.median_time() / CHAIN_OPS * 1e6:.3g} µs/op")
+        md.append(f"Scalar chain: {CHAIN_OPS} operations (per iteration: 4 mul, 1 add, "
+                  f"1 reflected add, 1 sub, 1 div, 1 sin, 1 exp; ×{CHAIN_ITERS}). "
+                  f"Plain Python floats with `math`: {base:.3g} µs/op{extra}.")
+        md.append("")
+    md.append(table)
+    md.append("")
+    if NOTES:
+        md.append("Notes:")
+        md.append("")
+        md.extend(f"- {n}" for n in NOTES)
+        md.append("")
+    if PROBLEMS:
+        md.append("## Problems found in our engine")
+        md.append("")
+        for title, label, err, tb, repro in PROBLEMS:
+            md.append(f"- **{title}**, {label}: `{err}`")
+            if repro:
+                md.append("")
+                md.append("  ```python")
+                md.extend("  " + ln for ln in repro.splitlines())
+                md.append("  ```")
+        md.append("")
+    md.append("## Every contender")
+    md.append("")
+    md.append(detail)
+    md.append("")
+    text = "\n".join(md)
+
+    print("\n" + table)
+    print()
+    for label, val, tgt, met in verdicts:
+        print(f"  target {label}: ours {val}  (target {tgt})  {met}")
+    if PROBLEMS:
+        print("\nProblems in our engine:")
+        for title, label, err, tb, repro in PROBLEMS:
+            print(f"  - {title} / {label}: {err}")
+            if tb:
+                print("    " + tb.strip().replace("\n", "\n    "))
+    print(f"\ntotal time {elapsed:.0f} s")
+    if not ARGS.no_write:
+        out = ARGS.out if os.path.isabs(ARGS.out) else os.path.join(os.getcwd(), ARGS.out)
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(out, "w") as fh:
+            fh.write(text)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
