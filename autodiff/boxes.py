@@ -61,22 +61,10 @@ class Box:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    # ----- arithmetic -----
-    def __add__(self, o): return bind(P["add"], self, o)
-    def __radd__(self, o): return bind(P["add"], o, self)
-    def __sub__(self, o): return bind(P["subtract"], self, o)
-    def __rsub__(self, o): return bind(P["subtract"], o, self)
-    def __mul__(self, o): return bind(P["multiply"], self, o)
-    def __rmul__(self, o): return bind(P["multiply"], o, self)
-    def __truediv__(self, o): return bind(P["divide"], self, o)
-    def __rtruediv__(self, o): return bind(P["divide"], o, self)
-    def __pow__(self, o): return bind(P["power"], self, o)
-    def __rpow__(self, o): return bind(P["power"], o, self)
+    # ----- arithmetic: installed from the registry by ``install_operators`` -----
     def __matmul__(self, o): return np.matmul(self, o)
     def __rmatmul__(self, o): return np.matmul(o, self)
-    def __neg__(self): return bind(P["negative"], self)
     def __pos__(self): return self
-    def __abs__(self): return bind(P["absolute"], self)
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)
@@ -169,6 +157,12 @@ class Box:
 
     # ----- NumPy dispatch -----
     def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+        if method == "__call__" and not kw:
+            prim = ufunc_table.get(ufunc)
+            if prim is not None:
+                if len(inputs) == 1 and prim.partials is not None:
+                    return self._elementwise(prim, inputs, self.level)
+                return bind(prim, *inputs)
         if kw.get("out") is not None:
             raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) cannot write a tracked "
                             "result into an array; drop `out=` and use the returned value.")
@@ -199,6 +193,36 @@ class Box:
                 f"autodiff has no derivative rule for {_qualname(func)}; write it with "
                 "functions that have one, or give it one with ad.custom_jvp / ad.custom_vjp.")
         return handler(*args, **kwargs)
+
+
+_NO_KW = {}
+
+
+def _binary(prim):
+    # Elementwise primitives go straight to the box type's ``_elementwise`` hot path.
+    def op(self, o):
+        if type(o) in box_types and o.level > self.level:
+            return o._elementwise(prim, (self, o), o.level)
+        return self._elementwise(prim, (self, o), self.level)
+
+    def rop(self, o):
+        if type(o) in box_types and o.level > self.level:
+            return o._elementwise(prim, (o, self), o.level)
+        return self._elementwise(prim, (o, self), self.level)
+    return op, rop
+
+
+def install_operators(registry):
+    """Give Box its arithmetic operators, each bound to its primitive once (no lookups,
+    no outer ``bind``: the box itself is the top level unless the other operand is higher)."""
+    for name, prim in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
+                       ("truediv", "divide"), ("pow", "power")):
+        op, rop = _binary(registry[prim])
+        setattr(Box, f"__{name}__", op)
+        setattr(Box, f"__r{name}__", rop)
+    neg, absolute = registry["negative"], registry["absolute"]
+    Box.__neg__ = lambda self: self._elementwise(neg, (self,), self.level)
+    Box.__abs__ = lambda self: self._elementwise(absolute, (self,), self.level)
 
 
 def _qualname(f):

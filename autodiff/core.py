@@ -52,17 +52,23 @@ class Primitive:
     "full" rule: ``jvp(tangents, ans, *args, **kw)`` gets every tangent (``None`` where
     zero); ``vjp(g, ans, *args, **kw)`` returns one cotangent per argument.
 
+    ``partials`` (elementwise primitives) are ``∂ans/∂xᵢ`` as functions ``d(ans, *xs)``
+    or the constants ``1.0``/``-1.0``; the rules then are ``t·dᵢ`` and ``g·dᵢ``.
+
     ``linear=True`` derives the JVP from the implementation (``impl`` applied to the
     tangents, zeros standing in for absent ones). ``broadcasts=True`` marks operations
     whose arguments broadcast against each other as in ufuncs: the engine then pads
     tangents and sums cotangents back to each argument's shape, so rules never do.
     """
     __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
-                 "full_vjp", "nondiff", "flops", "__weakref__")
+                 "full_vjp", "nondiff", "flops", "partials", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
-                 flops=None):
+                 flops=None, partials=None):
         self.name = name
+        # Elementwise primitives also keep their partials ``d_i(ans, *xs)`` (or the
+        # constants ±1.0), so the modes multiply by them inline: the hot path.
+        self.partials = partials
         self.impl = impl
         self.linear = linear
         self.broadcasts = broadcasts

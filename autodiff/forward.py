@@ -6,7 +6,7 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 """
 import numpy as np
 
-from .boxes import Box
+from .boxes import Box, unbox
 from .core import EAGER_FORWARD, batched_levels, bind, box_types, shape_of
 
 __all__ = ["Dual"]
@@ -31,49 +31,131 @@ class Dual(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
+        partials = prim.partials
+        if partials is not None and len(args) <= 2 and not batched_levels:
+            return _apply_elementwise(prim, args, level)
         vals = []
         tans = []
+        nested = False
         for a in args:
             if type(a) is Dual and a.level == level:
-                vals.append(a.value)
+                v = a.value
+                vals.append(v)
                 tans.append(a.tangent)
             else:
+                v = a
                 vals.append(a)
                 tans.append(None)
-        ans = bind(prim, *vals, **kw)
+            if type(v) in box_types:
+                nested = True
+        ans = bind(prim, *vals, **kw) if nested else prim.impl(*vals, **kw)
         if prim.nondiff:
             return ans
         nb = batched_levels.get(level, 0) if batched_levels else 0
-        if prim.broadcasts and nb:
-            tans = _pad_batch(tans, vals, ans, nb)
-        if prim.full_jvp:
-            t_out = prim.jvp(tans, ans, *vals, **kw)
-        elif prim.linear:
-            batch = next(shape_of(t)[:nb] for t in tans if t is not None)
-            t_out = bind(prim, *[np.zeros(batch + shape_of(v)) if t is None else t
-                                 for t, v in zip(tans, vals)], **kw)
-        else:
+        partials = prim.partials
+        if partials is not None and not nb:
+            # The hot path: an elementwise primitive, one direction.
             t_out = None
-            rules = prim.jvp
-            for i, t in enumerate(tans):
-                if t is None:
-                    continue
-                rule = rules[i]
-                if rule is None:
-                    continue
-                ti = rule(t, ans, *vals, **kw)
-                t_out = ti if t_out is None else t_out + ti
+            i = 0
+            for t in tans:
+                if t is not None:
+                    d = partials[i]
+                    if d is not None:
+                        if type(d) is float:
+                            ti = t if d == 1.0 else -t
+                        else:
+                            ti = t * d(ans, *vals)
+                        t_out = ti if t_out is None else t_out + ti
+                i += 1
+        else:
+            if prim.broadcasts and nb:
+                tans = _pad_batch(tans, vals, ans, nb)
+            if prim.full_jvp:
+                t_out = prim.jvp(tans, ans, *vals, **kw)
+            elif prim.linear:
+                batch = next(shape_of(t)[:nb] for t in tans if t is not None)
+                t_out = bind(prim, *[_zeros(batch, v) if t is None else t
+                                     for t, v in zip(tans, vals)], **kw)
+            else:
+                t_out = None
+                rules = prim.jvp
+                for i, t in enumerate(tans):
+                    if t is None:
+                        continue
+                    rule = rules[i]
+                    if rule is None:
+                        continue
+                    ti = rule(t, ans, *vals, **kw)
+                    t_out = ti if t_out is None else t_out + ti
         if t_out is None:
             return ans
         if prim.broadcasts and type(ans) is not float:
             t_out = _full_shape(t_out, ans, nb)
-        return Dual(ans, t_out, level)
+        d = Dual.__new__(Dual)
+        d.value = ans
+        d.tangent = t_out
+        d.level = level
+        return d
 
     def __repr__(self):
         return f"Dual({self.value!r}, {self.tangent!r})"
 
 
 box_types.add(Dual)
+
+
+def _apply_elementwise(prim, args, level):
+    """The hot path: a unary or binary elementwise primitive, one direction, no lists."""
+    if batched_levels:
+        top = next(a for a in args if type(a) is Dual and a.level == level)
+        return Dual.apply(top, prim, args, _NO_KW)
+    partials = prim.partials
+    if len(args) == 2:
+        a, b = args
+        if type(a) is Dual and a.level == level:
+            av, at = a.value, a.tangent
+        else:
+            av = a
+            at = None
+        if type(b) is Dual and b.level == level:
+            bv, bt = b.value, b.tangent
+        else:
+            bv = b
+            bt = None
+        if type(av) in box_types or type(bv) in box_types:
+            ans = bind(prim, av, bv)
+        else:
+            ans = prim.impl(av, bv)
+        da, db = partials
+        if at is not None and da is not None:
+            t = (at if da == 1.0 else -at) if type(da) is float else at * da(ans, av, bv)
+            if bt is not None and db is not None:
+                t = t + ((bt if db == 1.0 else -bt) if type(db) is float else bt * db(ans, av, bv))
+        elif bt is not None and db is not None:
+            t = (bt if db == 1.0 else -bt) if type(db) is float else bt * db(ans, av, bv)
+        else:
+            return ans
+    else:
+        a = args[0]
+        if type(a) is Dual and a.level == level:
+            av, at = a.value, a.tangent
+        else:
+            return bind(prim, *args)
+        ans = bind(prim, av) if type(av) in box_types else prim.impl(av)
+        d = partials[0]
+        t = (at if d == 1.0 else -at) if type(d) is float else at * d(ans, av)
+    if type(ans) is not float:
+        t = _full_shape(t, ans, 0)
+    out = _new(Dual)
+    out.value = ans
+    out.tangent = t
+    out.level = level
+    return out
+
+
+_new = object.__new__
+_NO_KW = {}
+Dual._elementwise = staticmethod(_apply_elementwise)
 
 
 def _pad_batch(tans, vals, ans, nb):
@@ -88,6 +170,11 @@ def _pad_batch(tans, vals, ans, nb):
                 t = np.reshape(t, s[:nb] + (1,) * k + s[nb:])
         padded.append(t)
     return padded
+
+
+def _zeros(batch, v):
+    return np.zeros(batch + shape_of(v), dtype=np.float64 if type(v) is float
+                    else np.result_type(unbox(v)))
 
 
 def _full_shape(t, ans, nb):

@@ -11,6 +11,7 @@ from numpy import fft, linalg, random  # noqa: F401
 
 from .boxes import unbox as _unbox
 from .core import box_types as _box_types
+from .core import ufunc_table as _ufunc_table
 
 __all__ = [n for n in dir(_np) if not n.startswith("_")] + ["fft", "linalg", "random"]
 
@@ -46,3 +47,29 @@ def asarray(a, dtype=None, **kw):
         return out if dtype is None or _np.dtype(dtype) == _np.result_type(_unbox(out)) \
             else out.astype(dtype)
     return _np.asarray(a, dtype=dtype, **kw)
+
+
+def _fast_ufunc(ufunc, prim):
+    """``ufunc`` that hands tracked values straight to the engine's elementwise hot path,
+    skipping NumPy's override protocol (about 0.3 µs a call): what a scalar loop wants."""
+    if ufunc.nin == 1:
+        def f(x, *args, **kw):
+            if type(x) in _box_types and not args and not kw:
+                return x._elementwise(prim, (x,), x.level)
+            return ufunc(x, *args, **kw)
+    else:
+        def f(x, y, *args, **kw):
+            tx, ty = type(x) in _box_types, type(y) in _box_types
+            if (tx or ty) and not args and not kw:
+                top = x if tx and (not ty or x.level >= y.level) else y
+                return top._elementwise(prim, (x, y), top.level)
+            return ufunc(x, y, *args, **kw)
+    f.__name__ = ufunc.__name__
+    f.__doc__ = ufunc.__doc__
+    f.ufunc = ufunc
+    return f
+
+
+for _uf, _prim in list(_ufunc_table.items()):
+    if _prim.partials is not None and _uf.nin in (1, 2) and hasattr(_np, _uf.__name__):
+        globals()[_uf.__name__] = _fast_ufunc(_uf, _prim)

@@ -68,23 +68,34 @@ class Variable(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
+        if prim.partials is not None and len(args) <= 2:
+            return _apply_elementwise(prim, args, level)
         vals = []
         parents = []
-        for i, a in enumerate(args):
+        nested = False
+        i = 0
+        for a in args:
             if type(a) is Variable and a.level == level:
-                vals.append(a.value)
+                v = a.value
                 if a.parents is not None:
                     parents.append((i, a))
             else:
-                vals.append(a)
-        ans = bind(prim, *vals, **kw)
+                v = a
+            vals.append(v)
+            if type(v) in box_types:
+                nested = True
+            i += 1
+        ans = bind(prim, *vals, **kw) if nested else prim.impl(*vals, **kw)
         if prim.nondiff or not parents:
             return ans
         if not prim.full_vjp:
             rules = prim.vjp
-            parents = [ip for ip in parents if rules[ip[0]] is not None]
-            if not parents:
-                return ans
+            for ip in parents:
+                if rules[ip[0]] is None:
+                    parents = [ip for ip in parents if rules[ip[0]] is not None]
+                    if not parents:
+                        return ans
+                    break
         v = Variable.__new__(Variable)
         v.value = ans
         v.level = level
@@ -120,6 +131,53 @@ class Variable(Box):
 
 
 box_types.add(Variable)
+
+
+def _apply_elementwise(prim, args, level):
+    """The hot path: record a unary or binary elementwise primitive, no loops."""
+    a = args[0]
+    if type(a) is Variable and a.level == level:
+        av = a.value
+        parents = [(0, a)] if a.parents is not None else []
+    else:
+        av, parents = a, []
+    if len(args) == 1:
+        vals = (av,)
+        ans = bind(prim, av) if type(av) in box_types else prim.impl(av)
+    else:
+        b = args[1]
+        if type(b) is Variable and b.level == level:
+            bv = b.value
+            if b.parents is not None and prim.partials[1] is not None:
+                parents.append((1, b))
+        else:
+            bv = b
+        vals = (av, bv)
+        if type(av) in box_types or type(bv) in box_types:
+            ans = bind(prim, av, bv)
+        else:
+            ans = prim.impl(av, bv)
+        if parents and parents[0][0] == 0 and prim.partials[0] is None:
+            del parents[0]
+    if not parents:
+        return ans
+    v = Variable.__new__(Variable)
+    v.value = ans
+    v.level = level
+    v.prim = prim
+    v.parents = parents
+    v.args = vals
+    v.kw = _NO_KW
+    v.idx = next(_number)
+    v.g = v.grad = None
+    v.keep = False
+    if _open[0]:
+        _record(v)
+    return v
+
+
+_NO_KW = {}
+Variable._elementwise = staticmethod(_apply_elementwise)
 
 
 def sum_to(g, x, nb=0):
@@ -172,23 +230,35 @@ def backward_pass(roots, nb=0, retain=False):
                 "backward(retain_graph=True) the first time to sweep a graph twice.")
         if node.keep:
             node.grad = g
-        kw = node.kw
+        partials = prim.partials
         try:
-            if prim.full_vjp:
-                cts = prim.vjp(g, node.value, *args, **kw)
+            if partials is not None:
+                # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x.
+                ans = node.value
+                contributions = []
+                for i, p in node.parents:
+                    d = partials[i]
+                    if type(d) is float:
+                        gp = g if d == 1.0 else -g
+                    else:
+                        gp = g * d(ans, *args)
+                    contributions.append((p, gp, i))
+            elif prim.full_vjp:
+                cts = prim.vjp(g, node.value, *args, **node.kw)
                 contributions = [(p, cts[i], i) for i, p in node.parents]
             else:
                 rules = prim.vjp
-                contributions = [(p, rules[i](g, node.value, *args, **kw), i)
-                                 for i, p in node.parents]
+                ans, kw = node.value, node.kw
+                contributions = [(p, rules[i](g, ans, *args, **kw), i) for i, p in node.parents]
         except Exception as e:
             if hasattr(e, "add_note"):
                 e.add_note(f"(raised by the reverse rule of {prim.name} during the backward sweep)")
             raise
+        broadcasts = prim.broadcasts
         for p, gp, i in contributions:
             if gp is None:
                 continue
-            if prim.broadcasts:
+            if broadcasts and type(gp) is not float:
                 gp = sum_to(gp, args[i], nb)
             if p.g is None:
                 p.g = gp

@@ -205,8 +205,15 @@ def _run_n(fn, n):
 
 
 def calibrate(fn, min_time):
-    """Inner loop count so that one timing lasts at least ``min_time`` seconds."""
+    """Inner loop count so that one timing lasts at least ``min_time`` seconds.
+
+    The function has been called once already (warm). A single call's time is taken as
+    the best of three when it is short, so that one slow first call (page faults, caches)
+    does not leave a fast function timed with an inner loop of 1.
+    """
     t = _run_n(fn, 1)
+    if t < min_time:
+        t = min(t, _run_n(fn, 1), _run_n(fn, 1))
     n = 1
     while t * n < min_time:
         n = max(n + 1, int(math.ceil(min_time / max(t, 1e-9) * 1.2)))
@@ -267,7 +274,8 @@ def _compare(a, b):
     return bool(np.allclose(a, b, rtol=1e-6, atol=1e-9 * scale)), err
 
 
-def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=None):
+def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=None,
+                 nops=None):
     """Verify, calibrate and time ``contenders`` against ``baseline`` (the NumPy f).
 
     ``contenders`` is a list of Contender; ``make()`` returns a zero-argument callable that
@@ -359,9 +367,11 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
         if c.fn is None:
             continue
         extra = "" if c.rounds == cfg.repeats else f"  ({c.rounds} rounds)"
-        print(f"   {c.label:<42s} {c.median_ratio():10.2f} x   "
-              f"{c.median_time() * 1e3:10.3f} ms/call  n={c.n}{extra}")
-    print(f"   {'numpy f':<42s} {'1.00':>10s} x   {tf_med * 1e3:10.3f} ms/call  n={n_f}")
+        fig = (f"{c.median_time() / nops * 1e6:10.4g} us/op" if nops else
+               f"{c.median_ratio():10.2f} x    ")
+        print(f"   {c.label:<42s} {fig}  {c.median_time() * 1e3:10.3f} ms/call  n={c.n}{extra}")
+    fig = f"{tf_med / nops * 1e6:10.4g} us/op" if nops else f"{'1.00':>10s} x    "
+    print(f"   {'baseline (no AD)':<42s} {fig}  {tf_med * 1e3:10.3f} ms/call  n={n_f}")
     return {"id": wid, "title": title, "baseline_time": tf_med, "n_f": n_f,
             "ref": ref.cid if ref is not None else None,
             "contenders": {c.cid: c for c in contenders}}
@@ -449,7 +459,7 @@ def workload_chain(cfg):
              "print(ad.grad(chain)(0.5), chain(ad.Dual(0.5, 1.0)).tangent)")
     res = run_workload("chain", f"scalar chain, {CHAIN_OPS} ops (baseline: plain Python "
                        "floats with math.sin/math.exp)",
-                       lambda: chain(x0, _Math), cs, cfg, repro)
+                       lambda: chain(x0, _Math), cs, cfg, repro, nops=CHAIN_OPS)
     res["unit"] = "us/op"
     res["nops"] = CHAIN_OPS
     return res

@@ -1,7 +1,8 @@
 """The primitive registry, one module per family; importing it fills the registry."""
-from ..boxes import P
+from ..boxes import P, install_operators
 from ..core import registry
 from . import elementwise, linalg, nondiff, reductions, shape, special  # noqa: F401
 
 P.update(registry)
 P["index"] = shape.index
+install_operators(registry)

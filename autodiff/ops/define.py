@@ -14,25 +14,25 @@ __all__ = ["defprim", "elementwise", "scalar_fast", "handles", "norm_axes", "exp
 
 
 def defprim(name, impl, jvp=None, vjp=None, *, ufuncs=(), functions=(), linear=False,
-            broadcasts=False, flops=None):
+            broadcasts=False, flops=None, partials=None):
     """Declare and register a primitive; map NumPy ufuncs and functions straight to it."""
     return register(Primitive(name, impl, jvp, vjp, linear=linear, broadcasts=broadcasts,
-                              flops=flops), ufuncs=ufuncs, functions=functions)
+                              flops=flops, partials=partials), ufuncs=ufuncs, functions=functions)
 
 
 def elementwise(name, impl, *partials, ufuncs=(), flops=1):
-    """A broadcasting primitive given by its partials: ``partials[i](ans, *xs)``."""
-    jvp = tuple(None if d is None else _jvp_from(d) for d in partials)
-    vjp = tuple(None if d is None else _vjp_from(d) for d in partials)
-    return defprim(name, impl, jvp, vjp, ufuncs=ufuncs, broadcasts=True, flops=flops)
+    """A broadcasting primitive given by its partials: ``partials[i](ans, *xs)``, or the
+    constants ``1.0``/``-1.0`` for a linear argument."""
+    rule = tuple(None if d is None else _rule_from(d) for d in partials)
+    return defprim(name, impl, rule, rule, ufuncs=ufuncs, broadcasts=True, flops=flops,
+                   partials=partials)
 
 
-def _jvp_from(d):
+def _rule_from(d):
+    """``t ↦ t·d`` (the JVP) which is also ``g ↦ g·d`` (the VJP) of an elementwise op."""
+    if type(d) is float:
+        return (lambda t, ans, *xs: t) if d == 1.0 else (lambda t, ans, *xs: -t)
     return lambda t, ans, *xs: t * d(ans, *xs)
-
-
-def _vjp_from(d):
-    return lambda g, ans, *xs: g * d(ans, *xs)
 
 
 def scalar_fast(ufunc, mathfn):

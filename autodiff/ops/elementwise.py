@@ -77,20 +77,10 @@ def _ties(x, y):
 
 
 # ----- Linear -----
-add = defprim("add", operator.add,
-              jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: t),
-              vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g),
-              ufuncs=(np.add,), broadcasts=True, flops=1)
-subtract = defprim("subtract", operator.sub,
-                   jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: -t),
-                   vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
-                   ufuncs=(np.subtract,), broadcasts=True, flops=1)
-negative = defprim("negative", operator.neg,
-                   jvp=(lambda t, ans, x: -t,), vjp=(lambda g, ans, x: -g,),
-                   ufuncs=(np.negative,), broadcasts=True, flops=1)
-positive = defprim("positive", operator.pos,
-                   jvp=(lambda t, ans, x: t,), vjp=(lambda g, ans, x: g,),
-                   ufuncs=(np.positive,), broadcasts=True, flops=0)
+add_p = elementwise("add", operator.add, 1.0, 1.0, ufuncs=(np.add,))
+subtract_p = elementwise("subtract", operator.sub, 1.0, -1.0, ufuncs=(np.subtract,))
+negative_p = elementwise("negative", operator.neg, -1.0, ufuncs=(np.negative,))
+positive_p = elementwise("positive", operator.pos, 1.0, ufuncs=(np.positive,), flops=0)
 
 # ----- Binary -----
 multiply_p = elementwise("multiply", operator.mul,
