@@ -175,6 +175,9 @@ class Box:
             return handler(*inputs, **kw)
         prim = ufunc_table.get(ufunc)
         if prim is None:
+            handler = function_table.get(ufunc)     # ufuncs with an entry point (matmul)
+            if handler is not None:
+                return handler(*inputs, **kw)
             raise NotImplementedError(
                 f"autodiff has no derivative rule for the ufunc {_qualname(ufunc)}; "
                 "write it with functions that have one, or give it one with ad.custom_jvp.")

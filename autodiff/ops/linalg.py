@@ -46,7 +46,7 @@ def _trace_inv_dot(a, t):
 
 
 def _mat(g):
-    return g[..., None, None]
+    return np.expand_dims(g, (-2, -1))
 
 
 det_p = defprim(
