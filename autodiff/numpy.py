@@ -65,7 +65,7 @@ def _fast_ufunc(ufunc, prim):
                 return top._elementwise(prim, (x, y), top.level)
             return ufunc(x, y, *args, **kw)
     f.__name__ = ufunc.__name__
-    f.__doc__ = ufunc.__doc__
+    f.__doc__ = f"``numpy.{ufunc.__name__}``, handing tracked values straight to the engine."
     f.ufunc = ufunc
     return f
 

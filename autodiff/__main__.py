@@ -1,0 +1,4 @@
+"""``python -m autodiff``: the tour of the engine."""
+from .tour import main
+
+main()
