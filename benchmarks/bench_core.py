@@ -51,13 +51,13 @@ def _parse_args(argv=None):
     p.add_argument("--out", default=os.path.join("benchmarks", "results.md"),
                    help="markdown file to write (default: benchmarks/results.md)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="rounds per workload (default 7, quick 3)")
+                   help="rounds per workload (default 11, quick 3)")
     p.add_argument("--min-time", type=float, default=None,
                    help="minimum seconds per timing; sets the inner loop count "
-                        "(default 0.02, quick 0.01)")
+                        "(default 0.05, quick 0.01)")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds one contender may spend per workload; slower ones get "
-                        "fewer rounds (default 12, quick 2)")
+                   help="seconds one contender may spend timing one workload; slower ones "
+                        "get fewer rounds (default 12, quick 1)")
     p.add_argument("--cpu", type=int, default=None,
                    help="core to pin the process to (default: the last allowed one)")
     p.add_argument("--only", default=None,
@@ -241,6 +241,7 @@ class Contender:
         self.ratios = []
         self.times = []
         self.agrees = None      # True / False / None (not compared)
+        self.setup_time = None  # make() + first call (tracing, jit compilation)
         self.maxerr = None
 
     @property
@@ -282,15 +283,18 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
     computes the derivative and returns it. Returns the list, filled in.
     """
     print(f"\n== {title}")
+    t_w = time.perf_counter()
     # setup + first call (compiles jit functions, checks results)
     for c in contenders:
         try:
+            t_s = time.perf_counter()
             c.fn = c.make()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 c.result = to_numpy(c.fn())
             if not np.all(np.isfinite(c.result)):
                 raise FloatingPointError("result contains nan/inf")
+            c.setup_time = time.perf_counter() - t_s
         except Exception as exc:  # noqa: BLE001
             c.error = _short_exc(exc)
             c.fn = None
@@ -335,6 +339,11 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
             if c.agrees is False:
                 PROBLEMS.append((title, c.label, f"wrong derivative: max |diff| = "
                                  f"{c.maxerr:.3e} vs {ref.label}", "", reproducer))
+    # Move everything alive now (the libraries' modules, jit caches, inputs) to the
+    # permanent generation: a full collection then costs microseconds instead of ~0.1 s,
+    # and the automatic collections during timing do not walk torch's and jax's heaps.
+    gc.collect()
+    gc.freeze()
     # calibrate
     n_f, t_f = calibrate(baseline, cfg.min_time)
     for c in ok:
@@ -363,26 +372,29 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
             c.times.append(tc)
             c.ratios.append(tc / tf)
     tf_med = statistics.median(baseline_times)
+    gc.unfreeze()
     for c in contenders:
         if c.fn is None:
             continue
         extra = "" if c.rounds == cfg.repeats else f"  ({c.rounds} rounds)"
         fig = (f"{c.median_time() / nops * 1e6:10.4g} us/op" if nops else
                f"{c.median_ratio():10.2f} x    ")
-        print(f"   {c.label:<42s} {fig}  {c.median_time() * 1e3:10.3f} ms/call  n={c.n}{extra}")
+        print(f"   {c.label:<42s} {fig}  {c.median_time() * 1e3:10.3f} ms/call  n={c.n}"
+              f"  first call {c.setup_time:.2f} s{extra}")
     fig = f"{tf_med / nops * 1e6:10.4g} us/op" if nops else f"{'1.00':>10s} x    "
     print(f"   {'baseline (no AD)':<42s} {fig}  {tf_med * 1e3:10.3f} ms/call  n={n_f}")
+    print(f"   ({time.perf_counter() - t_w:.1f} s)")
     return {"id": wid, "title": title, "baseline_time": tf_med, "n_f": n_f,
-            "ref": ref.cid if ref is not None else None,
+            "ref": ref.cid if ref is not None else None, "baseline_times": baseline_times,
             "contenders": {c.cid: c for c in contenders}}
 
 
 class Cfg:
     def __init__(self, args):
         self.quick = args.quick
-        self.repeats = args.repeats or (3 if args.quick else 7)
-        self.min_time = args.min_time or (0.01 if args.quick else 0.02)
-        self.budget = args.budget or (2.0 if args.quick else 12.0)
+        self.repeats = args.repeats or (3 if args.quick else 11)
+        self.min_time = args.min_time or (0.01 if args.quick else 0.05)
+        self.budget = args.budget or (1.0 if args.quick else 12.0)
 
 
 # =====================================================================================
@@ -394,6 +406,17 @@ def _torch_backward(f, x0):
         def run():
             x = torch.tensor(x0, requires_grad=True) if np.ndim(x0) == 0 else \
                 torch.from_numpy(x0).requires_grad_(True)
+            f(x).backward()
+            return x.grad
+        return run
+    return make
+
+
+def _ours_variable(f, x0):
+    """Ours, PyTorch style: a fresh leaf ad.Variable, f(x).backward(), x.grad."""
+    def make():
+        def run():
+            x = ad.Variable(x0)
             f(x).backward()
             return x.grad
         return run
@@ -421,6 +444,8 @@ def workload_chain(cfg):
          lambda: (lambda g: (lambda: g(x0)))(ad.grad(lambda x: chain(x, np))))
     _add(cs, "ours_fwd", "ours", "ours ad.Dual(x, 1.0) (forward)", ad,
          lambda: (lambda: chain(ad.Dual(x0, 1.0), np).tangent))
+    _add(cs, "ours_var", "ours", "ours ad.Variable + .backward()", ad,
+         _ours_variable(lambda x: chain(x, np), x0))
     _add(cs, "autograd_rev", "autograd", "autograd.grad", autograd,
          lambda: (lambda g: (lambda: g(x0)))(autograd.grad(lambda x: chain(x, anp))))
     _add(cs, "torch_rev", "torch", "torch eager .backward() (0-d double)", torch,
@@ -477,6 +502,8 @@ def _grad_contenders(f_np, f_torch, f_jax, f_ag, x0, repro_name):
     cs = []
     _add(cs, "ours", "ours", "ours ad.grad", ad,
          lambda: (lambda g: (lambda: g(x0)))(ad.grad(f_np)))
+    _add(cs, "ours_var", "ours", "ours ad.Variable + .backward()", ad,
+         _ours_variable(f_np, x0))
     _add(cs, "autograd", "autograd", "autograd.grad", autograd,
          lambda: (lambda g: (lambda: g(x0)))(autograd.grad(f_ag)))
     _add(cs, "torch", "torch", "torch eager .backward()", torch, _torch_backward(f_torch, x0))
@@ -676,18 +703,18 @@ def build_table(results):
 
 def build_detail(results):
     lines = ["| workload | contender | figure | time per call | inner loops × rounds "
-             "| agrees with the reference (ours when it works) |",
-             "|---|---|---:|---:|---:|:---:|"]
+             "| first call | agrees with the reference (ours when it works) |",
+             "|---|---|---:|---:|---:|---:|:---:|"]
     for res in results.values():
         unit = res.get("unit")
         base = res["baseline_time"]
         base_label = "plain floats, math.sin/math.exp" if unit == "us/op" else "NumPy f"
         base_fig = (f"{base / res['nops'] * 1e6:.3g} µs/op" if unit == "us/op" else "1.00×")
         lines.append(f"| {res['title']} | {base_label} | {base_fig} | "
-                     f"{_fmt_time(base)} | {res['n_f']} | — |")
+                     f"{_fmt_time(base)} | {res['n_f']} × {len(res['baseline_times'])} | — | — |")
         for c in res["contenders"].values():
             if c.error:
-                lines.append(f"| | {c.label} | ERROR | — | — | `{c.error}` |")
+                lines.append(f"| | {c.label} | ERROR | — | — | — | `{c.error}` |")
                 continue
             if not c.times:
                 continue
@@ -699,7 +726,7 @@ def build_detail(results):
             else:
                 agr = "(reference)" if c.cid == res.get("ref") else "—"
             lines.append(f"| | {c.label} | {fig} | {_fmt_time(c.median_time())} | "
-                         f"{c.n} × {c.rounds} | {agr} |")
+                         f"{c.n} × {c.rounds} | {_fmt_time(c.setup_time)} | {agr} |")
     return "\n".join(lines)
 
 
@@ -767,6 +794,16 @@ def versions():
     return out
 
 
+def _loadavg():
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (OSError, AttributeError):
+        return "n/a"
+
+
+LOAD_START = _loadavg()
+
+
 def main():
     cfg = Cfg(ARGS)
     only = set(ARGS.only.split(",")) if ARGS.only else None
@@ -812,7 +849,14 @@ def main():
               f"the NumPy function, then every contender); inner loops sized so each timing "
               f"lasts ≥ {cfg.min_time * 1e3:.0f} ms; figure = median over rounds of "
               f"(derivative time / NumPy f time) in the same round. All float64. "
-              f"Contenders slower than {cfg.budget:g} s per workload get fewer rounds.")
+              f"Contenders slower than {cfg.budget:g} s per workload get fewer rounds. "
+              f"The first call of each contender (tracing, jit compilation) is not timed; "
+              f"it is listed under *first call* below. Objects alive before timing are "
+              f"moved to the permanent GC generation (`gc.freeze()`), so the garbage "
+              f"collector does not walk torch's and jax's heaps while another library is "
+              f"timed; automatic collections of the objects made during timing still run.")
+    md.append(f"- **Load average** (1 min) at start / end: {LOAD_START} / {_loadavg()}; "
+              f"other processes on the machine inflate and scatter the figures.")
     md.append("")
     md.append("## Summary")
     md.append("")
