@@ -5,7 +5,6 @@ with a batch of tangents on a leading axis) and ``_pull`` runs it on ``Variable`
 returns a function that sweeps cotangents (optionally batched) back. Pytrees are flattened
 here, at the boundary; the engine sees flat arguments only.
 """
-import contextlib
 import inspect
 
 import numpy as np
@@ -21,22 +20,29 @@ __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", 
 
 
 # ----- Inputs and levels -----
-@contextlib.contextmanager
-def _level(batched=0):
-    level = new_level()
-    token = active_levels.set(active_levels.get() + (level,))
-    if batched:
-        batched_levels[level] = batched
-    try:
-        yield level
-    finally:
-        batched_levels.pop(level, None)
-        active_levels.reset(token)
+class _level:
+    """``with _level(batched) as level:`` a fresh level, active in this context only."""
+    __slots__ = ("level", "batched", "token")
+
+    def __init__(self, batched=0):
+        self.level = new_level()
+        self.batched = batched
+
+    def __enter__(self):
+        self.token = active_levels.set(active_levels.get() + (self.level,))
+        if self.batched:
+            batched_levels[self.level] = self.batched
+        return self.level
+
+    def __exit__(self, *exc):
+        if self.batched:
+            del batched_levels[self.level]
+        active_levels.reset(self.token)
 
 
 def _arg_name(f, i):
     try:
-        params = list(inspect.signature(f).parameters)
+        params = list(inspect.signature(inspect.unwrap(f)).parameters)
         return f"argument {i} ({params[i]!r})" if i < len(params) else f"argument {i}"
     except (TypeError, ValueError):
         return f"argument {i}"
@@ -55,7 +61,8 @@ def _check_leaf(x, f, i, transform):
             return x if type(x) is not list else v
         kind = {"c": "complex", "b": "boolean"}.get(v.dtype.kind, "integer")
     raise TypeError(
-        f"{transform} got {kind} input for {_arg_name(f, i)} of {getattr(f, '__name__', f)}: "
+        f"{transform} got {kind} input for {_arg_name(f, i)} of "
+        f"{getattr(inspect.unwrap(f), '__name__', f)}: "
         f"only floating-point inputs are differentiable. Pass floats, e.g. np.asarray(x, "
         f"dtype=float) or 2.0 instead of 2.")
 
@@ -100,11 +107,15 @@ def _zeros(x):
 
 
 def _like_input(g, x):
-    """Cotangent ``g`` in the input's dtype (float32 stays float32)."""
+    """Cotangent ``g`` with the input's type, shape and dtype (float32 stays float32)."""
     v = unbox(x)
-    dt = np.float64 if type(v) is float else v.dtype
-    if type(g) is np.ndarray and g.dtype != dt:
-        return g.astype(dt)
+    if type(v) is float:
+        return g
+    tg = type(g)
+    if tg is np.ndarray:
+        return g if g.dtype == v.dtype else g.astype(v.dtype)
+    if tg is float or isinstance(g, np.generic):
+        return np.asarray(g, dtype=v.dtype).reshape(np.shape(v))
     return g
 
 
@@ -134,6 +145,9 @@ def _pull(f, args, leaves, rebuild, has_aux=False, retain=False):
     aux = None
     if has_aux:
         out, aux = out
+        aux_leaves, aux_tree = flatten(aux)
+        aux = unflatten(aux_tree, [a.value if type(a) is Variable and a.level == level else a
+                                   for a in aux_leaves])
     outs, tree = flatten(out)
     nodes = [o if type(o) is Variable and o.level == level else None for o in outs]
     values = [o.value if n is not None else o for o, n in zip(outs, nodes)]
@@ -155,6 +169,44 @@ def _pull(f, args, leaves, rebuild, has_aux=False, retain=False):
 
 
 # ----- grad and friends -----
+def _real_scalar(a):
+    t = type(a)
+    if t is float:
+        return True
+    if t is np.ndarray:
+        return a.shape == () and a.dtype.kind == "f"
+    return isinstance(a, np.floating)
+
+
+def _not_scalar(f, value):
+    name = getattr(inspect.unwrap(f), "__name__", "the function")
+    if type(value) in (list, tuple, dict):
+        what = f"a {type(value).__name__}; use jacobian or vjp for containers"
+    else:
+        shape = np.shape(value)
+        kind = np.result_type(value).kind if not isinstance(value, (bool, int)) else "i"
+        what = (f"an output of shape {shape}" if shape != () else
+                f"a {'complex' if kind == 'c' else 'non-float'} output "
+                f"({np.result_type(value)})")
+        what += "; use jacobian, vjp or elementwise_grad for non-scalar outputs"
+    raise TypeError(f"grad requires a real scalar output, but {name} returned {what}.")
+
+
+def _value_and_grad_leaf(f, args, kwargs, argnum, x):
+    """grad's common case, one plain float or array argument: no pytree machinery."""
+    with _level() as level:
+        v = Variable(x, level=level)
+        out = f(*args[:argnum], v, *args[argnum + 1:], **kwargs)
+    if type(out) is Variable and out.level == level:
+        if not _real_scalar(unbox(out.value)):
+            _not_scalar(f, unbox(out.value))
+        reached = backward_pass([(out, 1.0)])
+        return out.value, _like_input(reached[0][1] if reached else _zeros(x), x)
+    if type(out) in (list, tuple, dict) or not _real_scalar(unbox(out)):
+        _not_scalar(f, out if type(out) in (list, tuple, dict) else unbox(out))
+    return out, _zeros(x)
+
+
 def value_and_grad(f, argnums=0, has_aux=False):
     """``(f(x), ∇f(x))`` from one forward and one backward sweep (reverse mode).
 
@@ -162,25 +214,21 @@ def value_and_grad(f, argnums=0, has_aux=False):
     (8.0, 12.0)
     """
     def value_and_grad_f(*args, **kwargs):
+        if type(argnums) is int and not has_aux and 0 <= argnums < len(args):
+            x = args[argnums]
+            if type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f":
+                return _value_and_grad_leaf(f, args, kwargs, argnums, x)
         leaves, rebuild, pack = _flat_args(f, args, argnums, "grad")
         value, aux, values, sweep = _pull(lambda *a: f(*a, **kwargs), args, leaves, rebuild,
                                           has_aux)
-        if len(values) != 1:
-            raise TypeError(f"grad requires a scalar output, but {getattr(f, '__name__', f)} "
-                            f"returned a {type(value).__name__}; use jacobian or vjp.")
-        ans = unbox(values[0])
-        shape = np.shape(ans)
-        kind = np.result_type(ans).kind if not isinstance(ans, (bool, int)) else "i"
-        if shape != () or kind != "f":
-            what = f"an output of shape {shape}" if shape != () else \
-                f"a {'complex' if kind == 'c' else 'non-float'} output ({np.result_type(ans)})"
-            raise TypeError(f"grad requires a real scalar output, but "
-                            f"{getattr(f, '__name__', 'the function')} returned {what}; use "
-                            f"jacobian, vjp or elementwise_grad for non-scalar outputs.")
-        one = 1.0 if type(ans) is float else np.ones((), dtype=np.result_type(ans))
-        g = pack(sweep([one]))
+        if len(values) != 1 or type(value) in (list, tuple, dict):
+            _not_scalar(f, value)
+        if not _real_scalar(unbox(values[0])):
+            _not_scalar(f, unbox(values[0]))
+        g = pack(sweep([1.0]))
         return ((value, aux), g) if has_aux else (value, g)
 
+    value_and_grad_f.__wrapped__ = f
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     value_and_grad_f.__doc__ = f.__doc__
     return value_and_grad_f
@@ -198,6 +246,7 @@ def grad(f, argnums=0, has_aux=False):
         (_, aux), g = vg(*args, **kwargs) if has_aux else ((None, None), vg(*args, **kwargs)[1])
         return (g, aux) if has_aux else g
 
+    grad_f.__wrapped__ = f
     grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
     grad_f.__doc__ = f.__doc__
     return grad_f
@@ -286,6 +335,7 @@ def jacfwd(f, argnums=0):
             per_out.append(pack(blocks))
         return unflatten(tree, per_out)
 
+    jacfwd_f.__wrapped__ = f
     jacfwd_f.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
     return jacfwd_f
 
@@ -315,6 +365,7 @@ def jacrev(f, argnums=0):
     def jacrev_f(*args):
         return _jacrev_from(f, args, argnums, _pull_args(f, args, argnums, "jacrev"))
 
+    jacrev_f.__wrapped__ = f
     jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
     return jacrev_f
 
@@ -356,17 +407,32 @@ def jacobian(f, argnums=0, mode="auto"):
         return _jacrev_from(f, args, argnums, pulled)
 
     jacobian_f.last_mode = None
+    jacobian_f.__wrapped__ = f
     jacobian_f.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
     return jacobian_f
 
 
 def hessian(f, argnums=0):
-    """The Hessian of a scalar function, forward-over-reverse: ``jacfwd(grad(f))``."""
-    return jacfwd(grad(f, argnums), argnums)
+    """The Hessian of a scalar function, forward-over-reverse: ``jacfwd(grad(f))``.
+
+    >>> hessian(lambda x: x[0] ** 2 * x[1])(np.array([1.0, 2.0]))
+    array([[4., 2.],
+           [2., 0.]])
+    """
+    jac = jacfwd(grad(f, argnums), argnums)
+
+    def hessian_f(*args):
+        _flat_args(f, args, argnums, "hessian")           # refuse integer inputs by name
+        return jac(*args)
+
+    hessian_f.__name__ = f"hessian({getattr(f, '__name__', 'f')})"
+    hessian_f.__wrapped__ = f
+    return hessian_f
 
 
 def hvp(f, x, v):
     """``H(x)·v`` without forming ``H``: one forward sweep over the reverse sweep."""
+    _flat_args(f, (x,), 0, "hvp")
     return jvp(grad(f), (x,), (v,))[1]
 
 
@@ -400,6 +466,7 @@ def elementwise_grad(f, argnums=0):
         value, _, values, sweep = _pull(f, args, leaves, rebuild)
         return pack(sweep([np.ones_like(unbox(v)) for v in values]))
 
+    egrad_f.__wrapped__ = f
     egrad_f.__name__ = f"elementwise_grad({getattr(f, '__name__', 'f')})"
     return egrad_f
 

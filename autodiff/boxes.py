@@ -92,18 +92,34 @@ class Box:
             "result with `np.where`, `np.concatenate` or `autodiff.numpy.stack` instead.")
 
     # ----- array methods (NumPy's names and signatures) -----
-    def sum(self, axis=None, keepdims=False, **kw): return np.sum(self, axis=axis, keepdims=keepdims, **kw)
-    def mean(self, axis=None, keepdims=False, **kw): return np.mean(self, axis=axis, keepdims=keepdims, **kw)
-    def prod(self, axis=None, keepdims=False, **kw): return np.prod(self, axis=axis, keepdims=keepdims, **kw)
-    def max(self, axis=None, keepdims=False, **kw): return np.max(self, axis=axis, keepdims=keepdims, **kw)
-    def min(self, axis=None, keepdims=False, **kw): return np.min(self, axis=axis, keepdims=keepdims, **kw)
-    def var(self, axis=None, ddof=0, keepdims=False): return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
-    def std(self, axis=None, ddof=0, keepdims=False): return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-    def dot(self, o): return np.dot(self, o)
-    def ravel(self): return np.ravel(self)
-    def flatten(self): return np.ravel(self)
-    def squeeze(self, axis=None): return np.squeeze(self, axis)
-    def clip(self, a_min=None, a_max=None): return np.clip(self, a_min, a_max)
+    # They call the engine's handlers directly: NumPy's __array_function__ dispatch
+    # costs a few µs a call, which a small-array loop feels.
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return function_table[np.sum](self, axis, dtype, out, keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return function_table[np.mean](self, axis, dtype, out, keepdims)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        return function_table[np.prod](self, axis, dtype, out, keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return function_table[np.max](self, axis, None, out, keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return function_table[np.min](self, axis, None, out, keepdims)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return function_table[np.var](self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return function_table[np.std](self, axis, dtype, out, ddof, keepdims)
+
+    def dot(self, o): return function_table[np.dot](self, o)
+    def ravel(self): return function_table[np.ravel](self)
+    def flatten(self): return function_table[np.ravel](self)
+    def squeeze(self, axis=None): return function_table[np.squeeze](self, axis)
+    def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
     def argmax(self, axis=None): return np.argmax(unbox(self), axis)
     def argmin(self, axis=None): return np.argmin(unbox(self), axis)
     def copy(self): return self
@@ -111,18 +127,18 @@ class Box:
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = shape[0]
-        return np.reshape(self, shape, order=order)
+        return function_table[np.reshape](self, shape, order=order)
 
     def transpose(self, *axes):
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = axes[0]
-        return np.transpose(self, axes or None)
+        return function_table[np.transpose](self, axes or None)
 
-    def swapaxes(self, a, b): return np.swapaxes(self, a, b)
+    def swapaxes(self, a, b): return function_table[np.swapaxes](self, a, b)
 
     @property
     def T(self):
-        return np.transpose(self)
+        return function_table[np.transpose](self)
 
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)

@@ -233,16 +233,22 @@ def backward_pass(roots, nb=0, retain=False):
         partials = prim.partials
         try:
             if partials is not None:
-                # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x.
+                # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x,
+                # summed back over broadcast axes (before negating: a smaller array).
                 ans = node.value
-                contributions = []
                 for i, p in node.parents:
                     d = partials[i]
-                    if type(d) is float:
-                        gp = g if d == 1.0 else -g
+                    gp = g if type(d) is float else g * d(ans, *args)
+                    if type(gp) is not float:
+                        gp = sum_to(gp, args[i], nb)
+                    if d == -1.0:
+                        gp = -gp
+                    if p.g is None:
+                        p.g = gp
+                        push(heap, (-p.idx, p))
                     else:
-                        gp = g * d(ans, *args)
-                    contributions.append((p, gp, i))
+                        p.g = p.g + gp
+                contributions = ()
             elif prim.full_vjp:
                 cts = prim.vjp(g, node.value, *args, **node.kw)
                 contributions = [(p, cts[i], i) for i, p in node.parents]

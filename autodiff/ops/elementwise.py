@@ -46,6 +46,8 @@ def power(x, y):
             return math.pow(x, y)
         except (ValueError, OverflowError, ZeroDivisionError):
             pass
+    elif type(y) is int and y == 2 and type(x) is np.ndarray:
+        return np.square(x)          # what NumPy computes for x**2, without np.power's setup
     return np.power(x, y)
 
 
@@ -60,6 +62,8 @@ def reciprocal(x):
 def _dpow_x(ans, x, y):
     # JAX's choice d/dx x**0 = 0 (also at x = 0, where y·x**(y-1) would be 0·inf).
     if type(y) in (int, float):
+        if y == 2:
+            return 2.0 * x
         return y * x ** (y - 1) if y != 0 else 0.0 * x
     return y * x ** np.where(y == 0, 1, y - 1)
 

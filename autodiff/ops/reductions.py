@@ -7,12 +7,12 @@ or cotangent with a leading batch axis. A reverse rule re-inserts the reduced ax
 import numpy as np
 
 from ..core import lead, ndim_of, shape_of
-from .define import check_no_out, defprim, expand_to, handles, norm_axes
+from .define import broadcast, check_no_out, defprim, expand_to, handles, norm_axes
 
 
 def _spread(g, ans, x, axis, keepdims):
     """Broadcast an output cotangent back over the reduced axes of ``x``."""
-    return np.broadcast_to(expand_to(g, axis, keepdims), lead(g, ans) + shape_of(x))
+    return broadcast(expand_to(g, axis, keepdims), lead(g, ans) + shape_of(x))
 
 
 sum_p = defprim(

@@ -153,7 +153,7 @@ def _put(g, idx, shape):
 
 
 def _index_add(g, idx, shape):
-    z = np.zeros(shape, dtype=np.result_type(g))
+    z = np.zeros(shape, dtype=g.dtype if type(g) is np.ndarray else np.result_type(g))
     if _basic(idx):
         z[idx] = g
     else:
@@ -179,9 +179,17 @@ index_add_p = defprim(
     flops=0)
 
 
+_BASIC = (int, slice, type(None), type(Ellipsis))
+
+
 def index(x, idx):
     """``x[idx]`` on a tracked value (``Box.__getitem__``)."""
-    return getitem_p(x, idx=_norm_index(idx))
+    t = type(idx)
+    if t in _BASIC:
+        idx = (idx,)
+    elif not (t is tuple and all(type(i) in _BASIC for i in idx)):
+        idx = _norm_index(idx)
+    return x.apply(getitem_p, (x,), {"idx": idx})
 
 
 # ----- Joining -----
