@@ -61,7 +61,7 @@ class Primitive:
     tangents and sums cotangents back to each argument's shape, so rules never do.
     """
     __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
-                 "full_vjp", "nondiff", "flops", "partials", "__weakref__")
+                 "full_vjp", "nondiff", "flops", "partials", "vjp_into", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
                  flops=None, partials=None):
@@ -69,6 +69,9 @@ class Primitive:
         # Elementwise primitives also keep their partials ``d_i(ans, *xs)`` (or the
         # constants ±1.0), so the modes multiply by them inline: the hot path.
         self.partials = partials
+        # Optional ``vjp_into(acc, g, ans, *args, **kw)``: add the first argument's
+        # cotangent into the plain array ``acc`` in place (indexing scatters into it).
+        self.vjp_into = None
         self.impl = impl
         self.linear = linear
         self.broadcasts = broadcasts

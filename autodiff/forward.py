@@ -7,7 +7,7 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 import numpy as np
 
 from .boxes import Box, unbox
-from .core import EAGER_FORWARD, batched_levels, bind, box_types, shape_of
+from .core import EAGER_FORWARD, batched_levels, bind, box_types, ndim_of, shape_of
 
 __all__ = ["Dual"]
 
@@ -105,10 +105,10 @@ box_types.add(Dual)
 
 
 def _apply_elementwise(prim, args, level):
-    """The hot path: a unary or binary elementwise primitive, one direction, no lists."""
-    if batched_levels:
-        top = next(a for a in args if type(a) is Dual and a.level == level)
-        return Dual.apply(top, prim, args, _NO_KW)
+    """The hot path: a unary or binary elementwise primitive, no lists. With a batch of
+    directions, a tangent of a lower-rank argument is padded so it broadcasts as the
+    argument does."""
+    nb = batched_levels.get(level, 0) if batched_levels else 0
     partials = prim.partials
     if len(args) == 2:
         a, b = args
@@ -126,6 +126,12 @@ def _apply_elementwise(prim, args, level):
             ans = bind(prim, av, bv)
         else:
             ans = prim.impl(av, bv)
+        if nb and type(ans) is not float:
+            nd = ndim_of(ans)
+            if at is not None and ndim_of(av) < nd:
+                at = _pad(at, nb, nd - ndim_of(av))
+            if bt is not None and ndim_of(bv) < nd:
+                bt = _pad(bt, nb, nd - ndim_of(bv))
         da, db = partials
         if at is not None and da is not None:
             t = (at if da == 1.0 else -at) if type(da) is float else at * da(ans, av, bv)
@@ -145,7 +151,7 @@ def _apply_elementwise(prim, args, level):
         d = partials[0]
         t = (at if d == 1.0 else -at) if type(d) is float else at * d(ans, av)
     if type(ans) is not float:
-        t = _full_shape(t, ans, 0)
+        t = _full_shape(t, ans, nb)
     out = _new(Dual)
     out.value = ans
     out.tangent = t
@@ -158,6 +164,11 @@ _NO_KW = {}
 Dual._elementwise = staticmethod(_apply_elementwise)
 
 
+def _pad(t, nb, k):
+    s = shape_of(t)
+    return np.reshape(t, s[:nb] + (1,) * k + s[nb:])
+
+
 def _pad_batch(tans, vals, ans, nb):
     """Give batched tangents ``(B,) + (1,)*k + x.shape`` so they broadcast like ``x`` does."""
     out_nd = np.ndim(ans) if type(ans) is not float else 0
@@ -166,8 +177,7 @@ def _pad_batch(tans, vals, ans, nb):
         if t is not None:
             k = out_nd - (np.ndim(v) if type(v) is not float else 0)
             if k > 0:
-                s = shape_of(t)
-                t = np.reshape(t, s[:nb] + (1,) * k + s[nb:])
+                t = _pad(t, nb, k)
         padded.append(t)
     return padded
 

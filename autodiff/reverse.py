@@ -70,6 +70,8 @@ class Variable(Box):
         level = self.level
         if prim.partials is not None and len(args) <= 2:
             return _apply_elementwise(prim, args, level)
+        if len(args) == 1:
+            return _apply_unary(prim, self, kw, level)
         vals = []
         parents = []
         nested = False
@@ -176,6 +178,27 @@ def _apply_elementwise(prim, args, level):
     return v
 
 
+def _apply_unary(prim, a, kw, level):
+    """One argument (indexing, reductions, reshapes): no loops, no lists."""
+    v = a.value
+    ans = bind(prim, v, **kw) if type(v) in box_types else prim.impl(v, **kw)
+    if prim.nondiff or a.parents is None or not prim.full_vjp and prim.vjp[0] is None:
+        return ans
+    out = Variable.__new__(Variable)
+    out.value = ans
+    out.level = level
+    out.prim = prim
+    out.parents = [(0, a)]
+    out.args = (v,)
+    out.kw = kw
+    out.idx = next(_number)
+    out.g = out.grad = None
+    out.keep = False
+    if _open[0]:
+        _record(out)
+    return out
+
+
 _NO_KW = {}
 Variable._elementwise = staticmethod(_apply_elementwise)
 
@@ -202,6 +225,10 @@ def backward_pass(roots, nb=0, retain=False):
 
     Returns [(leaf, adjoint), …] for every leaf reached. ``nb`` is the number of leading
     batch axes the cotangents carry (``jacrev`` pulls all its basis cotangents at once).
+
+    Cotangents from several uses add up. A sum this sweep made itself is "owned": nobody
+    else holds it, so later contributions are added into it in place, and indexing
+    scatters into it (``vjp_into``) instead of building a zero array per use.
     """
     heap = []
     for node, g in roots:
@@ -214,11 +241,29 @@ def backward_pass(roots, nb=0, retain=False):
             node.g = node.g + g
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
+    owned = set()
+    ndarray = np.ndarray
+
+    def accumulate(p, gp):
+        acc = p.g
+        if acc is None:
+            p.g = gp
+            push(heap, (-p.idx, p))
+        elif id(acc) in owned and type(gp) is ndarray and gp.shape == acc.shape \
+                and gp.dtype == acc.dtype:
+            acc += gp
+        else:
+            acc = acc + gp
+            p.g = acc
+            if type(acc) is ndarray:
+                owned.add(id(acc))
+
     leaves = []
     while heap:
         node = pop(heap)[1]
         g = node.g
         node.g = None
+        owned.discard(id(g))
         prim = node.prim
         if prim is None:
             leaves.append((node, g))
@@ -243,34 +288,37 @@ def backward_pass(roots, nb=0, retain=False):
                         gp = sum_to(gp, args[i], nb)
                     if d == -1.0:
                         gp = -gp
-                    if p.g is None:
-                        p.g = gp
-                        push(heap, (-p.idx, p))
+                    accumulate(p, gp)
+            elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray:
+                x = args[0]
+                p = node.parents[0][1]
+                acc = p.g
+                if acc is None or id(acc) not in owned or type(acc) is not ndarray:
+                    fresh = np.zeros(shape_of(x), dtype=g.dtype)
+                    if acc is not None:
+                        fresh += acc
                     else:
-                        p.g = p.g + gp
-                contributions = ()
+                        push(heap, (-p.idx, p))
+                    p.g = acc = fresh
+                    owned.add(id(acc))
+                prim.vjp_into(acc, g, node.value, *args, **node.kw)
             elif prim.full_vjp:
                 cts = prim.vjp(g, node.value, *args, **node.kw)
-                contributions = [(p, cts[i], i) for i, p in node.parents]
+                for i, p in node.parents:
+                    gp = cts[i]
+                    if gp is not None:
+                        accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
             else:
                 rules = prim.vjp
                 ans, kw = node.value, node.kw
-                contributions = [(p, rules[i](g, ans, *args, **kw), i) for i, p in node.parents]
+                for i, p in node.parents:
+                    gp = rules[i](g, ans, *args, **kw)
+                    if gp is not None:
+                        accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
         except Exception as e:
             if hasattr(e, "add_note"):
                 e.add_note(f"(raised by the reverse rule of {prim.name} during the backward sweep)")
             raise
-        broadcasts = prim.broadcasts
-        for p, gp, i in contributions:
-            if gp is None:
-                continue
-            if broadcasts and type(gp) is not float:
-                gp = sum_to(gp, args[i], nb)
-            if p.g is None:
-                p.g = gp
-                push(heap, (-p.idx, p))
-            else:
-                p.g = p.g + gp
         if not (retain or node.keep):
             node.args = None
             node.parents = ()

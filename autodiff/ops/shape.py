@@ -140,8 +140,11 @@ def _batch_last(fn, t, nb, idx, *rest):
     """Apply an indexing ``fn`` to ``t`` whose ``nb`` leading axes are a batch."""
     if nb == 0:
         return fn(t, idx, *rest)
-    moved = np.moveaxis(t, 0, -1)
-    return np.moveaxis(fn(moved, _trailing(idx), *rest), -1, 0)
+    n = ndim_of(t)
+    moved = np.transpose(t, tuple(range(1, n)) + (0,))
+    out = fn(moved, _trailing(idx), *rest)
+    m = ndim_of(out)
+    return np.transpose(out, (m - 1,) + tuple(range(m - 1)))
 
 
 def _take(x, idx):
@@ -178,6 +181,15 @@ index_add_p = defprim(
     vjp=(lambda c, ans, g, idx, shape: _batch_last(_take, c, ndim_of(c) - len(shape), idx),),
     flops=0)
 
+
+def _getitem_into(acc, g, ans, x, idx):
+    if _basic(idx):
+        acc[idx] += g
+    else:
+        np.add.at(acc, idx, g)
+
+
+getitem_p.vjp_into = _getitem_into
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
 
