@@ -98,19 +98,7 @@ class Variable(Box):
                     if not parents:
                         return ans
                     break
-        v = Variable.__new__(Variable)
-        v.value = ans
-        v.level = level
-        v.prim = prim
-        v.parents = parents
-        v.args = vals
-        v.kw = kw
-        v.idx = next(_number)
-        v.g = v.grad = None
-        v.keep = False
-        if _open[0]:
-            _record(v)
-        return v
+        return _node(ans, level, prim, parents, vals, kw)
 
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate ``d self / d leaf`` into every leaf's ``.grad`` (PyTorch habit)."""
@@ -133,6 +121,27 @@ class Variable(Box):
 
 
 box_types.add(Variable)
+
+
+def _node(ans, level, prim, parents, args, kw):
+    """A new record: the output value of ``prim`` applied to ``args`` (saved for the sweep),
+    its parents [(argument index, Variable)], numbered in creation order."""
+    v = _new(Variable)
+    v.value = ans
+    v.level = level
+    v.prim = prim
+    v.parents = parents
+    v.args = args
+    v.kw = kw
+    v.idx = next(_number)
+    v.g = v.grad = None
+    v.keep = False
+    if _open[0]:
+        _record(v)
+    return v
+
+
+_new = object.__new__
 
 
 def _apply_elementwise(prim, args, level):
@@ -163,19 +172,7 @@ def _apply_elementwise(prim, args, level):
             del parents[0]
     if not parents:
         return ans
-    v = Variable.__new__(Variable)
-    v.value = ans
-    v.level = level
-    v.prim = prim
-    v.parents = parents
-    v.args = vals
-    v.kw = _NO_KW
-    v.idx = next(_number)
-    v.g = v.grad = None
-    v.keep = False
-    if _open[0]:
-        _record(v)
-    return v
+    return _node(ans, level, prim, parents, vals, _NO_KW)
 
 
 def _apply_unary(prim, a, kw, level):
@@ -184,19 +181,7 @@ def _apply_unary(prim, a, kw, level):
     ans = bind(prim, v, **kw) if type(v) in box_types else prim.impl(v, **kw)
     if prim.nondiff or a.parents is None or not prim.full_vjp and prim.vjp[0] is None:
         return ans
-    out = Variable.__new__(Variable)
-    out.value = ans
-    out.level = level
-    out.prim = prim
-    out.parents = [(0, a)]
-    out.args = (v,)
-    out.kw = kw
-    out.idx = next(_number)
-    out.g = out.grad = None
-    out.keep = False
-    if _open[0]:
-        _record(out)
-    return out
+    return _node(ans, level, prim, [(0, a)], (v,), kw)
 
 
 _NO_KW = {}
