@@ -121,4 +121,4 @@ def main():
     adjoint_tape()
     lj_forces()
     jacobian_modes()
-    print(f"\n{RULE}\n More: README.md, tutorials/, and `python -m pytest` for the tests.\n")
+    print(f"\n{RULE}\n More: README.md, and `pytest` for the tests.\n")

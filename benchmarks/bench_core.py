@@ -904,6 +904,11 @@ def main():
                 md.extend("  " + ln for ln in repro.splitlines())
                 md.append("  ```")
         md.append("")
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        # The hand-written reading of the misses: where the time goes, with the profiles.
+        md.append(open(analysis).read().rstrip())
+        md.append("")
     md.append("## Every contender")
     md.append("")
     md.append(detail)
