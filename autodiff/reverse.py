@@ -307,7 +307,29 @@ def backward_pass(roots, nb=0, retain=False):
         if not (retain or node.keep):
             node.args = None
             node.parents = ()
-    return leaves
+    return _independent(leaves, roots)
+
+
+def _buffer(a):
+    while a.base is not None:
+        a = a.base
+    return id(a)
+
+
+def _independent(leaves, roots):
+    """Each leaf gets its own array: a cotangent passed through unchanged (by ``add``,
+    ``reshape``, …) may be the caller's array, or reach two leaves, or a view of either."""
+    taken = {_buffer(g) for _, g in roots if type(g) is np.ndarray}
+    out = []
+    for leaf, g in leaves:
+        if type(g) is np.ndarray:
+            b = _buffer(g)
+            if b in taken:
+                g = g.copy()
+                b = id(g)
+            taken.add(b)
+        out.append((leaf, g))
+    return out
 
 
 # ----- The tape as an object, for teaching -----
