@@ -31,8 +31,7 @@ class Dual(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
-        partials = prim.partials
-        if partials is not None and len(args) <= 2 and not batched_levels:
+        if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
         vals = []
         tans = []
@@ -52,50 +51,34 @@ class Dual(Box):
         if prim.nondiff:
             return ans
         nb = batched_levels.get(level, 0) if batched_levels else 0
-        partials = prim.partials
-        if partials is not None and not nb:
-            # The hot path: an elementwise primitive, one direction.
-            t_out = None
-            i = 0
-            for t in tans:
-                if t is not None:
-                    d = partials[i]
-                    if d is not None:
-                        if type(d) is float:
-                            ti = t if d == 1.0 else -t
-                        else:
-                            ti = t * d(ans, *vals)
-                        t_out = ti if t_out is None else t_out + ti
-                i += 1
+        if prim.broadcasts and nb:
+            tans = _pad_batch(tans, vals, ans, nb)
+        if prim.full_jvp:
+            t_out = prim.jvp(tans, ans, *vals, **kw)
+        elif prim.linear:
+            batch = next(shape_of(t)[:nb] for t in tans if t is not None)
+            t_out = bind(prim, *[_zeros(batch, v) if t is None else t
+                                 for t, v in zip(tans, vals)], **kw)
         else:
-            if prim.broadcasts and nb:
-                tans = _pad_batch(tans, vals, ans, nb)
-            if prim.full_jvp:
-                t_out = prim.jvp(tans, ans, *vals, **kw)
-            elif prim.linear:
-                batch = next(shape_of(t)[:nb] for t in tans if t is not None)
-                t_out = bind(prim, *[_zeros(batch, v) if t is None else t
-                                     for t, v in zip(tans, vals)], **kw)
-            else:
-                t_out = None
-                rules = prim.jvp
-                for i, t in enumerate(tans):
-                    if t is None:
-                        continue
-                    rule = rules[i]
-                    if rule is None:
-                        continue
-                    ti = rule(t, ans, *vals, **kw)
-                    t_out = ti if t_out is None else t_out + ti
+            t_out = None
+            rules = prim.jvp
+            for i, t in enumerate(tans):
+                if t is None:
+                    continue
+                rule = rules[i]
+                if rule is None:
+                    continue
+                ti = rule(t, ans, *vals, **kw)
+                t_out = ti if t_out is None else t_out + ti
         if t_out is None:
             return ans
         if prim.broadcasts and type(ans) is not float:
             t_out = _full_shape(t_out, ans, nb)
-        d = Dual.__new__(Dual)
-        d.value = ans
-        d.tangent = t_out
-        d.level = level
-        return d
+        out = _new(Dual)
+        out.value = ans
+        out.tangent = t_out
+        out.level = level
+        return out
 
     def __repr__(self):
         return f"Dual({self.value!r}, {self.tangent!r})"

@@ -68,7 +68,7 @@ class Variable(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
-        if prim.partials is not None and len(args) <= 2:
+        if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
         if len(args) == 1:
             return _apply_unary(prim, self, kw, level)
