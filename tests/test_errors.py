@@ -46,6 +46,14 @@ def test_grad_integer_output_is_type_error():
         ad.grad(lambda x: np.sum(x > 0))(np.ones(3))
 
 
+@pytest.mark.parametrize("out", ["list", "tuple", "dict"])
+def test_grad_container_output_is_type_error(out):
+    # grad needs a Python number or a 0-d array, not a container holding one
+    wrap = {"list": lambda y: [y], "tuple": lambda y: (y,), "dict": lambda y: {"y": y}}[out]
+    with pytest.raises(TypeError):
+        ad.grad(lambda x: wrap(np.sin(x)))(1.0)
+
+
 # ----- integer / boolean inputs --------------------------------------------------------
 
 INT_INPUTS = [
@@ -81,6 +89,29 @@ def test_integer_or_bool_input_second_argument(label, val):
         ad.grad(f, argnums=1)(2.5, val)
     msg = str(ei.value)
     assert _names_position(msg, 1, "beta"), msg
+
+
+@pytest.mark.parametrize("label,val", INT_INPUTS[:2], ids=[i[0] for i in INT_INPUTS[:2]])
+@pytest.mark.parametrize("transform", ["hessian", "hvp", "jvp", "vjp", "elementwise_grad"])
+def test_integer_input_other_transforms(transform, label, val):
+    def f(alpha):
+        return np.sum(np.sin(alpha) * alpha)
+
+    v = np.ones(np.shape(val))
+    with pytest.raises(TypeError) as ei:
+        if transform == "hvp":
+            ad.hvp(f, val, v)
+        elif transform == "jvp":
+            ad.jvp(f, (val,), (v,))
+        elif transform == "vjp":
+            ad.vjp(f, val)
+        else:
+            getattr(ad, transform)(f)(val)
+    msg = str(ei.value)
+    assert _names_position(msg, 0, "alpha"), msg
+    # where the message names the parameter, it names the user's parameter
+    for name in re.findall(r"argument \d+ \('(\w+)'\)", msg):
+        assert name == "alpha", msg
 
 
 def test_integer_input_not_differentiated_is_fine():
@@ -161,14 +192,20 @@ def _mentions_fix(msg):
 
 @pytest.mark.parametrize("transform", ["grad", "derivative"])
 def test_writing_tracked_scalar_into_plain_ndarray(transform):
+    """Our TypeError naming the fix reaches the user. For ``a[i] = x`` NumPy calls
+    ``float(x)``; when that fails on an object that has ``__getitem__`` (any tracked value),
+    NumPy raises its own ValueError("setting an array element with a sequence") with our
+    TypeError as the direct cause, so the traceback shows ours first."""
     def f(x):
         a = np.zeros(3)
         a[0] = x
         return np.sum(a)
 
-    with pytest.raises(TypeError) as ei:
+    with pytest.raises((TypeError, ValueError)) as ei:
         getattr(ad, transform)(f)(2.0)
-    assert _mentions_fix(str(ei.value)), str(ei.value)
+    ours = ei.value if isinstance(ei.value, TypeError) else ei.value.__cause__
+    assert isinstance(ours, TypeError), repr(ei.value)
+    assert "plain ndarray" in str(ours) and _mentions_fix(str(ours)), str(ours)
 
 
 def test_writing_tracked_vector_into_plain_ndarray():

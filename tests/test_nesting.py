@@ -217,3 +217,113 @@ def test_grad_of_hvp():
 
     close(g(x), 12 * np.sum(x ** 2 * v ** 2))
     close(ad.grad(g)(x), 24 * x * v ** 2)
+
+
+# ----- custom rules and checkpoint under nesting ------------------------------------
+
+def _custom_jvp_sin():
+    @ad.custom_jvp
+    def s(x):
+        return np.sin(x)
+
+    @s.defjvp
+    def s_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return np.sin(x), 0.5 * np.cos(x) * t     # half the true derivative, to see it is used
+
+    return s
+
+
+@pytest.mark.parametrize("x0", [0.3, -1.1])
+def test_second_derivative_through_custom_jvp(x0):
+    s = _custom_jvp_sin()
+    close(ad.grad(s)(x0), 0.5 * np.cos(x0))
+    # the rule itself is differentiated: d/dx (0.5 cos x) = -0.5 sin x
+    expect = -0.5 * np.sin(x0)
+    close(ad.grad(ad.grad(s))(x0), expect)
+    close(ad.derivative(s, order=2)(x0), expect)
+    close(ad.derivative(ad.grad(s))(x0), expect)
+    close(ad.grad(ad.derivative(s))(x0), expect)
+
+
+def _custom_vjp_sin():
+    def sin_(x):
+        return np.sin(x)
+
+    s = ad.custom_vjp(sin_)
+
+    def fwd(x):
+        return np.sin(x), np.cos(x)
+
+    def bwd(c, g):
+        return (0.5 * c * g,)
+
+    s.defvjp(fwd, bwd)
+    return s
+
+
+@pytest.mark.parametrize("x0", [0.3, -1.1])
+def test_grad_of_grad_through_custom_vjp(x0):
+    s = _custom_vjp_sin()
+    close(ad.grad(s)(x0), 0.5 * np.cos(x0))
+    close(ad.grad(ad.grad(s))(x0), -0.5 * np.sin(x0))
+    x = np.array([0.3, -1.1, 0.8])
+    H = ad.jacrev(ad.grad(lambda x: np.sum(s(x))))(x)
+    close(H, np.diag(-0.5 * np.sin(x)))
+
+
+def test_grad_of_grad_through_checkpoint():
+    def block(x):
+        return np.sin(x) * x ** 2
+
+    f = lambda x: ad.checkpoint(block)(x) * 3.0
+    for x0 in (0.4, -1.3):
+        close(ad.grad(ad.grad(f))(x0), 3.0 * (-np.sin(x0) * x0 ** 2 + 4 * x0 * np.cos(x0) + 2 * np.sin(x0)))
+
+
+def test_stop_gradient_under_nesting():
+    # f(x) = x^2 * sg(x): f' = 2x * x, f'' = 2x (the stopped factor stays constant at every level)
+    f = lambda x: x ** 2 * ad.stop_gradient(x)
+    for x0 in (0.5, 2.0):
+        close(ad.grad(f)(x0), 2 * x0 * x0)
+        close(ad.grad(ad.grad(f))(x0), 2 * x0)
+        close(ad.derivative(f, order=2)(x0), 2 * x0)
+
+
+# ----- second derivatives through indexing (repeated indices scatter-add) ---------------
+
+def f_idx(x):
+    # = (2 x0^3 + x2^3) x1 + x0 x2^2 + sin(x1) x0 + sin(x2) x1
+    return np.sum(x[[0, 0, 2]] ** 3 * x[1]) + x[0] * x[2] ** 2 + np.sum(np.sin(x[1:]) * x[:-1])
+
+
+def f_idx_grad(x):
+    x0, x1, x2 = x
+    return np.array([6 * x0 ** 2 * x1 + x2 ** 2 + np.sin(x1),
+                     2 * x0 ** 3 + x2 ** 3 + x0 * np.cos(x1) + np.sin(x2),
+                     3 * x2 ** 2 * x1 + 2 * x0 * x2 + x1 * np.cos(x2)])
+
+
+def f_idx_hess(x):
+    x0, x1, x2 = x
+    H = np.array([[12 * x0 * x1, 6 * x0 ** 2 + np.cos(x1), 2 * x2],
+                  [0.0, -x0 * np.sin(x1), 3 * x2 ** 2 + np.cos(x2)],
+                  [0.0, 0.0, 6 * x2 * x1 + 2 * x0 - x1 * np.sin(x2)]])
+    return np.triu(H) + np.triu(H, 1).T
+
+
+@pytest.mark.parametrize("name", ["hessian", "jacfwd(jacfwd)", "jacfwd(jacrev)", "jacrev(jacfwd)",
+                                  "jacrev(jacrev)", "jacrev(grad)"])
+def test_second_derivatives_through_indexing(name):
+    x = np.array([0.3, -0.7, 1.1])
+    close(ad.grad(f_idx)(x), f_idx_grad(x))
+    close(ad.jacfwd(f_idx)(x), f_idx_grad(x))
+    make = {
+        "hessian": ad.hessian,
+        "jacfwd(jacfwd)": lambda f: ad.jacfwd(ad.jacfwd(f)),
+        "jacfwd(jacrev)": lambda f: ad.jacfwd(ad.jacrev(f)),
+        "jacrev(jacfwd)": lambda f: ad.jacrev(ad.jacfwd(f)),
+        "jacrev(jacrev)": lambda f: ad.jacrev(ad.jacrev(f)),
+        "jacrev(grad)": lambda f: ad.jacrev(ad.grad(f)),
+    }[name]
+    close(make(f_idx)(x), f_idx_hess(x))

@@ -199,9 +199,9 @@ def test_no_engine_objects_alive_after_transform(transform):
     res = tr(f)(x0)
     assert captured and type(captured[0]).__module__.startswith("autodiff")
     refs = []
-    for obj in captured:
+    for i in range(len(captured)):
         try:
-            refs.append(weakref.ref(obj))
+            refs.append(weakref.ref(captured[i]))
         except TypeError:    # __slots__ without __weakref__: rely on the count below
             pass
     captured.clear()
