@@ -8,6 +8,7 @@ import numpy as np
 
 from .boxes import Box, unbox
 from .core import EAGER_FORWARD, batched_levels, bind, box_types, ndim_of, shape_of
+from .ops.define import broadcast
 
 __all__ = ["Dual"]
 
@@ -33,6 +34,8 @@ class Dual(Box):
         level = self.level
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
+        if len(args) == 1 and not prim.full_jvp:
+            return _apply_unary(prim, self, kw, level)
         vals = []
         tans = []
         nested = False
@@ -147,9 +150,29 @@ _NO_KW = {}
 Dual._elementwise = staticmethod(_apply_elementwise)
 
 
+def _apply_unary(prim, a, kw, level):
+    """One argument (indexing, reductions, reshapes): no loops, no lists."""
+    v = a.value
+    ans = bind(prim, v, **kw) if type(v) in box_types else prim.impl(v, **kw)
+    if prim.nondiff:
+        return ans
+    if prim.linear:
+        t = bind(prim, a.tangent, **kw)
+    else:
+        rule = prim.jvp[0]
+        if rule is None:
+            return ans
+        t = rule(a.tangent, ans, v, **kw)
+    out = _new(Dual)
+    out.value = ans
+    out.tangent = t
+    out.level = level
+    return out
+
+
 def _pad(t, nb, k):
     s = shape_of(t)
-    return np.reshape(t, s[:nb] + (1,) * k + s[nb:])
+    return t.reshape(s[:nb] + (1,) * k + s[nb:])
 
 
 def _pad_batch(tans, vals, ans, nb):
@@ -175,5 +198,5 @@ def _full_shape(t, ans, nb):
     s = shape_of(t)
     target = shape_of(ans)
     if s[nb:] != target or len(s) != nb + len(target):
-        t = np.broadcast_to(t, s[:nb] + target)
+        t = broadcast(t, s[:nb] + target)
     return t

@@ -141,10 +141,10 @@ def _batch_last(fn, t, nb, idx, *rest):
     if nb == 0:
         return fn(t, idx, *rest)
     n = ndim_of(t)
-    moved = np.transpose(t, tuple(range(1, n)) + (0,))
+    moved = t.transpose(tuple(range(1, n)) + (0,))
     out = fn(moved, _trailing(idx), *rest)
     m = ndim_of(out)
-    return np.transpose(out, (m - 1,) + tuple(range(m - 1)))
+    return out.transpose((m - 1,) + tuple(range(m - 1)))
 
 
 def _take(x, idx):
