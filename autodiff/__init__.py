@@ -14,6 +14,15 @@ from .testing import check_grads
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # ``autodiff.nn`` (and later ``autodiff.gpu``) load on first use: ``import autodiff``
+    # stays the engine alone.
+    if name in ("nn",):
+        import importlib
+        return importlib.import_module(f"autodiff.{name}")
+    raise AttributeError(f"module 'autodiff' has no attribute {name!r}")
+
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
            "hvp", "derivative", "elementwise_grad", "check_grads", "stop_gradient",
            "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape"]

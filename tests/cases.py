@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special as sp
 
-from autodiff.scipy.special import polygamma
+from autodiff.scipy.special import log_softmax, logsumexp, polygamma
 
 DOMAINS = {
     "real": (-2.0, 2.0),
@@ -164,3 +164,18 @@ CASES += [
     Case("sum", "norm-ord1-3", lambda x: np.linalg.norm(x, 1) + np.linalg.norm(x, 3),
          (((4,), "nonzero"),)),
 ]
+# ----- Softmax family (stable primitives) -----
+CASES += [
+    Case("logsumexp", "logsumexp-all", lambda x: logsumexp(x), (((2, 3), "real"),)),
+    Case("logsumexp", "logsumexp-axis-keep", lambda x: logsumexp(x * 30.0, axis=1, keepdims=True),
+         (((3, 4), "real"),)),
+    Case("logsumexp", "logsumexp-axis0", lambda x: logsumexp(x, axis=0), (((3, 2), "real"),)),
+    Case("log_softmax", "log_softmax-last", lambda x: log_softmax(x, axis=-1), (((2, 4), "real"),)),
+    Case("log_softmax", "log_softmax-large", lambda x: log_softmax(x * 50.0, axis=0),
+         (((3, 2), "real"),)),
+]
+
+# ----- Convolution and pooling primitives (autodiff/ops/conv.py) -----
+from cases_conv import CASES as _CONV_CASES  # noqa: E402
+
+CASES += _CONV_CASES

@@ -1,7 +1,7 @@
 """The primitive registry, one module per family; importing it fills the registry."""
 from ..boxes import P, install_operators
 from ..core import registry
-from . import elementwise, linalg, nondiff, reductions, shape, special  # noqa: F401
+from . import elementwise, linalg, nondiff, reductions, shape, softmax, special  # noqa: F401
 
 P.update(registry)
 P["index"] = shape.index

@@ -1,0 +1,55 @@
+"""``logsumexp`` and ``log_softmax``: primitives for stability, not speed.
+
+Composed from ``exp``/``sum``/``log`` they overflow for large inputs; as primitives they
+shift by the maximum first. With ``s = softmax(x) = exp(x - logsumexp(x))``:
+``d logsumexp = Σ s·dx`` and ``d log_softmax = dx - Σ s·dx`` (sums along ``axis``).
+"""
+import numpy as np
+
+from .define import defprim, expand_to, norm_axes
+from ..core import ndim_of
+
+
+def _logsumexp(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax_of(ans, x, axis, keepdims):
+    return np.exp(x - expand_to(ans, axis, keepdims))
+
+
+logsumexp_p = defprim(
+    "logsumexp", _logsumexp,
+    jvp=(lambda t, ans, x, axis, keepdims: np.sum(
+        t * _softmax_of(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
+    vjp=(lambda g, ans, x, axis, keepdims:
+         expand_to(g, axis, keepdims) * _softmax_of(ans, x, axis, keepdims),), flops=5)
+
+
+def _log_softmax(x, axis):
+    return x - _logsumexp(x, axis, True)
+
+
+log_softmax_p = defprim(
+    "log_softmax", _log_softmax,
+    jvp=(lambda t, ans, x, axis: t - np.sum(np.exp(ans) * t, axis=axis, keepdims=True),),
+    vjp=(lambda g, ans, x, axis: g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),),
+    flops=6)
+
+
+def logsumexp(a, axis=None, keepdims=False):
+    """``log Σ exp(a)`` along ``axis``, computed without overflow (scipy.special's name)."""
+    return logsumexp_p(a, axis=norm_axes(axis, ndim_of(a)), keepdims=bool(keepdims))
+
+
+def log_softmax(x, axis=None):
+    """``x - logsumexp(x, axis, keepdims=True)`` (scipy.special's name and default axis)."""
+    return log_softmax_p(x, axis=norm_axes(axis, ndim_of(x)))
+
+
+def softmax(x, axis=None):
+    """``exp(log_softmax(x, axis))``."""
+    return np.exp(log_softmax(x, axis))

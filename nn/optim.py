@@ -1,0 +1,247 @@
+"""``nn.optim``: SGD, Adam, AdamW, RMSprop, Adagrad with PyTorch's update formulas, the
+learning-rate schedulers and ``clip_grad_norm_``. Updates run off the tape, in place on the
+parameters' values, from their ``.grad``."""
+import math
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler",
+           "clip_grad_norm_"]
+
+
+class Optimizer:
+    """Parameter groups (a list of parameters, or of dicts with per-group options) and the
+    per-parameter state; subclasses define ``_update(p, g, state, group)``."""
+
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        for g in groups:
+            group = dict(defaults)
+            group.update(g)
+            group["params"] = list(group["params"])
+            group.setdefault("initial_lr", group["lr"])
+            self.param_groups.append(group)
+        self.state = {}
+
+    def zero_grad(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = np.asarray(p.grad, dtype=p.value.dtype)
+                if group.get("maximize"):
+                    g = -g
+                state = self.state.setdefault(id(p), {"step": 0})
+                state["step"] += 1
+                self._update(p.value, g, state, group)
+
+
+class SGD(Optimizer):
+    """``p -= lr·(g + wd·p)``, with momentum ``b = μb + (1-τ)g`` and Nesterov ``g + μb``."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, maximize=False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def _update(self, p, g, state, group):
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        mu = group["momentum"]
+        if mu:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = g.copy()
+            else:
+                b = state["momentum_buffer"]
+                b *= mu
+                b += (1.0 - group["dampening"]) * g
+            b = state["momentum_buffer"]
+            g = g + mu * b if group["nesterov"] else b
+        p -= group["lr"] * g
+
+
+class Adam(Optimizer):
+    """m = β₁m + (1-β₁)g, v = β₂v + (1-β₂)g², p -= lr·m̂/(√v̂ + ε) (bias-corrected)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    _decoupled = False
+
+    def _update(self, p, g, state, group):
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd:
+            if self._decoupled:
+                p *= 1.0 - lr * wd
+            else:
+                g = g + wd * p
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p)
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * g * g
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        p -= (lr / bc1) * m / (np.sqrt(v) / math.sqrt(bc2) + eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr·wd`` before the Adam step."""
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+
+
+class RMSprop(Optimizer):
+    """v = αv + (1-α)g², p -= lr·g/(√v + ε); ``centered`` subtracts the mean gradient²."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, maximize=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    def _update(self, p, g, state, group):
+        a, eps = group["alpha"], group["eps"]
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p)
+            state["grad_avg"] = np.zeros_like(p)
+            state["momentum_buffer"] = np.zeros_like(p)
+        v = state["square_avg"]
+        v *= a
+        v += (1.0 - a) * g * g
+        if group["centered"]:
+            ga = state["grad_avg"]
+            ga *= a
+            ga += (1.0 - a) * g
+            avg = np.sqrt(v - ga * ga) + eps
+        else:
+            avg = np.sqrt(v) + eps
+        if group["momentum"] > 0:
+            b = state["momentum_buffer"]
+            b *= group["momentum"]
+            b += g / avg
+            p -= group["lr"] * b
+        else:
+            p -= group["lr"] * g / avg
+
+
+class Adagrad(Optimizer):
+    """s += g², p -= lr/(1 + (t-1)·decay) · g/(√s + ε)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, maximize=False):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps, maximize=maximize))
+
+    def _update(self, p, g, state, group):
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        if "sum" not in state:
+            state["sum"] = np.full_like(p, group["initial_accumulator_value"])
+        s = state["sum"]
+        s += g * g
+        clr = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
+        p -= clr * g / (np.sqrt(s) + group["eps"])
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+    """Scale all gradients together so their joint norm is at most ``max_norm``; returns
+    the norm before clipping (PyTorch's ``clip_grad_norm_``)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    if norm_type == math.inf:
+        total = max(float(np.max(np.abs(g))) for g in grads)
+    else:
+        total = float(sum(np.sum(np.abs(g) ** norm_type) for g in grads) ** (1.0 / norm_type))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for p in parameters:
+            if p.grad is not None:
+                p.grad = p.grad * coef
+    return total
+
+
+class _Scheduler:
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def step(self):
+        self.last_epoch += 1
+        self._apply()
+
+    def _apply(self):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self._lr(base, self.last_epoch)
+
+    def get_last_lr(self):
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+
+class StepLR(_Scheduler):
+    """lr = base · γ^⌊epoch / step_size⌋."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer)
+
+    def _lr(self, base, epoch):
+        return base * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(_Scheduler):
+    """lr = base · γ^epoch."""
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def _lr(self, base, epoch):
+        return base * self.gamma ** epoch
+
+
+class CosineAnnealingLR(_Scheduler):
+    """lr = η_min + (base - η_min)(1 + cos(π·epoch/T_max))/2."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer)
+
+    def _lr(self, base, epoch):
+        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class lr_scheduler:  # noqa: N801 - the namespace PyTorch users import from
+    """``nn.optim.lr_scheduler.StepLR`` etc."""
+    StepLR = StepLR
+    ExponentialLR = ExponentialLR
+    CosineAnnealingLR = CosineAnnealingLR

@@ -1,0 +1,2 @@
+"""Case-table entries for the convolution and pooling primitives (see cases.py)."""
+CASES = []
