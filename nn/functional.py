@@ -10,8 +10,9 @@ import math
 import numpy as np
 from scipy.special import erf
 
+from autodiff.ops.linalg import linear_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
-from autodiff.ops.softmax import logsumexp
+from autodiff.ops.softmax import logsumexp, softmax_cross_entropy
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus",
            "softmax", "log_softmax", "dropout", "mse_loss", "l1_loss", "huber_loss",
@@ -22,8 +23,9 @@ __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "so
 # ----- Layers as functions -----
 def linear(x, weight, bias=None):
     """``x Wᵀ + b`` with ``W`` of shape (out_features, in_features), as PyTorch."""
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    if bias is None:
+        return x @ weight.T
+    return linear_p(x, weight, bias)
 
 
 def dropout(x, p=0.5, training=True, rng=None):
@@ -143,30 +145,34 @@ def nll_loss(input, target, weight=None, reduction="mean"):
 
 def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of logits ``input`` (N, C, …) against integer labels (N, …)
-    or class probabilities (N, C, …), with PyTorch's ``label_smoothing``."""
-    logp = _log_softmax(input, axis=(1 - input.ndim,) if input.ndim > 1 else (-1,))
-    n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
-    t = getattr(target, "value", target)
-    if np.asarray(t).dtype.kind == "f":                      # probabilities
-        if label_smoothing:
-            target = target * (1.0 - label_smoothing) + label_smoothing / n_classes
-        w = 1.0 if weight is None else np.asarray(weight).reshape(
-            (1, -1) + (1,) * (input.ndim - 2))
-        return _reduce(-np.sum(logp * target * w, axis=1 if input.ndim > 1 else 0),
-                       reduction)
+    or class probabilities (N, C, …), with PyTorch's ``weight`` and ``label_smoothing``.
+
+    One primitive (``softmax_cross_entropy``) computes ``-Σ_c y_c log softmax(x)_c`` per
+    sample from the logits, stably; labels become the class weights ``y`` here.
+    """
     if input.ndim == 1:
-        return cross_entropy(input[None], np.asarray(t)[None], weight, reduction,
-                             label_smoothing)
-    nll = nll_loss(logp, t, weight=weight, reduction=reduction)
-    if not label_smoothing:
-        return nll
-    w = 1.0 if weight is None else np.asarray(weight).reshape((1, -1) + (1,) * (input.ndim - 2))
-    smooth = -np.sum(logp * w, axis=1) / n_classes
-    if weight is not None and reduction == "mean":
-        smooth = np.sum(smooth) / np.sum(np.asarray(weight)[_labels(t, n_classes, "cross_entropy")])
+        t = np.asarray(getattr(target, "value", target))
+        return cross_entropy(input[None], target[None] if t.dtype.kind == "f" else t[None],
+                             weight, reduction, label_smoothing)
+    n_classes = input.shape[1]
+    shape = (1, n_classes) + (1,) * (input.ndim - 2)
+    w = None if weight is None else np.asarray(weight, dtype=float).reshape(shape)
+    t = getattr(target, "value", target)
+    labels = None
+    if np.asarray(t).dtype.kind == "f":                    # class probabilities
+        y = target
     else:
-        smooth = _reduce(smooth, reduction)
-    return (1.0 - label_smoothing) * nll + label_smoothing * smooth
+        labels = _labels(t, n_classes, "cross_entropy")
+        y = (np.arange(n_classes).reshape(shape) == np.expand_dims(labels, 1)) * 1.0
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / n_classes
+    if w is not None:
+        y = y * w
+    loss = softmax_cross_entropy(input, y, axis=1 - input.ndim)
+    if reduction == "mean" and w is not None and labels is not None:
+        # PyTorch divides by the summed weights of the targets' classes.
+        return np.sum(loss) / np.sum(np.asarray(weight, dtype=float)[labels])
+    return _reduce(loss, reduction)
 
 
 def binary_cross_entropy(input, target, reduction="mean"):

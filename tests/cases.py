@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special as sp
 
+from autodiff.ops.linalg import linear_p as linear
+from autodiff.ops.softmax import softmax_cross_entropy
 from autodiff.scipy.special import log_softmax, logsumexp, polygamma
 
 DOMAINS = {
@@ -165,7 +167,16 @@ CASES += [
          (((4,), "nonzero"),)),
 ]
 # ----- Softmax family (stable primitives) -----
+_sce = softmax_cross_entropy
 CASES += [
+    Case("softmax_cross_entropy", "sce-last", lambda x, y: _sce(x, y, axis=-1),
+         (((3, 4), "real"), ((3, 4), "pos"))),
+    Case("softmax_cross_entropy", "sce-axis1-large", lambda x, y: _sce(20.0 * x, y, axis=1),
+         (((2, 3, 2), "real"), ((2, 3, 2), "pos"))),
+    Case("linear", "linear-2d", lambda x, w, b: linear(x, w, b),
+         (((4, 3), "real"), ((2, 3), "real"), ((2,), "real"))),
+    Case("linear", "linear-3d", lambda x, w, b: linear(x, w, b),
+         (((2, 4, 3), "real"), ((2, 3), "real"), ((2,), "real"))),
     Case("logsumexp", "logsumexp-all", lambda x: logsumexp(x), (((2, 3), "real"),)),
     Case("logsumexp", "logsumexp-axis-keep", lambda x: logsumexp(x * 30.0, axis=1, keepdims=True),
          (((3, 4), "real"),)),
