@@ -1,0 +1,261 @@
+"""Recurrent layers — ``RNN``, ``LSTM``, ``GRU`` — as PyTorch defines them, unrolled in Python.
+
+Each layer is a loop over time steps of a cell written with the engine's primitives
+(``@``, slicing, ``np.tanh``, ``sigmoid``), so every derivative — of the input, the initial
+state and each parameter, in either mode, to any order — comes from the tape with no rule of
+its own. The input projection ``x W_ihᵀ + b_ih`` of a whole layer is one matrix product before
+the loop; only ``h W_hhᵀ`` runs per step. Parameter names, shapes, gate order and the default
+initialisation (uniform in ±1/√hidden_size) are PyTorch's, so a ``state_dict`` copies across
+by name:
+
+    RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)                       act = tanh or relu
+    LSTM  i, f, g, o = σ, σ, tanh, σ of (W_ih x + b_ih + W_hh h + b_hh)   (rows in that order)
+          c' = f c + i g,   h' = o tanh(c')
+    GRU   r, z = σ(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z})
+          n = tanh(W_in x + b_in + r (W_hn h + b_hn)),   h' = (1 - z) n + z h
+
+>>> import numpy as np
+>>> from autodiff import nn
+>>> lstm = nn.LSTM(3, 5, num_layers=2, batch_first=True)
+>>> out, (h_n, c_n) = lstm(np.ones((4, 7, 3)))          # (batch, seq, feature)
+>>> out.shape, h_n.shape, c_n.shape
+((4, 7, 5), (2, 4, 5), (2, 4, 5))
+>>> np.sum(out).backward()
+>>> lstm.weight_hh_l1.grad.shape
+(20, 5)
+"""
+import math
+
+import numpy as np
+
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
+
+
+# ----- Cells: one time step, on the precomputed input projection ``xp = x W_ihᵀ + b_ih`` -----
+def _rnn_cell(act):
+    def step(xp, state, w_hh_t, b_hh):
+        a = xp + state @ w_hh_t
+        if b_hh is not None:
+            a = a + b_hh
+        h = act(a)
+        return h, h
+    return step
+
+
+def _lstm_cell(xp, state, w_hh_t, b_hh):
+    h, c = state
+    gates = xp + h @ w_hh_t
+    if b_hh is not None:
+        gates = gates + b_hh
+    n = gates.shape[-1] // 4
+    s = F.sigmoid(gates)                # one sigmoid over all four blocks; g's block unused
+    i, f, o = s[..., :n], s[..., n:2 * n], s[..., 3 * n:]
+    g = np.tanh(gates[..., 2 * n:3 * n])
+    c = f * c + i * g
+    h = o * np.tanh(c)
+    return h, (h, c)
+
+
+def _gru_cell(xp, h, w_hh_t, b_hh):
+    hp = h @ w_hh_t
+    if b_hh is not None:
+        hp = hp + b_hh
+    n = hp.shape[-1] // 3
+    rz = F.sigmoid(xp[..., :2 * n] + hp[..., :2 * n])
+    r, z = rz[..., :n], rz[..., n:]
+    cand = np.tanh(xp[..., 2 * n:] + r * hp[..., 2 * n:])
+    h = cand + z * (h - cand)           # (1 - z) n + z h
+    return h, h
+
+
+class RNNBase(Module):
+    """What RNN, LSTM and GRU share: parameters, shapes, the loop over layers and time."""
+
+    _gates = 1
+    _has_cell = False
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float64):
+        super().__init__()
+        if not (isinstance(hidden_size, int) and hidden_size > 0):
+            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+        if not (isinstance(num_layers, int) and num_layers > 0):
+            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first = bias, batch_first
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        gh = self._gates * hidden_size
+        dirs = 2 if bidirectional else 1
+        for k in range(num_layers):
+            fan_in = input_size if k == 0 else hidden_size * dirs
+            for sfx in ("", "_reverse")[:dirs]:
+                setattr(self, f"weight_ih_l{k}{sfx}", Parameter(np.empty((gh, fan_in), dtype)))
+                setattr(self, f"weight_hh_l{k}{sfx}",
+                        Parameter(np.empty((gh, hidden_size), dtype)))
+                if bias:
+                    setattr(self, f"bias_ih_l{k}{sfx}", Parameter(np.empty(gh, dtype)))
+                    setattr(self, f"bias_hh_l{k}{sfx}", Parameter(np.empty(gh, dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Every weight and bias uniform in ±1/√hidden_size (PyTorch's default)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def flatten_parameters(self):
+        """A no-op, for code written for PyTorch's cuDNN path."""
+
+    def _cell(self, xp, state, w_hh_t, b_hh):
+        raise NotImplementedError
+
+    # ----- shapes -----
+    def _check_state(self, s, batch, unbatched, what):
+        want = (self.num_layers * (2 if self.bidirectional else 1),) + \
+            (() if unbatched else (batch,)) + (self.hidden_size,)
+        if tuple(np.shape(s)) != want:
+            raise ValueError(f"{type(self).__name__}: expected {what} of shape {want}, got "
+                             f"{tuple(np.shape(s))}")
+        return s[:, None] if unbatched else s
+
+    def forward(self, x, h0=None, *, hx=None):
+        """``x`` of shape (seq, batch, input_size), or (batch, seq, input_size) with
+        ``batch_first``, or (seq, input_size) unbatched. ``h0`` (``hx`` in PyTorch; for LSTM
+        the pair ``(h0, c0)``) of shape (num_layers·directions, batch, hidden_size), zeros
+        when omitted. Returns ``(output, h_n)``, for LSTM ``(output, (h_n, c_n))``."""
+        if hx is not None:
+            if h0 is not None:
+                raise TypeError("pass the initial state once, as h0 or as hx")
+            h0 = hx
+        name = type(self).__name__
+        nd = np.ndim(x)
+        if nd not in (2, 3):
+            raise ValueError(f"{name}: expected a 2-D (unbatched) or 3-D input, got "
+                             f"{nd}-D of shape {np.shape(x)}")
+        if np.shape(x)[-1] != self.input_size:
+            raise ValueError(f"{name}: input.size(-1) must equal input_size "
+                             f"({self.input_size}), got {np.shape(x)[-1]}")
+        unbatched = nd == 2
+        if unbatched:
+            x = x[:, None]
+        elif self.batch_first:
+            x = np.swapaxes(x, 0, 1)
+        seq, batch = np.shape(x)[:2]
+        if seq == 0:
+            raise ValueError(f"{name}: the input has no time steps")
+
+        dirs = 2 if self.bidirectional else 1
+        if h0 is None:
+            h_init = c_init = None
+        elif self._has_cell:
+            if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+                raise TypeError(f"{name}: the initial state is a pair (h0, c0)")
+            h_init = self._check_state(h0[0], batch, unbatched, "h0")
+            c_init = self._check_state(h0[1], batch, unbatched, "c0")
+        else:
+            h_init = self._check_state(h0, batch, unbatched, "h0")
+            c_init = None
+
+        h_n, c_n = [], []
+        inp = x
+        for k in range(self.num_layers):
+            outs = []
+            for d, sfx in enumerate(("", "_reverse")[:dirs]):
+                j = k * dirs + d
+                w_ih = getattr(self, f"weight_ih_l{k}{sfx}")
+                w_hh = getattr(self, f"weight_hh_l{k}{sfx}")
+                b_ih = getattr(self, f"bias_ih_l{k}{sfx}") if self.bias else None
+                b_hh = getattr(self, f"bias_hh_l{k}{sfx}") if self.bias else None
+                xp = inp @ w_ih.T                          # the whole layer's input at once
+                if b_ih is not None:
+                    xp = xp + b_ih
+                zeros = np.zeros((batch, self.hidden_size), dtype=xp.dtype)
+                h = zeros if h_init is None else h_init[j]
+                state = h
+                if self._has_cell:
+                    state = (h, zeros if c_init is None else c_init[j])
+                w_hh_t = w_hh.T
+                steps = range(seq - 1, -1, -1) if d else range(seq)
+                ys = [None] * seq
+                for t in steps:
+                    ys[t], state = self._cell(xp[t], state, w_hh_t, b_hh)
+                outs.append(np.stack(ys))
+                if self._has_cell:
+                    h_n.append(state[0])
+                    c_n.append(state[1])
+                else:
+                    h_n.append(state)
+            inp = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                inp = F.dropout(inp, self.dropout, True, init.default_generator())
+
+        out = inp
+        h_n = np.stack(h_n)
+        c_n = np.stack(c_n) if self._has_cell else None
+        if unbatched:
+            out, h_n = out[:, 0], h_n[:, 0]
+            c_n = c_n[:, 0] if c_n is not None else None
+        elif self.batch_first:
+            out = np.swapaxes(out, 0, 1)
+        return (out, (h_n, c_n)) if self._has_cell else (out, h_n)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+
+class RNN(RNNBase):
+    """Elman RNN: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, ``act`` = tanh or relu.
+
+    ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64)`` — PyTorch's
+    positional order; ``weight_ih_l{k}`` is (hidden_size, input_size)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype)
+        self.nonlinearity = nonlinearity
+        self._step = _rnn_cell(np.tanh if nonlinearity == "tanh" else F.relu)
+
+    def _cell(self, xp, state, w_hh_t, b_hh):
+        return self._step(xp, state, w_hh_t, b_hh)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory; gates i, f, g, o stacked in that order in
+    ``weight_ih_l{k}`` (4·hidden_size, input_size). Returns ``(output, (h_n, c_n))``."""
+
+    _gates = 4
+    _has_cell = True
+
+    _cell = staticmethod(_lstm_cell)
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit; gates r, z, n stacked in that order in ``weight_ih_l{k}``
+    (3·hidden_size, input_size), with ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``."""
+
+    _gates = 3
+
+    _cell = staticmethod(_gru_cell)
