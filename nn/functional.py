@@ -192,3 +192,12 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight
         log_1m_sig = -softplus(input)
         loss = -(pos_weight * target * log_sig + (1.0 - target) * log_1m_sig)
     return _reduce(loss, reduction)
+
+
+# ----- Convolution, pooling and normalisation (nn/conv.py, nn/norm.py) -----
+from .conv import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose2d,  # noqa: E402
+                   max_pool1d, max_pool2d)
+from .norm import batch_norm, layer_norm  # noqa: E402
+
+__all__ += ["conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+            "avg_pool2d", "batch_norm", "layer_norm"]

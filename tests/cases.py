@@ -187,6 +187,6 @@ CASES += [
 ]
 
 # ----- Convolution and pooling primitives (autodiff/ops/conv.py) -----
-from cases_conv import CASES as _CONV_CASES  # noqa: E402
+from cases_conv import make as _make_conv_cases  # noqa: E402
 
-CASES += _CONV_CASES
+CASES += _make_conv_cases(Case)

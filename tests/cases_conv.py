@@ -1,2 +1,73 @@
-"""Case-table entries for the convolution and pooling primitives (see cases.py)."""
-CASES = []
+"""Case-table entries for the convolution primitives and the pooling compositions (see
+cases.py). ``make(Case)`` builds them with cases.py's ``Case`` class, which this module
+cannot import (cases.py imports it). Shapes are small so the order-2 checks stay fast."""
+import numpy as np
+
+
+def make(Case):
+    from autodiff.nn import functional as F
+    from autodiff.ops.conv import (conv1d, conv2d, conv2d_grad_w_p, conv2d_transpose_x_p,
+                                   conv_transpose2d)
+
+    x, w = ((2, 2, 5, 5), "real"), ((3, 2, 3, 3), "real")
+    img = ((2, 2, 6, 7), "real")
+    geometry = dict(stride=(2, 1), padding=((1, 1), (2, 2)), dilation=(1, 2))
+    return [
+        # ----- conv2d -----
+        Case("conv2d", "conv2d-valid", lambda x, w: conv2d(x, w), (x, w)),
+        Case("conv2d", "conv2d-stride2-pad1", lambda x, w: conv2d(x, w, stride=2, padding=1),
+             (x, w)),
+        Case("conv2d", "conv2d-dilation2-pad2", lambda x, w: conv2d(x, w, padding=2, dilation=2),
+             (x, w)),
+        Case("conv2d", "conv2d-mixed-pairs",
+             lambda x, w: conv2d(x, w, stride=(1, 2), padding=(0, 1), dilation=(2, 1)),
+             (((1, 2, 6, 5), "real"), ((2, 2, 2, 3), "real"))),
+        Case("conv2d", "conv2d-same-even-kernel", lambda x, w: conv2d(x, w, padding="same"),
+             (((1, 2, 4, 4), "real"), ((2, 2, 2, 3), "real"))),
+        Case("conv2d", "conv2d-one-image", lambda x, w: conv2d(x, w, padding=1),
+             (((2, 4, 4), "real"), ((2, 2, 3, 3), "real"))),
+        # A nonlinear composition: second derivatives beyond the bilinear cross terms.
+        Case("conv2d", "conv2d-tanh-of-squares",
+             lambda x, w: np.tanh(conv2d(x * x, w, stride=2, padding=1) * 0.3),
+             (x, w)),
+        Case("conv2d", "conv1d", lambda x, w: conv1d(x, w, stride=2, padding=1, dilation=2),
+             (((2, 2, 9), "real"), ((3, 2, 3), "real"))),
+        Case("conv2d", "conv1d-bias-tanh",
+             lambda x, w, b: np.tanh(F.conv1d(x, w, b, padding="same")),
+             (((2, 2, 6), "real"), ((2, 2, 3), "real"), ((2,), "real"))),
+        # ----- the transpose (cotangent of x), directly and as conv_transpose2d -----
+        Case("conv2d_transpose_x", "conv2d_transpose_x",
+             lambda g, w: conv2d_transpose_x_p(g, w, size=(6, 7), **geometry),
+             (((2, 3, 3, 7), "real"), w)),
+        Case("conv2d_transpose_x", "conv_transpose2d-stride2-outpad1",
+             lambda x, w: conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+             (((2, 3, 3, 3), "real"), ((3, 2, 3, 3), "real"))),
+        Case("conv2d_transpose_x", "conv_transpose2d-dilated-squared",
+             lambda x, w: conv_transpose2d(x * x, w, dilation=2) ** 2,
+             (((1, 3, 2, 3), "real"), ((3, 2, 2, 2), "real"))),
+        # ----- the correlation of x with g (cotangent of w) -----
+        Case("conv2d_grad_w", "conv2d_grad_w",
+             lambda x, g: conv2d_grad_w_p(x, g, ksize=(3, 3), **geometry),
+             (img, ((2, 3, 3, 7), "real"))),
+        Case("conv2d_grad_w", "conv2d_grad_w-valid-squared",
+             lambda x, g: conv2d_grad_w_p(x, g, ksize=(2, 2), stride=(1, 1),
+                                          padding=((0, 0), (0, 0)), dilation=(1, 1)) ** 2,
+             (((1, 2, 4, 4), "real"), ((1, 2, 3, 3), "real"))),
+        # ----- pooling: compositions of slicing, concatenate and max / sum -----
+        Case("max", "max_pool2d-2", lambda x: F.max_pool2d(x, 2), (((2, 2, 4, 5), "real"),)),
+        Case("max", "max_pool2d-3-stride2-pad1",
+             lambda x: F.max_pool2d(x, 3, stride=2, padding=1), (((1, 2, 5, 6), "real"),)),
+        Case("max", "max_pool2d-overlap-dilation-ceil",
+             lambda x: F.max_pool2d(x, 2, stride=1, dilation=2, ceil_mode=True) ** 2,
+             (((1, 2, 5, 5), "real"),)),
+        Case("max", "max_pool1d-ceil",
+             lambda x: F.max_pool1d(x, 3, stride=2, padding=1, ceil_mode=True),
+             (((2, 2, 8), "real"),)),
+        Case("sum", "avg_pool2d-2", lambda x: F.avg_pool2d(x, 2) ** 2, (((2, 2, 4, 4), "real"),)),
+        Case("sum", "avg_pool2d-3-stride2-pad1-ceil-nopad",
+             lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True,
+                                    count_include_pad=False),
+             (((1, 2, 6, 5), "real"),)),
+        Case("sum", "avg_pool1d", lambda x: np.sin(F.avg_pool1d(x, 2, stride=1)),
+             (((2, 3, 5), "real"),)),
+    ]

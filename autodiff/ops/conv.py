@@ -1,0 +1,291 @@
+"""Convolution: ``conv2d`` and the two primitives its reverse rule needs — primitives for speed.
+
+``conv2d(x, w)`` is PyTorch's cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw),
+``y[n,o,p,q] = Σ_{c,i,j} xpad[n, c, p·s + i·d, q·s + j·d] · w[o,c,i,j]``: im2col by a strided
+window view, then one ``tensordot`` (BLAS), no loop over pixels. As a composition of
+indexing and ``matmul`` it would record one node per kernel tap and scatter back through
+each; as a primitive its rules are two other convolutions:
+
+* ``conv2d_transpose_x(g, w)`` — ``Aᵀg`` where ``conv2d(x, w) = A x`` (the cotangent of x,
+  PyTorch's ``conv_transpose2d`` with weight (in=O, out=C, kh, kw));
+* ``conv2d_grad_w(x, g)`` — ``∂⟨conv2d(x, w), g⟩/∂w``, the correlation of x with g.
+
+All three are bilinear, so every JVP is the primitive itself with one argument swapped for
+its tangent, and every VJP is one of the three: with ``⟨conv(x,w), g⟩ = ⟨x, T(g,w)⟩ =
+⟨w, G(x,g)⟩`` the set is closed, and derivatives of any order are convolutions again.
+
+A batch of directions (one extra leading axis on a tangent or cotangent) is folded into a
+convolution axis that the operation treats independently — images (N), output channels (O)
+or input channels (C) — and unfolded after: ``_conv``, ``_conv_t``, ``_conv_w`` below.
+
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> conv2d(x, np.ones((1, 1, 2, 2)), stride=2)[0, 0]
+array([[10., 18.],
+       [42., 50.]])
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..core import ndim_of, shape_of
+from .define import defprim
+
+__all__ = ["conv2d", "conv1d", "conv_transpose2d", "conv2d_p", "conv2d_transpose_x_p",
+           "conv2d_grad_w_p", "conv_output_size"]
+
+
+# ----- NumPy implementations (plain arrays only) -----
+def _windows(x, ksize, stride, padding, dilation):
+    """im2col as a view: (N, C, Ho, Wo, kh, kw) with ``[..., p, q, i, j] =
+    xpad[..., p·s + i·d, q·s + j·d]``."""
+    (pt, pb), (pl, pr) = padding
+    if pt or pb or pl or pr:
+        x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    (kh, kw), (sh, sw), (dh, dw) = ksize, stride, dilation
+    v = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    return v[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def _conv2d(x, w, stride, padding, dilation):
+    v = _windows(x, shape_of(w)[2:], stride, padding, dilation)
+    y = np.tensordot(w, v, axes=((1, 2, 3), (1, 4, 5)))            # (O, N, Ho, Wo)
+    return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+
+def _check_out(g, size, ksize, stride, padding, dilation, name):
+    want = conv_output_size(size, ksize, stride, padding, dilation)
+    if tuple(g.shape[2:]) != want:
+        raise ValueError(f"{name}: g has spatial shape {tuple(g.shape[2:])}, but conv2d of "
+                         f"an input of size {tuple(size)} gives {want}")
+
+
+def _conv2d_transpose_x(g, w, size, stride, padding, dilation):
+    """col2im: scatter ``wᵀg`` back onto the padded image, one strided slice per kernel tap
+    (kh·kw slices, never a loop over pixels), then crop the padding."""
+    n, _, ho, wo = g.shape
+    _, c, kh, kw = w.shape
+    (pt, pb), (pl, pr) = padding
+    (sh, sw), (dh, dw) = stride, dilation
+    h, wd = size
+    _check_out(g, (h, wd), (kh, kw), stride, padding, dilation, "conv2d_transpose_x")
+    out = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=np.result_type(g, w))
+    cols = np.tensordot(w, g, axes=(0, 1)).transpose(3, 0, 1, 2, 4, 5)   # (N, C, kh, kw, Ho, Wo)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, :, i, j]
+    return np.ascontiguousarray(out[:, :, pt:pt + h, pl:pl + wd])
+
+
+def _conv2d_grad_w(x, g, ksize, stride, padding, dilation):
+    _check_out(g, x.shape[2:], ksize, stride, padding, dilation, "conv2d_grad_w")
+    v = _windows(x, ksize, stride, padding, dilation)
+    return np.tensordot(g, v, axes=((0, 2, 3), (0, 2, 3)))          # (O, C, kh, kw)
+
+
+# ----- Batched operands: fold the batch of directions into an independent axis -----
+# The operands of the three primitives are exactly 4-D, so a 5-D one carries the batch of
+# directions on its leading axis (the engine's convention; at most one operand has it).
+_SWAP01 = (1, 0, 2, 3, 4)
+
+
+def _batched(a):
+    return ndim_of(a) == 5
+
+
+def _conv(x, w, kw):
+    """``conv2d`` where ``x`` (B, N, C, H, W) or ``w`` (B, O, C, kh, kw) may be batched."""
+    if _batched(x):                                   # fold B into the images
+        s = shape_of(x)
+        y = conv2d_p(np.reshape(x, (s[0] * s[1],) + s[2:]), w, **kw)
+        return np.reshape(y, s[:2] + shape_of(y)[1:])
+    if _batched(w):                                   # fold B into the output channels
+        s = shape_of(w)
+        y = conv2d_p(x, np.reshape(w, (s[0] * s[1],) + s[2:]), **kw)
+        sy = shape_of(y)
+        return np.transpose(np.reshape(y, (sy[0],) + s[:2] + sy[2:]), _SWAP01)
+    return conv2d_p(x, w, **kw)
+
+
+def _conv_t(g, w, size, kw):
+    """``conv2d_transpose_x`` where ``g`` (B, N, O, Ho, Wo) or ``w`` may be batched."""
+    if _batched(g):                                   # fold B into the images
+        s = shape_of(g)
+        y = conv2d_transpose_x_p(np.reshape(g, (s[0] * s[1],) + s[2:]), w, size=size, **kw)
+        return np.reshape(y, s[:2] + shape_of(y)[1:])
+    if _batched(w):                                   # fold B into the input channels
+        s = shape_of(w)
+        wf = np.reshape(np.transpose(w, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
+        y = conv2d_transpose_x_p(g, wf, size=size, **kw)
+        sy = shape_of(y)
+        return np.transpose(np.reshape(y, (sy[0], s[0], s[2]) + sy[2:]), _SWAP01)
+    return conv2d_transpose_x_p(g, w, size=size, **kw)
+
+
+def _conv_w(x, g, ksize, kw):
+    """``conv2d_grad_w`` where ``x`` (B, N, C, H, W) or ``g`` (B, N, O, Ho, Wo) may be batched."""
+    if _batched(x):                                   # fold B into the input channels
+        s = shape_of(x)
+        xf = np.reshape(np.transpose(x, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
+        y = conv2d_grad_w_p(xf, g, ksize=ksize, **kw)
+        sy = shape_of(y)
+        return np.transpose(np.reshape(y, (sy[0], s[0], s[2]) + sy[2:]), _SWAP01)
+    if _batched(g):                                   # fold B into the output channels
+        s = shape_of(g)
+        gf = np.reshape(np.transpose(g, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
+        y = conv2d_grad_w_p(x, gf, ksize=ksize, **kw)
+        return np.reshape(y, (s[0], s[2]) + shape_of(y)[1:])
+    return conv2d_grad_w_p(x, g, ksize=ksize, **kw)
+
+
+def _hw(a):
+    return tuple(shape_of(a)[2:])
+
+
+# ----- The three primitives -----
+# ``kw`` is (stride, padding, dilation): stride=(sh, sw), padding=((top, bottom), (left,
+# right)), dilation=(dh, dw), all ints, normalised by the entry points below.
+conv2d_p = defprim(
+    "conv2d", _conv2d,
+    jvp=(lambda t, ans, x, w, **kw: _conv(t, w, kw),
+         lambda t, ans, x, w, **kw: _conv(x, t, kw)),
+    vjp=(lambda g, ans, x, w, **kw: _conv_t(g, w, _hw(x), kw),
+         lambda g, ans, x, w, **kw: _conv_w(x, g, _hw(w), kw)))
+
+# ``conv2d_transpose_x(g, w, size)``: (N, O, Ho, Wo) → (N, C, *size); linear in g and in w.
+conv2d_transpose_x_p = defprim(
+    "conv2d_transpose_x", _conv2d_transpose_x,
+    jvp=(lambda t, ans, g, w, size, **kw: _conv_t(t, w, size, kw),
+         lambda t, ans, g, w, size, **kw: _conv_t(g, t, size, kw)),
+    vjp=(lambda c, ans, g, w, size, **kw: _conv(c, w, kw),
+         lambda c, ans, g, w, size, **kw: _conv_w(c, g, _hw(w), kw)))
+
+# ``conv2d_grad_w(x, g, ksize)``: → (O, C, *ksize); linear in x and in g.
+conv2d_grad_w_p = defprim(
+    "conv2d_grad_w", _conv2d_grad_w,
+    jvp=(lambda t, ans, x, g, ksize, **kw: _conv_w(t, g, ksize, kw),
+         lambda t, ans, x, g, ksize, **kw: _conv_w(x, t, ksize, kw)),
+    vjp=(lambda c, ans, x, g, ksize, **kw: _conv_t(g, c, _hw(x), kw),
+         lambda c, ans, x, g, ksize, **kw: _conv(x, c, kw)))
+
+
+# ----- Entry points (PyTorch's argument conventions) -----
+def _pair(v, name):
+    v = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(v) != 2 or not all(isinstance(i, (int, np.integer)) for i in v):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return tuple(int(i) for i in v)
+
+
+def _single(v):
+    """A 1-d size: an int or a 1-tuple (PyTorch's Conv1d stores ``(k,)``)."""
+    return int(v) if isinstance(v, (int, np.integer)) else int(tuple(v)[0])
+
+
+def _padding(padding, ksize, stride, dilation):
+    """``padding`` as ((top, bottom), (left, right)); 'valid' is 0, 'same' pads
+    d·(k-1) in all, the odd one on the bottom/right (PyTorch's choice), stride 1 only."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            tot = [d * (k - 1) for k, d in zip(ksize, dilation)]
+            return tuple((p // 2, p - p // 2) for p in tot)
+        raise ValueError(f"padding must be 'valid', 'same', an int or a pair, got {padding!r}")
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"negative padding {padding!r}")
+    return ((ph, ph), (pw, pw))
+
+
+def conv_output_size(size, ksize, stride=1, padding=0, dilation=1):
+    """``⌊(size + pads - d·(k-1) - 1)/s⌋ + 1`` per spatial axis (padding as the pair of
+    pairs ``((top, bottom), (left, right))`` or PyTorch's int/pair)."""
+    ksize, stride, dilation = _pair(ksize, "kernel_size"), _pair(stride, "stride"), \
+        _pair(dilation, "dilation")
+    if not (isinstance(padding, tuple) and isinstance(padding[0], tuple)):
+        padding = _padding(padding, ksize, stride, dilation)
+    return tuple((n + a + b - d * (k - 1) - 1) // s + 1
+                 for n, (a, b), k, s, d in zip(size, padding, ksize, stride, dilation))
+
+
+def conv2d(x, w, stride=1, padding=0, dilation=1):
+    """Cross-correlation of ``x`` (N, C, H, W) — or one image (C, H, W) — with ``w``
+    (O, C, kh, kw), as ``torch.nn.functional.conv2d`` without bias and groups:
+    ``y[n,o,p,q] = Σ_{c,i,j} xpad[n, c, p·s + i·d, q·s + j·d] w[o,c,i,j]``.
+
+    >>> conv2d(np.ones((1, 2, 3, 3)), np.ones((4, 2, 3, 3)), padding=1).shape
+    (1, 4, 3, 3)
+    """
+    single = ndim_of(x) == 3
+    if single:
+        x = np.reshape(x, (1,) + shape_of(x))
+    if ndim_of(x) != 4 or ndim_of(w) != 4:
+        raise ValueError(f"conv2d needs x (N, C, H, W) and w (O, C, kh, kw), got shapes "
+                         f"{shape_of(x)} and {shape_of(w)}")
+    if shape_of(x)[1] != shape_of(w)[1]:
+        raise ValueError(f"conv2d: x has {shape_of(x)[1]} channels, w expects "
+                         f"{shape_of(w)[1]} (groups other than 1 are not supported)")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError("conv2d: stride and dilation must be positive")
+    padding = _padding(padding, shape_of(w)[2:], stride, dilation)
+    out = conv_output_size(shape_of(x)[2:], shape_of(w)[2:], stride, padding, dilation)
+    if min(out) < 1:
+        raise ValueError(f"conv2d: kernel {shape_of(w)[2:]} (dilation {dilation}) is larger "
+                         f"than the padded input {shape_of(x)[2:]}")
+    y = conv2d_p(x, w, stride=stride, padding=padding, dilation=dilation)
+    return np.reshape(y, shape_of(y)[1:]) if single else y
+
+
+def conv1d(x, w, stride=1, padding=0, dilation=1):
+    """``x`` (N, C, L) or (C, L) with ``w`` (O, C, k): ``conv2d`` on a height-1 image.
+
+    >>> conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 3)))
+    array([[[3., 3., 3.]]])
+    """
+    single = ndim_of(x) == 2
+    if single:
+        x = np.reshape(x, (1,) + shape_of(x))
+    if ndim_of(x) != 3 or ndim_of(w) != 3:
+        raise ValueError(f"conv1d needs x (N, C, L) and w (O, C, k), got shapes "
+                         f"{shape_of(x)} and {shape_of(w)}")
+    sx, sw = shape_of(x), shape_of(w)
+    y = conv2d(np.reshape(x, sx[:2] + (1, sx[2])), np.reshape(w, sw[:2] + (1, sw[2])),
+               (1, _single(stride)), padding if isinstance(padding, str) else
+               (0, _single(padding)), (1, _single(dilation)))
+    sy = shape_of(y)
+    return np.reshape(y, (sy[1], sy[3]) if single else (sy[0], sy[1], sy[3]))
+
+
+def conv_transpose2d(x, w, stride=1, padding=0, output_padding=0, dilation=1):
+    """The transpose of ``conv2d`` (``torch.nn.functional.conv_transpose2d`` without bias
+    and groups): ``x`` (N, Cin, H, W) with ``w`` (Cin, Cout, kh, kw) gives
+    (N, Cout, (H-1)·s - 2p + d·(k-1) + output_padding + 1, …).
+
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
+    single = ndim_of(x) == 3
+    if single:
+        x = np.reshape(x, (1,) + shape_of(x))
+    if ndim_of(x) != 4 or ndim_of(w) != 4 or shape_of(x)[1] != shape_of(w)[0]:
+        raise ValueError(f"conv_transpose2d needs x (N, Cin, H, W) and w (Cin, Cout, kh, kw), "
+                         f"got shapes {shape_of(x)} and {shape_of(w)}")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    (ph, _), (pw, _) = pad = _padding(padding, shape_of(w)[2:], stride, dilation)
+    op = _pair(output_padding, "output_padding")
+    if any(o >= s for o, s in zip(op, stride)):
+        # (PyTorch also allows s <= output_padding < dilation; then conv2d of the result
+        # would not give back x's size, which this primitive's reverse rule relies on.)
+        raise ValueError("output_padding must be smaller than the stride")
+    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in
+                 zip(shape_of(x)[2:], stride, (ph, pw), dilation, shape_of(w)[2:], op))
+    if min(size) < 1:
+        raise ValueError(f"conv_transpose2d: the output size {size} is not positive")
+    y = conv2d_transpose_x_p(x, w, size=size, stride=stride, padding=pad, dilation=dilation)
+    return np.reshape(y, shape_of(y)[1:]) if single else y

@@ -1,0 +1,329 @@
+"""Convolution and pooling, as functions (PyTorch's signatures) and as layers.
+
+Convolution is the engine's ``conv2d`` primitive (``autodiff/ops/conv.py``) plus a bias;
+``conv1d`` is ``conv2d`` on a height-1 image. Pooling is a composition: the input is padded
+(with -inf for max, 0 for average), each of the kh·kw kernel taps is a strided slice, and
+the slices are reduced with ``max`` or summed — so max pooling inherits the engine's
+``max`` rule (tied maxima share the derivative equally) and every derivative is exact to
+any order. When the windows tile the input (stride = kernel, no dilation) a reshape
+replaces the slices.
+
+>>> import numpy as np
+>>> from autodiff import nn
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> nn.functional.max_pool2d(x, 2)[0, 0]
+array([[ 5.,  7.],
+       [13., 15.]])
+"""
+import functools
+import math
+import operator
+
+import numpy as np
+
+from autodiff.core import ndim_of, shape_of
+from autodiff.ops import conv as _conv
+
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+           "avg_pool2d", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+           "AvgPool2d"]
+
+
+# ----- Convolution -----
+def _groups(groups):
+    if groups != 1:
+        raise NotImplementedError("convolution with groups != 1 is not supported")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``torch.nn.functional.conv2d``: (N, C, H, W) ⋆ (O, C, kh, kw) + bias (O,)."""
+    _groups(groups)
+    y = _conv.conv2d(input, weight, stride, padding, dilation)
+    return y if bias is None else y + np.reshape(bias, (-1, 1, 1))
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``torch.nn.functional.conv1d``: (N, C, L) ⋆ (O, C, k) + bias (O,)."""
+    _groups(groups)
+    y = _conv.conv1d(input, weight, stride, padding, dilation)
+    return y if bias is None else y + np.reshape(bias, (-1, 1))
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """``torch.nn.functional.conv_transpose2d``: weight (Cin, Cout, kh, kw); the transpose
+    (adjoint) of ``conv2d`` with the same stride, padding and dilation."""
+    _groups(groups)
+    y = _conv.conv_transpose2d(input, weight, stride, padding, output_padding, dilation)
+    return y if bias is None else y + np.reshape(bias, (-1, 1, 1))
+
+
+# ----- Pooling -----
+def _pool_size(n, k, s, p, d, ceil_mode):
+    """PyTorch's pooling output size; in ceil mode the last window must start inside the
+    input or its left padding."""
+    if p > k // 2:
+        raise ValueError(f"pad should be at most half of kernel size, got pad={p}, "
+                         f"kernel_size={k}")
+    num = n + 2 * p - d * (k - 1) - 1
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    if out < 1:
+        raise ValueError(f"pooling: kernel {k} (dilation {d}, padding {p}) does not fit an "
+                         f"input of size {n}")
+    return out
+
+
+def _pad(x, axis, before, after, fill):
+    """``x`` with ``before``/``after`` entries of ``fill`` along ``axis`` (negative)."""
+    if not before and not after:
+        return x
+    s = list(shape_of(x))
+    parts = []
+    for n in (before, after):
+        s[axis] = n
+        parts.append(np.full(tuple(s), fill, dtype=x.dtype) if n else None)
+    return np.concatenate([a for a in (parts[0], x, parts[1]) if a is not None], axis=axis)
+
+
+def _taps(x, ksize, stride, padding, dilation, ceil_mode, fill):
+    """The pooling windows of ``x`` (…, H, W): either ``("block", y)`` with ``y`` of shape
+    (…, Ho, kh, Wo, kw), or ``("taps", [slice (…, Ho, Wo) per kernel tap])``."""
+    sizes = []
+    for ax, k, s, p, d in zip((-2, -1), ksize, stride, padding, dilation):
+        n = shape_of(x)[ax]
+        out = _pool_size(n, k, s, p, d, ceil_mode)
+        x = _pad(x, ax, p, max((out - 1) * s + d * (k - 1) + 1 - n - p, 0), fill)
+        sizes.append(out)
+    (ho, wo), (kh, kw) = sizes, ksize
+    if tuple(stride) == tuple(ksize) and tuple(dilation) == (1, 1):
+        x = x[..., :ho * kh, :wo * kw]
+        lead = shape_of(x)[:-2]
+        return "block", np.reshape(x, lead + (ho, kh, wo, kw))
+    (sh, sw), (dh, dw) = stride, dilation
+    return "taps", [x[..., i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                      j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                    for i in range(kh) for j in range(kw)]
+
+
+def _default(stride):
+    """PyTorch's pools take ``stride=None`` (or an empty list) for ``kernel_size``."""
+    return stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+
+
+def _pool_args(kernel_size, stride, padding, dilation):
+    p = _conv._pair
+    kernel_size = p(kernel_size, "kernel_size")
+    stride = kernel_size if _default(stride) else p(stride, "stride")
+    return kernel_size, stride, p(padding, "padding"), p(dilation, "dilation")
+
+
+def _spatial(x, nd, name):
+    if ndim_of(x) not in (nd + 1, nd + 2):
+        raise ValueError(f"{name}: expected a {nd + 1}-D or {nd + 2}-D input, got shape "
+                         f"{shape_of(x)}")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """``torch.nn.functional.max_pool2d`` on (N, C, H, W) or (C, H, W): the maximum of each
+    window, padding with -inf. Tied maxima share the derivative equally (the engine's
+    ``max`` rule; PyTorch gives all of it to one)."""
+    if return_indices:
+        raise NotImplementedError("max_pool2d(return_indices=True) is not supported")
+    _spatial(input, 2, "max_pool2d")
+    k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
+    kind, w = _taps(input, k, s, p, d, ceil_mode, -np.inf)
+    if kind == "block":
+        return np.max(w, axis=(-3, -1))
+    return np.max(np.stack(w, axis=-1), axis=-1)
+
+
+def _avg_divisor(n, k, s, p, out, count_include_pad):
+    """Per output position along one axis: the window's size counting the padding (but not
+    what ceil mode reads past it), or counting real entries only (PyTorch's formulas)."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, n + p)
+    if count_include_pad:
+        return (end - start).astype(float)
+    return (np.minimum(end, n) - np.maximum(start, 0)).astype(float)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """``torch.nn.functional.avg_pool2d`` on (N, C, H, W) or (C, H, W): the mean of each
+    window, padding with zeros (counted unless ``count_include_pad=False``)."""
+    _spatial(input, 2, "avg_pool2d")
+    k, s, p, d = _pool_args(kernel_size, stride, padding, 1)
+    kind, w = _taps(input, k, s, p, d, ceil_mode, 0.0)
+    total = np.sum(w, axis=(-3, -1)) if kind == "block" else functools.reduce(operator.add, w)
+    if divisor_override is not None:
+        if not divisor_override:
+            raise ValueError("divisor must be not zero")
+        return total / float(divisor_override)
+    ho, wo = shape_of(total)[-2:]
+    h, wd = shape_of(input)[-2:]
+    div = np.outer(_avg_divisor(h, k[0], s[0], p[0], ho, count_include_pad),
+                   _avg_divisor(wd, k[1], s[1], p[1], wo, count_include_pad))
+    if np.all(div == div.flat[0]):
+        return total / float(div.flat[0])
+    return total / div.astype(total.dtype)
+
+
+def _as_2d_pool(fn, input, kernel_size, stride, padding, *rest, **kw):
+    """A 1-d pool as the 2-d one on a height-1 image."""
+    one = _conv._single
+    sx = shape_of(input)
+    x = np.reshape(input, sx[:-1] + (1, sx[-1]))
+    y = fn(x, (1, one(kernel_size)), None if _default(stride) else (1, one(stride)),
+           (0, one(padding)), *rest, **kw)
+    sy = shape_of(y)
+    return np.reshape(y, sy[:-2] + sy[-1:])
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """``torch.nn.functional.max_pool1d`` on (N, C, L) or (C, L)."""
+    _spatial(input, 1, "max_pool1d")
+    return _as_2d_pool(max_pool2d, input, kernel_size, stride, padding,
+                       (1, _conv._single(dilation)), ceil_mode, return_indices)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """``torch.nn.functional.avg_pool1d`` on (N, C, L) or (C, L)."""
+    _spatial(input, 1, "avg_pool1d")
+    return _as_2d_pool(avg_pool2d, input, kernel_size, stride, padding, ceil_mode,
+                       count_include_pad)
+
+
+# ----- Layers -----
+def _ntuple(v, n):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+class _ConvNd(Module):
+    _nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", dtype=np.float64):
+        super().__init__()
+        _groups(groups)
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"padding_mode={padding_mode!r}: only 'zeros' is supported")
+        n = self._nd
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = _ntuple(kernel_size, n), _ntuple(stride, n)
+        self.padding = padding if isinstance(padding, str) else _ntuple(padding, n)
+        self.dilation = _ntuple(dilation, n)
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size,
+                                         dtype=dtype))
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if bias:
+            fan_in = in_channels * int(np.prod(self.kernel_size))
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
+            init.uniform_(self.bias, -bound, bound)
+        else:
+            self.bias = None
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0,) * self._nd:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self._nd:
+            s += f", dilation={self.dilation}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv2d(_ConvNd):
+    """2-d convolution (cross-correlation) of (N, C, H, W) inputs, weight (O, C, kh, kw),
+    PyTorch's default initialisation (Kaiming-uniform with a = √5, bias ±1/√fan_in)."""
+    _nd = 2
+
+    def forward(self, x):
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class Conv1d(_ConvNd):
+    """1-d convolution of (N, C, L) inputs, weight (O, C, k)."""
+    _nd = 1
+
+    def forward(self, x):
+        return conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class MaxPool2d(Module):
+    """The maximum over each window (``stride`` defaults to ``kernel_size``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__()
+        if return_indices:
+            raise NotImplementedError("MaxPool(return_indices=True) is not supported")
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
+        self.return_indices = False
+
+    def forward(self, x):
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                          self.ceil_mode)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool1d(MaxPool2d):
+    """The maximum over each window of (N, C, L) inputs."""
+
+    def forward(self, x):
+        return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                          self.ceil_mode)
+
+
+class AvgPool2d(Module):
+    """The mean over each window (``stride`` defaults to ``kernel_size``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, x):
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(Module):
+    """The mean over each window of (N, C, L) inputs."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, 1)
+        self.stride = _ntuple(stride if stride is not None else kernel_size, 1)
+        self.padding = _ntuple(padding, 1)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, x):
+        return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

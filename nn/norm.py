@@ -1,0 +1,141 @@
+"""Batch normalisation (and ``layer_norm`` as a function), with PyTorch's semantics.
+
+Training mode normalises with the batch's statistics over every axis but the channel axis 1
+(the biased variance), and updates the running statistics off the tape from the primal
+values (``unbox`` strips every level of tracking): ``running ← (1 - m)·running + m·batch``,
+with the unbiased variance, or a cumulative average when ``momentum=None``. Eval mode
+normalises with the running statistics. ``y = (x - μ)/√(σ² + ε)·γ + β``.
+
+>>> import numpy as np
+>>> from autodiff import nn
+>>> bn = nn.BatchNorm1d(2)
+>>> y = bn(np.array([[1.0, 2.0], [3.0, 6.0]]))
+>>> bn.running_mean
+array([0.2, 0.4])
+"""
+import numpy as np
+
+from autodiff.boxes import unbox
+from autodiff.core import ndim_of, shape_of
+
+from .module import Module, Parameter
+
+__all__ = ["batch_norm", "layer_norm", "BatchNorm1d", "BatchNorm2d"]
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """``torch.nn.functional.batch_norm`` on (N, C, …): batch statistics when ``training``
+    (then ``running_mean``/``running_var``, plain arrays or None, are updated in place),
+    else the running ones."""
+    nd = ndim_of(input)
+    if nd < 2:
+        raise ValueError(f"batch_norm needs an input (N, C, ...), got shape {shape_of(input)}")
+    c = shape_of(input)[1]
+    axes = (0,) + tuple(range(2, nd))
+    bshape = (1, c) + (1,) * (nd - 2)
+    if training:
+        n = int(np.prod([shape_of(input)[a] for a in axes]))
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got "
+                             f"input size {shape_of(input)}")
+        mean = np.mean(input, axis=axes, keepdims=True)
+        d = input - mean
+        var = np.mean(d * d, axis=axes, keepdims=True)
+        if running_mean is not None:
+            running_mean[...] = (1.0 - momentum) * running_mean + \
+                momentum * np.reshape(unbox(mean), (c,))
+        if running_var is not None:
+            running_var[...] = (1.0 - momentum) * running_var + \
+                momentum * np.reshape(unbox(var), (c,)) * (n / (n - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+        d = input - np.reshape(running_mean, bshape)
+        var = np.reshape(running_var, bshape)
+    y = d / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * np.reshape(weight, bshape)
+    if bias is not None:
+        y = y + np.reshape(bias, bshape)
+    return y
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """``torch.nn.functional.layer_norm``: normalise over the last ``len(normalized_shape)``
+    axes (biased variance), then scale by ``weight`` and shift by ``bias``."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
+    k = len(normalized_shape)
+    if tuple(shape_of(input)[ndim_of(input) - k:]) != tuple(normalized_shape):
+        raise ValueError(f"layer_norm: input of shape {shape_of(input)} does not end with "
+                         f"normalized_shape {tuple(normalized_shape)}")
+    axes = tuple(range(-k, 0))
+    mu = np.mean(input, axis=axes, keepdims=True)
+    d = input - mu
+    y = d / np.sqrt(np.mean(d * d, axis=axes, keepdims=True) + eps)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+class _BatchNorm(Module):
+    _dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float64, *, bias=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self._bias = bool(affine and bias)
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if bias else None
+        else:
+            self.weight = self.bias = None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0.0
+            self.running_var[...] = 1.0
+            self.num_batches_tracked[...] = 0
+
+    def forward(self, x):
+        if ndim_of(x) not in self._dims:
+            raise ValueError(f"{type(self).__name__}: expected "
+                             f"{' or '.join(f'{d}D' for d in self._dims)} input (got "
+                             f"{ndim_of(x)}D input)")
+        if shape_of(x)[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): input has "
+                             f"{shape_of(x)[1]} channels")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked[...] += 1
+            if self.momentum is None:           # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked)
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        keep = not self.training or self.track_running_stats
+        return batch_norm(x, self.running_mean if keep else None,
+                          self.running_var if keep else None, self.weight, self.bias,
+                          use_batch, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self._bias}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C."""
+    _dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs, per channel C."""
+    _dims = (4,)
