@@ -36,7 +36,7 @@ def dropout(x, p=0.5, training=True, rng=None):
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     rng = rng if rng is not None else np.random.default_rng()
     keep = rng.random(np.shape(x)) >= p
-    return x * (keep / (1.0 - p))
+    return x * (keep / (1.0 - p)).astype(np.result_type(getattr(x, "dtype", np.float64)))
 
 
 # ----- Activations -----
@@ -163,7 +163,9 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
         y = target
     else:
         labels = _labels(t, n_classes, "cross_entropy")
-        y = (np.arange(n_classes).reshape(shape) == np.expand_dims(labels, 1)) * 1.0
+        # One-hot in the logits' dtype: a float32 model must stay float32 end to end.
+        y = (np.arange(n_classes).reshape(shape) == np.expand_dims(labels, 1)).astype(
+            np.result_type(getattr(input, "dtype", np.float64)))
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + label_smoothing / n_classes
     if w is not None:

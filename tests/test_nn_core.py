@@ -497,3 +497,17 @@ def test_pinn_example_solves_poisson():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.train(steps=1000) < 2e-3
+
+
+def test_float32_model_stays_float32():
+    nn.init.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8, dtype=np.float32), nn.Tanh(), nn.Dropout(0.1),
+                          nn.Linear(8, 3, dtype=np.float32))
+    x = np.ones((5, 4), np.float32)
+    for loss_fn, target in [(F.cross_entropy, np.array([0, 2, 1, 1, 0])),
+                            (F.mse_loss, np.zeros((5, 3), np.float32))]:
+        model.zero_grad()
+        loss = loss_fn(model(x), target)
+        loss.backward()
+        assert loss.value.dtype == np.float32, loss_fn.__name__
+        assert all(p.grad.dtype == np.float32 for p in model.parameters()), loss_fn.__name__
