@@ -119,9 +119,10 @@ def _labels(target, n_classes, what):
     target = np.asarray(getattr(target, "value", target))
     if target.dtype.kind not in "iu":
         raise TypeError(f"{what}: integer class labels expected, got dtype {target.dtype}")
-    if target.size and (target.min() < 0 or target.max() >= n_classes):
-        raise ValueError(f"{what}: labels must lie in [0, {n_classes}), got "
-                         f"[{target.min()}, {target.max()}]")
+    if target.size:
+        lo, hi = np.min(target), np.max(target)
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"{what}: labels must lie in [0, {n_classes}), got [{lo}, {hi}]")
     return target
 
 
@@ -164,8 +165,9 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
     else:
         labels = _labels(t, n_classes, "cross_entropy")
         # One-hot in the logits' dtype: a float32 model must stay float32 end to end.
-        y = (np.arange(n_classes).reshape(shape) == np.expand_dims(labels, 1)).astype(
-            np.result_type(getattr(input, "dtype", np.float64)))
+        y = np.eye(n_classes, dtype=np.result_type(getattr(input, "dtype", np.float64)))[labels]
+        if input.ndim > 2:
+            y = np.moveaxis(y, -1, 1)
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + label_smoothing / n_classes
     if w is not None:

@@ -33,16 +33,23 @@ class Optimizer:
                 p.grad = None
 
     def step(self):
+        states = self.state
         for group in self.param_groups:
+            maximize = group.get("maximize")
             for p in group["params"]:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
-                g = np.asarray(p.grad, dtype=p.value.dtype)
-                if group.get("maximize"):
+                v = p.value
+                if type(g) is not np.ndarray or g.dtype != v.dtype:
+                    g = np.asarray(g, dtype=v.dtype)
+                if maximize:
                     g = -g
-                state = self.state.setdefault(id(p), {"step": 0})
+                state = states.get(id(p))
+                if state is None:
+                    state = states[id(p)] = {"step": 0}
                 state["step"] += 1
-                self._update(p.value, g, state, group)
+                self._update(v, g, state, group)
 
 
 class SGD(Optimizer):
