@@ -171,7 +171,7 @@ def _engine_object_count():
     n = 0
     for o in gc.get_objects():
         t = type(o)
-        if t is type or isinstance(o, type):
+        if issubclass(t, type):
             continue
         mod = getattr(t, "__module__", "") or ""
         if mod == "autodiff" or mod.startswith("autodiff."):
