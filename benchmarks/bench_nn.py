@@ -1164,6 +1164,11 @@ def main():
         md.append("")
         md.extend(f"- {n}" for n in NOTES)
         md.append("")
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis_nn.md")
+    if os.path.exists(analysis):
+        # The hand-written reading of the results: why the target is missed, what would help.
+        md.append(open(analysis).read().rstrip())
+        md.append("")
     if where:
         md.append("## Where the time goes")
         md.append("")
