@@ -15,6 +15,37 @@ from .testing import check_grads
 __version__ = "0.1.0"
 
 
+def _map_source_checkout():
+    """In a source checkout, ``nn/`` (and later ``gpu/``) sit beside ``autodiff/``, as
+    pyproject's package-dir lays them out; an install copies them inside. Map the names the
+    same way here, so ``import autodiff.nn`` works from a checkout too. Nothing is imported
+    until it is asked for."""
+    import importlib.abc
+    import importlib.util
+    import os
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    mapped = {f"{__name__}.{sub}": os.path.join(root, sub) for sub in ("nn", "gpu")
+              if not os.path.isdir(os.path.join(here, sub))
+              and os.path.isfile(os.path.join(root, sub, "__init__.py"))}
+    if not mapped:
+        return
+
+    class _SourceFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            src = mapped.get(fullname)
+            if src is None:
+                return None
+            return importlib.util.spec_from_file_location(
+                fullname, os.path.join(src, "__init__.py"), submodule_search_locations=[src])
+
+    sys.meta_path.append(_SourceFinder())
+
+
+_map_source_checkout()
+
+
 def __getattr__(name):
     # ``autodiff.nn`` (and later ``autodiff.gpu``) load on first use: ``import autodiff``
     # stays the engine alone.
