@@ -422,6 +422,20 @@ class Tape:
 
     __repr__ = __str__
 
+    def cost(self):
+        """What the recorded tape costs (``autodiff.cost.TapeCost``): records, declared
+        floating-point operations of the evaluation and of one forward and one reverse
+        sweep, and the bytes the tape holds."""
+        from .cost import tape_cost
+        return tape_cost(self._records)
+
+    def jacobian_cost(self, n_in=None, n_out=None):
+        """What a Jacobian would cost on this tape in each mode (``JacobianCost``): n_in
+        forward sweeps or n_out reverse sweeps (defaults: the tape's inputs and its last
+        output), and which is cheaper."""
+        from .cost import jacobian_cost
+        return jacobian_cost(self._records, n_in, n_out)
+
     def to_dot(self):
         """Graphviz DOT source of the recorded graph (inputs as boxes, operations as ellipses)."""
         names = self._names()

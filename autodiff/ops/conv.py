@@ -168,6 +168,12 @@ conv2d_grad_w_p = defprim(
          lambda c, ans, x, g, ksize, **kw: _conv(x, c, kw)))
 
 
+# Floating-point work (for tape cost accounting): a multiply-add per output element and
+# weight tap, 2·|out|·C·kh·kw, for the convolution and both of its transposes.
+conv2d_p.flops = lambda ans, x, w: 2 * np.size(ans) * np.size(w) // np.shape(w)[0]
+conv2d_transpose_x_p.flops = lambda ans, g, w: 2 * np.size(g) * np.size(w) // np.shape(w)[0]
+conv2d_grad_w_p.flops = lambda ans, x, g: 2 * np.size(g) * np.size(ans) // np.shape(ans)[0]
+
 # ----- Entry points (PyTorch's argument conventions) -----
 def _pair(v, name):
     v = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)

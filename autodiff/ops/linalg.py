@@ -21,12 +21,12 @@ matmul_p = defprim(
     "matmul", lambda a, b: np.matmul(a, b),
     jvp=(lambda t, ans, a, b: t @ b, lambda t, ans, a, b: a @ t),
     vjp=(lambda g, ans, a, b: g @ mT(b), lambda g, ans, a, b: mT(a) @ g),
-    broadcasts=True, flops=None)
+    broadcasts=True, flops=lambda ans, a, b: 2 * np.size(ans) * np.shape(a)[-1])
 
 inv_p = defprim(
     "inv", lambda a: np.linalg.inv(a),
     jvp=(lambda t, ans, a: -(ans @ t @ ans),),
-    vjp=(lambda g, ans, a: -(mT(ans) @ g @ mT(ans)),), flops=None)
+    vjp=(lambda g, ans, a: -(mT(ans) @ g @ mT(ans)),), flops=lambda ans, a: 2 * np.size(a) * np.shape(a)[-1])
 
 
 def _solve_vjp(g, ans, a, b):
@@ -38,7 +38,8 @@ def _solve_vjp(g, ans, a, b):
 solve_p = defprim(
     "solve", lambda a, b: np.linalg.solve(a, b),
     jvp=(lambda t, ans, a, b: -solve_p(a, t @ ans), lambda t, ans, a, b: solve_p(a, t)),
-    vjp=_solve_vjp, broadcasts=True, flops=None)
+    vjp=_solve_vjp, broadcasts=True,
+    flops=lambda ans, a, b: np.size(a) * np.shape(a)[-1] * 2 // 3 + 2 * np.size(a) * np.shape(b)[-1])
 
 
 def _trace_inv_dot(a, t):
@@ -53,12 +54,14 @@ def _mat(g):
 det_p = defprim(
     "det", lambda a: np.linalg.det(a),
     jvp=(lambda t, ans, a: ans * _trace_inv_dot(a, t),),
-    vjp=(lambda g, ans, a: _mat(g * ans) * mT(inv_p(a)),), flops=None)
+    vjp=(lambda g, ans, a: _mat(g * ans) * mT(inv_p(a)),),
+    flops=lambda ans, a: np.size(a) * np.shape(a)[-1] * 2 // 3)
 
 logabsdet_p = defprim(
     "logabsdet", lambda a: np.linalg.slogdet(a)[1],
     jvp=(lambda t, ans, a: _trace_inv_dot(a, t),),
-    vjp=(lambda g, ans, a: _mat(g) * mT(inv_p(a)),), flops=None)
+    vjp=(lambda g, ans, a: _mat(g) * mT(inv_p(a)),),
+    flops=lambda ans, a: np.size(a) * np.shape(a)[-1] * 2 // 3)
 
 
 # ----- NumPy entry points -----
@@ -185,4 +188,4 @@ linear_p = defprim(
     jvp=(lambda t, ans, x, w, b: t @ mT(w), lambda t, ans, x, w, b: x @ mT(t),
          lambda t, ans, x, w, b: t),
     vjp=(lambda g, ans, x, w, b: g @ w, _linear_w_vjp, lambda g, ans, x, w, b: g),
-    broadcasts=True, flops=None)
+    broadcasts=True, flops=lambda ans, x, w, b: 2 * np.size(ans) * np.shape(w)[-1])
