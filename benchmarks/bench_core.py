@@ -12,86 +12,33 @@ measured in the same round: each round times the NumPy function, then every cont
 turn; the figure reported is the median over rounds of (contender time / NumPy time).
 The scalar chain is the exception: there the unit is microseconds per scalar operation.
 
-Every library is pinned to one thread (environment variables below, set before NumPy,
-PyTorch or JAX are imported) and the process is pinned to one core. Everything is float64.
+Every library is pinned to one thread (environment variables set by harness.py before
+NumPy, PyTorch or JAX are imported) and the process is pinned to one core. Everything is float64.
 A peer that is not installed is skipped with a note; an error raised by any contender,
 ours included, is recorded in the table instead of stopping the run.
 """
-import os
-import sys
+import harness  # first: one thread everywhere, before numpy / torch / jax are imported
 
-# --- one thread everywhere: must happen before numpy / torch / jax are imported ------
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
-_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_ONE_THREAD).strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import importlib
+import math
+import statistics
+import time
+import traceback
+import warnings
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import gc  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-import warnings  # noqa: E402
+from harness import PROBLEMS, fmt_time, note, short_exc
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-
-
-def _parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="fewer rounds and shorter timings (under a minute)")
-    p.add_argument("--out", default=os.path.join("benchmarks", "results.md"),
-                   help="markdown file to write (default: benchmarks/results.md)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="rounds per workload (default 11, quick 3)")
-    p.add_argument("--min-time", type=float, default=None,
-                   help="minimum seconds per timing; sets the inner loop count "
-                        "(default 0.05, quick 0.01)")
-    p.add_argument("--budget", type=float, default=None,
-                   help="seconds one contender may spend timing one workload; slower ones "
-                        "get fewer rounds (default 12, quick 1)")
-    p.add_argument("--cpu", type=int, default=None,
-                   help="core to pin the process to (default: the last allowed one)")
-    p.add_argument("--only", default=None,
-                   help="comma-separated workloads to run: chain,lj,rosen,bratu,hessian")
-    p.add_argument("--no-write", action="store_true", help="print only, write no file")
-    return p.parse_args(argv)
-
-
-ARGS = _parse_args()
-
-# --- pin to one core, before the libraries start their thread pools ------------------
-PINNED_CPU = None
-if hasattr(os, "sched_setaffinity"):
-    try:
-        _allowed = sorted(os.sched_getaffinity(0))
-        PINNED_CPU = ARGS.cpu if ARGS.cpu is not None else _allowed[-1]
-        os.sched_setaffinity(0, {PINNED_CPU})
-    except (OSError, ValueError) as exc:  # pragma: no cover - platform dependent
-        print(f"note: could not pin to one core ({exc})")
-        PINNED_CPU = None
+ARGS, CFG = harness.parse_args(
+    __doc__, "results.md",
+    quick="fewer rounds and shorter timings (under a minute)",
+    repeats=("rounds per workload", 11, 3),
+    min_time=("minimum seconds per timing; sets the inner loop count", 0.05, 0.01),
+    budget=("seconds one contender may spend timing one workload; slower ones "
+            "get fewer rounds", 12.0, 1.0),
+    only="comma-separated workloads to run: chain,lj,rosen,bratu,hessian")
+PINNED_CPU = harness.pin_to_one_core(ARGS.cpu)   # before the libraries start their pools
 
 import numpy as np  # noqa: E402
-
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-NOTES = []      # printed and written under the table
-PROBLEMS = []   # errors / wrong numbers of our engine
-
-
-def note(msg):
-    NOTES.append(msg)
-    print("note:", msg)
 
 
 # --- the contenders' libraries, each optional ----------------------------------------
@@ -114,11 +61,7 @@ def _import_peers():
     try:
         import torch
         import torch.func  # noqa: F401
-        torch.set_num_threads(1)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass
+        harness.torch_one_thread(torch)
         torch.set_default_dtype(torch.float64)
         libs["torch"] = torch
     except Exception as exc:  # noqa: BLE001
@@ -196,32 +139,8 @@ class _Math:
 
 
 # =====================================================================================
-# Timing machinery
+# Verification and timing (the timing itself, shared with bench_nn.py: harness.py)
 # =====================================================================================
-def _run_n(fn, n):
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t0) / n
-
-
-def calibrate(fn, min_time):
-    """Inner loop count so that one timing lasts at least ``min_time`` seconds.
-
-    The function has been called once already (warm). A single call's time is taken as
-    the best of three when it is short, so that one slow first call (page faults, caches)
-    does not leave a fast function timed with an inner loop of 1.
-    """
-    t = _run_n(fn, 1)
-    if t < min_time:
-        t = min(t, _run_n(fn, 1), _run_n(fn, 1))
-    n = 1
-    while t * n < min_time:
-        n = max(n + 1, int(math.ceil(min_time / max(t, 1e-9) * 1.2)))
-        t = _run_n(fn, n)
-    return n, t
-
-
 def to_numpy(r):
     if torch is not None and isinstance(r, torch.Tensor):
         return r.detach().cpu().numpy()
@@ -254,14 +173,6 @@ class Contender:
 
     def median_time(self):
         return statistics.median(self.times) if self.times else None
-
-
-def _short_exc(exc):
-    msg = str(exc).strip().splitlines()
-    msg = msg[0] if msg else ""
-    if len(msg) > 160:
-        msg = msg[:157] + "..."
-    return f"{type(exc).__name__}: {msg}"
 
 
 def _compare(a, b):
@@ -297,7 +208,7 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
                 raise FloatingPointError("result contains nan/inf")
             c.setup_time = time.perf_counter() - t_s
         except Exception as exc:  # noqa: BLE001
-            c.error = _short_exc(exc)
+            c.error = short_exc(exc)
             c.fn = None
             print(f"   {c.label}: ERROR {c.error}")
             if c.ours:
@@ -340,43 +251,10 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
             if c.agrees is False:
                 PROBLEMS.append((title, c.label, f"wrong derivative: max |diff| = "
                                  f"{c.maxerr:.3e} vs {ref.label}", "", reproducer))
-    # Move everything alive now (the libraries' modules, jit caches, inputs) to the
-    # permanent generation: a full collection then costs microseconds instead of ~0.1 s,
-    # and the automatic collections during timing do not walk torch's and jax's heaps.
-    gc.collect()
-    gc.freeze()
-    # calibrate
-    n_f, t_f = calibrate(baseline, cfg.min_time)
-    for c in ok:
-        try:
-            c.n, t = calibrate(c.fn, cfg.min_time)
-        except Exception as exc:  # noqa: BLE001
-            c.error = _short_exc(exc)
-            c.fn = None
-            continue
-        per_round = t * c.n
-        c.rounds = cfg.repeats
-        if per_round * cfg.repeats > cfg.budget:
-            c.rounds = max(1, int(cfg.budget // max(per_round, 1e-9)))
-    ok = [c for c in contenders if c.fn is not None]
-    # interleaved rounds
-    baseline_times = []
-    for r in range(cfg.repeats):
-        gc.collect()
-        tf = _run_n(baseline, n_f)
-        baseline_times.append(tf)
-        for c in ok:
-            if r >= c.rounds:
-                continue
-            gc.collect()
-            tc = _run_n(c.fn, c.n)
-            c.times.append(tc)
-            c.ratios.append(tc / tf)
+    # calibrate, then interleaved rounds; a contender whose calibration raises is left out
+    n_f, baseline_times, ok = harness.time_interleaved(baseline, [(c, c.fn) for c in ok], cfg)
     tf_med = statistics.median(baseline_times)
-    gc.unfreeze()
-    for c in contenders:
-        if c.fn is None:
-            continue
+    for c in ok:
         extra = "" if c.rounds == cfg.repeats else f"  ({c.rounds} rounds)"
         fig = (f"{c.median_time() / nops * 1e6:10.4g} us/op" if nops else
                f"{c.median_ratio():10.2f} x    ")
@@ -388,14 +266,6 @@ def run_workload(wid, title, baseline, contenders, cfg, reproducer=None, ref_id=
     return {"id": wid, "title": title, "baseline_time": tf_med, "n_f": n_f,
             "ref": ref.cid if ref is not None else None, "baseline_times": baseline_times,
             "contenders": {c.cid: c for c in contenders}}
-
-
-class Cfg:
-    def __init__(self, args):
-        self.quick = args.quick
-        self.repeats = args.repeats or (3 if args.quick else 11)
-        self.min_time = args.min_time or (0.01 if args.quick else 0.05)
-        self.budget = args.budget or (1.0 if args.quick else 12.0)
 
 
 # =====================================================================================
@@ -720,7 +590,7 @@ def build_detail(results):
         base_label = "plain floats, math.sin/math.exp" if unit == "us/op" else "NumPy f"
         base_fig = (f"{base / res['nops'] * 1e6:.3g} µs/op" if unit == "us/op" else "1.00×")
         lines.append(f"| {res['title']} | {base_label} | {base_fig} | "
-                     f"{_fmt_time(base)} | {res['n_f']} × {len(res['baseline_times'])} | — | — |")
+                     f"{fmt_time(base)} | {res['n_f']} × {len(res['baseline_times'])} | — | — |")
         for c in res["contenders"].values():
             if c.error:
                 lines.append(f"| | {c.label} | ERROR | — | — | — | `{c.error}` |")
@@ -734,126 +604,64 @@ def build_detail(results):
                 agr = f"NO (max diff {c.maxerr:.2e})"
             else:
                 agr = "(reference)" if c.cid == res.get("ref") else "—"
-            lines.append(f"| | {c.label} | {fig} | {_fmt_time(c.median_time())} | "
-                         f"{c.n} × {c.rounds} | {_fmt_time(c.setup_time)} | {agr} |")
+            lines.append(f"| | {c.label} | {fig} | {fmt_time(c.median_time())} | "
+                         f"{c.n} × {c.rounds} | {fmt_time(c.setup_time)} | {agr} |")
     return "\n".join(lines)
-
-
-def _fmt_time(t):
-    if t < 1e-3:
-        return f"{t * 1e6:.1f} µs"
-    if t < 1.0:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t:.2f} s"
-
-
-def machine_info():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        model = platform.processor() or "unknown"
-    return model, os.cpu_count()
 
 
 def versions():
     import importlib.metadata as md
-    out = [("python", platform.python_version()), ("numpy", np.__version__)]
     scipy_v = None
     try:
         import scipy
         scipy_v = scipy.__version__
     except ImportError:
         pass
-    out.append(("scipy", scipy_v or "not installed"))
     ad_v = "not usable"
     try:
         import autodiff
         ad_v = getattr(autodiff, "__version__", None) or md.version("autodiff")
     except Exception:  # noqa: BLE001
         ad_v = ad_v if ad is None else "unknown"
-    try:
-        sha = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "autodiff"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        if sha:
-            ad_v += f" (git {sha}{', autodiff/ modified' if dirty else ''})"
-    except Exception:  # noqa: BLE001
-        pass
-    out.append(("autodiff", ad_v))
-    for name, mod in (("autograd", autograd), ("torch", torch), ("jax", jax)):
-        if mod is None:
-            out.append((name, "not installed"))
-            continue
-        v = getattr(mod, "__version__", None)
-        if v is None:
-            try:
-                v = md.version(name)
-            except Exception:  # noqa: BLE001
-                v = "unknown"
-        out.append((name, v))
+    out = harness.versions([("scipy", scipy_v or "not installed")], ad_v, ["autodiff"],
+                           "autodiff/", (("autograd", autograd), ("torch", torch), ("jax", jax)))
     if jax is not None:
         import jaxlib
         out.append(("jaxlib", jaxlib.__version__))
     return out
 
 
-def _loadavg():
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except (OSError, AttributeError):
-        return "n/a"
-
-
-LOAD_START = _loadavg()
+LOAD_START = harness.loadavg()
 
 
 def main():
-    cfg = Cfg(ARGS)
-    only = set(ARGS.only.split(",")) if ARGS.only else None
+    cfg = CFG
     t_start = time.perf_counter()
-    cpu_model, ncores = machine_info()
-    print(f"machine: {cpu_model}, {ncores} cores; pinned to core {PINNED_CPU}; "
-          f"{cfg.repeats} rounds, ≥{cfg.min_time * 1e3:.0f} ms per timing")
+    machine = harness.announce(cfg, PINNED_CPU)
     results = {}
-
-    def want(name):
-        return only is None or name in only
-
-    if want("chain"):
+    if cfg.wants("chain"):
         results["chain"] = workload_chain(cfg)
-    if want("lj"):
+    if cfg.wants("lj"):
         for n in (64, 1024):
             results[f"lj{n}"] = workload_lj(cfg, n)
-    if want("rosen"):
+    if cfg.wants("rosen"):
         for n in (10, 100_000):
             results[f"rosen{n}"] = workload_rosen(cfg, n)
-    if want("bratu"):
+    if cfg.wants("bratu"):
         for r in workload_bratu(cfg):
             results[r["id"]] = r
-    if want("hessian"):
+    if cfg.wants("hessian"):
         results["hessian100"] = workload_hessian(cfg)
     elapsed = time.perf_counter() - t_start
 
     table, verdicts = build_table(results)
     detail = build_detail(results)
     chain_res = results.get("chain")
-    cmd = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    vers = versions()
 
-    md = ["# Core benchmark results", ""]
-    md.append(f"- **Command:** `{cmd}` (from the repository root), run took {elapsed:.0f} s")
-    md.append(f"- **Machine:** {cpu_model}, {ncores} cores (`os.cpu_count()`), "
-              f"{platform.system()} {platform.release()}; process pinned to core "
-              f"{PINNED_CPU}; every library on one thread "
-              f"(OMP/MKL/OPENBLAS_NUM_THREADS=1, XLA_FLAGS=`{_XLA_ONE_THREAD}`, "
-              f"torch.set_num_threads(1))")
-    md.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in vers))
+    md = harness.header_md(
+        "Core benchmark results", f"{elapsed:.0f} s", machine, PINNED_CPU,
+        f"OMP/MKL/OPENBLAS_NUM_THREADS=1, XLA_FLAGS=`{harness.XLA_ONE_THREAD}`, "
+        f"torch.set_num_threads(1)", versions())
     md.append(f"- **Method:** {cfg.repeats} interleaved rounds per workload (each round times "
               f"the NumPy function, then every contender); inner loops sized so each timing "
               f"lasts ≥ {cfg.min_time * 1e3:.0f} ms; figure = median over rounds of "
@@ -864,7 +672,7 @@ def main():
               f"moved to the permanent GC generation (`gc.freeze()`), so the garbage "
               f"collector does not walk torch's and jax's heaps while another library is "
               f"timed; automatic collections of the objects made during timing still run.")
-    md.append(f"- **Load average** (1 min) at start / end: {LOAD_START} / {_loadavg()}; "
+    md.append(f"- **Load average** (1 min) at start / end: {LOAD_START} / {harness.loadavg()}; "
               f"other processes on the machine inflate and scatter the figures.")
     md.append("")
     md.append("## Summary")
@@ -888,50 +696,14 @@ def main():
         md.append("")
     md.append(table)
     md.append("")
-    if NOTES:
-        md.append("Notes:")
-        md.append("")
-        md.extend(f"- {n}" for n in NOTES)
-        md.append("")
-    if PROBLEMS:
-        md.append("## Problems found in our engine")
-        md.append("")
-        for title, label, err, tb, repro in PROBLEMS:
-            md.append(f"- **{title}**, {label}: `{err}`")
-            if repro:
-                md.append("")
-                md.append("  ```python")
-                md.extend("  " + ln for ln in repro.splitlines())
-                md.append("  ```")
-        md.append("")
-    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
-    if os.path.exists(analysis):
-        # The hand-written reading of the misses: where the time goes, with the profiles.
-        md.append(open(analysis).read().rstrip())
-        md.append("")
-    md.append("## Every contender")
-    md.append("")
-    md.append(detail)
-    md.append("")
-    text = "\n".join(md)
+    md.extend(harness.notes_md())
+    md.extend(harness.problems_md())
+    # The hand-written reading of the misses: where the time goes, with the profiles.
+    md.extend(harness.include_md("analysis.md"))
+    md.extend(["## Every contender", "", detail, ""])
 
     print("\n" + table)
-    print()
-    for label, val, tgt, met in verdicts:
-        print(f"  target {label}: ours {val}  (target {tgt})  {met}")
-    if PROBLEMS:
-        print("\nProblems in our engine:")
-        for title, label, err, tb, repro in PROBLEMS:
-            print(f"  - {title} / {label}: {err}")
-            if tb:
-                print("    " + tb.strip().replace("\n", "\n    "))
-    print(f"\ntotal time {elapsed:.0f} s")
-    if not ARGS.no_write:
-        out = ARGS.out if os.path.isabs(ARGS.out) else os.path.join(os.getcwd(), ARGS.out)
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out, "w") as fh:
-            fh.write(text)
-        print(f"wrote {out}")
+    harness.finish(md, verdicts, elapsed, ARGS)
 
 
 if __name__ == "__main__":

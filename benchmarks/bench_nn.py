@@ -26,99 +26,42 @@ round; the figure is the median over rounds of (epoch time / forward time). Peak
 per training step: tracemalloc peak above the live set before the step for the NumPy-based
 contenders, torch's CPU allocator events (profiler, ``profile_memory=True``) for torch.
 
-Everything runs on one thread, pinned to one core (environment variables set before NumPy
-and PyTorch are imported). Before timing, every contender starts from the same weights:
+Everything runs on one thread, pinned to one core (environment variables set by harness.py
+before NumPy and PyTorch are imported). Before timing, every contender starts from the same weights:
 the loss of the first batch and the weights after one epoch are compared with NumPy's.
 """
-import os
-import sys
+import harness  # first: one thread everywhere, before numpy / torch are imported
 
-# --- one thread everywhere: must happen before numpy / torch are imported --------------
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
+import cProfile
+import gc
+import inspect
+import io
+import math
+import pstats
+import statistics
+import time
+import tracemalloc
+import traceback
+import warnings
 
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import gc  # noqa: E402
-import inspect  # noqa: E402
-import io  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import pstats  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-import traceback  # noqa: E402
-import warnings  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+from harness import PROBLEMS, fmt_time, note, run_n, short_exc
 
 MLP_TARGET = 3.0        # ours, MLP epoch / NumPy forward epoch
 PEERS_EARLIER = "PyTorch ≈ 4.4×, autograd ≈ 7.6×, hand-written NumPy ≈ 2.1×"
 
-
-def _parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="fewer rounds and shorter timings (under half a minute)")
-    p.add_argument("--out", default=os.path.join("benchmarks", "results_nn.md"),
-                   help="markdown file to write (default: benchmarks/results_nn.md)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="interleaved rounds per workload (default 15, quick 5)")
-    p.add_argument("--min-time", type=float, default=None,
-                   help="minimum seconds per timing; sets the number of epochs per timing "
-                        "(default 0.1, quick 0.03)")
-    p.add_argument("--budget", type=float, default=None,
-                   help="seconds one contender may spend timing one workload; slower ones "
-                        "get fewer rounds (default 20, quick 4)")
-    p.add_argument("--cpu", type=int, default=None,
-                   help="core to pin the process to (default: the last allowed one)")
-    p.add_argument("--only", default=None,
-                   help="comma-separated workloads: mlp64,mlp32,cnn (default: all)")
-    p.add_argument("--profile", action="store_true",
-                   help="profile ours even when it meets the target")
-    p.add_argument("--no-write", action="store_true", help="print only, write no file")
-    return p.parse_args(argv)
-
-
-ARGS = _parse_args()
-
-# --- pin to one core, before the libraries start their thread pools --------------------
-PINNED_CPU = None
-if hasattr(os, "sched_setaffinity"):
-    try:
-        _allowed = sorted(os.sched_getaffinity(0))
-        PINNED_CPU = ARGS.cpu if ARGS.cpu is not None else _allowed[-1]
-        os.sched_setaffinity(0, {PINNED_CPU})
-    except (OSError, ValueError) as exc:  # pragma: no cover - platform dependent
-        print(f"note: could not pin to one core ({exc})")
-        PINNED_CPU = None
+ARGS, CFG = harness.parse_args(
+    __doc__, "results_nn.md",
+    quick="fewer rounds and shorter timings (under half a minute)",
+    repeats=("interleaved rounds per workload", 15, 5),
+    min_time=("minimum seconds per timing; sets the number of epochs per timing", 0.1, 0.03),
+    budget=("seconds one contender may spend timing one workload; slower ones "
+            "get fewer rounds", 20.0, 4.0),
+    only="comma-separated workloads: mlp64,mlp32,cnn (default: all)",
+    extra=[("--profile", dict(action="store_true",
+                              help="profile ours even when it meets the target"))])
+PINNED_CPU = harness.pin_to_one_core(ARGS.cpu)   # before the libraries start their pools
 
 import numpy as np  # noqa: E402
-
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-NOTES = []      # printed and written under the tables
-PROBLEMS = []   # (workload, what, error, traceback, reproducer) of our engine
-
-
-def note(msg):
-    if msg not in NOTES:
-        NOTES.append(msg)
-        print("note:", msg)
-
-
-def _short_exc(exc):
-    msg = str(exc).strip().splitlines()
-    msg = msg[0] if msg else ""
-    if len(msg) > 160:
-        msg = msg[:157] + "..."
-    return f"{type(exc).__name__}: {msg}"
 
 
 # --- the libraries, each optional -------------------------------------------------------
@@ -126,7 +69,7 @@ try:
     from autodiff import nn
 except Exception as exc:  # noqa: BLE001
     nn = None
-    note(f"autodiff.nn not importable, our columns are empty: {_short_exc(exc)}")
+    note(f"autodiff.nn not importable, our columns are empty: {short_exc(exc)}")
 try:
     import autograd
     import autograd.numpy as anp
@@ -136,23 +79,12 @@ except Exception as exc:  # noqa: BLE001
     note(f"autograd skipped (not importable: {exc}); pip install autograd")
 try:
     import torch
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
+    harness.torch_one_thread(torch)
 except Exception as exc:  # noqa: BLE001
     torch = None
     note(f"PyTorch skipped (not importable: {exc}); pip install torch==2.13.0")
 
 HAVE_CONV = nn is not None and hasattr(nn, "Conv2d") and hasattr(nn, "MaxPool2d")
-
-
-class Cfg:
-    def __init__(self, args):
-        self.repeats = args.repeats or (5 if args.quick else 15)
-        self.min_time = args.min_time or (0.03 if args.quick else 0.1)
-        self.budget = args.budget or (4.0 if args.quick else 20.0)
 
 
 # =====================================================================================
@@ -508,7 +440,7 @@ class Torch(Contender):
                     peak = max(peak, cur)
                 return peak, "torch profiler (CPU allocator events)"
         except Exception as exc:  # noqa: BLE001
-            note(f"torch profiler memory failed ({_short_exc(exc)}); using the RSS delta")
+            note(f"torch profiler memory failed ({short_exc(exc)}); using the RSS delta")
         return _rss_delta(lambda: self.step(x, y)), "process peak-RSS delta"
 
 
@@ -577,26 +509,9 @@ COL_TITLES = {"ours": "ours (autodiff.nn)", "torch": "PyTorch eager", "autograd"
 
 
 # =====================================================================================
-# Timing machinery (as bench_core.py)
+# Checks against NumPy, and timing (the timing itself, shared with bench_core.py:
+# harness.py)
 # =====================================================================================
-def _run_n(fn, n):
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t0) / n
-
-
-def calibrate(fn, min_time):
-    t = _run_n(fn, 1)
-    if t < min_time:
-        t = min(t, _run_n(fn, 1), _run_n(fn, 1))
-    n = 1
-    while t * n < min_time:
-        n = max(n + 1, int(math.ceil(min_time / max(t, 1e-9) * 1.2)))
-        t = _run_n(fn, n)
-    return n, t
-
-
 def _tolerances(dtype):
     return (1e-9, 1e-12, 1e-7, 1e-9) if dtype == np.float64 else (1e-5, 1e-6, 1e-3, 1e-4)
 
@@ -660,7 +575,7 @@ def run_workload(wid, title, arch, dtype, batches, cfg):
             c = cls(arch, dtype, init, [(x.astype(dtype), y) for x, y in batches])
         except Exception as exc:  # noqa: BLE001
             c = cls.__new__(cls)          # a placeholder that carries the error
-            c.error, c.times, c.ratios, c.agrees, c.mem = _short_exc(exc), [], [], None, None
+            c.error, c.times, c.ratios, c.agrees, c.mem = short_exc(exc), [], [], None, None
             c.setup_time = None
             print(f"   {cls.label}: ERROR {c.error}")
             if cls.ours:
@@ -698,7 +613,7 @@ def run_workload(wid, title, arch, dtype, batches, cfg):
             if not all(np.all(np.isfinite(a)) for a in w):
                 raise FloatingPointError("weights contain nan/inf after one epoch")
         except Exception as exc:  # noqa: BLE001
-            c.error = _short_exc(exc)
+            c.error = short_exc(exc)
             print(f"   {c.label}: ERROR {c.error}")
             if c.ours:
                 PROBLEMS.append((title, "one training epoch", c.error,
@@ -738,37 +653,10 @@ def run_workload(wid, title, arch, dtype, batches, cfg):
         try:
             c.mem, c.mem_how = c.peak_memory()
         except Exception as exc:  # noqa: BLE001
-            note(f"{title}: peak memory of {c.col} not measured ({_short_exc(exc)})")
+            note(f"{title}: peak memory of {c.col} not measured ({short_exc(exc)})")
 
     # --- timing: interleaved rounds, ratios to the NumPy forward epoch
-    gc.collect()
-    gc.freeze()
-    try:
-        n_f, _ = calibrate(baseline, cfg.min_time)
-        for c in cs:
-            try:
-                c.n, t = calibrate(c.epoch, cfg.min_time)
-            except Exception as exc:  # noqa: BLE001
-                c.error = _short_exc(exc)
-                continue
-            c.rounds = cfg.repeats
-            if t * c.n * cfg.repeats > cfg.budget:
-                c.rounds = max(1, int(cfg.budget // max(t * c.n, 1e-9)))
-        cs = [c for c in cs if c.error is None]
-        base_times = []
-        for r in range(cfg.repeats):
-            gc.collect()
-            tf = _run_n(baseline, n_f)
-            base_times.append(tf)
-            for c in cs:
-                if r >= c.rounds:
-                    continue
-                gc.collect()
-                tc = _run_n(c.epoch, c.n)
-                c.times.append(tc)
-                c.ratios.append(tc / tf)
-    finally:
-        gc.unfreeze()
+    n_f, base_times, cs = harness.time_interleaved(baseline, [(c, c.epoch) for c in cs], cfg)
     res["baseline"] = baseline
     res["base_time"] = statistics.median(base_times)
     res["base_times"] = base_times
@@ -809,7 +697,7 @@ def split_ours(batches, res, reps=7):
     ratios = {k: [] for k in keys}
     gc.collect()
     for _ in range(reps):
-        tb = _run_n(baseline, 1)
+        tb = run_n(baseline, 1)
         acc = [0.0] * 4
         for x, y in c.batches:
             t0 = pc()
@@ -833,7 +721,7 @@ def split_ours(batches, res, reps=7):
 
 def _best(fn, number=20, repeat=5):
     fn()
-    return min(_run_n(fn, number) for _ in range(repeat))
+    return min(run_n(fn, number) for _ in range(repeat))
 
 
 def layers_ours(batches, arch, dtype):
@@ -906,16 +794,6 @@ def _fmt_mem(b):
     return f"{b / 1024 ** 2:.1f} MiB"
 
 
-def _fmt_time(t):
-    if t is None:
-        return "—"
-    if t < 1e-3:
-        return f"{t * 1e6:.1f} µs"
-    if t < 1.0:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t:.2f} s"
-
-
 def _ratio_cell(res, col):
     c = res["contenders"].get(col)
     if c is None:
@@ -977,7 +855,7 @@ def build_detail(results):
              "|---|---|---:|---:|---:|---:|---:|---:|:---:|"]
     for res in results:
         lines.append(f"| {res['title']} | NumPy forward pass (baseline) | 1.00× | "
-                     f"{_fmt_time(res['base_time'])} | {res['n_f']} × {len(res['base_times'])} | "
+                     f"{fmt_time(res['base_time'])} | {res['n_f']} × {len(res['base_times'])} | "
                      f"{_fmt_mem(res.get('base_mem'))} (tracemalloc, forward of one batch) | "
                      f"{res['ref_loss']:.10g} | — | — |")
         for col in COLS:
@@ -992,77 +870,37 @@ def build_detail(results):
             r = statistics.median(c.ratios) if c.ratios else None
             lines.append(
                 f"| | {c.label} | {f'{r:.2f}×' if r is not None else '—'} | "
-                f"{_fmt_time(statistics.median(c.times) if c.times else None)} | "
+                f"{fmt_time(statistics.median(c.times) if c.times else None)} | "
                 f"{c.n} × {c.rounds} | {_fmt_mem(c.mem)} ({c.mem_how}) | "
                 f"{c.first_loss:.10g}, {c.loss_err:.1e} | {c.w_err:.1e} | "
                 f"{'yes' if c.agrees else 'NO'} |")
     return "\n".join(lines)
 
 
-def machine_info():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        model = platform.processor() or "unknown"
-    return model, os.cpu_count()
-
-
 def versions():
     import importlib.metadata as md
-    out = [("python", platform.python_version()), ("numpy", np.__version__)]
+    others = []
     for name in ("scipy", "scikit-learn"):
         try:
-            out.append((name, md.version(name)))
+            others.append((name, md.version(name)))
         except Exception:  # noqa: BLE001
-            out.append((name, "not installed"))
+            others.append((name, "not installed"))
     ad_v = "not usable"
     try:
         ad_v = md.version("autodiff")
     except Exception:  # noqa: BLE001
         pass
-    try:
-        sha = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "autodiff",
-                                "nn"], capture_output=True, text=True, timeout=10).stdout.strip()
-        if sha:
-            ad_v += f" (git {sha}{', autodiff/ or nn/ modified' if dirty else ''})"
-    except Exception:  # noqa: BLE001
-        pass
-    out.append(("autodiff", ad_v))
-    for name, mod in (("autograd", autograd), ("torch", torch)):
-        v = getattr(mod, "__version__", None) if mod is not None else "not installed"
-        if v is None:
-            try:
-                v = md.version(name)
-            except Exception:  # noqa: BLE001
-                v = "unknown"
-        out.append((name, v))
-    return out
+    return harness.versions(others, ad_v, ["autodiff", "nn"], "autodiff/ or nn/",
+                            (("autograd", autograd), ("torch", torch)))
 
 
-def _loadavg():
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except (OSError, AttributeError):
-        return "n/a"
-
-
-LOAD_START = _loadavg()
+LOAD_START = harness.loadavg()
 
 
 def main():
-    cfg = Cfg(ARGS)
-    only = set(ARGS.only.split(",")) if ARGS.only else None
+    cfg = CFG
     t_start = time.perf_counter()
-    cpu_model, ncores = machine_info()
-    print(f"machine: {cpu_model}, {ncores} cores; pinned to core {PINNED_CPU}; "
-          f"{cfg.repeats} rounds, ≥{cfg.min_time * 1e3:.0f} ms per timing")
+    machine = harness.announce(cfg, PINNED_CPU)
     batches, xshape = load_batches()
     print(f"data: digits {xshape}, {len(batches)} batches of ≤ {BATCH} "
           f"(last {len(batches[-1][1])})")
@@ -1071,7 +909,7 @@ def main():
             ("cnn", "CNN conv3×3(8)-ReLU-maxpool2-linear, float64", "cnn", np.float64)]
     results = []
     for wid, title, arch, dt in work:
-        if only is None or wid in only:
+        if cfg.wants(wid):
             results.append(run_workload(wid, title, arch, dt, batches, cfg))
     t_timed = time.perf_counter() - t_start
 
@@ -1092,29 +930,24 @@ def main():
                 layers = layers_ours(batches, res["arch"], res["dtype"])
                 prof = profile_ours(batches, res["arch"], res["dtype"])
             except Exception as exc:  # noqa: BLE001
-                note(f"profiling ours on {res['title']} failed: {_short_exc(exc)}")
+                note(f"profiling ours on {res['title']} failed: {short_exc(exc)}")
                 continue
             where.append((res, split, layers, prof))
             for k, t, r in split:
                 print(f"   {k:<36s} {t * 1e3:8.3f} ms/epoch  {r:5.2f}× NumPy forward")
             for k, t, t_np in layers[0]:
-                print(f"   {k:<36s} {t * 1e6:8.1f} µs (plain array {_fmt_time(t_np)})")
+                print(f"   {k:<36s} {t * 1e6:8.1f} µs (plain array {fmt_time(t_np)})")
             for k, t in layers[1]:
                 print(f"   {k:<60s} {t * 1e6:8.1f} µs")
             print(prof)
     elapsed = time.perf_counter() - t_start
 
     detail = build_detail(results)
-    cmd = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    vers = versions()
-    md = ["# Training benchmark results (`autodiff.nn`)", ""]
-    md.append(f"- **Command:** `{cmd}` (from the repository root), run took {elapsed:.0f} s "
-              f"({t_timed:.0f} s of it the timed workloads)")
-    md.append(f"- **Machine:** {cpu_model}, {ncores} cores (`os.cpu_count()`), "
-              f"{platform.system()} {platform.release()}; process pinned to core {PINNED_CPU}; "
-              f"every library on one thread (OMP/MKL/OPENBLAS_NUM_THREADS=1 set before "
-              f"NumPy and torch are imported, torch.set_num_threads(1))")
-    md.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in vers))
+    md = harness.header_md(
+        "Training benchmark results (`autodiff.nn`)",
+        f"{elapsed:.0f} s ({t_timed:.0f} s of it the timed workloads)", machine, PINNED_CPU,
+        "OMP/MKL/OPENBLAS_NUM_THREADS=1 set before NumPy and torch are imported, "
+        "torch.set_num_threads(1)", versions())
     md.append(f"- **Workload:** one training epoch over scikit-learn's digits ({xshape[0]} "
               f"samples, {xshape[1]} features, 10 classes, inputs / 16), batches of {BATCH} in "
               f"one fixed order (permutation from seed {SEED}; the last partial batch of "
@@ -1143,7 +976,7 @@ def main():
               "initial weights (drawn once, PyTorch's default uniform ±1/√fan_in, copied "
               "into each library); the first-batch loss and the weights after one training "
               "epoch are compared with the hand-written NumPy ones (see *agrees* below).")
-    md.append(f"- **Load average** (1 min) at start / end: {LOAD_START} / {_loadavg()}.")
+    md.append(f"- **Load average** (1 min) at start / end: {LOAD_START} / {harness.loadavg()}.")
     md.append("")
     md.append("## Epoch time / NumPy forward pass of the same epoch")
     md.append("")
@@ -1159,16 +992,9 @@ def main():
     md.append("† torch: its CPU allocator's events (profiler), tensor storage only; the other "
               "columns are tracemalloc peaks (NumPy buffers and Python objects).")
     md.append("")
-    if NOTES:
-        md.append("Notes:")
-        md.append("")
-        md.extend(f"- {n}" for n in NOTES)
-        md.append("")
-    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis_nn.md")
-    if os.path.exists(analysis):
-        # The hand-written reading of the results: why the target is missed, what would help.
-        md.append(open(analysis).read().rstrip())
-        md.append("")
+    md.extend(harness.notes_md())
+    # The hand-written reading of the results: why the target is missed, what would help.
+    md.extend(harness.include_md("analysis_nn.md"))
     if where:
         md.append("## Where the time goes")
         md.append("")
@@ -1183,8 +1009,8 @@ def main():
         md.append("| phase | time per epoch | × NumPy forward epoch |")
         md.append("|---|---:|---:|")
         for k, t, r in split:
-            md.append(f"| {k} | {_fmt_time(t)} | {r:.2f}× |")
-        md.append(f"| total (sum of the medians) | {_fmt_time(sum(t for _, t, _ in split))} | "
+            md.append(f"| {k} | {fmt_time(t)} | {r:.2f}× |")
+        md.append(f"| total (sum of the medians) | {fmt_time(sum(t for _, t, _ in split))} | "
                   f"{sum(r for _, _, r in split):.2f}× |")
         md.append("")
         md.append("Forward pass layer by layer, first batch (32 samples), best of 5×20 calls: "
@@ -1193,7 +1019,7 @@ def main():
         md.append("| layer | tracked | plain array |")
         md.append("|---|---:|---:|")
         for k, t, t_np in layers[0]:
-            md.append(f"| {k} | {_fmt_time(t)} | {_fmt_time(t_np)} |")
+            md.append(f"| {k} | {fmt_time(t)} | {fmt_time(t_np)} |")
         md.append("")
         if layers[1]:
             md.append("2×2 max pooling of the same (32, 8, 8, 8) activation in plain NumPy, "
@@ -1202,7 +1028,7 @@ def main():
             md.append("| how | time |")
             md.append("|---|---:|")
             for k, t in layers[1]:
-                md.append(f"| {k} | {_fmt_time(t)} |")
+                md.append(f"| {k} | {fmt_time(t)} |")
             md.append("")
         nsteps = PROFILE_EPOCHS * len(batches)
         md.append(f"cProfile of the training steps of {PROFILE_EPOCHS} epochs ({nsteps} steps; "
@@ -1213,41 +1039,12 @@ def main():
         md.append(prof)
         md.append("```")
         md.append("")
-    if PROBLEMS:
-        md.append("## Problems found in our engine")
-        md.append("")
-        for title, what, err, tb, repro in PROBLEMS:
-            md.append(f"- **{title}**, {what}: `{err}`")
-            if repro:
-                md.append("")
-                md.append("  ```python")
-                md.extend("  " + ln for ln in repro.splitlines())
-                md.append("  ```")
-        md.append("")
-    md.append("## Every contender")
-    md.append("")
-    md.append(detail)
-    md.append("")
-    text = "\n".join(md)
+    md.extend(harness.problems_md())
+    md.extend(["## Every contender", "", detail, ""])
 
     print("\n" + table)
     print("\npeak memory per step:\n" + mem_table)
-    print()
-    for title, val, tgt, met in verdicts:
-        print(f"  target {title}: ours {val}  (target {tgt})  {met}")
-    if PROBLEMS:
-        print("\nProblems in our engine:")
-        for title, what, err, tb, repro in PROBLEMS:
-            print(f"  - {title} / {what}: {err}")
-            if tb:
-                print("    " + tb.strip().replace("\n", "\n    "))
-    print(f"\ntotal time {elapsed:.0f} s")
-    if not ARGS.no_write:
-        out = ARGS.out if os.path.isabs(ARGS.out) else os.path.join(os.getcwd(), ARGS.out)
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out, "w") as fh:
-            fh.write(text)
-        print(f"wrote {out}")
+    harness.finish(md, verdicts, elapsed, ARGS)
 
 
 if __name__ == "__main__":
