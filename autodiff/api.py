@@ -10,7 +10,7 @@ import inspect
 import numpy as np
 
 from .boxes import unbox
-from .core import active_levels, batched_levels, new_level, shape_of
+from .core import batched_levels, new_level, shape_of
 from .forward import Dual
 from .reverse import Variable, backward_pass
 from .tree import flatten, unflatten
@@ -21,15 +21,15 @@ __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", 
 
 # ----- Inputs and levels -----
 class _level:
-    """``with _level(batched) as level:`` a fresh level, active in this context only."""
-    __slots__ = ("level", "batched", "token")
+    """``with _level(batched) as level:`` a fresh level (batched: its tangents or cotangents
+    carry a leading axis of directions while it is open)."""
+    __slots__ = ("level", "batched")
 
     def __init__(self, batched=0):
         self.level = new_level()
         self.batched = batched
 
     def __enter__(self):
-        self.token = active_levels.set(active_levels.get() + (self.level,))
         if self.batched:
             batched_levels[self.level] = self.batched
         return self.level
@@ -37,7 +37,6 @@ class _level:
     def __exit__(self, *exc):
         if self.batched:
             del batched_levels[self.level]
-        active_levels.reset(self.token)
 
 
 def _arg_name(f, i):

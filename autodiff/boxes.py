@@ -214,7 +214,6 @@ class Box:
         return handler(*args, **kwargs)
 
 
-_NO_KW = {}
 
 
 def _binary(prim):

@@ -6,13 +6,12 @@ unwraps its own level, calls ``bind`` again on the unwrapped values and applies 
 With no tracked argument ``bind`` calls the implementation. Rules therefore run on tracked
 values of the outer levels, which is what makes every derivative differentiable again.
 """
-import contextvars
 import itertools
 
 import numpy as np
 
 __all__ = ["Primitive", "bind", "new_level", "registry", "ufunc_table", "function_table",
-           "shape_of", "ndim_of", "lead"]
+           "shape_of", "ndim_of", "lead", "NO_KW"]
 
 #: name -> Primitive, in registration order.
 registry = {}
@@ -26,12 +25,14 @@ box_types = set()
 
 # Level 0 belongs to user-made Variables (PyTorch style), level 1 to user-made Duals, so
 # ``Dual(Variable(...))`` is forward-over-reverse. Transforms draw fresh, increasing levels:
-# an inner transform always gets a higher level than the outer one it runs in.
+# an inner transform always gets a higher level than the outer one it runs in. Levels are
+# never reused, so threads need no level state of their own; the one piece of state that
+# belongs to a context, the open tapes, lives in a ContextVar (reverse.py).
 EAGER_REVERSE, EAGER_FORWARD = 0, 1
 _levels = itertools.count(2)
 
-#: Levels of the transforms active in this context (thread, task), innermost last.
-active_levels = contextvars.ContextVar("autodiff_active_levels", default=())
+#: Keyword arguments of a call that has none, shared (never mutated) by the hot paths.
+NO_KW = {}
 #: Levels whose tangents or cotangents carry a leading batch axis: level -> batch ndim.
 #: Levels are never reused, so this dict needs no per-thread copy.
 batched_levels = {}

@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 
 from .boxes import Box
-from .core import EAGER_REVERSE, bind, box_types, shape_of
+from .core import EAGER_REVERSE, NO_KW, bind, box_types, shape_of
 
 __all__ = ["Variable", "Tape", "backward_pass", "sum_to"]
 
@@ -172,7 +172,7 @@ def _apply_elementwise(prim, args, level):
             del parents[0]
     if not parents:
         return ans
-    return _node(ans, level, prim, parents, vals, _NO_KW)
+    return _node(ans, level, prim, parents, vals, NO_KW)
 
 
 def _apply_unary(prim, a, kw, level):
@@ -184,7 +184,6 @@ def _apply_unary(prim, a, kw, level):
     return _node(ans, level, prim, [(0, a)], (v,), kw)
 
 
-_NO_KW = {}
 Variable._elementwise = staticmethod(_apply_elementwise)
 
 

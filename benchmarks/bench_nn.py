@@ -312,7 +312,26 @@ class NumpyHand(Contender):
         return [np.array(w) for w in self.p]
 
 
-class Ours(Contender):
+class _ModuleLoop(Contender):
+    """The PyTorch-style training loop, which ours and torch spell the same way: a model,
+    a loss ``ce``, an optimizer ``opt``; ``loss.backward()``, ``opt.step()``, ``zero_grad()``."""
+
+    def step(self, x, y):
+        loss = self.ce(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad()
+
+    def epoch(self):
+        model, ce, opt = self.model, self.ce, self.opt
+        for x, y in self.batches:
+            loss = ce(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+
+class Ours(_ModuleLoop):
     col = "ours"
     ours = True
     label = "ours: autodiff.nn model, loss.backward(), SGD.step(), zero_grad()"
@@ -338,20 +357,6 @@ class Ours(Contender):
         self.opt = nn.optim.SGD(params, lr=LR)
         self.ce = nn.functional.cross_entropy
 
-    def step(self, x, y):
-        loss = self.ce(self.model(x), y)
-        loss.backward()
-        self.opt.step()
-        self.opt.zero_grad()
-
-    def epoch(self):
-        model, ce, opt = self.model, self.ce, self.opt
-        for x, y in self.batches:
-            loss = ce(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-
     def loss(self, x, y):
         out = self.ce(self.model(x), y)
         return float(np.asarray(getattr(out, "value", out)))
@@ -368,7 +373,7 @@ class Ours(Contender):
         return [np.array(p.value) for p in self.params]
 
 
-class Torch(Contender):
+class Torch(_ModuleLoop):
     col = "torch"
     label = "PyTorch eager: torch.nn model, loss.backward(), torch.optim.SGD"
 
@@ -397,20 +402,6 @@ class Torch(Contender):
                 x = x.reshape(-1, 1, 8, 8)
             out.append((torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)))
         return out
-
-    def step(self, x, y):
-        loss = self.ce(self.model(x), y)
-        loss.backward()
-        self.opt.step()
-        self.opt.zero_grad()
-
-    def epoch(self):
-        model, ce, opt = self.model, self.ce, self.opt
-        for x, y in self.batches:
-            loss = ce(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
 
     def loss(self, x, y):
         with torch.no_grad():

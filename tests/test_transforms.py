@@ -195,7 +195,8 @@ def test_jacobian_argnums_tuple():
 
 # ----- jacobian: auto picks forward when inputs are fewer than outputs ---------
 
-def _custom_vjp_sin():
+def _custom_vjp_sin(scale=1.0):
+    """sin with a custom reverse rule; ``scale`` ≠ 1 plants a wrong rule."""
     def sin_(x):
         return np.sin(x)
 
@@ -205,7 +206,7 @@ def _custom_vjp_sin():
         return np.sin(x), np.cos(x)
 
     def bwd(c, g):
-        return (c * g,)
+        return (scale * c * g,)
 
     f.defvjp(fwd, bwd)
     return f
@@ -380,18 +381,7 @@ def test_check_grads_catches_wrong_custom_jvp(mode):
 
 
 def test_check_grads_catches_wrong_custom_vjp():
-    def sin_(x):
-        return np.sin(x)
-
-    f = ad.custom_vjp(sin_)
-
-    def fwd(x):
-        return np.sin(x), np.cos(x)
-
-    def bwd(c, g):
-        return (3.0 * c * g,)     # deliberately wrong
-
-    f.defvjp(fwd, bwd)
+    f = _custom_vjp_sin(scale=3.0)     # deliberately wrong
     with pytest.raises(AssertionError) as ei:
         ad.check_grads(f, (np.array([0.3, 0.7]),), order=1, modes=("rev",))
     msg = str(ei.value)

@@ -92,48 +92,54 @@ def _batched(a):
     return ndim_of(a) == 5
 
 
+def _merge0(a):
+    """(B, N, …) → (B·N, …): the directions become more images (or output channels)."""
+    s = shape_of(a)
+    return np.reshape(a, (s[0] * s[1],) + s[2:])
+
+
+def _split0(y, b):
+    """(B·N, …) → (B, N, …)."""
+    s = shape_of(y)
+    return np.reshape(y, (b, s[0] // b) + s[1:])
+
+
+def _merge1(a):
+    """(B, N, C, …) → (N, B·C, …): the directions become more channels."""
+    s = shape_of(a)
+    return np.reshape(np.transpose(a, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
+
+
+def _split1(y, b):
+    """(M, B·C, …) → (B, M, C, …)."""
+    s = shape_of(y)
+    return np.transpose(np.reshape(y, (s[0], b, s[1] // b) + s[2:]), _SWAP01)
+
+
 def _conv(x, w, kw):
     """``conv2d`` where ``x`` (B, N, C, H, W) or ``w`` (B, O, C, kh, kw) may be batched."""
-    if _batched(x):                                   # fold B into the images
-        s = shape_of(x)
-        y = conv2d_p(np.reshape(x, (s[0] * s[1],) + s[2:]), w, **kw)
-        return np.reshape(y, s[:2] + shape_of(y)[1:])
-    if _batched(w):                                   # fold B into the output channels
-        s = shape_of(w)
-        y = conv2d_p(x, np.reshape(w, (s[0] * s[1],) + s[2:]), **kw)
-        sy = shape_of(y)
-        return np.transpose(np.reshape(y, (sy[0],) + s[:2] + sy[2:]), _SWAP01)
+    if _batched(x):                                   # B joins the images
+        return _split0(conv2d_p(_merge0(x), w, **kw), shape_of(x)[0])
+    if _batched(w):                                   # B joins the output channels
+        return _split1(conv2d_p(x, _merge0(w), **kw), shape_of(w)[0])
     return conv2d_p(x, w, **kw)
 
 
 def _conv_t(g, w, size, kw):
     """``conv2d_transpose_x`` where ``g`` (B, N, O, Ho, Wo) or ``w`` may be batched."""
-    if _batched(g):                                   # fold B into the images
-        s = shape_of(g)
-        y = conv2d_transpose_x_p(np.reshape(g, (s[0] * s[1],) + s[2:]), w, size=size, **kw)
-        return np.reshape(y, s[:2] + shape_of(y)[1:])
-    if _batched(w):                                   # fold B into the input channels
-        s = shape_of(w)
-        wf = np.reshape(np.transpose(w, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
-        y = conv2d_transpose_x_p(g, wf, size=size, **kw)
-        sy = shape_of(y)
-        return np.transpose(np.reshape(y, (sy[0], s[0], s[2]) + sy[2:]), _SWAP01)
+    if _batched(g):                                   # B joins the images
+        return _split0(conv2d_transpose_x_p(_merge0(g), w, size=size, **kw), shape_of(g)[0])
+    if _batched(w):                                   # B joins the input channels
+        return _split1(conv2d_transpose_x_p(g, _merge1(w), size=size, **kw), shape_of(w)[0])
     return conv2d_transpose_x_p(g, w, size=size, **kw)
 
 
 def _conv_w(x, g, ksize, kw):
     """``conv2d_grad_w`` where ``x`` (B, N, C, H, W) or ``g`` (B, N, O, Ho, Wo) may be batched."""
-    if _batched(x):                                   # fold B into the input channels
-        s = shape_of(x)
-        xf = np.reshape(np.transpose(x, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
-        y = conv2d_grad_w_p(xf, g, ksize=ksize, **kw)
-        sy = shape_of(y)
-        return np.transpose(np.reshape(y, (sy[0], s[0], s[2]) + sy[2:]), _SWAP01)
-    if _batched(g):                                   # fold B into the output channels
-        s = shape_of(g)
-        gf = np.reshape(np.transpose(g, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
-        y = conv2d_grad_w_p(x, gf, ksize=ksize, **kw)
-        return np.reshape(y, (s[0], s[2]) + shape_of(y)[1:])
+    if _batched(x):                                   # B joins the input channels
+        return _split1(conv2d_grad_w_p(_merge1(x), g, ksize=ksize, **kw), shape_of(x)[0])
+    if _batched(g):                                   # B joins the output channels
+        return _split0(conv2d_grad_w_p(x, _merge1(g), ksize=ksize, **kw), shape_of(g)[0])
     return conv2d_grad_w_p(x, g, ksize=ksize, **kw)
 
 

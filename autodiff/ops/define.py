@@ -8,7 +8,7 @@ where ``math`` refuses (domain errors, overflow) NumPy answers instead.
 """
 import numpy as np
 
-from ..core import Primitive, box_types, function_table, ndim_of, register, shape_of
+from ..core import Primitive, box_types, function_table, register, shape_of
 
 __all__ = ["defprim", "elementwise", "scalar_fast", "handles", "norm_axes", "expand_to",
            "broadcast", "check_no_out"]

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import scipy.special as sp
 
-from .define import defprim, elementwise
+from .define import elementwise
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
