@@ -83,6 +83,13 @@ class Embedding(Module):
         idx = np.asarray(getattr(idx, "value", idx))
         if idx.dtype.kind not in "iu":
             raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
+        if idx.size:
+            # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
+            lo, hi = idx.min(), idx.max()
+            if lo < 0 or hi >= self.num_embeddings:
+                bad = lo if lo < 0 else hi
+                raise IndexError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): "
+                                 f"index {bad} out of range [0, {self.num_embeddings})")
         return self.weight[idx]
 
     def extra_repr(self):
