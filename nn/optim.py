@@ -46,6 +46,10 @@ class Optimizer:
         if isinstance(params, dict):
             raise TypeError(f"{what}: parameter groups are a list of dicts, got one dict; "
                             "wrap it in a list")
+        if _is_param(params):
+            # PyTorch refuses it too: pass [p] (a group's "params" may be one parameter).
+            raise TypeError(f"{what}: params must be an iterable of parameters or of group "
+                            "dicts, got a single parameter; pass [p]")
         params = _param_list(params, what)       # a generator is read once, here
         if not params:
             raise ValueError(f"{what} got an empty parameter list")
