@@ -38,7 +38,8 @@ __all__ = [
     # activations
     "ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "Softmax", "LogSoftmax",
     # functions, initialisation, optimisation, data, training, files
-    "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils", "DataLoader", "TensorDataset",
+    "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
+    "DataLoader", "TensorDataset",
     "fit", "predict", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "save", "load", "export_onnx",
 ]

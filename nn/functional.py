@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from scipy.special import erf
 
+from autodiff.boxes import unbox
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
@@ -155,7 +156,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
 def _labels(target, n_classes, what, ignore_index=None):
     """Integer class labels in [0, n_classes) (``ignore_index`` excepted), and the mask of
     the labels that count."""
-    target = np.asarray(getattr(target, "value", target))
+    target = np.asarray(unbox(target))
     if target.dtype.kind not in "iu":
         raise TypeError(f"{what}: integer class labels expected, got dtype {target.dtype}")
     keep = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
@@ -171,7 +172,7 @@ def _labels(target, n_classes, what, ignore_index=None):
 
 def _class_weight(weight, n_classes, input, what):
     """``weight`` (C,) as an array in the input's float dtype (float32 stays float32)."""
-    w = np.asarray(getattr(weight, "value", weight))
+    w = np.asarray(unbox(weight))
     if w.shape != (n_classes,):
         raise ValueError(f"{what}: weight must have shape ({n_classes},) (one per class), got "
                          f"{w.shape}")
@@ -189,7 +190,7 @@ def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
     """Negative log-likelihood of integer labels given log-probabilities (class axis 1);
     labels equal to ``ignore_index`` count for nothing, also in the mean's divisor."""
     if ndim_of(input) == 1:
-        return nll_loss(input[None], np.asarray(getattr(target, "value", target))[None],
+        return nll_loss(input[None], np.asarray(unbox(target))[None],
                         weight, reduction, ignore_index)
     n_classes = shape_of(input)[1]
     target, keep = _labels(target, n_classes, "nll_loss", ignore_index)
@@ -211,7 +212,7 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
     (``softmax_cross_entropy``) computes ``-Σ_c y_c log softmax(x)_c`` per sample from the
     logits, stably; labels become the class weights ``y`` here.
     """
-    t = np.asarray(getattr(target, "value", target))
+    t = np.asarray(unbox(target))
     si = shape_of(input)
     if t.dtype.kind in "fc" and t.shape != si:
         raise ValueError(
@@ -263,7 +264,7 @@ def binary_cross_entropy(input, target, reduction="mean", weight=None):
     log1mp = np.maximum(np.log1p(-input), -100.0)
     loss = -(target * logp + (1.0 - target) * log1mp)
     if weight is not None:
-        loss = loss * np.asarray(getattr(weight, "value", weight)).astype(_float_dtype(input))
+        loss = loss * np.asarray(unbox(weight)).astype(_float_dtype(input))
     return _reduce(loss, reduction)
 
 
@@ -275,12 +276,12 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight
     if pos_weight is None:
         loss = np.maximum(input, 0.0) - input * target + np.log1p(np.exp(-np.abs(input)))
     else:
-        pos_weight = np.asarray(getattr(pos_weight, "value", pos_weight)).astype(dtype)
+        pos_weight = np.asarray(unbox(pos_weight)).astype(dtype)
         log_sig = -softplus(-input)
         log_1m_sig = -softplus(input)
         loss = -(pos_weight * target * log_sig + (1.0 - target) * log_1m_sig)
     if weight is not None:
-        loss = loss * np.asarray(getattr(weight, "value", weight)).astype(dtype)
+        loss = loss * np.asarray(unbox(weight)).astype(dtype)
     return _reduce(loss, reduction)
 
 

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from autodiff.boxes import unbox
+
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -80,7 +82,7 @@ class Embedding(Module):
         init.normal_(self.weight)
 
     def forward(self, idx):
-        idx = np.asarray(getattr(idx, "value", idx))
+        idx = np.asarray(unbox(idx))
         if idx.dtype.kind not in "iu":
             raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
         if idx.size:
