@@ -1,6 +1,6 @@
 """``nn.optim``: SGD, Adam, AdamW, RMSprop, Adagrad with PyTorch's update formulas, the
-learning-rate schedulers, ``clip_grad_norm_`` and ``clip_grad_value_``. Updates run off the tape, in place on the
-parameters' values, from their ``.grad``."""
+learning-rate schedulers, ``clip_grad_norm_`` and ``clip_grad_value_``. Updates run off the
+tape, in place on the parameters' values, from their ``.grad``."""
 import math
 
 import numpy as np

@@ -80,8 +80,10 @@ def _ties(x, y, ans):
     """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative), in
     the output's float dtype: a float64 mask would turn float32 derivatives into float64."""
     s = (x > y) * 1.0 + (x == y) * 0.5
+    if type(s) is float:
+        return s
     dt = getattr(unbox(ans), "dtype", None)
-    if dt is not None and dt.kind == "f" and dt != s.dtype and hasattr(s, "astype"):
+    if dt is not None and dt.kind == "f" and dt != s.dtype:
         return s.astype(dt)
     return s
 
