@@ -19,12 +19,13 @@ from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Identity, LayerNorm
 from .module import Module, ModuleList, Parameter, Sequential, functional_call
 from .norm import BatchNorm1d, BatchNorm2d
 from .onnx import export_onnx
-from .optim import clip_grad_norm_
+from .optim import clip_grad_norm_, clip_grad_value_
 from .recurrent import GRU, LSTM, RNN
 
 
-class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_
+class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_ / clip_grad_value_
     clip_grad_norm_ = staticmethod(clip_grad_norm_)
+    clip_grad_value_ = staticmethod(clip_grad_value_)
 
 
 __all__ = [
@@ -37,7 +38,8 @@ __all__ = [
     # activations
     "ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "Softmax", "LogSoftmax",
     # functions, initialisation, optimisation, data, training, files
-    "functional", "init", "optim", "clip_grad_norm_", "utils", "DataLoader", "TensorDataset",
+    "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
+    "DataLoader", "TensorDataset",
     "fit", "predict", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "save", "load", "export_onnx",
 ]

@@ -191,7 +191,7 @@ def _loader(x, y, batch_size, shuffle, seed, what):
 
 
 def _plain_params(model):
-    return {n: p.value for n, p in model.named_parameters()}
+    return {n: p.value for n, p in model.named_parameters(remove_duplicate=False)}
 
 
 def predict(model, x, batch_size=1024):

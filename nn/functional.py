@@ -6,16 +6,20 @@ Stable forms where the naive one overflows: ``sigmoid(x) = (1 + tanh(x/2))/2``,
 logits losses never exponentiate a large number.
 """
 import math
+import warnings
 
 import numpy as np
 from scipy.special import erf
 
+from autodiff.boxes import unbox
+from autodiff.core import ndim_of, shape_of
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
 from autodiff.ops.softmax import logsumexp, softmax_cross_entropy
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus",
            "softmax", "log_softmax", "dropout", "mse_loss", "l1_loss", "huber_loss",
+           "smooth_l1_loss",
            "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "logsumexp"]
 
@@ -98,32 +102,81 @@ def _reduce(loss, reduction):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def _same_size(input, target, what):
+    """PyTorch's warning for a regression target that broadcasts against the input
+    ((N, 1) against (N,) gives an (N, N) loss)."""
+    si, st = shape_of(input), shape_of(target)
+    if si != st:
+        warnings.warn(f"{what}: using a target size {st} that is different to the input "
+                      f"size {si}. This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", UserWarning,
+                      stacklevel=3)
+
+
+def _float_dtype(x):
+    """The float dtype of a (tracked) value, float64 for Python numbers and integers."""
+    dt = np.result_type(getattr(x, "dtype", np.float64))
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
 def mse_loss(input, target, reduction="mean"):
+    """mean((x - y)²)."""
+    _same_size(input, target, "mse_loss")
     d = input - target
     return _reduce(d * d, reduction)
 
 
 def l1_loss(input, target, reduction="mean"):
+    """mean(|x - y|)."""
+    _same_size(input, target, "l1_loss")
     return _reduce(np.abs(input - target), reduction)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """½d² where |d| ≤ δ, δ(|d| - ½δ) beyond (PyTorch's ``huber_loss``)."""
+    _same_size(input, target, "huber_loss")
     d = input - target
     a = np.abs(d)
     quad = np.minimum(a, delta)
     return _reduce(0.5 * quad * quad + delta * (a - quad), reduction)
 
 
-def _labels(target, n_classes, what):
-    target = np.asarray(getattr(target, "value", target))
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """½d²/β where |d| < β, |d| - ½β beyond (PyTorch's ``smooth_l1_loss``: the Huber loss
+    divided by β)."""
+    _same_size(input, target, "smooth_l1_loss")
+    if beta == 0.0:
+        return l1_loss(input, target, reduction)
+    d = input - target
+    a = np.abs(d)
+    quad = np.minimum(a, beta)
+    return _reduce((0.5 / beta) * quad * quad + (a - quad), reduction)
+
+
+def _labels(target, n_classes, what, ignore_index=None):
+    """Integer class labels in [0, n_classes) (``ignore_index`` excepted), and the mask of
+    the labels that count."""
+    target = np.asarray(unbox(target))
     if target.dtype.kind not in "iu":
         raise TypeError(f"{what}: integer class labels expected, got dtype {target.dtype}")
-    if target.size:
-        lo, hi = np.min(target), np.max(target)
+    keep = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
+    counted = target[keep]
+    if counted.size:
+        lo, hi = np.min(counted), np.max(counted)
         if lo < 0 or hi >= n_classes:
-            raise ValueError(f"{what}: labels must lie in [0, {n_classes}), got [{lo}, {hi}]")
-    return target
+            bad = counted[(counted < 0) | (counted >= n_classes)][0]
+            raise ValueError(f"{what}: labels must lie in [0, {n_classes}) (or equal "
+                             f"ignore_index={ignore_index}), got {bad}")
+    return np.where(keep, target, 0), keep
+
+
+def _class_weight(weight, n_classes, input, what):
+    """``weight`` (C,) as an array in the input's float dtype (float32 stays float32)."""
+    w = np.asarray(unbox(weight))
+    if w.shape != (n_classes,):
+        raise ValueError(f"{what}: weight must have shape ({n_classes},) (one per class), got "
+                         f"{w.shape}")
+    return w.astype(_float_dtype(input))
 
 
 def _pick(logp, target):
@@ -133,68 +186,102 @@ def _pick(logp, target):
     return np.sum(logp * onehot, axis=1)
 
 
-def nll_loss(input, target, weight=None, reduction="mean"):
-    """Negative log-likelihood of integer labels given log-probabilities (class axis 1)."""
-    target = _labels(target, input.shape[1], "nll_loss")
-    loss = -_pick(input, target)
-    if weight is None:
-        return _reduce(loss, reduction)
-    w = np.asarray(weight)[target]
-    loss = loss * w
+def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
+    """Negative log-likelihood of integer labels given log-probabilities (class axis 1);
+    labels equal to ``ignore_index`` count for nothing, also in the mean's divisor."""
+    if ndim_of(input) == 1:
+        return nll_loss(input[None], np.asarray(unbox(target))[None],
+                        weight, reduction, ignore_index)
+    n_classes = shape_of(input)[1]
+    target, keep = _labels(target, n_classes, "nll_loss", ignore_index)
+    w = keep.astype(_float_dtype(input))
+    if weight is not None:
+        w = w * _class_weight(weight, n_classes, input, "nll_loss")[target]
+    loss = -_pick(input, target) * w
     return np.sum(loss) / np.sum(w) if reduction == "mean" else _reduce(loss, reduction)
 
 
-def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100):
     """Softmax cross-entropy of logits ``input`` (N, C, …) against integer labels (N, …)
-    or class probabilities (N, C, …), with PyTorch's ``weight`` and ``label_smoothing``.
+    or class probabilities (N, C, …), with PyTorch's ``weight``, ``ignore_index`` and
+    ``label_smoothing``.
 
-    One primitive (``softmax_cross_entropy``) computes ``-Σ_c y_c log softmax(x)_c`` per
-    sample from the logits, stably; labels become the class weights ``y`` here.
+    A float target is read as probabilities and must have the input's shape (as in
+    PyTorch; float class labels are refused, never broadcast). One primitive
+    (``softmax_cross_entropy``) computes ``-Σ_c y_c log softmax(x)_c`` per sample from the
+    logits, stably; labels become the class weights ``y`` here.
     """
-    if input.ndim == 1:
-        t = np.asarray(getattr(target, "value", target))
+    t = np.asarray(unbox(target))
+    si = shape_of(input)
+    if t.dtype.kind in "fc" and t.shape != si:
+        raise ValueError(
+            f"cross_entropy: a float target is read as class probabilities and must have the "
+            f"input's shape {si}, got {t.shape}; class labels must be integers "
+            f"(target.astype(np.int64)).")
+    if len(si) == 1:
         return cross_entropy(input[None], target[None] if t.dtype.kind == "f" else t[None],
-                             weight, reduction, label_smoothing)
-    n_classes = input.shape[1]
-    shape = (1, n_classes) + (1,) * (input.ndim - 2)
-    w = None if weight is None else np.asarray(weight, dtype=float).reshape(shape)
-    t = getattr(target, "value", target)
+                             weight, reduction, label_smoothing, ignore_index)
+    n_classes = si[1]
+    shape = (1, n_classes) + (1,) * (len(si) - 2)
+    dtype = _float_dtype(input)
+    wc = None if weight is None else _class_weight(weight, n_classes, input, "cross_entropy")
     labels = None
-    if np.asarray(t).dtype.kind == "f":                    # class probabilities
+    if t.dtype.kind == "f":                    # class probabilities
         y = target
     else:
-        labels = _labels(t, n_classes, "cross_entropy")
+        labels, keep = _labels(t, n_classes, "cross_entropy", ignore_index)
         # One-hot in the logits' dtype: a float32 model must stay float32 end to end.
-        y = np.eye(n_classes, dtype=np.result_type(getattr(input, "dtype", np.float64)))[labels]
-        if input.ndim > 2:
+        y = np.eye(n_classes, dtype=dtype)[labels] * keep[..., None].astype(dtype)
+        if len(si) > 2:
             y = np.moveaxis(y, -1, 1)
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + label_smoothing / n_classes
-    if w is not None:
-        y = y * w
-    loss = softmax_cross_entropy(input, y, axis=1 - input.ndim)
-    if reduction == "mean" and w is not None and labels is not None:
-        # PyTorch divides by the summed weights of the targets' classes.
-        return np.sum(loss) / np.sum(np.asarray(weight, dtype=float)[labels])
+        if labels is not None:
+            y = y * np.expand_dims(keep, 1).astype(dtype)
+    if wc is not None:
+        y = y * wc.reshape(shape)
+    loss = softmax_cross_entropy(input, y, axis=1 - len(si))
+    if reduction == "mean" and labels is not None:
+        # PyTorch divides by the summed weights of the counted targets' classes.
+        w = keep.astype(dtype) if wc is None else wc[labels] * keep
+        return np.sum(loss) / np.sum(w)
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy(input, target, reduction="mean"):
-    """-(y log p + (1-y) log(1-p)) of probabilities ``input``; logs clamped at -100 as
+def _bce_size(input, target, what):
+    # PyTorch refuses a target of another size here (no broadcasting, not even a warning).
+    si, st = shape_of(input), shape_of(target)
+    if si != st:
+        raise ValueError(f"{what}: target size {st} must be the same as input size {si}")
+
+
+def binary_cross_entropy(input, target, reduction="mean", weight=None):
+    """-w(y log p + (1-y) log(1-p)) of probabilities ``input``; logs clamped at -100 as
     PyTorch does, so p = 0 or 1 gives a finite loss."""
+    _bce_size(input, target, "binary_cross_entropy")
     logp = np.maximum(np.log(input), -100.0)
     log1mp = np.maximum(np.log1p(-input), -100.0)
-    return _reduce(-(target * logp + (1.0 - target) * log1mp), reduction)
+    loss = -(target * logp + (1.0 - target) * log1mp)
+    if weight is not None:
+        loss = loss * np.asarray(unbox(weight)).astype(_float_dtype(input))
+    return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight=None,
+                                     weight=None):
     """The same from logits, stably: max(x, 0) - x·y + log(1 + e^{-|x|})."""
+    _bce_size(input, target, "binary_cross_entropy_with_logits")
+    dtype = _float_dtype(input)
     if pos_weight is None:
         loss = np.maximum(input, 0.0) - input * target + np.log1p(np.exp(-np.abs(input)))
     else:
+        pos_weight = np.asarray(unbox(pos_weight)).astype(dtype)
         log_sig = -softplus(-input)
         log_1m_sig = -softplus(input)
         loss = -(pos_weight * target * log_sig + (1.0 - target) * log_1m_sig)
+    if weight is not None:
+        loss = loss * np.asarray(unbox(weight)).astype(dtype)
     return _reduce(loss, reduction)
 
 

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from autodiff.boxes import unbox
+
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -80,9 +82,16 @@ class Embedding(Module):
         init.normal_(self.weight)
 
     def forward(self, idx):
-        idx = np.asarray(getattr(idx, "value", idx))
+        idx = np.asarray(unbox(idx))
         if idx.dtype.kind not in "iu":
             raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
+        if idx.size:
+            # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
+            lo, hi = idx.min(), idx.max()
+            if lo < 0 or hi >= self.num_embeddings:
+                bad = lo if lo < 0 else hi
+                raise IndexError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): "
+                                 f"index {bad} out of range [0, {self.num_embeddings})")
         return self.weight[idx]
 
     def extra_repr(self):

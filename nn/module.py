@@ -101,11 +101,19 @@ class Module:
     def modules(self):
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """(dotted name, parameter) pairs; a parameter shared by several modules comes
+        once (PyTorch's default), so an optimizer never steps it twice."""
+        seen = set()
         for mname, m in self.named_modules(prefix):
             for name, p in m._parameters.items():
-                if p is not None:
-                    yield (f"{mname}.{name}" if mname else name), p
+                if p is None:
+                    continue
+                if remove_duplicate:
+                    if id(p) in seen:
+                        continue
+                    seen.add(id(p))
+                yield (f"{mname}.{name}" if mname else name), p
 
     def parameters(self):
         return (p for _, p in self.named_parameters())
@@ -131,13 +139,15 @@ class Module:
     # ----- state -----
     def state_dict(self):
         """Every parameter and buffer by dotted name, as plain NumPy arrays (copies)."""
-        out = OrderedDict((n, np.array(p.value)) for n, p in self.named_parameters())
+        # Every name of a shared parameter, as PyTorch's state_dict.
+        out = OrderedDict((n, np.array(p.value))
+                          for n, p in self.named_parameters(remove_duplicate=False))
         out.update((n, np.array(b)) for n, b in self.named_buffers())
         return out
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers; names and shapes must match."""
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))
         buffers = {n: (m, b) for n, m, b in self._buffer_owners()}
         missing = [k for k in list(own) + list(buffers) if k not in state]
         extra = [k for k in state if k not in own and k not in buffers]

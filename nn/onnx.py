@@ -300,7 +300,8 @@ def export_onnx(model, example_input, path, dtype=None, input_name="input",
         for where, m in leaves:
             if type(m).__name__ not in SUPPORTED:
                 raise _unsupported(where, m)
-            params = {n: np.asarray(p.value, dtype=dtype) for n, p in m.named_parameters()}
+            params = {n: np.asarray(p.value, dtype=dtype)
+                      for n, p in m.named_parameters(remove_duplicate=False)}
             in_shape = x.shape
             try:
                 y = functional_call(m, params, x)

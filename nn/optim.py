@@ -1,12 +1,40 @@
 """``nn.optim``: SGD, Adam, AdamW, RMSprop, Adagrad with PyTorch's update formulas, the
-learning-rate schedulers and ``clip_grad_norm_``. Updates run off the tape, in place on the
-parameters' values, from their ``.grad``."""
+learning-rate schedulers, ``clip_grad_norm_`` and ``clip_grad_value_``. Updates run off the
+tape, in place on the parameters' values, from their ``.grad``."""
 import math
 
 import numpy as np
 
+from autodiff.boxes import box_types
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler",
-           "clip_grad_norm_"]
+           "clip_grad_norm_", "clip_grad_value_"]
+
+
+def _is_param(p):
+    """A leaf Variable (what ``nn.Parameter`` makes): the only thing an update can write."""
+    return type(p) in box_types and getattr(p, "prim", 0) is None and hasattr(p, "grad")
+
+
+def _param_list(params, what):
+    """``params`` (one parameter or any iterable of them, a generator included, read
+    once) as a list; refuses what the updates could not write into."""
+    if _is_param(params):
+        return [params]
+    if type(params) in box_types:
+        raise TypeError(f"{what}: got a computed value (not a leaf parameter); pass the "
+                        "parameters, e.g. model.parameters()")
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{what}: parameters must be an ordered collection (a list or "
+                        "model.parameters()), not a set, whose order changes between runs")
+    if isinstance(params, np.ndarray):
+        raise TypeError(f"{what}: got a NumPy array; pass nn.Parameter values (they carry "
+                        ".grad), e.g. model.parameters()")
+    try:
+        return list(params)
+    except TypeError:
+        raise TypeError(f"{what}: parameters must be an iterable of nn.Parameter, got "
+                        f"{type(params).__name__}") from None
 
 
 class Optimizer:
@@ -14,15 +42,35 @@ class Optimizer:
     per-parameter state; subclasses define ``_update(p, g, state, group)``."""
 
     def __init__(self, params, defaults):
-        params = list(params)
+        what = type(self).__name__
+        if isinstance(params, dict):
+            raise TypeError(f"{what}: parameter groups are a list of dicts, got one dict; "
+                            "wrap it in a list")
+        if _is_param(params):
+            # PyTorch refuses it too: pass [p] (a group's "params" may be one parameter).
+            raise TypeError(f"{what}: params must be an iterable of parameters or of group "
+                            "dicts, got a single parameter; pass [p]")
+        params = _param_list(params, what)       # a generator is read once, here
         if not params:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{what} got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups = []
+        seen = set()
         for g in groups:
+            if not isinstance(g, dict):
+                raise TypeError(f"{what}: mix of parameter groups (dicts) and parameters")
             group = dict(defaults)
             group.update(g)
-            group["params"] = list(group["params"])
+            group["params"] = _param_list(group["params"], what)
+            for p in group["params"]:
+                if not _is_param(p):
+                    raise TypeError(f"{what} can only optimize leaf parameters "
+                                    f"(nn.Parameter), got {type(p).__name__}")
+                if id(p) in seen:
+                    # A parameter listed twice would be stepped twice per step.
+                    raise ValueError(f"{what}: a parameter appears more than once in the "
+                                     "parameter list (or in two groups)")
+                seen.add(id(p))
             group.setdefault("initial_lr", group["lr"])
             self.param_groups.append(group)
         self.state = {}
@@ -177,22 +225,45 @@ class Adagrad(Optimizer):
         p -= clr * g / (np.sqrt(s) + group["eps"])
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                    foreach=None):
     """Scale all gradients together so their joint norm is at most ``max_norm``; returns
-    the norm before clipping (PyTorch's ``clip_grad_norm_``)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    the total norm before clipping, as PyTorch's ``clip_grad_norm_``.
+
+    ``parameters``: one parameter or any iterable (a generator such as
+    ``model.parameters()`` is read once). The total is the ``norm_type``-norm of the
+    per-parameter norms (``inf``: the largest |g|); every gradient is multiplied by
+    ``min(max_norm / (total + 1e-6), 1)``. A non-finite total raises when
+    ``error_if_nonfinite``, else scales by it (NaN gradients stay visible). ``foreach`` is
+    accepted and ignored.
+    """
+    params = _param_list(parameters, "clip_grad_norm_")
+    max_norm, norm_type = float(max_norm), float(norm_type)
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
         return 0.0
-    if norm_type == math.inf:
-        total = max(float(np.max(np.abs(g))) for g in grads)
-    else:
-        total = float(sum(np.sum(np.abs(g) ** norm_type) for g in grads) ** (1.0 / norm_type))
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        for p in parameters:
-            if p.grad is not None:
-                p.grad = p.grad * coef
+    norms = np.array([np.linalg.norm(np.ravel(np.asarray(p.grad)), ord=norm_type)
+                      for p in with_grad])
+    total = float(np.linalg.norm(norms, ord=norm_type))
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+            f"non-finite ({total}), so it cannot be clipped; set error_if_nonfinite=False to "
+            "scale the gradients by it anyway")
+    coef = min(max_norm / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
+    if coef != 1.0:
+        for p in with_grad:
+            p.grad = p.grad * coef           # a Python float keeps float32 gradients float32
     return total
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every gradient elementwise into ``[-clip_value, clip_value]`` (PyTorch's
+    ``clip_grad_value_``; one parameter or any iterable, a generator read once)."""
+    clip_value = float(clip_value)
+    for p in _param_list(parameters, "clip_grad_value_"):
+        if p.grad is not None:
+            p.grad = np.clip(p.grad, -clip_value, clip_value)
 
 
 class _Scheduler:

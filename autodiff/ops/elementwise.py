@@ -76,9 +76,16 @@ def _dpow_y(ans, x, y):
     return ans * np.log(np.where(x == 0, 1.0, x))
 
 
-def _ties(x, y):
-    """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative)."""
-    return (x > y) * 1.0 + (x == y) * 0.5
+def _ties(x, y, ans):
+    """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative), in
+    the output's float dtype: a float64 mask would turn float32 derivatives into float64."""
+    s = (x > y) * 1.0 + (x == y) * 0.5
+    if type(s) is float:
+        return s
+    dt = getattr(unbox(ans), "dtype", None)
+    if dt is not None and dt.kind == "f" and dt != s.dtype:
+        return s.astype(dt)
+    return s
 
 
 # ----- Linear -----
@@ -101,10 +108,10 @@ hypot_p = elementwise("hypot", np.hypot,
                       lambda ans, x, y: x / ans, lambda ans, x, y: y / ans,
                       ufuncs=(np.hypot,), flops=10)
 maximum_p = elementwise("maximum", np.maximum,
-                        lambda ans, x, y: _ties(x, y), lambda ans, x, y: _ties(y, x),
+                        lambda ans, x, y: _ties(x, y, ans), lambda ans, x, y: _ties(y, x, ans),
                         ufuncs=(np.maximum, np.fmax))
 minimum_p = elementwise("minimum", np.minimum,
-                        lambda ans, x, y: _ties(y, x), lambda ans, x, y: _ties(x, y),
+                        lambda ans, x, y: _ties(y, x, ans), lambda ans, x, y: _ties(x, y, ans),
                         ufuncs=(np.minimum, np.fmin))
 
 # ----- Complex parts -----
