@@ -41,9 +41,9 @@ import math
 import numpy as np
 
 from ..boxes import unbox
-from ..core import is_complex, ndim_of, shape_of
+from ..core import is_complex, lead, ndim_of, shape_of
 from .define import defprim, handles, norm_axes
-from .linalg import _matmul, inv_p, mT, solve_p
+from .linalg import _matmul, inv_p, like, mT, solve_p
 
 __all__ = ["cholesky_p", "eigh_p", "eigvalsh_p", "eig_p", "svd_p", "svdvals_p", "qr_p",
            "pinv_p"]
@@ -77,7 +77,7 @@ def _diag(x):
 
 
 def _diag_embed(v):
-    return np.expand_dims(v, -1) * np.eye(shape_of(v)[-1])
+    return np.expand_dims(v, -1) * np.eye(shape_of(v)[-1], dtype=bool)
 
 
 def _gaps(w):
@@ -95,7 +95,9 @@ def _safe_inv(s):
 
 def _pack(*parts):
     """Outputs ``(array, core_ndim)`` as one array: flattened over their core axes, joined."""
-    flat = [x if c == 1 else np.reshape(x, shape_of(x)[:ndim_of(x) - c] + (-1,))
+    # The core size spelled out, not -1: a zero-size stack cannot infer it.
+    flat = [x if c == 1 else np.reshape(x, shape_of(x)[:ndim_of(x) - c]
+                                        + (math.prod(shape_of(x)[ndim_of(x) - c:]),))
             for x, c in parts]
     return np.concatenate(flat, axis=-1)
 
@@ -125,21 +127,21 @@ def _cube(ans, a):
 
 
 # ----- cholesky -----
-def _phi(n):
-    """Φ's mask: the strict lower triangle and half the diagonal."""
-    return np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+def _phi(n, x):
+    """Φ's mask: the strict lower triangle and half the diagonal (in ``x``'s precision)."""
+    return like(np.tri(n, k=-1) + 0.5 * np.eye(n), x)
 
 
 def _cholesky_jvp(t, ans, a):
     low = ans
     x = solve_p(low, _sym(t))                    # L⁻¹ S
     z = _H(solve_p(low, _H(x)))                  # L⁻¹ S L⁻ᴴ
-    return low @ (z * _phi(shape_of(a)[-1]))
+    return low @ (z * _phi(shape_of(a)[-1], z))
 
 
 def _cholesky_vjp(g, ans, a):
     low = ans
-    p = (mT(low) @ g) * _phi(shape_of(a)[-1])    # Φ(Lᵀ Ḡ)
+    p = (mT(low) @ g) * _phi(shape_of(a)[-1], g)  # Φ(Lᵀ Ḡ)
     q = solve_p(mT(low), p)                      # L⁻ᵀ Φ(Lᵀ Ḡ)
     return _sym(mT(solve_p(_H(low), mT(q))))     # sym(L⁻ᵀ Φ(Lᵀ Ḡ) conj(L)⁻¹)
 
@@ -227,19 +229,37 @@ def _eig_impl(a):
     return _pack((w, 1), (v, 2))
 
 
+def _lapack_phase(v):
+    """LAPACK's gauge for complex eigenvectors (``geev``): each unit column has its largest
+    component (the first of equal moduli) real. Returns the 0/1 mask ``E`` of that component
+    per column and its real value ``ρ`` (``|ρ| ≥ 1/√n``). The choice is discrete: no
+    derivative flows through it."""
+    n = shape_of(v)[-1]
+    k = np.argmax(np.abs(v), axis=-2)                        # (..., n): one row per column
+    e = np.arange(n)[:, None] == np.expand_dims(k, -2)       # (..., n, n) boolean
+    return e, np.sum(np.real(v) * e, axis=-2)
+
+
 def _eig_jvp(t, ans, a):
     n = shape_of(a)[-1]
     w, v = _unpack(ans, (n,), (n, n))
     m = solve_p(v, t @ v)                        # V⁻¹ dA V
     k = _gaps(w) * m
     c = -_real(_diag(_H(v) @ v @ k))             # Re vⱼᴴ dvⱼ = 0: unit columns stay unit
-    return _pack((_diag(m), 1), (v @ k + v * np.expand_dims(c, -2), 2))
+    dv = v @ k + v * np.expand_dims(c, -2)
+    if is_complex(v):                            # Im dv_kj = 0: v_kj stays real (LAPACK)
+        e, rho = _lapack_phase(v)
+        dv = dv - 1j * v * np.expand_dims(np.imag(np.sum(dv * e, axis=-2)) / rho, -2)
+    return _pack((_diag(m), 1), (dv, 2))
 
 
 def _eig_vjp(g, ans, a):
     n = shape_of(a)[-1]
     w, v = _unpack(ans, (n,), (n, n))
     gw, gv = _unpack(g, (n,), (n, n))
+    if is_complex(v):                            # the phase step of the JVP, transposed
+        e, rho = _lapack_phase(v)
+        gv = gv - 1j * e * np.expand_dims(np.imag(np.sum(gv * v, axis=-2)) / rho, -2)
     cbar = mT(v) @ gv
     kbar = cbar - mT(_H(v) @ v) * np.expand_dims(_real(_diag(cbar)), -2)
     mbar = _gaps(w) * kbar + _diag_embed(gw)
@@ -398,6 +418,11 @@ def _qr_cores(a, complete):
     return (m, k), (k, n)
 
 
+def _qr_empty(a):
+    """A matrix with no entries (also a wide 0×n one): its Jacobian is empty, so zero."""
+    return math.prod(shape_of(a)[-2:]) == 0
+
+
 def _qr_tall(a):
     m, n = shape_of(a)[-2:]
     if m < n:
@@ -407,15 +432,17 @@ def _qr_tall(a):
 
 
 def _qr_jvp(t, ans, a, complete):
+    if _qr_empty(a):
+        return np.zeros(lead(t, a) + shape_of(ans), t.dtype)
     m, n = _qr_tall(a)
     q, r = _unpack(ans, *_qr_cores(a, complete))
     q1, r1 = q[..., :n], r[..., :n, :]
     x = mT(solve_p(mT(r1), mT(t)))               # dA R⁻¹
     y = _H(q1) @ x
-    low = y * np.tril(np.ones((n, n)), -1)
+    low = y * np.tri(n, k=-1, dtype=bool)
     omega = low - _H(low)
     if is_complex(y):                            # R keeps a real diagonal
-        omega = omega + np.eye(n) * (y - np.real(y))
+        omega = omega + np.eye(n, dtype=bool) * (y - np.real(y))
     dq = q1 @ (omega - y) + x
     dr = (y - omega) @ r1
     if complete and m > n:
@@ -426,6 +453,8 @@ def _qr_jvp(t, ans, a, complete):
 
 
 def _qr_vjp(g, ans, a, complete):
+    if _qr_empty(a):
+        return np.zeros(lead(g, ans) + shape_of(a), g.dtype)
     m, n = _qr_tall(a)
     q, r = _unpack(ans, *_qr_cores(a, complete))
     gq, gr = _unpack(g, *_qr_cores(a, complete))
@@ -437,9 +466,9 @@ def _qr_vjp(g, ans, a, complete):
     ybar = gr @ mT(r1) - mT(q1) @ gq             # from dR = (Y - Ω)R and dQ = Q(Ω - Y) + X
     obar = -ybar
     lbar = obar - _H(obar)
-    ybar = ybar + lbar * np.tril(np.ones((n, n)), -1)
+    ybar = ybar + lbar * np.tri(n, k=-1, dtype=bool)
     if is_complex(obar):
-        ybar = ybar + np.eye(n) * (obar - np.real(obar))
+        ybar = ybar + np.eye(n, dtype=bool) * (obar - np.real(obar))
     xbar = gq + _conj(q1) @ ybar
     return mT(solve_p(r1, mT(xbar)))             # X̄ R⁻ᵀ
 
@@ -467,16 +496,16 @@ def _pinv_jvp(t, ans, a, rcond, hermitian):
     p = ans
     m, n = shape_of(a)[-2:]
     th = _H(t)
-    return (-(p @ t @ p) + p @ _H(p) @ th @ (np.eye(m) - a @ p)
-            + (np.eye(n) - p @ a) @ th @ _H(p) @ p)
+    return (-(p @ t @ p) + p @ _H(p) @ th @ (like(np.eye(m), p) - a @ p)
+            + (like(np.eye(n), p) - p @ a) @ th @ _H(p) @ p)
 
 
 def _pinv_vjp(g, ans, a, rcond, hermitian):
     p = ans
     m, n = shape_of(a)[-2:]
     r = -(mT(p) @ g @ mT(p))
-    r = r + _H(mT(p @ _H(p)) @ g @ mT(np.eye(m) - a @ p))
-    return r + _H(mT(np.eye(n) - p @ a) @ g @ mT(_H(p) @ p))
+    r = r + _H(mT(p @ _H(p)) @ g @ mT(like(np.eye(m), p) - a @ p))
+    return r + _H(mT(like(np.eye(n), p) - p @ a) @ g @ mT(_H(p) @ p))
 
 
 pinv_p = defprim("pinv", lambda a, rcond, hermitian: np.linalg.pinv(a, rcond, hermitian),
