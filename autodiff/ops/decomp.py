@@ -13,7 +13,7 @@ the conjugate transpose, ``F_ij = 1/(λ_j - λ_i)`` (0 on the diagonal) and ``sy
 
 * eigh ``A = V diag(w) Vᴴ``: ``M = Vᴴ sym(dA) V``, ``dw = diag M``, ``dV = V (F ∘ M)``;
 * eig ``A V = V diag(w)``: ``M = V⁻¹ dA V``, ``dw = diag M``, ``dV = V (F ∘ M + diag c)``
-  with ``c`` keeping each column at unit norm;
+  with ``c`` keeping each column at unit norm and its largest component real (LAPACK's);
 * svd ``A = U diag(s) Vᴴ``: ``dS = Uᴴ dA V``, ``ds = Re diag dS``, and ``dU``, ``dV`` from
   ``F_ij = 1/(s_j² - s_i²)`` plus the parts outside the column spaces;
 * qr ``A = QR`` (m ≥ n): ``Y = Qᴴ dA R⁻¹`` splits into a skew-Hermitian ``Ω`` and an
@@ -24,9 +24,13 @@ the conjugate transpose, ``F_ij = 1/(λ_j - λ_i)`` (0 on the diagonal) and ``sy
 Hermitian inputs (eigh, cholesky) are read as ``sym(A)``, as JAX does: the tangent and the
 cotangent are symmetrised. Eigen- and singular vectors are NumPy's (no sign or phase is
 changed); their rules assume distinct eigen/singular values and fix the gauge freedom as
-JAX does (eigh: ``Vᴴ dV`` zero on the diagonal; svd: the same for V, U taking the phase;
-eig: unit columns, ``Re vⱼᴴ dvⱼ = 0``), so derivatives of gauge-invariant functions
-(``|v|²``, ``U diag(s) Vᴴ``, projectors) are exact. The extra columns of ``full_matrices``
+JAX does (eigh: ``Vᴴ dV`` zero on the diagonal; svd: the same for V, U taking the phase),
+so derivatives of gauge-invariant functions (``|v|²``, ``U diag(s) Vᴴ``, projectors) are
+exact. eig fixes it as LAPACK's ``geev`` does (unit columns, ``Re vⱼᴴ dvⱼ = 0``, and the
+largest component of each column stays real), so its vectors' derivatives are those of
+``np.linalg.eig``'s own output, not only of gauge-invariant functions of it (LAPACK leaves
+a sign free, which may flip between nearby matrices: the derivative is that of the
+smooth branch through the given one). The extra columns of ``full_matrices``
 and ``complete`` span the orthogonal complement; their rule moves them with it
 (``dU₂ = -U₁ dU₁ᴴ U₂``), right for every function of the projector ``U₂U₂ᴴ``.
 
@@ -259,7 +263,7 @@ def _eig_vjp(g, ans, a):
     gw, gv = _unpack(g, (n,), (n, n))
     if is_complex(v):                            # the phase step of the JVP, transposed
         e, rho = _lapack_phase(v)
-        gv = gv - 1j * e * np.expand_dims(np.imag(np.sum(gv * v, axis=-2)) / rho, -2)
+        gv = gv - 1j * (e * np.expand_dims(np.imag(np.sum(gv * v, axis=-2)) / rho, -2))
     cbar = mT(v) @ gv
     kbar = cbar - mT(_H(v) @ v) * np.expand_dims(_real(_diag(cbar)), -2)
     mbar = _gaps(w) * kbar + _diag_embed(gw)

@@ -3,7 +3,9 @@
 The primitives work on stacks of matrices (``(..., m, n)``) whose leading axes broadcast as
 in ``np.matmul``; 1-D operands are promoted to matrices by the NumPy entry points, so the
 rules never special-case vectors. With ``X = A⁻¹``: ``dX = -X dA X``; for ``x = A⁻¹b``:
-``dx = A⁻¹(db - dA x)``; ``d det A = det A · tr(A⁻¹ dA)``. These maps are holomorphic, so
+``dx = A⁻¹(db - dA x)``; ``d det A = tr(adj(A) dA)``, the adjugate (``det A · A⁻¹`` where A
+is invertible) taken from the SVD so that singular matrices have it too; ``d log|det A| =
+tr(A⁻¹ dA)``, refused at a singular A. These maps are holomorphic, so
 the same formulas, with plain transposes, serve complex matrices. ``matrix_power``,
 ``multi_dot``, ``tensorinv`` and ``tensorsolve`` are compositions of them; the other
 products live in products.py, the decompositions (and norms) in decomp.py.
