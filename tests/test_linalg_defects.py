@@ -239,6 +239,15 @@ def test_det_stack_of_singular_matrices_batched_jacobians():
     np.testing.assert_allclose(ad.jacrev(np.linalg.det)(a), want, atol=1e-10)
 
 
+def test_det_gradient_of_a_large_matrix_is_finite_and_right():
+    """The adjugate's partial products must not overflow where det itself does not."""
+    a = np.random.default_rng(6).standard_normal((200, 200))
+    with np.errstate(all="raise"):
+        g = ad.grad(np.linalg.det)(a)
+    want = np.linalg.det(a) * np.linalg.inv(a).T
+    np.testing.assert_allclose(g, want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("how", ["grad", "jvp", "jacrev"])
 def test_slogdet_derivative_at_a_singular_matrix_refuses_clearly(how):
     a = np.array([[1.0, 2.0], [2.0, 4.0]])
@@ -296,6 +305,16 @@ def test_zero_size_inputs_give_empty_jacobians(name):
         for mode in ("forward", "reverse"):
             j = ad.jacobian(f, mode=mode)(x)
             assert j.shape == out_shape + shape, (name, shape, mode, j.shape)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (2, 0, 0), (0, 3, 3)])
+@pytest.mark.parametrize("name", ["eig-v", "det", "inv", "qr-q", "svd-u", "eigh-v", "cholesky"])
+def test_zero_size_complex_inputs(name, shape):
+    f = _ZERO_SIZE[name][0]
+    x = np.zeros(shape, complex)
+    out_shape = np.shape(f(x))
+    assert ad.jacrev(lambda a: np.real(f(a)))(x).shape == out_shape + shape
+    assert ad.jacfwd(f, holomorphic=True)(x).shape == out_shape + shape
 
 
 def test_zero_size_stack_of_nonempty_matrices_through_qr_and_eig():

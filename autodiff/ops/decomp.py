@@ -239,6 +239,8 @@ def _lapack_phase(v):
     per column and its real value ``ρ`` (``|ρ| ≥ 1/√n``). The choice is discrete: no
     derivative flows through it."""
     n = shape_of(v)[-1]
+    if n == 0:                                               # argmax of nothing fails
+        return np.zeros(shape_of(v), bool), np.zeros(shape_of(v)[:-1], np.real(v).dtype)
     k = np.argmax(np.abs(v), axis=-2)                        # (..., n): one row per column
     e = np.arange(n)[:, None] == np.expand_dims(k, -2)       # (..., n, n) boolean
     return e, np.sum(np.real(v) * e, axis=-2)

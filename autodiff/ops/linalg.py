@@ -91,8 +91,11 @@ def _products_without(s):
     upper = np.tri(n, k=-1, dtype=bool).T                                       # k > i
     q = np.where(upper, np.expand_dims(s, -2), like(np.ones((n, n)), s))
     run = np.cumprod(q, axis=-1)
-    run = np.concatenate([np.ones(shape_of(run)[:-1] + (1,), s.dtype), run[..., :-1]], axis=-1)
-    half = np.expand_dims(pre, -1) * run * np.expand_dims(suf, -2) * upper    # i < j
+    # Zeroed for j ≤ i before the products: there pre·suf would count factors twice and
+    # could overflow (then inf·0 = nan); every product formed below is a partial product.
+    run = np.concatenate([np.zeros(shape_of(run)[:-1] + (1,), s.dtype), run[..., :-1]],
+                         axis=-1) * upper
+    half = (np.expand_dims(pre, -1) * run) * np.expand_dims(suf, -2)          # i < j
     return pre * suf, half + mT(half)
 
 
@@ -123,12 +126,12 @@ def _adjugate_jvp(t, ans, a):
 def _adjugate_vjp(g, ans, a):
     # The transpose of the JVP under ⟨X, Y⟩ = Re Σ X·Y, step by step in reverse.
     c, u, s, v, p, pp = _adjugate_frame(a)
-    ubar = np.conj(u) if is_complex(u) else u
-    xbar = _mat(c) * (mT(v) @ g @ ubar)
+    uc = np.conj(u) if is_complex(u) else u
+    xbar = _mat(c) * (mT(v) @ g @ uc)
     dx = np.diagonal(xbar, 0, -2, -1)
     wbar = -(xbar * pp) + np.expand_dims(np.sum(pp * np.expand_dims(dx, -2), axis=-1), -1) \
         * np.eye(shape_of(a)[-1], dtype=bool)
-    return ubar @ wbar @ mT(v)
+    return uc @ wbar @ mT(v)
 
 
 adjugate_p = defprim("adjugate", _adjugate_impl, jvp=(_adjugate_jvp,), vjp=(_adjugate_vjp,),
