@@ -6,8 +6,13 @@ eigen- and singular vectors keep NumPy's signs and phases, so the cases check fu
 invariant to them: ``v * v`` (real) or ``|v|²`` (complex) per column, ``U diag(s) Vᴴ``,
 projectors ``U₂U₂ᴴ`` of the extra ``full_matrices`` columns. Hermitian inputs are
 symmetrised inside the function, as the rules read them (``sym(A) = (A + Aᴴ)/2``).
+``eig``'s vectors are also checked up to their sign only (``v∘v``): their rule keeps
+LAPACK's gauge (unit columns, the largest component real), so they are NumPy's vectors,
+differentiated.
 """
 import numpy as np
+
+from autodiff.scipy import linalg as sla
 
 
 # ----- Domains -----
@@ -81,6 +86,31 @@ def _separated(rng, shape, cplx=False):
 
 def _cseparated(rng, shape):
     return _separated(rng, shape, cplx=True)
+
+
+def _rank(r, cplx=False):
+    """Square matrices of rank ``r`` (< n: singular), products of random n×r and r×n."""
+    def dom(rng, shape):
+        a, b = rng.standard_normal(shape[:-1] + (r,)), rng.standard_normal(shape[:-2] + (r, shape[-1]))
+        if cplx:
+            a = a + 1j * rng.standard_normal(np.shape(a))
+            b = b + 1j * rng.standard_normal(np.shape(b))
+        return a @ b
+    return dom
+
+
+def _dominant(rng, shape):
+    """Square (stacks of) matrices with a dominant diagonal: well conditioned, both
+    triangles filled (a triangular solve must ignore the unused one)."""
+    n = shape[-1]
+    return rng.uniform(-1.0, 1.0, shape) + (n + 1.0) * np.eye(n)
+
+
+def _band_stack(rng, shape):
+    """Stacks of diagonal ordered forms (l = u = 1) with a dominant main diagonal."""
+    ab = rng.uniform(-1.0, 1.0, shape)
+    ab[..., 1, :] += 4.0
+    return ab
 
 
 _XP = np.array([0.0, 0.4, 1.1, 1.5, 2.0])
@@ -233,6 +263,16 @@ def make(Case):
         Case("eig", "eig-complex-input", lambda a: _eig_invariants(*np.linalg.eig(a)),
              (((3, 3), _cgeneral),)),
         Case("eig", "eigvals", lambda a: np.linalg.eigvals(a), (((4, 4), _rotation_like),)),
+        Case("eig", "eig-vectors-real-spectrum", lambda a: _eig_phased(*np.linalg.eig(a)),
+             (((3, 3), _real_spectrum),)),
+        Case("eig", "eig-vectors-complex-pairs", lambda a: _eig_phased(*np.linalg.eig(a)),
+             (((3, 3), _rotation_like),)),
+        Case("eig", "eig-vectors-complex-input", lambda a: _eig_phased(*np.linalg.eig(a)),
+             (((3, 3), _cgeneral),)),
+        Case("eig", "eig-vectors-stack", lambda a: _eig_phased(*np.linalg.eig(a)),
+             (((2, 3, 3), _cgeneral),)),
+        Case("eig", "eig-vectors-pairs-4x4", lambda a: _eig_phased(*np.linalg.eig(a)),
+             (((4, 4), _rotation_like),)),
         # ----- svd -----
         Case("svd", "svd-reduced-tall",
              lambda a: _svd_invariants(*np.linalg.svd(a, full_matrices=False)),
@@ -293,6 +333,39 @@ def make(Case):
              (((4, 2, 2), _tensor_spd), ((2, 2), r))),
         Case("det", "slogdet-sign-complex", lambda a: np.linalg.slogdet(a)[0],
              (((3, 3), _cgeneral),)),
+        # ----- det through the adjugate: singular matrices too -----
+        Case("adjugate", "det-general", lambda a: np.linalg.det(a), (((3, 3), r),)),
+        Case("adjugate", "det-rank-n-1", lambda a: np.linalg.det(a), (((3, 3), _rank(2)),)),
+        Case("adjugate", "det-rank-n-2", lambda a: np.linalg.det(a), (((4, 4), _rank(2)),)),
+        Case("adjugate", "det-rank-1-of-3", lambda a: np.linalg.det(a), (((3, 3), _rank(1)),)),
+        Case("adjugate", "det-zero-matrix", lambda a: np.linalg.det(a), (((3, 3), _rank(0)),)),
+        Case("adjugate", "det-rank-deficient-complex", lambda a: np.linalg.det(a),
+             (((3, 3), _rank(2, cplx=True)),)),
+        Case("adjugate", "det-rank-deficient-stack", lambda a: np.linalg.det(a) * 2.0,
+             (((2, 3, 3), _rank(2)),)),
+        Case("adjugate", "det-1x1-stack", lambda a: np.linalg.det(a), (((2, 1, 1), r),)),
+        # ----- Right-hand sides by NumPy 2's rule: a vector only when exactly 1-D -----
+        Case("solve", "solve-stack-vector-rhs", lambda a, b: np.linalg.solve(a, b),
+             (((3, 2, 2), _spd), ((2,), r))),
+        Case("solve", "solve-1x1-stack-vector-rhs",
+             lambda a, b: np.linalg.solve(a, b) * np.array([[1.0], [2.0], [3.0]]),
+             (((3, 1, 1), "pos"), ((1,), r))),
+        Case("solve", "solve-broadcast-matrix-rhs", lambda a, b: np.linalg.solve(a, b),
+             (((2, 1, 3, 3), _spd), ((4, 3, 2), r))),
+        Case("solve", "solve-stack-vector-rhs-complex", lambda a, b: np.linalg.solve(a, b),
+             (((2, 3, 3), _cgeneral), ((3,), c))),
+        Case("solve_triangular", "solve_triangular-stack-vector-rhs",
+             lambda a, b: sla.solve_triangular(a, b, lower=True), (((2, 3, 3), _dominant), ((3,), r))),
+        Case("solve_triangular", "cho_solve-stack-vector-rhs",
+             lambda a, b: sla.cho_solve((np.linalg.cholesky(_sym(a)), True), b),
+             (((2, 3, 3), _spd), ((3,), r))),
+        Case("solve_banded", "solve_banded-stack-vector-rhs",
+             lambda ab, b: sla.solve_banded((1, 1), ab, b), (((2, 3, 4), _band_stack), ((4,), r))),
+        Case("lu_factor", "lu_solve-stack-rhs",
+             lambda a, b: sla.lu_solve(sla.lu_factor(a), b), (((3, 3), _dominant), ((2, 3, 2), r))),
+        Case("lu_factor", "lu_solve-trans-stack-rhs",
+             lambda a, b: sla.lu_solve(sla.lu_factor(a), b, trans=1),
+             (((3, 3), _dominant), ((2, 3, 2), r))),
         # ----- Norms and cond -----
         Case("sum", "norm-vector-ords",
              lambda x: np.stack([np.linalg.norm(x, o) for o in (None, 1, np.inf, -np.inf, 3, 0.5)])
@@ -335,6 +408,12 @@ def _eigh_invariants(w, v):
 def _eig_invariants(w, v):
     """w and |v|² per column (unit columns: the phase drops out)."""
     return _flat(w, np.real(v * np.conj(v)))
+
+
+def _eig_phased(w, v):
+    """w and v∘v: the phase of each column counts (v → e^{iθ}v gives e^{2iθ} v∘v), its
+    sign not (LAPACK may flip it between nearby matrices)."""
+    return _flat(w, v * v)
 
 
 def _svd_invariants(u, s, vh):

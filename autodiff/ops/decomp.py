@@ -13,7 +13,7 @@ the conjugate transpose, ``F_ij = 1/(λ_j - λ_i)`` (0 on the diagonal) and ``sy
 
 * eigh ``A = V diag(w) Vᴴ``: ``M = Vᴴ sym(dA) V``, ``dw = diag M``, ``dV = V (F ∘ M)``;
 * eig ``A V = V diag(w)``: ``M = V⁻¹ dA V``, ``dw = diag M``, ``dV = V (F ∘ M + diag c)``
-  with ``c`` keeping each column at unit norm;
+  with ``c`` keeping each column at unit norm and its largest component real (LAPACK's);
 * svd ``A = U diag(s) Vᴴ``: ``dS = Uᴴ dA V``, ``ds = Re diag dS``, and ``dU``, ``dV`` from
   ``F_ij = 1/(s_j² - s_i²)`` plus the parts outside the column spaces;
 * qr ``A = QR`` (m ≥ n): ``Y = Qᴴ dA R⁻¹`` splits into a skew-Hermitian ``Ω`` and an
@@ -24,9 +24,13 @@ the conjugate transpose, ``F_ij = 1/(λ_j - λ_i)`` (0 on the diagonal) and ``sy
 Hermitian inputs (eigh, cholesky) are read as ``sym(A)``, as JAX does: the tangent and the
 cotangent are symmetrised. Eigen- and singular vectors are NumPy's (no sign or phase is
 changed); their rules assume distinct eigen/singular values and fix the gauge freedom as
-JAX does (eigh: ``Vᴴ dV`` zero on the diagonal; svd: the same for V, U taking the phase;
-eig: unit columns, ``Re vⱼᴴ dvⱼ = 0``), so derivatives of gauge-invariant functions
-(``|v|²``, ``U diag(s) Vᴴ``, projectors) are exact. The extra columns of ``full_matrices``
+JAX does (eigh: ``Vᴴ dV`` zero on the diagonal; svd: the same for V, U taking the phase),
+so derivatives of gauge-invariant functions (``|v|²``, ``U diag(s) Vᴴ``, projectors) are
+exact. eig fixes it as LAPACK's ``geev`` does (unit columns, ``Re vⱼᴴ dvⱼ = 0``, and the
+largest component of each column stays real), so its vectors' derivatives are those of
+``np.linalg.eig``'s own output, not only of gauge-invariant functions of it (LAPACK leaves
+a sign free, which may flip between nearby matrices: the derivative is that of the
+smooth branch through the given one). The extra columns of ``full_matrices``
 and ``complete`` span the orthogonal complement; their rule moves them with it
 (``dU₂ = -U₁ dU₁ᴴ U₂``), right for every function of the projector ``U₂U₂ᴴ``.
 
@@ -41,9 +45,9 @@ import math
 import numpy as np
 
 from ..boxes import unbox
-from ..core import is_complex, ndim_of, shape_of
+from ..core import is_complex, lead, ndim_of, shape_of
 from .define import defprim, handles, norm_axes
-from .linalg import _matmul, inv_p, mT, solve_p
+from .linalg import _matmul, inv_p, like, mT, solve_p
 
 __all__ = ["cholesky_p", "eigh_p", "eigvalsh_p", "eig_p", "svd_p", "svdvals_p", "qr_p",
            "pinv_p"]
@@ -77,7 +81,7 @@ def _diag(x):
 
 
 def _diag_embed(v):
-    return np.expand_dims(v, -1) * np.eye(shape_of(v)[-1])
+    return np.expand_dims(v, -1) * np.eye(shape_of(v)[-1], dtype=bool)
 
 
 def _gaps(w):
@@ -95,7 +99,9 @@ def _safe_inv(s):
 
 def _pack(*parts):
     """Outputs ``(array, core_ndim)`` as one array: flattened over their core axes, joined."""
-    flat = [x if c == 1 else np.reshape(x, shape_of(x)[:ndim_of(x) - c] + (-1,))
+    # The core size spelled out, not -1: a zero-size stack cannot infer it.
+    flat = [x if c == 1 else np.reshape(x, shape_of(x)[:ndim_of(x) - c]
+                                        + (math.prod(shape_of(x)[ndim_of(x) - c:]),))
             for x, c in parts]
     return np.concatenate(flat, axis=-1)
 
@@ -125,21 +131,21 @@ def _cube(ans, a):
 
 
 # ----- cholesky -----
-def _phi(n):
-    """Φ's mask: the strict lower triangle and half the diagonal."""
-    return np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+def _phi(n, x):
+    """Φ's mask: the strict lower triangle and half the diagonal (in ``x``'s precision)."""
+    return like(np.tri(n, k=-1) + 0.5 * np.eye(n), x)
 
 
 def _cholesky_jvp(t, ans, a):
     low = ans
     x = solve_p(low, _sym(t))                    # L⁻¹ S
     z = _H(solve_p(low, _H(x)))                  # L⁻¹ S L⁻ᴴ
-    return low @ (z * _phi(shape_of(a)[-1]))
+    return low @ (z * _phi(shape_of(a)[-1], z))
 
 
 def _cholesky_vjp(g, ans, a):
     low = ans
-    p = (mT(low) @ g) * _phi(shape_of(a)[-1])    # Φ(Lᵀ Ḡ)
+    p = (mT(low) @ g) * _phi(shape_of(a)[-1], g)  # Φ(Lᵀ Ḡ)
     q = solve_p(mT(low), p)                      # L⁻ᵀ Φ(Lᵀ Ḡ)
     return _sym(mT(solve_p(_H(low), mT(q))))     # sym(L⁻ᵀ Φ(Lᵀ Ḡ) conj(L)⁻¹)
 
@@ -227,19 +233,39 @@ def _eig_impl(a):
     return _pack((w, 1), (v, 2))
 
 
+def _lapack_phase(v):
+    """LAPACK's gauge for complex eigenvectors (``geev``): each unit column has its largest
+    component (the first of equal moduli) real. Returns the 0/1 mask ``E`` of that component
+    per column and its real value ``ρ`` (``|ρ| ≥ 1/√n``). The choice is discrete: no
+    derivative flows through it."""
+    n = shape_of(v)[-1]
+    if n == 0:                                               # argmax of nothing fails
+        return np.zeros(shape_of(v), bool), np.zeros(shape_of(v)[:-1], np.real(v).dtype)
+    k = np.argmax(np.abs(v), axis=-2)                        # (..., n): one row per column
+    e = np.arange(n)[:, None] == np.expand_dims(k, -2)       # (..., n, n) boolean
+    return e, np.sum(np.real(v) * e, axis=-2)
+
+
 def _eig_jvp(t, ans, a):
     n = shape_of(a)[-1]
     w, v = _unpack(ans, (n,), (n, n))
     m = solve_p(v, t @ v)                        # V⁻¹ dA V
     k = _gaps(w) * m
     c = -_real(_diag(_H(v) @ v @ k))             # Re vⱼᴴ dvⱼ = 0: unit columns stay unit
-    return _pack((_diag(m), 1), (v @ k + v * np.expand_dims(c, -2), 2))
+    dv = v @ k + v * np.expand_dims(c, -2)
+    if is_complex(v):                            # Im dv_kj = 0: v_kj stays real (LAPACK)
+        e, rho = _lapack_phase(v)
+        dv = dv - 1j * v * np.expand_dims(np.imag(np.sum(dv * e, axis=-2)) / rho, -2)
+    return _pack((_diag(m), 1), (dv, 2))
 
 
 def _eig_vjp(g, ans, a):
     n = shape_of(a)[-1]
     w, v = _unpack(ans, (n,), (n, n))
     gw, gv = _unpack(g, (n,), (n, n))
+    if is_complex(v):                            # the phase step of the JVP, transposed
+        e, rho = _lapack_phase(v)
+        gv = gv - 1j * (e * np.expand_dims(np.imag(np.sum(gv * v, axis=-2)) / rho, -2))
     cbar = mT(v) @ gv
     kbar = cbar - mT(_H(v) @ v) * np.expand_dims(_real(_diag(cbar)), -2)
     mbar = _gaps(w) * kbar + _diag_embed(gw)
@@ -398,6 +424,11 @@ def _qr_cores(a, complete):
     return (m, k), (k, n)
 
 
+def _qr_empty(a):
+    """A matrix with no entries (also a wide 0×n one): its Jacobian is empty, so zero."""
+    return math.prod(shape_of(a)[-2:]) == 0
+
+
 def _qr_tall(a):
     m, n = shape_of(a)[-2:]
     if m < n:
@@ -407,15 +438,17 @@ def _qr_tall(a):
 
 
 def _qr_jvp(t, ans, a, complete):
+    if _qr_empty(a):
+        return np.zeros(lead(t, a) + shape_of(ans), t.dtype)
     m, n = _qr_tall(a)
     q, r = _unpack(ans, *_qr_cores(a, complete))
     q1, r1 = q[..., :n], r[..., :n, :]
     x = mT(solve_p(mT(r1), mT(t)))               # dA R⁻¹
     y = _H(q1) @ x
-    low = y * np.tril(np.ones((n, n)), -1)
+    low = y * np.tri(n, k=-1, dtype=bool)
     omega = low - _H(low)
     if is_complex(y):                            # R keeps a real diagonal
-        omega = omega + np.eye(n) * (y - np.real(y))
+        omega = omega + np.eye(n, dtype=bool) * (y - np.real(y))
     dq = q1 @ (omega - y) + x
     dr = (y - omega) @ r1
     if complete and m > n:
@@ -426,6 +459,8 @@ def _qr_jvp(t, ans, a, complete):
 
 
 def _qr_vjp(g, ans, a, complete):
+    if _qr_empty(a):
+        return np.zeros(lead(g, ans) + shape_of(a), g.dtype)
     m, n = _qr_tall(a)
     q, r = _unpack(ans, *_qr_cores(a, complete))
     gq, gr = _unpack(g, *_qr_cores(a, complete))
@@ -437,9 +472,9 @@ def _qr_vjp(g, ans, a, complete):
     ybar = gr @ mT(r1) - mT(q1) @ gq             # from dR = (Y - Ω)R and dQ = Q(Ω - Y) + X
     obar = -ybar
     lbar = obar - _H(obar)
-    ybar = ybar + lbar * np.tril(np.ones((n, n)), -1)
+    ybar = ybar + lbar * np.tri(n, k=-1, dtype=bool)
     if is_complex(obar):
-        ybar = ybar + np.eye(n) * (obar - np.real(obar))
+        ybar = ybar + np.eye(n, dtype=bool) * (obar - np.real(obar))
     xbar = gq + _conj(q1) @ ybar
     return mT(solve_p(r1, mT(xbar)))             # X̄ R⁻ᵀ
 
@@ -467,16 +502,16 @@ def _pinv_jvp(t, ans, a, rcond, hermitian):
     p = ans
     m, n = shape_of(a)[-2:]
     th = _H(t)
-    return (-(p @ t @ p) + p @ _H(p) @ th @ (np.eye(m) - a @ p)
-            + (np.eye(n) - p @ a) @ th @ _H(p) @ p)
+    return (-(p @ t @ p) + p @ _H(p) @ th @ (like(np.eye(m), p) - a @ p)
+            + (like(np.eye(n), p) - p @ a) @ th @ _H(p) @ p)
 
 
 def _pinv_vjp(g, ans, a, rcond, hermitian):
     p = ans
     m, n = shape_of(a)[-2:]
     r = -(mT(p) @ g @ mT(p))
-    r = r + _H(mT(p @ _H(p)) @ g @ mT(np.eye(m) - a @ p))
-    return r + _H(mT(np.eye(n) - p @ a) @ g @ mT(_H(p) @ p))
+    r = r + _H(mT(p @ _H(p)) @ g @ mT(like(np.eye(m), p) - a @ p))
+    return r + _H(mT(like(np.eye(n), p) - p @ a) @ g @ mT(_H(p) @ p))
 
 
 pinv_p = defprim("pinv", lambda a, rcond, hermitian: np.linalg.pinv(a, rcond, hermitian),

@@ -3,7 +3,9 @@
 The primitives work on stacks of matrices (``(..., m, n)``) whose leading axes broadcast as
 in ``np.matmul``; 1-D operands are promoted to matrices by the NumPy entry points, so the
 rules never special-case vectors. With ``X = A⁻¹``: ``dX = -X dA X``; for ``x = A⁻¹b``:
-``dx = A⁻¹(db - dA x)``; ``d det A = det A · tr(A⁻¹ dA)``. These maps are holomorphic, so
+``dx = A⁻¹(db - dA x)``; ``d det A = tr(adj(A) dA)``, the adjugate (``det A · A⁻¹`` where A
+is invertible) taken from the SVD so that singular matrices have it too; ``d log|det A| =
+tr(A⁻¹ dA)``, refused at a singular A. These maps are holomorphic, so
 the same formulas, with plain transposes, serve complex matrices. ``matrix_power``,
 ``multi_dot``, ``tensorinv`` and ``tensorsolve`` are compositions of them; the other
 products live in products.py, the decompositions (and norms) in decomp.py.
@@ -16,6 +18,15 @@ import numpy as np
 from ..boxes import unbox
 from ..core import is_complex, lead, ndim_of, shape_of
 from .define import check_no_out, defprim, handles
+
+
+def like(c, x):
+    """The constant array ``c`` (a mask, an identity) in the precision of ``x``: NumPy
+    promotes float32 · float64 arrays to float64, and float32 must stay float32."""
+    dt = getattr(x, "dtype", None)
+    if dt is None or dt.kind not in "fc":
+        return c
+    return c.astype(np.finfo(dt).dtype, copy=False)
 
 
 def mT(a):
@@ -58,16 +69,106 @@ def _mat(g):
     return np.expand_dims(g, (-2, -1))
 
 
+# ----- The adjugate: det's derivative, defined at singular matrices too -----
+# ``adj(A) = det(A) A⁻¹`` where A is invertible, but it is a polynomial in A's entries and
+# exists everywhere; det·inv breaks down (or loses all accuracy) near singular matrices.
+# With the SVD ``A = U S Vᴴ`` and ``adj(XYZ) = adj(Z) adj(Y) adj(X)``:
+#   adj(A) = c · V adj(S) Uᴴ,  c = det(U) det(Vᴴ) (a unit number),  adj(S) = diag(pᵢ),
+#   pᵢ = Π_{k≠i} s_k;
+# and, U and V held fixed (the identity is exact for every S), in a direction T with
+# W = Uᴴ T V:  d adj = c · V D Uᴴ,  D = -(W ∘ P) + diag(P · diag W),  P_ij = Π_{k∉{i,j}} s_k
+# (P_ii = 0). No step divides by a singular value, so rank n-1 and lower are exact.
+def _products_without(s):
+    """``p_i = Π_{k≠i} s_k`` and ``P_ij = Π_{k∉{i,j}} s_k`` (0 on the diagonal) over the
+    last axis, by prefix, suffix and running products: no division (s may hold zeros)."""
+    n = shape_of(s)[-1]
+    one = np.ones(shape_of(s)[:-1] + (1,), s.dtype)
+    pre = np.cumprod(np.concatenate([one, s[..., :-1]], axis=-1), axis=-1)     # Π_{k<i}
+    suf = np.flip(np.cumprod(np.concatenate([one, np.flip(s, -1)[..., :-1]], axis=-1),
+                             axis=-1), -1)                                       # Π_{k>i}
+    # run[i, j] = Π_{i<k<j} s_k for j > i: a running product along each row of
+    # q[i, k] = s_k (k > i) or 1, shifted right by one column.
+    upper = np.tri(n, k=-1, dtype=bool).T                                       # k > i
+    q = np.where(upper, np.expand_dims(s, -2), like(np.ones((n, n)), s))
+    run = np.cumprod(q, axis=-1)
+    # Zeroed for j ≤ i before the products: there pre·suf would count factors twice and
+    # could overflow (then inf·0 = nan); every product formed below is a partial product.
+    run = np.concatenate([np.zeros(shape_of(run)[:-1] + (1,), s.dtype), run[..., :-1]],
+                         axis=-1) * upper
+    half = (np.expand_dims(pre, -1) * run) * np.expand_dims(suf, -2)          # i < j
+    return pre * suf, half + mT(half)
+
+
+def _adjugate_frame(a):
+    """``(c, U, s, V, p, P)`` for the formulas above."""
+    u, s, vh = np.linalg.svd(a)
+    c = np.linalg.det(u) * np.linalg.det(vh)
+    p, pp = _products_without(s)
+    return c, u, s, np.conj(mT(vh)) if is_complex(vh) else mT(vh), p, pp
+
+
+def _adjugate_impl(a):
+    c, u, s, v, p, _ = _adjugate_frame(a)
+    uh = np.conj(mT(u)) if is_complex(u) else mT(u)
+    return _mat(c) * ((v * np.expand_dims(p, -2)) @ uh)
+
+
+def _adjugate_jvp(t, ans, a):
+    c, u, s, v, p, pp = _adjugate_frame(a)
+    uh = np.conj(mT(u)) if is_complex(u) else mT(u)
+    w = uh @ t @ v
+    dw = np.diagonal(w, 0, -2, -1)
+    d = -(w * pp) + np.expand_dims(np.sum(pp * np.expand_dims(dw, -2), axis=-1), -1) \
+        * np.eye(shape_of(a)[-1], dtype=bool)
+    return _mat(c) * (v @ d @ uh)
+
+
+def _adjugate_vjp(g, ans, a):
+    # The transpose of the JVP under ⟨X, Y⟩ = Re Σ X·Y, step by step in reverse.
+    c, u, s, v, p, pp = _adjugate_frame(a)
+    uc = np.conj(u) if is_complex(u) else u
+    xbar = _mat(c) * (mT(v) @ g @ uc)
+    dx = np.diagonal(xbar, 0, -2, -1)
+    wbar = -(xbar * pp) + np.expand_dims(np.sum(pp * np.expand_dims(dx, -2), axis=-1), -1) \
+        * np.eye(shape_of(a)[-1], dtype=bool)
+    return uc @ wbar @ mT(v)
+
+
+adjugate_p = defprim("adjugate", _adjugate_impl, jvp=(_adjugate_jvp,), vjp=(_adjugate_vjp,),
+                     flops=lambda ans, a: 12 * np.size(a) * np.shape(a)[-1])
+
+# d det A = tr(adj(A) dA): exact at singular matrices (JAX's rule too), where det·A⁻¹ fails.
 det_p = defprim(
     "det", lambda a: np.linalg.det(a),
-    jvp=(lambda t, ans, a: ans * _trace_inv_dot(a, t),),
-    vjp=(lambda g, ans, a: _mat(g * ans) * mT(inv_p(a)),),
+    jvp=(lambda t, ans, a: np.sum(mT(adjugate_p(a)) * t, axis=(-2, -1)),),
+    vjp=(lambda g, ans, a: _mat(g) * mT(adjugate_p(a)),),
     flops=lambda ans, a: np.size(a) * np.shape(a)[-1] * 2 // 3)
+
+
+def _check_nonsingular(ans):
+    """log|det A| = -inf at a singular A, where its derivative tr(A⁻¹ dA) does not exist."""
+    if np.any(np.isneginf(unbox(ans))):
+        raise np.linalg.LinAlgError(
+            "np.linalg.slogdet has no derivative at a singular matrix: log|det A| = -inf "
+            "there and d log|det A| = tr(A⁻¹ dA) is unbounded (nor has the phase "
+            "det A/|det A| of a complex A one). Differentiate np.linalg.det instead (its "
+            "derivative, the adjugate, exists everywhere), or keep A off the singular set "
+            "(e.g. A + εI).")
+
+
+def _logabsdet_jvp(t, ans, a):
+    _check_nonsingular(ans)
+    return _trace_inv_dot(a, t)
+
+
+def _logabsdet_vjp(g, ans, a):
+    _check_nonsingular(ans)
+    return _mat(g) * mT(inv_p(a))
+
 
 logabsdet_p = defprim(
     "logabsdet", lambda a: np.linalg.slogdet(a)[1],
-    jvp=(lambda t, ans, a: _trace_inv_dot(a, t),),
-    vjp=(lambda g, ans, a: _mat(g) * mT(inv_p(a)),),
+    jvp=(_logabsdet_jvp,), vjp=(_logabsdet_vjp,),
     flops=lambda ans, a: np.size(a) * np.shape(a)[-1] * 2 // 3)
 
 
@@ -93,11 +194,19 @@ def _inv(a):
     return inv_p(a)
 
 
+def as_columns(b, solve):
+    """NumPy 2's rule for a right-hand side: ``b`` is one vector ``(n,)`` only when it is
+    exactly 1-D (then ``x`` is ``(..., n)``, the stack axes coming from the matrix);
+    otherwise it is a stack of ``(n, k)`` matrices. ``solve`` takes a matrix right side."""
+    if ndim_of(b) == 1:
+        x = solve(np.reshape(b, shape_of(b) + (1,)))
+        return np.reshape(x, shape_of(x)[:-1])
+    return solve(b)
+
+
 @handles(np.linalg.solve)
 def _solve(a, b):
-    if ndim_of(b) == 1:
-        return np.reshape(solve_p(a, np.reshape(b, (-1, 1))), (-1,))
-    return solve_p(a, b)
+    return as_columns(b, lambda b2: solve_p(a, b2))
 
 
 @handles(np.linalg.det)
@@ -109,8 +218,9 @@ def _det(a):
 def _slogdet(a):
     logabs = logabsdet_p(a)
     if is_complex(a):   # the phase det/|det| moves with a complex matrix
+        _check_nonsingular(logabs)      # NumPy's sign is 0 there, the phase undefined
         sign = det_p(a) / np.exp(logabs)
-    else:               # ±1: piecewise constant, no derivative
+    else:               # ±1 (0 at a singular matrix): piecewise constant, no derivative
         sign = np.linalg.slogdet(unbox(a))[0]
     return type(np.linalg.slogdet(np.eye(1)))(sign, logabs)
 

@@ -22,7 +22,7 @@ import scipy.linalg
 from ..boxes import unbox
 from ..core import box_types, is_complex, ndim_of, shape_of
 from ..ops.define import defprim
-from ..ops.linalg import mT
+from ..ops.linalg import as_columns, like, mT
 
 __all__ = ["solve_triangular", "cho_factor", "cho_solve", "cholesky", "expm", "logm", "sqrtm",
            "solve_sylvester", "solve_banded", "lu_factor", "lu_solve", "det", "inv", "solve",
@@ -39,8 +39,9 @@ def _H(x):
 
 
 def _tri(n, lower, k=0):
-    """The 0/1 mask of the lower (upper) triangle from diagonal ``k`` (``-k``) on."""
-    return np.tril(np.ones((n, n)), k) if lower else np.triu(np.ones((n, n)), -k)
+    """The mask of the lower (upper) triangle from diagonal ``k`` (``-k``) on; boolean, so
+    multiplying by it keeps the other factor's dtype (float32 stays float32)."""
+    return np.tri(n, k=k, dtype=bool) if lower else ~np.tri(n, k=-k - 1, dtype=bool)
 
 
 def _from_triangle(a, lower, hermitian=True):
@@ -48,19 +49,12 @@ def _from_triangle(a, lower, hermitian=True):
     n = shape_of(a)[-1]
     strict = a * _tri(n, lower, -1)
     # LAPACK reads only the real part of a Hermitian matrix's diagonal.
-    diag = (np.real(a) if hermitian and is_complex(a) else a) * np.eye(n)
+    diag = (np.real(a) if hermitian and is_complex(a) else a) * np.eye(n, dtype=bool)
     return diag + strict + (_H(strict) if hermitian else mT(strict))
 
 
 def _trans(trans):
     return {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}[trans]
-
-
-def _columns(b, fn):
-    """Apply ``fn`` (which wants a matrix right side) to ``b``, a vector or a matrix."""
-    if ndim_of(b) == 1:
-        return np.reshape(fn(np.reshape(b, (-1, 1))), (-1,))
-    return fn(b)
 
 
 # ----- Triangular solves -----
@@ -111,7 +105,7 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
     trans = _trans(trans)
     if trans == 2:
         a, trans = (np.conj(a), 1) if is_complex(a) else (a, 1)
-    return _columns(b, lambda b2: solve_triangular_p(a, b2, lower=bool(lower), trans=trans,
+    return as_columns(b, lambda b2: solve_triangular_p(a, b2, lower=bool(lower), trans=trans,
                                                      unit_diagonal=bool(unit_diagonal)))
 
 
@@ -139,11 +133,11 @@ def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
     c, lower = c_and_lower
     if not _tracked(c, b):
         return scipy.linalg.cho_solve(c_and_lower, b, overwrite_b, check_finite)
-    if lower:       # a = L Lᴴ
-        y = solve_triangular(c, b, trans=0, lower=True)
-        return solve_triangular(c, y, trans=2, lower=True)
-    y = solve_triangular(c, b, trans=2, lower=False)    # a = Uᴴ U
-    return solve_triangular(c, y, trans=0, lower=False)
+    first, second = (0, 2) if lower else (2, 0)     # a = L Lᴴ or a = Uᴴ U
+    # As a matrix right side throughout: a 1-D b with a stack c gives a stacked y.
+    return as_columns(b, lambda b2: solve_triangular(
+        c, solve_triangular(c, b2, trans=first, lower=bool(lower)),
+        trans=second, lower=bool(lower)))
 
 
 # ----- Matrix functions: Fréchet derivatives from a block-triangular matrix -----
@@ -152,7 +146,7 @@ def _frechet(prim, a, e):
     batch of directions on a leading axis)."""
     n = shape_of(a)[-1]
     ab = np.broadcast_to(a, shape_of(e)) if shape_of(e) != shape_of(a) else a
-    zero = np.zeros(shape_of(e), dtype=complex if is_complex(a) or is_complex(e) else float)
+    zero = np.zeros(shape_of(e), dtype=np.result_type(a.dtype, e.dtype))
     block = np.concatenate([np.concatenate([ab, e], axis=-1),
                             np.concatenate([zero, ab], axis=-1)], axis=-2)
     return prim(block)[..., :n, n:]
@@ -240,7 +234,7 @@ def _band_index(l, u, n):
     r = np.arange(l + u + 1)[:, None]
     i = np.arange(n)[None, :] - u + r
     valid = (i >= 0) & (i < n)
-    return np.clip(i, 0, n - 1), valid * 1.0
+    return np.clip(i, 0, n - 1), valid
 
 
 def _band_matmul(ab, x, l, u):
@@ -249,7 +243,7 @@ def _band_matmul(ab, x, l, u):
     # (A x)_i = Σ_r ab[r, j] x_j with j = i + u - r: gather per band row, then sum.
     r = np.arange(l + u + 1)[:, None]
     j = np.arange(n)[None, :] + u - r
-    valid = ((j >= 0) & (j < n)) * 1.0
+    valid = (j >= 0) & (j < n)
     jc = np.clip(j, 0, n - 1)
     coef = ab[..., np.broadcast_to(r, jc.shape), jc] * valid          # (..., m, n)
     return np.sum(coef[..., None] * x[..., jc, :], axis=-3)
@@ -267,7 +261,7 @@ def _band_transpose(ab, l, u):
     m, n = shape_of(ab)[-2:]
     r = np.arange(m)[:, None]
     j = np.arange(n)[None, :] - l + r
-    valid = ((j >= 0) & (j < n)) * 1.0
+    valid = (j >= 0) & (j < n)
     return ab[..., np.broadcast_to(m - 1 - r, j.shape), np.clip(j, 0, n - 1)] * valid
 
 
@@ -294,7 +288,7 @@ def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_fi
         return scipy.linalg.solve_banded(l_and_u, ab, b, overwrite_ab, overwrite_b,
                                          check_finite)
     l, u = (int(k) for k in l_and_u)
-    return _columns(b, lambda b2: solve_banded_p(ab, b2, l=l, u=u))
+    return as_columns(b, lambda b2: solve_banded_p(ab, b2, l=l, u=u))
 
 
 # ----- LU -----
@@ -315,13 +309,13 @@ def _lu_jvp(t, ans, a, perm):
     strict, upper = _lu_parts(ans)
     f = solve_triangular_p(ans, t[..., np.array(perm), :], lower=True, trans=0, unit_diagonal=True)
     f = mT(solve_triangular_p(ans, mT(f), lower=False, trans=1, unit_diagonal=False))
-    low = ans * strict + np.eye(shape_of(ans)[-1])
+    low = ans * strict + like(np.eye(shape_of(ans)[-1]), ans)
     return low @ (f * strict) + (f * upper) @ (ans * upper)
 
 
 def _lu_vjp(g, ans, a, perm):
     strict, upper = _lu_parts(ans)
-    low = ans * strict + np.eye(shape_of(ans)[-1])
+    low = ans * strict + like(np.eye(shape_of(ans)[-1]), ans)
     h = (mT(low) @ (g * strict)) * strict + ((g * upper) @ mT(ans * upper)) * upper
     h = solve_triangular_p(ans, h, lower=True, trans=1, unit_diagonal=True)
     h = mT(solve_triangular_p(ans, mT(h), lower=False, trans=0, unit_diagonal=False))
@@ -352,13 +346,21 @@ def lu_solve(lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
     lu, piv = lu_and_piv
     if not _tracked(lu, b):
         return scipy.linalg.lu_solve(lu_and_piv, b, trans, overwrite_b, check_finite)
-    perm = _permutation(unbox(piv))
+    if ndim_of(lu) != 2 or np.ndim(unbox(piv)) != 1:
+        raise NotImplementedError("lu_solve with a stack of LU factors and a tracked value; "
+                                  "factor and solve each matrix in a loop")
+    perm = np.array(_permutation(unbox(piv)))
+
+    def rows(x, order):     # permute the rows: axis 0 of a vector, axis -2 of a stack
+        return x[order] if ndim_of(x) == 1 else x[..., order, :]
+
     trans = _trans(trans)
     if trans == 0:          # L U x = b[perm]
-        y = solve_triangular(lu, b[np.array(perm), ...], 0, lower=True, unit_diagonal=True)
+        y = solve_triangular(lu, rows(b, perm), 0, lower=True, unit_diagonal=True)
         return solve_triangular(lu, y, 0, lower=False)
     y = solve_triangular(lu, b, trans, lower=False)      # Uᵀ Lᵀ x[perm] = b
-    return solve_triangular(lu, y, trans, lower=True, unit_diagonal=True)[np.argsort(perm), ...]
+    return rows(solve_triangular(lu, y, trans, lower=True, unit_diagonal=True),
+                np.argsort(perm))
 
 
 # ----- Determinant, inverse, solve: the numpy.linalg primitives -----
@@ -374,7 +376,7 @@ def _structured(a, assume_a, lower):
     if assume_a in _SYM:
         return _from_triangle(a, bool(lower), hermitian=_SYM[assume_a])
     if assume_a == "diagonal":
-        return a * np.eye(n)
+        return a * np.eye(n, dtype=bool)
     if assume_a == "tridiagonal":
         return a * (np.abs(np.subtract.outer(np.arange(n), np.arange(n))) <= 1.0)
     if assume_a in ("upper triangular", "lower triangular"):
