@@ -61,12 +61,15 @@ def reciprocal(x):
 
 
 def _dpow_x(ans, x, y):
-    # JAX's choice d/dx x**0 = 0 (also at x = 0, where y·x**(y-1) would be 0·inf).
+    # y·x**(y-1), with JAX's choice d/dx x**0 = 0 also at x = 0 (where it is 0·inf).
     if type(y) in (int, float):
         if y == 2:
             return 2.0 * x
         return y * x ** (y - 1) if y != 0 else 0.0 * x
-    return y * x ** np.where(y == 0, 1, y - 1)
+    # Only the base is made safe, at the points x = y = 0: the exponent stays y - 1, so the
+    # partial's own y-derivative x**(y-1)·(1 + y log x) is right at y = 0 (1/x, not x).
+    bad = (x == 0) & (y == 0)
+    return y * (np.where(bad, 1.0, x) if np.any(bad) else x) ** (y - 1)
 
 
 def _dpow_y(ans, x, y):

@@ -13,7 +13,7 @@ order statistics interpolated); cov, corrcoef; and bincount's weights (a scatter
 import numpy as np
 
 from ..boxes import unbox
-from ..core import box_types, lead, ndim_of, shape_of
+from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from .define import broadcast, check_no_out, defprim, expand_to, handles, norm_axes
 from .shape import index_add_p
 
@@ -98,25 +98,46 @@ def _count(a, axes):
 @handles(np.mean)
 def _mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     check_no_out(out, "mean")
+    _no_where(where, "mean")
     axes = norm_axes(axis, ndim_of(a))
     return sum_p(a, axis=axes, keepdims=bool(keepdims)) / _count(a, axes)
+
+
+def _abs2(d):
+    """|d|²: d·d, or Re(d·conj d) for complex d (the variance of complex data is real)."""
+    return np.real(d * np.conj(d)) if is_complex(d) else d * d
+
+
+def _no_where(where, name):
+    if _given(where, None) is not None:
+        raise NotImplementedError(f"np.{name}(..., where=) on a tracked value; select the "
+                                  "elements first (x[mask]) or use np.where inside the sum")
 
 
 @handles(np.var)
 def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
          correction=None):
+    """mean(|a - mean(a)|²) · n/(n - ddof)."""
     check_no_out(out, "var")
+    _no_where(where, "var")
     if correction is not None:
         ddof = correction
     axes = norm_axes(axis, ndim_of(a))
     d = a - _mean(a, axes, keepdims=True)
-    return sum_p(d * d, axis=axes, keepdims=bool(keepdims)) / (_count(a, axes) - ddof)
+    return sum_p(_abs2(d), axis=axes, keepdims=bool(keepdims)) / (_count(a, axes) - ddof)
 
 
 @handles(np.std)
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
          correction=None):
-    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, correction=correction))
+    """sqrt(var). Over a single element the variance is identically 0 (value and every
+    derivative), so it is the standard deviation too: no sqrt'(0) = inf times 0 = NaN."""
+    v = _var(a, axis, dtype, out, ddof, keepdims, where=where, correction=correction)
+    if correction is not None:
+        ddof = correction
+    if _count(a, norm_axes(axis, ndim_of(a))) == 1 and ddof < 1:
+        return v
+    return np.sqrt(v)
 
 
 @handles(np.average)
@@ -202,16 +223,50 @@ handles(np.nanmax)(_nan_extremum(max_p, -np.inf, "nanmax"))
 handles(np.nanmin)(_nan_extremum(min_p, np.inf, "nanmin"))
 
 
-def _nan_count(nan, axes, keepdims):
-    return np.sum(~nan, axis=axes, keepdims=keepdims).astype(np.float64)
+def _like(n, x):
+    """The plain count ``n`` in the real dtype of ``x``, so float32 stays float32."""
+    v = unbox(x)
+    dt = np.dtype(np.float64 if isinstance(v, (int, float)) else np.result_type(v))
+    if dt.kind == "c":
+        dt = np.finfo(dt).dtype
+    elif dt.kind != "f":
+        dt = np.float64
+    return np.asarray(n).astype(dt)
+
+
+def _nan_count(nan, axes, keepdims, x):
+    return _like(np.sum(~nan, axis=axes, keepdims=keepdims), x)
 
 
 @handles(np.nanmean)
 def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoValue):
     check_no_out(out, "nanmean")
+    _no_where(where, "nanmean")
     axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
     x, nan = _no_nan(a, 0.0)
-    return sum_p(x, axis=axes, keepdims=keepdims) / _nan_count(nan, axes, keepdims)
+    return sum_p(x, axis=axes, keepdims=keepdims) / _nan_count(nan, axes, keepdims, x)
+
+
+def _nanvar_parts(a, axis, ddof, keepdims, name, where):
+    """Σ|d|² over the non-NaN entries (d = x - their mean), the degrees of freedom (plain,
+    NaN-free count - ddof) and the non-NaN count, each over ``axis``."""
+    _no_where(where, name)
+    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
+    x, nan = _no_nan(a, 0.0)
+    n = _nan_count(nan, axes, True, x)
+    d = x - sum_p(x, axis=axes, keepdims=True) / n
+    if np.any(nan):
+        d = np.where(nan, 0.0, d)
+    count = np.sum(~nan, axis=axes, keepdims=keepdims)
+    return sum_p(_abs2(d), axis=axes, keepdims=keepdims), count - ddof, count
+
+
+def _nan_divide(ss, dof):
+    """ss/dof, NaN where dof <= 0 as in NumPy, in the dtype of ss."""
+    if not np.any(dof <= 0):
+        return ss / _like(dof, ss)
+    v = ss / _like(np.where(dof <= 0, 1, dof), ss)
+    return np.where(dof <= 0, np.nan, v)
 
 
 @handles(np.nanvar)
@@ -219,23 +274,22 @@ def _nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where
             mean=np._NoValue, correction=np._NoValue):
     check_no_out(out, "nanvar")
     ddof = _given(correction, ddof)
-    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
-    x, nan = _no_nan(a, 0.0)
-    n = _nan_count(nan, axes, True)
-    d = x - sum_p(x, axis=axes, keepdims=True) / n
-    if np.any(nan):
-        d = np.where(nan, 0.0, d)
-    dof = np.sum(~nan, axis=axes, keepdims=keepdims) - ddof
-    if not np.any(dof <= 0):
-        return sum_p(d * d, axis=axes, keepdims=keepdims) / dof
-    v = sum_p(d * d, axis=axes, keepdims=keepdims) / np.where(dof <= 0, 1, dof)
-    return np.where(dof <= 0, np.nan, v)                  # NumPy: NaN where dof <= 0
+    ss, dof, _ = _nanvar_parts(a, axis, ddof, keepdims, "nanvar", where)
+    return _nan_divide(ss, dof)
 
 
 @handles(np.nanstd)
 def _nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=np._NoValue,
             mean=np._NoValue, correction=np._NoValue):
-    return np.sqrt(_nanvar(a, axis, dtype, out, ddof, keepdims, correction=correction))
+    """sqrt(nanvar); identically 0 (derivative 0, not NaN) where one value is not NaN."""
+    check_no_out(out, "nanstd")
+    ddof = _given(correction, ddof)
+    ss, dof, count = _nanvar_parts(a, axis, ddof, keepdims, "nanstd", where)
+    v = _nan_divide(ss, dof)
+    one = (count == 1) & (dof > 0)
+    if not np.any(one):
+        return np.sqrt(v)
+    return np.where(one, v, np.sqrt(np.where(one, 1.0, v)))
 
 
 # ----- Order statistics: median, quantile, percentile -----
