@@ -68,3 +68,80 @@ def test_mean_where_is_refused_not_ignored():
         ad.grad(lambda x: np.mean(x, where=np.array([True, False, True])))(np.arange(3.0))
     with pytest.raises(NotImplementedError, match="np.var"):
         ad.grad(lambda x: np.var(x, where=np.array([True, False, True])))(np.arange(3.0))
+
+
+# ----- 3. Functions whose outputs are input elements are not non-differentiable -----
+_X = np.array([3.0, 1.0, 4.0, 2.0, 5.0])
+
+
+def _jac(f, x):
+    jf, jr = ad.jacfwd(f)(x), ad.jacrev(f)(x)
+    np.testing.assert_array_equal(jf, jr)
+    return jf
+
+
+def _onehot(rows, n):
+    """Row k: the unit vector of input element rows[k] (zeros for None: a constant)."""
+    return np.array([np.zeros(n) if r is None else np.eye(n)[r] for r in rows])
+
+
+@pytest.mark.parametrize("name, f, rows", [
+    # unique: the first occurrence of each value carries its derivative
+    ("unique", lambda x: np.unique(np.concatenate([x, x[:2]])), [1, 3, 0, 2, 4]),
+    ("unique_values", lambda x: np.unique_values(x), [1, 3, 0, 2, 4]),
+    ("unique_all", lambda x: np.unique_all(x).values, [1, 3, 0, 2, 4]),
+    ("unique_counts", lambda x: np.unique_counts(x).values, [1, 3, 0, 2, 4]),
+    ("unique_inverse", lambda x: np.unique_inverse(x).values, [1, 3, 0, 2, 4]),
+    ("union1d", lambda x: np.union1d(x[:3], np.array([9.0, 3.0])), [1, 0, 2, None]),
+    ("intersect1d", lambda x: np.intersect1d(x, np.array([4.0, 1.0, 7.0])), [1, 2]),
+    ("setdiff1d", lambda x: np.setdiff1d(x, np.array([4.0, 1.0])), [3, 0, 4]),
+    ("setxor1d", lambda x: np.setxor1d(x, np.array([4.0, 7.0])), [1, 3, 0, 4, None]),
+    ("sort_complex", lambda x: np.real(np.sort_complex(x)), [1, 3, 0, 2, 4]),
+])
+def test_set_values_carry_derivatives(name, f, rows):
+    np.testing.assert_array_equal(ad.jvp(f, (_X,), (_X,))[0], f(_X))
+    np.testing.assert_array_equal(_jac(f, _X), _onehot(rows, 5))
+
+
+def test_unique_keeps_integer_outputs_plain():
+    f = lambda x: np.unique(x, return_index=True, return_inverse=True, return_counts=True)  # noqa
+    x = np.array([2.0, 1.0, 2.0])
+    got = ad.jvp(lambda x: f(x)[0], (x,), (np.array([1.0, 2.0, 3.0]),))
+    np.testing.assert_array_equal(got[1], [2.0, 1.0])
+    for a, b in zip(f(x)[1:], np.unique(x, True, True, True)[1:]):
+        np.testing.assert_array_equal(a, b)
+    grads = ad.grad(lambda x: np.sum(np.unique(x, axis=0) * np.array([[1.0], [2.0]])))(
+        np.array([[2.0, 0.0], [1.0, 5.0], [2.0, 0.0]]))
+    np.testing.assert_array_equal(grads, [[2.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+
+
+def test_nextafter_and_heaviside_derivatives():
+    assert ad.grad(lambda x: np.nextafter(x, 5.0))(1.0) == 1.0
+    assert ad.grad(lambda y: np.nextafter(1.0, y))(5.0) == 0.0
+    np.testing.assert_array_equal(
+        ad.grad(lambda h: np.sum(np.heaviside(np.array([0.0, 1.0, -1.0]), h)))(np.full(3, 0.5)),
+        [1.0, 0.0, 0.0])
+
+
+def test_histogram_edges_move_with_the_data():
+    x = np.array([3.0, 1.0, 4.0, 2.0, 5.0])
+    u = np.linspace(0.0, 1.0, 11)
+    want = np.zeros((11, 5))
+    want[:, 1], want[:, 4] = 1 - u, u                 # edges = min + (max - min)·u
+    for f in (lambda x: np.histogram(x)[1], lambda x: np.histogram_bin_edges(x)):
+        np.testing.assert_array_equal(ad.jvp(f, (x,), (x,))[0], np.histogram(x)[1])
+        np.testing.assert_allclose(_jac(f, x), want, atol=1e-15)
+    # With a range or given edges, the edges are constant; the counts are plain.
+    np.testing.assert_array_equal(ad.jacrev(lambda x: np.histogram(x, range=(0, 6))[1])(x), 0.0)
+    ad.check_grads(lambda x: np.histogram(x, bins=3, density=True)[0], (x,), order=2)
+    ad.check_grads(lambda x: np.histogram2d(x, x ** 2, bins=3)[2], (x,), order=2)
+    with pytest.raises(NotImplementedError, match="np.histogram"):
+        ad.grad(lambda w: np.histogram(x, weights=w)[0].sum())(np.ones(5))
+
+
+def test_nondiff_list_holds_only_locally_constant_functions():
+    from autodiff.ops.nondiff import NONDIFF_FUNCTIONS, NONDIFF_UFUNCS
+    moved = {np.unique, np.union1d, np.intersect1d, np.setdiff1d, np.setxor1d, np.sort_complex,
+             np.unique_all, np.unique_counts, np.unique_inverse, np.unique_values,
+             np.nextafter, np.heaviside, np.histogram, np.histogram_bin_edges}
+    assert not moved & set(NONDIFF_FUNCTIONS + NONDIFF_UFUNCS)

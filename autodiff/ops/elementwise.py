@@ -80,8 +80,19 @@ def _dpow_y(ans, x, y):
 
 
 def _ties(x, y):
-    """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative)."""
-    return (x > y) * 1.0 + (x == y) * 0.5
+    """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative), in
+    x's float dtype so a float32 tangent stays float32."""
+    share = (x > y) * 1.0 + (x == y) * 0.5
+    if type(share) is np.ndarray:
+        dt = np.result_type(unbox(x))
+        if dt.kind == "f" and dt != share.dtype:
+            share = share.astype(dt)
+    return share
+
+
+def _dheaviside_h(ans, x, h):
+    # heaviside(x, h) is h exactly where x == 0 (and a constant 0 or 1 elsewhere).
+    return np.asarray(unbox(x) == 0, dtype=np.result_type(unbox(h), np.float16))
 
 
 # ----- Linear -----
@@ -109,6 +120,11 @@ maximum_p = elementwise("maximum", np.maximum,
 minimum_p = elementwise("minimum", np.minimum,
                         lambda ans, x, y: _ties(y, x), lambda ans, x, y: _ties(x, y),
                         ufuncs=(np.minimum, np.fmin))
+
+# nextafter(x, y) moves x by one ulp towards y: locally x plus a constant step.
+nextafter_p = elementwise("nextafter", np.nextafter, 1.0, None, ufuncs=(np.nextafter,), flops=1)
+heaviside_p = elementwise("heaviside", np.heaviside, None, _dheaviside_h, ufuncs=(np.heaviside,),
+                          flops=1)
 
 # ----- Complex parts -----
 # Real-valued functions of a complex z: their pushforward is R-linear, Re(d·t), with the

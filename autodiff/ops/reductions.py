@@ -542,3 +542,93 @@ def _bincount(x, weights=None, minlength=0):
         return counts
     x = np.asarray(x)
     return index_add_p(np.reshape(weights, shape_of(x)), idx=(x,), shape=shape_of(counts))
+
+
+def _refuse_weights(weights, name):
+    if type(weights) in box_types:
+        raise NotImplementedError(
+            f"autodiff has no derivative rule for np.{name} with respect to tracked weights; "
+            "use np.bincount(..., weights=w) or a sum over masks.")
+
+
+def _tracked_edges(a, edges, bins, lohi):
+    """The bin edges as functions of the data. Given as an array, they are ``bins`` itself;
+    from a count (or an estimator's name) with no ``range`` they are
+    ``linspace(min a, max a, n+1)``, which moves with the extreme values: NumPy's edges plus
+    ``(lo - lo₀)(1 - u) + (hi - hi₀)u`` (u the edges' place in [0, 1]), 0 in value, so the
+    numbers stay NumPy's. With a ``range`` they are constant."""
+    if np.ndim(unbox(bins)) == 1:
+        return bins if type(bins) in box_types else edges
+    if not lohi or type(a) not in box_types or shape_of(a) == () or np.size(unbox(a)) == 0:
+        return edges
+    lo, hi = np.min(a), np.max(a)
+    u = (edges - edges[0]) / (edges[-1] - edges[0])
+    return edges + (lo - unbox(lo)) * (1 - u) + (hi - unbox(hi)) * u
+
+
+@handles(np.histogram_bin_edges)
+def _histogram_bin_edges(a, bins=10, range=None, weights=None):
+    # The edges do not depend on the weights (no estimator uses them).
+    edges = np.histogram_bin_edges(unbox(a), unbox(bins), range, unbox(weights))
+    return _tracked_edges(a, edges, bins, range is None)
+
+
+@handles(np.histogram)
+def _histogram(a, bins=10, range=None, density=None, weights=None):
+    """The counts are plain; the edges move with the data (``_tracked_edges``), and so do the
+    densities ``count / (width · Σcount)``."""
+    _refuse_weights(weights, "histogram")
+    counts, edges = np.histogram(unbox(a), unbox(bins), range, weights=weights)
+    e = _tracked_edges(a, edges, bins, range is None)
+    if density and type(e) in box_types:
+        return counts / np.diff(e) / counts.sum(), e
+    if density:
+        return np.histogram(unbox(a), unbox(bins), range, density=True, weights=weights)[0], e
+    return counts, e
+
+
+def _sample_columns(sample):
+    """The D coordinate arrays of a histogramdd sample ((N, D) array or D sequences)."""
+    if isinstance(sample, (list, tuple)):
+        return list(sample)
+    if ndim_of(sample) < 2:
+        return [np.ravel(sample)]
+    return [sample[:, i] for i in range(shape_of(sample)[1])]
+
+
+@handles(np.histogramdd)
+def _histogramdd(sample, bins=10, range=None, density=None, weights=None):
+    _refuse_weights(weights, "histogramdd")
+    cols = _sample_columns(sample)
+    plain = np.asarray(unbox(sample)) if not isinstance(sample, (list, tuple)) \
+        else [np.asarray(unbox(c)) for c in sample]
+    d = len(cols)
+    try:
+        per_dim = len(bins) == d
+    except TypeError:
+        per_dim = False
+    b = list(bins) if per_dim else [bins] * d
+    hist, edges = np.histogramdd(plain, [unbox(x) for x in b], range, weights=weights)
+    out = [_tracked_edges(cols[i], edges[i], b[i], range is None or range[i] is None)
+           for i in np.arange(d)]
+    tracked = any(type(e) in box_types for e in out)
+    if density:
+        if tracked:
+            raise NotImplementedError("np.histogramdd/histogram2d(density=True) with edges "
+                                      "that move with a tracked sample; give range= or bins "
+                                      "as arrays")
+        hist = np.histogramdd(plain, [unbox(x) for x in b], range, density=True,
+                              weights=weights)[0]
+    return hist, out
+
+
+@handles(np.histogram2d)
+def _histogram2d(x, y, bins=10, range=None, density=None, weights=None):
+    try:
+        n = len(bins)
+    except TypeError:
+        n = 1
+    if n != 1 and n != 2:
+        bins = [bins, bins]
+    hist, edges = _histogramdd([x, y], bins, range, density, weights)
+    return hist, edges[0], edges[1]
