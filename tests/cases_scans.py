@@ -172,7 +172,8 @@ def make(Case):
         Case("matmul", "corrcoef-xy", lambda x, y: np.corrcoef(x, y ** 2),
              (((5,), real), ((5,), real))),
         # ----- Histogram bin edges: linspace(min, max) unless given or ranged -----
-        Case("max", "histogram-edges", lambda x: np.histogram(x, bins=4)[1] ** 2, (((6,), _distinct),)),
+        Case("max", "histogram-edges", lambda x: np.histogram(x, bins=4)[1] ** 2,
+             (((6,), _distinct),)),
         Case("max", "histogram-density", lambda x: np.histogram(x, bins=3, density=True)[0],
              (((5,), _distinct),)),
         Case("max", "histogram_bin_edges-auto", lambda x: np.histogram_bin_edges(x, "auto") * x[0],

@@ -145,3 +145,62 @@ def test_nondiff_list_holds_only_locally_constant_functions():
              np.unique_all, np.unique_counts, np.unique_inverse, np.unique_values,
              np.nextafter, np.heaviside, np.histogram, np.histogram_bin_edges}
     assert not moved & set(NONDIFF_FUNCTIONS + NONDIFF_UFUNCS)
+
+
+# ----- 4. Constants given as lists; lists of tracked values in autodiff.numpy -----
+_L3, _M3 = [1.0, -2.0, 0.5], [[1.0, 2.0, 3.0], [0.0, 1.0, 2.0], [2.0, 0.0, 1.0]]
+_LIST_CALLS = {
+    "interp": lambda x, c: np.interp(x, c([0.0, 1.0, 2.0]), c([0.0, 3.0, 1.0])),
+    "interp-period": lambda x, c: np.interp(x, c([0.0, 1.0, 2.0]), c([0.0, 3.0, 1.0]), period=3),
+    "interp-fp": lambda x, c: np.interp(c([0.5, 1.2]), c([0.0, 1.0, 2.0]), x),
+    "convolve": lambda x, c: np.convolve(x, c(_L3)),
+    "convolve-first": lambda x, c: np.convolve(c(_L3), x, mode="same"),
+    "correlate": lambda x, c: np.correlate(x, c([1.0, -2.0]), mode="full"),
+    "correlate-first": lambda x, c: np.correlate(c([1.0, -2.0]), x, mode="same"),
+    "dot": lambda x, c: np.dot(x, c(_M3)) + np.dot(c(_M3), x),
+    "vdot-inner": lambda x, c: np.vdot(c(_L3), x) + np.inner(c(_L3), x),
+    "matvec-vecmat": lambda x, c: np.matvec(c(_M3), x) + np.vecmat(x, c(_M3)),
+    "linalg.matmul": lambda x, c: np.linalg.matmul(c(_M3), x),
+    "polyval": lambda x, c: np.polyval(x, c([1.0, 2.0])).sum() + np.polyval(c(_L3), x),
+    "polyadd-sub-mul": lambda x, c: np.concatenate([np.polyadd(c(_L3), x), np.polysub(x, c(_L3)),
+                                                    np.polymul(c(_L3), x)]),
+    "polydiv": lambda x, c: np.polydiv(x, c([1.0, 2.0]))[0] + np.polydiv(c(_L3), x)[0],
+    "polyder-polyint": lambda x, c: np.polyint(x, k=c([1.0])) * np.polyder(c([1.0] + _L3)).sum(),
+    "trapezoid": lambda x, c: np.trapezoid(x, c([0.0, 1.0, 3.0])) + np.trapezoid(c(_L3), x),
+    "gradient": lambda x, c: np.gradient(x, c([0.0, 1.0, 3.0])) + np.gradient(c(_L3), x),
+    "clip": lambda x, c: np.clip(x, c([1.0, 0.0, 0.0]), c([2.0, 2.0, 2.0])),
+}
+
+
+@pytest.mark.parametrize("name", list(_LIST_CALLS))
+def test_list_constants_work_as_arrays(name):
+    x = np.array([0.5, 1.5, 2.5])
+    lists = lambda x: _LIST_CALLS[name](x, lambda a: a)           # noqa: E731
+    arrays = lambda x: _LIST_CALLS[name](x, np.asarray)           # noqa: E731
+    np.testing.assert_allclose(ad.jvp(lists, (x,), (x,))[0], arrays(x))
+    want = ad.jacfwd(arrays)(x)
+    np.testing.assert_allclose(ad.jacfwd(lists)(x), want)
+    np.testing.assert_allclose(ad.jacrev(lists)(x), want)
+    ad.check_grads(lists, (x,), order=2)
+
+
+def test_autodiff_numpy_stacks_lists_of_tracked_values():
+    x = 1.0
+    assert np.isclose(ad.grad(lambda x: anp.linalg.norm([x, x + 2]))(x), 4 / np.sqrt(10))
+    assert ad.grad(lambda x: anp.mean([x, x + 2]))(x) == 1.0
+    assert ad.grad(lambda x: anp.append([x, 2.0], [x]).sum())(x) == 2.0
+    assert ad.grad(lambda x: anp.sin([x, 2 * x]).sum())(x) == np.cos(1.0) + 2 * np.cos(2.0)
+    assert ad.grad(lambda x: anp.add([x, 2 * x], 1.0).sum())(x) == 3.0
+    assert ad.grad(lambda x: anp.fft.fft([x, 2 * x]).real.sum())(x) == 2.0
+    assert ad.grad(lambda x: anp.dot([x, 2 * x], [1.0, 3.0]))(x) == 7.0
+    assert ad.grad(lambda x: anp.where(anp.array([True, False]), [x, 3.0], [0.0, x]).sum())(x) \
+        == 2.0
+    # Functions that take sequences of arrays get them as they are.
+    v = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(
+        ad.jacfwd(lambda v: anp.concatenate([v, v[:1]]))(v), [[1, 0], [0, 1], [1, 0]])
+    np.testing.assert_array_equal(ad.jacrev(lambda v: anp.stack([v, 2 * v]).sum(0))(v),
+                                  3 * np.eye(2))
+    import autodiff.numpy.linalg as alinalg
+    assert alinalg is anp.linalg and anp.linalg.LinAlgError is np.linalg.LinAlgError
+    assert anp.mean([1.0, 2.0]) == 1.5

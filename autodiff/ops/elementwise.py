@@ -79,12 +79,17 @@ def _dpow_y(ans, x, y):
     return ans * np.log(np.where(x == 0, 1.0, x))
 
 
+def _arr(x):
+    """A list or tuple of constants as an array; anything else as it is."""
+    return np.asarray(x) if isinstance(x, (list, tuple)) else x
+
+
 def _ties(x, y):
     """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative), in
     x's float dtype so a float32 tangent stays float32."""
     share = (x > y) * 1.0 + (x == y) * 0.5
     if type(share) is np.ndarray:
-        dt = np.result_type(unbox(x))
+        dt = getattr(unbox(x), "dtype", share.dtype)
         if dt.kind == "f" and dt != share.dtype:
             share = share.astype(dt)
     return share
@@ -223,8 +228,8 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
     # As jax.numpy.clip: minimum(maximum(x, lo), hi), so a tie at a bound splits the derivative.
     if out is not None:
         raise TypeError("np.clip(..., out=...) cannot write a tracked result; drop `out=`.")
-    a_min = kw.pop("min", a_min)
-    a_max = kw.pop("max", a_max)
+    a_min = _arr(kw.pop("min", a_min))
+    a_max = _arr(kw.pop("max", a_max))
     if a_min is not None:
         a = maximum_p(a, a_min)
     if a_max is not None:

@@ -26,10 +26,9 @@ NONDIFF_FUNCTIONS = (
     np.round, np.around, np.fix, np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero,
     np.flatnonzero, np.count_nonzero, np.searchsorted, np.isclose, np.allclose,
     np.array_equal, np.all, np.any, np.isreal, np.iscomplex, np.isrealobj, np.iscomplexobj,
-    np.isneginf, np.isposinf,
-    np.nanargmax, np.nanargmin, np.digitize,
-    np.argpartition, np.lexsort, np.array_equiv, np.isin, np.packbits, np.unpackbits, np.diag_indices_from, np.tril_indices_from,
-    np.triu_indices_from, np.linalg.matrix_rank, np.array2string, np.array_repr, np.array_str,
+    np.isneginf, np.isposinf, np.nanargmax, np.nanargmin, np.digitize, np.argpartition,
+    np.lexsort, np.array_equiv, np.isin, np.packbits, np.unpackbits, np.diag_indices_from,
+    np.tril_indices_from, np.triu_indices_from, np.linalg.matrix_rank, np.array2string, np.array_repr, np.array_str,
 )
 
 # Writing to files keeps only numbers: refused, so a derivative is not dropped unseen.

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..core import box_types, ndim_of, shape_of
+from .assembly import _arr
 from .define import check_no_out, defprim, handles, norm_axes
 
 
@@ -238,6 +239,7 @@ def _ediff1d(ary, to_end=None, to_begin=None):
 
 @handles(np.trapezoid)
 def _trapezoid(y, x=None, dx=1.0, axis=-1):
+    y, x = _arr(y), (None if x is None else _arr(x))
     nd = ndim_of(y)
     if x is None:
         d = dx
@@ -254,6 +256,7 @@ def _trapezoid(y, x=None, dx=1.0, axis=-1):
 
 @handles(np.gradient)
 def _gradient(f, *varargs, axis=None, edge_order=1):
+    f, varargs = _arr(f), tuple(_arr(h) for h in varargs)
     nd = ndim_of(f)
     axes = tuple(a % nd for a in norm_axes(axis, nd)) if axis is not None else tuple(range(nd))
     if not varargs:
