@@ -204,3 +204,36 @@ def test_autodiff_numpy_stacks_lists_of_tracked_values():
     import autodiff.numpy.linalg as alinalg
     assert alinalg is anp.linalg and anp.linalg.LinAlgError is np.linalg.LinAlgError
     assert anp.mean([1.0, 2.0]) == 1.5
+
+
+# ----- 5. float32 stays float32 -----
+_F32 = {
+    "max": np.max, "min": np.min, "ptp": np.ptp, "nanmax": np.nanmax,
+    "clip": lambda v: np.clip(v, 0, 2), "clip-arrays": lambda v: np.clip(v, v[0], v[-1]),
+    "maximum": lambda v: np.maximum(v, 1.5), "minimum": lambda v: np.minimum(2, v),
+    "nanmean": np.nanmean, "nanvar": np.nanvar, "nanstd": np.nanstd,
+    "percentile": lambda v: np.percentile(v, 30), "quantile": lambda v: np.quantile(v, 0.3),
+    "median-ties": np.median, "nanmedian": np.nanmedian,
+    "pad-linear_ramp": lambda v: np.pad(v, 2, mode="linear_ramp"),
+    "linspace": lambda v: np.linspace(0, v, 3),
+    "histogram-edges": lambda v: np.histogram(v, bins=3)[1],
+}
+
+
+@pytest.mark.parametrize("name", list(_F32))
+def test_float32_primal_tangent_and_cotangent(name):
+    f = _F32[name]
+    x = np.array([1.0, 2.0, 3.0, 3.0], np.float32)
+    assert np.result_type(f(x)) == np.float32               # NumPy's own
+    y, t = ad.jvp(f, (x,), (np.ones(4, np.float32),))
+    assert y.dtype == np.float32 and t.dtype == np.float32, (y.dtype, t.dtype)
+    assert ad.jacfwd(f)(x).dtype == np.float32
+    assert ad.jacrev(f)(x).dtype == np.float32
+    assert ad.grad(lambda v: np.sum(f(v)))(x).dtype == np.float32
+
+
+def test_quantile_dtype_follows_numpy_for_array_q():
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    for q in ([0.3], np.array(0.3), np.float32(0.3)):
+        y = ad.jvp(lambda v: np.quantile(v, q), (x,), (x,))[0]
+        assert y.dtype == np.quantile(x, q).dtype

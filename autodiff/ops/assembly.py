@@ -274,21 +274,27 @@ def _pad_stat(array, pw, stat, stat_length):
     return out
 
 
+def _cast(x, dt):
+    """``x`` in dtype ``dt`` (NumPy writes padding into an array of the input's dtype)."""
+    return x if np.result_type(unbox(x)) == dt else x.astype(dt)
+
+
 def _pad_linear_ramp(array, pw, end_values):
     """Axis by axis, ramps from ``end_values`` to the edge (``linspace`` without endpoint)."""
     nd = ndim_of(array)
     ends = np.broadcast_to(np.asarray(end_values), (nd, 2)).tolist()
+    dt = np.result_type(unbox(array))
     out = array
     for ax, ((b, a), (eb, ea)) in enumerate(zip(pw, ends)):
         n = shape_of(out)[ax]
         parts = [out]
         if b:
             edge = _along(out, ax, 0)
-            parts.insert(0, np.linspace(eb, edge, b, endpoint=False, axis=ax))
+            parts.insert(0, _cast(np.linspace(eb, edge, b, endpoint=False, axis=ax), dt))
         if a:
             edge = _along(out, ax, n - 1)
             ramp = np.linspace(ea, edge, a, endpoint=False, axis=ax)
-            parts.append(_flip(ramp, ax))
+            parts.append(_flip(_cast(ramp, dt), ax))
         out = _concatenate(parts, axis=ax) if len(parts) > 1 else out
     return out
 
@@ -707,10 +713,12 @@ def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axi
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
     if dtype is not None and np.dtype(dtype).kind not in "fc":   # floored: no derivative
         return np.linspace(unbox(start), unbox(stop), num, endpoint, retstep, dtype, axis)
-    start, stop = _arr(start), _arr(stop)
+    # NumPy's result dtype (float32 ends stay float32), read off an empty linspace.
+    dt = np.linspace(unbox(start), unbox(stop), 0).dtype
+    start, stop = [e if type(e) in box_types else np.asarray(e, dt) for e in (start, stop)]
     div = num - 1 if endpoint else num
     delta = stop - start
-    y = np.arange(num, dtype=float).reshape((-1,) + (1,) * ndim_of(delta))
+    y = np.arange(num, dtype=np.finfo(dt).dtype).reshape((-1,) + (1,) * ndim_of(delta))
     if div > 0:
         step = delta / div
         zero = np.any(unbox(step) == 0)     # denormal deltas: divide first, as NumPy does

@@ -86,10 +86,10 @@ def _arr(x):
 
 def _ties(x, y):
     """1 where x wins, 1/2 where tied, 0 where y wins (as x's share of the derivative), in
-    x's float dtype so a float32 tangent stays float32."""
+    the operands' float dtype so a float32 tangent stays float32."""
     share = (x > y) * 1.0 + (x == y) * 0.5
     if type(share) is np.ndarray:
-        dt = getattr(unbox(x), "dtype", share.dtype)
+        dt = np.result_type(unbox(x), unbox(y))
         if dt.kind == "f" and dt != share.dtype:
             share = share.astype(dt)
     return share

@@ -52,8 +52,16 @@ prod_p = defprim(
 
 def _share(ans, x, axis, keepdims):
     """Where x attains the extremum, each tie taking an equal share of the derivative."""
-    hit = (x == expand_to(ans, axis, keepdims)) * 1.0
+    hit = np.asarray(x == expand_to(ans, axis, keepdims), dtype=_real_dtype(x))
     return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def _real_dtype(x):
+    """The real float dtype of ``x``'s values (float64 for integers): the dtype a share or
+    weight multiplying ``x``'s tangent keeps, so float32 stays float32."""
+    v = unbox(x)
+    dt = np.dtype(np.float64 if isinstance(v, (int, float)) else np.result_type(v))
+    return np.finfo(dt).dtype if dt.kind in "fc" else np.dtype(np.float64)
 
 
 def _extremum(name, fn):
@@ -225,13 +233,7 @@ handles(np.nanmin)(_nan_extremum(min_p, np.inf, "nanmin"))
 
 def _like(n, x):
     """The plain count ``n`` in the real dtype of ``x``, so float32 stays float32."""
-    v = unbox(x)
-    dt = np.dtype(np.float64 if isinstance(v, (int, float)) else np.result_type(v))
-    if dt.kind == "c":
-        dt = np.finfo(dt).dtype
-    elif dt.kind != "f":
-        dt = np.float64
-    return np.asarray(n).astype(dt)
+    return np.asarray(n).astype(_real_dtype(x))
 
 
 def _nan_count(nan, axes, keepdims, x):
@@ -383,16 +385,20 @@ class _Sorted:
                 d = x[rows, self.order] - x[rows, self.order[rows, self.first]]
             d = np.where(np.isfinite(self.sv), d, 0.0)
             c = np.cumsum(d, axis=-1)
-            self._excess = np.concatenate([np.zeros(shape_of(c)[:1] + (1,)), c], axis=-1)
+            dt = _real_dtype(x)
+            self._excess = np.concatenate([np.zeros(shape_of(c)[:1] + (1,), dt), c], axis=-1)
         e = self._excess
-        return x[rows, self.order[rows, p]] + (e[rows, r + 1] - e[rows, p]) / (r - p + 1)
+        return x[rows, self.order[rows, p]] + (e[rows, r + 1] - e[rows, p]) / \
+            (r - p + 1).astype(_real_dtype(x))
 
 
-def _quantile(a, q, axis, method, keepdims, nan, median=False):
+def _quantile(a, q, axis, method, keepdims, nan, median=False, dtype=None):
     """``q``-quantiles of ``a`` over ``axis``; ``nan``: ignore NaNs (else a slice with a NaN
-    gives NaN); ``median``: the mean of the two middle values, as ``np.median`` computes it."""
+    gives NaN); ``median``: the mean of the two middle values, as ``np.median`` computes it.
+    ``dtype``: of the interpolation weights, NumPy's result dtype (``a``'s by default)."""
     if type(q) in box_types:
         raise NotImplementedError("a quantile's derivative with respect to q")
+    dtype = _real_dtype(a) if dtype is None else dtype
     q = np.asarray(q, dtype=np.float64)
     if np.any((q < 0) | (q > 1)):
         raise ValueError("Quantiles must be in the range [0, 1]")
@@ -407,6 +413,7 @@ def _quantile(a, q, axis, method, keepdims, nan, median=False):
     nans = np.isnan(srt.sv)
     count = (n - np.sum(nans, axis=-1))[:, None] if nan else n
     lo, hi, g = _positions(count, q.reshape(1, -1), method)
+    g = g.astype(dtype)
     lo, hi = np.broadcast_to(lo, (m, q.size)), np.broadcast_to(hi, (m, q.size))
     x_lo = srt[lo]
     if np.all(g == 0):
@@ -440,9 +447,12 @@ def _quantile_handler(name, scale, nan):
             raise NotImplementedError(f"np.{name}(..., weights=) on a tracked value")
         if interpolation is not None:
             method = interpolation
-        if type(q) not in box_types:
-            q = np.true_divide(q, scale)
-        return _quantile(a, q, axis, method, bool(_given(keepdims, False)), nan)
+        if type(q) in box_types:
+            raise NotImplementedError(f"np.{name}: no derivative with respect to q")
+        # NumPy's result dtype: a float32 input stays float32 for a Python-number q.
+        dt = np.result_type(_real_dtype(a), q if isinstance(q, (int, float)) else np.asarray(q))
+        return _quantile(a, np.true_divide(q, scale), axis, method,
+                         bool(_given(keepdims, False)), nan, dtype=dt)
     return handler
 
 
