@@ -237,3 +237,61 @@ def test_quantile_dtype_follows_numpy_for_array_q():
     for q in ([0.3], np.array(0.3), np.float32(0.3)):
         y = ad.jvp(lambda v: np.quantile(v, q), (x,), (x,))[0]
         assert y.dtype == np.quantile(x, q).dtype
+
+
+# ----- 6. Zero-size and 0-d arrays -----
+_E = np.ones((2, 0))
+_EMPTY = {
+    "einsum-ab->b": (lambda x: np.einsum("ab->b", x), _E),
+    "einsum-ab->a": (lambda x: np.einsum("ab->a", x), _E),
+    "einsum-contract-empty": (lambda x: np.einsum("ab,bc->ac", x, np.ones((0, 2))), _E),
+    "einsum-ab->": (lambda x: np.einsum("ab->", x), _E),
+    "sum-empty-axis": (lambda x: np.sum(x, axis=1), _E),
+    "prod-empty-axis": (lambda x: np.prod(x, axis=1), _E),
+    "max-initial": (lambda x: np.max(x, axis=1, initial=0.5), _E),
+    "min-initial-where": (lambda x: np.min(x, axis=1, initial=3.0,
+                                           where=np.array([True, False, True])),
+                          np.array([[1.0, 5.0, 4.0], [2.0, 0.0, 3.5]])),
+    "sum-where": (lambda x: np.sum(x, axis=0, where=np.array([True, False])),
+                  np.array([[1.0, 5.0], [2.0, 0.0]])),
+    "nansum-empty-axis": (lambda x: np.nansum(x, axis=1), _E),
+    "cumsum-empty-axis": (lambda x: np.cumsum(x, axis=1), _E),
+    "vector_norm-inf-empty": (lambda x: np.linalg.vector_norm(x, ord=np.inf), np.ones(0)),
+    "vector_norm-inf-empty-axis": (lambda x: np.linalg.vector_norm(x, ord=np.inf, axis=1), _E),
+    "norm-inf-empty": (lambda x: np.linalg.norm(x, ord=np.inf), np.ones(0)),
+    "median-empty": (lambda x: np.median(x, axis=1), _E),
+    "nanmedian-empty": (lambda x: np.nanmedian(x, axis=1, keepdims=True), _E),
+    "cumsum-0d-axis0": (lambda x: np.cumsum(x, axis=0), np.array(2.0)),
+    "cumprod-0d-axis-1": (lambda x: np.cumprod(x, axis=-1) * x, np.array(2.0)),
+    "nancumsum-0d-axis0": (lambda x: np.nancumsum(x, axis=0), np.array(2.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(_EMPTY))
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_zero_size_and_0d_match_numpy(name):
+    f, x = _EMPTY[name]
+    want = f(x)
+    np.testing.assert_array_equal(ad.jvp(f, (x,), (x,))[0], want)
+    jf, jr = ad.jacfwd(f)(x), ad.jacrev(f)(x)
+    assert jf.shape == jr.shape == np.shape(want) + x.shape
+    np.testing.assert_allclose(jf, jr)
+    if x.size:
+        ad.check_grads(f, (x,), order=2)
+
+
+@pytest.mark.parametrize("f, x", [
+    (lambda x: np.quantile(x, 0.5, axis=1), _E),
+    (lambda x: np.ptp(x, axis=1), _E),
+    (lambda x: np.linalg.vector_norm(x, ord=-np.inf), np.ones(0)),
+    (lambda x: np.add.accumulate(x), np.array(2.0)),
+    (lambda x: np.cumsum(x, axis=1), np.array(2.0)),
+    (lambda x: np.max(x, axis=1, where=np.array([True, False])), np.ones((2, 2))),
+])
+def test_zero_size_and_0d_raise_as_numpy_does(f, x):
+    with pytest.raises(Exception) as plain:
+        f(x)
+    with pytest.raises(type(plain.value)):
+        ad.jacfwd(f)(x)
+    with pytest.raises(type(plain.value)):
+        ad.jacrev(f)(x)

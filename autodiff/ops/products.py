@@ -147,10 +147,11 @@ def _normalise(subscripts, ops):
     sizes = {}
     for s, o in zip(ins, ops):
         for c, d in zip(s, shape_of(o)):
-            if sizes.get(c, 1) not in (1, d) and d != 1:
+            if sizes.get(c, 1) == 1:          # size 1 broadcasts (to 0 too); 0 stays 0
+                sizes[c] = d
+            elif d not in (1, sizes[c]):
                 raise ValueError(f"operands could not be broadcast together: dimension "
                                  f"{c!r} is {sizes[c]} and {d}")
-            sizes[c] = max(sizes.get(c, 1), d)
     for k, (s, o) in enumerate(zip(ins, ops)):
         want = tuple(sizes[c] for c in s)
         if want != shape_of(o):

@@ -78,13 +78,42 @@ min_p = _extremum("min", np.min)
 
 
 # ----- NumPy entry points -----
+# The identity each reduction fills masked-out elements with (``where=``), and how it
+# folds in ``initial``: ``initial`` is one more element of every slice.
+_IDENTITY = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
+
+
+def _fold(name, r, initial):
+    if name == "sum":
+        return r + initial
+    if name == "prod":
+        return r * initial
+    from .elementwise import maximum_p, minimum_p
+    return (maximum_p if name == "max" else minimum_p)(r, initial)
+
+
 def _reducer(prim, name):
     def handler(a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
                 where=None):
         check_no_out(out, name)
-        if initial is not None or where is not None:
-            raise NotImplementedError(f"np.{name}(..., initial=/where=) on a tracked value")
-        return prim(a, axis=norm_axes(axis, ndim_of(a)), keepdims=bool(keepdims))
+        where, initial = _given(where, None), _given(initial, None)
+        if type(initial) in box_types or type(where) in box_types:
+            raise NotImplementedError(f"np.{name}(..., initial=/where=) with a tracked "
+                                      "initial or where")
+        axes, keepdims = norm_axes(axis, ndim_of(a)), bool(keepdims)
+        if where is None and initial is None:
+            return prim(a, axis=axes, keepdims=keepdims)
+        base = prim.name
+        if where is not None and where is not True:
+            if initial is None and base in ("max", "min"):
+                raise ValueError(f"reduction operation {name!r} does not have an identity, "
+                                 "so to use a where mask one has to specify 'initial'")
+            a = np.where(np.broadcast_to(np.asarray(where), shape_of(a)), a, _IDENTITY[base])
+        if _count(a, axes) == 0 and initial is not None:    # empty slices: initial alone
+            # A zero-derivative value of the right shape: the sum of the empty slices.
+            return sum_p(a, axis=axes, keepdims=keepdims) + initial
+        r = prim(a, axis=axes, keepdims=keepdims)
+        return r if initial is None else _fold(base, r, initial)
     return handler
 
 
@@ -392,23 +421,10 @@ class _Sorted:
             (r - p + 1).astype(_real_dtype(x))
 
 
-def _quantile(a, q, axis, method, keepdims, nan, median=False, dtype=None):
-    """``q``-quantiles of ``a`` over ``axis``; ``nan``: ignore NaNs (else a slice with a NaN
-    gives NaN); ``median``: the mean of the two middle values, as ``np.median`` computes it.
-    ``dtype``: of the interpolation weights, NumPy's result dtype (``a``'s by default)."""
-    if type(q) in box_types:
-        raise NotImplementedError("a quantile's derivative with respect to q")
-    dtype = _real_dtype(a) if dtype is None else dtype
-    q = np.asarray(q, dtype=np.float64)
-    if np.any((q < 0) | (q > 1)):
-        raise ValueError("Quantiles must be in the range [0, 1]")
-    nd = ndim_of(a)
-    axes = norm_axes(axis, nd)
-    s = shape_of(a)
-    kept = [i for i in range(-nd, 0) if i not in axes]
-    lead_shape = tuple(s[i] for i in kept)
-    m, n = int(np.prod(lead_shape)), _count(a, axes)
-    x = np.reshape(np.transpose(a, [i + nd for i in kept + list(axes)]), (m, n))
+def _order_statistics(x, q, method, nan, median, dtype):
+    """The ``q``-quantiles (m, Q) of the rows of ``x`` (m, n), n > 0."""
+    n = shape_of(x)[1]
+    m = shape_of(x)[0]
     srt = _Sorted(x)
     nans = np.isnan(srt.sv)
     count = (n - np.sum(nans, axis=-1))[:, None] if nan else n
@@ -430,6 +446,33 @@ def _quantile(a, q, axis, method, keepdims, nan, median=False, dtype=None):
     bad = (count == 0) if nan else np.any(nans, axis=-1, keepdims=True)
     if np.any(bad):
         r = np.where(bad, np.nan, r)
+    return r
+
+
+def _quantile(a, q, axis, method, keepdims, nan, median=False, dtype=None):
+    """``q``-quantiles of ``a`` over ``axis``; ``nan``: ignore NaNs (else a slice with a NaN
+    gives NaN); ``median``: the mean of the two middle values, as ``np.median`` computes it.
+    ``dtype``: of the interpolation weights, NumPy's result dtype (``a``'s by default)."""
+    if type(q) in box_types:
+        raise NotImplementedError("a quantile's derivative with respect to q")
+    dtype = _real_dtype(a) if dtype is None else dtype
+    q = np.asarray(q, dtype=np.float64)
+    if np.any((q < 0) | (q > 1)):
+        raise ValueError("Quantiles must be in the range [0, 1]")
+    nd = ndim_of(a)
+    axes = norm_axes(axis, nd)
+    s = shape_of(a)
+    kept = [i for i in range(-nd, 0) if i not in axes]
+    lead_shape = tuple(s[i] for i in kept)
+    m, n = int(np.prod(lead_shape)), _count(a, axes)
+    x = np.reshape(np.transpose(a, [i + nd for i in kept + list(axes)]), (m, n))
+    if n == 0:
+        if not (nan or median):            # NumPy's own error for an empty quantile
+            raise IndexError("index -1 is out of bounds for axis 0 with size 0")
+        # NaN, as NumPy's median and nan-quantiles give; no element to differentiate.
+        r = np.broadcast_to(np.sum(x, axis=-1, keepdims=True) + np.nan, (m, q.size))
+    else:
+        r = _order_statistics(x, q, method, nan, median, dtype)
     r = np.reshape(r, lead_shape + q.shape)
     nq = q.ndim
     r = np.transpose(r, tuple(range(len(lead_shape), len(lead_shape) + nq))

@@ -128,6 +128,8 @@ def _scan_axis(a, axis):
         return np.ravel(a), -1
     if isinstance(axis, tuple):
         raise TypeError("a scan takes a single integer axis, not a tuple")
+    if ndim_of(a) == 0 and int(axis) in (0, -1):      # NumPy scans a 0-d array as 1-d
+        return np.ravel(a), -1
     return a, norm_axes(axis, ndim_of(a))[0]
 
 
@@ -145,13 +147,20 @@ def _cumprod_fn(a, axis=None, dtype=None, out=None):
     return cumprod_p(a, axis=axis)
 
 
+def _no_scalar(array):
+    if ndim_of(array) == 0:
+        raise TypeError("cannot accumulate on a scalar")
+
+
 @handles((np.add, "accumulate"))
 def _add_accumulate(array, axis=0, dtype=None, out=None):
+    _no_scalar(array)
     return _cumsum_fn(array, axis, dtype, out)
 
 
 @handles((np.multiply, "accumulate"))
 def _multiply_accumulate(array, axis=0, dtype=None, out=None):
+    _no_scalar(array)
     return _cumprod_fn(array, axis, dtype, out)
 
 
