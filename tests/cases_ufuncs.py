@@ -72,6 +72,8 @@ def make(Case):
              (((2,), "real"),)),
         Case("float_power", "float_power-float", lambda x: np.float_power(x, 1.5),
              (("float", "pos"),)),
+        Case("float_power", "float_power-at-y0", np.float_power,
+             (((3,), "pos"), ((3,), lambda rng, s: np.zeros(s)))),
     ]
     # ----- nextafter (x plus a constant step), heaviside (h where x == 0) -----
     cases += binary("nextafter", np.nextafter)
