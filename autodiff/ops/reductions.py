@@ -548,6 +548,7 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
         if not np.all(fweights == np.around(fweights)):
             raise TypeError("fweights must be integer")
     if aweights is not None:
+        aweights = aweights if type(aweights) in box_types else np.asarray(aweights)
         w = aweights if w is None else w * aweights
     avg, w_sum = _average(x, axis=1, weights=w, returned=True)
     w_sum = w_sum[0]
