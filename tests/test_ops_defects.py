@@ -173,7 +173,7 @@ _LIST_CALLS = {
     "clip": lambda x, c: np.clip(x, c([1.0, 0.0, 0.0]), c([2.0, 2.0, 2.0])),
     "binary-ufuncs-list-first": lambda x, c: np.maximum(c(_L3), x) + np.arctan2(c(_L3), x)
     + np.hypot(c(_L3), x),
-    "matmul": lambda x, c: np.matmul(c(_M3), x) + np.linalg.solve(c(_M3), x),
+    "matmul": lambda x, c: np.matmul(c(_M3), x) + c(_M3) @ x,
     "cov-aweights": lambda x, c: np.cov(np.stack([x, x ** 2]), aweights=c([1.0, 2.0, 1.0])),
     "linspace": lambda x, c: np.linspace(c(_L3), x, 3),
 }
