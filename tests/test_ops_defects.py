@@ -5,6 +5,7 @@ import pytest
 
 import autodiff as ad
 import autodiff.numpy as anp
+from autodiff.scipy.special import logsumexp
 
 
 # ----- 1. Mixed partials of x**y at y = 0 -----
@@ -262,6 +263,12 @@ _EMPTY = {
     "sum-where": (lambda x: np.sum(x, axis=0, where=np.array([True, False])),
                   np.array([[1.0, 5.0], [2.0, 0.0]])),
     "nansum-empty-axis": (lambda x: np.nansum(x, axis=1), _E),
+    "mean-empty-axis": (lambda x: np.mean(x, axis=1), _E),
+    "var-empty-axis": (lambda x: np.var(x, axis=1), _E),
+    "std-empty-axis": (lambda x: np.std(x, axis=1), _E),
+    "average-empty-axis": (lambda x: np.average(x, axis=1), _E),
+    "nanmean-empty-axis": (lambda x: np.nanmean(x, axis=1), _E),
+    "logsumexp-empty-axis": (lambda x: logsumexp(x, axis=1), _E),
     "cumsum-empty-axis": (lambda x: np.cumsum(x, axis=1), _E),
     "vector_norm-inf-empty": (lambda x: np.linalg.vector_norm(x, ord=np.inf), np.ones(0)),
     "vector_norm-inf-empty-axis": (lambda x: np.linalg.vector_norm(x, ord=np.inf, axis=1), _E),

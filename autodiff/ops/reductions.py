@@ -127,6 +127,12 @@ for _ufunc, _prim in ((np.add, sum_p), (np.multiply, prod_p), (np.maximum, max_p
         lambda a, axis=0, _r=_reducer(_prim, f"{_ufunc.__name__}.reduce"), **kw: _r(a, axis, **kw))
 
 
+def _nonzero(n, a):
+    """The divisor ``n``; a zero one in ``a``'s dtype, so the quotient is NumPy's NaN or inf
+    (with its warning) instead of Python's ZeroDivisionError."""
+    return n if n != 0 else _real_dtype(a).type(0)
+
+
 def _count(a, axes):
     s = shape_of(a)
     return int(np.prod([s[i] for i in axes])) if axes else 1
@@ -137,7 +143,7 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     check_no_out(out, "mean")
     _no_where(where, "mean")
     axes = norm_axes(axis, ndim_of(a))
-    return sum_p(a, axis=axes, keepdims=bool(keepdims)) / _count(a, axes)
+    return sum_p(a, axis=axes, keepdims=bool(keepdims)) / _nonzero(_count(a, axes), a)
 
 
 def _abs2(d):
@@ -161,7 +167,8 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None,
         ddof = correction
     axes = norm_axes(axis, ndim_of(a))
     d = a - _mean(a, axes, keepdims=True)
-    return sum_p(_abs2(d), axis=axes, keepdims=bool(keepdims)) / (_count(a, axes) - ddof)
+    return sum_p(_abs2(d), axis=axes, keepdims=bool(keepdims)) / \
+        _nonzero(_count(a, axes) - ddof, a)
 
 
 @handles(np.std)
