@@ -25,6 +25,9 @@ _FIX_ARRAY = ("Build arrays of tracked values with `autodiff.numpy` (e.g. `anp.s
               "`np.zeros_like(x)` or `np.zeros(n, like=x)` instead of a plain ndarray.")
 
 
+_SEQ = (list, tuple)
+
+
 def unbox(x):
     """The plain value under every level of tracking."""
     while type(x) in box_types:
@@ -231,6 +234,9 @@ class Box:
 
     # ----- NumPy dispatch -----
     def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+        if len(inputs) == 2 and (type(inputs[0]) in _SEQ or type(inputs[1]) in _SEQ):
+            # A constant given as a list is an array to NumPy; the rules need it as one too.
+            inputs = tuple(np.asarray(a) if type(a) in _SEQ else a for a in inputs)
         if method == "__call__" and not kw:
             prim = ufunc_table.get(ufunc)
             if prim is not None:

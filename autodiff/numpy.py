@@ -1,13 +1,21 @@
 """``import autodiff.numpy as np``: NumPy, plus what NumPy's dispatch cannot reach.
 
 Every NumPy name is here and behaves as NumPy's: calls on tracked values already reach the
-engine through ``__array_ufunc__``/``__array_function__``. Only ``array``/``asarray`` differ:
-given tracked values (alone or inside nested lists) they build a tracked array with
-``stack`` instead of refusing, which is what ``np.array([x, y])`` needs.
+engine through ``__array_ufunc__``/``__array_function__``. What differs: an array_like
+argument given as a (nested) list holding tracked values is built into a tracked array with
+``stack`` first, instead of being refused, which is what ``np.array([x, y])``,
+``np.mean([x, x + 2])`` or ``np.linalg.norm([x, y])`` need (also in ``linalg`` and ``fft``).
+Functions that take a sequence of arrays (``concatenate``, ``stack``, ``block``, …) get
+their lists as they are: NumPy finds the tracked values inside those itself.
 """
+from builtins import any as _any
+import functools as _functools
+import sys as _sys
+import types as _types
+
 import numpy as _np
 from numpy import *  # noqa: F401,F403
-from numpy import fft, linalg, random  # noqa: F401
+from numpy import random  # noqa: F401
 
 from .boxes import unbox as _unbox
 from .core import box_types as _box_types
@@ -20,7 +28,7 @@ def _has_box(x):
     if type(x) in _box_types:
         return True
     if isinstance(x, (list, tuple)):
-        return any(_has_box(e) for e in x)
+        return _any(_has_box(e) for e in x)
     return False
 
 
@@ -56,6 +64,8 @@ def _fast_ufunc(ufunc, prim):
         def f(x, *args, **kw):
             if type(x) in _box_types and not args and not kw:
                 return x._elementwise(prim, (x,), x.level)
+            if _listed(x):
+                x = _build(x)
             return ufunc(x, *args, **kw)
     else:
         def f(x, y, *args, **kw):
@@ -63,11 +73,58 @@ def _fast_ufunc(ufunc, prim):
             if (tx or ty) and not args and not kw:
                 top = x if tx and (not ty or x.level >= y.level) else y
                 return top._elementwise(prim, (x, y), top.level)
+            if _listed(x) or _listed(y):
+                x, y = (_build(x) if _listed(x) else x), (_build(y) if _listed(y) else y)
             return ufunc(x, y, *args, **kw)
     f.__name__ = ufunc.__name__
     f.__doc__ = f"``numpy.{ufunc.__name__}``, handing tracked values straight to the engine."
     f.ufunc = ufunc
     return f
+
+
+# NumPy's dispatchers look inside the sequences these take (their lists are of arrays).
+_SEQUENCES = {_np.concatenate, _np.stack, _np.hstack, _np.vstack, _np.dstack,
+              _np.column_stack, _np.block, _np.select, _np.piecewise, _np.choose, _np.lexsort,
+              _np.einsum, _np.broadcast_arrays, _np.meshgrid, _np.histogramdd, _np.ix_,
+              _np.atleast_1d, _np.atleast_2d, _np.atleast_3d, _np.savez,
+              _np.savez_compressed, _np.linalg.multi_dot}
+
+
+def _listed(a):
+    return type(a) in (list, tuple) and _has_box(a)
+
+
+def _stacking(func):
+    """``func`` with its list arguments that hold tracked values stacked first."""
+    def f(*args, **kw):
+        if _any(_listed(a) for a in args) or kw and _any(_listed(v) for v in kw.values()):
+            args = tuple(_build(a) if _listed(a) else a for a in args)
+            kw = {k: _build(v) if _listed(v) else v for k, v in kw.items()}
+        return func(*args, **kw)
+    return _functools.update_wrapper(f, func)
+
+
+def _wrap_namespace(mod, into):
+    for name in dir(mod):
+        f = getattr(mod, name)
+        if not name.startswith("_") and type(f) is type(_np.mean) and f not in _SEQUENCES:
+            into[name] = _stacking(f)
+
+
+_wrap_namespace(_np, globals())
+
+
+def _namespace(mod):
+    """``mod`` (numpy.linalg, numpy.fft) with the same list handling."""
+    ns = _types.ModuleType(f"{__name__}.{mod.__name__.split('.')[-1]}", mod.__doc__)
+    ns.__dict__.update({k: v for k, v in vars(mod).items() if not k.startswith("__")})
+    _wrap_namespace(mod, ns.__dict__)
+    _sys.modules[ns.__name__] = ns
+    return ns
+
+
+linalg = _namespace(_np.linalg)
+fft = _namespace(_np.fft)
 
 
 for _uf, _prim in list(_ufunc_table.items()):
@@ -81,7 +138,7 @@ def _dispatched(func, doc):
     from .core import function_table
 
     def f(*args, **kw):
-        if any(_has_box(a) for a in args) or any(_has_box(v) for v in kw.values()):
+        if _any(_has_box(a) for a in args) or _any(_has_box(v) for v in kw.values()):
             return function_table[func](*args, **kw)
         return func(*args, **kw)
     f.__name__ = func.__name__

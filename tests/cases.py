@@ -70,7 +70,12 @@ CASES += _shapes_binary("multiply", lambda x, y: x * y)
 CASES += _shapes_binary("divide", lambda x, y: x / y, dy="nonzero")
 CASES += _shapes_binary("power", lambda x, y: x ** y, dx="pos")
 CASES += [Case("power", "power-int-exponent", lambda x: x ** 3, (((3,), "real"),)),
-          Case("power", "power-float", lambda x: x ** 2.5, (("float", "pos"),))]
+          Case("power", "power-float", lambda x: x ** 2.5, (("float", "pos"),)),
+          # At y = 0 the mixed partial is 1/x (the convention d/dx x**0 = 0 must not leak).
+          Case("power", "power-at-y0", lambda x, y: x ** y,
+               (((3,), "pos"), ((3,), lambda rng, s: np.zeros(s)))),
+          Case("power", "power-at-y1", lambda x, y: x ** y,
+               (((3,), "pos"), ((3,), lambda rng, s: np.ones(s))))]
 CASES += _shapes_binary("arctan2", np.arctan2, dx="nonzero", dy="nonzero")
 CASES += _shapes_binary("hypot", np.hypot, dx="nonzero", dy="nonzero")
 CASES += _shapes_binary("maximum", np.maximum)
@@ -120,6 +125,10 @@ CASES += [
     Case("sum", "mean", lambda x: np.mean(x, axis=1), (((3, 4), "real"),)),
     Case("sum", "var", lambda x: np.var(x, axis=0), (((5, 2), "real"),)),
     Case("sum", "std-ddof", lambda x: np.std(x, ddof=1), (((6,), "real"),)),
+    Case("sum", "std-one-element", lambda x: np.std(x, axis=1) + np.std(x[0, 0]),
+         (((3, 1), "real"),)),
+    Case("sum", "nanstd-one-value", lambda x: np.nanstd(np.where([[1, 0], [1, 1]], x, np.nan),
+                                                        axis=0), (((2, 2), "real"),)),
     Case("sum", "method-sum", lambda x: x.sum(axis=0) * x.mean(), (((3, 2), "real"),)),
 ]
 # ----- Shape -----

@@ -194,4 +194,32 @@ def make(Case):
         Case("exp", "geomspace", lambda a, b: np.geomspace(a, b, 4), (((), "pos"), ((2,), "pos"))),
         Case("exp", "geomspace-negative-axis",
              lambda a: np.geomspace(-a, -3.0, 3, endpoint=False, axis=-1), (((2,), "pos"),)),
+        # ----- Sets: values are input elements; duplicates and matches are built from the
+        # same tracked elements, so perturbations keep them -----
+        Case("getitem", "unique", lambda x: np.unique(_dup(x)) ** 2, (v,)),
+        Case("getitem", "unique-all-outputs",
+             lambda x: np.unique(_dup(x), return_index=True, return_inverse=True,
+                                 return_counts=True)[0] * np.arange(1.0, 6.0), (v,)),
+        Case("getitem", "unique-axis0",
+             lambda x: np.sin(np.unique(np.concatenate([x, x[:1], x[1:]]), axis=0)), (m,)),
+        Case("getitem", "unique-values-all",
+             lambda x: _joined([np.unique_values(_dup(x)), np.unique_all(_dup(x)).values,
+                                np.unique_counts(_dup(x)).values,
+                                np.unique_inverse(_dup(x)).values]), (v,)),
+        Case("getitem", "union1d", lambda x, y: np.union1d(x, np.concatenate([y, x[:2]])) ** 2,
+             (v, ((3,), "real"))),
+        Case("getitem", "intersect1d", lambda x, y: np.intersect1d(np.concatenate([x, y]), y[1:])
+             * 3.0, (v, ((3,), "real"))),
+        Case("getitem", "setdiff1d", lambda x: np.sin(np.setdiff1d(x, x[1:3])), (v,)),
+        Case("getitem", "setdiff1d-unique", lambda x: np.setdiff1d(x, x[1:3], assume_unique=True)
+             ** 2, (v,)),
+        Case("getitem", "setxor1d", lambda x, y: np.setxor1d(x, np.concatenate([y, x[:2]])) ** 2,
+             (v, ((3,), "real"))),
+        Case("getitem", "sort_complex", lambda x: np.sort_complex(x) ** 2,
+             (((2, 4), _separated),)),
     ]
+
+
+def _dup(x):
+    """``x`` with its first two elements repeated: duplicates that move together."""
+    return np.concatenate([x[3:], x, x[:2]])

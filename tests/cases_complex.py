@@ -29,6 +29,10 @@ def make(Case):
         Case("angle", "angle-real-input", lambda x: np.angle(x) + x, (((3,), "nonzero"),)),
         Case("angle", "angle-deg", lambda z: np.angle(z, deg=True), (((3,), c),)),
         Case("absolute", "abs-squared-complex", lambda z: np.abs(z) ** 2, (((4,), c),)),
+        Case("sum", "var-complex", lambda z: np.var(z, axis=0), (((3, 2), c),)),
+        Case("sum", "std-complex", lambda z: np.std(z, ddof=1), (((4,), c),)),
+        Case("sum", "nanvar-complex", lambda z: np.nanvar(z, axis=1), (((2, 3), c),)),
+        Case("sum", "nanstd-complex", lambda z: np.nanstd(z), (((2, 2), c),)),
         Case("multiply", "real-times-complex", lambda x, z: x * z + np.exp(1j * x),
              (((3,), "real"), ((3,), c))),
     ]

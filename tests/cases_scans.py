@@ -171,8 +171,30 @@ def make(Case):
         Case("matmul", "corrcoef-rows", lambda x: np.corrcoef(x), (((3, 5), real),)),
         Case("matmul", "corrcoef-xy", lambda x, y: np.corrcoef(x, y ** 2),
              (((5,), real), ((5,), real))),
+        # ----- Histogram bin edges: linspace(min, max) unless given or ranged -----
+        Case("max", "histogram-edges", lambda x: np.histogram(x, bins=4)[1] ** 2,
+             (((6,), _distinct),)),
+        Case("max", "histogram-density", lambda x: np.histogram(x, bins=3, density=True)[0],
+             (((5,), _distinct),)),
+        Case("max", "histogram_bin_edges-auto", lambda x: np.histogram_bin_edges(x, "auto") * x[0],
+             (((5,), _distinct),)),
+        Case("min", "histogram2d-edges", lambda x, y: _cat(np.histogram2d(x, y, bins=(2, 3))[1:]),
+             (((4,), _distinct), ((4,), _distinct))),
+        Case("min", "histogramdd-edges",
+             lambda s: _cat(np.histogramdd(s, bins=2, range=[None, (0.0, 1.0)])[1]),
+             (((4, 2), _distinct),)),
         # ----- bincount's weights -----
         Case("index_add", "bincount-weights",
              lambda w: np.bincount(np.array([0, 2, 2, 4, 0, 1]), weights=w ** 2, minlength=6),
              (((6,), real),)),
     ]
+
+
+def _distinct(rng, shape):
+    """Distinct values, 0.3 apart at least: the extremes (and so the edges) are unique."""
+    n = int(np.prod(shape, dtype=int))
+    return (rng.permutation(n) * 0.4 + rng.uniform(-0.05, 0.05, n)).reshape(shape)
+
+
+def _cat(parts):
+    return np.concatenate([np.ravel(p) * (i + 1.0) for i, p in enumerate(parts)])

@@ -72,7 +72,15 @@ def make(Case):
              (((2,), "real"),)),
         Case("float_power", "float_power-float", lambda x: np.float_power(x, 1.5),
              (("float", "pos"),)),
+        Case("float_power", "float_power-at-y0", np.float_power,
+             (((3,), "pos"), ((3,), lambda rng, s: np.zeros(s)))),
     ]
+    # ----- nextafter (x plus a constant step), heaviside (h where x == 0) -----
+    cases += binary("nextafter", np.nextafter)
+    cases += [Case("heaviside", "heaviside-h", lambda h: np.heaviside(np.array([0.0, 1.0, -1.0]),
+                                                                      h) * h, (((3,), "real"),)),
+              Case("heaviside", "heaviside-x", lambda x: np.heaviside(x, 0.5) + x,
+                   (((3,), "nonzero"),))]
     # ----- Inverse hyperbolic functions -----
     cases += unary("arcsinh", np.arcsinh)
     cases += unary("arccosh", np.arccosh, "big")

@@ -274,21 +274,27 @@ def _pad_stat(array, pw, stat, stat_length):
     return out
 
 
+def _cast(x, dt):
+    """``x`` in dtype ``dt`` (NumPy writes padding into an array of the input's dtype)."""
+    return x if np.result_type(unbox(x)) == dt else x.astype(dt)
+
+
 def _pad_linear_ramp(array, pw, end_values):
     """Axis by axis, ramps from ``end_values`` to the edge (``linspace`` without endpoint)."""
     nd = ndim_of(array)
     ends = np.broadcast_to(np.asarray(end_values), (nd, 2)).tolist()
+    dt = np.result_type(unbox(array))
     out = array
     for ax, ((b, a), (eb, ea)) in enumerate(zip(pw, ends)):
         n = shape_of(out)[ax]
         parts = [out]
         if b:
             edge = _along(out, ax, 0)
-            parts.insert(0, np.linspace(eb, edge, b, endpoint=False, axis=ax))
+            parts.insert(0, _cast(np.linspace(eb, edge, b, endpoint=False, axis=ax), dt))
         if a:
             edge = _along(out, ax, n - 1)
             ramp = np.linspace(ea, edge, a, endpoint=False, axis=ax)
-            parts.append(_flip(ramp, ax))
+            parts.append(_flip(_cast(ramp, dt), ax))
         out = _concatenate(parts, axis=ax) if len(parts) > 1 else out
     return out
 
@@ -707,10 +713,12 @@ def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axi
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
     if dtype is not None and np.dtype(dtype).kind not in "fc":   # floored: no derivative
         return np.linspace(unbox(start), unbox(stop), num, endpoint, retstep, dtype, axis)
-    start, stop = _arr(start), _arr(stop)
+    # NumPy's result dtype (float32 ends stay float32), read off an empty linspace.
+    dt = np.linspace(unbox(start), unbox(stop), 0).dtype
+    start, stop = [e if type(e) in box_types else np.asarray(e, dt) for e in (start, stop)]
     div = num - 1 if endpoint else num
     delta = stop - start
-    y = np.arange(num, dtype=float).reshape((-1,) + (1,) * ndim_of(delta))
+    y = np.arange(num, dtype=np.finfo(dt).dtype).reshape((-1,) + (1,) * ndim_of(delta))
     if div > 0:
         step = delta / div
         zero = np.any(unbox(step) == 0)     # denormal deltas: divide first, as NumPy does
@@ -765,3 +773,125 @@ def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     if axis != 0:
         y = np.moveaxis(y, 0, axis)
     return y if dtype is None else y.astype(dtype)
+
+
+# ----- Sets: every value is an element of an input -----
+# ``unique`` and the set operations return elements of their inputs, so each is a gather of
+# the flat elements NumPy picks: the first occurrence of each value (as JAX), an element of
+# ``ar1`` for a value both inputs hold. Integer outputs (indices, counts) stay plain.
+def _checked(vals, want, name):
+    """``vals`` if its primal equals NumPy's own result ``want``, else a refusal (an order
+    this reconstruction does not reproduce)."""
+    if not np.array_equal(np.asarray(unbox(vals)), np.asarray(want), equal_nan=True):
+        raise NotImplementedError(f"np.{name} of a tracked value: its result order could not "
+                                  "be matched to input elements")
+    return vals
+
+
+@handles(np.unique)
+def _unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,
+            **kw):
+    v = np.asarray(unbox(ar))
+    res = np.unique(v, return_index=True, return_inverse=return_inverse,
+                    return_counts=return_counts, axis=axis, **kw)
+    idx = res[1]
+    if axis is None:
+        vals = _gather(ar, idx)
+    else:
+        vals = _along(_arr(ar), _axis(axis, v.ndim), idx)
+    out = (vals,) + ((idx,) if return_index else ()) + tuple(res[2:])
+    return out[0] if len(out) == 1 else out
+
+
+def _first_occurrences(x, want, name):
+    """The elements of ``x`` at the first occurrence of each of NumPy's unique values."""
+    v = np.asarray(unbox(x))
+    return _checked(_gather(x, np.unique(v, return_index=True, equal_nan=False)[1]), want,
+                    name)
+
+
+@handles(np.unique_values)
+def _unique_values(x, /):
+    return _first_occurrences(x, np.unique_values(np.asarray(unbox(x))), "unique_values")
+
+
+@handles(np.unique_counts)
+def _unique_counts(x, /):
+    res = np.unique_counts(np.asarray(unbox(x)))
+    return type(res)(_first_occurrences(x, res.values, "unique_counts"), res.counts)
+
+
+@handles(np.unique_inverse)
+def _unique_inverse(x, /):
+    res = np.unique_inverse(np.asarray(unbox(x)))
+    return type(res)(_first_occurrences(x, res.values, "unique_inverse"), res.inverse_indices)
+
+
+@handles(np.unique_all)
+def _unique_all(x, /):
+    res = np.unique_all(np.asarray(unbox(x)))
+    vals = _checked(_gather(x, res.indices), res.values, "unique_all")
+    return type(res)(vals, res.indices, res.inverse_indices, res.counts)
+
+
+def _joined(ar1, ar2):
+    """``concatenate(ravel(ar1), ravel(ar2))`` and the two plain flat arrays."""
+    v1, v2 = np.ravel(unbox(ar1)), np.ravel(unbox(ar2))
+    both = _concatenate([_ravel(_arr(ar1)), _ravel(_arr(ar2))], axis=0)
+    return both, v1, v2
+
+
+@handles(np.union1d)
+def _union1d(ar1, ar2):
+    both, v1, v2 = _joined(ar1, ar2)
+    return _unique(both)
+
+
+@handles(np.intersect1d)
+def _intersect1d(ar1, ar2, assume_unique=False, return_indices=False):
+    v1, v2 = np.asarray(unbox(ar1)), np.asarray(unbox(ar2))
+    common, i1, i2 = np.intersect1d(v1, v2, assume_unique=assume_unique, return_indices=True)
+    vals = _checked(_gather(ar1 if type(ar1) in box_types or type(ar2) not in box_types
+                            else ar2, i1 if type(ar1) in box_types or
+                            type(ar2) not in box_types else i2), common, "intersect1d")
+    return (vals, i1, i2) if return_indices else vals
+
+
+@handles(np.setdiff1d)
+def _setdiff1d(ar1, ar2, assume_unique=False):
+    v1, v2 = np.ravel(unbox(ar1)), np.asarray(unbox(ar2))
+    if assume_unique:
+        idx = np.flatnonzero(~np.isin(v1, v2))
+    else:
+        u, first = np.unique(v1, return_index=True)
+        idx = first[~np.isin(u, v2)]
+    return _checked(_gather(ar1, idx), np.setdiff1d(v1, v2, assume_unique), "setdiff1d")
+
+
+@handles(np.setxor1d)
+def _setxor1d(ar1, ar2, assume_unique=False):
+    both, v1, v2 = _joined(ar1, ar2)
+    if assume_unique:
+        codes = np.arange(v1.size + v2.size)
+    else:
+        codes = np.concatenate([np.unique(v1, return_index=True)[1],
+                                v1.size + np.unique(v2, return_index=True)[1]])
+    aux = np.concatenate([v1, v2])[codes]
+    order = np.argsort(aux, kind="stable")
+    s = aux[order]
+    flag = np.concatenate([[True], s[1:] != s[:-1], [True]])
+    idx = codes[order][flag[1:] & flag[:-1]]
+    return _checked(_gather(both, idx), np.setxor1d(v1, v2, assume_unique), "setxor1d")
+
+
+@handles(np.sort_complex)
+def _sort_complex(a):
+    """``sort`` along the last axis (complex order: real part, then imaginary), as complex."""
+    b = _sort(a)
+    dt = np.result_type(unbox(b))
+    if dt.kind == "c":
+        return b
+    # Adding a complex zero (not astype): the real input's cotangent is then the real part
+    # of a complex one, without the casting warning.
+    return b + np.zeros((), np.complex64 if dt.char in "bhBH" else np.clongdouble
+                        if dt.char == "g" else np.complex128)

@@ -566,8 +566,9 @@ def _vector_norm(x, ord, axes, keepdims):
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     ax = np.abs(x)
-    if ord == np.inf:
-        return np.max(ax, axis=axes, keepdims=keepdims)
+    if ord == np.inf:          # NumPy: 0 for an empty vector (a max with initial 0)
+        empty = np.size(unbox(x)) == 0
+        return np.max(ax, axis=axes, keepdims=keepdims, **({"initial": 0.0} if empty else {}))
     if ord == -np.inf:
         return np.min(ax, axis=axes, keepdims=keepdims)
     if ord == 1:

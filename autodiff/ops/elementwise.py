@@ -61,12 +61,15 @@ def reciprocal(x):
 
 
 def _dpow_x(ans, x, y):
-    # JAX's choice d/dx x**0 = 0 (also at x = 0, where y·x**(y-1) would be 0·inf).
+    # y·x**(y-1), with JAX's choice d/dx x**0 = 0 also at x = 0 (where it is 0·inf).
     if type(y) in (int, float):
         if y == 2:
             return 2.0 * x
         return y * x ** (y - 1) if y != 0 else 0.0 * x
-    return y * x ** np.where(y == 0, 1, y - 1)
+    # Only the base is made safe, at the points x = y = 0: the exponent stays y - 1, so the
+    # partial's own y-derivative x**(y-1)·(1 + y log x) is right at y = 0 (1/x, not x).
+    bad = (x == 0) & (y == 0)
+    return y * (np.where(bad, 1.0, x) if np.any(bad) else x) ** (y - 1)
 
 
 def _dpow_y(ans, x, y):
@@ -74,6 +77,11 @@ def _dpow_y(ans, x, y):
     if type(x) in (int, float):
         return ans * (math.log(x) if x > 0 else (0.0 if x == 0 else math.nan))
     return ans * np.log(np.where(x == 0, 1.0, x))
+
+
+def _arr(x):
+    """A list or tuple of constants as an array; anything else as it is."""
+    return np.asarray(x) if isinstance(x, (list, tuple)) else x
 
 
 def _ties(x, y, ans):
@@ -86,6 +94,11 @@ def _ties(x, y, ans):
     if dt is not None and dt.kind == "f" and dt != s.dtype:
         return s.astype(dt)
     return s
+
+
+def _dheaviside_h(ans, x, h):
+    # heaviside(x, h) is h exactly where x == 0 (and a constant 0 or 1 elsewhere).
+    return np.asarray(unbox(x) == 0, dtype=np.result_type(unbox(h), np.float16))
 
 
 # ----- Linear -----
@@ -113,6 +126,11 @@ maximum_p = elementwise("maximum", np.maximum,
 minimum_p = elementwise("minimum", np.minimum,
                         lambda ans, x, y: _ties(y, x, ans), lambda ans, x, y: _ties(x, y, ans),
                         ufuncs=(np.minimum, np.fmin))
+
+# nextafter(x, y) moves x by one ulp towards y: locally x plus a constant step.
+nextafter_p = elementwise("nextafter", np.nextafter, 1.0, None, ufuncs=(np.nextafter,), flops=1)
+heaviside_p = elementwise("heaviside", np.heaviside, None, _dheaviside_h, ufuncs=(np.heaviside,),
+                          flops=1)
 
 # ----- Complex parts -----
 # Real-valued functions of a complex z: their pushforward is R-linear, Re(d·t), with the
@@ -211,8 +229,8 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
     # As jax.numpy.clip: minimum(maximum(x, lo), hi), so a tie at a bound splits the derivative.
     if out is not None:
         raise TypeError("np.clip(..., out=...) cannot write a tracked result; drop `out=`.")
-    a_min = kw.pop("min", a_min)
-    a_max = kw.pop("max", a_max)
+    a_min = _arr(kw.pop("min", a_min))
+    a_max = _arr(kw.pop("max", a_max))
     if a_min is not None:
         a = maximum_p(a, a_min)
     if a_max is not None:

@@ -2,20 +2,22 @@
 
 Comparisons, rounding, signs, arg-extrema, predicates and constructors from a shape return
 plain values: their derivative is zero almost everywhere, so nothing flows through them.
+A function belongs here only if every float output is locally constant in every float
+input; those whose outputs are elements of the inputs (``unique``, the set operations,
+``sort_complex``, ``nextafter``, histogram bin edges) have rules elsewhere.
 Any other NumPy function without a rule raises ``NotImplementedError`` naming it.
 """
 import numpy as np
 import scipy.special
 
 from ..boxes import unbox
-from ..core import box_types
 from .define import defprim, handles
 
 NONDIFF_UFUNCS = (
     np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
     np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
     np.floor, np.ceil, np.rint, np.trunc, np.sign, np.signbit, np.floor_divide,
-    np.isfinite, np.isinf, np.isnan, np.heaviside, np.spacing, np.nextafter,
+    np.isfinite, np.isinf, np.isnan, np.spacing,
     np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert, np.left_shift, np.right_shift,
     np.gcd, np.lcm, np.isnat, np.bitwise_count, scipy.special.gammasgn,
 )
@@ -24,18 +26,10 @@ NONDIFF_FUNCTIONS = (
     np.round, np.around, np.fix, np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero,
     np.flatnonzero, np.count_nonzero, np.searchsorted, np.isclose, np.allclose,
     np.array_equal, np.all, np.any, np.isreal, np.iscomplex, np.isrealobj, np.iscomplexobj,
-    np.isneginf, np.isposinf,
-    np.nanargmax, np.nanargmin, np.digitize, np.unique, np.sort_complex,
-    np.argpartition, np.lexsort, np.array_equiv, np.isin, np.intersect1d, np.setdiff1d,
-    np.setxor1d, np.union1d, np.unique_all, np.unique_counts, np.unique_inverse,
-    np.unique_values, np.packbits, np.unpackbits, np.diag_indices_from, np.tril_indices_from,
-    np.triu_indices_from, np.linalg.matrix_rank, np.array2string, np.array_repr, np.array_str,
+    np.isneginf, np.isposinf, np.nanargmax, np.nanargmin, np.digitize, np.argpartition,
+    np.lexsort, np.array_equiv, np.isin, np.packbits, np.unpackbits, np.diag_indices_from,
+    np.tril_indices_from, np.triu_indices_from, np.linalg.matrix_rank, np.array2string, np.array_repr, np.array_str,
 )
-
-# Counting functions: a plain result, but their ``weights`` carry a derivative we do not
-# give, so tracked weights are refused instead of silently getting a zero derivative.
-NONDIFF_UNLESS_WEIGHTED = (np.histogram, np.histogram2d, np.histogramdd,
-                           np.histogram_bin_edges)
 
 # Writing to files keeps only numbers: refused, so a derivative is not dropped unseen.
 REFUSED = (np.save, np.savez, np.savez_compressed, np.savetxt)
@@ -58,22 +52,6 @@ def _unbox_tree(a):
 
 for _f in NONDIFF_FUNCTIONS:
     handles(_f)(_plain(_f))
-
-
-def _unweighted(f):
-    plain = _plain(f)
-
-    def handler(*args, **kw):
-        if type(kw.get("weights")) in box_types:
-            raise NotImplementedError(
-                f"autodiff has no derivative rule for np.{f.__name__} with respect to "
-                "tracked weights; use np.bincount(..., weights=w) or a sum over masks.")
-        return plain(*args, **kw)
-    return handler
-
-
-for _f in NONDIFF_UNLESS_WEIGHTED:
-    handles(_f)(_unweighted(_f))
 
 
 def _refuse(f):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..boxes import unbox
 from ..core import ndim_of, shape_of
+from .assembly import _arr
 from .define import handles
 
 
@@ -19,22 +20,24 @@ def _pad_front(p, n):
 
 @handles(np.polyadd)
 def _polyadd(a1, a2):
+    a1, a2 = _arr(a1), _arr(a2)
     n1, n2 = shape_of(a1)[0], shape_of(a2)[0]
     return _pad_front(a1, n2 - n1) + _pad_front(a2, n1 - n2)
 
 
 @handles(np.polysub)
 def _polysub(a1, a2):
-    return _polyadd(a1, -a2)
+    return _polyadd(a1, -_arr(a2))
 
 
 @handles(np.polymul)
 def _polymul(a1, a2):
-    return np.convolve(a1, a2)
+    return np.convolve(_arr(a1), _arr(a2))
 
 
 @handles(np.polyder)
 def _polyder(p, m=1):
+    p = _arr(p)
     for _ in range(m):
         n = shape_of(p)[0] - 1
         p = p[:-1] * np.arange(n, 0, -1.0) if n > 0 else p[:0] * 0.0
@@ -43,6 +46,7 @@ def _polyder(p, m=1):
 
 @handles(np.polyint)
 def _polyint(p, m=1, k=None):
+    p, k = _arr(p), (None if k is None else _arr(k))
     ks = np.zeros(m) if k is None else (k if ndim_of(k) else np.full(m, k))
     for i in range(m):
         n = shape_of(p)[0]
@@ -53,6 +57,7 @@ def _polyint(p, m=1, k=None):
 @handles(np.polydiv)
 def _polydiv(u, v):
     """Long division: ``u = q·v + r``; each step is differentiable arithmetic."""
+    u, v = _arr(u), _arr(v)
     n, m = shape_of(u)[0], shape_of(v)[0]
     if n < m:
         return np.zeros(1, dtype=np.result_type(unbox(u))), u
@@ -72,6 +77,7 @@ def _polydiv(u, v):
 
 @handles(np.vander)
 def _vander(x, N=None, increasing=False):
+    x = _arr(x)
     n = shape_of(x)[0] if N is None else N
     powers = np.arange(n, dtype=float) if increasing else np.arange(n - 1, -1, -1, dtype=float)
     return np.reshape(x, (-1, 1)) ** powers

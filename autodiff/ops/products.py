@@ -26,6 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from .define import broadcast, check_no_out, defprim, handles, norm_axes
+from .assembly import _arr
 from .linalg import _matmul
 
 __all__ = ["einsum_p", "correlate_p", "interp_p", "einsum"]
@@ -146,10 +147,11 @@ def _normalise(subscripts, ops):
     sizes = {}
     for s, o in zip(ins, ops):
         for c, d in zip(s, shape_of(o)):
-            if sizes.get(c, 1) not in (1, d) and d != 1:
+            if sizes.get(c, 1) == 1:          # size 1 broadcasts (to 0 too); 0 stays 0
+                sizes[c] = d
+            elif d not in (1, sizes[c]):
                 raise ValueError(f"operands could not be broadcast together: dimension "
                                  f"{c!r} is {sizes[c]} and {d}")
-            sizes[c] = max(sizes.get(c, 1), d)
     for k, (s, o) in enumerate(zip(ins, ops)):
         want = tuple(sizes[c] for c in s)
         if want != shape_of(o):
@@ -218,6 +220,7 @@ def _tensordot(a, b, axes=2):
 
 @handles(np.inner)
 def _inner(a, b):
+    a, b = _arr(a), _arr(b)
     na, nb = ndim_of(a), ndim_of(b)
     if na == 0 or nb == 0:
         return a * b
@@ -227,6 +230,7 @@ def _inner(a, b):
 @handles(np.dot)
 def _dot(a, b, out=None):
     check_no_out(out, "dot")
+    a, b = _arr(a), _arr(b)
     na, nb = ndim_of(a), ndim_of(b)
     if na == 0 or nb == 0:
         return a * b
@@ -238,6 +242,7 @@ def _dot(a, b, out=None):
 
 @handles(np.vdot)
 def _vdot(a, b):
+    a, b = _arr(a), _arr(b)
     return _matmul(np.ravel(_conj(a)), np.ravel(b))
 
 
@@ -316,6 +321,7 @@ def _vecdot(x1, x2, /, *, axis=-1, **kw):
 @handles(np.matvec)
 def _matvec(x1, x2, /, **kw):
     _gufunc_kw(kw, "matvec")
+    x1, x2 = _arr(x1), _arr(x2)
     return _matmul(x1, np.expand_dims(x2, -1))[..., 0]
 
 
@@ -323,12 +329,13 @@ def _matvec(x1, x2, /, **kw):
 def _vecmat(x1, x2, /, **kw):
     """conj(x1)ᵀ·x2: NumPy's vecmat conjugates the vector."""
     _gufunc_kw(kw, "vecmat")
+    x1, x2 = _arr(x1), _arr(x2)
     return _matmul(np.expand_dims(_conj(x1), -2), x2)[..., 0, :]
 
 
 @handles(np.linalg.matmul)
 def _linalg_matmul(x1, x2, /):
-    return _matmul(x1, x2)
+    return _matmul(_arr(x1), _arr(x2))
 
 
 @handles(np.linalg.matrix_transpose)
@@ -405,12 +412,14 @@ def _full_then_mode(a, v, mode, name):
 @handles(np.correlate)
 def _np_correlate(a, v, mode="valid"):
     """Σ_n a[n+k]·conj(v[n]): NumPy conjugates the second argument."""
+    a, v = _arr(a), _arr(v)
     return _full_then_mode(a, _conj(v), mode, "correlate")
 
 
 @handles(np.convolve)
 def _np_convolve(a, v, mode="full"):
     """Σ_m a[m]·v[k-m]: the correlation with v reversed (no conjugate)."""
+    a, v = _arr(a), _arr(v)
     if ndim_of(v) == 1:
         v = v[::-1]
     return _full_then_mode(a, v, mode, "convolve")
@@ -420,6 +429,7 @@ def _np_convolve(a, v, mode="full"):
 @handles(np.polyval)
 def _polyval(p, x):
     """Horner's scheme, y = (…(p₀x + p₁)x + …)x + pₙ: differentiable in p and x."""
+    p, x = _arr(p), _arr(x)
     if ndim_of(p) != 1:
         raise NotImplementedError("np.polyval of a tracked value needs 1-D coefficients")
     y = p[0] + 0.0 * x if shape_of(p)[0] == 1 else p[0]
@@ -488,6 +498,7 @@ interp_p = defprim(
 
 @handles(np.interp)
 def _interp(x, xp, fp, left=None, right=None, period=None):
+    x, xp, fp = _arr(x), _arr(xp), _arr(fp)
     if period is not None:
         if type(xp) in box_types:
             _interp_xp()

@@ -13,7 +13,7 @@ order statistics interpolated); cov, corrcoef; and bincount's weights (a scatter
 import numpy as np
 
 from ..boxes import unbox
-from ..core import box_types, lead, ndim_of, shape_of
+from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from .define import broadcast, check_no_out, defprim, expand_to, handles, norm_axes
 from .shape import index_add_p
 
@@ -52,8 +52,16 @@ prod_p = defprim(
 
 def _share(ans, x, axis, keepdims):
     """Where x attains the extremum, each tie taking an equal share of the derivative."""
-    hit = (x == expand_to(ans, axis, keepdims)) * 1.0
+    hit = np.asarray(x == expand_to(ans, axis, keepdims), dtype=_real_dtype(x))
     return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def _real_dtype(x):
+    """The real float dtype of ``x``'s values (float64 for integers): the dtype a share or
+    weight multiplying ``x``'s tangent keeps, so float32 stays float32."""
+    v = unbox(x)
+    dt = np.dtype(np.float64 if isinstance(v, (int, float)) else np.result_type(v))
+    return np.finfo(dt).dtype if dt.kind in "fc" else np.dtype(np.float64)
 
 
 def _extremum(name, fn):
@@ -70,13 +78,42 @@ min_p = _extremum("min", np.min)
 
 
 # ----- NumPy entry points -----
+# The identity each reduction fills masked-out elements with (``where=``), and how it
+# folds in ``initial``: ``initial`` is one more element of every slice.
+_IDENTITY = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
+
+
+def _fold(name, r, initial):
+    if name == "sum":
+        return r + initial
+    if name == "prod":
+        return r * initial
+    from .elementwise import maximum_p, minimum_p
+    return (maximum_p if name == "max" else minimum_p)(r, initial)
+
+
 def _reducer(prim, name):
     def handler(a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
                 where=None):
         check_no_out(out, name)
-        if initial is not None or where is not None:
-            raise NotImplementedError(f"np.{name}(..., initial=/where=) on a tracked value")
-        return prim(a, axis=norm_axes(axis, ndim_of(a)), keepdims=bool(keepdims))
+        where, initial = _given(where, None), _given(initial, None)
+        if type(initial) in box_types or type(where) in box_types:
+            raise NotImplementedError(f"np.{name}(..., initial=/where=) with a tracked "
+                                      "initial or where")
+        axes, keepdims = norm_axes(axis, ndim_of(a)), bool(keepdims)
+        if where is None and initial is None:
+            return prim(a, axis=axes, keepdims=keepdims)
+        base = prim.name
+        if where is not None and where is not True:
+            if initial is None and base in ("max", "min"):
+                raise ValueError(f"reduction operation {name!r} does not have an identity, "
+                                 "so to use a where mask one has to specify 'initial'")
+            a = np.where(np.broadcast_to(np.asarray(where), shape_of(a)), a, _IDENTITY[base])
+        if _count(a, axes) == 0 and initial is not None:    # empty slices: initial alone
+            # A zero-derivative value of the right shape: the sum of the empty slices.
+            return sum_p(a, axis=axes, keepdims=keepdims) + initial
+        r = prim(a, axis=axes, keepdims=keepdims)
+        return r if initial is None else _fold(base, r, initial)
     return handler
 
 
@@ -90,6 +127,12 @@ for _ufunc, _prim in ((np.add, sum_p), (np.multiply, prod_p), (np.maximum, max_p
         lambda a, axis=0, _r=_reducer(_prim, f"{_ufunc.__name__}.reduce"), **kw: _r(a, axis, **kw))
 
 
+def _nonzero(n, a):
+    """The divisor ``n``; a zero one in ``a``'s dtype, so the quotient is NumPy's NaN or inf
+    (with its warning) instead of Python's ZeroDivisionError."""
+    return n if n != 0 else _real_dtype(a).type(0)
+
+
 def _count(a, axes):
     s = shape_of(a)
     return int(np.prod([s[i] for i in axes])) if axes else 1
@@ -98,25 +141,47 @@ def _count(a, axes):
 @handles(np.mean)
 def _mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     check_no_out(out, "mean")
+    _no_where(where, "mean")
     axes = norm_axes(axis, ndim_of(a))
-    return sum_p(a, axis=axes, keepdims=bool(keepdims)) / _count(a, axes)
+    return sum_p(a, axis=axes, keepdims=bool(keepdims)) / _nonzero(_count(a, axes), a)
+
+
+def _abs2(d):
+    """|d|²: d·d, or Re(d·conj d) for complex d (the variance of complex data is real)."""
+    return np.real(d * np.conj(d)) if is_complex(d) else d * d
+
+
+def _no_where(where, name):
+    if _given(where, None) is not None:
+        raise NotImplementedError(f"np.{name}(..., where=) on a tracked value; select the "
+                                  "elements first (x[mask]) or use np.where inside the sum")
 
 
 @handles(np.var)
 def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
          correction=None):
+    """mean(|a - mean(a)|²) · n/(n - ddof)."""
     check_no_out(out, "var")
+    _no_where(where, "var")
     if correction is not None:
         ddof = correction
     axes = norm_axes(axis, ndim_of(a))
     d = a - _mean(a, axes, keepdims=True)
-    return sum_p(d * d, axis=axes, keepdims=bool(keepdims)) / (_count(a, axes) - ddof)
+    return sum_p(_abs2(d), axis=axes, keepdims=bool(keepdims)) / \
+        _nonzero(_count(a, axes) - ddof, a)
 
 
 @handles(np.std)
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
          correction=None):
-    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, correction=correction))
+    """sqrt(var). Over a single element the variance is identically 0 (value and every
+    derivative), so it is the standard deviation too: no sqrt'(0) = inf times 0 = NaN."""
+    v = _var(a, axis, dtype, out, ddof, keepdims, where=where, correction=correction)
+    if correction is not None:
+        ddof = correction
+    if _count(a, norm_axes(axis, ndim_of(a))) == 1 and ddof < 1:
+        return v
+    return np.sqrt(v)
 
 
 @handles(np.average)
@@ -202,16 +267,44 @@ handles(np.nanmax)(_nan_extremum(max_p, -np.inf, "nanmax"))
 handles(np.nanmin)(_nan_extremum(min_p, np.inf, "nanmin"))
 
 
-def _nan_count(nan, axes, keepdims):
-    return np.sum(~nan, axis=axes, keepdims=keepdims).astype(np.float64)
+def _like(n, x):
+    """The plain count ``n`` in the real dtype of ``x``, so float32 stays float32."""
+    return np.asarray(n).astype(_real_dtype(x))
+
+
+def _nan_count(nan, axes, keepdims, x):
+    return _like(np.sum(~nan, axis=axes, keepdims=keepdims), x)
 
 
 @handles(np.nanmean)
 def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoValue):
     check_no_out(out, "nanmean")
+    _no_where(where, "nanmean")
     axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
     x, nan = _no_nan(a, 0.0)
-    return sum_p(x, axis=axes, keepdims=keepdims) / _nan_count(nan, axes, keepdims)
+    return sum_p(x, axis=axes, keepdims=keepdims) / _nan_count(nan, axes, keepdims, x)
+
+
+def _nanvar_parts(a, axis, ddof, keepdims, name, where):
+    """Σ|d|² over the non-NaN entries (d = x - their mean), the degrees of freedom (plain,
+    NaN-free count - ddof) and the non-NaN count, each over ``axis``."""
+    _no_where(where, name)
+    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
+    x, nan = _no_nan(a, 0.0)
+    n = _nan_count(nan, axes, True, x)
+    d = x - sum_p(x, axis=axes, keepdims=True) / n
+    if np.any(nan):
+        d = np.where(nan, 0.0, d)
+    count = np.sum(~nan, axis=axes, keepdims=keepdims)
+    return sum_p(_abs2(d), axis=axes, keepdims=keepdims), count - ddof, count
+
+
+def _nan_divide(ss, dof):
+    """ss/dof, NaN where dof <= 0 as in NumPy, in the dtype of ss."""
+    if not np.any(dof <= 0):
+        return ss / _like(dof, ss)
+    v = ss / _like(np.where(dof <= 0, 1, dof), ss)
+    return np.where(dof <= 0, np.nan, v)
 
 
 @handles(np.nanvar)
@@ -219,23 +312,22 @@ def _nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where
             mean=np._NoValue, correction=np._NoValue):
     check_no_out(out, "nanvar")
     ddof = _given(correction, ddof)
-    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
-    x, nan = _no_nan(a, 0.0)
-    n = _nan_count(nan, axes, True)
-    d = x - sum_p(x, axis=axes, keepdims=True) / n
-    if np.any(nan):
-        d = np.where(nan, 0.0, d)
-    dof = np.sum(~nan, axis=axes, keepdims=keepdims) - ddof
-    if not np.any(dof <= 0):
-        return sum_p(d * d, axis=axes, keepdims=keepdims) / dof
-    v = sum_p(d * d, axis=axes, keepdims=keepdims) / np.where(dof <= 0, 1, dof)
-    return np.where(dof <= 0, np.nan, v)                  # NumPy: NaN where dof <= 0
+    ss, dof, _ = _nanvar_parts(a, axis, ddof, keepdims, "nanvar", where)
+    return _nan_divide(ss, dof)
 
 
 @handles(np.nanstd)
 def _nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=np._NoValue,
             mean=np._NoValue, correction=np._NoValue):
-    return np.sqrt(_nanvar(a, axis, dtype, out, ddof, keepdims, correction=correction))
+    """sqrt(nanvar); identically 0 (derivative 0, not NaN) where one value is not NaN."""
+    check_no_out(out, "nanstd")
+    ddof = _given(correction, ddof)
+    ss, dof, count = _nanvar_parts(a, axis, ddof, keepdims, "nanstd", where)
+    v = _nan_divide(ss, dof)
+    one = (count == 1) & (dof > 0)
+    if not np.any(one):
+        return np.sqrt(v)
+    return np.where(one, v, np.sqrt(np.where(one, 1.0, v)))
 
 
 # ----- Order statistics: median, quantile, percentile -----
@@ -329,30 +421,22 @@ class _Sorted:
                 d = x[rows, self.order] - x[rows, self.order[rows, self.first]]
             d = np.where(np.isfinite(self.sv), d, 0.0)
             c = np.cumsum(d, axis=-1)
-            self._excess = np.concatenate([np.zeros(shape_of(c)[:1] + (1,)), c], axis=-1)
+            dt = _real_dtype(x)
+            self._excess = np.concatenate([np.zeros(shape_of(c)[:1] + (1,), dt), c], axis=-1)
         e = self._excess
-        return x[rows, self.order[rows, p]] + (e[rows, r + 1] - e[rows, p]) / (r - p + 1)
+        return x[rows, self.order[rows, p]] + (e[rows, r + 1] - e[rows, p]) / \
+            (r - p + 1).astype(_real_dtype(x))
 
 
-def _quantile(a, q, axis, method, keepdims, nan, median=False):
-    """``q``-quantiles of ``a`` over ``axis``; ``nan``: ignore NaNs (else a slice with a NaN
-    gives NaN); ``median``: the mean of the two middle values, as ``np.median`` computes it."""
-    if type(q) in box_types:
-        raise NotImplementedError("a quantile's derivative with respect to q")
-    q = np.asarray(q, dtype=np.float64)
-    if np.any((q < 0) | (q > 1)):
-        raise ValueError("Quantiles must be in the range [0, 1]")
-    nd = ndim_of(a)
-    axes = norm_axes(axis, nd)
-    s = shape_of(a)
-    kept = [i for i in range(-nd, 0) if i not in axes]
-    lead_shape = tuple(s[i] for i in kept)
-    m, n = int(np.prod(lead_shape)), _count(a, axes)
-    x = np.reshape(np.transpose(a, [i + nd for i in kept + list(axes)]), (m, n))
+def _order_statistics(x, q, method, nan, median, dtype):
+    """The ``q``-quantiles (m, Q) of the rows of ``x`` (m, n), n > 0."""
+    n = shape_of(x)[1]
+    m = shape_of(x)[0]
     srt = _Sorted(x)
     nans = np.isnan(srt.sv)
     count = (n - np.sum(nans, axis=-1))[:, None] if nan else n
     lo, hi, g = _positions(count, q.reshape(1, -1), method)
+    g = g.astype(dtype)
     lo, hi = np.broadcast_to(lo, (m, q.size)), np.broadcast_to(hi, (m, q.size))
     x_lo = srt[lo]
     if np.all(g == 0):
@@ -369,6 +453,33 @@ def _quantile(a, q, axis, method, keepdims, nan, median=False):
     bad = (count == 0) if nan else np.any(nans, axis=-1, keepdims=True)
     if np.any(bad):
         r = np.where(bad, np.nan, r)
+    return r
+
+
+def _quantile(a, q, axis, method, keepdims, nan, median=False, dtype=None):
+    """``q``-quantiles of ``a`` over ``axis``; ``nan``: ignore NaNs (else a slice with a NaN
+    gives NaN); ``median``: the mean of the two middle values, as ``np.median`` computes it.
+    ``dtype``: of the interpolation weights, NumPy's result dtype (``a``'s by default)."""
+    if type(q) in box_types:
+        raise NotImplementedError("a quantile's derivative with respect to q")
+    dtype = _real_dtype(a) if dtype is None else dtype
+    q = np.asarray(q, dtype=np.float64)
+    if np.any((q < 0) | (q > 1)):
+        raise ValueError("Quantiles must be in the range [0, 1]")
+    nd = ndim_of(a)
+    axes = norm_axes(axis, nd)
+    s = shape_of(a)
+    kept = [i for i in range(-nd, 0) if i not in axes]
+    lead_shape = tuple(s[i] for i in kept)
+    m, n = int(np.prod(lead_shape)), _count(a, axes)
+    x = np.reshape(np.transpose(a, [i + nd for i in kept + list(axes)]), (m, n))
+    if n == 0:
+        if not (nan or median):            # NumPy's own error for an empty quantile
+            raise IndexError("index -1 is out of bounds for axis 0 with size 0")
+        # NaN, as NumPy's median and nan-quantiles give; no element to differentiate.
+        r = np.broadcast_to(np.sum(x, axis=-1, keepdims=True) + np.nan, (m, q.size))
+    else:
+        r = _order_statistics(x, q, method, nan, median, dtype)
     r = np.reshape(r, lead_shape + q.shape)
     nq = q.ndim
     r = np.transpose(r, tuple(range(len(lead_shape), len(lead_shape) + nq))
@@ -386,9 +497,12 @@ def _quantile_handler(name, scale, nan):
             raise NotImplementedError(f"np.{name}(..., weights=) on a tracked value")
         if interpolation is not None:
             method = interpolation
-        if type(q) not in box_types:
-            q = np.true_divide(q, scale)
-        return _quantile(a, q, axis, method, bool(_given(keepdims, False)), nan)
+        if type(q) in box_types:
+            raise NotImplementedError(f"np.{name}: no derivative with respect to q")
+        # NumPy's result dtype: a float32 input stays float32 for a Python-number q.
+        dt = np.result_type(_real_dtype(a), q if isinstance(q, (int, float)) else np.asarray(q))
+        return _quantile(a, np.true_divide(q, scale), axis, method,
+                         bool(_given(keepdims, False)), nan, dtype=dt)
     return handler
 
 
@@ -441,6 +555,7 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
         if not np.all(fweights == np.around(fweights)):
             raise TypeError("fweights must be integer")
     if aweights is not None:
+        aweights = aweights if type(aweights) in box_types else np.asarray(aweights)
         w = aweights if w is None else w * aweights
     avg, w_sum = _average(x, axis=1, weights=w, returned=True)
     w_sum = w_sum[0]
@@ -488,3 +603,93 @@ def _bincount(x, weights=None, minlength=0):
         return counts
     x = np.asarray(x)
     return index_add_p(np.reshape(weights, shape_of(x)), idx=(x,), shape=shape_of(counts))
+
+
+def _refuse_weights(weights, name):
+    if type(weights) in box_types:
+        raise NotImplementedError(
+            f"autodiff has no derivative rule for np.{name} with respect to tracked weights; "
+            "use np.bincount(..., weights=w) or a sum over masks.")
+
+
+def _tracked_edges(a, edges, bins, lohi):
+    """The bin edges as functions of the data. Given as an array, they are ``bins`` itself;
+    from a count (or an estimator's name) with no ``range`` they are
+    ``linspace(min a, max a, n+1)``, which moves with the extreme values: NumPy's edges plus
+    ``(lo - lo₀)(1 - u) + (hi - hi₀)u`` (u the edges' place in [0, 1]), 0 in value, so the
+    numbers stay NumPy's. With a ``range`` they are constant."""
+    if np.ndim(unbox(bins)) == 1:
+        return bins if type(bins) in box_types else edges
+    if not lohi or type(a) not in box_types or shape_of(a) == () or np.size(unbox(a)) == 0:
+        return edges
+    lo, hi = np.min(a), np.max(a)
+    u = (edges - edges[0]) / (edges[-1] - edges[0])
+    return edges + (lo - unbox(lo)) * (1 - u) + (hi - unbox(hi)) * u
+
+
+@handles(np.histogram_bin_edges)
+def _histogram_bin_edges(a, bins=10, range=None, weights=None):
+    # The edges do not depend on the weights (no estimator uses them).
+    edges = np.histogram_bin_edges(unbox(a), unbox(bins), range, unbox(weights))
+    return _tracked_edges(a, edges, bins, range is None)
+
+
+@handles(np.histogram)
+def _histogram(a, bins=10, range=None, density=None, weights=None):
+    """The counts are plain; the edges move with the data (``_tracked_edges``), and so do the
+    densities ``count / (width · Σcount)``."""
+    _refuse_weights(weights, "histogram")
+    counts, edges = np.histogram(unbox(a), unbox(bins), range, weights=weights)
+    e = _tracked_edges(a, edges, bins, range is None)
+    if density and type(e) in box_types:
+        return counts / np.diff(e) / counts.sum(), e
+    if density:
+        return np.histogram(unbox(a), unbox(bins), range, density=True, weights=weights)[0], e
+    return counts, e
+
+
+def _sample_columns(sample):
+    """The D coordinate arrays of a histogramdd sample ((N, D) array or D sequences)."""
+    if isinstance(sample, (list, tuple)):
+        return list(sample)
+    if ndim_of(sample) < 2:
+        return [np.ravel(sample)]
+    return [sample[:, i] for i in range(shape_of(sample)[1])]
+
+
+@handles(np.histogramdd)
+def _histogramdd(sample, bins=10, range=None, density=None, weights=None):
+    _refuse_weights(weights, "histogramdd")
+    cols = _sample_columns(sample)
+    plain = np.asarray(unbox(sample)) if not isinstance(sample, (list, tuple)) \
+        else [np.asarray(unbox(c)) for c in sample]
+    d = len(cols)
+    try:
+        per_dim = len(bins) == d
+    except TypeError:
+        per_dim = False
+    b = list(bins) if per_dim else [bins] * d
+    hist, edges = np.histogramdd(plain, [unbox(x) for x in b], range, weights=weights)
+    out = [_tracked_edges(cols[i], edges[i], b[i], range is None or range[i] is None)
+           for i in np.arange(d)]
+    tracked = any(type(e) in box_types for e in out)
+    if density:
+        if tracked:
+            raise NotImplementedError("np.histogramdd/histogram2d(density=True) with edges "
+                                      "that move with a tracked sample; give range= or bins "
+                                      "as arrays")
+        hist = np.histogramdd(plain, [unbox(x) for x in b], range, density=True,
+                              weights=weights)[0]
+    return hist, out
+
+
+@handles(np.histogram2d)
+def _histogram2d(x, y, bins=10, range=None, density=None, weights=None):
+    try:
+        n = len(bins)
+    except TypeError:
+        n = 1
+    if n != 1 and n != 2:
+        bins = [bins, bins]
+    hist, edges = _histogramdd([x, y], bins, range, density, weights)
+    return hist, edges[0], edges[1]

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..core import box_types, ndim_of, shape_of
+from .assembly import _arr
 from .define import check_no_out, defprim, handles, norm_axes
 
 
@@ -127,6 +128,8 @@ def _scan_axis(a, axis):
         return np.ravel(a), -1
     if isinstance(axis, tuple):
         raise TypeError("a scan takes a single integer axis, not a tuple")
+    if ndim_of(a) == 0 and int(axis) in (0, -1):      # NumPy scans a 0-d array as 1-d
+        return np.ravel(a), -1
     return a, norm_axes(axis, ndim_of(a))[0]
 
 
@@ -144,13 +147,20 @@ def _cumprod_fn(a, axis=None, dtype=None, out=None):
     return cumprod_p(a, axis=axis)
 
 
+def _no_scalar(array):
+    if ndim_of(array) == 0:
+        raise TypeError("cannot accumulate on a scalar")
+
+
 @handles((np.add, "accumulate"))
 def _add_accumulate(array, axis=0, dtype=None, out=None):
+    _no_scalar(array)
     return _cumsum_fn(array, axis, dtype, out)
 
 
 @handles((np.multiply, "accumulate"))
 def _multiply_accumulate(array, axis=0, dtype=None, out=None):
+    _no_scalar(array)
     return _cumprod_fn(array, axis, dtype, out)
 
 
@@ -238,6 +248,7 @@ def _ediff1d(ary, to_end=None, to_begin=None):
 
 @handles(np.trapezoid)
 def _trapezoid(y, x=None, dx=1.0, axis=-1):
+    y, x = _arr(y), (None if x is None else _arr(x))
     nd = ndim_of(y)
     if x is None:
         d = dx
@@ -254,6 +265,7 @@ def _trapezoid(y, x=None, dx=1.0, axis=-1):
 
 @handles(np.gradient)
 def _gradient(f, *varargs, axis=None, edge_order=1):
+    f, varargs = _arr(f), tuple(_arr(h) for h in varargs)
     nd = ndim_of(f)
     axes = tuple(a % nd for a in norm_axes(axis, nd)) if axis is not None else tuple(range(nd))
     if not varargs:

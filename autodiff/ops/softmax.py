@@ -7,11 +7,13 @@ shift by the maximum first. With ``s = softmax(x) = exp(x - logsumexp(x))``:
 import numpy as np
 
 from .define import defprim, expand_to, norm_axes
-from ..core import ndim_of
+from ..core import ndim_of, shape_of
 
 
 def _logsumexp(x, axis, keepdims):
-    m = np.max(x, axis=axis, keepdims=True)
+    # Over an empty axis: log 0 = -inf, as scipy's (a max needs an initial value there).
+    empty = {"initial": -np.inf} if 0 in shape_of(x) else {}
+    m = np.max(x, axis=axis, keepdims=True, **empty)
     m = np.where(np.isfinite(m), m, 0.0)
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)

@@ -56,7 +56,9 @@ def _dfloat_power_x(ans, x, y):
     # As power: JAX's choice d/dx x**0 = 0 (also at x = 0, where y·x**(y-1) is 0·inf).
     if type(y) in (int, float):
         return y * np.float_power(x, y - 1) if y != 0 else 0.0 * np.float_power(x, 1)
-    return y * np.float_power(x, np.where(y == 0, 1, y - 1))
+    # Only the base is made safe where x = y = 0, so the exponent keeps its derivative.
+    bad = (x == 0) & (y == 0)
+    return y * np.float_power(np.where(bad, _ONE64, x) if np.any(bad) else x, y - 1)
 
 
 def _dfloat_power_y(ans, x, y):
