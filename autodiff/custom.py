@@ -85,10 +85,6 @@ def _stack(parts):
 class _Leak(Exception):
     """Internal: a checkpointed body closed over a tracked value (caught by its call)."""
 
-    def __init__(self, call):
-        super().__init__()
-        self.call = call
-
 
 class _Slot:
     """One output leaf: a differentiable one lives in the packed output (``offset``, ``size``,
@@ -100,10 +96,11 @@ class _Call:
     """One call of a custom function: how the flat leaves the primitive sees map back to the
     user's arguments, and (once the body has run) how its output is laid out."""
     __slots__ = ("owner", "nargs", "static", "defs", "out_tree", "slots", "diff", "packed",
-                 "pack_dtype")
+                 "pack_dtype", "kw")
 
-    def __init__(self, owner, args, static_pos):
+    def __init__(self, owner, args, static_pos, kw=False):
         self.owner = owner
+        self.kw = kw            # the last argument is a dict of keyword-only arguments
         self.nargs = len(args)
         self.static = {i: args[i] for i in static_pos}
         self.defs = []
@@ -132,6 +129,11 @@ class _Call:
         """Every positional argument, the static ones in their places."""
         it = iter(self.primals(leaves))
         return [self.static[i] if i in self.static else next(it) for i in range(self.nargs)]
+
+    def invoke(self, fun, leaves):
+        """``fun`` called on the arguments rebuilt from ``leaves``."""
+        a = self.args(leaves)
+        return fun(*a[:-1], **a[-1]) if self.kw else fun(*a)
 
     def static_args(self):
         return [self.static[i] for i in sorted(self.static)]
@@ -247,6 +249,7 @@ class _Custom:
     """What the three share: keyword resolution, pytree flattening, the primitive, the
     closure check. ``kind`` names the decorator in messages."""
     kind = "custom"
+    _kw_only = False            # whether keyword-only parameters may be passed (checkpoint)
 
     def __init__(self, fun, static_argnums=()):
         functools.update_wrapper(self, fun)
@@ -273,32 +276,34 @@ class _Custom:
     def _resolve(self, args, kwargs):
         """Keywords -> positions by the signature, defaults filled in (JAX's resolve_kwargs)."""
         if not kwargs and len(args) >= self._npos:
-            return args
+            return args, None
         if self._sig is None:
             if kwargs:
                 raise TypeError(f"{self.name}: keyword arguments need a function with an "
                                 "inspectable signature; pass the arguments by position.")
-            return args
+            return args, None
         try:
             ba = self._sig.bind(*args, **kwargs)
         except TypeError as e:
             raise TypeError(f"{self.name}: {e}") from None
         ba.apply_defaults()
-        passed = [k for k in ba.kwargs if k in kwargs]
-        if passed:
+        passed = {k: v for k, v in ba.kwargs.items() if k in kwargs}
+        if passed and not self._kw_only:
             raise TypeError(
-                f"{self.name}: keyword-only arguments {passed} cannot be resolved to "
+                f"{self.name}: keyword-only arguments {sorted(passed)} cannot be resolved to "
                 "positions (JAX's rule); make them positional parameters.")
-        return ba.args
+        return ba.args, passed
 
     def _call(self, args, kwargs):
-        args = self._resolve(args, kwargs)
+        args, kw_only = self._resolve(args, kwargs)
         for i in self._static:
             if i >= len(args):
                 raise TypeError(f"{self.name}: {self._static_name} {self._static} but the "
                                 f"call has {len(args)} positional arguments")
         args = self._static_args(args)
-        call = _Call(self, args, self._static)
+        if kw_only:     # checkpoint only: keyword-only arguments travel as one more pytree
+            args = tuple(args) + (kw_only,)
+        call = _Call(self, args, self._static, bool(kw_only))
         leaves = call.split(args)
         out = bind(self.prim, *leaves, call=call)
         return call.unpack(out)
@@ -307,7 +312,7 @@ class _Custom:
         return args
 
     def _impl(self, *leaves, call):
-        return call.record(self.fun(*call.args(leaves)))
+        return call.record(call.invoke(self.fun, leaves))
 
     def _leak(self, call):
         return TypeError(
@@ -526,6 +531,7 @@ class _Checkpointed(_Custom):
     or pulled through ``f`` in one sweep: ``f`` is made of primitives, which take batches."""
     kind = "checkpoint"
     _static_name = "static_argnums"
+    _kw_only = True
 
     def __call__(self, *args, **kwargs):
         try:
@@ -543,7 +549,7 @@ class _Checkpointed(_Custom):
         return args
 
     def _leak(self, call):
-        return _Leak(call)
+        return _Leak()
 
     def _jvp(self, tangents, ans, *leaves, call):
         from .api import _level
@@ -552,8 +558,8 @@ class _Checkpointed(_Custom):
             return None
         batch = _batch(tangents, leaves)
         with _level(len(batch)) as level:
-            out = self.fun(*call.args([x if t is None else Dual(x, t, level)
-                                       for x, t in zip(leaves, tangents)]))
+            out = call.invoke(self.fun, [x if t is None else Dual(x, t, level)
+                                         for x, t in zip(leaves, tangents)])
         outs, d = flatten(out)
         if d != call.out_tree:
             raise TypeError(f"{self.name}: the function's output changed structure when run "
@@ -574,7 +580,7 @@ class _Checkpointed(_Custom):
         batch = tuple(shape_of(g)[:ndim_of(g) - ndim_of(ans)])
         with _level() as level:
             vs = [Variable(x, level=level) if _is_float(x) else x for x in leaves]
-            out = self.fun(*call.args(vs))
+            out = call.invoke(self.fun, vs)
         outs = flatten(out)[0]
         diff_outs = [o for o, s in zip(outs, call.slots) if s.diff]
         roots = [(o, call.piece(g, s, batch)) for o, s in zip(diff_outs, call.diff)

@@ -779,3 +779,134 @@ def test_custom_primitive_on_the_tape():
     assert "custom_jvp[s]" in str(tape)
     y.backward()
     close(x.grad, np.cos(0.3))
+
+
+# ----- every combination: pytree arguments and outputs, a keyword, a non-square map, --------
+# ----- float64/float32, under every transform, against the same function without rules -----
+
+def _body(d, ys, scale=1.0):
+    u = np.tanh(B @ d["x"]) * ys[0] * scale                  # R³ × R -> R²: non-square
+    return {"u": u, "s": (np.sum(d["x"] ** 2) * ys[0] * scale, 5)}
+
+
+def _body_tangent(d, ys, scale, td, tys, tscale):
+    x, y = d["x"], ys[0]
+    v = np.tanh(B @ x)
+    tu = ((1 - v ** 2) * (B @ td["x"]) * y + v * tys[0]) * scale + v * y * tscale
+    q = np.sum(x ** 2)
+    ts = (2 * np.sum(x * td["x"]) * y + q * tys[0]) * scale + q * y * tscale
+    return {"u": tu, "s": (ts, 0)}
+
+
+def _make(kind, seen):
+    if kind == "plain":
+        return _body
+    if kind == "checkpoint":
+        return ad.checkpoint(_body)
+    if kind == "custom_jvp":
+        f = ad.custom_jvp(_body)
+
+        @f.defjvp
+        def rule(primals, tangents):
+            seen.append(np.shape(tangents[0]["x"]))
+            return _body(*primals), _body_tangent(*primals, *tangents)
+
+        return f
+    f = ad.custom_vjp(_body)
+
+    def fwd(d, ys, scale):
+        return _body(d, ys, scale), (d, ys, scale)
+
+    def bwd(res, g):
+        d, ys, scale = res
+        gu, (gs, _) = g["u"], g["s"]
+        seen.append(np.shape(gu))
+        x, y = d["x"], ys[0]
+        v = np.tanh(B @ x)
+        q = np.sum(x ** 2)
+        gx = (B.T @ ((1 - v ** 2) * gu) * y + 2 * x * gs * y) * scale
+        gy = (np.sum(gu * v) + gs * q) * scale
+        gscale = np.sum(gu * v) * y + gs * q * y
+        return {"x": gx}, [gy], gscale
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+_Z = np.array([0.3, -0.7, 1.1, 0.8])
+_V = np.array([0.5, 1.0, -0.25, 2.0])
+
+
+def _transforms(f):
+    def F(z):
+        out = f({"x": z[:3]}, [z[3]], scale=np.asarray(0.7, dtype=z.dtype))
+        assert out["s"][1] == 5
+        return np.concatenate([out["u"], np.reshape(out["s"][0], (1,))])
+
+    def S(z):
+        return np.sum(F(z) ** 2)
+
+    def s0(t):
+        return S(_Z.astype(np.result_type(t)) + t * _V.astype(np.result_type(t)))
+
+    def Fscale(c):
+        x = _Z[:3].astype(np.result_type(c))
+        return f({"x": x}, [x[0]], c)["u"]
+
+    return {
+        "F": F,
+        "grad": lambda z: ad.grad(S)(z),
+        "jacfwd": lambda z: ad.jacfwd(F)(z),
+        "jacrev": lambda z: ad.jacrev(F)(z),
+        "hessian": lambda z: ad.hessian(S)(z),
+        "jacrev_grad": lambda z: ad.jacrev(ad.grad(S))(z),
+        "grad_grad_0d": lambda z: ad.grad(ad.grad(s0))(np.asarray(0.1, dtype=z.dtype)),
+        "grad_grad_float": lambda z: ad.grad(ad.grad(s0))(0.1) if z.dtype == np.float64
+        else ad.grad(ad.grad(s0))(np.float32(0.1)),
+        "jvp_of_grad": lambda z: ad.jvp(ad.grad(S), (z,), (_V.astype(z.dtype),))[1],
+        "jacfwd_jacrev": lambda z: ad.jacfwd(ad.jacrev(F))(z),
+        "keyword_arg": lambda z: ad.jacrev(Fscale)(np.asarray(0.7, dtype=z.dtype)),
+    }
+
+
+_FORWARD = {"jacfwd", "hessian", "jvp_of_grad", "jacfwd_jacrev"}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["custom_jvp", "custom_vjp", "checkpoint"])
+@pytest.mark.parametrize("transform", sorted(set(_transforms(_body)) - {"F"}))
+def test_every_transform_on_pytrees_keywords_dtypes(kind, transform, dtype):
+    seen = []
+    got_fn = _transforms(_make(kind, seen))[transform]
+    z = _Z.astype(dtype)
+    if kind == "custom_vjp" and transform in _FORWARD:
+        with pytest.raises(TypeError, match=r"custom_vjp\[_body\].*custom_jvp"):
+            got_fn(z)
+        return
+    got = got_fn(z)
+    want = _transforms(_body)[transform](z)       # the same function, no custom machinery
+    plain(got)
+    assert np.shape(got) == np.shape(want)
+    assert np.result_type(got) == np.result_type(want)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    close(got, want, **tol)
+    if dtype == np.float64 and transform in ("jacfwd", "jacrev"):
+        F = _transforms(_body)["F"]
+        close(got, num_jac(F, _Z), rtol=1e-6, atol=1e-8)
+    if kind != "checkpoint":
+        assert seen, "the custom rule was not used"
+        want_shape = (3,) if kind == "custom_jvp" else (2,)
+        assert set(seen) == {want_shape}, seen
+
+
+def test_checkpoint_keyword_only_arguments():
+    # jax.checkpoint flattens keywords with the arguments; keyword-only ones included
+    @ad.checkpoint
+    def block(x, *, w, n=2):
+        return np.sin(x) * w["a"] ** n
+
+    f = lambda x, a: np.sum(block(x, w={"a": a}))               # noqa: E731
+    gx, ga = ad.grad(f, argnums=(0, 1))(X3, 1.5)
+    close(gx, np.cos(X3) * 1.5 ** 2)
+    close(ga, np.sum(np.sin(X3)) * 2 * 1.5)
+    close(ad.jacfwd(lambda x: block(x, w={"a": 1.5}, n=3))(X3), np.diag(np.cos(X3) * 1.5 ** 3))
