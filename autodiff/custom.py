@@ -26,10 +26,14 @@ through ``bind`` like any other and nests with every transform. JAX's semantics 
 """
 import functools
 import inspect
+import math
 
 import numpy as np
 
+from .api import _level
 from .core import Primitive, bind, box_types, ndim_of, shape_of
+from .forward import Dual
+from .reverse import Variable, backward_pass, origin
 from .tree import flatten, unflatten
 
 __all__ = ["custom_jvp", "custom_vjp", "checkpoint"]
@@ -160,7 +164,7 @@ class _Call:
                 s.shape = shape_of(o)
                 s.dtype = np.float64 if type(o) is float else (
                     np.complex128 if type(o) is complex else o.dtype)
-                s.size = int(np.prod(s.shape))
+                s.size = math.prod(s.shape)
                 diff.append((s, o))
             else:
                 s.value = o
@@ -337,7 +341,8 @@ class custom_jvp(_Custom):
     ``rule(*nondiff_args, primals, tangents) -> (primal_out, tangent_out)``: ``primals`` and
     ``tangents`` are tuples of the differentiable arguments (pytrees, as passed; zeros for
     the unperturbed ones), one direction at a time. The arguments in ``nondiff_argnums``
-    come first and get no derivative (JAX stops their gradient).
+    come first and get no derivative (JAX stops their gradient). The value of a call is the
+    function's own; the rule's ``primal_out`` is not used (the two must agree, as in JAX).
 
     >>> @custom_jvp
     ... def f(x):
@@ -423,8 +428,6 @@ class custom_jvp(_Custom):
 
     def _vjp(self, g, ans, *leaves, call):
         # Jᵀg: the VJP of the rule's tangent map t ↦ rule(x, t)[1], linear in t.
-        from .api import _level
-        from .reverse import Variable, backward_pass, origin
         batch = tuple(shape_of(g)[:ndim_of(g) - ndim_of(ans)])
         with _level() as level:
             ts = [Variable(_zero_tangent(x), level=level) if _is_float(x) else None
@@ -552,8 +555,6 @@ class _Checkpointed(_Custom):
         return _Leak()
 
     def _jvp(self, tangents, ans, *leaves, call):
-        from .api import _level
-        from .forward import Dual
         if not call.diff:
             return None
         batch = _batch(tangents, leaves)
@@ -575,8 +576,6 @@ class _Checkpointed(_Custom):
         return call.pack(tans, batch)
 
     def _vjp(self, g, ans, *leaves, call):
-        from .api import _level
-        from .reverse import Variable, backward_pass, origin
         batch = tuple(shape_of(g)[:ndim_of(g) - ndim_of(ans)])
         with _level() as level:
             vs = [Variable(x, level=level) if _is_float(x) else x for x in leaves]

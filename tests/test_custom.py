@@ -910,3 +910,12 @@ def test_checkpoint_keyword_only_arguments():
     close(gx, np.cos(X3) * 1.5 ** 2)
     close(ga, np.sum(np.sin(X3)) * 2 * 1.5)
     close(ad.jacfwd(lambda x: block(x, w={"a": 1.5}, n=3))(X3), np.diag(np.cos(X3) * 1.5 ** 3))
+
+
+def test_nondiff_argnums_out_of_range_is_a_clear_error():
+    f = ad.custom_jvp(lambda x: x, nondiff_argnums=(1,))
+    f.defjvp(lambda n, p, t: (p[0], t[0]))
+    with pytest.raises(TypeError, match="nondiff_argnums"):
+        f(1.0)
+    with pytest.raises(TypeError, match="non-negative"):
+        ad.custom_vjp(lambda x: x, nondiff_argnums=(-1,))
