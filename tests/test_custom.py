@@ -865,11 +865,15 @@ def _transforms(f):
         else ad.grad(ad.grad(s0))(np.float32(0.1)),
         "jvp_of_grad": lambda z: ad.jvp(ad.grad(S), (z,), (_V.astype(z.dtype),))[1],
         "jacfwd_jacrev": lambda z: ad.jacfwd(ad.jacrev(F))(z),
+        "jacfwd_jacfwd": lambda z: ad.jacfwd(ad.jacfwd(F))(z),
+        "jacrev_jacfwd": lambda z: ad.jacrev(ad.jacfwd(F))(z),
+        "jacrev_jacrev": lambda z: ad.jacrev(ad.jacrev(F))(z),
         "keyword_arg": lambda z: ad.jacrev(Fscale)(np.asarray(0.7, dtype=z.dtype)),
     }
 
 
-_FORWARD = {"jacfwd", "hessian", "jvp_of_grad", "jacfwd_jacrev"}
+_FORWARD = {"jacfwd", "hessian", "jvp_of_grad", "jacfwd_jacrev", "jacfwd_jacfwd",
+            "jacrev_jacfwd"}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
