@@ -140,7 +140,8 @@ class _Call:
         return fun(*a[:-1], **a[-1]) if self.kw else fun(*a)
 
     def static_args(self):
-        return [self.static[i] for i in sorted(self.static)]
+        """The static (nondiff) arguments, in the order ``nondiff_argnums`` names them (JAX)."""
+        return [self.static[i] for i in self.owner._static]
 
     def per_arg(self, tree_leaves):
         """``tree_leaves`` (one per argument leaf) cut into one list per argument."""
