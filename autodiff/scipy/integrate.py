@@ -11,10 +11,15 @@ rules are ODE solves themselves, built from derivatives of ``func``:
   and ``ẏ(tᵢ) = s(tᵢ) + f(y(tᵢ), tᵢ)·ṫᵢ``.
 - VJP (adjoint): backwards over each interval ``dλ/dt = -λ·∂f/∂y``, ``da/dt = -λ·∂f/∂p``,
   with the jump ``λ += ḡᵢ`` at each output time; ``ȳ₀ = λ(t₀)``, ``p̄ = a(t₀)``,
-  ``t̄ᵢ = ḡᵢ·f(y(tᵢ), tᵢ)`` and ``t̄₀ = -λ(t₀⁺)·f(y₀, t₀)``.
+  ``t̄ᵢ = ḡᵢ·f(y(tᵢ), tᵢ)`` and ``t̄₀ = -λ(t₀⁺)·f(y₀, t₀)``. Only ``(λ, a)`` is integrated
+  backwards (LSODA, with the AD Jacobian ``-∂f/∂yᵀ``), along the dense output of a forward
+  solve: re-integrating a stiff state backwards blows up.
 
-Both rules call the primitive again on an augmented system, so they are differentiable in
-turn (each order costs a larger system). Batches of directions ride along as extra state.
+The JVP calls ``odeint`` again on the augmented system, the VJP calls ``odeint_adjoint``, a
+primitive whose own rules are forward sensitivities pulled back (second derivatives are
+symmetric), so both are differentiable in turn (each order costs a larger system). Batches
+of directions ride along as extra state. A solver failure raises ``RuntimeError``; SciPy's
+``odeint`` only warns and returns garbage.
 
 >>> import autodiff as ad
 >>> ys = lambda k: odeint(lambda y, t, k: -k * y, 1.0, np.array([0.0, 1.0]), (k,),
@@ -26,6 +31,7 @@ import warnings
 
 import numpy as np
 import scipy.integrate as si
+from scipy import sparse
 
 from ..api import jacfwd
 from ..custom import _pull_linear
@@ -173,7 +179,7 @@ def dense_solution(fun, jac, t_span, y0, *, rtol, atol, max_step=np.inf, method=
     return sol.sol
 
 
-def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method="LSODA",
+def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=None,
                   what="the adjoint solve"):
     """``(λ(t₀), a)`` for cotangents ``g`` (B, T, n) of the samples ``y(tᵢ)`` of
     ``y' = f(y, s, p)``, ``p`` of size ``m``.
@@ -184,10 +190,15 @@ def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=
     ``y(s)`` comes from ``ysol``, the stored forward solution, because integrating a stiff
     state backwards blows up. ``jac_yp(y, s) = [∂f/∂y | ∂f/∂p]``, shape (n, n + m). The
     system is linear in ``(λ, a)`` and as stiff as the forward one, so the implicit methods
-    get its exact Jacobian ``[[I⊗(-∂f/∂yᵀ), 0], [I⊗(-∂f/∂pᵀ), 0]]``.
+    get its exact Jacobian ``[[I⊗(-∂f/∂yᵀ), 0], [I⊗(-∂f/∂pᵀ), 0]]``: dense for LSODA (the
+    default), sparse for BDF and Radau (the default past 1000 unknowns, where a dense one
+    would be large).
     """
     bsz, nt, n = g.shape
     k = bsz * n
+    size = k + bsz * m
+    if method is None:
+        method = "LSODA" if size <= 1000 else "BDF"
     memo = [None, None]
 
     def jac_at(s):                      # the solver asks for rhs and Jacobian at one s
@@ -200,12 +211,20 @@ def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=
         lam = np.reshape(z[:k], (bsz, n))
         return np.concatenate([np.ravel(lam @ -j[:, :n]), np.ravel(lam @ -j[:, n:])])
 
-    eye = np.eye(bsz)
+    if method == "LSODA":
+        eye = np.eye(bsz)
 
-    def jac(s, z):
-        j = jac_at(s)
-        return np.block([[np.kron(eye, -j[:, :n].T), np.zeros((k, bsz * m))],
-                         [np.kron(eye, -j[:, n:].T), np.zeros((bsz * m, bsz * m))]])
+        def jac(s, z):
+            j = jac_at(s)
+            return np.block([[np.kron(eye, -j[:, :n].T), np.zeros((k, bsz * m))],
+                             [np.kron(eye, -j[:, n:].T), np.zeros((bsz * m, bsz * m))]])
+    else:
+        eye = sparse.identity(bsz, format="csr")
+
+        def jac(s, z):
+            j = jac_at(s)
+            left = sparse.vstack([sparse.kron(eye, -j[:, :n].T), sparse.kron(eye, -j[:, n:].T)])
+            return sparse.hstack([left, sparse.csr_matrix((size, bsz * m))], format="csc")
 
     lam, a = np.array(g[:, nt - 1], dtype=float), np.zeros((bsz, m))
     for i in range(nt - 1, 0, -1):
@@ -229,7 +248,8 @@ def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=
 
 def _solve(y0, t, p, func, rtol, atol, mxstep, hmax):
     # SciPy's odeint only warns when LSODA gives up and returns the rows it did not reach
-    # as garbage; made an error here (other warnings, e.g. from func, pass through).
+    # as garbage; made an error here (other warnings, e.g. from func, pass through). The
+    # filter is process-wide while it is set, as every use of catch_warnings is.
     with warnings.catch_warnings():
         warnings.simplefilter("error", si.ODEintWarning)
         try:
@@ -335,7 +355,6 @@ def _pull_jvp(g, d, y0, t, p, nb, func, opt):
 
 def _adjoint_jvp(tans, ans, g, y0, t, p, *, func, **opt):
     tg, dirs = tans[0], tans[1:]
-    n = shape_of(y0)[0]
     out = None if tg is None else adjoint_p(tg, y0, t, p, func=func, **opt)
     if any(d is not None for d in dirs):
         b = next(lead(d, x) for d, x in zip(dirs, (y0, t, p)) if d is not None)
