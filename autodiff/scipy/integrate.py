@@ -384,7 +384,8 @@ def _adjoint_vjp(w, ans, g, y0, t, p, *, func, **opt):
     if nb == 0:
         return [gbar] + _pull_jvp(g, (wy, None, wp), y0, t, p, 0, func, opt)
     bw = shape_of(w)[:nb]
-    wy, wp = np.reshape(wy, (-1,) + shape_of(wy)[nb:]), np.reshape(wp, (-1,) + shape_of(wp)[nb:])
+    wy = np.reshape(wy, (-1,) + shape_of(wy)[nb:])
+    wp = np.reshape(wp, (-1,) + shape_of(wp)[nb:])
     rows = [_pull_jvp(g, (wy[j], None, wp[j]), y0, t, p, 0, func, opt)
             for j in range(shape_of(wy)[0])]
     return [gbar] + [np.reshape(np.stack([r[i] for r in rows]), bw + shape_of(x))
