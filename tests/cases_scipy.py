@@ -6,6 +6,7 @@ fixed inside ``fn``; every differentiable argument is an input of some case.
 import numpy as np
 import scipy.special as sp
 
+import autodiff as ad
 from autodiff.scipy import integrate, special, stats
 
 
@@ -209,4 +210,14 @@ def make(Case):
             lambda y, t, w: -w * y, y0, ts, (w,), rtol=1e-10, atol=1e-10),
              (((3,), "pos"), ((3,), "pos"))),
     ]
+
+    # odeint's pullback is a primitive of its own (the adjoint along the dense forward
+    # solution): its derivatives, third derivatives of the solve, in y0, t, args and g.
+    def odeint_pullback(y0, t, k, g):
+        ybar, tbar, kbar = ad.vjp(lambda y0, t, k: integrate.odeint(
+            oscillator, y0, np.cumsum(t), (k, 0.2), rtol=1e-10, atol=1e-10), y0, t, k)[1](g)
+        return np.concatenate([ybar, tbar, np.reshape(kbar, (1,))])
+
+    cases += [Case("odeint_adjoint", "odeint-pullback", odeint_pullback,
+                   (((2,), "real"), ((3,), "pos"), ((), "pos"), ((3, 2), "real")))]
     return cases
