@@ -33,10 +33,10 @@ import numpy as np
 import scipy.integrate as si
 from scipy import sparse
 
-from ..api import jacfwd
-from ..custom import _pull_linear
+from ..api import _level, jacfwd
 from ..core import box_types, lead, ndim_of, shape_of
 from ..ops.define import defprim, norm_axes
+from ..reverse import Variable, backward_pass
 
 __all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint"]
 
@@ -342,6 +342,18 @@ def _adjoint(g, y0, t, p, func, rtol, atol, mxstep, hmax):
                                what="odeint's reverse mode (the adjoint solve)")
     return np.reshape(np.concatenate([lam, a], axis=-1), b + (n + m,))
 
+
+
+def _pull_linear(fun, xs, g, nb):
+    """The cotangents of ``fun``'s arguments ``xs`` for the output cotangent ``g``, which
+    carries ``nb`` leading batch axes: one reverse sweep of ``fun`` recorded at ``xs``."""
+    with _level() as level:
+        vs = [Variable(x, level=level) for x in xs]
+        out = fun(*vs)
+    if not (type(out) is Variable and out.level == level):
+        return [None] * len(xs)
+    got = {id(v): c for v, c in backward_pass([(out, g)], nb)}
+    return [got.get(id(v)) for v in vs]
 
 def _pull_jvp(g, d, y0, t, p, nb, func, opt):
     """``∂/∂(y0, t, p) ⟨g, Ẏ(θ; d)⟩``; ``g`` carries ``nb`` batch axes of its own."""
