@@ -5,9 +5,12 @@ array methods and NumPy's dispatch (``__array_ufunc__``, ``__array_function__``)
 ``bind``. Whatever would silently drop the derivative (``float(x)``, ``np.asarray(x)``,
 writing into a plain ndarray) raises a ``TypeError`` that says what happened and the fix.
 """
+import dis
+import sys
+
 import numpy as np
 
-from .core import bind, box_types, function_table, ndim_of, ufunc_table
+from .core import bind, box_types, function_table, leaked, live_levels, ndim_of, ufunc_table
 
 # The operator methods look primitives up here by name once the ops package has loaded;
 # boxes must not import ops (ops import boxes' helpers indirectly through core).
@@ -90,19 +93,15 @@ class Box:
         # NumPy's basic indexing gives a view, whose writes reach this array; ours are
         # values, so the result remembers it came from a view and refuses writes.
         if type(out) in box_types and _view_index(idx) and ndim_of(unbox(out)) > 0:
-            out.base = self
+            out.view = "basic indexing (x[i], x[i:j], a row of a loop over x)"
         return out
 
     def __setitem__(self, idx, v):
         """``x[idx] = v``: recorded as ``setitem`` and ``x`` becomes the result. The arrays
         saved by earlier records are never written (copy-on-write)."""
-        if getattr(self, "base", None) is not None:
-            raise TypeError(
-                "assignment into a tracked array taken from another by basic indexing "
-                "(e.g. x[i][j] = v, or a row of a loop over x): NumPy would write through "
-                "the view into the original, which tracked arrays do not share. Index the "
-                "original in one step (x[i, j] = v), or take .copy() first to write into "
-                "a separate array.")
+        _no_write_through(self, "assignment (y[i] = v)")
+        if self.level not in live_levels:
+            raise leaked(self, "assigned into")
         self._assignable()
         self._become(P["assign"](self, idx, v))
 
@@ -175,7 +174,7 @@ class Box:
 
     def dot(self, o): return function_table[np.dot](self, o)
     def ravel(self): return function_table[np.ravel](self)
-    def flatten(self): return function_table[np.ravel](self)
+    def flatten(self): return function_table[np.ravel](self).copy()    # a copy, not a view
     def squeeze(self, axis=None): return function_table[np.squeeze](self, axis)
     def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
     def argmax(self, axis=None): return np.argmax(unbox(self), axis)
@@ -286,7 +285,31 @@ def _view_index(idx):
     return type(idx) in _VIEW or type(idx) is tuple and all(type(i) in _VIEW for i in idx)
 
 
-def _binary(prim):
+def _no_write_through(x, op):
+    """Refuse a write into ``x`` if NumPy would carry it through a view into another array
+    (arrays of the engine are values and share no memory, so it would be lost)."""
+    view = getattr(x, "view", None)
+    if view is not None:
+        raise TypeError(
+            f"{op} into the result of {view}: NumPy would write through this view into "
+            "the original array, which a tracked array does not share, so the write would "
+            "be lost. Assign into the original directly (x[i, j] = v instead of "
+            "x[i][j] = v; x[...] = y.reshape(x.shape) to write a reshaped array back), or "
+            "take .copy() first (or write y = y + v) to make a separate array.")
+
+
+def _stored_back(frame):
+    """Whether the in-place operator running in ``frame`` stores its result with a
+    subscript or attribute assignment (``x[i] += v``, ``o.a += v``), not into a name."""
+    code, last = frame.f_code, frame.f_lasti
+    for ins in dis.get_instructions(code):
+        if ins.offset > last and ins.opname != "CACHE":
+            return ins.opname in ("SWAP", "ROT_THREE", "ROT_TWO", "STORE_SUBSCR",
+                                  "STORE_ATTR", "DUP_TOP_TWO")
+    return False
+
+
+def _binary(prim, symbol):
     # Elementwise primitives go straight to the box type's ``_elementwise`` hot path.
     def op(self, o):
         if type(o) in box_types and o.level > self.level:
@@ -297,17 +320,31 @@ def _binary(prim):
         if type(o) in box_types and o.level > self.level:
             return o._elementwise(prim, (o, self), o.level)
         return self._elementwise(prim, (o, self), self.level)
-    return op, rop
+
+    def iop(self, o):
+        # ``y += v`` rebinds ``y`` (a tracked array is a value), which loses the write
+        # NumPy would make through a view: refused on views, unless the result is stored
+        # back into a container (``x[i] += v`` stores it with ``x[i] = ...``). A scalar is
+        # never a view, so the common ``s += term`` pays one type check.
+        if type(self.value) is not float and getattr(self, "view", None) is not None \
+                and not _stored_back(sys._getframe(1)):
+            _no_write_through(self, f"y {symbol}= v")
+        if type(o) in box_types and o.level > self.level:
+            return o._elementwise(prim, (self, o), o.level)
+        return self._elementwise(prim, (self, o), self.level)
+    return op, rop, iop
 
 
 def install_operators(registry):
     """Give Box its arithmetic operators, each bound to its primitive once (no lookups,
     no outer ``bind``: the box itself is the top level unless the other operand is higher)."""
-    for name, prim in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
-                       ("truediv", "divide"), ("pow", "power")):
-        op, rop = _binary(registry[prim])
+    for name, prim, symbol in (("add", "add", "+"), ("sub", "subtract", "-"),
+                               ("mul", "multiply", "*"), ("truediv", "divide", "/"),
+                               ("pow", "power", "**")):
+        op, rop, iop = _binary(registry[prim], symbol)
         setattr(Box, f"__{name}__", op)
         setattr(Box, f"__r{name}__", rop)
+        setattr(Box, f"__i{name}__", iop)
     neg, absolute = registry["negative"], registry["absolute"]
     Box.__neg__ = lambda self: self._elementwise(neg, (self,), self.level)
     Box.__abs__ = lambda self: self._elementwise(absolute, (self,), self.level)

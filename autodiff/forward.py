@@ -21,8 +21,8 @@ class Dual(Box):
     >>> round(float(y.tangent), 6)
     0.918217
     """
-    # ``base`` (set only on views from basic indexing) is left unset otherwise: no cost.
-    __slots__ = ("value", "tangent", "level", "base")
+    # ``view`` (set only on results NumPy gives as views: basic indexing, reshape, transpose) is left unset otherwise: no cost.
+    __slots__ = ("value", "tangent", "level", "view")
 
     def __init__(self, value, tangent=None, level=EAGER_FORWARD):
         if tangent is None:
@@ -194,7 +194,10 @@ def _apply_unary(prim, a, kw, level):
         if rule is None:
             return ans
         t = rule(a.tangent, ans, v, **kw)
-    return _dual(ans, real_like(t, ans), level)
+    out = _dual(ans, real_like(t, ans), level)
+    if prim.view is not None:
+        out.view = prim.view
+    return out
 
 
 def _pad(t, nb, k):

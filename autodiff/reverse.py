@@ -37,10 +37,11 @@ class Variable(Box):
     >>> float(x.grad)
     8.0
     """
-    # ``prev`` (the record this one replaced by an assignment) and ``base`` (set on views
-    # from basic indexing) stay unset unless used: no cost on the hot path.
+    # ``prev`` (the record this one replaced by an assignment) and ``view`` (set on results
+    # NumPy gives as views: basic indexing, reshape, transpose) stay unset unless used: no
+    # cost on the hot path.
     __slots__ = ("value", "level", "prim", "parents", "args", "kw", "idx", "g", "grad",
-                 "keep", "prev", "base", "__weakref__")
+                 "keep", "prev", "view", "__weakref__")
 
     def __init__(self, value, requires_grad=True, level=EAGER_REVERSE):
         if type(value) is not float and type(value) not in box_types:
@@ -262,8 +263,12 @@ def _apply_unary(prim, a, kw, level):
     if prim.nondiff:
         return ans
     if a.parents is None or not prim.full_vjp and prim.vjp[0] is None:
-        return _constant(ans, level)
-    return _node(ans, level, prim, [(0, a)], (v,), kw)
+        out = _constant(ans, level)
+    else:
+        out = _node(ans, level, prim, [(0, a)], (v,), kw)
+    if prim.view is not None and type(out) is Variable:
+        out.view = prim.view
+    return out
 
 
 Variable._elementwise = staticmethod(_apply_elementwise)
@@ -297,14 +302,19 @@ def backward_pass(roots, nb=0, retain=False):
     scatters into it (``vjp_into``) instead of building a zero array per use.
     """
     heap = []
-    for node, g in roots:
-        if node.parents is None:
-            continue
-        if node.g is None:
-            node.g = g
-            heap.append((-node.idx, node))
-        else:
-            node.g = node.g + g
+    try:
+        for node, g in roots:
+            if node.parents is None:
+                continue
+            if node.g is None:
+                node.g = g
+                heap.append((-node.idx, node))
+            else:
+                node.g = node.g + g
+    except BaseException:
+        for _, n in heap:
+            n.g = None
+        raise
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     owned = set()
@@ -326,80 +336,92 @@ def backward_pass(roots, nb=0, retain=False):
 
     leaves = []
     rebased = _rebased[0]
-    while heap:
-        node = pop(heap)[1]
-        g = node.g
-        node.g = None
-        owned.discard(id(g))
-        prim = node.prim
-        if prim is None:
-            leaves.append((node, g))
-            continue
-        args = node.args
-        if args is None:
-            raise RuntimeError(
-                f"the record of {prim.name} was already swept and freed; call "
-                "backward(retain_graph=True) the first time to sweep a graph twice.")
-        if node.keep:
-            node.grad = g
-        parents = node.parents
-        if rebased:
-            parents = _at_version(parents, node.idx)
-        partials = prim.partials
-        try:
-            if partials is not None:
-                # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x,
-                # summed back over broadcast axes (before negating: a smaller array).
-                ans = node.value
-                for i, p in parents:
-                    d = partials[i]
-                    gp = g if type(d) is float else g * d(ans, *args)
-                    if type(gp) is not float:
-                        gp = sum_to(gp, args[i], nb)
-                    if d == -1.0:
-                        gp = -gp
-                    if type(gp) is not float and is_complex(gp) and not is_complex(args[i]):
-                        gp = np.real(gp)        # core.real_like, inlined: the hot path
-                    accumulate(p, gp)
-            elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray \
-                    and g.dtype.kind != "c" and (parents[0][1].g is None
-                                                 or type(parents[0][1].g) is ndarray):
-                # (a tracked cotangent already there cannot be scattered into in place)
-                x = args[0]
-                p = parents[0][1]
-                acc = p.g
-                if acc is None or id(acc) not in owned or type(acc) is not ndarray:
-                    fresh = np.zeros(shape_of(x), dtype=g.dtype if acc is None
-                                     else np.result_type(g, acc))
-                    if acc is not None:
-                        fresh += acc
-                    else:
-                        push(heap, (-p.idx, p))
-                    p.g = acc = fresh
-                    owned.add(id(acc))
-                prim.vjp_into(acc, g, node.value, *args, **node.kw)
-            elif prim.full_vjp:
-                cts = prim.vjp(g, node.value, *args, **node.kw)
-                for i, p in parents:
-                    gp = cts[i]
-                    if gp is not None:
-                        gp = real_like(gp, args[i])
-                        accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
-            else:
-                rules = prim.vjp
-                ans, kw = node.value, node.kw
-                for i, p in parents:
-                    gp = rules[i](g, ans, *args, **kw)
-                    if gp is not None:
-                        gp = real_like(gp, args[i])
-                        accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
-        except Exception as e:
-            if hasattr(e, "add_note"):
-                e.add_note(f"(raised by the reverse rule of {prim.name} during the backward sweep)")
-            raise
-        if not (retain or node.keep):
-            node.args = None
-            node.parents = ()
+    kept = []                   # records whose .grad (tape adjoint) this sweep set
+    try:
+        while heap:
+            node = pop(heap)[1]
+            g = node.g
+            node.g = None
+            owned.discard(id(g))
+            prim = node.prim
+            if prim is None:
+                leaves.append((node, g))
+                continue
+            args = node.args
+            if args is None:
+                raise RuntimeError(
+                    f"the record of {prim.name} was already swept and freed; call "
+                    "backward(retain_graph=True) the first time to sweep a graph twice.")
+            if node.keep:
+                kept.append((node, node.grad))
+                node.grad = g
+            parents = node.parents
+            if rebased:
+                parents = _at_version(parents, node.idx)
+            partials = prim.partials
+            try:
+                if partials is not None:
+                    # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x,
+                    # summed back over broadcast axes (before negating: a smaller array).
+                    ans = node.value
+                    for i, p in parents:
+                        d = partials[i]
+                        gp = g if type(d) is float else g * d(ans, *args)
+                        if type(gp) is not float:
+                            gp = sum_to(gp, args[i], nb)
+                        if d == -1.0:
+                            gp = -gp
+                        if type(gp) is not float and is_complex(gp) and not is_complex(args[i]):
+                            gp = np.real(gp)        # core.real_like, inlined: the hot path
+                        accumulate(p, gp)
+                elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray \
+                        and g.dtype.kind != "c" and (parents[0][1].g is None
+                                                     or type(parents[0][1].g) is ndarray):
+                    # (a tracked cotangent already there cannot be scattered into in place)
+                    x = args[0]
+                    p = parents[0][1]
+                    acc = p.g
+                    if acc is None or id(acc) not in owned or type(acc) is not ndarray:
+                        fresh = np.zeros(shape_of(x), dtype=g.dtype if acc is None
+                                         else np.result_type(g, acc))
+                        if acc is not None:
+                            fresh += acc
+                        else:
+                            push(heap, (-p.idx, p))
+                        p.g = acc = fresh
+                        owned.add(id(acc))
+                    prim.vjp_into(acc, g, node.value, *args, **node.kw)
+                elif prim.full_vjp:
+                    cts = prim.vjp(g, node.value, *args, **node.kw)
+                    for i, p in parents:
+                        gp = cts[i]
+                        if gp is not None:
+                            gp = real_like(gp, args[i])
+                            accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
+                else:
+                    rules = prim.vjp
+                    ans, kw = node.value, node.kw
+                    for i, p in parents:
+                        gp = rules[i](g, ans, *args, **kw)
+                        if gp is not None:
+                            gp = real_like(gp, args[i])
+                            accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
+            except Exception as e:
+                if hasattr(e, "add_note"):
+                    e.add_note(f"(raised by the reverse rule of {prim.name} during the "
+                               "backward sweep)")
+                raise
+            if not (retain or node.keep):
+                node.args = None
+                node.parents = ()
+    except BaseException:
+        # Exception-safe (KeyboardInterrupt too): no record or leaf keeps a cotangent or
+        # an adjoint from the failed sweep, so a later backward() starts clean.
+        for _, n in heap:
+            n.g = None
+        for n, old in kept:
+            n.grad = old
+        raise
     return _independent(leaves, roots)
 
 
