@@ -7,7 +7,8 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 import numpy as np
 
 from .boxes import Box, unbox
-from .core import EAGER_FORWARD, batched_levels, bind, box_types, ndim_of, real_like, shape_of
+from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
+                   real_like, shape_of)
 from .ops.define import broadcast
 
 __all__ = ["Dual"]
@@ -22,7 +23,7 @@ class Dual(Box):
     0.918217
     """
     # ``view`` (set only on results NumPy gives as views: basic indexing, reshape, transpose) is left unset otherwise: no cost.
-    __slots__ = ("value", "tangent", "level", "view")
+    __slots__ = ("value", "tangent", "level", "_view")
 
     def __init__(self, value, tangent=None, level=EAGER_FORWARD):
         if tangent is None:
@@ -33,6 +34,8 @@ class Dual(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
+        if level not in live_levels:        # the slow path: the lanes skip this check
+            raise leaked(self)
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
         if len(args) == 1 and not prim.full_jvp:
@@ -82,6 +85,13 @@ class Dual(Box):
 
     def __repr__(self):
         return f"Dual({self.value!r}, {self.tangent!r})"
+
+    def __reduce_ex__(self, protocol):
+        # A user-made Dual of plain arrays is data: value and tangent.
+        if self.level == EAGER_FORWARD and type(self.value) not in box_types \
+                and type(self.tangent) not in box_types:
+            return (Dual, (self.value, self.tangent))
+        return Box.__reduce_ex__(self, protocol)
 
     # ----- assignment (Box.__setitem__) -----
     def constant(self, value):
@@ -196,7 +206,7 @@ def _apply_unary(prim, a, kw, level):
         t = rule(a.tangent, ans, v, **kw)
     out = _dual(ans, real_like(t, ans), level)
     if prim.view is not None:
-        out.view = prim.view
+        out._view = prim.view
     return out
 
 

@@ -7,13 +7,16 @@ no recursion, and only records the output depends on are visited. Once a record 
 its adjoint on, it drops its saved inputs (unless asked to keep them).
 """
 import contextvars
+import copy
 import heapq
 import itertools
+import sys
 
 import numpy as np
 
 from .boxes import Box
-from .core import EAGER_REVERSE, NO_KW, bind, box_types, is_complex, real_like, shape_of
+from .core import (EAGER_REVERSE, NO_KW, bind, box_types, is_complex, leaked, live_levels,
+                   real_like, shape_of)
 
 __all__ = ["Variable", "Tape", "backward_pass", "sum_to"]
 
@@ -23,6 +26,7 @@ _number = itertools.count()
 #: path pays for the context lookup only while some tape is open somewhere.
 _tapes = contextvars.ContextVar("autodiff_tapes", default=())
 _open = [0]
+_SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200      # CO_GENERATOR, COROUTINE, ITERABLE_, ASYNC_GEN
 
 
 class Variable(Box):
@@ -41,7 +45,7 @@ class Variable(Box):
     # NumPy gives as views: basic indexing, reshape, transpose) stay unset unless used: no
     # cost on the hot path.
     __slots__ = ("value", "level", "prim", "parents", "args", "kw", "idx", "g", "grad",
-                 "keep", "prev", "view", "__weakref__")
+                 "keep", "prev", "_view", "__weakref__")
 
     def __init__(self, value, requires_grad=True, level=EAGER_REVERSE):
         if type(value) is not float and type(value) not in box_types:
@@ -71,6 +75,8 @@ class Variable(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
+        if level not in live_levels:        # the slow path: the lanes skip this check
+            raise leaked(self)
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
         if len(args) == 1:
@@ -107,6 +113,8 @@ class Variable(Box):
 
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate ``d self / d leaf`` into every leaf's ``.grad`` (PyTorch habit)."""
+        if self.level not in live_levels:
+            raise leaked(self, "swept by backward()")
         if gradient is None:
             if shape_of(self.value) != ():
                 raise TypeError(
@@ -118,6 +126,25 @@ class Variable(Box):
 
     def zero_grad(self):
         self.grad = None
+
+    def _copy(self, deep):
+        """An eager leaf copies as a new leaf (PyTorch's habit: ``copy.deepcopy(model)``);
+        anything else is a recorded, differentiable ``x.copy()``."""
+        if self.prim is None and self.level == EAGER_REVERSE and type(self.value) \
+                not in box_types:
+            new = Variable(self.value.copy() if deep and type(self.value) is not float
+                           else self.value, requires_grad=self.parents is not None)
+            if self.grad is not None:
+                new.grad = copy.deepcopy(self.grad) if deep else self.grad
+            return new
+        return Box._copy(self, deep)
+
+    def __reduce_ex__(self, protocol):
+        # An eager leaf is data (value, requires_grad), pickled as PyTorch pickles a tensor.
+        if self.prim is None and self.level == EAGER_REVERSE and type(self.value) \
+                not in box_types:
+            return (Variable, (self.value, self.parents is not None))
+        return Box.__reduce_ex__(self, protocol)
 
     def __repr__(self):
         if self.prim is None:
@@ -267,7 +294,7 @@ def _apply_unary(prim, a, kw, level):
     else:
         out = _node(ans, level, prim, [(0, a)], (v,), kw)
     if prim.view is not None and type(out) is Variable:
-        out.view = prim.view
+        out._view = prim.view
     return out
 
 
@@ -451,8 +478,9 @@ def _independent(leaves, roots):
 
 def _record(v):
     for tape in _tapes.get():
-        tape._records.append(v)
-        v.keep = True
+        if tape._active():
+            tape._records.append(v)
+            v.keep = True
 
 
 class Record:
@@ -478,16 +506,36 @@ class Tape:
 
     def __init__(self):
         self._records = []
-        self._token = None
+        self._frame = None
+        self._open = False
 
     def __enter__(self):
-        self._token = _tapes.set(_tapes.get() + (self,))
+        frame = sys._getframe(1)
+        # A generator (or coroutine) that opened the tape and is suspended, or abandoned,
+        # shares its caller's context: the tape records only while its frame runs.
+        self._frame = frame if frame.f_code.co_flags & _SUSPENDABLE else None
+        _tapes.set(_tapes.get() + (self,))
         _open[0] += 1
+        self._open = True
         return self
 
     def __exit__(self, *exc):
-        _open[0] -= 1
-        _tapes.reset(self._token)
+        if self._open:              # once, even if a generator is closed elsewhere
+            self._open = False
+            _open[0] -= 1
+            _tapes.set(tuple(t for t in _tapes.get() if t is not self))
+            self._frame = None      # no cycle tape -> generator frame -> tape
+        return False
+
+    def _active(self):
+        frame = self._frame
+        if frame is None:
+            return True
+        f = sys._getframe(2)
+        while f is not None:
+            if f is frame:
+                return True
+            f = f.f_back
         return False
 
     def __len__(self):
