@@ -46,6 +46,11 @@ class Box:
     def shape(self):
         return np.shape(unbox(self))
 
+    @shape.setter
+    def shape(self, new):
+        raise TypeError("x.shape = s (NumPy's in-place reshape) on a tracked value: its views "
+                        "and records keep the old shape. Write x = x.reshape(s) instead.")
+
     @property
     def ndim(self):
         return np.ndim(unbox(self))
@@ -205,6 +210,35 @@ class Box:
         if dtype.kind not in "fc":
             raise _loud(f"astype({dtype})", "Cast only between float types inside a derivative.")
         return bind(P["astype"], self, dtype=dtype)
+
+    def any(self, axis=None, keepdims=False):
+        return np.any(unbox(self), axis=axis, keepdims=keepdims)     # booleans: no derivative
+
+    def all(self, axis=None, keepdims=False):
+        return np.all(unbox(self), axis=axis, keepdims=keepdims)
+
+    def __imatmul__(self, o):
+        _no_write_through(self, "y @= v")
+        return np.matmul(self, o)
+
+    def __ifloordiv__(self, o):
+        _no_write_through(self, "y //= v")
+        return np.floor_divide(self, o)
+
+    def __imod__(self, o):
+        _no_write_through(self, "y %= v")
+        return np.mod(self, o)
+
+    def __getattr__(self, name):
+        # Only reached when the normal lookup fails: an ndarray attribute the engine has
+        # no version of gets an error that names it and the way out.
+        if not name.startswith("__") and hasattr(np.ndarray, name):
+            raise AttributeError(
+                f"x.{name}: ndarray.{name} is not available on a tracked value (it has no "
+                f"derivative rule, or exposes memory a tracked value does not have). Use "
+                f"the NumPy function (np.{name}(x, ...)) where autodiff has a rule for it, "
+                f"or x.value.{name} for the primal only, with no derivative.")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ----- formatting, rounding, copying: the primal, or a recorded copy -----
     def __format__(self, spec):
@@ -471,6 +505,9 @@ def _no_write_through(x, op):
             "take .copy() first (or write y = y + v) to make a separate array.")
 
 
+_f64 = np.float64
+
+
 def _stored_back(frame):
     """Whether the in-place operator running in ``frame`` stores its result with a
     subscript or attribute assignment (``x[i] += v``, ``o.a += v``), not into a name."""
@@ -498,8 +535,9 @@ def _binary(prim, symbol):
         # ``y += v`` rebinds ``y`` (a tracked array is a value), which loses the write
         # NumPy would make through a view: refused on views, unless the result is stored
         # back into a container (``x[i] += v`` stores it with ``x[i] = ...``). A scalar is
-        # never a view, so the common ``s += term`` pays one type check.
-        if type(self.value) is not float and getattr(self, "_view", None) is not None \
+        # never a view, so the common ``s += term`` pays a type check or two.
+        tv = type(self.value)
+        if tv is not float and tv is not _f64 and getattr(self, "_view", None) is not None \
                 and not _stored_back(sys._getframe(1)):
             _no_write_through(self, f"y {symbol}= v")
         if type(o) in box_types and o.level > self.level:

@@ -170,7 +170,13 @@ def _apply_elementwise(prim, args, level):
         if prim.real_out:
             t = real_like(t, ans)      # abs, real, imag, angle: Re(d·t)
     if type(ans) is not float:
-        t = _full_shape(t, ans, nb)
+        try:        # free unless it raises (3.11's zero-cost try)
+            t = _full_shape(t, ans, nb)
+        except ValueError:
+            if level not in live_levels:    # a batched tangent of a transform that returned
+                raise leaked(next(a for a in args if type(a) is Dual and a.level == level)) \
+                    from None
+            raise
     # _dual() inlined: this is the scalar hot path, where a call costs ~10 % of an operation.
     out = _new(Dual)
     out.value = ans

@@ -376,6 +376,8 @@ def backward_pass(roots, nb=0, retain=False):
                 continue
             args = node.args
             if args is None:
+                if node.level not in live_levels:
+                    raise leaked(node, "swept")
                 raise RuntimeError(
                     f"the record of {prim.name} was already swept and freed; call "
                     "backward(retain_graph=True) the first time to sweep a graph twice.")
