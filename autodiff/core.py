@@ -10,8 +10,8 @@ import itertools
 
 import numpy as np
 
-__all__ = ["Primitive", "bind", "new_level", "close_level", "registry", "ufunc_table", "function_table",
-           "shape_of", "ndim_of", "lead", "is_complex", "real_like", "NO_KW"]
+__all__ = ["Primitive", "bind", "new_level", "close_level", "registry", "ufunc_table",
+           "function_table", "shape_of", "ndim_of", "lead", "is_complex", "real_like", "NO_KW"]
 
 #: name -> Primitive, in registration order.
 registry = {}

@@ -22,7 +22,8 @@ class Dual(Box):
     >>> round(float(y.tangent), 6)
     0.918217
     """
-    # ``view`` (set only on results NumPy gives as views: basic indexing, reshape, transpose) is left unset otherwise: no cost.
+    # ``_view`` (set only on results NumPy gives as views: basic indexing, reshape,
+    # transpose; a write through one is refused) is left unset otherwise: no cost.
     __slots__ = ("value", "tangent", "level", "_view")
 
     def __init__(self, value, tangent=None, level=EAGER_FORWARD):

@@ -41,7 +41,7 @@ class Variable(Box):
     >>> float(x.grad)
     8.0
     """
-    # ``prev`` (the record this one replaced by an assignment) and ``view`` (set on results
+    # ``prev`` (the record this one replaced by an assignment) and ``_view`` (set on results
     # NumPy gives as views: basic indexing, reshape, transpose) stay unset unless used: no
     # cost on the hot path.
     __slots__ = ("value", "level", "prim", "parents", "args", "kw", "idx", "g", "grad",
