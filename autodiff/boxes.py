@@ -229,17 +229,6 @@ class Box:
         _no_write_through(self, "y %= v")
         return np.mod(self, o)
 
-    def __getattr__(self, name):
-        # Only reached when the normal lookup fails: an ndarray attribute the engine has
-        # no version of gets an error that names it and the way out.
-        if not name.startswith("__") and hasattr(np.ndarray, name):
-            raise AttributeError(
-                f"x.{name}: ndarray.{name} is not available on a tracked value (it has no "
-                f"derivative rule, or exposes memory a tracked value does not have). Use "
-                f"the NumPy function (np.{name}(x, ...)) where autodiff has a rule for it, "
-                f"or x.value.{name} for the primal only, with no derivative.")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     # ----- formatting, rounding, copying: the primal, or a recorded copy -----
     def __format__(self, spec):
         """``f"{x:.3f}"`` formats the primal value (a string carries no derivative)."""
@@ -508,6 +497,23 @@ def _no_write_through(x, op):
 _f64 = np.float64
 
 
+def _install_ndarray_refusals(cls):
+    """Every public ndarray attribute a tracked value has no version of raises an
+    AttributeError that names it and the fix. Properties, not ``__getattr__``: a class
+    with ``__getattr__`` loses CPython's specialised attribute loads on the hot path."""
+    def refusal(name):
+        def get(self):
+            raise AttributeError(
+                f"x.{name}: ndarray.{name} is not available on a tracked value (it has no "
+                "derivative rule, or exposes memory a tracked value does not have). Use the "
+                f"NumPy function (np.{name}(x, ...)) where autodiff has a rule for it, or "
+                f"x.value.{name} for the primal only, with no derivative.")
+        return property(get)
+    for name in dir(np.ndarray):
+        if not name.startswith("_") and not hasattr(cls, name):
+            setattr(cls, name, refusal(name))
+
+
 def _stored_back(frame):
     """Whether the in-place operator running in ``frame`` stores its result with a
     subscript or attribute assignment (``x[i] += v``, ``o.a += v``), not into a name."""
@@ -568,3 +574,6 @@ def _qualname(f):
     else:
         mod = getattr(f, "__module__", None) or "numpy"
     return f"{mod}.{name}"
+
+
+_install_ndarray_refusals(Box)

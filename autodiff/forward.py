@@ -171,13 +171,7 @@ def _apply_elementwise(prim, args, level):
         if prim.real_out:
             t = real_like(t, ans)      # abs, real, imag, angle: Re(d·t)
     if type(ans) is not float:
-        try:        # free unless it raises (3.11's zero-cost try)
-            t = _full_shape(t, ans, nb)
-        except ValueError:
-            if level not in live_levels:    # a batched tangent of a transform that returned
-                raise leaked(next(a for a in args if type(a) is Dual and a.level == level)) \
-                    from None
-            raise
+        t = _full_shape(t, ans, nb, args, level)
     # _dual() inlined: this is the scalar hot path, where a call costs ~10 % of an operation.
     out = _new(Dual)
     out.value = ans
@@ -240,10 +234,17 @@ def _zeros(batch, v):
                     else np.result_type(unbox(v)))
 
 
-def _full_shape(t, ans, nb):
+def _full_shape(t, ans, nb, args=(), level=None):
     """A tangent has the output's full shape (plus batch), even if it came from a scalar."""
     s = shape_of(t)
     target = shape_of(ans)
     if s[nb:] != target or len(s) != nb + len(target):
-        t = broadcast(t, s[:nb] + target)
+        try:
+            t = broadcast(t, s[:nb] + target)
+        except ValueError:
+            if level is not None and level not in live_levels:
+                # a batched tangent of a transform that has returned (its batch is gone)
+                raise leaked(next(a for a in args if type(a) is Dual and a.level == level)) \
+                    from None
+            raise
     return t
