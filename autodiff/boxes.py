@@ -4,6 +4,9 @@ A tracked value ("box") behaves like the array it wraps: arithmetic, indexing, `
 array methods and NumPy's dispatch (``__array_ufunc__``, ``__array_function__``) all go to
 ``bind``. Whatever would silently drop the derivative (``float(x)``, ``np.asarray(x)``,
 writing into a plain ndarray) raises a ``TypeError`` that says what happened and the fix.
+So do writes through a view (``x.reshape(...)[i] = v``, ``x.T[i] = v``, ``x[0][1] = v``,
+``row += v`` in a loop over rows): NumPy would carry them into ``x``, but tracked arrays are
+values that share no memory, so the write would be lost.
 """
 import dis
 import math
@@ -515,13 +518,20 @@ def _install_ndarray_refusals(cls):
 
 
 def _stored_back(frame):
-    """Whether the in-place operator running in ``frame`` stores its result with a
-    subscript or attribute assignment (``x[i] += v``, ``o.a += v``), not into a name."""
-    code, last = frame.f_code, frame.f_lasti
-    for ins in dis.get_instructions(code):
-        if ins.offset > last and ins.opname != "CACHE":
-            return ins.opname in ("SWAP", "ROT_THREE", "ROT_TWO", "STORE_SUBSCR",
-                                  "STORE_ATTR", "DUP_TOP_TWO")
+    """Whether the in-place operator running in ``frame`` stores its result back with a
+    subscript or attribute assignment (``x[i] += v``, ``o.a += v``) rather than into a
+    name (``y += v``, which would rebind ``y`` and lose NumPy's write through the view)."""
+    last = frame.f_lasti
+    current = None
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.offset == last:
+            current = ins.opname
+        elif ins.offset > last and ins.opname != "CACHE":
+            if current is None or not current.startswith(("BINARY_OP", "INPLACE_")):
+                return False        # called as operator.iadd(y, v) or y.__iadd__(v)
+            name = ins.opname
+            return not (name.startswith("STORE_") and name not in ("STORE_SUBSCR",
+                                                                   "STORE_ATTR"))
     return False
 
 

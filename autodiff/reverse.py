@@ -502,6 +502,10 @@ class Record:
 class Tape:
     """Collects the records made inside ``with Tape() as tape:`` (in this thread only).
 
+    Opened in a generator, it records only while the generator runs: a generator that is
+    suspended or abandoned inside the ``with`` shares its caller's context, and the
+    caller's operations are not its records.
+
     ``len(tape)``, iteration (``Record`` objects), ``print(tape)`` (the Wengert list with
     values and, after a sweep, adjoints) and ``tape.to_dot()`` (Graphviz source).
     """
