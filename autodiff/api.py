@@ -10,7 +10,7 @@ import inspect
 import numpy as np
 
 from .boxes import unbox
-from .core import batched_levels, box_types, is_complex, new_level, shape_of
+from .core import batched_levels, box_types, close_level, is_complex, new_level, shape_of
 from .forward import Dual
 from .reverse import Variable, backward_pass, origin
 from .tree import flatten, unflatten
@@ -35,6 +35,7 @@ class _level:
         return self.level
 
     def __exit__(self, *exc):
+        close_level(self.level)         # its boxes that escaped now raise when used
         if self.batched:
             del batched_levels[self.level]
 

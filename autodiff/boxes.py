@@ -4,10 +4,17 @@ A tracked value ("box") behaves like the array it wraps: arithmetic, indexing, `
 array methods and NumPy's dispatch (``__array_ufunc__``, ``__array_function__``) all go to
 ``bind``. Whatever would silently drop the derivative (``float(x)``, ``np.asarray(x)``,
 writing into a plain ndarray) raises a ``TypeError`` that says what happened and the fix.
+So do writes through a view (``x.reshape(...)[i] = v``, ``x.T[i] = v``, ``x[0][1] = v``,
+``row += v`` in a loop over rows): NumPy would carry them into ``x``, but tracked arrays are
+values that share no memory, so the write would be lost.
 """
+import dis
+import math
+import sys
+
 import numpy as np
 
-from .core import bind, box_types, function_table, ndim_of, ufunc_table
+from .core import bind, box_types, function_table, leaked, live_levels, ndim_of, ufunc_table
 
 # The operator methods look primitives up here by name once the ops package has loaded;
 # boxes must not import ops (ops import boxes' helpers indirectly through core).
@@ -44,6 +51,11 @@ class Box:
     @property
     def shape(self):
         return np.shape(unbox(self))
+
+    @shape.setter
+    def shape(self, new):
+        raise TypeError("x.shape = s (NumPy's in-place reshape) on a tracked value: its views "
+                        "and records keep the old shape. Write x = x.reshape(s) instead.")
 
     @property
     def ndim(self):
@@ -93,19 +105,15 @@ class Box:
         # NumPy's basic indexing gives a view, whose writes reach this array; ours are
         # values, so the result remembers it came from a view and refuses writes.
         if type(out) in box_types and _view_index(idx) and ndim_of(unbox(out)) > 0:
-            out.base = self
+            out._view = "basic indexing (x[i], x[i:j], a row of a loop over x)"
         return out
 
     def __setitem__(self, idx, v):
         """``x[idx] = v``: recorded as ``setitem`` and ``x`` becomes the result. The arrays
         saved by earlier records are never written (copy-on-write)."""
-        if getattr(self, "base", None) is not None:
-            raise TypeError(
-                "assignment into a tracked array taken from another by basic indexing "
-                "(e.g. x[i][j] = v, or a row of a loop over x): NumPy would write through "
-                "the view into the original, which tracked arrays do not share. Index the "
-                "original in one step (x[i, j] = v), or take .copy() first to write into "
-                "a separate array.")
+        _no_write_through(self, "assignment (y[i] = v)")
+        if self.level not in live_levels:
+            raise leaked(self, "assigned into")
         self._assignable()
         self._become(P["assign"](self, idx, v))
 
@@ -178,7 +186,7 @@ class Box:
 
     def dot(self, o): return function_table[np.dot](self, o)
     def ravel(self): return function_table[np.ravel](self)
-    def flatten(self): return function_table[np.ravel](self)
+    def flatten(self): return function_table[np.ravel](self).copy()    # a copy, not a view
     def squeeze(self, axis=None): return function_table[np.squeeze](self, axis)
     def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
     def argmax(self, axis=None): return np.argmax(unbox(self), axis)
@@ -188,6 +196,8 @@ class Box:
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = shape[0]
+        if type(shape) in box_types or any(type(d) in box_types for d in shape):
+            Box.__index__(self)         # a tracked value as a shape: refused by name
         return function_table[np.reshape](self, shape, order=order)
 
     def transpose(self, *axes):
@@ -207,17 +217,75 @@ class Box:
             raise _loud(f"astype({dtype})", "Cast only between float types inside a derivative.")
         return bind(P["astype"], self, dtype=dtype)
 
+    def any(self, axis=None, keepdims=False):
+        return np.any(unbox(self), axis=axis, keepdims=keepdims)     # booleans: no derivative
+
+    def all(self, axis=None, keepdims=False):
+        return np.all(unbox(self), axis=axis, keepdims=keepdims)
+
+    def __imatmul__(self, o):
+        _no_write_through(self, "y @= v")
+        return np.matmul(self, o)
+
+    def __ifloordiv__(self, o):
+        _no_write_through(self, "y //= v")
+        return np.floor_divide(self, o)
+
+    def __imod__(self, o):
+        _no_write_through(self, "y %= v")
+        return np.mod(self, o)
+
+    # ----- formatting, rounding, copying: the primal, or a recorded copy -----
+    def __format__(self, spec):
+        """``f"{x:.3f}"`` formats the primal value (a string carries no derivative)."""
+        if not spec:
+            return str(self)
+        return format(_scalar_primal(self, f"format(x, {spec!r})"), spec)
+
+    def __round__(self, ndigits=None):
+        """``round(x)``: the rounded primal, a plain number (its derivative is zero almost
+        everywhere, as in JAX)."""
+        v = _scalar_primal(self, "round(x)")
+        return round(v) if ndigits is None else round(v, ndigits)
+
+    def __floor__(self): return math.floor(_scalar_primal(self, "math.floor(x)"))
+    def __ceil__(self): return math.ceil(_scalar_primal(self, "math.ceil(x)"))
+    def __trunc__(self): return math.trunc(_scalar_primal(self, "math.trunc(x)"))
+
+    def __copy__(self):
+        """``copy.copy(x)`` inside a transform is ``x.copy()``: recorded, differentiable."""
+        return self._copy(False)
+
+    def __deepcopy__(self, memo):
+        return self._copy(True)
+
+    def _copy(self, deep):
+        if self.level not in live_levels:
+            raise leaked(self, "copied")
+        return self.copy()
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(
+            f"pickling a {type(self).__name__} tracked by a transform: a derivative in "
+            "progress cannot be pickled (its records and level live in this process). "
+            "Pickle the primal `x.value`, or return the value from the transform first.")
+
     # ----- the loud refusals -----
     def __float__(self):
+        _refuse_in_library("float")
         raise _loud("float(x) (also called by `math` functions and by writing into a plain "
                     "ndarray)", "Use NumPy functions (`np.sin`, not `math.sin`); " + _FIX_ARRAY)
 
     def __int__(self):
-        raise _loud("int(x)", "Keep the computation in NumPy functions.")
+        raise _loud("int(x) (also called when a tracked value is used as a shape or a "
+                    "count)", "Keep the computation in NumPy functions; give shapes and "
+                    "counts as ints (x.shape, len(x)).")
 
     def __index__(self):
-        raise _loud("using a tracked value as an index (operator.index)",
-                    "Indices carry no derivative: index with `x.value` or an int.")
+        raise _loud("using a tracked value as an integer: an index, a shape or a count "
+                    "(operator.index, e.g. np.zeros(x), range(x))",
+                    "Indices and shapes carry no derivative: use `x.shape`, an int, or "
+                    "`x.value`.")
 
     def __complex__(self):
         raise _loud("complex(x)", "Use NumPy functions on the tracked value.")
@@ -229,8 +297,50 @@ class Box:
         raise _loud("x.tolist()", "Keep the value as an array; index it to get elements.")
 
     def __array__(self, dtype=None, copy=None):
-        raise _loud("np.asarray(x) / np.array(x) (also called when a tracked value is written "
-                    "into a plain ndarray)", _FIX_ARRAY)
+        _refuse_in_library("np.asarray")
+        raise _loud("np.asarray(x) / np.array(x) / np.float64(x) (also called when a tracked "
+                    "value is written into a plain ndarray)", _FIX_ARRAY)
+
+    def __bytes__(self):
+        raise _loud("bytes(x)", "Bytes carry no derivative: use bytes(x.value).")
+
+    def tobytes(self, order="C"):
+        raise _loud("x.tobytes()", "Bytes carry no derivative: use x.value.tobytes().")
+
+    def tofile(self, *args, **kw):
+        raise _loud("x.tofile()", "Save the primal x.value (np.save(path, x.value)).")
+
+    def __buffer__(self, flags):            # memoryview(x), Python 3.12+
+        raise _loud("memoryview(x) (the buffer protocol)",
+                    "A buffer carries no derivative: use memoryview(x.value).")
+
+    @property
+    def data(self):
+        raise _loud("x.data (NumPy's raw memory buffer; PyTorch's .data detaches)",
+                    "Use x.value for the primal, or ad.stop_gradient(x) for a value "
+                    "without a derivative that stays in the computation.")
+
+    @property
+    def flat(self):
+        """``x.flat[i]`` reads ``x.reshape(-1)[i]``; a write through it into an array of
+        two or more dimensions is refused, as every write through a view is."""
+        return self.reshape(-1)
+
+    def view(self, dtype=None, type=None):
+        """``x.view()``: a new array object of the same values; writes through it are
+        refused (NumPy would carry them into ``x``). A new dtype or type is refused."""
+        if dtype is not None or type is not None:
+            raise _loud(f"x.view({dtype if dtype is not None else type}) (a reinterpretation "
+                        "of the bytes)", "Use x.astype(float-type) to convert values.")
+        out = self.copy()
+        out._view = "x.view()"
+        return out
+
+    @property
+    def nbytes(self): return unbox(self).nbytes if hasattr(unbox(self), "nbytes") else 8
+
+    @property
+    def itemsize(self): return self.dtype.itemsize
 
     # ----- NumPy dispatch -----
     def __array_ufunc__(self, ufunc, method, *inputs, **kw):
@@ -288,11 +398,150 @@ _LIKE = set()
 _VIEW = (int, slice, type(None), type(Ellipsis))
 
 
+def _refuse_in_library(conversion):
+    """Name the library function (``scipy.linalg.expm``) that converted a tracked value,
+    and its ``autodiff.scipy`` replacement if there is one."""
+    api = _foreign_caller()
+    if api is None:
+        return
+    name, replacement = api
+    fix = (f"Use `{replacement}`, its differentiable version." if replacement else
+           "Write it with NumPy functions (they dispatch on tracked values), or give it a "
+           "derivative with ad.custom_jvp / ad.custom_vjp.")
+    raise TypeError(
+        f"{name} converts its input with {conversion}(), which would drop the derivative "
+        f"of a tracked value: {name} never dispatches to autodiff. {fix} (To use only the "
+        "primal value, with no derivative, pass `x.value`.)")
+
+
+def _foreign_caller():
+    """``(name, replacement)`` of the function outside NumPy and autodiff that called
+    ``np.asarray`` on a tracked value: the outermost frame of the library (SciPy, …)
+    below the user's code, named by its public module (``scipy.linalg.expm``), and the
+    ``autodiff.scipy`` function of that name if there is one. ``None`` when the user's
+    own code called ``np.asarray``."""
+    f = sys._getframe(2)
+    while f is not None and _module(f).split(".")[0] in ("numpy", "autodiff"):
+        f = f.f_back
+    if f is None or _module(f).split(".")[0] not in _LIBRARIES:
+        return None
+    root = _module(f).split(".")[0]
+    frames = []                                 # the library's frames, innermost first
+    while f is not None and _module(f).split(".")[0] in (root, "numpy"):
+        if _module(f).split(".")[0] == root:
+            frames.append(f)
+        f = f.f_back
+    # The outermost frame is the function the user called; a decorator's wrapper
+    # (``<locals>``) stands for the function it wraps (a free variable of the wrapper).
+    top = frames[-1]
+    module, fname = _module(top), top.f_code.co_name
+    if "<locals>" in getattr(top.f_code, "co_qualname", ""):
+        for var in top.f_code.co_freevars:
+            fn = top.f_locals.get(var)
+            if callable(fn) and str(getattr(fn, "__module__", "")).startswith(root) \
+                    and not getattr(fn, "__name__", "_").startswith("_"):
+                module, fname = fn.__module__, fn.__name__
+                break
+    parts = []
+    for part in module.split("."):
+        if part.startswith("_"):
+            break
+        parts.append(part)
+    owner = top.f_locals.get("self")
+    # a method of a named object (scipy.stats.norm.pdf): name it by the object
+    path = [owner.name, fname] if isinstance(getattr(owner, "name", None), str) else [fname]
+    name = ".".join(parts + path)
+    replacement = None
+    if root == "scipy" and len(parts) >= 2:
+        try:
+            import importlib
+            obj = importlib.import_module("autodiff.scipy." + parts[1])
+            for attr in path:
+                obj = getattr(obj, attr)
+            if callable(obj):
+                replacement = ".".join(["autodiff.scipy", parts[1]] + path)
+        except (ImportError, AttributeError):
+            pass
+    return name, replacement
+
+
+#: Libraries whose functions convert with np.asarray; the refusal names their function.
+_LIBRARIES = {"scipy", "sklearn", "pandas", "numba", "matplotlib", "statsmodels"}
+
+
+def _module(frame):
+    return frame.f_globals.get("__name__") or ""
+
+
+def _scalar_primal(x, what):
+    """The primal of a 0-d tracked value as a NumPy scalar (what ``round``/``format`` need)."""
+    v = unbox(x)
+    if type(v) is np.ndarray:
+        if v.ndim:
+            raise TypeError(
+                f"{what} needs a scalar, but the tracked value has shape {v.shape} (NumPy "
+                "refuses this for arrays too); use np.round / np.floor on the array, or "
+                "index one element first.")
+        v = v[()]
+    return v
+
+
 def _view_index(idx):
     return type(idx) in _VIEW or type(idx) is tuple and all(type(i) in _VIEW for i in idx)
 
 
-def _binary(prim):
+def _no_write_through(x, op):
+    """Refuse a write into ``x`` if NumPy would carry it through a view into another array
+    (arrays of the engine are values and share no memory, so it would be lost)."""
+    view = getattr(x, "_view", None)
+    if view is not None:
+        raise TypeError(
+            f"{op} into the result of {view}: NumPy would write through this view into "
+            "the original array, which a tracked array does not share, so the write would "
+            "be lost. Assign into the original directly (x[i, j] = v instead of "
+            "x[i][j] = v; x[...] = y.reshape(x.shape) to write a reshaped array back), or "
+            "take .copy() first (or write y = y + v) to make a separate array.")
+
+
+_f64 = np.float64
+
+
+def _install_ndarray_refusals(cls):
+    """Every public ndarray attribute a tracked value has no version of raises an
+    AttributeError that names it and the fix. Properties, not ``__getattr__``: a class
+    with ``__getattr__`` loses CPython's specialised attribute loads on the hot path."""
+    def refusal(name):
+        def get(self):
+            raise AttributeError(
+                f"x.{name}: ndarray.{name} is not available on a tracked value (it has no "
+                "derivative rule, or exposes memory a tracked value does not have). Use the "
+                f"NumPy function (np.{name}(x, ...)) where autodiff has a rule for it, or "
+                f"x.value.{name} for the primal only, with no derivative.")
+        return property(get)
+    for name in dir(np.ndarray):
+        if not name.startswith("_") and not hasattr(cls, name):
+            setattr(cls, name, refusal(name))
+
+
+def _stored_back(frame):
+    """Whether the in-place operator running in ``frame`` stores its result back with a
+    subscript or attribute assignment (``x[i] += v``, ``o.a += v``) rather than into a
+    name (``y += v``, which would rebind ``y`` and lose NumPy's write through the view)."""
+    last = frame.f_lasti
+    current = None
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.offset == last:
+            current = ins.opname
+        elif ins.offset > last and ins.opname != "CACHE":
+            if current is None or not current.startswith(("BINARY_OP", "INPLACE_")):
+                return False        # called as operator.iadd(y, v) or y.__iadd__(v)
+            name = ins.opname
+            return not (name.startswith("STORE_") and name not in ("STORE_SUBSCR",
+                                                                   "STORE_ATTR"))
+    return False
+
+
+def _binary(prim, symbol):
     # Elementwise primitives go straight to the box type's ``_elementwise`` hot path.
     def op(self, o):
         if type(o) in box_types and o.level > self.level:
@@ -303,17 +552,32 @@ def _binary(prim):
         if type(o) in box_types and o.level > self.level:
             return o._elementwise(prim, (o, self), o.level)
         return self._elementwise(prim, (o, self), self.level)
-    return op, rop
+
+    def iop(self, o):
+        # ``y += v`` rebinds ``y`` (a tracked array is a value), which loses the write
+        # NumPy would make through a view: refused on views, unless the result is stored
+        # back into a container (``x[i] += v`` stores it with ``x[i] = ...``). A scalar is
+        # never a view, so the common ``s += term`` pays a type check or two.
+        tv = type(self.value)
+        if tv is not float and tv is not _f64 and getattr(self, "_view", None) is not None \
+                and not _stored_back(sys._getframe(1)):
+            _no_write_through(self, f"y {symbol}= v")
+        if type(o) in box_types and o.level > self.level:
+            return o._elementwise(prim, (self, o), o.level)
+        return self._elementwise(prim, (self, o), self.level)
+    return op, rop, iop
 
 
 def install_operators(registry):
     """Give Box its arithmetic operators, each bound to its primitive once (no lookups,
     no outer ``bind``: the box itself is the top level unless the other operand is higher)."""
-    for name, prim in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
-                       ("truediv", "divide"), ("pow", "power")):
-        op, rop = _binary(registry[prim])
+    for name, prim, symbol in (("add", "add", "+"), ("sub", "subtract", "-"),
+                               ("mul", "multiply", "*"), ("truediv", "divide", "/"),
+                               ("pow", "power", "**")):
+        op, rop, iop = _binary(registry[prim], symbol)
         setattr(Box, f"__{name}__", op)
         setattr(Box, f"__r{name}__", rop)
+        setattr(Box, f"__i{name}__", iop)
     neg, absolute = registry["negative"], registry["absolute"]
     Box.__neg__ = lambda self: self._elementwise(neg, (self,), self.level)
     Box.__abs__ = lambda self: self._elementwise(absolute, (self,), self.level)
@@ -326,3 +590,6 @@ def _qualname(f):
     else:
         mod = getattr(f, "__module__", None) or "numpy"
     return f"{mod}.{name}"
+
+
+_install_ndarray_refusals(Box)

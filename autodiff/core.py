@@ -10,8 +10,8 @@ import itertools
 
 import numpy as np
 
-__all__ = ["Primitive", "bind", "new_level", "registry", "ufunc_table", "function_table",
-           "shape_of", "ndim_of", "lead", "is_complex", "real_like", "NO_KW"]
+__all__ = ["Primitive", "bind", "new_level", "close_level", "registry", "ufunc_table",
+           "function_table", "shape_of", "ndim_of", "lead", "is_complex", "real_like", "NO_KW"]
 
 #: name -> Primitive, in registration order.
 registry = {}
@@ -38,9 +38,35 @@ NO_KW = {}
 batched_levels = {}
 
 
+#: Levels whose transform is running (the eager ones always are). A box of any other level
+#: leaked out of its transform; only the slow paths (``apply``, ``backward``, assignment)
+#: look here, so the operator lanes pay nothing. Bounded by the nesting depth.
+live_levels = {EAGER_REVERSE, EAGER_FORWARD}
+
+
 def new_level():
-    """A fresh level, higher than every level made before it."""
-    return next(_levels)
+    """A fresh level, higher than every level made before it; live until ``close_level``."""
+    level = next(_levels)
+    live_levels.add(level)
+    return level
+
+
+def close_level(level):
+    """The transform of ``level`` has returned: its boxes may no longer start operations."""
+    live_levels.discard(level)
+
+
+def leaked(box, what="used"):
+    """The error for a box whose transform has returned (JAX's leaked-tracer error)."""
+    kind, names = (("forward-mode", "jvp, jacfwd, hessian, linearize, ...")
+                   if hasattr(box, "tangent") else
+                   ("reverse-mode", "grad, value_and_grad, vjp, jacrev, ..."))
+    # A TypeError, as JAX's UnexpectedTracerError is.
+    return TypeError(
+        f"a value tracked by a {kind} transform ({names}; level {box.level}) was {what} "
+        "after that transform returned: it leaked out of the differentiated function, e.g. "
+        "stored in a global, a list or an attribute. Return it as an output instead "
+        "(has_aux=True for values that are not differentiated), or store `.value`.")
 
 
 class Primitive:
@@ -62,7 +88,7 @@ class Primitive:
     tangents and sums cotangents back to each argument's shape, so rules never do.
     """
     __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
-                 "full_vjp", "nondiff", "flops", "partials", "vjp_into", "real_out",
+                 "full_vjp", "nondiff", "flops", "partials", "vjp_into", "real_out", "view",
                  "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
@@ -77,6 +103,10 @@ class Primitive:
         # ``real_out``: a real output even of a complex input (abs, real, imag, angle): the
         # forward mode keeps the real part of ``t·d`` (the R-linear pushforward Re(d·t)).
         self.real_out = False
+        # ``view``: NumPy returns a view for this operation (reshape, transpose, basic
+        # indexing); the modes mark its result so that a write through it is refused
+        # instead of silently not reaching the original (``Box.__setitem__``).
+        self.view = None
         self.impl = impl
         self.linear = linear
         self.broadcasts = broadcasts

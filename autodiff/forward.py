@@ -7,7 +7,8 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 import numpy as np
 
 from .boxes import Box, unbox
-from .core import EAGER_FORWARD, batched_levels, bind, box_types, ndim_of, real_like, shape_of
+from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
+                   real_like, shape_of)
 from .ops.define import broadcast
 
 __all__ = ["Dual"]
@@ -21,8 +22,9 @@ class Dual(Box):
     >>> round(float(y.tangent), 6)
     0.918217
     """
-    # ``base`` (set only on views from basic indexing) is left unset otherwise: no cost.
-    __slots__ = ("value", "tangent", "level", "base")
+    # ``_view`` (set only on results NumPy gives as views: basic indexing, reshape,
+    # transpose; a write through one is refused) is left unset otherwise: no cost.
+    __slots__ = ("value", "tangent", "level", "_view")
 
     def __init__(self, value, tangent=None, level=EAGER_FORWARD):
         if tangent is None:
@@ -33,6 +35,8 @@ class Dual(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
+        if level not in live_levels:        # the slow path: the lanes skip this check
+            raise leaked(self)
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
         if len(args) == 1 and not prim.full_jvp:
@@ -82,6 +86,13 @@ class Dual(Box):
 
     def __repr__(self):
         return f"Dual({self.value!r}, {self.tangent!r})"
+
+    def __reduce_ex__(self, protocol):
+        # A user-made Dual of plain arrays is data: value and tangent.
+        if self.level == EAGER_FORWARD and type(self.value) not in box_types \
+                and type(self.tangent) not in box_types:
+            return (Dual, (self.value, self.tangent))
+        return Box.__reduce_ex__(self, protocol)
 
     # ----- assignment (Box.__setitem__) -----
     def constant(self, value):
@@ -160,7 +171,7 @@ def _apply_elementwise(prim, args, level):
         if prim.real_out:
             t = real_like(t, ans)      # abs, real, imag, angle: Re(d·t)
     if type(ans) is not float:
-        t = _full_shape(t, ans, nb)
+        t = _full_shape(t, ans, nb, args, level)
     # _dual() inlined: this is the scalar hot path, where a call costs ~10 % of an operation.
     out = _new(Dual)
     out.value = ans
@@ -194,7 +205,10 @@ def _apply_unary(prim, a, kw, level):
         if rule is None:
             return ans
         t = rule(a.tangent, ans, v, **kw)
-    return _dual(ans, real_like(t, ans), level)
+    out = _dual(ans, real_like(t, ans), level)
+    if prim.view is not None:
+        out._view = prim.view
+    return out
 
 
 def _pad(t, nb, k):
@@ -220,10 +234,17 @@ def _zeros(batch, v):
                     else np.result_type(unbox(v)))
 
 
-def _full_shape(t, ans, nb):
+def _full_shape(t, ans, nb, args=(), level=None):
     """A tangent has the output's full shape (plus batch), even if it came from a scalar."""
     s = shape_of(t)
     target = shape_of(ans)
     if s[nb:] != target or len(s) != nb + len(target):
-        t = broadcast(t, s[:nb] + target)
+        try:
+            t = broadcast(t, s[:nb] + target)
+        except ValueError:
+            if level is not None and level not in live_levels:
+                # a batched tangent of a transform that has returned (its batch is gone)
+                raise leaked(next(a for a in args if type(a) is Dual and a.level == level)) \
+                    from None
+            raise
     return t

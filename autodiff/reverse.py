@@ -7,13 +7,16 @@ no recursion, and only records the output depends on are visited. Once a record 
 its adjoint on, it drops its saved inputs (unless asked to keep them).
 """
 import contextvars
+import copy
 import heapq
 import itertools
+import sys
 
 import numpy as np
 
 from .boxes import Box
-from .core import EAGER_REVERSE, NO_KW, bind, box_types, is_complex, real_like, shape_of
+from .core import (EAGER_REVERSE, NO_KW, bind, box_types, is_complex, leaked, live_levels,
+                   real_like, shape_of)
 
 __all__ = ["Variable", "Tape", "backward_pass", "sum_to"]
 
@@ -23,6 +26,7 @@ _number = itertools.count()
 #: path pays for the context lookup only while some tape is open somewhere.
 _tapes = contextvars.ContextVar("autodiff_tapes", default=())
 _open = [0]
+_SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200      # CO_GENERATOR, COROUTINE, ITERABLE_, ASYNC_GEN
 
 
 class Variable(Box):
@@ -37,10 +41,11 @@ class Variable(Box):
     >>> float(x.grad)
     8.0
     """
-    # ``prev`` (the record this one replaced by an assignment) and ``base`` (set on views
-    # from basic indexing) stay unset unless used: no cost on the hot path.
+    # ``prev`` (the record this one replaced by an assignment) and ``_view`` (set on results
+    # NumPy gives as views: basic indexing, reshape, transpose) stay unset unless used: no
+    # cost on the hot path.
     __slots__ = ("value", "level", "prim", "parents", "args", "kw", "idx", "g", "grad",
-                 "keep", "prev", "base", "__weakref__")
+                 "keep", "prev", "_view", "__weakref__")
 
     def __init__(self, value, requires_grad=True, level=EAGER_REVERSE):
         if type(value) is not float and type(value) not in box_types:
@@ -70,6 +75,8 @@ class Variable(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
+        if level not in live_levels:        # the slow path: the lanes skip this check
+            raise leaked(self)
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
         if len(args) == 1:
@@ -106,6 +113,8 @@ class Variable(Box):
 
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate ``d self / d leaf`` into every leaf's ``.grad`` (PyTorch habit)."""
+        if self.level not in live_levels:
+            raise leaked(self, "swept by backward()")
         if gradient is None:
             if shape_of(self.value) != ():
                 raise TypeError(
@@ -117,6 +126,25 @@ class Variable(Box):
 
     def zero_grad(self):
         self.grad = None
+
+    def _copy(self, deep):
+        """An eager leaf copies as a new leaf (PyTorch's habit: ``copy.deepcopy(model)``);
+        anything else is a recorded, differentiable ``x.copy()``."""
+        if self.prim is None and self.level == EAGER_REVERSE and type(self.value) \
+                not in box_types:
+            new = Variable(self.value.copy() if deep and type(self.value) is not float
+                           else self.value, requires_grad=self.parents is not None)
+            if self.grad is not None:
+                new.grad = copy.deepcopy(self.grad) if deep else self.grad
+            return new
+        return Box._copy(self, deep)
+
+    def __reduce_ex__(self, protocol):
+        # An eager leaf is data (value, requires_grad), pickled as PyTorch pickles a tensor.
+        if self.prim is None and self.level == EAGER_REVERSE and type(self.value) \
+                not in box_types:
+            return (Variable, (self.value, self.parents is not None))
+        return Box.__reduce_ex__(self, protocol)
 
     def __repr__(self):
         if self.prim is None:
@@ -262,8 +290,12 @@ def _apply_unary(prim, a, kw, level):
     if prim.nondiff:
         return ans
     if a.parents is None or not prim.full_vjp and prim.vjp[0] is None:
-        return _constant(ans, level)
-    return _node(ans, level, prim, [(0, a)], (v,), kw)
+        out = _constant(ans, level)
+    else:
+        out = _node(ans, level, prim, [(0, a)], (v,), kw)
+    if prim.view is not None and type(out) is Variable:
+        out._view = prim.view
+    return out
 
 
 Variable._elementwise = staticmethod(_apply_elementwise)
@@ -297,14 +329,19 @@ def backward_pass(roots, nb=0, retain=False):
     scatters into it (``vjp_into``) instead of building a zero array per use.
     """
     heap = []
-    for node, g in roots:
-        if node.parents is None:
-            continue
-        if node.g is None:
-            node.g = g
-            heap.append((-node.idx, node))
-        else:
-            node.g = node.g + g
+    try:
+        for node, g in roots:
+            if node.parents is None:
+                continue
+            if node.g is None:
+                node.g = g
+                heap.append((-node.idx, node))
+            else:
+                node.g = node.g + g
+    except BaseException:
+        for _, n in heap:
+            n.g = None
+        raise
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     owned = set()
@@ -326,80 +363,94 @@ def backward_pass(roots, nb=0, retain=False):
 
     leaves = []
     rebased = _rebased[0]
-    while heap:
-        node = pop(heap)[1]
-        g = node.g
-        node.g = None
-        owned.discard(id(g))
-        prim = node.prim
-        if prim is None:
-            leaves.append((node, g))
-            continue
-        args = node.args
-        if args is None:
-            raise RuntimeError(
-                f"the record of {prim.name} was already swept and freed; call "
-                "backward(retain_graph=True) the first time to sweep a graph twice.")
-        if node.keep:
-            node.grad = g
-        parents = node.parents
-        if rebased:
-            parents = _at_version(parents, node.idx)
-        partials = prim.partials
-        try:
-            if partials is not None:
-                # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x,
-                # summed back over broadcast axes (before negating: a smaller array).
-                ans = node.value
-                for i, p in parents:
-                    d = partials[i]
-                    gp = g if type(d) is float else g * d(ans, *args)
-                    if type(gp) is not float:
-                        gp = sum_to(gp, args[i], nb)
-                    if d == -1.0:
-                        gp = -gp
-                    if type(gp) is not float and is_complex(gp) and not is_complex(args[i]):
-                        gp = np.real(gp)        # core.real_like, inlined: the hot path
-                    accumulate(p, gp)
-            elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray \
-                    and g.dtype.kind != "c" and (parents[0][1].g is None
-                                                 or type(parents[0][1].g) is ndarray):
-                # (a tracked cotangent already there cannot be scattered into in place)
-                x = args[0]
-                p = parents[0][1]
-                acc = p.g
-                if acc is None or id(acc) not in owned or type(acc) is not ndarray:
-                    fresh = np.zeros(shape_of(x), dtype=g.dtype if acc is None
-                                     else np.result_type(g, acc))
-                    if acc is not None:
-                        fresh += acc
-                    else:
-                        push(heap, (-p.idx, p))
-                    p.g = acc = fresh
-                    owned.add(id(acc))
-                prim.vjp_into(acc, g, node.value, *args, **node.kw)
-            elif prim.full_vjp:
-                cts = prim.vjp(g, node.value, *args, **node.kw)
-                for i, p in parents:
-                    gp = cts[i]
-                    if gp is not None:
-                        gp = real_like(gp, args[i])
-                        accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
-            else:
-                rules = prim.vjp
-                ans, kw = node.value, node.kw
-                for i, p in parents:
-                    gp = rules[i](g, ans, *args, **kw)
-                    if gp is not None:
-                        gp = real_like(gp, args[i])
-                        accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
-        except Exception as e:
-            if hasattr(e, "add_note"):
-                e.add_note(f"(raised by the reverse rule of {prim.name} during the backward sweep)")
-            raise
-        if not (retain or node.keep):
-            node.args = None
-            node.parents = ()
+    kept = []                   # records whose .grad (tape adjoint) this sweep set
+    try:
+        while heap:
+            node = pop(heap)[1]
+            g = node.g
+            node.g = None
+            owned.discard(id(g))
+            prim = node.prim
+            if prim is None:
+                leaves.append((node, g))
+                continue
+            args = node.args
+            if args is None:
+                if node.level not in live_levels:
+                    raise leaked(node, "swept")
+                raise RuntimeError(
+                    f"the record of {prim.name} was already swept and freed; call "
+                    "backward(retain_graph=True) the first time to sweep a graph twice.")
+            if node.keep:
+                kept.append((node, node.grad))
+                node.grad = g
+            parents = node.parents
+            if rebased:
+                parents = _at_version(parents, node.idx)
+            partials = prim.partials
+            try:
+                if partials is not None:
+                    # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x,
+                    # summed back over broadcast axes (before negating: a smaller array).
+                    ans = node.value
+                    for i, p in parents:
+                        d = partials[i]
+                        gp = g if type(d) is float else g * d(ans, *args)
+                        if type(gp) is not float:
+                            gp = sum_to(gp, args[i], nb)
+                        if d == -1.0:
+                            gp = -gp
+                        if type(gp) is not float and is_complex(gp) and not is_complex(args[i]):
+                            gp = np.real(gp)        # core.real_like, inlined: the hot path
+                        accumulate(p, gp)
+                elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray \
+                        and g.dtype.kind != "c" and (parents[0][1].g is None
+                                                     or type(parents[0][1].g) is ndarray):
+                    # (a tracked cotangent already there cannot be scattered into in place)
+                    x = args[0]
+                    p = parents[0][1]
+                    acc = p.g
+                    if acc is None or id(acc) not in owned or type(acc) is not ndarray:
+                        fresh = np.zeros(shape_of(x), dtype=g.dtype if acc is None
+                                         else np.result_type(g, acc))
+                        if acc is not None:
+                            fresh += acc
+                        else:
+                            push(heap, (-p.idx, p))
+                        p.g = acc = fresh
+                        owned.add(id(acc))
+                    prim.vjp_into(acc, g, node.value, *args, **node.kw)
+                elif prim.full_vjp:
+                    cts = prim.vjp(g, node.value, *args, **node.kw)
+                    for i, p in parents:
+                        gp = cts[i]
+                        if gp is not None:
+                            gp = real_like(gp, args[i])
+                            accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
+                else:
+                    rules = prim.vjp
+                    ans, kw = node.value, node.kw
+                    for i, p in parents:
+                        gp = rules[i](g, ans, *args, **kw)
+                        if gp is not None:
+                            gp = real_like(gp, args[i])
+                            accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
+            except Exception as e:
+                if hasattr(e, "add_note"):
+                    e.add_note(f"(raised by the reverse rule of {prim.name} during the "
+                               "backward sweep)")
+                raise
+            if not (retain or node.keep):
+                node.args = None
+                node.parents = ()
+    except BaseException:
+        # Exception-safe (KeyboardInterrupt too): no record or leaf keeps a cotangent or
+        # an adjoint from the failed sweep, so a later backward() starts clean.
+        for _, n in heap:
+            n.g = None
+        for n, old in kept:
+            n.grad = old
+        raise
     return _independent(leaves, roots)
 
 
@@ -429,8 +480,9 @@ def _independent(leaves, roots):
 
 def _record(v):
     for tape in _tapes.get():
-        tape._records.append(v)
-        v.keep = True
+        if tape._active():
+            tape._records.append(v)
+            v.keep = True
 
 
 class Record:
@@ -450,22 +502,46 @@ class Record:
 class Tape:
     """Collects the records made inside ``with Tape() as tape:`` (in this thread only).
 
+    Opened in a generator, it records only while the generator runs: a generator that is
+    suspended or abandoned inside the ``with`` shares its caller's context, and the
+    caller's operations are not its records.
+
     ``len(tape)``, iteration (``Record`` objects), ``print(tape)`` (the Wengert list with
     values and, after a sweep, adjoints) and ``tape.to_dot()`` (Graphviz source).
     """
 
     def __init__(self):
         self._records = []
-        self._token = None
+        self._frame = None
+        self._open = False
 
     def __enter__(self):
-        self._token = _tapes.set(_tapes.get() + (self,))
+        frame = sys._getframe(1)
+        # A generator (or coroutine) that opened the tape and is suspended, or abandoned,
+        # shares its caller's context: the tape records only while its frame runs.
+        self._frame = frame if frame.f_code.co_flags & _SUSPENDABLE else None
+        _tapes.set(_tapes.get() + (self,))
         _open[0] += 1
+        self._open = True
         return self
 
     def __exit__(self, *exc):
-        _open[0] -= 1
-        _tapes.reset(self._token)
+        if self._open:              # once, even if a generator is closed elsewhere
+            self._open = False
+            _open[0] -= 1
+            _tapes.set(tuple(t for t in _tapes.get() if t is not self))
+            self._frame = None      # no cycle tape -> generator frame -> tape
+        return False
+
+    def _active(self):
+        frame = self._frame
+        if frame is None:
+            return True
+        f = sys._getframe(2)
+        while f is not None:
+            if f is frame:
+                return True
+            f = f.f_back
         return False
 
     def __len__(self):

@@ -43,6 +43,13 @@ def _broadcast_vjp(g, ans, x, shape):
 broadcast_to_p = defprim("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
                          jvp=(_broadcast_jvp,), vjp=(_broadcast_vjp,), flops=0)
 
+# NumPy returns these as views of their input (reshape and ravel when the layout allows;
+# refusing a write is right either way): a write through one is refused (Box.__setitem__).
+reshape_p.view = ("reshape (x.reshape, np.reshape, ravel, squeeze, expand_dims, "
+                  "atleast_2d, x.flat, ...)")
+transpose_p.view = "transpose (x.T, np.transpose, swapaxes, moveaxis, ...)"
+broadcast_to_p.view = "np.broadcast_to (a read-only view in NumPy)"
+
 
 @handles(np.reshape)
 def _reshape(a, shape=None, order="C", **kw):
