@@ -155,7 +155,7 @@ def _split_aux(out, transform):
     """``(out, aux)`` of a function called with ``has_aux=True``, refused unless a pair."""
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         what = (f"a {type(out).__name__} of length {len(out)}"
-                if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
+                if isinstance(out, (tuple, list)) else f"a {type(unbox(out)).__name__}")
         raise TypeError(f"{transform}(has_aux=True) needs the function to return a pair "
                         f"(out, aux), but it returned {what}.")
     return out
@@ -242,7 +242,7 @@ def _scalar(a, kind="f"):
 
 def _not_scalar(f, value, holomorphic=False):
     want = "a complex scalar output (holomorphic=True)" if holomorphic else "a real scalar output"
-    if type(value) in (list, tuple, dict):
+    if isinstance(value, (list, tuple, dict)):
         what = f"a {type(value).__name__}; use jacobian or vjp for containers"
     else:
         shape = np.shape(value)
@@ -268,12 +268,12 @@ def _value_and_grad_leaf(f, args, kwargs, argnum, x):
             _not_scalar(f, unbox(out.value))
         reached = backward_pass([(out, _one(out.value))])
         return out.value, _like_input(reached[0][1] if reached else _zeros(x), x)
-    if type(out) in (list, tuple, dict) or not _scalar(unbox(out)):
-        _not_scalar(f, out if type(out) in (list, tuple, dict) else unbox(out))
+    if isinstance(out, (list, tuple, dict)) or not _scalar(unbox(out)):
+        _not_scalar(f, out if isinstance(out, (list, tuple, dict)) else unbox(out))
     return out, _zeros(x)
 
 
-def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False):
+def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform="grad"):
     """``(f(x), ∇f(x))`` from one forward and one backward sweep (reverse mode).
 
     For a real ``f`` of a complex ``z = x + iy`` the gradient is ``∂f/∂x - i ∂f/∂y``, the
@@ -288,12 +288,12 @@ def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False):
             x = args[argnums]
             if type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f":
                 return _value_and_grad_leaf(f, args, kwargs, argnums, x)
-        leaves, rebuild, pack = _flat_args(f, args, argnums, "grad")
+        leaves, rebuild, pack = _flat_args(f, args, argnums, _transform)
         if holomorphic:
             _check_complex(f, "grad", leaves, None, True)
         value, aux, values, sweep = _pull(lambda *a: f(*a, **kwargs), args, leaves, rebuild,
-                                          has_aux, transform="grad")
-        if len(values) != 1 or type(value) in (list, tuple, dict):
+                                          has_aux, transform=_transform)
+        if len(values) != 1 or isinstance(value, (list, tuple, dict)):
             _not_scalar(f, value, holomorphic)
         if not _scalar(unbox(values[0]), "c" if holomorphic else "f"):
             _not_scalar(f, unbox(values[0]), holomorphic)
@@ -306,7 +306,7 @@ def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False):
     return value_and_grad_f
 
 
-def grad(f, argnums=0, has_aux=False, holomorphic=False):
+def grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform="grad"):
     """∇f for a real scalar-valued ``f`` (reverse mode); ``argnums`` may be a tuple.
 
     Complex inputs follow JAX: for a real ``f(z)`` the result is ``∂f/∂x - i ∂f/∂y``, the
@@ -319,7 +319,7 @@ def grad(f, argnums=0, has_aux=False, holomorphic=False):
     >>> complex(grad(lambda z: z ** 3, holomorphic=True)(1.0 + 1.0j))  # 3 z²
     6j
     """
-    vg = value_and_grad(f, argnums, has_aux, holomorphic)
+    vg = value_and_grad(f, argnums, has_aux, holomorphic, _transform=_transform)
 
     def grad_f(*args, **kwargs):
         (_, aux), g = vg(*args, **kwargs) if has_aux else ((None, None), vg(*args, **kwargs)[1])
@@ -421,7 +421,7 @@ def linearize(f, *primals, has_aux=False):
     value, aux, values, sweep = _pull(f, primals, leaves, rebuild, has_aux, retain=True,
                                       transform="linearize")
     out_tree = flatten(value)[1]
-    seeds = [np.zeros(shape_of(unbox(v)), dtype=_tangent_dtype(v)) for v in values]
+    seeds = [_zero_like(v) for v in values]
     # The backward sweep is linear in the cotangents: record it once as a function of them.
     sweep_t = _pull(lambda *us: tuple(sweep(list(us))), seeds, seeds, lambda us: us,
                     retain=True)[3]
@@ -431,6 +431,14 @@ def linearize(f, *primals, has_aux=False):
 
     f_jvp.__name__ = f"linearize({_fname(f)})"
     return (value, f_jvp, aux) if has_aux else (value, f_jvp)
+
+
+def _zero_like(v):
+    """A zero tangent for output ``v``: a Python scalar stays a Python scalar."""
+    v = unbox(v)
+    if type(v) is float or type(v) is complex:
+        return type(v)(0)
+    return np.zeros(shape_of(v), dtype=_tangent_dtype(v))
 
 
 def _tangent_dtype(v):
@@ -631,8 +639,8 @@ def hessian(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
     array([[4., 2.],
            [2., 0.]])
     """
-    jac = jacfwd(grad(f, argnums, has_aux, holomorphic), argnums, has_aux, holomorphic,
-                 chunk_size)
+    g = grad(f, argnums, has_aux, holomorphic, _transform="hessian")
+    jac = jacfwd(g, argnums, has_aux, holomorphic, chunk_size)
 
     def hessian_f(*args, **kwargs):
         _flat_args(f, args, argnums, "hessian")           # refuse integer inputs by name

@@ -95,11 +95,13 @@ def test_has_aux_nested_aux_is_plain_at_its_level():
     close(ad.grad(outer)(0.7), num, rtol=1e-7)
 
 
-@pytest.mark.parametrize("name", ["jacfwd", "jacrev", "jacobian", "hessian", "grad"])
+@pytest.mark.parametrize("name", ["jacfwd", "jacrev", "jacobian", "hessian", "grad",
+                                  "value_and_grad"])
 def test_aux_not_a_pair_is_type_error(name):
-    with pytest.raises(TypeError, match=r"has_aux=True.*\(out, aux\)"):
+    want = "grad" if name == "value_and_grad" else name
+    with pytest.raises(TypeError, match=rf"^{want}\(has_aux=True\).*\(out, aux\).*a float"):
         getattr(ad, name)(lambda x: np.sum(x), has_aux=True)(X)
-    with pytest.raises(TypeError, match=r"has_aux=True.*\(out, aux\)"):
+    with pytest.raises(TypeError, match=r"has_aux=True.*\(out, aux\).*tuple of length 3"):
         getattr(ad, name)(lambda x: (np.sum(x), 1, 2), has_aux=True)(X)
 
 
@@ -373,6 +375,11 @@ def test_grad_wrt_namedtuple():
     close(g.x, 2 * 1.5 * np.sum(np.sin(X)))
     close(g.y, 1.5 ** 2 * np.cos(X))
     ad.check_grads(lambda x, y: f(Point(x, y)), (1.5, X), order=2)
+
+
+def test_grad_of_a_namedtuple_output_is_refused_by_name():
+    with pytest.raises(TypeError, match="grad requires a real scalar output.*SlogdetResult"):
+        ad.grad(np.linalg.slogdet)(np.array([[2.0, 0.3], [0.1, -1.5]]))
 
 
 def test_jacobian_of_slogdet():
