@@ -6,7 +6,7 @@
 """
 from . import ops  # noqa: F401  (fills the primitive registry)
 from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jacobian, jacrev,
-                  jvp, stop_gradient, value_and_grad, vjp)
+                  jvp, linear_operator, linearize, stop_gradient, value_and_grad, vjp)
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
 from .reverse import Tape, Variable
@@ -55,5 +55,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'autodiff' has no attribute {name!r}")
 
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
-           "hvp", "derivative", "elementwise_grad", "check_grads", "stop_gradient",
+           "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad", "check_grads",
+           "stop_gradient",
            "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape"]

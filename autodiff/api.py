@@ -13,10 +13,11 @@ from .boxes import unbox
 from .core import batched_levels, box_types, close_level, is_complex, new_level, shape_of
 from .forward import Dual
 from .reverse import Variable, backward_pass, origin
-from .tree import flatten, unflatten
+from .tree import flatten, structure, unflatten
 
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
-           "hvp", "derivative", "elementwise_grad", "stop_gradient"]
+           "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad",
+           "stop_gradient"]
 
 
 # ----- Inputs and levels -----
@@ -96,9 +97,14 @@ def _flat_args(f, args, argnums, transform):
     """Leaves of the differentiated arguments, and a function rebuilding the call."""
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
-    for n in nums:
-        if not -len(args) <= n < len(args):
-            raise ValueError(f"argnums {argnums} out of range for {len(args)} arguments")
+    need = max([n + 1 if n >= 0 else -n for n in nums], default=0)
+    if need > len(args):
+        # JAX's message and type: most often the argument was passed by keyword.
+        raise TypeError(
+            f"{transform}: differentiating with respect to argnums={argnums} requires at "
+            f"least {need} positional arguments to be passed by the caller, but got only "
+            f"{len(args)} positional arguments. Pass the arguments to differentiate by "
+            f"position, not by keyword.")
     nums = tuple(n % len(args) for n in nums)
     leaves, defs, counts = [], [], []
     for n in nums:
@@ -146,12 +152,42 @@ def _like_input(g, x):
     return g
 
 
+def _split_aux(out, transform):
+    """``(out, aux)`` of a function called with ``has_aux=True``, refused unless a pair."""
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        what = (f"a {type(out).__name__} of length {len(out)}"
+                if isinstance(out, (tuple, list)) else f"a {type(unbox(out)).__name__}")
+        raise TypeError(f"{transform}(has_aux=True) needs the function to return a pair "
+                        f"(out, aux), but it returned {what}.")
+    return out
+
+
+def _plain_aux(aux, level):
+    """``aux`` with the values tracked at ``level`` unwrapped: aux is not differentiated
+    there (outer levels still track it)."""
+    leaves, tree = flatten(aux)
+    return unflatten(tree, [a.value if type(a) in box_types and a.level == level else a
+                            for a in leaves])
+
+
+def _one(value, holomorphic=False):
+    """The seed cotangent of a scalar output, in its dtype (float32 stays float32)."""
+    dt = getattr(unbox(value), "dtype", None)
+    if dt is None or dt == np.float64:
+        return np.complex128(1.0) if holomorphic else 1.0
+    return dt.type(1)
+
+
 # ----- The two cores -----
-def _push(f, args, leaves, rebuild, tangents, batched=0):
+def _push(f, args, leaves, rebuild, tangents, batched=0, has_aux=False, transform="jvp"):
     """Run ``f`` on Duals; returns (output leaves, their tangents, output treedef, aux)."""
+    aux = None
     with _level(batched) as level:
         duals = [Dual(x, t, level) for x, t in zip(leaves, tangents)]
         out = f(*rebuild(duals))
+        if has_aux:
+            out, aux = _split_aux(out, transform)
+            aux = _plain_aux(aux, level)
     outs, tree = flatten(out)
     values, tans = [], []
     for o in outs:
@@ -161,20 +197,18 @@ def _push(f, args, leaves, rebuild, tangents, batched=0):
         else:
             values.append(o)
             tans.append(None)
-    return values, tans, tree
+    return values, tans, tree, aux
 
 
-def _pull(f, args, leaves, rebuild, has_aux=False, retain=False):
-    """Run ``f`` on Variables; returns (output value tree, aux, output nodes, sweep)."""
+def _pull(f, args, leaves, rebuild, has_aux=False, retain=False, transform="vjp"):
+    """Run ``f`` on Variables; returns (output value tree, aux, output values, sweep)."""
+    aux = None
     with _level() as level:
         vs = [Variable(x, level=level) for x in leaves]
         out = f(*rebuild(vs))
-    aux = None
-    if has_aux:
-        out, aux = out
-        aux_leaves, aux_tree = flatten(aux)
-        aux = unflatten(aux_tree, [a.value if type(a) is Variable and a.level == level else a
-                                   for a in aux_leaves])
+        if has_aux:
+            out, aux = _split_aux(out, transform)
+            aux = _plain_aux(aux, level)
     outs, tree = flatten(out)
     nodes = [o if type(o) is Variable and o.level == level else None for o in outs]
     values = [o.value if n is not None else o for o, n in zip(outs, nodes)]
@@ -209,7 +243,7 @@ def _scalar(a, kind="f"):
 
 def _not_scalar(f, value, holomorphic=False):
     want = "a complex scalar output (holomorphic=True)" if holomorphic else "a real scalar output"
-    if type(value) in (list, tuple, dict):
+    if isinstance(value, (list, tuple, dict)):
         what = f"a {type(value).__name__}; use jacobian or vjp for containers"
     else:
         shape = np.shape(value)
@@ -233,14 +267,14 @@ def _value_and_grad_leaf(f, args, kwargs, argnum, x):
     if type(out) is Variable and out.level == level:
         if not _scalar(unbox(out.value)):
             _not_scalar(f, unbox(out.value))
-        reached = backward_pass([(out, 1.0)])
+        reached = backward_pass([(out, _one(out.value))])
         return out.value, _like_input(reached[0][1] if reached else _zeros(x), x)
-    if type(out) in (list, tuple, dict) or not _scalar(unbox(out)):
-        _not_scalar(f, out if type(out) in (list, tuple, dict) else unbox(out))
+    if isinstance(out, (list, tuple, dict)) or not _scalar(unbox(out)):
+        _not_scalar(f, out if isinstance(out, (list, tuple, dict)) else unbox(out))
     return out, _zeros(x)
 
 
-def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False):
+def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform="grad"):
     """``(f(x), ∇f(x))`` from one forward and one backward sweep (reverse mode).
 
     For a real ``f`` of a complex ``z = x + iy`` the gradient is ``∂f/∂x - i ∂f/∂y``, the
@@ -255,16 +289,16 @@ def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False):
             x = args[argnums]
             if type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f":
                 return _value_and_grad_leaf(f, args, kwargs, argnums, x)
-        leaves, rebuild, pack = _flat_args(f, args, argnums, "grad")
+        leaves, rebuild, pack = _flat_args(f, args, argnums, _transform)
         if holomorphic:
             _check_complex(f, "grad", leaves, None, True)
         value, aux, values, sweep = _pull(lambda *a: f(*a, **kwargs), args, leaves, rebuild,
-                                          has_aux)
-        if len(values) != 1 or type(value) in (list, tuple, dict):
+                                          has_aux, transform=_transform)
+        if len(values) != 1 or isinstance(value, (list, tuple, dict)):
             _not_scalar(f, value, holomorphic)
         if not _scalar(unbox(values[0]), "c" if holomorphic else "f"):
             _not_scalar(f, unbox(values[0]), holomorphic)
-        g = pack(sweep([np.complex128(1.0) if holomorphic else 1.0]))
+        g = pack(sweep([_one(values[0], holomorphic)]))
         return ((value, aux), g) if has_aux else (value, g)
 
     value_and_grad_f.__wrapped__ = f
@@ -273,7 +307,7 @@ def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False):
     return value_and_grad_f
 
 
-def grad(f, argnums=0, has_aux=False, holomorphic=False):
+def grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform="grad"):
     """∇f for a real scalar-valued ``f`` (reverse mode); ``argnums`` may be a tuple.
 
     Complex inputs follow JAX: for a real ``f(z)`` the result is ``∂f/∂x - i ∂f/∂y``, the
@@ -286,7 +320,7 @@ def grad(f, argnums=0, has_aux=False, holomorphic=False):
     >>> complex(grad(lambda z: z ** 3, holomorphic=True)(1.0 + 1.0j))  # 3 z²
     6j
     """
-    vg = value_and_grad(f, argnums, has_aux, holomorphic)
+    vg = value_and_grad(f, argnums, has_aux, holomorphic, _transform=_transform)
 
     def grad_f(*args, **kwargs):
         (_, aux), g = vg(*args, **kwargs) if has_aux else ((None, None), vg(*args, **kwargs)[1])
@@ -298,28 +332,61 @@ def grad(f, argnums=0, has_aux=False, holomorphic=False):
     return grad_f
 
 
-def jvp(f, primals, tangents):
-    """``(f(*primals), J·tangents)`` in one forward sweep.
+def _tangent_leaves(primals, tangents, transform):
+    """The tangents' leaves, refused (as JAX) unless shaped like the primals: a different
+    tree structure is a TypeError, a different leaf shape a ValueError."""
+    p_leaves, p_tree = flatten(tuple(primals))
+    t_leaves, t_tree = flatten(tuple(tangents))
+    if p_tree != t_tree:
+        raise TypeError(f"{transform}: primal and tangent arguments must have the same tree "
+                        f"structure; primals have {structure(p_tree)} whereas tangents have "
+                        f"{structure(t_tree)}.")
+    for p, t in zip(p_leaves, t_leaves):
+        if shape_of(unbox(t)) != shape_of(unbox(p)):
+            raise ValueError(f"{transform} called with different primal and tangent shapes: "
+                             f"primal shape {shape_of(unbox(p))}, tangent shape "
+                             f"{shape_of(unbox(t))}.")
+    return t_leaves
+
+
+def jvp(f, primals, tangents, has_aux=False):
+    """``(f(*primals), J·tangents)`` in one forward sweep; with ``has_aux=True``, ``f``
+    returns ``(out, aux)`` and the result is ``(out, J·tangents, aux)``.
 
     >>> jvp(np.sin, (0.0,), (2.0,))
     (0.0, 2.0)
     """
-    primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(f"jvp: primals and tangents must be tuples or lists, one entry per "
+                        f"argument of {_fname(f)}; got {type(primals).__name__} and "
+                        f"{type(tangents).__name__}. Write jvp(f, (x,), (v,)).")
+    tleaves = _tangent_leaves(primals, tangents, "jvp")
+    primals = tuple(primals)
     leaves, rebuild, _ = _flat_args(f, primals, tuple(range(len(primals))), "jvp")
-    tleaves = flatten(tangents)[0]
-    for x, t in zip(leaves, tleaves):
-        if np.shape(unbox(t)) != np.shape(unbox(x)):
-            raise ValueError(f"jvp: tangent of shape {np.shape(unbox(t))} for a primal of "
-                             f"shape {np.shape(unbox(x))}")
-    values, tans, tree = _push(f, primals, leaves, rebuild, tleaves)
+    values, tans, tree, aux = _push(f, primals, leaves, rebuild, tleaves, has_aux=has_aux)
     tans = [_zeros(v) if t is None else t for v, t in zip(values, tans)]
-    return unflatten(tree, values), unflatten(tree, tans)
+    out = unflatten(tree, values), unflatten(tree, tans)
+    return out + (aux,) if has_aux else out
+
+
+def _cotangent_leaves(cotangent, out_tree, values, transform):
+    """The cotangent's leaves, refused (as JAX) unless shaped like the output."""
+    cts, ct_tree = flatten(cotangent)
+    if ct_tree != out_tree:
+        raise TypeError(f"{transform}: the tree structure of the cotangent, "
+                        f"{structure(ct_tree)}, does not match that of the function's output, "
+                        f"{structure(out_tree)}.")
+    for c, v in zip(cts, values):
+        if shape_of(unbox(c)) != shape_of(unbox(v)):
+            raise ValueError(f"{transform}: a cotangent of shape {shape_of(unbox(c))} for an "
+                             f"output of shape {shape_of(unbox(v))}; they must be equal.")
+    return cts
 
 
 def vjp(f, *primals, has_aux=False):
     """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` is a tuple, one entry per primal.
+    With ``has_aux=True``, ``f`` returns ``(out, aux)`` and the result is
+    ``(out, vjp_fn, aux)``.
 
     >>> out, pull = vjp(lambda x, y: x * y, 2.0, 3.0)
     >>> pull(1.0)
@@ -330,28 +397,95 @@ def vjp(f, *primals, has_aux=False):
     out_tree = flatten(value)[1]
 
     def vjp_fn(cotangent):
-        cts = flatten(cotangent)[0]
-        if len(cts) != len(values):
-            raise ValueError(f"vjp_fn: cotangent has {len(cts)} leaves, output has "
-                             f"{len(values)}")
-        return pack(sweep(cts))
+        return pack(sweep(_cotangent_leaves(cotangent, out_tree, values, "vjp_fn")))
 
     vjp_fn.out_tree = out_tree
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
 
 
+def linearize(f, *primals, has_aux=False):
+    """``(f(*primals), f_jvp)``: ``f_jvp(*tangents)`` is ``J·tangents`` at ``primals``,
+    replayed from one recording without running ``f`` again (with ``has_aux=True``:
+    ``(out, f_jvp, aux)``).
+
+    ``f`` is recorded once on the tape, and the linear map ``u ↦ Jᵀu`` of its backward sweep
+    is recorded once more, on a tape of its own; ``f_jvp`` sweeps that second tape back,
+    which transposes ``Jᵀ`` to ``J``. Each call costs one backward sweep over the
+    linearisation; batches of tangents and outer transforms go through it like any other
+    sweep.
+
+    >>> out, f_jvp = linearize(np.sin, 0.0)
+    >>> f_jvp(2.0)
+    2.0
+    """
+    leaves, rebuild, _ = _flat_args(f, primals, tuple(range(len(primals))), "linearize")
+    value, aux, values, sweep = _pull(f, primals, leaves, rebuild, has_aux, retain=True,
+                                      transform="linearize")
+    out_tree = flatten(value)[1]
+    seeds = [_zero_like(v) for v in values]
+    # The backward sweep is linear in the cotangents: record it once as a function of them.
+    sweep_t = _pull(lambda *us: tuple(sweep(list(us))), seeds, seeds, lambda us: us,
+                    retain=True)[3]
+
+    def f_jvp(*tangents):
+        return unflatten(out_tree, sweep_t(_tangent_leaves(primals, tangents, "f_jvp")))
+
+    f_jvp.__name__ = f"linearize({_fname(f)})"
+    return (value, f_jvp, aux) if has_aux else (value, f_jvp)
+
+
+def _zero_like(v):
+    """A zero tangent for output ``v``: a Python scalar stays a Python scalar."""
+    v = unbox(v)
+    if type(v) is float or type(v) is complex:
+        return type(v)(0)
+    return np.zeros(shape_of(v), dtype=_tangent_dtype(v))
+
+
+def _tangent_dtype(v):
+    v = unbox(v)
+    if type(v) is float:
+        return np.float64
+    dt = np.result_type(v)
+    return dt if dt.kind in "fc" else np.float64
+
+
 # ----- Jacobians -----
-def _basis(shapes, dtypes, dtype_out=None):
-    """Identity blocks: one ``(B,) + shape`` seed per leaf, B the total size."""
+def _basis(shapes, dtypes, a=0, b=None):
+    """Rows ``a:b`` of the identity, split by leaf: one ``(b-a,) + shape`` seed per leaf."""
     sizes = [int(np.prod(s)) for s in shapes]
-    total = sum(sizes)
+    b = sum(sizes) if b is None else b
     seeds, start = [], 0
     for s, n, dt in zip(shapes, sizes, dtypes):
-        e = np.zeros((total, n), dtype=dt)
-        e[np.arange(start, start + n), np.arange(n)] = 1
-        seeds.append(e.reshape((total,) + tuple(s)))
+        e = np.zeros((b - a, n), dtype=dt)
+        lo, hi = max(a, start), min(b, start + n)
+        if lo < hi:
+            e[np.arange(lo - a, hi - a), np.arange(lo - start, hi - start)] = 1
+        seeds.append(e.reshape((b - a,) + tuple(s)))
         start += n
     return seeds, sizes
+
+
+def _chunks(total, chunk_size, transform):
+    """``[(a, b), …]``: the basis rows each sweep takes, at most ``chunk_size`` of them."""
+    if chunk_size is None:
+        return [(0, total)]
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < 1:
+        raise ValueError(f"{transform}: chunk_size must be a positive integer or None, "
+                         f"not {chunk_size!r}")
+    return [(a, min(a + int(chunk_size), total))
+            for a in range(0, total, int(chunk_size))] or [(0, 0)]
+
+
+def _concat(parts, shape, dtype):
+    """One output's tangents (or one input's cotangents) of every chunk, on one axis."""
+    if len(parts) == 1:
+        return parts[0][1]
+    if all(p is None for _, p in parts):
+        return None
+    return np.concatenate([np.zeros((n,) + shape, dtype) if p is None else p
+                           for n, p in parts])
 
 
 def _shape_dtype(x):
@@ -359,41 +493,60 @@ def _shape_dtype(x):
     return np.shape(v), (np.float64 if type(v) is float else np.result_type(v))
 
 
-def jacfwd(f, argnums=0, holomorphic=False):
-    """The Jacobian by forward mode: all n basis tangents in one batched sweep. Inputs must
-    be real unless ``holomorphic=True`` (then ∂f/∂z of a holomorphic ``f``)."""
-    def jacfwd_f(*args):
+def _with_kwargs(f, kwargs):
+    return (lambda *a: f(*a, **kwargs)) if kwargs else f
+
+
+def jacfwd(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
+    """The Jacobian by forward mode: all n basis tangents in one batched sweep (or sweeps of
+    at most ``chunk_size``). Inputs must be real unless ``holomorphic=True`` (then ∂f/∂z of
+    a holomorphic ``f``). With ``has_aux=True``, ``f`` returns ``(out, aux)`` and the result
+    is ``(jacobian, aux)``."""
+    def jacfwd_f(*args, **kwargs):
         leaves, rebuild, pack = _flat_args(f, args, argnums, "jacfwd")
         _check_complex(f, "jacfwd", leaves, None, holomorphic)
         in_sd = [_shape_dtype(x) for x in leaves]
-        seeds, sizes = _basis([s for s, _ in in_sd], [d for _, d in in_sd])
-        values, tans, tree = _push(f, args, leaves, rebuild, seeds, batched=1)
+        shapes, dtypes = [s for s, _ in in_sd], [d for _, d in in_sd]
+        runs = []
+        for a, b in _chunks(sum(int(np.prod(s)) for s in shapes), chunk_size, "jacfwd"):
+            seeds, sizes = _basis(shapes, dtypes, a, b)
+            values, tans, tree, aux = _push(_with_kwargs(f, kwargs), args, leaves, rebuild,
+                                            seeds, batched=1, has_aux=has_aux,
+                                            transform="jacfwd")
+            runs.append((b - a, tans))
         per_out = []
-        for v, t in zip(values, tans):
+        for k, v in enumerate(values):
             osh = np.shape(unbox(v))
+            t = _concat([(n, tans[k]) for n, tans in runs], osh, _tangent_dtype(v))
             blocks, start = [], 0
             for (ish, dt), n in zip(in_sd, sizes):
                 if t is None:
                     blocks.append(np.zeros(osh + ish, dtype=dt))
                 else:
-                    b = t[start:start + n]                      # (n,) + osh
-                    b = np.moveaxis(b, 0, -1) if len(osh) else b
-                    blocks.append(np.reshape(b, osh + ish))
+                    blk = t[start:start + n]                    # (n,) + osh
+                    blk = np.moveaxis(blk, 0, -1) if len(osh) else blk
+                    blocks.append(np.reshape(blk, osh + ish))
                 start += n
             per_out.append(pack(blocks))
-        return unflatten(tree, per_out)
+        jac = unflatten(tree, per_out)
+        return (jac, aux) if has_aux else jac
 
     jacfwd_f.__wrapped__ = f
     jacfwd_f.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
     return jacfwd_f
 
 
-def _jacrev_from(f, args, argnums, pulled, holomorphic=False):
-    leaves, rebuild, pack, value, values, sweep = pulled
+def _jacrev_from(f, pulled, holomorphic=False, chunk_size=None):
+    leaves, pack, value, values, sweep = pulled
     _check_complex(f, "jacrev", leaves, None if holomorphic else values, holomorphic)
     out_sd = [_shape_dtype(v) for v in values]
-    seeds, sizes = _basis([s for s, _ in out_sd], [d for _, d in out_sd])
-    grads = sweep(seeds, nb=1)                                     # each (M,) + in.shape
+    shapes, dtypes = [s for s, _ in out_sd], [d for _, d in out_sd]
+    runs = []
+    for a, b in _chunks(sum(int(np.prod(s)) for s in shapes), chunk_size, "jacrev"):
+        seeds, sizes = _basis(shapes, dtypes, a, b)
+        runs.append((b - a, sweep(seeds, nb=1)))                 # each (b-a,) + in.shape
+    grads = [_concat([(n, g[i]) for n, g in runs], np.shape(unbox(x)), _tangent_dtype(x))
+             for i, x in enumerate(leaves)]
     per_out, start = [], 0
     for (osh, _), m in zip(out_sd, sizes):
         blocks = [np.reshape(g[start:start + m], osh + np.shape(unbox(x)))
@@ -403,19 +556,22 @@ def _jacrev_from(f, args, argnums, pulled, holomorphic=False):
     return unflatten(flatten(value)[1], per_out)
 
 
-def _pull_args(f, args, argnums, transform):
+def _pull_args(f, args, kwargs, argnums, transform, has_aux, chunk_size):
     leaves, rebuild, pack = _flat_args(f, args, argnums, transform)
-    value, _, values, sweep = _pull(f, args, leaves, rebuild)
-    return leaves, rebuild, pack, value, values, sweep
+    value, aux, values, sweep = _pull(_with_kwargs(f, kwargs), args, leaves, rebuild, has_aux,
+                                      retain=chunk_size is not None, transform=transform)
+    return (leaves, pack, value, values, sweep), aux
 
 
-def jacrev(f, argnums=0, holomorphic=False):
-    """The Jacobian by reverse mode: all m basis cotangents in one batched sweep. Outputs
-    must be real unless ``holomorphic=True``; complex inputs give JAX's conjugate
-    gradients, row by row."""
-    def jacrev_f(*args):
-        return _jacrev_from(f, args, argnums, _pull_args(f, args, argnums, "jacrev"),
-                            holomorphic)
+def jacrev(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
+    """The Jacobian by reverse mode: all m basis cotangents in one batched sweep (or sweeps
+    of at most ``chunk_size``) over one recording. Outputs must be real unless
+    ``holomorphic=True``; complex inputs give JAX's conjugate gradients, row by row. With
+    ``has_aux=True``, ``f`` returns ``(out, aux)`` and the result is ``(jacobian, aux)``."""
+    def jacrev_f(*args, **kwargs):
+        pulled, aux = _pull_args(f, args, kwargs, argnums, "jacrev", has_aux, chunk_size)
+        jac = _jacrev_from(f, pulled, holomorphic, chunk_size)
+        return (jac, aux) if has_aux else jac
 
     jacrev_f.__wrapped__ = f
     jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
@@ -427,12 +583,13 @@ def auto_mode(n_in, n_out):
     return "forward" if n_in < n_out else "reverse"
 
 
-def jacobian(f, argnums=0, mode="auto", holomorphic=False):
+def jacobian(f, argnums=0, mode="auto", has_aux=False, holomorphic=False, chunk_size=None):
     """The Jacobian, shape ``out.shape + in.shape``, by ``mode`` ``"forward"``,
     ``"reverse"`` or ``"auto"`` (forward when inputs are fewer than outputs). After a call,
     the returned function's ``last_mode`` says which mode ran. Complex numbers follow JAX:
     ``holomorphic=True`` for ∂f/∂z; otherwise complex inputs need the reverse mode and
-    complex outputs the forward mode, which ``"auto"`` picks.
+    complex outputs the forward mode, which ``"auto"`` picks. ``has_aux`` and
+    ``chunk_size`` as in ``jacfwd``/``jacrev``.
 
     >>> jacobian(lambda x: x[:2] * x[1:], mode="forward")(np.array([1.0, 2.0, 3.0]))
     array([[2., 1., 0.],
@@ -440,31 +597,34 @@ def jacobian(f, argnums=0, mode="auto", holomorphic=False):
     """
     if mode not in ("forward", "reverse", "auto"):
         raise ValueError(f'jacobian mode must be "forward", "reverse" or "auto", not {mode!r}')
-    fwd, rev = jacfwd(f, argnums, holomorphic), jacrev(f, argnums, holomorphic)
+    fwd = jacfwd(f, argnums, has_aux, holomorphic, chunk_size)
+    rev = jacrev(f, argnums, has_aux, holomorphic, chunk_size)
 
-    def jacobian_f(*args):
+    def jacobian_f(*args, **kwargs):
         if mode == "forward":
             jacobian_f.last_mode = "forward"
-            return fwd(*args)
+            return fwd(*args, **kwargs)
         if mode == "reverse":
             jacobian_f.last_mode = "reverse"
-            return rev(*args)
+            return rev(*args, **kwargs)
         # Auto: record once in reverse mode; if outputs outnumber inputs, forward wins and
         # the recording is dropped.
-        pulled = _pull_args(f, args, argnums, "jacobian")
-        n_in = sum(int(np.prod(np.shape(unbox(x)))) for x in pulled[0])
-        n_out = sum(int(np.prod(np.shape(unbox(v)))) for v in pulled[4])
+        pulled, aux = _pull_args(f, args, kwargs, argnums, "jacobian", has_aux, chunk_size)
+        leaves, values = pulled[0], pulled[3]
+        n_in = sum(int(np.prod(np.shape(unbox(x)))) for x in leaves)
+        n_out = sum(int(np.prod(np.shape(unbox(v)))) for v in values)
         mode_ = auto_mode(n_in, n_out)
         if not holomorphic:         # a complex side can only be the seeded one's opposite
-            if any(is_complex(unbox(x)) for x in pulled[0]):
+            if any(is_complex(unbox(x)) for x in leaves):
                 mode_ = "reverse"
-            elif any(is_complex(unbox(v)) for v in pulled[4]):
+            elif any(is_complex(unbox(v)) for v in values):
                 mode_ = "forward"
         jacobian_f.last_mode = mode_
         if mode_ == "forward":
             del pulled
-            return fwd(*args)
-        return _jacrev_from(f, args, argnums, pulled, holomorphic)
+            return fwd(*args, **kwargs)
+        jac = _jacrev_from(f, pulled, holomorphic, chunk_size)
+        return (jac, aux) if has_aux else jac
 
     jacobian_f.last_mode = None
     jacobian_f.__wrapped__ = f
@@ -472,22 +632,82 @@ def jacobian(f, argnums=0, mode="auto", holomorphic=False):
     return jacobian_f
 
 
-def hessian(f, argnums=0, holomorphic=False):
-    """The Hessian of a scalar function, forward-over-reverse: ``jacfwd(grad(f))``.
+def hessian(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
+    """The Hessian of a scalar function, forward-over-reverse: ``jacfwd(grad(f))``
+    (``has_aux=True``: ``(hessian, aux)``; ``chunk_size`` caps the directions per sweep).
 
     >>> hessian(lambda x: x[0] ** 2 * x[1])(np.array([1.0, 2.0]))
     array([[4., 2.],
            [2., 0.]])
     """
-    jac = jacfwd(grad(f, argnums, holomorphic=holomorphic), argnums, holomorphic)
+    g = grad(f, argnums, has_aux, holomorphic, _transform="hessian")
+    jac = jacfwd(g, argnums, has_aux, holomorphic, chunk_size)
 
-    def hessian_f(*args):
+    def hessian_f(*args, **kwargs):
         _flat_args(f, args, argnums, "hessian")           # refuse integer inputs by name
-        return jac(*args)
+        return jac(*args, **kwargs)
 
     hessian_f.__name__ = f"hessian({getattr(f, '__name__', 'f')})"
     hessian_f.__wrapped__ = f
     return hessian_f
+
+
+def linear_operator(f, x):
+    """The Jacobian of ``f`` at ``x`` as a ``scipy.sparse.linalg.LinearOperator`` of shape
+    ``(out.size, x.size)`` (pytrees flattened, leaf by leaf): ``matvec`` is a JVP,
+    ``rmatvec`` a VJP over one recording, ``matmat`` one batched forward sweep and
+    ``rmatmat`` one batched backward sweep. For ``gmres``, ``lsqr``, ``eigsh``, …; the
+    Hessian of ``f`` is ``linear_operator(grad(f), x)``.
+    """
+    from scipy.sparse.linalg import LinearOperator
+    leaves, rebuild, _ = _flat_args(f, (x,), 0, "linear_operator")
+    value, _, values, sweep = _pull(f, (x,), leaves, rebuild, retain=True,
+                                    transform="linear_operator")
+    if any(is_complex(unbox(v)) for v in list(leaves) + list(values)):
+        raise TypeError(f"linear_operator of {_fname(f)}: complex inputs or outputs have no "
+                        "complex Jacobian matrix in general; split them into real and "
+                        "imaginary parts (np.real, np.imag).")
+    in_sd = [_shape_dtype(v) for v in leaves]
+    out_sd = [_shape_dtype(v) for v in values]
+    n = sum(int(np.prod(s)) for s, _ in in_sd)
+    m = sum(int(np.prod(s)) for s, _ in out_sd)
+
+    def split(V, sds):                 # (size, k) columns -> per leaf (k,) + shape
+        parts, start = [], 0
+        for s, _ in sds:
+            c = int(np.prod(s))
+            parts.append(np.reshape(V[start:start + c].T, (V.shape[1],) + s))
+            start += c
+        return parts
+
+    def join(parts, sds, k):           # per leaf (k,) + shape (None: zero) -> (size, k)
+        cols = [np.zeros((int(np.prod(s)), k), dt) if p is None else
+                np.reshape(unbox(p), (k, -1)).T for p, (s, dt) in zip(parts, sds)]
+        return np.concatenate(cols, axis=0) if cols else np.zeros((0, k))
+
+    def matmat(V):
+        V = np.asarray(V).reshape(n, -1)
+        tans = _push(f, (x,), leaves, rebuild, split(V, in_sd), batched=1,
+                     transform="linear_operator")[1]
+        return join(tans, out_sd, V.shape[1])
+
+    def rmatmat(U):
+        U = np.asarray(U).reshape(m, -1)
+        return join(sweep(split(U, out_sd), nb=1), in_sd, U.shape[1])
+
+    def matvec(v):                     # SciPy may pass an (n, 1) column
+        parts = [p[0] for p in split(np.reshape(v, (n, 1)), in_sd)]
+        tans = _push(f, (x,), leaves, rebuild, parts, transform="linear_operator")[1]
+        return join([None if t is None else np.reshape(unbox(t), (1, -1)) for t in tans],
+                    out_sd, 1)[:, 0]
+
+    def rmatvec(u):
+        parts = [p[0] for p in split(np.reshape(u, (m, 1)), out_sd)]
+        return join([np.reshape(unbox(g), (1, -1)) for g in sweep(parts)], in_sd, 1)[:, 0]
+
+    dtype = np.result_type(*[dt for _, dt in in_sd + out_sd]) if in_sd + out_sd else float
+    return LinearOperator((m, n), matvec=matvec, rmatvec=rmatvec, matmat=matmat,
+                          rmatmat=rmatmat, dtype=dtype)
 
 
 def hvp(f, x, v):
@@ -523,7 +743,7 @@ def elementwise_grad(f, argnums=0):
     every element (autograd's ``elementwise_grad``)."""
     def egrad_f(*args):
         leaves, rebuild, pack = _flat_args(f, args, argnums, "elementwise_grad")
-        value, _, values, sweep = _pull(f, args, leaves, rebuild)
+        value, _, values, sweep = _pull(f, args, leaves, rebuild, transform="elementwise_grad")
         return pack(sweep([np.ones_like(unbox(v)) for v in values]))
 
     egrad_f.__wrapped__ = f

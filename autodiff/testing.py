@@ -2,12 +2,19 @@
 
 Along a random direction ``v`` the forward mode must give ``J v`` and the reverse mode
 ``Jᵀ u`` with ``<Jᵀu, v> = <u, J v>``; both are compared with a central difference refined
-by Richardson extrapolation (error O(h⁴)). Order ``k`` checks the derivative functions of
-order ``k-1`` — forward and reverse, so every pairing of the modes is exercised — the same way.
+by Richardson extrapolation (error O(h⁴)). A batch of directions takes other paths through
+the rules (a leading axis on every tangent and cotangent), so the full Jacobians of
+``jacfwd`` and ``jacrev``, each from one batched sweep, must agree too: ``J v`` with the
+numerical derivative and with the single-direction JVP, ``uᵀJ`` with the VJP (for functions
+with at most ``_BATCH_CAP`` Jacobian entries). Order ``k`` checks the derivative functions
+of order ``k-1`` — forward and reverse, so every pairing of the modes is exercised — the
+same way; their batched Jacobians are taken in the mode opposite to the derivative's own
+(``jacfwd`` of the reverse-mode derivative, as ``hessian`` does, and ``jacrev`` of the
+forward-mode one).
 """
 import numpy as np
 
-from .api import jvp, vjp
+from .api import _flat_args, _jacrev_from, _pull, jacfwd, jvp, vjp
 from .boxes import unbox
 from .core import is_complex
 from .tree import flatten, unflatten
@@ -106,30 +113,84 @@ def _close(what, got, want, rtol, atol):
                              f"got {np.ravel(got)[:4]}…)")
 
 
+#: The largest Jacobian (entries) the batched check forms at each order.
+_BATCH_CAP = 1024
+
+
+def _jacobian_matrix(jac, sizes):
+    """A ``jacfwd``/``jacrev`` pytree (argnums a tuple) as one (m, n) matrix, the rows and
+    columns in ``_flat`` order."""
+    blocks = flatten(jac)[0]
+    k = len(sizes)
+    rows = [np.concatenate([np.reshape(np.asarray(unbox(b), dtype=float), (-1, n))
+                            for b, n in zip(blocks[i:i + k], sizes)], axis=1)
+            for i in range(0, len(blocks), k)]
+    return np.concatenate(rows, axis=0) if rows else np.zeros((0, sum(sizes)))
+
+
+def _check_batched(f, args, modes, v, numeric, jv, u, ct, rev, path, order, rtol, atol):
+    """The Jacobians of one batched sweep each (``rev``: the reverse recording the single
+    direction was pulled through, swept again with every basis cotangent at once)."""
+    sizes = [int(np.size(x)) for x in args]
+    n, m = sum(sizes), numeric.size
+    if not 0 < n * m <= _BATCH_CAP or 0 in sizes:
+        return
+    vf = np.concatenate([np.ravel(d) for d in v])
+    for mode in modes:
+        if mode == "fwd":
+            name = f"batched jacfwd (all directions in one sweep){path} at order {order}"
+            jac = jacfwd(f, tuple(range(len(args))))(*args)
+        else:
+            name = f"batched jacrev (all directions in one sweep){path} at order {order}"
+            jac = _jacrev_from(f, rev)
+        J = _jacobian_matrix(jac, sizes)
+        if J.shape != (m, n):
+            raise AssertionError(f"check_grads: {name}: a Jacobian of shape {J.shape} for "
+                                 f"{m} outputs and {n} inputs")
+        _close(f"{name}: J v against the numerical derivative", J @ vf, numeric, rtol, atol)
+        if mode == "fwd":
+            _close(f"{name}: J v against the single-direction jvp", J @ vf, jv, rtol, atol)
+        else:
+            _close(f"{name}: uᵀJ against the single-direction vjp", u @ J, ct, rtol, atol)
+
+
 def _check(f, args, order, modes, path, rng, rtol, atol, h):
     v = tuple(_direction(x, rng) for x in args)
     numeric = numerical_jvp(f, args, v, h)
     label = lambda mode: f"{mode}{path} mode at order {len(path.split('-over-'))}"  # noqa: E731
     derivs = []
+    jv = u = ct = rev = None
     if "fwd" in modes:
         jv = _flat(jvp(f, args, v)[1])
         _close(label("fwd"), jv, numeric, rtol, atol)
         derivs.append(("fwd", lambda *xs: jvp(f, xs, v)[1]))
     if "rev" in modes:
-        out, pull = vjp(f, *args)
-        u_leaves = [_direction(o, rng) for o in flatten(out)[0]]
+        # vjp, keeping the recording for the batched sweep
+        leaves, rebuild, pack = _flat_args(f, args, tuple(range(len(args))), "check_grads")
+        out, _, values, sweep = _pull(f, args, leaves, rebuild, retain=True)
+        rev = (leaves, pack, out, values, sweep)
+        u_leaves, out_tree = flatten(out)
+        u_leaves = [_direction(o, rng) for o in u_leaves]
         u = np.concatenate([np.ravel(c) for c in u_leaves]) if u_leaves else np.zeros(0)
-        cts = pull(type(out)(u_leaves) if isinstance(out, (tuple, list)) else u_leaves[0])
+        cts = pack(sweep(u_leaves))
+        ct = _flat(cts)
         lhs = sum(float(np.sum(np.asarray(unbox(c)) * d)) for c, d in zip(cts, v))
         _close(label("rev"), lhs, float(u @ numeric), rtol, atol)
         if "fwd" in modes:
             _close(f"dot-product identity <u, Jv> = <Jᵀu, v>{path}", lhs, float(u @ jv),
                    rtol, atol)
 
-        def pulled(*xs, _u=u_leaves, _out=out):
-            cts = vjp(f, *xs)[1](type(_out)(_u) if isinstance(_out, (tuple, list)) else _u[0])
+        def pulled(*xs, _u=u_leaves, _tree=out_tree):
+            cts = vjp(f, *xs)[1](unflatten(_tree, _u))
             return cts if len(cts) > 1 else cts[0]
         derivs.append(("rev", pulled))
+    # Batched: both Jacobians at order 1; above it the opposite mode of the derivative's own
+    # (jacfwd over reverse is hessian's path, jacrev over forward its mirror), so every order
+    # checks both batched modes at half the cost of all four pairings. One mode asked: that one.
+    batched = modes if not path or len(modes) == 1 else \
+        tuple(m for m in modes if m != path.split("-")[2])
+    _check_batched(f, args, batched, v, numeric, jv, u, ct, rev, path,
+                   len(path.split('-over-')), rtol, atol)
     if order > 1:
         for mode, df in derivs:
             _check(df, args, order - 1, modes, f"-over-{mode}{path}", rng, rtol, atol, h)

@@ -1,7 +1,8 @@
-"""Pytrees at the API boundary: nested tuples, lists and dicts of arrays, flattened to a
-list of leaves and rebuilt with the same structure (dict keys in sorted order, as JAX)."""
+"""Pytrees at the API boundary: nested tuples, lists, dicts and namedtuples of arrays,
+flattened to a list of leaves and rebuilt with the same structure (dict keys in sorted
+order, as JAX). ``None`` and empty containers are structure without leaves."""
 
-__all__ = ["flatten", "unflatten"]
+__all__ = ["flatten", "unflatten", "structure"]
 
 
 def flatten(tree):
@@ -11,15 +12,24 @@ def flatten(tree):
 
 
 def _flatten(t, leaves):
-    if type(t) in (tuple, list):
-        return (type(t), tuple(_flatten(c, leaves) for c in t))
-    if type(t) is dict:
+    tt = type(t)
+    if tt is tuple or tt is list:
+        return (tt, tuple(_flatten(c, leaves) for c in t))
+    if tt is dict:
         keys = sorted(t)
         return (dict, tuple(keys), tuple(_flatten(t[k], leaves) for k in keys))
     if t is None:
         return (None,)
+    if isinstance(t, tuple) and hasattr(tt, "_fields"):
+        # A namedtuple (collections.namedtuple, typing.NamedTuple, NumPy's SlogdetResult,
+        # EighResult, …): its fields, rebuilt as the same type.
+        return (_NamedTuple, tt, tuple(_flatten(c, leaves) for c in t))
     leaves.append(t)
     return ()
+
+
+class _NamedTuple:
+    """Marks a namedtuple node in a treedef: ``(_NamedTuple, type, children)``."""
 
 
 def unflatten(treedef, leaves):
@@ -36,4 +46,31 @@ def _build(d, it):
         return None
     if kind is dict:
         return {k: _build(c, it) for k, c in zip(d[1], d[2])}
+    if kind is _NamedTuple:
+        return d[1](*[_build(c, it) for c in d[2]])
     return kind(_build(c, it) for c in d[1])
+
+
+class _Leaf:
+    def __repr__(self):
+        return "*"
+
+
+def structure(treedef):
+    """A readable picture of a treedef, leaves drawn as ``*``: ``({'a': *, 'b': [*, *]},)``."""
+    n = [0]
+
+    def count(d):
+        if d == ():
+            n[0] += 1
+        elif d[0] is dict:
+            for c in d[2]:
+                count(c)
+        elif d[0] is _NamedTuple:
+            for c in d[2]:
+                count(c)
+        elif d[0] is not None:
+            for c in d[1]:
+                count(c)
+    count(treedef)
+    return repr(unflatten(treedef, [_Leaf()] * n[0]))
