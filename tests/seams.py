@@ -43,7 +43,6 @@ hypothesis (``tests/test_seams.py``).
 """
 import collections
 import copy
-import math
 import sys
 from dataclasses import dataclass, field
 
@@ -814,13 +813,18 @@ def _fd(fun, x, v, h):
 
 
 def _fd_reliable(fun, x, v, tol):
-    """The central difference, or None where two step sizes disagree (a kink, a jump, or a
-    branch of a case function changed by a step)."""
+    """The central difference, or None where it cannot be trusted: two step sizes disagree
+    (a jump, a branch changed by a step), or the one-sided differences do (a kink at ``x``,
+    where the central difference averages two slopes and the derivative is a convention)."""
     with np.errstate(all="ignore"):
         a, b = _fd(fun, x, v, 1e-3), _fd(fun, x, v, 2.5e-4)
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        f0, h = _flat(fun(x)), 1e-5
+        right, left = (_flat(fun(x + h * v)) - f0) / h, (f0 - _flat(fun(x - h * v))) / h
+    if not all(np.all(np.isfinite(t)) for t in (a, b, right, left)):
         return None
     scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
+    if float(np.max(np.abs(right - left), initial=0.0)) > 1e-3 * scale:
+        return None
     return a if float(np.max(np.abs(a - b), initial=0.0)) <= tol * scale else None
 
 
