@@ -1,7 +1,7 @@
 """The seam fuzzer (tests/seams.py) under hypothesis: random programs across the registry
 and the engine's seams, every transform against the others, central differences and NumPy.
 
-Budget: ``AUTODIFF_SEAMS=N`` programs (default 2000, about a minute), or
+Budget: ``AUTODIFF_SEAMS=N`` programs (default 3000, about a minute on a loaded two-core machine), or
 ``AUTODIFF_SEAMS_SECONDS=S`` (stop drawing after S seconds). Deterministic by default
 (hypothesis derandomised); ``AUTODIFF_SEAMS_SEED=K`` draws a different, reproducible set.
 The long run with grouped failures and shrunk reproducers: ``python tests/run_seams.py``.
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 import seams
 
-N = int(os.environ.get("AUTODIFF_SEAMS", "2000"))
+N = int(os.environ.get("AUTODIFF_SEAMS", "3000"))
 SECONDS = float(os.environ.get("AUTODIFF_SEAMS_SECONDS", "0"))
 SEED = os.environ.get("AUTODIFF_SEAMS_SEED")
 _START = []
