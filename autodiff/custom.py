@@ -327,11 +327,13 @@ class _Custom:
             f"lost. Pass the value as an explicit argument of "
             f"{getattr(self.fun, '__name__', 'the function')} instead.")
 
-    def _tangent_batches(self, tangents, leaves, one):
+    def _tangent_batches(self, tangents, leaves, one, ans):
         """``one(per-leaf tangents)`` for each direction of a batch, stacked."""
         batch = _batch(tangents, leaves)
         if not batch:
             return one(tangents)
+        if batch[0] == 0:           # no directions (a zero-size input): nothing to ask
+            return np.zeros((0,) + shape_of(ans), dtype=np.result_type(ans))
         return np.stack([one([None if t is None else t[b] for t in tangents])
                          for b in range(batch[0])])
 
@@ -425,7 +427,7 @@ class custom_jvp(_Custom):
         if not call.diff:
             return None
         return self._tangent_batches(
-            tangents, leaves, lambda ts: call.pack(self._tangent_out(call, leaves, ts, ans)))
+            tangents, leaves, lambda ts: call.pack(self._tangent_out(call, leaves, ts, ans)), ans)
 
     def _vjp(self, g, ans, *leaves, call):
         # Jᵀg: the VJP of the rule's tangent map t ↦ rule(x, t)[1], linear in t.
@@ -497,6 +499,9 @@ class custom_vjp(_Custom):
         batch = tuple(shape_of(g)[:ndim_of(g) - ndim_of(ans)])
         if not batch:
             return self._pull(call, leaves, res, g)
+        if batch[0] == 0:           # no directions (a zero-size output): nothing to ask
+            return [np.zeros((0,) + shape_of(x), dtype=np.result_type(x)) if _is_float(x)
+                    else None for x in leaves]
         return _stack([self._pull(call, leaves, res, g[b]) for b in range(batch[0])])
 
     def _pull(self, call, leaves, res, g):
