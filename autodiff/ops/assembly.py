@@ -307,7 +307,8 @@ def _pad_odd(array, pw, mode):
     for ax, (b, a) in enumerate(pw):
         if b or a:
             n = shape_of(out)[ax]
-            m = np.pad(np.eye(n), ((b, a), (0, 0)), mode=mode, reflect_type="odd")
+            m = np.pad(np.eye(n, dtype=np.result_type(unbox(out))), ((b, a), (0, 0)),
+                       mode=mode, reflect_type="odd")      # in x's dtype: float32 stays
             out = np.moveaxis(np.moveaxis(out, ax, -1) @ m.T, -1, ax)
     return out
 
@@ -536,6 +537,9 @@ def _insert(arr, obj, values, axis=None):
     # Number arr's elements 0…N-1 and values' N…N+M-1, let NumPy insert the numbers (it
     # broadcasts values and places them), then gather from the joined flat elements.
     arr, values = _arr(arr), _arr(values)
+    dt, vt = np.result_type(unbox(arr)), np.result_type(unbox(values))
+    if dt.kind in "fc" and vt.kind in "biuf" + dt.kind:
+        values = _cast(values, dt)      # NumPy casts values to arr's dtype (7.0 into float32)
     n = _numbers(arr)
     v = n.size + _numbers(values)
     codes = np.insert(n, unbox(obj), v, axis=axis)

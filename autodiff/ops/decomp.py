@@ -573,8 +573,10 @@ def _vector_norm(x, ord, axes, keepdims):
         return np.min(ax, axis=axes, keepdims=keepdims)
     if ord == 1:
         return np.sum(ax, axis=axes, keepdims=keepdims)
-    if ord == 0:                                 # a count: no derivative
-        return np.sum(np.asarray(unbox(x) != 0, dtype=float), axis=axes, keepdims=keepdims)
+    if ord == 0:                  # a count: no derivative; in x's real precision (NumPy's)
+        v = unbox(x)
+        return np.sum(np.asarray(v != 0, dtype=np.asarray(v).real.dtype), axis=axes,
+                      keepdims=keepdims)
     return np.sum(ax ** ord, axis=axes, keepdims=keepdims) ** (1.0 / ord)
 
 

@@ -51,9 +51,10 @@ def _resize(x, n, axis):
 
 
 # ----- The four primitives -----
-def _weights(n, axis):
-    """``w_k`` over the ``n//2 + 1`` bins of a real signal of length ``n``, along ``axis``."""
-    w = np.full(n // 2 + 1, 2.0)
+def _weights(n, axis, like):
+    """``w_k`` over the ``n//2 + 1`` bins of a real signal of length ``n``, along ``axis``, in
+    the real precision of the cotangent ``like`` (float64 weights would promote complex64)."""
+    w = np.full(n // 2 + 1, 2.0, dtype=np.finfo(like.dtype).dtype)
     w[0] = 1.0
     if n % 2 == 0:
         w[-1] = 1.0
@@ -88,7 +89,7 @@ fft_p = defprim(
 rfft_p = defprim(
     "rfft", _rfft_impl,
     vjp=(lambda g, ans, x, axis, norm, inverse:
-         irfft_p(g / _weights(shape_of(x)[axis], axis), n=shape_of(x)[axis], axis=axis,
+         irfft_p(g / _weights(shape_of(x)[axis], axis, g), n=shape_of(x)[axis], axis=axis,
                  norm=norm, inverse=inverse),),
     linear=True, flops=_fft_flops)
 
@@ -97,7 +98,7 @@ rfft_p = defprim(
 irfft_p = defprim(
     "irfft", _irfft_impl,
     vjp=(lambda g, ans, c, n, axis, norm, inverse:
-         _weights(n, axis) * rfft_p(g, axis=axis, norm=norm, inverse=inverse),),
+         _weights(n, axis, g) * rfft_p(g, axis=axis, norm=norm, inverse=inverse),),
     linear=True, flops=_fft_flops)
 
 

@@ -66,9 +66,10 @@ def _polydiv(u, v):
     for k in range(n - m + 1):
         c = r[k] / v[0]
         q.append(c)
-        r = r - np.concatenate([np.zeros(k), c * v, np.zeros(n - m - k)])
+        z = np.zeros(n - m + 1, dtype=np.result_type(unbox(r)))     # float32 stays float32
+        r = r - np.concatenate([z[:k], c * v, z[:n - m - k]])
     q = np.stack(q)
-    rem = r[n - m + 1:]
+    rem = r[n - m + 1:] if m > 1 else r[-1:] * 0.0    # a constant divisor: NumPy's r = [0.]
     # NumPy trims leading (near-)zeros of the remainder; keep its length rule
     keep = np.flatnonzero(np.abs(unbox(rem)) > 1e-14 * max(1.0, float(np.max(np.abs(unbox(u))))))
     rem = rem[keep[0]:] if keep.size else rem[-1:] * 0.0

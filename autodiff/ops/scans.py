@@ -280,7 +280,16 @@ def _gradient(f, *varargs, axis=None, edge_order=1):
         raise ValueError("'edge_order' greater than 2 not supported")
     if np.result_type(f).kind not in "fc":
         f = np.asarray(f, dtype=np.float64)
+    # NumPy writes each result into an array of f's dtype: float32 f stays float32 even with
+    # float64 spacings. Plain spacings are taken in f's precision, so that the cotangents and
+    # second derivatives stay float32 too; tracked ones are cast at the end.
+    dt = np.result_type(f)
+    rdt = np.finfo(dt).dtype
+    spacing = [np.asarray(h).astype(rdt) if type(h) not in box_types and type(h) is not float
+               and np.result_type(h).kind in "biuf" and np.result_type(h) != rdt else h
+               for h in spacing]
     outs = [_gradient_axis(f, h, ax, nd, edge_order) for h, ax in zip(spacing, axes)]
+    outs = [o if np.result_type(o) == dt else o.astype(dt) for o in outs]
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 

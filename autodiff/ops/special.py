@@ -20,11 +20,35 @@ import math
 import numpy as np
 import scipy.special as sp
 
-from .define import defprim, elementwise
+from .define import defprim
+from .define import elementwise as _elementwise
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SQRT_PI_OVER_TWO = math.sqrt(math.pi) / 2.0
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+_SINGLE = (np.dtype(np.float32), np.dtype(np.complex64))
+
+
+def _single(r, ans):
+    """The partial ``r`` in single precision when the output ``ans`` is float32/complex64:
+    SciPy's ``polygamma`` and the ``np.float64`` scalars that special functions of Python-float
+    parameters return (``gammaln(0.5·(df + 1))``) would promote a float32 tangent to float64
+    (JAX's rule: float32 inputs keep float32 derivatives)."""
+    dt = getattr(r, "dtype", None)
+    if dt is None or getattr(ans, "dtype", None) not in _SINGLE \
+            or dt.itemsize <= (8 if dt.kind == "c" else 4):
+        return r
+    return r.astype(np.complex64 if dt.kind == "c" else np.float32)
+
+
+def elementwise(name, impl, *partials, **kw):
+    """``define.elementwise`` with each partial kept in the output's precision (``_single``)."""
+    def keep(d):
+        return d if d is None or type(d) is float else (
+            lambda ans, *xs: _single(d(ans, *xs), ans))
+    return _elementwise(name, impl, *map(keep, partials), **kw)
 
 
 def _unavailable(fname, arg):
@@ -124,8 +148,8 @@ def _dgammainc(ans, a, x):
     return np.exp(xlogy_p(a - 1.0, x) - x - gammaln_p(a))
 
 
-def _dbetainc(a, b, x):
-    return np.exp(xlogy_p(a - 1.0, x) + xlog1py_p(b - 1.0, -x) - betaln_p(a, b))
+def _dbetainc(ans, a, b, x):
+    return _single(np.exp(xlogy_p(a - 1.0, x) + xlog1py_p(b - 1.0, -x) - betaln_p(a, b)), ans)
 
 
 def _dstdtr(ans, df, t):
@@ -152,16 +176,16 @@ def _no_ab(fname, arg):
 betainc_p = defprim(
     "betainc", sp.betainc,
     jvp=(_no_ab("betainc", "a"), _no_ab("betainc", "b"),
-         lambda t, ans, a, b, x: t * _dbetainc(a, b, x)),
+         lambda t, ans, a, b, x: t * _dbetainc(ans, a, b, x)),
     vjp=(_no_ab("betainc", "a"), _no_ab("betainc", "b"),
-         lambda g, ans, a, b, x: g * _dbetainc(a, b, x)),
+         lambda g, ans, a, b, x: g * _dbetainc(ans, a, b, x)),
     ufuncs=(sp.betainc,), broadcasts=True, flops=200)
 betaincc_p = defprim(
     "betaincc", sp.betaincc,
     jvp=(_no_ab("betaincc", "a"), _no_ab("betaincc", "b"),
-         lambda t, ans, a, b, x: -t * _dbetainc(a, b, x)),
+         lambda t, ans, a, b, x: -t * _dbetainc(ans, a, b, x)),
     vjp=(_no_ab("betaincc", "a"), _no_ab("betaincc", "b"),
-         lambda g, ans, a, b, x: -g * _dbetainc(a, b, x)),
+         lambda g, ans, a, b, x: -g * _dbetainc(ans, a, b, x)),
     ufuncs=(sp.betaincc,), broadcasts=True, flops=200)
 
 # ----- Bessel functions (derivatives in x; the order v raises) -----

@@ -96,10 +96,13 @@ remainder_p = elementwise("remainder", np.remainder, 1.0,
                           ufuncs=(np.remainder,), flops=10)     # np.mod is np.remainder
 # copysign(x, y) = |x|·sgn y: x's partial is the sign agreement (±1, plain), y's is zero.
 copysign_p = elementwise("copysign", np.copysign,
-                         lambda ans, x, y: np.where(np.signbit(x) == np.signbit(y), 1.0, -1.0),
+                         lambda ans, x, y: np.where(np.signbit(x) == np.signbit(y),
+                                                    *np.array([1.0, -1.0], dtype=ans.dtype)),
                          None, ufuncs=(np.copysign,))
-# ldexp(x, i) = x·2**i; the integer exponent has no derivative.
-ldexp_p = elementwise("ldexp", np.ldexp, lambda ans, x, i: np.ldexp(1.0, i), None,
+# ldexp(x, i) = x·2**i; the integer exponent has no derivative. The partial 2**i is made in
+# the output's precision (np.ldexp(1.0, i) would be float64 for a float32 x).
+ldexp_p = elementwise("ldexp", np.ldexp,
+                      lambda ans, x, i: np.ldexp(np.ones((), dtype=ans.dtype), i), None,
                       ufuncs=(np.ldexp,))
 
 
