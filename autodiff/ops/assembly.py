@@ -623,8 +623,8 @@ def _partition(a, kth, axis=-1, kind="introselect", order=None):
 @handles(np.compress)
 def _compress(condition, a, axis=None, out=None):
     check_no_out(out, "compress")
-    if axis is None:
-        a, axis = _ravel(a), 0
+    if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
+        a, axis = _ravel(a), 0 if axis is None else axis
     keep = np.nonzero(np.ravel(unbox(condition)))[0]
     return _along(a, _axis(axis, ndim_of(a)), keep)
 
