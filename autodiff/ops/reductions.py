@@ -1,7 +1,8 @@
 """Reductions: sum, prod, max, min as primitives; everything else composes them.
 
 Axes are normalised to negative integers (``norm_axes``), so the same rule serves a tangent
-or cotangent with a leading batch axis. A reverse rule re-inserts the reduced axes
+or cotangent with a leading batch axis; the ufunc-style ones (sum, prod, max, min, their nan
+forms, ptp) use ``reduce_axes``, which takes NumPy's axis 0 or -1 of a 0-d array. A reverse rule re-inserts the reduced axes
 (``expand_to``) and broadcasts back to the input's shape.
 
 The compositions: mean, var, std, average, ptp; the NaN-ignoring reductions (NaNs replaced by
