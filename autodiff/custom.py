@@ -333,9 +333,17 @@ class _Custom:
         if not batch:
             return one(tangents)
         if batch[0] == 0:           # no directions (a zero-size input): nothing to ask
-            return np.zeros((0,) + shape_of(ans), dtype=np.result_type(ans))
+            return _no_directions(ans)
         return np.stack([one([None if t is None else t[b] for t in tangents])
                          for b in range(batch[0])])
+
+
+def _no_directions(x):
+    """A batch of no derivatives of the shape of ``x``: zeros of shape ``(0,) + x.shape``,
+    tracked where ``x`` is (by an enclosing transform), as the rule's answers would be: a
+    plain array here would let the enclosing transform lose the value (NumPy's view
+    semantics, no derivative) only because the batch is empty."""
+    return np.zeros_like(np.broadcast_to(x, (0,) + shape_of(x)))
 
 
 class custom_jvp(_Custom):
@@ -500,8 +508,7 @@ class custom_vjp(_Custom):
         if not batch:
             return self._pull(call, leaves, res, g)
         if batch[0] == 0:           # no directions (a zero-size output): nothing to ask
-            return [np.zeros((0,) + shape_of(x), dtype=np.result_type(x)) if _is_float(x)
-                    else None for x in leaves]
+            return [_no_directions(x) if _is_float(x) else None for x in leaves]
         return _stack([self._pull(call, leaves, res, g[b]) for b in range(batch[0])])
 
     def _pull(self, call, leaves, res, g):

@@ -156,9 +156,13 @@ def _case_blocks():
             continue
         seen.add(key)
 
-        def build(rng, shapes, dtype, fn=case.fn, dom=dom, wrap="wrap" in case.id):
+        def build(rng, shapes, dtype, fn=case.fn, dom=dom, wrap="wrap" in case.id,
+                  prim=case.prim):
             if wrap and 0 in shapes[-1]:
                 return None          # np.take(..., mode="wrap") on an empty axis never returns
+            if prim == "irfft" and 0 in shapes[-1]:
+                return None          # NumPy's irfft/hfft of an empty input, padded to n, reads
+                                     # uninitialised memory: no reference to compare with
             sq = _squash(dom, dtype)
             return (lambda env: _realify(fn(sq(env[-1]))),) * 2
         register_block(f"case[{case.id}]", build, table=CASE_BLOCKS, tags=(case.prim,))

@@ -185,6 +185,8 @@ def _tile(A, reps):
 def _repeat(a, repeats, axis=None):
     if axis is None:
         a, axis = _ravel(a), 0
+    elif ndim_of(a) == 0:       # NumPy reads a 0-d array as 1-d here (axis 0 or -1)
+        a = _ravel(a)
     s = shape_of(a)
     axis = _axis(axis, len(s))
     r = np.asarray(unbox(repeats))
@@ -233,6 +235,8 @@ def _pad_constant(array, pw, cv):
         # One scatter of x into the padded shape plus the constants (plain).
         out = index_add_p(array, idx=tuple(slice(b, b + s) for s, (b, a) in zip(shape, pw)),
                           shape=tuple(s + b + a for s, (b, a) in zip(shape, pw)))
+        if not pw:          # a 0-d array: nothing to pad, as in NumPy
+            return out
         c = np.pad(np.zeros(shape, dtype=np.result_type(unbox(array))), pw,
                    constant_values=cv)
         return out + c if c.any() else out
@@ -555,15 +559,17 @@ def _delete(arr, obj, axis=None):
 @handles(np.take)
 def _take(a, indices, axis=None, out=None, mode="raise"):
     check_no_out(out, "take")
-    if axis is None:
-        a, axis = _ravel(a), 0
+    if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
+        a, axis = _ravel(a), 0 if axis is None else axis
     ax = _axis(axis, ndim_of(a))
     i = np.asarray(unbox(indices))
     n = shape_of(a)[ax]
     if mode == "wrap":
         i = i % n
-    elif mode == "clip":
-        i = np.clip(i, 0, n - 1)
+    elif mode == "clip" or (n and 0 in shape_of(a)):
+        # NumPy checks no index when there is no element to take (another axis is empty):
+        # the result is empty whatever the indices.
+        i = np.clip(i, 0 if mode == "clip" else -n, n - 1)
     return _along(a, ax, int(i) if i.ndim == 0 else i)
 
 
@@ -621,8 +627,8 @@ def _partition(a, kth, axis=-1, kind="introselect", order=None):
 @handles(np.compress)
 def _compress(condition, a, axis=None, out=None):
     check_no_out(out, "compress")
-    if axis is None:
-        a, axis = _ravel(a), 0
+    if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
+        a, axis = _ravel(a), 0 if axis is None else axis
     keep = np.nonzero(np.ravel(unbox(condition)))[0]
     return _along(a, _axis(axis, ndim_of(a)), keep)
 

@@ -6,12 +6,14 @@ JVP ``Σ tᵢ·dᵢ`` and VJP ``g·dᵢ``. ``scalar_fast`` gives an implementati
 on Python floats (a NumPy ufunc on a float costs ~20× more) with NumPy's semantics kept:
 where ``math`` refuses (domain errors, overflow) NumPy answers instead.
 """
+import operator
+
 import numpy as np
 
 from ..core import Primitive, box_types, function_table, register, shape_of
 
-__all__ = ["defprim", "elementwise", "scalar_fast", "handles", "norm_axes", "expand_to",
-           "broadcast", "check_no_out"]
+__all__ = ["defprim", "elementwise", "scalar_fast", "handles", "norm_axes", "reduce_axes",
+           "expand_to", "broadcast", "check_no_out"]
 
 
 def defprim(name, impl, jvp=None, vjp=None, *, ufuncs=(), functions=(), linear=False,
@@ -72,6 +74,16 @@ def norm_axes(axis, ndim):
             raise np.exceptions.AxisError(a, ndim)
         out.append(a - ndim if a >= 0 else a)
     return tuple(sorted(out))
+
+
+def reduce_axes(axis, ndim):
+    """``norm_axes`` for a ufunc-style reduction (``np.sum``, ``np.add.reduce``, ...): as
+    NumPy, a 0-d array also takes a single ``axis`` of 0 or -1 (not in a tuple), meaning
+    no axis at all (``np.sum(np.array(2.0), axis=0) == 2.0``)."""
+    if ndim == 0 and not isinstance(axis, tuple) and axis is not None \
+            and operator.index(axis) in (0, -1):
+        return ()
+    return norm_axes(axis, ndim)
 
 
 def expand_to(g, axes, keepdims):

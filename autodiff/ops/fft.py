@@ -237,7 +237,8 @@ handles(np.fft.irfft2)(lambda a, s=None, axes=(-2, -1), norm=None, out=None:
 # ----- Shifts: rolls by half the length, as two slices joined -----
 def _roll(x, shift, axis):
     axis = _axis(x, axis)
-    k = shift % shape_of(x)[axis]
+    n = shape_of(x)[axis]
+    k = shift % n if n else 0       # an empty axis: nothing moves
     if k == 0:
         return x
     tail = (slice(None),) * (-axis - 1)

@@ -30,9 +30,25 @@ def _polysub(a1, a2):
     return _polyadd(a1, -_arr(a2))
 
 
+def _poly1d(p):
+    """The coefficients as ``np.poly1d`` keeps them: 1-D, leading zeros dropped (by value,
+    as NumPy does), none left giving ``[0]``."""
+    p = _arr(p)
+    if ndim_of(p) == 0:
+        p = np.reshape(p, (1,))
+    if ndim_of(p) > 1:
+        raise ValueError("Polynomial must be 1d only.")
+    nz = np.flatnonzero(np.asarray(unbox(p)))
+    if nz.size == 0:
+        return np.zeros(1, dtype=np.result_type(unbox(p)))
+    return p[int(nz[0]):] if nz[0] else p
+
+
 @handles(np.polymul)
 def _polymul(a1, a2):
-    return np.convolve(_arr(a1), _arr(a2))
+    """``convolve(a1, a2)`` of the inputs read as ``np.poly1d`` reads them (so an empty one
+    is the zero polynomial, as in NumPy)."""
+    return np.convolve(_poly1d(a1), _poly1d(a2))
 
 
 @handles(np.polyder)

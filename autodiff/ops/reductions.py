@@ -1,7 +1,8 @@
 """Reductions: sum, prod, max, min as primitives; everything else composes them.
 
 Axes are normalised to negative integers (``norm_axes``), so the same rule serves a tangent
-or cotangent with a leading batch axis. A reverse rule re-inserts the reduced axes
+or cotangent with a leading batch axis; the ufunc-style ones (sum, prod, max, min, their nan
+forms, ptp) use ``reduce_axes``, which takes NumPy's axis 0 or -1 of a 0-d array. A reverse rule re-inserts the reduced axes
 (``expand_to``) and broadcasts back to the input's shape.
 
 The compositions: mean, var, std, average, ptp; the NaN-ignoring reductions (NaNs replaced by
@@ -14,7 +15,8 @@ import numpy as np
 
 from ..boxes import unbox
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
-from .define import broadcast, check_no_out, defprim, expand_to, handles, norm_axes
+from .define import (broadcast, check_no_out, defprim, expand_to, handles, norm_axes,
+                     reduce_axes)
 from .shape import index_add_p
 
 
@@ -100,7 +102,7 @@ def _reducer(prim, name):
         if type(initial) in box_types or type(where) in box_types:
             raise NotImplementedError(f"np.{name}(..., initial=/where=) with a tracked "
                                       "initial or where")
-        axes, keepdims = norm_axes(axis, ndim_of(a)), bool(keepdims)
+        axes, keepdims = reduce_axes(axis, ndim_of(a)), bool(keepdims)
         if where is None and initial is None:
             return prim(a, axis=axes, keepdims=keepdims)
         base = prim.name
@@ -219,7 +221,7 @@ def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
 @handles(np.ptp)
 def _ptp(a, axis=None, out=None, keepdims=False):
     check_no_out(out, "ptp")
-    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
+    axes, keepdims = reduce_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
     return max_p(a, axis=axes, keepdims=keepdims) - min_p(a, axis=axes, keepdims=keepdims)
 
 
@@ -241,7 +243,7 @@ def _nan_reducer(prim, fill, name):
         check_no_out(out, name)
         if _given(initial, None) is not None or _given(where, None) is not None:
             raise NotImplementedError(f"np.{name}(..., initial=/where=) on a tracked value")
-        return prim(_no_nan(a, fill)[0], axis=norm_axes(axis, ndim_of(a)),
+        return prim(_no_nan(a, fill)[0], axis=reduce_axes(axis, ndim_of(a)),
                     keepdims=bool(_given(keepdims, False)))
     return handler
 
@@ -255,7 +257,7 @@ def _nan_extremum(prim, fill, name):
         check_no_out(out, name)
         if _given(initial, None) is not None or _given(where, None) is not None:
             raise NotImplementedError(f"np.{name}(..., initial=/where=) on a tracked value")
-        axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
+        axes, keepdims = reduce_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
         x, nan = _no_nan(a, fill)
         r = prim(x, axis=axes, keepdims=keepdims)
         empty = np.all(nan, axis=axes, keepdims=keepdims)
@@ -280,7 +282,7 @@ def _nan_count(nan, axes, keepdims, x):
 def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoValue):
     check_no_out(out, "nanmean")
     _no_where(where, "nanmean")
-    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
+    axes, keepdims = reduce_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
     x, nan = _no_nan(a, 0.0)
     return sum_p(x, axis=axes, keepdims=keepdims) / _nan_count(nan, axes, keepdims, x)
 
@@ -289,7 +291,7 @@ def _nanvar_parts(a, axis, ddof, keepdims, name, where):
     """Σ|d|² over the non-NaN entries (d = x - their mean), the degrees of freedom (plain,
     NaN-free count - ddof) and the non-NaN count, each over ``axis``."""
     _no_where(where, name)
-    axes, keepdims = norm_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
+    axes, keepdims = reduce_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
     x, nan = _no_nan(a, 0.0)
     n = _nan_count(nan, axes, True, x)
     d = x - sum_p(x, axis=axes, keepdims=True) / n

@@ -167,6 +167,8 @@ def _batch_last(fn, t, nb, idx, *rest):
 
 
 def _take(x, idx):
+    if type(x) is float:        # a 0-d cotangent seeded as a Python float (idx is ())
+        x = np.float64(x)
     return getitem_p(x, idx=idx)
 
 

@@ -6,7 +6,7 @@ shift by the maximum first. With ``s = softmax(x) = exp(x - logsumexp(x))``:
 """
 import numpy as np
 
-from .define import defprim, expand_to, norm_axes
+from .define import defprim, expand_to, norm_axes, reduce_axes
 from ..core import ndim_of, shape_of
 
 
@@ -44,12 +44,12 @@ log_softmax_p = defprim(
 
 def logsumexp(a, axis=None, keepdims=False):
     """``log Σ exp(a)`` along ``axis``, computed without overflow (scipy.special's name)."""
-    return logsumexp_p(a, axis=norm_axes(axis, ndim_of(a)), keepdims=bool(keepdims))
+    return logsumexp_p(a, axis=reduce_axes(axis, ndim_of(a)), keepdims=bool(keepdims))
 
 
 def log_softmax(x, axis=None):
     """``x - logsumexp(x, axis, keepdims=True)`` (scipy.special's name and default axis)."""
-    return log_softmax_p(x, axis=norm_axes(axis, ndim_of(x)))
+    return log_softmax_p(x, axis=reduce_axes(axis, ndim_of(x)))
 
 
 def softmax(x, axis=None):

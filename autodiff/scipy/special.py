@@ -16,7 +16,7 @@ from scipy.special import (  # noqa: F401
 
 from ..boxes import unbox
 from ..core import ndim_of
-from ..ops.define import norm_axes
+from ..ops.define import reduce_axes
 from ..ops.softmax import log_softmax, logsumexp_p, softmax  # noqa: F401
 from ..ops.special import polygamma  # noqa: F401
 
@@ -57,7 +57,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     >>> round(float(out), 6), float(sign)
     (-0.330893, -1.0)
     """
-    axes = norm_axes(axis, ndim_of(a))
+    axes = reduce_axes(axis, ndim_of(a))   # as scipy's np.max/np.sum: 0-d takes axis 0
     if b is None and not return_sign:
         return logsumexp_p(a, axis=axes, keepdims=bool(keepdims))
     m = np.max(unbox(a), axis=axes, keepdims=True)
