@@ -182,12 +182,15 @@ def root0(s, p=2):
     The root is ``‖d‖_p``, a norm, like ``|x|`` at 0: the derivative exists (and is 0)
     exactly when ``d`` stays 0 to first order (``std([x, x])``, a constant input), else
     it is a kink whose symmetric derivative is 0: ``abs'(0) = 0`` (JAX), PyTorch's
-    ``std``/``norm`` at 0. The double ``where`` keeps the untaken branch's NaN out."""
-    zero = unbox(s) == 0
+    ``std``/``norm`` at 0. The root of ``where(s = 0, 1, s)`` times the 0/1 mask keeps
+    inf out of every derivative."""
+    v = unbox(s)
+    zero = v == 0
     if not np.any(zero):
         return np.sqrt(s) if p == 2 else s ** (1.0 / p)
     safe = np.where(zero, 1.0, s)
-    return np.where(zero, 0.0 * s, np.sqrt(safe) if p == 2 else safe ** (1.0 / p))
+    mask = (~zero).astype(np.result_type(v))
+    return (np.sqrt(safe) if p == 2 else safe ** (1.0 / p)) * mask
 
 
 @handles(np.var)
