@@ -383,6 +383,13 @@ def _cjvp_closure(rng, shapes, dtype):
     return fn, (lambda env: env[-1] * np.sum(np.sin(env[j])))
 
 
+def _reads(indices, fn):
+    """Mark which values of env a reverse-only block's rule reads (for forward mode's
+    refusal: it is due only where a tangent reaches them)."""
+    fn.reads = indices
+    return fn
+
+
 @seam("custom_vjp_matrix", forward=False)
 def _cvjp_matrix(rng, shapes, dtype):
     n = _size(shapes[-1])
@@ -399,7 +406,7 @@ def _cvjp_matrix(rng, shapes, dtype):
     def bwd(o, g):
         return (A.T @ (g * (1.0 - o * o)),)
     f.defvjp(fwd, bwd)
-    return (lambda env: f(np.reshape(env[-1], -1)),
+    return (_reads((-1,), lambda env: f(np.reshape(env[-1], -1))),
             lambda env: np.tanh(A @ np.reshape(env[-1], -1)))
 
 
@@ -419,7 +426,7 @@ def _cvjp_dict(rng, shapes, dtype):
         d, e = res
         return ({"x": g * e, "y": -2.0 * d["y"] * d["x"] * e * g},)
     f.defvjp(fwd, bwd)
-    return (lambda env: f({"x": env[-1], "y": np.sin(env[-1])}),
+    return (_reads((-1,), lambda env: f({"x": env[-1], "y": np.sin(env[-1])})),
             lambda env: env[-1] * np.exp(-np.sin(env[-1]) ** 2))
 
 
@@ -438,7 +445,7 @@ def _cvjp_closure(rng, shapes, dtype):
 
         f.defvjp(lambda y: (f(y), None), lambda res, g: (g * np.sum(c * c),))
         return f(env[-1])
-    return fn, (lambda env: env[-1] * np.sum(env[j] * env[j]))
+    return _reads((-1, j), fn), (lambda env: env[-1] * np.sum(env[j] * env[j]))
 
 
 _SMOOTH = [lambda y: np.sin(y) * np.cos(2.0 * y), lambda y: np.exp(-y * y) + y,
@@ -581,9 +588,16 @@ def _inner_custom_jacfwd(rng, shapes, dtype):
 
 @seam("copy", refusable=True)
 def _copy(rng, shapes, dtype):
+    """``copy.copy``/``copy.deepcopy`` of an eager leaf ``Variable`` is a new leaf, as in
+    PyTorch (``copy.deepcopy(model)``): its gradient goes to the copy's ``.grad``, not to
+    the original. The eager checks skip a program that copies an input leaf that way."""
     k = int(rng.integers(4))
     cp = [copy.copy, copy.deepcopy, np.copy, lambda y: y.copy()][k]
-    return (lambda env: cp(env[-1]) * env[-1]), (lambda env: env[-1] * env[-1])
+
+    def fn(env):
+        return cp(env[-1]) * env[-1]
+    fn.new_leaf = k < 2
+    return fn, (lambda env: env[-1] * env[-1])
 
 
 @seam("reduce_axis")
@@ -726,6 +740,13 @@ class Program:
             env[-1] = inject(env[-1])
         return env[-1]
 
+    def env(self, leaves):
+        """Every value of the reference program: the leaves, then each step's."""
+        env = list(leaves)
+        for s in self.steps:
+            env.append(s.ref(env))
+        return env
+
     def function(self, inject=None):
         """The program as a user function of the structured arguments."""
         def f(*args):
@@ -826,7 +847,10 @@ def _fd_reliable(fun, x, v, tol):
         with np.errstate(all="ignore"):
             a, b = _fd(fun, x, v, 1e-3), _fd(fun, x, v, 2.5e-4)
             f0, h = _flat(fun(x)), 1e-5
-            right, left = (_flat(fun(x + h * v)) - f0) / h, (f0 - _flat(fun(x - h * v))) / h
+            fr, fl = _flat(fun(x + h * v)), _flat(fun(x - h * v))
+            if not f0.shape == fr.shape == fl.shape == a.shape:
+                return None     # a shape that depends on the values (np.unique at a tie)
+            right, left = (fr - f0) / h, (f0 - fl) / h
     except ValueError:          # a shape that depends on the values (np.trim_zeros) changed
         return None
     if not all(np.all(np.isfinite(t)) for t in (a, b, right, left)):
@@ -835,6 +859,48 @@ def _fd_reliable(fun, x, v, tol):
     if float(np.max(np.abs(right - left), initial=0.0)) > 1e-3 * scale:
         return None
     return a if float(np.max(np.abs(a - b), initial=0.0)) <= tol * scale else None
+
+
+def _step_at_kink(prog, rng, tries=2, shape_only=False):
+    """The first step whose block, as a function of all the values before it (float64), is
+    not differentiable at the program's input: its one-sided differences along a random
+    direction disagree, or it jumps (a shape, a branch). None when every block is smooth
+    there. ``shape_only``: only a block whose output shape changes nearby (``np.unique``
+    of tied values: the program is discontinuous on the ties through this point)."""
+    env = [np.asarray(x, dtype=np.float64) for x in prog.leaves]
+    with np.errstate(all="ignore"):
+        for i, st in enumerate(prog.steps):
+            shapes = [np.shape(e) for e in env]
+            x = np.concatenate([np.ravel(e) for e in env]) if env else np.zeros(0)
+
+            def fun(vec, shapes=shapes, st=st):
+                vals, k = [], 0
+                for sh in shapes:
+                    m = _size(sh)
+                    vals.append(np.reshape(vec[k:k + m], sh))
+                    k += m
+                return _flat(st.ref(vals))
+            try:
+                f0 = fun(x)
+                for _ in range(tries):
+                    d = rng.standard_normal(x.size)
+                    for h in (1e-5, 1e-6):
+                        if shape_only:
+                            if not f0.shape == fun(x + h * d).shape == fun(x - h * d).shape:
+                                break
+                            continue
+                        right, left = (fun(x + h * d) - f0) / h, (f0 - fun(x - h * d)) / h
+                        scale = max(1.0, float(np.max(np.abs(right), initial=0.0)))
+                        if not (np.all(np.isfinite(right)) and np.all(np.isfinite(left))) or \
+                                float(np.max(np.abs(right - left), initial=0.0)) > 1e-3 * scale:
+                            break
+                    else:
+                        continue
+                    return i
+            except Exception:                                    # noqa: BLE001
+                return i       # a shape changed under the step (or the block refused)
+            env.append(np.asarray(st.ref(env), dtype=np.float64))
+    return None
 
 
 class _Checker:
@@ -846,6 +912,7 @@ class _Checker:
         self.rtol, self.atol = _tol(prog.dtype)
         self.stats = collections.Counter()
         self.keeps_dtype = False
+        self._jumps = self._reaches = None
         # primal vs NumPy: float64 to rounding; float32 to rounding amplified by the program
         # (an ulp of a rad2deg of 100 is 1e-5)
         self.primal_scale = 1e-2 if prog.dtype == np.float64 else 1.0
@@ -860,6 +927,44 @@ class _Checker:
         msg = _close(got, want, self.rtol * scale, self.atol * scale)
         if msg:
             self.fail(kind, msg)
+
+    def tangent_reaches_vjp(self):
+        """Whether a tangent reaches a reverse-only block: a value it reads changes when the
+        inputs do. JAX refuses forward mode through a custom_vjp when a tangent flows in;
+        where every value it reads is a constant of the program (computed from zero-size
+        arrays, say), no direction reaches it and a derivative (0) is as right."""
+        if self._reaches is None:
+            p = self.p
+            self._reaches = False
+            if self.n:
+                x = self.join(p.leaves)
+                with np.errstate(all="ignore"):
+                    e0 = p.env(self.split(x, np.float64))
+                    e1 = p.env(self.split(x + 0.1 * self.rng.standard_normal(self.n),
+                                          np.float64))
+                for i, st in enumerate(p.steps):
+                    if st.block.forward:
+                        continue
+                    reads = getattr(st.fn, "reads", None)
+                    k = len(p.leaves) + i
+                    if reads is None or any(
+                            not np.array_equal(e0[r % k], e1[r % k]) for r in reads):
+                        self._reaches = True
+                        break
+        return self._reaches
+
+    def fd_agrees(self, got, fd):
+        """False where ``got`` misses the central difference ``fd`` because a block's output
+        shape depends on the values there (ties merged by ``np.unique``): the program
+        jumps on the ties through this point, so no derivative exists. Only looked at
+        (once) when they differ."""
+        if _close(got, fd, self.rtol * 10, self.atol * 10) is None:
+            return True
+        if self._jumps is None:
+            self._jumps = _step_at_kink(self.p, self.rng, shape_only=True) is not None
+        if self._jumps:
+            self.stats["value-dependent shape"] += 1
+        return not self._jumps
 
     def split(self, vec, dtype):
         out, k = [], 0
@@ -932,10 +1037,10 @@ class _Checker:
         jv = None
         try:
             out, jv = self.call("fwd jvp", lambda: ad.jvp(f, self.args(), v_tree))
-            if not p.forward:
+            if not p.forward and self.tangent_reaches_vjp():
                 self.fail("custom_vjp under forward mode", "jvp did not refuse")
             self.expect("jvp primal vs NumPy", out, want, self.primal_scale)
-            if fd is not None:
+            if fd is not None and self.fd_agrees(jv, fd):
                 self.expect("jvp vs central difference", jv, fd, 10)
             if same_dtype and np.asarray(jv).dtype != p.dtype:
                 self.fail("jvp dtype", f"tangent {np.asarray(jv).dtype}, inputs {p.dtype}")
@@ -953,7 +1058,7 @@ class _Checker:
                 self.fail("vjp dtype", f"{[np.asarray(c).dtype.name for c in leaves]}, "
                                        f"inputs {p.dtype}")
             jtu = self.join(leaves)
-            if fd is not None:
+            if fd is not None and self.fd_agrees(jtu @ v, u @ fd):
                 self.expect("vjp vs central difference <u, Jv>", jtu @ v, u @ fd, 10)
             if jv is not None:
                 self.expect("dot-product identity <u, Jv> = <Jᵀu, v>", jtu @ v, u @ _flat(jv))
@@ -965,7 +1070,7 @@ class _Checker:
         try:
             Jf = self.matrix(self.call("fwd jacfwd",
                                        lambda: ad.jacfwd(f, argnums)(*self.args())), m, "jacfwd")
-            if not p.forward:
+            if not p.forward and self.tangent_reaches_vjp():
                 self.fail("custom_vjp under forward mode", "jacfwd did not refuse")
             if jv is not None:
                 self.expect("jacfwd vs jvp (J v)", Jf @ v, jv)
@@ -976,7 +1081,7 @@ class _Checker:
                                        lambda: ad.jacrev(f, argnums)(*self.args())), m, "jacrev")
             if jtu is not None:
                 self.expect("jacrev vs vjp (uᵀJ)", u @ Jr, jtu)
-            if fd is not None:
+            if fd is not None and self.fd_agrees(Jr @ v, fd):
                 self.expect("jacrev vs central difference", Jr @ v, fd, 10)
         except Refused:
             self.stats["refused"] += 1
@@ -1015,6 +1120,24 @@ class _Checker:
                 fdg = None
         else:
             fdg = None       # float32: second differences are noise; AD vs AD only
+        kink = []
+
+        def against_fd(kind, Hv):
+            """Hv against the central difference of grad along v, unless a step's block sits
+            at a point where it is not differentiable in its own inputs (a tie of max, a
+            norm or std of a vanishing vector, abs at 0). The program may still be smooth
+            there (min(1 + x², 1 + y²) at 0, std(x²·c) at 0) but its second derivative
+            needs the limit of the block's gradient along the path, which a local rule at
+            that point does not know: the engine's value is the convention's (ties share,
+            abs'(0) = 0), as JAX's is. First derivatives are still checked there."""
+            if fdg is None:
+                return
+            if _close(Hv, fdg, self.rtol * 100, self.atol * 100) and not kink:
+                kink.append(_step_at_kink(p, self.rng))
+            if kink and kink[0] is not None:
+                self.stats["block at a kink"] += 1
+                return
+            self.expect(kind, Hv, fdg, 100)
 
         def square(r, what):
             rows = self.leaves_of(r)
@@ -1027,19 +1150,17 @@ class _Checker:
                                    lambda: ad.jacrev(ad.grad(G, argnums), argnums)(*self.args())),
                          "jacrev(grad)")
             self.expect("jacrev(grad) symmetric", Hrr, Hrr.T, 10)
-            if fdg is not None:
-                self.expect("jacrev(grad) vs central difference of grad", Hrr @ v, fdg, 100)
+            against_fd("jacrev(grad) vs central difference of grad", Hrr @ v)
         except Refused:
             self.stats["refused"] += 1
         try:
             H = square(self.call("fwd hessian", lambda: ad.hessian(G, argnums)(*self.args())),
                        "hessian")
-            if not p.forward:
+            if not p.forward and self.tangent_reaches_vjp():
                 self.fail("custom_vjp under forward mode", "hessian did not refuse")
             Hf = H
             self.expect("hessian symmetric", H, H.T, 10)
-            if fdg is not None:
-                self.expect("hessian vs central difference of grad", H @ v, fdg, 100)
+            against_fd("hessian vs central difference of grad", H @ v)
             _, hv = self.call("fwd jvp(grad)",
                               lambda: ad.jvp(ad.grad(G, argnums), self.args(), v_tree))
             self.expect("jvp(grad) vs hessian·v", self.join(self.leaves_of(hv)), H @ v, 10)
@@ -1107,6 +1228,9 @@ class _Checker:
         self.expect("vjp after a failed sweep",
                     self.join(self.leaves_of(cts if p.structure == "two_args" else cts[0])), jtu)
         # eager Variables: a failed backward, then the retained graph, then fresh Variables
+        if p.steps and getattr(p.steps[0].fn, "new_leaf", False) and p.inject_at != 0:
+            self.stats["eager leaf copied"] += 1     # the copy is a new leaf (see _copy)
+            return
         flag.on = True
         xs = [ad.Variable(x.copy()) for x in p.leaves]
         try:

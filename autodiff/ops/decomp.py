@@ -48,6 +48,7 @@ from ..boxes import unbox
 from ..core import is_complex, lead, ndim_of, shape_of
 from .define import defprim, handles, norm_axes
 from .linalg import _matmul, inv_p, like, mT, solve_p
+from .reductions import root0
 
 __all__ = ["cholesky_p", "eigh_p", "eigvalsh_p", "eig_p", "svd_p", "svdvals_p", "qr_p",
            "pinv_p"]
@@ -562,7 +563,7 @@ def _abs2(x):
 
 def _vector_norm(x, ord, axes, keepdims):
     if ord is None or ord == 2:
-        return np.sqrt(np.sum(_abs2(x), axis=axes, keepdims=keepdims))
+        return root0(np.sum(_abs2(x), axis=axes, keepdims=keepdims))
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     ax = np.abs(x)
@@ -577,7 +578,8 @@ def _vector_norm(x, ord, axes, keepdims):
         v = unbox(x)
         return np.sum(np.asarray(v != 0, dtype=np.asarray(v).real.dtype), axis=axes,
                       keepdims=keepdims)
-    return np.sum(ax ** ord, axis=axes, keepdims=keepdims) ** (1.0 / ord)
+    s = np.sum(ax ** ord, axis=axes, keepdims=keepdims)
+    return root0(s, ord) if ord > 1 else s ** (1.0 / ord)
 
 
 def _drop(x, axes):
@@ -592,7 +594,7 @@ def _matrix_norm(x, ord, axes, keepdims):
     if r == c:
         raise ValueError("Duplicate axes given.")
     if ord in (None, "fro"):
-        return np.sqrt(np.sum(_abs2(x), axis=axes, keepdims=keepdims))
+        return root0(np.sum(_abs2(x), axis=axes, keepdims=keepdims))
     if ord in (1, -1, np.inf, -np.inf):
         inner, outer = (r, c) if ord in (1, -1) else (c, r)
         s = np.sum(np.abs(x), axis=inner, keepdims=True)
@@ -619,7 +621,7 @@ def _norm(x, ord=None, axis=None, keepdims=False):
         if ord is not None and nd != 1:
             raise ValueError("Improper number of dimensions to norm.")
         if ord is None:
-            return np.sqrt(np.sum(_abs2(x), axis=norm_axes(None, nd), keepdims=keepdims))
+            return root0(np.sum(_abs2(x), axis=norm_axes(None, nd), keepdims=keepdims))
         return _vector_norm(x, ord, (-1,), keepdims)
     axis = axis if isinstance(axis, tuple) else (axis,)
     if len(axis) == 2:

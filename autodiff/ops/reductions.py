@@ -33,7 +33,9 @@ sum_p = defprim(
 
 def _prod_others(ans, x, axis, keepdims):
     """∏_{j≠i} x_j along the axes: ans/x without zeros; with zeros, the product of the
-    non-zeros where x_i is the only zero in its slice, else 0."""
+    non-zeros where x_i is the only zero in its slice; where x_i is one of several zeros,
+    the product itself (0, but its derivative in another zero x_k is not: the second
+    derivative of x_i·x_k is 1)."""
     zero = x == 0
     ansk = expand_to(ans, axis, keepdims)
     if not np.any(zero):
@@ -41,7 +43,23 @@ def _prod_others(ans, x, axis, keepdims):
     x1 = np.where(zero, 1.0, x)
     nzeros = np.sum(zero, axis=axis, keepdims=True)
     p = prod_p(x1, axis=axis, keepdims=True)
-    return np.where(zero, np.where(nzeros == 1, p, 0.0), ansk / x1)
+    several = _others_explicit(x, axis) if np.any(unbox(nzeros) > 1) else 0.0
+    return np.where(zero, np.where(nzeros == 1, p, several), ansk / x1)
+
+
+def _others_explicit(x, axis):
+    """∏_{j≠i} x_j for every i of the reduced axes, as products of n copies of the slice
+    with x_i set to 1 (n² work: only where a slice holds several zeros)."""
+    nd = ndim_of(x)
+    red = [a + nd for a in axis]
+    rest = [i for i in range(nd) if i not in red]
+    xt = np.transpose(x, rest + red)
+    shape = shape_of(xt)
+    n = _count(x, axis)
+    xr = np.reshape(xt, shape[:len(rest)] + (n,))
+    rows = np.where(np.eye(n, dtype=bool), 1.0, np.expand_dims(xr, -2))
+    out = np.reshape(prod_p(rows, axis=(-1,), keepdims=False), shape)
+    return np.transpose(out, list(np.argsort(rest + red)))
 
 
 prod_p = defprim(
@@ -159,6 +177,24 @@ def _no_where(where, name):
                                   "elements first (x[mask]) or use np.where inside the sum")
 
 
+def root0(s, p=2):
+    """``s ** (1/p)`` of a sum ``s = Σ|d|^p`` (p > 1), with the derivative 0 where ``s = 0``.
+
+    There ``s`` is at its minimum (``ds = 0``) and ``root'(0) = inf``: inf·0 would be NaN.
+    The root is ``‖d‖_p``, a norm, like ``|x|`` at 0: the derivative exists (and is 0)
+    exactly when ``d`` stays 0 to first order (``std([x, x])``, a constant input), else
+    it is a kink whose symmetric derivative is 0: ``abs'(0) = 0`` (JAX), PyTorch's
+    ``std``/``norm`` at 0. The root of ``where(s = 0, 1, s)`` times the 0/1 mask keeps
+    inf out of every derivative."""
+    v = unbox(s)
+    zero = v == 0
+    if not np.any(zero):
+        return np.sqrt(s) if p == 2 else s ** (1.0 / p)
+    safe = np.where(zero, 1.0, s)
+    mask = (~zero).astype(np.result_type(v))
+    return (np.sqrt(safe) if p == 2 else safe ** (1.0 / p)) * mask
+
+
 @handles(np.var)
 def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
          correction=None):
@@ -183,7 +219,7 @@ def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None,
         ddof = correction
     if _count(a, norm_axes(axis, ndim_of(a))) == 1 and ddof < 1:
         return v
-    return np.sqrt(v)
+    return root0(v)
 
 
 @handles(np.average)
@@ -328,8 +364,8 @@ def _nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where
     v = _nan_divide(ss, dof)
     one = (count == 1) & (dof > 0)
     if not np.any(one):
-        return np.sqrt(v)
-    return np.where(one, v, np.sqrt(np.where(one, 1.0, v)))
+        return root0(v)
+    return np.where(one, v, root0(np.where(one, 1.0, v)))
 
 
 # ----- Order statistics: median, quantile, percentile -----

@@ -20,6 +20,7 @@ import math
 import numpy as np
 import scipy.special as sp
 
+from ..boxes import unbox
 from .define import defprim
 from .define import elementwise as _elementwise
 
@@ -81,8 +82,23 @@ gammaln_p = elementwise("gammaln", sp.gammaln, lambda ans, x: digamma_p(x),
                         ufuncs=(sp.gammaln,), flops=50)
 gamma_p = elementwise("gamma", sp.gamma, lambda ans, x: ans * digamma_p(x),
                       ufuncs=(sp.gamma,), flops=50)
-rgamma_p = elementwise("rgamma", sp.rgamma, lambda ans, x: -ans * digamma_p(x),
-                       ufuncs=(sp.rgamma,), flops=50)
+
+
+def _drgamma(ans, x):
+    """(1/Γ)' = -ψ/Γ, which is 0·inf at the poles of Γ (x = 0, -1, ...) where 1/Γ is
+    smooth. There: the reflection 1/Γ(x) = sin(πx)Γ(1-x)/π differentiated,
+    Γ(1-x)·(cos πx - sin πx·ψ(1-x)/π), finite and differentiable again."""
+    v = unbox(x)
+    pole = (v <= 0) & (v == np.round(v))
+    if not np.any(pole):
+        return -ans * digamma_p(x)
+    r = np.where(pole, x, 0.0)
+    at_pole = gamma_p(1.0 - r) * (np.cos(np.pi * r) - np.sin(np.pi * r) * digamma_p(1.0 - r)
+                                  / np.pi)
+    return np.where(pole, at_pole, -ans * digamma_p(np.where(pole, 1.0, x)))
+
+
+rgamma_p = elementwise("rgamma", sp.rgamma, _drgamma, ufuncs=(sp.rgamma,), flops=50)
 # B(a, b) = Γ(a)Γ(b)/Γ(a+b): ∂ ln B/∂a = ψ(a) - ψ(a+b).
 betaln_p = elementwise("betaln", sp.betaln,
                        lambda ans, a, b: digamma_p(a) - digamma_p(a + b),
