@@ -204,3 +204,12 @@ def test_empty_jacobian_of_custom_jvp_stays_tracked():
         out, t = ad.jvp(lambda y: g(y, ad.jacfwd(fun)), (np.zeros(0),), (np.zeros(0),))
         np.testing.assert_array_equal(out, [1.0, 5.0, 1.0])
         np.testing.assert_array_equal(t, [0.0, 0.0, 0.0])
+
+
+def test_compress_of_an_empty_array_checks_no_index():
+    # NumPy takes nothing from an empty array, so a condition longer than the axis is fine.
+    f = lambda x: np.compress([True, False, True], x, axis=-1) ** 2
+    x = np.zeros((0, 2))
+    assert f(x).shape == (0, 2)
+    assert ad.jvp(f, (x,), (x,))[1].shape == (0, 2)
+    assert ad.jacfwd(f)(x).shape == ad.jacrev(f)(x).shape == (0, 2, 0, 2)

@@ -630,6 +630,9 @@ def _compress(condition, a, axis=None, out=None):
     if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
         a, axis = _ravel(a), 0 if axis is None else axis
     keep = np.nonzero(np.ravel(unbox(condition)))[0]
+    if 0 in shape_of(a):        # NumPy checks no index when there is nothing to take
+        return np.reshape(a, np.compress(np.ravel(unbox(condition)), np.empty(shape_of(a)),
+                                         axis=axis).shape)
     return _along(a, _axis(axis, ndim_of(a)), keep)
 
 
