@@ -1023,6 +1023,18 @@ class _Checker:
         m = want.size
         same_dtype = want.dtype == p.dtype   # the program keeps the inputs' precision
         self.keeps_dtype = same_dtype
+        if p.dtype == np.float32:
+            # Two float32 evaluations of one program agree only as well as float32 itself
+            # computes it: widen the primal tolerance to the float32 reference's own error
+            # against float64 where the program amplifies rounding that much.
+            with np.errstate(all="ignore"):
+                exact = np.asarray(ref64(x64), dtype=np.float64)
+            if exact.shape == want.shape and np.all(np.isfinite(exact)):
+                err = float(np.max(np.abs(want - exact), initial=0.0))
+                bound = self.rtol * self.primal_scale * max(
+                    1.0, float(np.max(np.abs(want), initial=0.0)))
+                if err > bound / 4:
+                    self.primal_scale *= 4 * err / bound
         # ---- primal ----
         if p.plain:
             got = self.call("primal", lambda: f(*self.args()), refuse=False)
@@ -1105,6 +1117,7 @@ class _Checker:
 
     def second_order(self, G, argnums, v, v_tree):
         p, n = self.p, self.n
+        self._hv_direction = v
         try:
             g = self.call("rev grad", lambda: ad.grad(G, argnums)(*self.args()))
             g = self.join(self.leaves_of(g))
@@ -1124,7 +1137,7 @@ class _Checker:
             fdg = None       # float32: second differences are noise; AD vs AD only
         kink = []
 
-        def against_fd(kind, Hv):
+        def against_fd(kind, Hv, transform):
             """Hv against the central difference of grad along v, unless a step's block sits
             at a point where it is not differentiable in its own inputs (a tie of max, a
             norm or std of a vanishing vector, abs at 0). The program may still be smooth
@@ -1139,7 +1152,14 @@ class _Checker:
             if kink and kink[0] is not None:
                 self.stats["block at a kink"] += 1
                 return
+            if _close(Hv, fdg, self.rtol * 100, self.atol * 100) and \
+                    self.inner_convention_point(lambda vec: hv_at(vec, transform), grad64):
+                self.stats["inner primitive at its convention point"] += 1
+                return
             self.expect(kind, Hv, fdg, 100)
+
+        def hv_at(vec, transform):
+            return square(transform(*self.args(self.split(vec, p.dtype))), "nearby") @ v
 
         def square(r, what):
             rows = self.leaves_of(r)
@@ -1152,7 +1172,8 @@ class _Checker:
                                    lambda: ad.jacrev(ad.grad(G, argnums), argnums)(*self.args())),
                          "jacrev(grad)")
             self.expect("jacrev(grad) symmetric", Hrr, Hrr.T, 10)
-            against_fd("jacrev(grad) vs central difference of grad", Hrr @ v)
+            against_fd("jacrev(grad) vs central difference of grad", Hrr @ v,
+                       ad.jacrev(ad.grad(G, argnums), argnums))
         except Refused:
             self.stats["refused"] += 1
         try:
@@ -1162,7 +1183,7 @@ class _Checker:
                 self.fail("custom_vjp under forward mode", "hessian did not refuse")
             Hf = H
             self.expect("hessian symmetric", H, H.T, 10)
-            against_fd("hessian vs central difference of grad", H @ v)
+            against_fd("hessian vs central difference of grad", H @ v, ad.hessian(G, argnums))
             _, hv = self.call("fwd jvp(grad)",
                               lambda: ad.jvp(ad.grad(G, argnums), self.args(), v_tree))
             self.expect("jvp(grad) vs hessian·v", self.join(self.leaves_of(hv)), H @ v, 10)
@@ -1175,6 +1196,25 @@ class _Checker:
         if Hrr is not None and Hf is not None:
             self.expect("hessian vs jacrev(grad)", Hf, Hrr, 10)
         self.stats["order2"] += 1
+
+    def inner_convention_point(self, hv_at, grad64, tries=2):
+        """Whether a second derivative that disagrees with the central difference is an inner
+        primitive's convention at a point of measure zero (abs at 0 inside |z|², a smooth
+        composite): the chain rule then gives the convention's value (abs'(0) = 0, as in JAX
+        and PyTorch), no local rule can know the limit, and a step away from the point the
+        engine agrees with the central difference again. A defect that is wrong on a whole
+        neighbourhood is still reported."""
+        x = self.join(self.p.leaves)
+        v = self._hv_direction
+        for _ in range(tries):
+            y = x + 1e-3 * self.rng.standard_normal(x.size)
+            try:
+                fdg = _fd_reliable(grad64, y, v, 1e-6)
+                if fdg is None or _close(hv_at(y), fdg, self.rtol * 100, self.atol * 100):
+                    return False
+            except Exception:                                    # noqa: BLE001
+                return False
+        return True
 
     def forward_injection(self, v_tree, jv):
         """A custom_jvp rule raising inside a forward sweep, then a clean jvp."""

@@ -82,3 +82,34 @@ def test_the_checker_catches_a_wrong_rule():
             raise AssertionError("a wrong derivative rule passed the seam checks")
     finally:
         seams.SEAM_BLOCKS.remove(block)
+
+
+def test_the_checker_catches_a_wrong_second_derivative():
+    """A rule right at first order but wrong at second (its tangent does not carry the
+    derivative of cos) must fail the Hessian checks: the convention-point allowance only
+    forgives a point where a step away agrees with the central difference."""
+    import autodiff as ad
+
+    def build(rng, shapes, dtype):
+        @ad.custom_jvp
+        def f(x):
+            return np.sin(ad.stop_gradient(x))
+
+        @f.defjvp
+        def f_jvp(primals, tangents):
+            x = primals[0]
+            return np.sin(x), np.cos(ad.stop_gradient(x)) * tangents[0]
+        return (lambda env: f(env[-1])), (lambda env: np.sin(env[-1]))
+
+    block = seams.register_block("wrong_second_order", build, table=[])
+    seams.SEAM_BLOCKS.append(block)
+    try:
+        spec = (0, (2, 2), False, False, 1, ((0, len(seams.SEAM_BLOCKS) - 1, 0),), 0)
+        try:
+            seams.check(spec)
+        except seams.SeamFailure as e:
+            assert "central difference of grad" in e.kind or "hessian" in e.kind, e
+        else:
+            raise AssertionError("a wrong second derivative passed the seam checks")
+    finally:
+        seams.SEAM_BLOCKS.remove(block)
