@@ -309,3 +309,16 @@ def test_zero_size_and_0d_raise_as_numpy_does(f, x):
         ad.jacfwd(f)(x)
     with pytest.raises(type(plain.value)):
         ad.jacrev(f)(x)
+
+
+def test_polymul_refuses_a_tracked_leading_zero_instead_of_dropping_its_derivative():
+    # NumPy's polymul trims leading zeros by value; the trimmed coefficient's derivative
+    # (here d/dx0 of sum(polymul([1, 2], x)) = 3) would silently vanish.
+    f = lambda x: np.sum(np.polymul([1.0, 2.0], x))
+    x = np.array([0.0, 0.3])
+    assert np.isclose(f(x), np.sum(np.polymul([1.0, 2.0], x)))
+    for transform in (ad.grad, ad.jacfwd):
+        with pytest.raises(NotImplementedError, match="np.polymul.*np.convolve"):
+            transform(f)(x)
+    assert np.allclose(ad.grad(f)(np.array([0.5, 0.3])), [3.0, 3.0])
+    assert np.allclose(ad.grad(lambda x: np.sum(np.convolve([1.0, 2.0], x)))(x), [3.0, 3.0])

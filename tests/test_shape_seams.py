@@ -150,11 +150,15 @@ def test_fftshift_still_shifts(f):
 def test_polymul_as_numpy(a, b):
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     want = np.polymul(a, b)
-    out, (ta) = ad.jvp(lambda a: np.polymul(a, b), (a,), (np.ones_like(a),))
-    assert np.shape(out) == want.shape
-    np.testing.assert_allclose(out, want)
-    out, _ = ad.jvp(lambda b: np.polymul(a, b), (b,), (np.ones_like(b),))
-    np.testing.assert_allclose(out, want)
+    for x, f in ((a, lambda a: np.polymul(a, b)), (b, lambda b: np.polymul(a, b))):
+        if x.size and x.ndim and x[0] == 0:
+            # a tracked leading zero would be trimmed with its derivative: refused
+            with pytest.raises(NotImplementedError, match="np.polymul"):
+                ad.jvp(f, (x,), (np.ones_like(x),))
+            continue
+        out, _ = ad.jvp(f, (x,), (np.ones_like(x),))
+        assert np.shape(out) == want.shape
+        np.testing.assert_allclose(out, want)
 
 
 def test_polyval_polymul_of_empty():

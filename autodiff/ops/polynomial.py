@@ -9,7 +9,7 @@ comes from the primitives these are built of.
 import numpy as np
 
 from ..boxes import unbox
-from ..core import ndim_of, shape_of
+from ..core import box_types, ndim_of, shape_of
 from .assembly import _arr
 from .define import handles
 
@@ -39,6 +39,15 @@ def _poly1d(p):
     if ndim_of(p) > 1:
         raise ValueError("Polynomial must be 1d only.")
     nz = np.flatnonzero(np.asarray(unbox(p)))
+    if type(p) in box_types and shape_of(p) != (0,) and (nz.size == 0 or nz[0]):
+        # Trimming by value makes the output's length jump at this point: the coefficients
+        # dropped have no derivative to give, so refuse rather than silently drop it.
+        raise NotImplementedError(
+            "autodiff: np.polymul drops leading zero coefficients by value (NumPy's poly1d), "
+            "so at a tracked polynomial whose leading coefficient is exactly 0 its output's "
+            "length jumps and the derivative in that coefficient does not exist. Use "
+            "np.convolve(a1, a2), which keeps every coefficient (as jax.numpy.polymul does "
+            "by default).")
     if nz.size == 0:
         return np.zeros(1, dtype=np.result_type(unbox(p)))
     return p[int(nz[0]):] if nz[0] else p
