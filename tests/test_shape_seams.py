@@ -217,3 +217,25 @@ def test_compress_of_an_empty_array_checks_no_index():
     assert f(x).shape == (0, 2)
     assert ad.jvp(f, (x,), (x,))[1].shape == (0, 2)
     assert ad.jacfwd(f)(x).shape == ad.jacrev(f)(x).shape == (0, 2, 0, 2)
+
+
+def test_take_along_an_empty_axis_of_an_empty_array_checks_no_index():
+    f = lambda x: np.take(x, [3, 0, 3], axis=1) ** 2
+    x = np.zeros((0, 0))
+    assert f(x).shape == np.take(x, [3, 0, 3], axis=1).shape == (0, 3)
+    assert ad.jvp(f, (x,), (x,))[1].shape == (0, 3)
+    assert ad.jacrev(f)(x).shape == (0, 3, 0, 0)
+    with pytest.raises(IndexError):
+        ad.jvp(f, (np.zeros((2, 0)),), (np.zeros((2, 0)),))   # NumPy refuses this one
+
+
+def test_full_with_a_fill_of_more_dimensions_follows_numpy():
+    # NumPy's copyto drops leading size-1 axes of the fill and refuses a fill that does
+    # not broadcast into the shape.
+    x = np.full((1, 2, 3), 0.5)
+    f = lambda x: np.full((2, 3), x, like=x) ** 2
+    assert f(x).shape == np.full((2, 3), x).shape == (2, 3)
+    assert ad.jvp(f, (x,), (x,))[1].shape == (2, 3)
+    ad.check_grads(f, (x,), order=2)
+    with pytest.raises(ValueError, match="could not broadcast"):
+        ad.jvp(lambda y: np.full((1, 3), y, like=y), (np.ones((2, 1)),), (np.ones((2, 1)),))

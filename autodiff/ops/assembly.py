@@ -564,12 +564,15 @@ def _take(a, indices, axis=None, out=None, mode="raise"):
     ax = _axis(axis, ndim_of(a))
     i = np.asarray(unbox(indices))
     n = shape_of(a)[ax]
-    if mode == "wrap":
-        i = i % n
-    elif mode == "clip" or (n and 0 in shape_of(a)):
+    others = shape_of(a)[:ax % ndim_of(a)] + shape_of(a)[ax % ndim_of(a) + 1:]
+    if 0 in others:
         # NumPy checks no index when there is no element to take (another axis is empty):
         # the result is empty whatever the indices.
-        i = np.clip(i, 0 if mode == "clip" else -n, n - 1)
+        return np.reshape(a, np.take(np.empty(shape_of(a)), i, axis=ax, mode=mode).shape)
+    if mode == "wrap":
+        i = i % n
+    elif mode == "clip":
+        i = np.clip(i, 0, n - 1)
     return _along(a, ax, int(i) if i.ndim == 0 else i)
 
 

@@ -174,6 +174,12 @@ def _filled(like, fill, shape, dtype):
     if dt.kind not in "fc":
         return np.full(shape, unbox(fill), dtype=dt)
     zeros = constant_like(_top(like, fill), np.zeros(shape, dtype=dt))
+    shape, fs = shape_of(unbox(zeros)), shape_of(fill)
+    extra = len(fs) - len(shape)
+    if extra > 0 and all(d == 1 for d in fs[:extra]):
+        fill = np.reshape(fill, fs[extra:])      # NumPy's copyto drops leading 1s of fill
+    if np.broadcast_shapes(shape_of(fill), shape) != shape:
+        raise ValueError(f"could not broadcast input array from shape {fs} into shape {shape}")
     return zeros + fill if type(fill) in box_types or np.any(unbox(fill) != 0) else zeros
 
 
