@@ -867,7 +867,8 @@ def _fd_reliable(fun, x, v, tol):
     scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
     if float(np.max(np.abs(right - left), initial=0.0)) > 1e-7 * scale:
         return None
-    return a if float(np.max(np.abs(a - b), initial=0.0)) <= tol * scale else None
+    # |a - b| estimates a's error; b's (a quarter of the step, O(h⁴)) is 256 times smaller
+    return b if float(np.max(np.abs(a - b), initial=0.0)) <= tol * scale else None
 
 
 def _step_at_kink(prog, rng, tries=2, shape_only=False):
