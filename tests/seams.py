@@ -1037,8 +1037,11 @@ class _Checker:
             # Two float32 evaluations of one program agree only as well as float32 itself
             # computes it: widen the primal tolerance to the float32 reference's own error
             # against float64 where the program amplifies rounding that much.
-            with np.errstate(all="ignore"):
-                exact = np.asarray(ref64(x64), dtype=np.float64)
+            try:
+                with np.errstate(all="ignore"):
+                    exact = np.asarray(ref64(x64), dtype=np.float64)
+            except ValueError:      # a value-dependent shape decided otherwise in float64
+                exact = np.zeros(0)
             if exact.shape == want.shape and np.all(np.isfinite(exact)):
                 err = float(np.max(np.abs(want - exact), initial=0.0))
                 bound = self.rtol * self.primal_scale * max(
