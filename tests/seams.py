@@ -598,9 +598,14 @@ def _copy(rng, shapes, dtype):
     cp = [copy.copy, copy.deepcopy, np.copy, lambda y: y.copy()][k]
 
     def fn(env):
-        return cp(env[-1]) * env[-1]
-    fn.new_leaf = k < 2
+        x = env[-1]
+        if k < 2 and type(x) is ad.Variable and x.is_leaf:
+            _COPIED_LEAF[0] = True      # an eager leaf (an input, or one passed on as is)
+        return cp(x) * x
     return fn, (lambda env: env[-1] * env[-1])
+
+
+_COPIED_LEAF = [False]     # set when a copy block copied an eager leaf (see _copy)
 
 
 @seam("reduce_axis")
@@ -1291,13 +1296,14 @@ class _Checker:
         self.expect("vjp after a failed sweep",
                     self.join(self.leaves_of(cts if p.structure == "two_args" else cts[0])), jtu)
         # eager Variables: a failed backward, then the retained graph, then fresh Variables
-        if p.steps and getattr(p.steps[0].fn, "new_leaf", False) and p.inject_at != 0:
-            self.stats["eager leaf copied"] += 1     # the copy is a new leaf (see _copy)
-            return
         flag.on = True
         xs = [ad.Variable(x.copy()) for x in p.leaves]
+        _COPIED_LEAF[0] = False
         try:
             loss = np.sum(fi(*self.args(xs)) * uu)
+            if _COPIED_LEAF[0]:
+                self.stats["eager leaf copied"] += 1     # the copy is a new leaf (see _copy)
+                return
         except Exception as e:                                   # noqa: BLE001
             if p.refusable:
                 self.stats["refused"] += 1
