@@ -402,3 +402,15 @@ def test_float32_primal_tangent_and_jacobians_stay_float32(f):
     assert np.asarray(y).dtype == np.float32 and np.asarray(t).dtype == np.float32
     assert ad.jacfwd(f)(a).dtype == np.float32
     assert ad.jacrev(f)(a).dtype == np.float32
+
+
+@pytest.mark.parametrize("a", [np.array([[2.0, 1.0], [0.0, 2.0]]),      # defective (Jordan)
+                               np.eye(3),                                # repeated, diagonal
+                               np.diag([1.0, 1.0, 3.0]) + 1e-12 * np.triu(np.ones((3, 3)), 1)])
+def test_eig_at_repeated_eigenvalues_refuses_instead_of_silent_numbers(a):
+    # Before: eigenvalue derivatives ~4.5e15 at a Jordan block, eigenvector derivatives 0.
+    for transform in (ad.jacfwd, ad.jacrev):
+        with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+            transform(lambda m: np.real(np.linalg.eigvals(m)))(a)
+    ad.check_grads(lambda m: np.real(np.linalg.eigvals(m)),
+                   (np.array([[1.0, 2.0], [3.0, 4.0]]),), order=2)

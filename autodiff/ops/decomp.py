@@ -247,9 +247,30 @@ def _lapack_phase(v):
     return e, np.sum(np.real(v) * e, axis=-2)
 
 
+def _eig_differentiable(w, v):
+    """Refuse where eig has no derivative: at a repeated eigenvalue the eigenvalues split
+    along each direction (and the vectors are not determined), and at a defective matrix
+    (eigenvectors nearly dependent) the first-order formulas divide by ~0. Silent numbers
+    there (zeros, or 1e15) would be wrong."""
+    w0, v0 = np.asarray(unbox(w)), np.asarray(unbox(v))
+    n = w0.shape[-1]
+    if n < 2 or w0.size == 0:
+        return
+    d = np.abs(w0[..., :, None] - w0[..., None, :]) + np.where(np.eye(n, dtype=bool), np.inf, 0)
+    scale = max(1.0, float(np.max(np.abs(w0))))
+    if float(np.min(d)) <= 1e-9 * scale or float(np.max(np.linalg.cond(v0))) > 1e8:
+        raise np.linalg.LinAlgError(
+            "np.linalg.eig: no derivative at a matrix with a repeated eigenvalue or nearly "
+            "dependent eigenvectors (a defective matrix): the eigenvalues split along each "
+            "direction there. For a symmetric or Hermitian matrix use np.linalg.eigh; "
+            "otherwise differentiate a function that stays smooth there (np.trace, "
+            "np.linalg.det) or perturb the matrix.")
+
+
 def _eig_jvp(t, ans, a):
     n = shape_of(a)[-1]
     w, v = _unpack(ans, (n,), (n, n))
+    _eig_differentiable(w, v)
     m = solve_p(v, t @ v)                        # V⁻¹ dA V
     k = _gaps(w) * m
     c = -_real(_diag(_H(v) @ v @ k))             # Re vⱼᴴ dvⱼ = 0: unit columns stay unit
@@ -264,6 +285,7 @@ def _eig_vjp(g, ans, a):
     n = shape_of(a)[-1]
     w, v = _unpack(ans, (n,), (n, n))
     gw, gv = _unpack(g, (n,), (n, n))
+    _eig_differentiable(w, v)
     if is_complex(v):                            # the phase step of the JVP, transposed
         e, rho = _lapack_phase(v)
         gv = gv - 1j * (e * np.expand_dims(np.imag(np.sum(gv * v, axis=-2)) / rho, -2))
