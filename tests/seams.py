@@ -1011,7 +1011,8 @@ class _Checker:
             if refuse and self.p.refusable and isinstance(e, (TypeError, NotImplementedError,
                                                    ValueError)) and len(msg) > 20:
                 raise Refused(what)
-            if refuse and isinstance(e, NotImplementedError) and msg.startswith("autodiff"):
+            if refuse and (isinstance(e, NotImplementedError) and msg.startswith("autodiff")
+                           or isinstance(e, np.linalg.LinAlgError) and "no derivative" in msg):
                 raise Refused(what)      # the engine refusing by name: allowed, never wrong
             self.fail(f"{what}: {type(e).__name__}", f"{msg[:300]}")
 
