@@ -311,6 +311,9 @@ def sum_to(g, x, nb=0):
     if s[nb:] == target and len(s) == nb + len(target):
         return g
     extra = len(s) - nb - len(target)
+    if extra < 0:       # x has leading size-1 axes that NumPy's assignment drops (a[i] = v)
+        g = np.reshape(g, s[:nb] + (1,) * -extra + s[nb:])
+        s, extra = shape_of(g), 0
     axes = tuple(range(nb, nb + extra)) + tuple(
         nb + extra + i for i, d in enumerate(target) if d == 1 and s[nb + extra + i] != 1)
     if axes:

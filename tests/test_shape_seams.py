@@ -239,3 +239,17 @@ def test_full_with_a_fill_of_more_dimensions_follows_numpy():
     ad.check_grads(f, (x,), order=2)
     with pytest.raises(ValueError, match="could not broadcast"):
         ad.jvp(lambda y: np.full((1, 3), y, like=y), (np.ones((2, 1)),), (np.ones((2, 1)),))
+
+
+def test_assignment_of_a_value_with_extra_leading_axes_under_batched_reverse_mode():
+    # NumPy drops the value's leading size-1 axes in a[i] = v (np.fill_diagonal here);
+    # the batched reverse sweep summed its cotangent back to the wrong rank.
+    def f(x):
+        b = x @ x
+        np.fill_diagonal(b, np.sum(x, axis=0))
+        return np.sum(np.sin(b))
+    x = np.full((1, 1, 1), 0.3)
+    H = ad.jacrev(ad.grad(f))(x)
+    assert np.allclose(H, ad.jacfwd(ad.grad(f))(x))
+    assert np.allclose(H, ad.hessian(f)(x))
+    ad.check_grads(f, (x,), order=2)
