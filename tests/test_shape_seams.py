@@ -257,3 +257,19 @@ def test_assignment_of_a_value_with_extra_leading_axes_under_batched_reverse_mod
         for j in range(2):
             assert np.allclose(H[i][j], F[i][j])
     ad.check_grads(g, args, order=2)
+
+
+def test_at_with_an_empty_or_0d_index():
+    # x.at[([],)] touches nothing (NumPy reads [] as integer indices); x.at[()] of a 0-d x
+    # is the whole value.
+    h = lambda x, y: np.sum(np.sin(x).at[([],)].add(y) * 2)
+    x = np.array([0.3, 0.4])
+    gx, gy = ad.grad(h, (0, 1))(x, 0.5)
+    assert np.allclose(gx, 2 * np.cos(x)) and gy == 0.0
+    assert np.sin(ad.Variable(x))[[]].shape == (0,)
+    g = lambda x, y: np.sin(x).at[()].set(y) * 2
+    gx, gy = ad.grad(g, (0, 1))(np.array(0.3), 0.5)
+    assert gx == 0.0 and gy == 2.0
+    k = lambda x: np.sin(x).at[([],)].add(x[0]) ** 2
+    assert np.allclose(ad.jacfwd(k)(x), ad.jacrev(k)(x))
+    assert np.allclose(ad.jacfwd(k)(x), np.diag(2 * np.sin(x) * np.cos(x)))

@@ -141,6 +141,8 @@ def _norm_index(idx):
         i = unbox(i)
         if isinstance(i, list):
             i = np.asarray(i)
+            if i.size == 0 and i.dtype.kind == "f":
+                i = i.astype(np.intp)       # NumPy reads an empty list as integer indices
         out.append(i)
     return tuple(out)
 
