@@ -127,11 +127,15 @@ class Variable(Box):
     def zero_grad(self):
         self.grad = None
 
+    def _eager_leaf(self):
+        """Made by the user outside any transform, of a plain value: data, as in PyTorch."""
+        return self.prim is None and self.level == EAGER_REVERSE and \
+            type(self.value) not in box_types
+
     def _copy(self, deep):
         """An eager leaf copies as a new leaf (PyTorch's habit: ``copy.deepcopy(model)``);
         anything else is a recorded, differentiable ``x.copy()``."""
-        if self.prim is None and self.level == EAGER_REVERSE and type(self.value) \
-                not in box_types:
+        if self._eager_leaf():
             new = Variable(self.value.copy() if deep and type(self.value) is not float
                            else self.value, requires_grad=self.parents is not None)
             if self.grad is not None:
@@ -141,8 +145,7 @@ class Variable(Box):
 
     def __reduce_ex__(self, protocol):
         # An eager leaf is data (value, requires_grad), pickled as PyTorch pickles a tensor.
-        if self.prim is None and self.level == EAGER_REVERSE and type(self.value) \
-                not in box_types:
+        if self._eager_leaf():
             return (Variable, (self.value, self.parents is not None))
         return Box.__reduce_ex__(self, protocol)
 
@@ -332,20 +335,6 @@ def backward_pass(roots, nb=0, retain=False):
     scatters into it (``vjp_into``) instead of building a zero array per use.
     """
     heap = []
-    try:
-        for node, g in roots:
-            if node.parents is None:
-                continue
-            if node.g is None:
-                node.g = g
-                heap.append((-node.idx, node))
-            else:
-                node.g = node.g + g
-    except BaseException:
-        for _, n in heap:
-            n.g = None
-        raise
-    heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     owned = set()
     ndarray = np.ndarray
@@ -368,6 +357,15 @@ def backward_pass(roots, nb=0, retain=False):
     rebased = _rebased[0]
     kept = []                   # records whose .grad (tape adjoint) this sweep set
     try:
+        for node, g in roots:
+            if node.parents is None:
+                continue
+            if node.g is None:
+                node.g = g
+                heap.append((-node.idx, node))
+            else:
+                node.g = node.g + g
+        heapq.heapify(heap)
         while heap:
             node = pop(heap)[1]
             g = node.g
