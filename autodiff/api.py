@@ -9,6 +9,7 @@ import inspect
 
 import numpy as np
 
+from .arrays import as_like, zeros
 from .boxes import unbox
 from .core import batched_levels, box_types, close_level, is_complex, new_level, shape_of
 from .forward import Dual
@@ -57,7 +58,8 @@ def _check_leaf(x, f, i, transform):
     if isinstance(v, (bool, int, np.integer, np.bool_)):
         kind = "boolean" if isinstance(v, (bool, np.bool_)) else "integer"
     else:
-        v = np.asarray(v)
+        if not hasattr(v, "__array_function__"):    # a list; an array (of any type) stays
+            v = np.asarray(v)
         if v.dtype.kind in "fc":
             return x if type(x) is not list else v
         kind = "boolean" if v.dtype.kind == "b" else "integer"
@@ -134,7 +136,7 @@ def _zeros(x):
     v = unbox(x)
     if type(v) is float:
         return 0.0
-    return np.zeros(np.shape(v), dtype=np.result_type(v))
+    return zeros(np.shape(v), np.result_type(v), like=v)
 
 
 def _like_input(g, x):
@@ -148,7 +150,7 @@ def _like_input(g, x):
     if tg is np.ndarray:
         return g if g.dtype == v.dtype else g.astype(v.dtype)
     if tg is float or isinstance(g, np.generic):
-        return np.asarray(g, dtype=v.dtype).reshape(np.shape(v))
+        return as_like(np.asarray(g, dtype=v.dtype).reshape(np.shape(v)), v)
     return g
 
 
@@ -221,8 +223,9 @@ def _pull(f, args, leaves, rebuild, has_aux=False, retain=False, transform="vjp"
         for v, x in zip(vs, leaves):
             g = got.get(id(origin(v)))          # the input as it was, before any x[i] = v
             if g is None:
-                g = _zeros(x) if nb == 0 else np.zeros(
-                    shape_of(cts[0])[:nb] + np.shape(unbox(x)), dtype=np.result_type(unbox(x)))
+                g = _zeros(x) if nb == 0 else zeros(
+                    shape_of(cts[0])[:nb] + np.shape(unbox(x)), np.result_type(unbox(x)),
+                    like=unbox(x))
             out.append(_like_input(g, x))
         return out
 
@@ -439,7 +442,7 @@ def _zero_like(v):
     v = unbox(v)
     if type(v) is float or type(v) is complex:
         return type(v)(0)
-    return np.zeros(shape_of(v), dtype=_tangent_dtype(v))
+    return zeros(shape_of(v), _tangent_dtype(v), like=v)
 
 
 def _tangent_dtype(v):
@@ -451,8 +454,9 @@ def _tangent_dtype(v):
 
 
 # ----- Jacobians -----
-def _basis(shapes, dtypes, a=0, b=None):
-    """Rows ``a:b`` of the identity, split by leaf: one ``(b-a,) + shape`` seed per leaf."""
+def _basis(shapes, dtypes, a=0, b=None, likes=None):
+    """Rows ``a:b`` of the identity, split by leaf: one ``(b-a,) + shape`` seed per leaf,
+    of the array type of the leaf's value in ``likes`` (built on the host, moved once)."""
     sizes = [int(np.prod(s)) for s in shapes]
     b = sum(sizes) if b is None else b
     seeds, start = [], 0
@@ -461,7 +465,8 @@ def _basis(shapes, dtypes, a=0, b=None):
         lo, hi = max(a, start), min(b, start + n)
         if lo < hi:
             e[np.arange(lo - a, hi - a), np.arange(lo - start, hi - start)] = 1
-        seeds.append(e.reshape((b - a,) + tuple(s)))
+        seeds.append(as_like(e.reshape((b - a,) + tuple(s)),
+                             None if likes is None else likes[len(seeds)]))
         start += n
     return seeds, sizes
 
@@ -484,7 +489,8 @@ def _concat(parts, shape, dtype):
         return parts[0][1]
     if all(p is None for _, p in parts):
         return None
-    return np.concatenate([np.zeros((n,) + shape, dtype) if p is None else p
+    like = unbox(next(p for _, p in parts if p is not None))
+    return np.concatenate([zeros((n,) + shape, dtype, like=like) if p is None else p
                            for n, p in parts])
 
 
@@ -509,7 +515,7 @@ def jacfwd(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
         shapes, dtypes = [s for s, _ in in_sd], [d for _, d in in_sd]
         runs = []
         for a, b in _chunks(sum(int(np.prod(s)) for s in shapes), chunk_size, "jacfwd"):
-            seeds, sizes = _basis(shapes, dtypes, a, b)
+            seeds, sizes = _basis(shapes, dtypes, a, b, [unbox(x) for x in leaves])
             values, tans, tree, aux = _push(_with_kwargs(f, kwargs), args, leaves, rebuild,
                                             seeds, batched=1, has_aux=has_aux,
                                             transform="jacfwd")
@@ -521,7 +527,7 @@ def jacfwd(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
             blocks, start = [], 0
             for (ish, dt), n in zip(in_sd, sizes):
                 if t is None:
-                    blocks.append(np.zeros(osh + ish, dtype=dt))
+                    blocks.append(zeros(osh + ish, dt, like=unbox(v)))
                 else:
                     blk = t[start:start + n]                    # (n,) + osh
                     blk = np.moveaxis(blk, 0, -1) if len(osh) else blk
@@ -543,7 +549,7 @@ def _jacrev_from(f, pulled, holomorphic=False, chunk_size=None):
     shapes, dtypes = [s for s, _ in out_sd], [d for _, d in out_sd]
     runs = []
     for a, b in _chunks(sum(int(np.prod(s)) for s in shapes), chunk_size, "jacrev"):
-        seeds, sizes = _basis(shapes, dtypes, a, b)
+        seeds, sizes = _basis(shapes, dtypes, a, b, [unbox(v) for v in values])
         runs.append((b - a, sweep(seeds, nb=1)))                 # each (b-a,) + in.shape
     grads = [_concat([(n, g[i]) for n, g in runs], np.shape(unbox(x)), _tangent_dtype(x))
              for i, x in enumerate(leaves)]
@@ -731,7 +737,7 @@ def derivative(f, order=1):
     inner = derivative(f, order - 1)
 
     def df(x, *args):
-        one = 1.0 if type(unbox(x)) is float else np.ones_like(unbox(x))
+        one = 1.0 if type(unbox(x)) is float else np.ones_like(unbox(x))  # dispatches
         return jvp(lambda y: inner(y, *args), (x,), (one,))[1]
 
     df.__name__ = f"derivative({getattr(f, '__name__', 'f')}, {order})"

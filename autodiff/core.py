@@ -10,7 +10,11 @@ import itertools
 
 import numpy as np
 
-__all__ = ["Primitive", "bind", "new_level", "close_level", "registry", "ufunc_table",
+# The small array helpers the rules and modes share live on the bottom floor (arrays.py);
+# they stay importable from here.
+from .arrays import is_complex, lead, ndim_of, real_like, shape_of  # noqa: F401
+
+__all__ = ["Primitive", "bind", "def_impl", "new_level", "close_level", "registry", "ufunc_table",
            "function_table", "shape_of", "ndim_of", "lead", "is_complex", "real_like", "NO_KW"]
 
 #: name -> Primitive, in registration order.
@@ -86,10 +90,13 @@ class Primitive:
     tangents, zeros standing in for absent ones). ``broadcasts=True`` marks operations
     whose arguments broadcast against each other as in ufuncs: the engine then pads
     tangents and sums cotangents back to each argument's shape, so rules never do.
+
+    ``impl`` is NumPy's implementation; another array type (the GPU's device array) adds its
+    own with ``def_impl``, and ``impls`` then maps array types to implementations.
     """
     __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
                  "full_vjp", "nondiff", "flops", "partials", "vjp_into", "real_out", "view",
-                 "__weakref__")
+                 "impls", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
                  flops=None, partials=None):
@@ -107,6 +114,8 @@ class Primitive:
         # indexing); the modes mark its result so that a write through it is refused
         # instead of silently not reaching the original (``Box.__setitem__``).
         self.view = None
+        # ``impls``: array type -> implementation, ``None`` while NumPy's is the only one.
+        self.impls = None
         self.impl = impl
         self.linear = linear
         self.broadcasts = broadcasts
@@ -136,8 +145,45 @@ def register(prim, ufuncs=(), functions=None):
     return prim
 
 
+def def_impl(prim, array_type, fn):
+    """Give ``prim`` the implementation ``fn`` for arguments of ``array_type``.
+
+    NumPy's implementation stays the default. Most NumPy code already runs on another array
+    type through NumPy's own dispatch (``__array_ufunc__``, ``__array_function__``); this
+    table is for the implementations that do not dispatch (``np.asarray``, ndarray-only
+    methods) or have a faster kernel. Until a second type registers, ``prim.impl`` is
+    NumPy's function itself: the CPU path pays nothing; afterwards, one type lookup per
+    argument (the first element of a list argument counts, for ``concatenate``).
+    """
+    if prim.impls is None:
+        prim.impls = {np.ndarray: prim.impl}
+        prim.impl = _by_array_type(prim.impls)
+    prim.impls[array_type] = fn
+    return fn
+
+
+def _by_array_type(table):
+    host = table[np.ndarray]
+
+    def impl(*args, **kw):
+        for a in args:
+            t = type(a)
+            if t is list or t is tuple:
+                if not a:
+                    continue
+                t = type(a[0])
+            fn = table.get(t)
+            if fn is not None and fn is not host:
+                return fn(*args, **kw)
+        return host(*args, **kw)
+    impl.__wrapped__ = host
+    impl.__name__ = getattr(host, "__name__", "impl")
+    return impl
+
+
 def bind(prim, *args, **kw):
-    """Apply ``prim``: the highest-level tracked argument's mode handles it."""
+    """Apply ``prim``: the highest-level tracked argument's mode handles it; with none,
+    the implementation for the argument types (``def_impl``)."""
     top = None
     for a in args:
         if type(a) in box_types and (top is None or a.level > top.level):
@@ -146,55 +192,3 @@ def bind(prim, *args, **kw):
         return prim.impl(*args, **kw)
     return top.apply(prim, args, kw)
 
-
-# ----- Small helpers the rules and modes share -----
-
-def shape_of(x):
-    """``np.shape`` without NumPy's dispatch (fast on floats and tracked values)."""
-    if type(x) is float:
-        return ()
-    try:
-        return x.shape
-    except AttributeError:
-        return np.shape(x)
-
-
-def is_complex(x):
-    """Whether ``x`` (a number, an array or a tracked value) holds complex numbers."""
-    t = type(x)
-    if t is float:
-        return False
-    if t is complex:
-        return True
-    try:
-        return x.dtype.kind == "c"
-    except AttributeError:
-        return isinstance(x, complex)
-
-
-def real_like(t, x):
-    """``t`` with its imaginary part dropped when ``x`` is real: a complex tangent reaching a
-    real output (the pushforward Re(d·t)) or a complex cotangent reaching a real input (the
-    transpose of the real-to-complex embedding under JAX's pairing Re(Σ a·b))."""
-    if type(t) is not float and is_complex(t) and not is_complex(x):
-        return np.real(t)
-    return t
-
-
-def ndim_of(x):
-    if type(x) is float:
-        return 0
-    try:
-        return x.ndim
-    except AttributeError:
-        return np.ndim(x)
-
-
-def lead(t, x):
-    """The batch axes of tangent/cotangent ``t`` of a value shaped like ``x``: ``()`` or ``(B,)``.
-
-    A batch of directions is one leading axis on the tangent (or cotangent) only; rules that
-    reshape, transpose or contract use this helper to carry it along.
-    """
-    s = shape_of(t)
-    return s[:len(s) - ndim_of(x)]

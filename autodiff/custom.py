@@ -31,6 +31,8 @@ import math
 import numpy as np
 
 from .api import _level
+from .arrays import zeros
+from .boxes import unbox
 from .core import Primitive, bind, box_types, ndim_of, shape_of
 from .forward import Dual
 from .reverse import Variable, backward_pass, origin
@@ -58,7 +60,7 @@ def _zero_tangent(v):
     if type(v) is float:
         return 0.0
     if _is_float(v):
-        return np.zeros(shape_of(v), dtype=v.dtype)
+        return zeros(shape_of(v), v.dtype, like=v)
     if isinstance(v, (int, np.ndarray, np.generic)):
         return np.zeros(np.shape(v))
     return None
@@ -81,7 +83,8 @@ def _stack(parts):
         if known is None:
             out.append(None)
             continue
-        zero = np.zeros(shape_of(known), dtype=np.result_type(getattr(known, "dtype", float)))
+        zero = zeros(shape_of(known), np.result_type(getattr(known, "dtype", float)),
+                     like=unbox(known))
         out.append(np.stack([zero if c is None else c for c in col]))
     return out
 

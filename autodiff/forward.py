@@ -6,10 +6,10 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 """
 import numpy as np
 
+from .arrays import broadcast, dtype_of, zeros
 from .boxes import Box, unbox
 from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
                    real_like, shape_of)
-from .ops.define import broadcast
 
 __all__ = ["Dual"]
 
@@ -98,8 +98,8 @@ class Dual(Box):
     def constant(self, value):
         """``value`` as a Dual of this level with a zero tangent (batch axes included)."""
         batch = shape_of(self.tangent)[:ndim_of(self.tangent) - ndim_of(self.value)]
-        return _dual(value, np.zeros(batch + shape_of(value), dtype=np.result_type(value)),
-                     self.level)
+        return _dual(value, zeros(batch + shape_of(value), np.result_type(value),
+                                  like=unbox(value)), self.level)
 
     def _assignable(self):
         pass
@@ -230,8 +230,8 @@ def _pad_batch(tans, vals, ans, nb):
 
 
 def _zeros(batch, v):
-    return np.zeros(batch + shape_of(v), dtype=np.float64 if type(v) is float
-                    else np.result_type(unbox(v)))
+    v = unbox(v)
+    return zeros(batch + shape_of(v), dtype_of(v), like=v)
 
 
 def _full_shape(t, ans, nb, args=(), level=None):

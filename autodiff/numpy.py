@@ -20,32 +20,15 @@ from numpy import random  # noqa: F401
 from .boxes import unbox as _unbox
 from .core import box_types as _box_types
 from .core import ufunc_table as _ufunc_table
+from .ops.assembly import _build, _has_box
+from .ops.assembly import array_of as _array_of
 
 __all__ = [n for n in dir(_np) if not n.startswith("_")] + ["fft", "linalg", "random"]
 
 
-def _has_box(x):
-    if type(x) in _box_types:
-        return True
-    if isinstance(x, (list, tuple)):
-        return _any(_has_box(e) for e in x)
-    return False
-
-
-def _build(x):
-    if isinstance(x, (list, tuple)) and _has_box(x):
-        return _np.stack([_build(e) for e in x])
-    if isinstance(x, (list, tuple)):
-        return _np.asarray(x, dtype=float)
-    return x
-
-
 def array(object, dtype=None, copy=True, **kw):
     """``np.array``; a (nested) list holding tracked values becomes a tracked array."""
-    if _has_box(object):
-        out = _build(object)
-        return out if dtype is None else out.astype(dtype)
-    return _np.array(object, dtype=dtype, copy=copy, **kw)
+    return _array_of(object, dtype=dtype, copy=copy, **kw)
 
 
 def asarray(a, dtype=None, **kw):

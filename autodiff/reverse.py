@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from .arrays import sum_to  # noqa: F401 (re-exported: reverse.sum_to)
 from .boxes import Box
 from .core import (EAGER_REVERSE, NO_KW, bind, box_types, is_complex, leaked, live_levels,
                    real_like, shape_of)
@@ -49,7 +50,9 @@ class Variable(Box):
 
     def __init__(self, value, requires_grad=True, level=EAGER_REVERSE):
         if type(value) is not float and type(value) not in box_types:
-            value = np.asarray(value)
+            if isinstance(value, np.ndarray) or not hasattr(value, "__array_function__"):
+                # (another array type, a device array, stays as it is)
+                value = np.asarray(value)
             if value.dtype.kind not in "fc":
                 raise TypeError(
                     f"Variable needs a floating-point value, got dtype {value.dtype}: only "
@@ -302,26 +305,6 @@ def _apply_unary(prim, a, kw, level):
 
 
 Variable._elementwise = staticmethod(_apply_elementwise)
-
-
-def sum_to(g, x, nb=0):
-    """Sum cotangent ``g`` back to the shape of ``x`` (undo broadcasting), keeping ``nb``
-    leading batch axes."""
-    if type(g) is float:
-        return g
-    target = shape_of(x)
-    s = shape_of(g)
-    if s[nb:] == target and len(s) == nb + len(target):
-        return g
-    extra = len(s) - nb - len(target)
-    if extra < 0:       # x has leading size-1 axes that NumPy's assignment drops (a[i] = v)
-        g = np.reshape(g, s[:nb] + (1,) * -extra + s[nb:])
-        s, extra = shape_of(g), 0
-    axes = tuple(range(nb, nb + extra)) + tuple(
-        nb + extra + i for i, d in enumerate(target) if d == 1 and s[nb + extra + i] != 1)
-    if axes:
-        g = np.sum(g, axis=axes, keepdims=True)
-    return np.reshape(g, s[:nb] + target)
 
 
 def backward_pass(roots, nb=0, retain=False):

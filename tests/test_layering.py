@@ -167,3 +167,76 @@ def test_engine_source_text_never_mentions_numba_import():
                 if s.startswith(pat):
                     problems.append("%s:%d %s" % (path.relative_to(ROOT), i, s))
     assert not problems, "\n".join(problems)
+
+
+# ----- The engine's own import graph: a floor plan with no circles -----
+
+def _module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _internal_imports(path, modules):
+    """The autodiff modules ``path`` imports anywhere (inside functions too: a lazy import
+    is still an edge of the floor plan)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target in modules:
+                out.add(target)
+            out.update(f"{target}.{a.name}" for a in node.names
+                       if f"{target}.{a.name}" in modules)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in modules)
+    out.discard(name)
+    return out
+
+
+def test_engine_import_graph_has_no_cycles():
+    """No module of autodiff imports, directly or through others, a module that imports it
+    (DESIGN.md, "More modes": the shared helpers sit on the bottom floor). The package
+    ``__init__`` files only gather names, so edges into them are left out."""
+    files = {_module_name(p): p for p in PKG.rglob("*.py")}
+    packages = {_module_name(p) for p in PKG.rglob("__init__.py")}
+    graph = {m: _internal_imports(p, files) - packages for m, p in files.items()}
+    state, cycles = {}, []
+
+    def visit(m, stack):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d, stack)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_bottom_floor_imports_nothing_of_autodiff():
+    """``autodiff/arrays.py`` (sum_to, broadcast, zeros-like, the batch axis) is below every
+    mode and the registry."""
+    path = PKG / "arrays.py"
+    files = {_module_name(p): p for p in PKG.rglob("*.py")}
+    assert _internal_imports(path, files) == set()
+    imported = {a.name.split(".")[0] for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Import) for a in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    assert imported <= {"numpy", "operator"}, imported
+    assert not any(isinstance(node, ast.ImportFrom) and node.level
+                   for node in ast.walk(ast.parse(path.read_text())))

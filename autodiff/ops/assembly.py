@@ -33,6 +33,31 @@ from .shape import (_atleast_1d, _atleast_2d, _concatenate, _ravel, _reshape, _t
 
 
 # ----- Helpers -----
+def _has_box(x):
+    if type(x) in box_types:
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_box(e) for e in x)
+    return False
+
+
+def _build(x):
+    if isinstance(x, (list, tuple)) and _has_box(x):
+        return np.stack([_build(e) for e in x])
+    if isinstance(x, (list, tuple)):
+        return np.asarray(x, dtype=float)
+    return x
+
+
+def array_of(object, dtype=None, copy=True, **kw):
+    """``np.array``; a (nested) list holding tracked values becomes a tracked array
+    (``autodiff.numpy.array`` and ``np.array(..., like=x)``)."""
+    if _has_box(object):
+        out = _build(object)
+        return out if dtype is None else out.astype(dtype)
+    return np.array(object, dtype=dtype, copy=copy, **kw)
+
+
 def _arr(x):
     """A tracked value as it is; anything else as a plain array."""
     return x if type(x) in box_types else np.asarray(x)

@@ -11,6 +11,7 @@ Repeated integer indices are split into rounds of unique positions, applied in o
 """
 import numpy as np
 
+from ..arrays import sum_to
 from ..boxes import P, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from .define import defprim, handles
@@ -43,7 +44,6 @@ def _setitem_jvp(tans, ans, x, v, idx):
 
 
 def _setitem_vjp(g, ans, x, v, idx):
-    from ..reverse import sum_to
     nb = ndim_of(g) - ndim_of(ans)
     gx = _write(g, 0.0, idx, nb)
     gv = sum_to(_batch_last(_take, g, nb, idx), v, nb)
@@ -211,8 +211,8 @@ def like_constructor(func, like, args, kwargs):
         shape, fill = (args + (kwargs.pop("fill_value", None),))[:2]
         return _filled(like, fill, shape, kwargs.get("dtype"))
     if func in (np.array, np.asarray, np.asanyarray, np.ascontiguousarray):
-        from ..numpy import array
-        value = array(*args, **kwargs)
+        from .assembly import array_of
+        value = array_of(*args, **kwargs)
         return value if type(value) in box_types else constant_like(
             like, value) if value.dtype.kind in "fc" else value
     value = LIKE_CONSTRUCTORS[func](*args, **kwargs)

@@ -10,7 +10,8 @@ import operator
 
 import numpy as np
 
-from ..core import Primitive, box_types, function_table, register, shape_of
+from ..arrays import broadcast, expand_to, norm_axes, reduce_axes  # noqa: F401 (re-exported)
+from ..core import Primitive, function_table, register
 
 __all__ = ["defprim", "elementwise", "scalar_fast", "handles", "norm_axes", "reduce_axes",
            "expand_to", "broadcast", "check_no_out"]
@@ -58,53 +59,6 @@ def handles(*funcs):
             function_table[f] = handler
         return handler
     return deco
-
-
-def norm_axes(axis, ndim):
-    """``axis`` as a tuple of negative ints. Negative axes count from the end, so they
-    stay right when a tangent carries a leading batch axis."""
-    if axis is None:
-        return tuple(range(-ndim, 0))
-    if not isinstance(axis, tuple):
-        axis = (axis,)
-    out = []
-    for a in axis:
-        a = int(a)
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim)
-        out.append(a - ndim if a >= 0 else a)
-    return tuple(sorted(out))
-
-
-def reduce_axes(axis, ndim):
-    """``norm_axes`` for a ufunc-style reduction (``np.sum``, ``np.add.reduce``, ...): as
-    NumPy, a 0-d array also takes a single ``axis`` of 0 or -1 (not in a tuple), meaning
-    no axis at all (``np.sum(np.array(2.0), axis=0) == 2.0``)."""
-    if ndim == 0 and not isinstance(axis, tuple) and axis is not None \
-            and operator.index(axis) in (0, -1):
-        return ()
-    return norm_axes(axis, ndim)
-
-
-def expand_to(g, axes, keepdims):
-    """Re-insert the reduced ``axes`` (negative) into ``g`` as size-1 axes."""
-    if keepdims or not axes:
-        return g
-    shape = list(shape_of(g))
-    nd = len(shape) + len(axes)
-    for a in sorted(a + nd for a in axes):
-        shape.insert(a, 1)
-    return np.reshape(g, tuple(shape)) if type(g) is float else g.reshape(tuple(shape))
-
-
-def broadcast(g, shape):
-    """``np.broadcast_to(g, shape)``; on plain values a filled array, which small arrays get
-    ~4× faster than from NumPy's Python-level ``broadcast_to``."""
-    if type(g) in box_types:
-        return np.broadcast_to(g, shape)
-    out = np.empty(shape, dtype=np.result_type(g))
-    out[...] = g
-    return out
 
 
 def check_no_out(out, name):

@@ -6,6 +6,7 @@ the end instead, where no index can reach it.
 """
 import numpy as np
 
+from ..arrays import sum_to
 from ..boxes import unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from .define import check_no_out, defprim, handles, norm_axes
@@ -36,7 +37,6 @@ def _broadcast_jvp(t, ans, x, shape):
 
 
 def _broadcast_vjp(g, ans, x, shape):
-    from ..reverse import sum_to
     return sum_to(g, x, ndim_of(g) - len(shape))
 
 
