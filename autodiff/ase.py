@@ -1,0 +1,222 @@
+"""An ASE calculator for an energy written in NumPy: forces and stress from one reverse sweep.
+
+``Calculator(energy)`` wraps ``energy(positions, cell, numbers) -> float`` (eV, Å). For a
+structure with a three-dimensional cell it differentiates
+
+    E(R, ε) = energy(R (I + ε)ᵀ, h (I + ε)ᵀ, Z)
+
+with respect to the positions ``R`` and the strain ``ε`` at ``ε = 0`` in one reverse sweep:
+
+    forces  F = −∂E/∂R,        stress  σ = (1/V) ∂E/∂ε   (ASE's sign, Voigt xx yy zz yz xz xy).
+
+Periodic energies are written with the helpers here: :func:`minimum_image` (displacements
+folded into the cell), :func:`all_pairs` (every pair once, minimum image) and
+:func:`neighbor_list` (ASE's own neighbour list, every pair in both directions, with the
+displacement vectors rebuilt differentiably from positions and cell). Inside a calculation
+the helpers take the atoms' ``pbc`` unless given one.
+
+>>> import numpy as np
+>>> from ase.build import bulk
+>>> from autodiff.ase import Calculator, all_pairs
+>>> def energy(positions, cell, numbers):
+...     i, j, d = all_pairs(positions, cell)
+...     r2 = np.sum(d ** 2, axis=-1)
+...     return np.sum(np.exp(-r2))
+>>> atoms = bulk("Ar", "fcc", a=5.26, cubic=True)
+>>> atoms.calc = Calculator(energy)
+>>> atoms.get_forces().shape, atoms.get_stress().shape
+((4, 3), (6,))
+"""
+import contextvars
+
+import numpy as np
+
+try:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator as _ASECalculator
+    from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+    from ase.neighborlist import neighbor_list as _ase_neighbor_list
+except ImportError as e:  # pragma: no cover - exercised only without ASE
+    raise ImportError("autodiff.ase needs ASE: pip install 'autodiff[ase]' "
+                      "(or pip install ase)") from e
+
+from .api import value_and_grad
+from .boxes import unbox
+
+__all__ = ["Calculator", "minimum_image", "all_pairs", "neighbor_list", "NeighborList"]
+
+# The periodic directions of the structure being calculated: the helpers' default ``pbc``
+# while a Calculator runs the energy (a ContextVar, so threads do not see each other's).
+_current_pbc = contextvars.ContextVar("autodiff_ase_pbc", default=None)
+
+
+def _pbc(pbc):
+    if pbc is None:
+        pbc = _current_pbc.get()
+    if pbc is None:
+        pbc = True
+    return np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+
+
+def minimum_image(d, cell, pbc=None):
+    """Displacements ``d`` (shape ``(..., 3)``) folded to their nearest periodic image.
+
+    In fractional coordinates ``s = d h⁻¹``, the image is ``(s − round(s)) h`` along the
+    periodic directions. That is the nearest image when the interaction range is below half
+    the distance between opposite cell faces (always so for the pairs that matter in an
+    orthorhombic cell); use :func:`neighbor_list` for longer ranges or skewed cells. The
+    rounding is locally constant, so derivatives flow through ``d`` and ``cell`` only.
+    """
+    mask = _pbc(pbc)
+    if not mask.any():
+        return d
+    s = d @ np.linalg.inv(cell)
+    shift = np.where(mask, np.round(unbox(s)), 0.0)
+    return (s - shift) @ cell
+
+
+def all_pairs(positions, cell=None, pbc=None):
+    """Every pair ``i < j`` once: ``(i, j, d)`` with ``d = r_j − r_i`` (minimum image when
+    periodic). ``sum(u(|d|))`` is then the pair energy with no double counting."""
+    n = len(positions)
+    i, j = np.triu_indices(n, k=1)
+    d = positions[j] - positions[i]
+    if cell is not None and _pbc(pbc).any():
+        d = minimum_image(d, cell, pbc)
+    return i, j, d
+
+
+def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
+    """ASE's neighbour list within ``cutoff``: ``(i, j, D)``, every pair in both directions
+    (ASE's ``neighbor_list("ijS", ...)``), ``D = r_j − r_i + S h`` rebuilt from the tracked
+    positions and cell so forces and stress flow through it; sum pair terms with a factor ½.
+
+    The list itself is found from the primal values, so it is held fixed while
+    differentiating: exact wherever no pair crosses the cutoff. For repeated calls (MD,
+    relaxations) a :class:`NeighborList` keeps its list between calls.
+    """
+    i, j, S = _search(positions, cell, cutoff, pbc, numbers)
+    return i, j, _displacements(positions, cell, i, j, S.astype(float))
+
+
+def _search(positions, cell, cutoff, pbc, numbers=None):
+    r = np.asarray(unbox(positions), dtype=float)
+    atoms = Atoms(numbers=np.ones(len(r), int) if numbers is None else unbox(numbers),
+                  positions=r, cell=np.asarray(unbox(cell), dtype=float), pbc=_pbc(pbc))
+    return _ase_neighbor_list("ijS", atoms, float(cutoff))
+
+
+def _displacements(positions, cell, i, j, S):
+    return positions[j] - positions[i] + S @ cell
+
+
+class NeighborList:
+    """A Verlet list: pairs within ``cutoff + skin`` found by ASE, kept until an atom has
+    moved more than ``skin / 2`` (or the cell, ``pbc`` or the atom count changed), so each
+    call only rebuilds ``D`` and keeps the pairs now within ``cutoff``.
+
+    ``nl(positions, cell)`` returns ``(i, j, D)`` exactly as :func:`neighbor_list` does.
+
+    >>> nl = NeighborList(cutoff=3.0)
+    >>> def energy(positions, cell, numbers):
+    ...     i, j, D = nl(positions, cell)
+    ...     return 0.5 * np.sum(np.exp(-np.sum(D ** 2, axis=-1)))
+    """
+
+    def __init__(self, cutoff, skin=0.3):
+        if cutoff <= 0 or skin < 0:
+            raise ValueError(f"need cutoff > 0 and skin >= 0, got {cutoff} and {skin}")
+        self.cutoff, self.skin = float(cutoff), float(skin)
+        self._key = None
+        self.rebuilds = 0
+
+    def __call__(self, positions, cell, pbc=None):
+        r = np.asarray(unbox(positions), dtype=float)
+        h = np.asarray(unbox(cell), dtype=float)
+        mask = _pbc(pbc)
+        key = (len(r), h.tobytes(), mask.tobytes())
+        if (self._key != key
+                or np.max(np.sum((r - self._r0) ** 2, axis=-1), initial=0.0)
+                > (0.5 * self.skin) ** 2):
+            self._i, self._j, S = _search(r, h, self.cutoff + self.skin, mask)
+            self._S = S.astype(float)
+            self._key, self._r0 = key, r.copy()
+            self.rebuilds += 1
+        D0 = _displacements(r, h, self._i, self._j, self._S)
+        keep = np.sum(D0 * D0, axis=-1) < self.cutoff ** 2
+        i, j, S = self._i[keep], self._j[keep], self._S[keep]
+        return i, j, _displacements(positions, cell, i, j, S)
+
+
+def _voigt(s):
+    """A symmetric 3×3 stress in ASE's Voigt order xx, yy, zz, yz, xz, xy."""
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+
+class Calculator(_ASECalculator):
+    """ASE calculator for ``energy(positions, cell, numbers) -> float`` (eV, Å).
+
+    Energy, forces (eV/Å) and, for a three-dimensional cell, the stress (eV/Å³, Voigt
+    order, ASE's sign: ``σ = (1/V) ∂E/∂ε``) come from one value-and-gradient sweep; all of
+    them are computed together and cached by ASE until the atoms change. Without a
+    three-dimensional cell the stress is ASE's ``PropertyNotImplementedError``.
+
+    ``energy`` may also take a ``pbc`` keyword (the atoms' periodic directions); the
+    helpers of this module use them by default either way.
+    """
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    nolabel = True
+
+    def __init__(self, energy, **kwargs):
+        super().__init__(**kwargs)
+        self.energy = energy
+        try:
+            import inspect
+            params = inspect.signature(energy).parameters
+            self._takes_pbc = "pbc" in params or any(
+                p.kind is p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            self._takes_pbc = False
+        self._sweep = value_and_grad(self._strained, argnums=(0, 1))
+
+    def _call(self, positions, cell, numbers, pbc):
+        if self._takes_pbc:
+            return self.energy(positions, cell, numbers, pbc=pbc)
+        return self.energy(positions, cell, numbers)
+
+    def _strained(self, positions, strain, cell, numbers, pbc):
+        # The strain acts on positions and cell alike; at ε = 0 the values are unchanged.
+        deform = np.eye(3) + strain
+        return self._call(positions @ deform.T, cell @ deform.T, numbers, pbc)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        positions = np.array(atoms.positions, dtype=float)
+        cell = np.array(atoms.cell.array, dtype=float)
+        numbers = np.array(atoms.numbers)
+        pbc = np.array(atoms.pbc, dtype=bool)
+        periodic_cell = atoms.cell.rank == 3
+        if "stress" in properties and not periodic_cell:
+            raise PropertyNotImplementedError(
+                "stress needs a three-dimensional cell (atoms.cell.rank == 3)")
+        token = _current_pbc.set(pbc)
+        try:
+            if periodic_cell:
+                energy, (grad_r, grad_e) = self._sweep(positions, np.zeros((3, 3)), cell,
+                                                       numbers, pbc)
+            else:
+                energy, grad_r = value_and_grad(
+                    lambda r: self._call(r, cell, numbers, pbc))(positions)
+                grad_e = None
+        finally:
+            _current_pbc.reset(token)
+        energy = float(np.asarray(energy))
+        if not np.isfinite(energy):
+            raise FloatingPointError(f"the energy is {energy} at these positions")
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["forces"] = -np.asarray(grad_r, dtype=float)
+        if grad_e is not None:
+            g = np.asarray(grad_e, dtype=float)
+            self.results["stress"] = _voigt(0.5 * (g + g.T)) / atoms.get_volume()
