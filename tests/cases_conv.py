@@ -8,11 +8,22 @@ def make(Case):
     from autodiff.nn import functional as F
     from autodiff.ops.conv import (conv1d, conv2d, conv2d_grad_w_p, conv2d_transpose_x_p,
                                    conv_transpose2d)
+    from autodiff.ops.recurrent import gru_cell, lstm_cell
 
     x, w = ((2, 2, 5, 5), "real"), ((3, 2, 3, 3), "real")
     img = ((2, 2, 6, 7), "real")
     geometry = dict(stride=(2, 1), padding=((1, 1), (2, 2)), dilation=(1, 2))
     return [
+        # ----- the fused recurrent cells (autodiff/ops/recurrent.py) -----
+        Case("lstm_cell", "lstm_cell", lambda a, c: lstm_cell(a, c),
+             (((3, 8), "real"), ((3, 2), "real"))),
+        Case("lstm_cell", "lstm_cell-one-state-squared",
+             lambda a, c: lstm_cell(a * 2.0, c) ** 2, (((8,), "real"), ((2,), "real"))),
+        Case("gru_cell", "gru_cell", lambda xp, hp, h: gru_cell(xp, hp, h),
+             (((2, 6), "real"), ((2, 6), "real"), ((2, 2), "real"))),
+        Case("gru_cell", "gru_cell-chained",
+             lambda xp, hp, h: gru_cell(xp, hp * h[..., :1], gru_cell(xp, hp, h)),
+             (((3, 9), "real"), ((3, 9), "real"), ((3, 3), "real"))),
         # ----- conv2d -----
         Case("conv2d", "conv2d-valid", lambda x, w: conv2d(x, w), (x, w)),
         Case("conv2d", "conv2d-stride2-pad1", lambda x, w: conv2d(x, w, stride=2, padding=1),
