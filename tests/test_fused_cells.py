@@ -74,3 +74,41 @@ def test_lstm_records_one_cell_per_step():
     names = [r.primitive for r in tape]
     assert names.count("lstm_cell") == 5
     assert len(names) < 5 * 8 + 12          # a handful of records per step, not hundreds
+
+
+def test_max_pool_matches_torch_and_shares_ties():
+    torch = pytest.importorskip("torch")
+    from autodiff.ops.pooling import max_pool2d
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 6))
+    geo = ((3, 2), (2, 1), (1, 1), (1, 2), True)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, *geo)
+    (ty * ty).sum().backward()
+    y = max_pool2d(x, *geo)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    g = ad.grad(lambda x: np.sum(max_pool2d(x, *geo) ** 2))(x)
+    np.testing.assert_allclose(g, tx.grad.numpy(), atol=1e-13)     # no ties in random data
+    # A tie of four: each gets a quarter (PyTorch gives all of it to one).
+    g = ad.grad(lambda x: np.sum(max_pool2d(x, (2, 2), (2, 2))))(np.ones((1, 1, 2, 2)))
+    np.testing.assert_allclose(g, np.full((1, 1, 2, 2), 0.25))
+
+
+def test_standardize_is_batch_and_layer_norm_of_torch():
+    torch = pytest.importorskip("torch")
+    from autodiff import nn
+    x = np.random.default_rng(6).standard_normal((4, 3, 2, 5))
+    tx = torch.tensor(x, requires_grad=True)
+    w = torch.linspace(0.5, 1.5, 3, dtype=torch.float64)
+    ty = torch.nn.functional.batch_norm(tx, None, None, w, None, training=True)
+    (ty ** 3).sum().backward()
+    bn = lambda x: nn.functional.batch_norm(x, None, None, w.numpy(), None,   # noqa: E731
+                                            training=True)
+    np.testing.assert_allclose(bn(x), ty.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(ad.grad(lambda x: np.sum(bn(x) ** 3))(x), tx.grad.numpy(),
+                               atol=1e-10)
+    tx.grad = None
+    tl = torch.nn.functional.layer_norm(tx, (2, 5))
+    (tl.sin()).sum().backward()
+    ln = lambda x: nn.functional.layer_norm(x, (2, 5))                        # noqa: E731
+    np.testing.assert_allclose(ad.grad(lambda x: np.sum(np.sin(ln(x))))(x), tx.grad.numpy(),
+                               atol=1e-10)
