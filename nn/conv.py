@@ -22,6 +22,7 @@ import numpy as np
 
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops import conv as _conv
+from autodiff.ops import pooling as _pool
 
 from . import init
 from .module import Module, Parameter
@@ -127,13 +128,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                return_indices=False):
     """``torch.nn.functional.max_pool2d`` on (N, C, H, W) or (C, H, W): the maximum of each
     window, padding with -inf. Tied maxima share the derivative equally (the engine's
-    ``max`` rule; PyTorch gives all of it to one)."""
+    ``max`` rule; PyTorch gives all of it to one). One primitive (``autodiff.ops.pooling``)."""
     if return_indices:
         raise NotImplementedError("max_pool2d(return_indices=True) is not supported")
     _spatial(input, 2, "max_pool2d")
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
-    _, w = _taps(input, k, s, p, d, ceil_mode, -np.inf)
-    return _pairwise(np.maximum, w)
+    return _pool.max_pool2d(input, k, s, p, d, ceil_mode)     # one primitive, one record
 
 
 def _pairwise(op, xs):

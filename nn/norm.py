@@ -17,6 +17,7 @@ import numpy as np
 
 from autodiff.boxes import unbox
 from autodiff.core import ndim_of, shape_of
+from autodiff.ops.normalization import standardize
 
 from .module import Module, Parameter
 
@@ -39,21 +40,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if n <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got "
                              f"input size {shape_of(input)}")
-        mean = np.mean(input, axis=axes, keepdims=True)
-        d = input - mean
-        var = np.mean(d * d, axis=axes, keepdims=True)
+        if running_mean is not None or running_var is not None:
+            # The running statistics are plain arrays, off the tape.
+            plain = unbox(input)
+            mean = np.mean(plain, axis=axes, keepdims=True)
+            d = plain - mean
+            var = np.mean(d * d, axis=axes, keepdims=True)
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + \
-                momentum * np.reshape(unbox(mean), (c,))
+                momentum * np.reshape(mean, (c,))
         if running_var is not None:
             running_var[...] = (1.0 - momentum) * running_var + \
-                momentum * np.reshape(unbox(var), (c,)) * (n / (n - 1))
+                momentum * np.reshape(var, (c,)) * (n / (n - 1))
+        y = standardize(input, axes, eps)                 # one primitive, one record
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in eval mode needs running_mean and running_var")
         d = input - np.reshape(running_mean, bshape)
         var = np.reshape(running_var, bshape)
-    y = d / np.sqrt(var + eps)
+        y = d / np.sqrt(var + eps)
     if weight is not None:
         y = y * np.reshape(weight, bshape)
     if bias is not None:
@@ -70,10 +75,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if tuple(shape_of(input)[ndim_of(input) - k:]) != tuple(normalized_shape):
         raise ValueError(f"layer_norm: input of shape {shape_of(input)} does not end with "
                          f"normalized_shape {tuple(normalized_shape)}")
-    axes = tuple(range(-k, 0))
-    mu = np.mean(input, axis=axes, keepdims=True)
-    d = input - mu
-    y = d / np.sqrt(np.mean(d * d, axis=axes, keepdims=True) + eps)
+    y = standardize(input, tuple(range(-k, 0)), eps)     # one primitive, one record
     if weight is not None:
         y = y * weight
     return y if bias is None else y + bias

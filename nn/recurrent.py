@@ -1,9 +1,9 @@
 """Recurrent layers — ``RNN``, ``LSTM``, ``GRU`` — as PyTorch defines them, unrolled in Python.
 
-Each layer is a loop over time steps of a cell written with the engine's primitives
-(``@``, slicing, ``np.tanh``, ``sigmoid``), so every derivative — of the input, the initial
-state and each parameter, in either mode, to any order — comes from the tape with no rule of
-its own. The input projection ``x W_ihᵀ + b_ih`` of a whole layer is one matrix product before
+Each layer is a loop over time steps: one matrix product ``h W_hhᵀ`` and one fused cell
+primitive per step (``autodiff.ops.recurrent``: the gates and the new state, with rules
+that are differentiable again), so every derivative — of the input, the initial state and
+each parameter, in either mode, to any order — comes from the tape. The input projection ``x W_ihᵀ + b_ih`` of a whole layer is one matrix product before
 the loop; only ``h W_hhᵀ`` runs per step. Parameter names, shapes, gate order and the default
 initialisation (uniform in ±1/√hidden_size) are PyTorch's, so a ``state_dict`` copies across
 by name:
@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from autodiff.ops.recurrent import gru_cell, lstm_cell
+
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -51,24 +53,16 @@ def _lstm_cell(xp, state, w_hh_t, b_hh):
     gates = xp + h @ w_hh_t
     if b_hh is not None:
         gates = gates + b_hh
-    n = gates.shape[-1] // 4
-    s = F.sigmoid(gates)                # one sigmoid over all four blocks; g's block unused
-    i, f, o = s[..., :n], s[..., n:2 * n], s[..., 3 * n:]
-    g = np.tanh(gates[..., 2 * n:3 * n])
-    c = f * c + i * g
-    h = o * np.tanh(c)
-    return h, (h, c)
+    hc = lstm_cell(gates, c)            # one fused primitive for the gates and the state
+    h = hc[0]
+    return h, (h, hc[1])
 
 
 def _gru_cell(xp, h, w_hh_t, b_hh):
     hp = h @ w_hh_t
     if b_hh is not None:
         hp = hp + b_hh
-    n = hp.shape[-1] // 3
-    rz = F.sigmoid(xp[..., :2 * n] + hp[..., :2 * n])
-    r, z = rz[..., :n], rz[..., n:]
-    cand = np.tanh(xp[..., 2 * n:] + r * hp[..., 2 * n:])
-    h = cand + z * (h - cand)           # (1 - z) n + z h
+    h = gru_cell(xp, hp, h)             # one fused primitive for the gates and the state
     return h, h
 
 

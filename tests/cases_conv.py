@@ -8,11 +8,47 @@ def make(Case):
     from autodiff.nn import functional as F
     from autodiff.ops.conv import (conv1d, conv2d, conv2d_grad_w_p, conv2d_transpose_x_p,
                                    conv_transpose2d)
+    from autodiff.ops.normalization import standardize
+    from autodiff.ops.pooling import max_pool2d, pool_gather_p, pool_scatter_p
+    from autodiff.ops.recurrent import gru_cell, lstm_cell
 
     x, w = ((2, 2, 5, 5), "real"), ((3, 2, 3, 3), "real")
     img = ((2, 2, 6, 7), "real")
     geometry = dict(stride=(2, 1), padding=((1, 1), (2, 2)), dilation=(1, 2))
     return [
+        # ----- the fused recurrent cells (autodiff/ops/recurrent.py) -----
+        Case("lstm_cell", "lstm_cell", lambda a, c: lstm_cell(a, c),
+             (((3, 8), "real"), ((3, 2), "real"))),
+        Case("lstm_cell", "lstm_cell-one-state-squared",
+             lambda a, c: lstm_cell(a * 2.0, c) ** 2, (((8,), "real"), ((2,), "real"))),
+        Case("gru_cell", "gru_cell", lambda xp, hp, h: gru_cell(xp, hp, h),
+             (((2, 6), "real"), ((2, 6), "real"), ((2, 2), "real"))),
+        Case("gru_cell", "gru_cell-chained",
+             lambda xp, hp, h: gru_cell(xp, hp * h[..., :1], gru_cell(xp, hp, h)),
+             (((3, 9), "real"), ((3, 9), "real"), ((3, 3), "real"))),
+        # ----- standardisation (batch and layer norm; autodiff/ops/normalization.py) -----
+        Case("standardize", "standardize-batchnorm-axes",
+             lambda x: standardize(x, (0, 2, 3), 1e-5), (((3, 2, 2, 2), "real"),)),
+        Case("standardize", "standardize-layernorm-times-x",
+             lambda x: standardize(x, -1, 0.1) * x, (((3, 4), "real"),)),
+        # ----- max pooling and its two linear companions (autodiff/ops/pooling.py) -----
+        Case("max_pool2d", "max_pool2d-2x2", lambda x: max_pool2d(x, (2, 2), (2, 2)),
+             (((2, 2, 4, 6), "real"),)),
+        Case("max_pool2d", "max_pool2d-overlap-pad-dilate-ceil",
+             lambda x: max_pool2d(x, (3, 2), (2, 1), (1, 1), (1, 2), True),
+             (((1, 2, 5, 6), "real"),)),
+        Case("max_pool2d", "max_pool2d-squared-3d", lambda x: max_pool2d(x * x, (2, 2), (1, 2)),
+             (((2, 5, 4), "real"),)),
+        Case("pool_gather", "pool_gather",
+             lambda t: pool_gather_p(t, np.full((4, 1, 2, 2, 3), 0.25), size=(4, 6),
+                                     ksize=(2, 2), stride=(2, 2), padding=(0, 0),
+                                     dilation=(1, 1), ceil_mode=False),
+             (((1, 2, 4, 6), "real"),)),
+        Case("pool_scatter", "pool_scatter",
+             lambda g: pool_scatter_p(g, np.full((6, 1, 2, 3, 3), 1 / 6), size=(5, 6),
+                                      ksize=(3, 2), stride=(2, 2), padding=(1, 0),
+                                      dilation=(1, 1), ceil_mode=False),
+             (((1, 2, 3, 3), "real"),)),
         # ----- conv2d -----
         Case("conv2d", "conv2d-valid", lambda x, w: conv2d(x, w), (x, w)),
         Case("conv2d", "conv2d-stride2-pad1", lambda x, w: conv2d(x, w, stride=2, padding=1),

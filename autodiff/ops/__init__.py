@@ -2,7 +2,7 @@
 from ..boxes import _LIKE, P, install_operators
 from ..core import registry
 from . import elementwise, linalg, nondiff, reductions, shape, softmax, special  # noqa: F401
-from . import conv  # noqa: F401
+from . import conv, normalization, pooling, recurrent  # noqa: F401
 from . import assembly, assign, decomp, fft, products, scans, ufuncs  # noqa: F401
 from . import functional, polynomial  # noqa: F401
 

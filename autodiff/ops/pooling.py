@@ -1,0 +1,147 @@
+"""Max pooling as a primitive — for speed — with its two linear companions.
+
+``max_pool2d(x)`` takes the maximum of each window of the last two axes of ``x`` (any
+leading axes), PyTorch's geometry: ``stride``, ``padding`` (with −∞), ``dilation``,
+``ceil_mode``. As a composition it is a tree of ``maximum``s over the kernel's strided views,
+whose tie masks are recorded at every node; as a primitive it is one record, and its rules
+are two linear maps that share one weight array ``W`` (one slice per kernel tap, shaped like
+the output): ``W_k = [x_k = ans] / #{k : x_k = ans}``, so tied maxima share the derivative
+equally (the engine's rule for ``max``; PyTorch gives all of it to one).
+
+* ``pool_gather(t, W)  = Σ_k W_k · t_k`` — the JVP of max pooling (``t_k`` the tap views);
+* ``pool_scatter(g, W) = Σ_k (W_k · g) placed back at tap k`` — its VJP, the transpose.
+
+Each is the other's transpose, so every derivative of any order is one of the two again.
+``W`` is locally constant in ``x`` (it changes only where the maximum switches), so it is
+computed from the primal values. A leading batch of directions on ``t`` or ``g`` broadcasts
+against ``W`` as it stands.
+
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> max_pool2d(x, (2, 2), (2, 2))[0, 0]
+array([[ 5.,  7.],
+       [13., 15.]])
+"""
+import numpy as np
+
+from ..arrays import shape_of
+from ..boxes import unbox
+from .define import defprim
+
+__all__ = ["max_pool2d", "max_pool2d_p", "pool_gather_p", "pool_scatter_p", "pool_output_size"]
+
+
+def pool_output_size(n, k, s, p, d, ceil_mode):
+    """PyTorch's pooling output size along one axis; in ceil mode the last window must
+    start inside the input or its left padding."""
+    if p > k // 2:
+        raise ValueError(f"pad should be at most half of kernel size, got pad={p}, "
+                         f"kernel_size={k}")
+    num = n + 2 * p - d * (k - 1) - 1
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    if out < 1:
+        raise ValueError(f"pooling: kernel {k} (dilation {d}, padding {p}) does not fit an "
+                         f"input of size {n}")
+    return out
+
+
+def _geometry(size, ksize, stride, padding, dilation, ceil_mode):
+    """Output size and the padding (before, after) of each of the two pooled axes."""
+    out, pads = [], []
+    for n, k, s, p, d in zip(size, ksize, stride, padding, dilation):
+        o = pool_output_size(n, k, s, p, d, ceil_mode)
+        out.append(o)
+        pads.append((p, max((o - 1) * s + d * (k - 1) + 1 - n - p, 0)))
+    return tuple(out), tuple(pads)
+
+
+def _tap_slices(out, ksize, stride, dilation):
+    (ho, wo), (kh, kw), (sh, sw), (dh, dw) = out, ksize, stride, dilation
+    return [(Ellipsis, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+            for i in range(kh) for j in range(kw)]
+
+
+def _padded(x, pads, fill):
+    if not any(a or b for a, b in pads):
+        return x
+    width = [(0, 0)] * (np.ndim(x) - 2) + list(pads)
+    return np.pad(x, width, constant_values=fill)
+
+
+# ----- The NumPy implementations (plain arrays) -----
+def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
+    out, pads = _geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
+    xp = _padded(x, pads, -np.inf)
+    taps = _tap_slices(out, ksize, stride, dilation)
+    ans = xp[taps[0]].copy()
+    for sl in taps[1:]:
+        np.maximum(ans, xp[sl], out=ans)
+    return ans
+
+
+def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
+    """``W`` (taps, *ans.shape): each tap's share of the derivative at each output."""
+    x, ans = unbox(x), unbox(ans)
+    out, pads = _geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
+    xp = _padded(x, pads, -np.inf)
+    taps = _tap_slices(out, ksize, stride, dilation)
+    w = np.empty((len(taps),) + shape_of(ans), dtype=np.result_type(x.dtype, np.float32))
+    for k, sl in enumerate(taps):
+        np.equal(xp[sl], ans, out=w[k], casting="unsafe")
+    w /= np.sum(w, axis=0)
+    return w
+
+
+def _gather(t, w, size, ksize, stride, padding, dilation, ceil_mode):
+    out, pads = _geometry(size, ksize, stride, padding, dilation, ceil_mode)
+    tp = _padded(t, pads, 0.0)
+    taps = _tap_slices(out, ksize, stride, dilation)
+    acc = tp[taps[0]] * w[0]
+    for k, sl in enumerate(taps[1:], 1):
+        acc += tp[sl] * w[k]
+    return acc
+
+
+def _scatter(g, w, size, ksize, stride, padding, dilation, ceil_mode):
+    out, pads = _geometry(size, ksize, stride, padding, dilation, ceil_mode)
+    (pt, pb), (pl, pr) = pads
+    h, wd = size
+    lead = shape_of(g)[:-2]
+    acc = np.zeros(lead + (h + pt + pb, wd + pl + pr), dtype=np.result_type(g, w))
+    for k, sl in enumerate(_tap_slices(out, ksize, stride, dilation)):
+        acc[sl] += g * w[k]
+    return acc[..., pt:pt + h, pl:pl + wd]
+
+
+# ----- The three primitives -----
+# ``geo``: ksize, stride, padding (one int per axis), dilation (pairs) and ceil_mode.
+def _w_of(ans, x, **geo):
+    return _weights(x, ans, **geo)
+
+
+max_pool2d_p = defprim(
+    "max_pool2d", _max_pool,
+    jvp=(lambda t, ans, x, **geo: pool_gather_p(t, _w_of(ans, x, **geo),
+                                                 size=shape_of(x)[-2:], **geo),),
+    vjp=(lambda g, ans, x, **geo: pool_scatter_p(g, _w_of(ans, x, **geo),
+                                                  size=shape_of(x)[-2:], **geo),))
+
+pool_gather_p = defprim(
+    "pool_gather", _gather,
+    jvp=(lambda t, ans, u, w, **kw: pool_gather_p(t, w, **kw), None),
+    vjp=(lambda g, ans, u, w, **kw: pool_scatter_p(g, w, **kw), None))
+
+pool_scatter_p = defprim(
+    "pool_scatter", _scatter,
+    jvp=(lambda t, ans, g, w, **kw: pool_scatter_p(t, w, **kw), None),
+    vjp=(lambda c, ans, g, w, **kw: pool_gather_p(c, w, **kw), None))
+
+
+def max_pool2d(x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    """The maximum of each window of the last two axes of ``x``: pairs of ints for the
+    geometry (PyTorch's meaning), padding with −∞."""
+    return max_pool2d_p(x, ksize=tuple(kernel_size), stride=tuple(stride),
+                        padding=tuple(padding), dilation=tuple(dilation),
+                        ceil_mode=bool(ceil_mode))
