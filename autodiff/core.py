@@ -22,6 +22,9 @@ function_table = {}
 
 # Boxes register their exact types here (Dual, Variable); ``bind`` checks ``type(a) in``.
 box_types = set()
+# Box types whose value is a recording's, not the numbers of a later call (``ad.jit``'s
+# tracer): code reading numbers stops at them (``boxes.data``) so the reads are recorded.
+opaque_types = set()
 
 # Level 0 belongs to user-made Variables (PyTorch style), level 1 to user-made Duals, so
 # ``Dual(Variable(...))`` is forward-over-reverse. Transforms draw fresh, increasing levels:

@@ -24,7 +24,7 @@ import operator
 
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import concrete, lift, recorded, unbox
 from ..core import box_types, ndim_of, shape_of
 from .define import check_no_out, handles, norm_axes
 from .elementwise import where_p
@@ -57,6 +57,8 @@ def _numbers(x):
 
 def _gather(x, codes):
     """``ravel(x)[codes]``: the elements of ``x`` whose numbers ``codes`` holds."""
+    if recorded(codes):
+        return getitem_p(_ravel(x), idx=(codes,))
     return getitem_p(_ravel(x), idx=(np.asarray(codes, dtype=np.intp),))
 
 
@@ -189,7 +191,7 @@ def _repeat(a, repeats, axis=None):
         a = _ravel(a)
     s = shape_of(a)
     axis = _axis(axis, len(s))
-    r = np.asarray(unbox(repeats))
+    r = np.asarray(concrete(repeats))
     if r.size == 1:     # one count for all: insert an axis after ``axis``, broadcast, merge
         k = operator.index(r.reshape(()).item())
         if k < 0:
@@ -546,13 +548,13 @@ def _insert(arr, obj, values, axis=None):
         values = _cast(values, dt)      # NumPy casts values to arr's dtype (7.0 into float32)
     n = _numbers(arr)
     v = n.size + _numbers(values)
-    codes = np.insert(n, unbox(obj), v, axis=axis)
+    codes = np.insert(n, concrete(obj), v, axis=axis)
     return _gather(_concatenate([_ravel(arr), _ravel(values)], axis=0), codes)
 
 
 @handles(np.delete)
 def _delete(arr, obj, axis=None):
-    return _rearranged(arr, lambda n: np.delete(n, unbox(obj), axis=axis))
+    return _rearranged(arr, lambda n: np.delete(n, concrete(obj), axis=axis))
 
 
 # ----- Selecting by index -----
@@ -562,7 +564,7 @@ def _take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
         a, axis = _ravel(a), 0 if axis is None else axis
     ax = _axis(axis, ndim_of(a))
-    i = np.asarray(unbox(indices))
+    i = np.asarray(concrete(indices))
     n = shape_of(a)[ax]
     others = shape_of(a)[:ax % ndim_of(a)] + shape_of(a)[ax % ndim_of(a) + 1:]
     if 0 in others:
@@ -601,6 +603,8 @@ def _take_along_axis(arr, indices, axis=-1):
     if axis is None:
         arr, axis = _ravel(arr), 0
     ax = _axis(axis, ndim_of(arr))
+    if recorded(indices):        # under ad.jit: the codes are recorded from the indices
+        return _gather(arr, lift(_along_axis_codes, shape_of(arr), indices, ax))
     return _gather(arr, _along_axis_codes(shape_of(arr), unbox(indices), ax))
 
 
@@ -609,6 +613,8 @@ def _by_permutation(a, perm_of, axis):
     if axis is None:
         a, axis = _ravel(a), -1
     ax = _axis(axis, ndim_of(a))
+    if recorded(a):         # under ad.jit: the permutation is recorded from the values
+        return _gather(a, lift(lambda v: _along_axis_codes(shape_of(v), perm_of(v, ax), ax), a))
     return _gather(a, _along_axis_codes(shape_of(a), perm_of(unbox(a), ax), ax))
 
 
@@ -632,7 +638,7 @@ def _compress(condition, a, axis=None, out=None):
     check_no_out(out, "compress")
     if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
         a, axis = _ravel(a), 0 if axis is None else axis
-    keep = np.nonzero(np.ravel(unbox(condition)))[0]
+    keep = np.nonzero(np.ravel(concrete(condition)))[0]
     if 0 in shape_of(a):        # NumPy checks no index when there is nothing to take
         return np.reshape(a, np.compress(np.ravel(unbox(condition)), np.empty(shape_of(a)),
                                          axis=axis).shape)
@@ -641,7 +647,7 @@ def _compress(condition, a, axis=None, out=None):
 
 @handles(np.extract)
 def _extract(condition, arr):
-    return _gather(arr, np.nonzero(np.ravel(unbox(condition)))[0])
+    return _gather(arr, np.nonzero(np.ravel(concrete(condition)))[0])
 
 
 @handles(np.trim_zeros)

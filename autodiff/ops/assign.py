@@ -11,7 +11,7 @@ Repeated integer indices are split into rounds of unique positions, applied in o
 """
 import numpy as np
 
-from ..boxes import P, unbox
+from ..boxes import P, concrete, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from .define import defprim, handles
 from .shape import _basic, _batch_last, _norm_index, _take, getitem_p, index_add_p
@@ -288,7 +288,7 @@ def _put_along_axis(arr, indices, values, axis):
 def _place(arr, mask, vals):
     # NumPy repeats ``vals`` as needed over the True positions, in order.
     _target(arr, "place")
-    mask = np.asarray(unbox(mask), dtype=bool)
+    mask = np.asarray(concrete(mask), dtype=bool)
     n = int(np.count_nonzero(mask))
     if n:
         arr[mask] = np.ravel(vals)[np.arange(n) % int(np.size(unbox(vals)))]
@@ -299,7 +299,7 @@ def _putmask(a, mask, values):
     # NumPy takes values[k % len] for the k-th position of the flattened array.
     _target(a, "putmask")
     s = shape_of(a)
-    mask = np.broadcast_to(np.asarray(unbox(mask), dtype=bool), s)
+    mask = np.broadcast_to(np.asarray(concrete(mask), dtype=bool), s)
     flat = np.flatnonzero(mask)
     if flat.size:
         a[np.unravel_index(flat, s)] = np.ravel(values)[flat % int(np.size(unbox(values)))]

@@ -9,8 +9,8 @@ import operator
 
 import numpy as np
 
-from ..boxes import unbox
-from ..core import is_complex
+from ..boxes import data, unbox
+from ..core import box_types, is_complex
 from .define import defprim, elementwise, handles, scalar_fast
 
 # ----- Fast implementations (math on Python floats, NumPy otherwise) -----
@@ -220,7 +220,10 @@ where_p = defprim("where", np.where,
 @handles(np.where)
 def _where(condition, x=None, y=None):
     if x is None and y is None:
-        return np.where(unbox(condition))
+        return np.nonzero(data(condition))
+    c = data(condition)
+    if type(c) in box_types:        # recorded by ad.jit: the mask is part of the program
+        return where_p(c if c.dtype == bool else c != 0, x, y)
     return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
 
 

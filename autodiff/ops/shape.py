@@ -6,7 +6,7 @@ the end instead, where no index can reach it.
 """
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import data, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from .define import check_no_out, defprim, handles, norm_axes
 
@@ -138,7 +138,10 @@ def _norm_index(idx):
         idx = (idx,)
     out = []
     for i in idx:
-        i = unbox(i)
+        i = data(i)         # under ad.jit an index computed from values stays recorded
+        if type(i) in box_types:
+            out.append(i)
+            continue
         if isinstance(i, list):
             i = np.asarray(i)
             if i.size == 0 and i.dtype.kind == "f":
