@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-from . import boxes
+from . import boxes, core
 from .boxes import Box, unbox
 from .core import (NO_KW, bind, box_types, close_level, live_levels, new_level,
                    opaque_types)
@@ -229,7 +229,11 @@ class Recorder:
             tkw, vkw = NO_KW, NO_KW
         fn = prim.impl if kind == CALL else prim
         ans = fn(*vals, **vkw)
-        return self._result(kind, prim, targs, tkw, ans)
+        out = self._result(kind, prim, targs, tkw, ans)
+        if kw and type(out) is Tracer and _mask_in(vkw.values()):
+            # A boolean mask as an index: the result's shape depends on the values.
+            self.guard("shape", out, np.shape(out.value))
+        return out
 
     def _result(self, kind, fn, targs, tkw, ans):
         if ans is None:
@@ -283,6 +287,16 @@ class Recorder:
             else:
                 outs.append(self._template(o, False)[0])
         return Program(n_inputs, self.instructions, outs, out_tree, self.name)
+
+
+def _mask_in(values):
+    for v in values:
+        t = type(v)
+        if t is np.ndarray and v.dtype == bool:
+            return True
+        if (t is tuple or t is list) and _mask_in(v):
+            return True
+    return False
 
 
 def _record_function(fn, args, kw):
@@ -448,6 +462,7 @@ class _Jitted:
     def _record(self, statics, static_pos, treedef, plain, n):
         level = new_level()
         rec = Recorder(level, self.name)
+        core.recording[0] += 1
         try:
             tracers = [rec.input(v) for v in plain]
             dyn_args, dyn_kw = unflatten(treedef, tracers)
@@ -460,6 +475,7 @@ class _Jitted:
             out_leaves, out_tree = flatten(out)
             prog = rec.finish(len(plain), out_leaves, out_tree)
         finally:
+            core.recording[0] -= 1
             close_level(level)
         self.recordings += 1
         values = [o.value if type(o) is Tracer else o for o in out_leaves]
