@@ -9,7 +9,7 @@ from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jaco
                   jvp, linear_operator, linearize, stop_gradient, value_and_grad, vjp)
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
-from .jit import jit
+from .tracing import jit
 from .reverse import Tape, Variable
 from .testing import check_grads
 

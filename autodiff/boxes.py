@@ -37,8 +37,19 @@ _SEQ = (list, tuple)
 
 
 def unbox(x):
-    """The plain value under every level of tracking (for shapes and dtypes; under
-    ``ad.jit`` the recording's values, which a replay does not see: use ``data``)."""
+    """The plain value under every level of tracking. Under ``ad.jit`` that is the
+    recording's value, so reading it guards it: a replay with other numbers there records
+    again (code that only reads shapes and dtypes uses ``meta``; code that computes from
+    the numbers without a derivative, ``lift``, which records the computation)."""
+    while type(x) in box_types:
+        if type(x) in opaque_types:
+            return x.guarded_value()
+        x = x.value
+    return x
+
+
+def meta(x):
+    """The plain value under every level, for its type, shape and dtype only (no guard)."""
     while type(x) in box_types:
         x = x.value
     return x
@@ -93,7 +104,7 @@ def concrete(x):
 def _unbox_tree(a):
     if isinstance(a, (list, tuple)):
         return type(a)(_unbox_tree(x) for x in a)
-    return unbox(a)
+    return meta(a)
 
 
 #: Set by ``autodiff.jit``: records ``fn(*args, **kw)`` as one call of a recorded program.
@@ -108,7 +119,7 @@ class Box:
     # ----- array metadata -----
     @property
     def shape(self):
-        return np.shape(unbox(self))
+        return np.shape(meta(self))
 
     @shape.setter
     def shape(self, new):
@@ -117,19 +128,19 @@ class Box:
 
     @property
     def ndim(self):
-        return np.ndim(unbox(self))
+        return np.ndim(meta(self))
 
     @property
     def size(self):
-        return np.size(unbox(self))
+        return np.size(meta(self))
 
     @property
     def dtype(self):
-        v = unbox(self)
+        v = meta(self)
         return v.dtype if hasattr(v, "dtype") else np.result_type(v)
 
     def __len__(self):
-        return len(unbox(self))
+        return len(meta(self))
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -162,7 +173,7 @@ class Box:
         out = P["index"](self, idx)
         # NumPy's basic indexing gives a view, whose writes reach this array; ours are
         # values, so the result remembers it came from a view and refuses writes.
-        if type(out) in box_types and _view_index(idx) and ndim_of(unbox(out)) > 0:
+        if type(out) in box_types and _view_index(idx) and ndim_of(meta(out)) > 0:
             out._view = "basic indexing (x[i], x[i:j], a row of a loop over x)"
         return out
 
@@ -395,7 +406,7 @@ class Box:
         return out
 
     @property
-    def nbytes(self): return unbox(self).nbytes if hasattr(unbox(self), "nbytes") else 8
+    def nbytes(self): return meta(self).nbytes if hasattr(meta(self), "nbytes") else 8
 
     @property
     def itemsize(self): return self.dtype.itemsize

@@ -6,7 +6,7 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 """
 import numpy as np
 
-from .boxes import Box, unbox
+from .boxes import Box, meta, unbox
 from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
                    real_like, shape_of)
 from .ops.define import broadcast
@@ -231,7 +231,7 @@ def _pad_batch(tans, vals, ans, nb):
 
 def _zeros(batch, v):
     return np.zeros(batch + shape_of(v), dtype=np.float64 if type(v) is float
-                    else np.result_type(unbox(v)))
+                    else np.result_type(meta(v)))
 
 
 def _full_shape(t, ans, nb, args=(), level=None):

@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from ..boxes import data, unbox
+from ..boxes import data, meta, unbox
 from ..core import box_types, is_complex
 from .define import defprim, elementwise, handles, scalar_fast
 
@@ -90,7 +90,7 @@ def _ties(x, y, ans):
     s = (x > y) * 1.0 + (x == y) * 0.5
     if type(s) is float:
         return s
-    dt = getattr(unbox(ans), "dtype", None)
+    dt = getattr(meta(ans), "dtype", None)
     if dt is not None and dt.kind == "f" and dt != s.dtype:
         return s.astype(dt)
     return s
@@ -98,7 +98,9 @@ def _ties(x, y, ans):
 
 def _dheaviside_h(ans, x, h):
     # heaviside(x, h) is h exactly where x == 0 (and a constant 0 or 1 elsewhere).
-    return np.asarray(unbox(x) == 0, dtype=np.result_type(unbox(h), np.float16))
+    hit = data(x) == 0
+    dt = np.result_type(meta(h), np.float16)
+    return hit.astype(dt) if type(hit) in box_types else np.asarray(hit, dtype=dt)
 
 
 # ----- Linear -----

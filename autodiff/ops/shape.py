@@ -6,7 +6,7 @@ the end instead, where no index can reach it.
 """
 import numpy as np
 
-from ..boxes import data, unbox
+from ..boxes import data, meta, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from .define import check_no_out, defprim, handles, norm_axes
 
@@ -305,9 +305,9 @@ def _ndim(a):
 
 @handles(np.size)
 def _size(a, axis=None):
-    return np.size(unbox(a), axis)
+    return np.size(meta(a), axis)
 
 
 @handles(np.result_type)
 def _result_type(*arrays_and_dtypes):
-    return np.result_type(*[unbox(a) for a in arrays_and_dtypes])
+    return np.result_type(*[meta(a) for a in arrays_and_dtypes])

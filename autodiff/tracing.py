@@ -25,7 +25,7 @@ import threading
 import numpy as np
 
 from . import boxes, core
-from .boxes import Box, unbox
+from .boxes import Box, meta
 from .core import (NO_KW, bind, box_types, close_level, live_levels, new_level,
                    opaque_types)
 from .program import CALL, CONST, FUNC, GUARD, ITEM, GuardMiss, Program, Slot
@@ -88,6 +88,15 @@ class Tracer(Box):
 
     __hash__ = object.__hash__
 
+    # Masks combine with the bitwise operators (booleans carry no derivative elsewhere).
+    def __and__(self, o): return np.bitwise_and(self, o)
+    def __rand__(self, o): return np.bitwise_and(o, self)
+    def __or__(self, o): return np.bitwise_or(self, o)
+    def __ror__(self, o): return np.bitwise_or(o, self)
+    def __xor__(self, o): return np.bitwise_xor(self, o)
+    def __rxor__(self, o): return np.bitwise_xor(o, self)
+    def __invert__(self): return np.invert(self)
+
     # ----- decisions Python takes from values: guards -----
     def __bool__(self):
         b = bool(self.value)
@@ -122,6 +131,10 @@ class Tracer(Box):
                         "use NumPy functions, or a static argument.")
 
     def __array__(self, dtype=None, copy=None):
+        if np.result_type(self.value).kind in "biu":
+            # A mask, count or index read as a plain array: guarded, so a replay whose
+            # mask differs records again (floats are refused: they differ every call).
+            return np.asarray(self.guarded_value(), dtype=dtype)
         raise TypeError(
             "np.asarray(x) of a value traced by ad.jit (also called when it is written into "
             "a plain ndarray, or passed to a library outside NumPy): the program would bake "
@@ -344,7 +357,7 @@ def _foreign(t):
 
 # ----- Signatures -----
 def _leaf_signature(x):
-    v = unbox(x)
+    v = meta(x)
     t = type(v)
     if t is np.ndarray:
         return (v.shape, v.dtype.str)
@@ -441,7 +454,7 @@ class _Jitted:
                 continue
             self._touch(key, prog)
             return unflatten(prog.out_tree, flat)
-        plain = [unbox(x) for x in leaves]
+        plain = [meta(x) for x in leaves]
         prog, out = self._record(statics, static_pos, treedef, plain, n)
         with self._lock:
             lst = self._cache.setdefault(key, [])
@@ -486,7 +499,7 @@ class _Jitted:
         statics, static_pos, dyn, n = self._split(args, kwargs)
         leaves, treedef = flatten(dyn)
         key = (treedef, tuple(_leaf_signature(x) for x in leaves), statics)
-        plain = [unbox(x) for x in leaves]
+        plain = [meta(x) for x in leaves]
         for prog in self._cache.get(key, ()):
             try:
                 prog(*plain)
