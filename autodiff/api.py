@@ -5,7 +5,9 @@ with a batch of tangents on a leading axis) and ``_pull`` runs it on ``Variable`
 returns a function that sweeps cotangents (optionally batched) back. Pytrees are flattened
 here, at the boundary; the engine sees flat arguments only.
 """
+import gc
 import inspect
+import threading
 
 import numpy as np
 
@@ -33,12 +35,37 @@ class _level:
     def __enter__(self):
         if self.batched:
             batched_levels[self.level] = self.batched
+        _gc_hold(1)
         return self.level
 
     def __exit__(self, *exc):
+        _gc_hold(-1)
         close_level(self.level)         # its boxes that escaped now raise when used
         if self.batched:
             del batched_levels[self.level]
+
+
+# The cyclic garbage collector is paused while a transform runs. Records form no reference
+# cycles (a record points at its parents, never back), so reference counting frees them;
+# but every record is a gc-tracked object, and the collector's passes over the growing live
+# tape made recording slow down with its length (1.4 µs per operation at 10³ operations,
+# 5.3 µs at 10⁵). Cycles made meanwhile are collected once the outermost transform returns.
+_gc_state = [0, False]
+_gc_lock = threading.Lock()
+
+
+def _gc_hold(k):
+    with _gc_lock:
+        if k > 0:
+            if _gc_state[0] == 0:
+                _gc_state[1] = gc.isenabled()
+                if _gc_state[1]:
+                    gc.disable()
+            _gc_state[0] += 1
+        else:
+            _gc_state[0] -= 1
+            if _gc_state[0] == 0 and _gc_state[1]:
+                gc.enable()
 
 
 def _arg_name(f, i):
