@@ -104,14 +104,15 @@ class Program:
     fails); ``program.bound(*leaves)`` replays it through ``bind`` on tracked values.
     """
 
-    def __init__(self, n_inputs, instructions, outputs, out_tree, name="f"):
+    def __init__(self, n_inputs, instructions, outputs, out_tree, name="f", types=None):
         self.n_inputs = n_inputs
+        self.types = types or {}
         self.out_tree = out_tree
         self.name = name
         self.instructions, self.outputs = _prune(tuple(instructions), tuple(outputs))
         self._plain = None
         self._bound = None
-        self._numba = None
+        self.backend = None     # "python" or "numba" once lowered
 
     @property
     def guards(self):
@@ -123,7 +124,12 @@ class Program:
     def __call__(self, *leaves):
         run = self._plain
         if run is None:
-            run = self._plain = _lower(self, bound=False)
+            from .compiled import lower_numba
+            run = lower_numba(self, self.types)     # scalar programs; None otherwise
+            self.backend = "python" if run is None else "numba"
+            if run is None:
+                run = _lower(self, bound=False)
+            self._plain = run
         return run(*leaves)
 
     def bound(self, *leaves):

@@ -192,6 +192,7 @@ class Recorder:
         self.n = 0
         self.guarded = set()
         self.copies = {}
+        self.types = {}         # slot -> Python type of its recorded value (backends)
 
     def _tracer(self, value):
         t = _new(Tracer)
@@ -199,6 +200,7 @@ class Recorder:
         t.level = self.level
         t.slot = self.n
         t.rec = self
+        self.types[self.n] = type(value)
         self.n += 1
         return t
 
@@ -299,7 +301,7 @@ class Recorder:
                 raise _closure(o)
             else:
                 outs.append(self._template(o, False)[0])
-        return Program(n_inputs, self.instructions, outs, out_tree, self.name)
+        return Program(n_inputs, self.instructions, outs, out_tree, self.name, self.types)
 
 
 def _mask_in(values):

@@ -1,6 +1,7 @@
 """``ad.jit``: every jitted transform equals its eager twin, replayed on fresh inputs of the
 recorded signature and of another one; guards on value-dependent control flow; static
 arguments; side effects at recording only; memory and threads."""
+import functools
 import gc
 import threading
 import tracemalloc
@@ -76,6 +77,7 @@ def test_case_table_jitted_jacobians_and_hessians(case):
     _close(ad.jacfwd(jg)(*args1), ad.jacfwd(g)(*args1), rtol=1e-9, atol=1e-11)
 
 
+@functools.lru_cache(maxsize=None)
 def _seam_programs(n=40):
     rng = np.random.default_rng(11)
     progs = []
@@ -387,3 +389,25 @@ def test_threads_replay_one_cache():
         t.join()
     assert not errors, errors[0]
     assert jg.recordings <= 8
+
+
+# ----- the Numba backend (scalar programs) -----
+def _scalar_chain(x):
+    for _ in range(20):
+        x = x * 1.0001 + np.sin(x) * 0.001 - 0.0005
+        x = x / (1.0 + np.exp(x * 0.01) * 1e-4)
+        if x > 1.2:                 # a guard in every iteration
+            x = x - 0.05
+    return x
+
+
+def test_scalar_program_on_the_numba_interpreter():
+    from autodiff import compiled
+    jg = ad.jit(ad.value_and_grad(_scalar_chain))
+    for x0 in (0.3, 1.19, -0.7, 0.3, 1.5):
+        got, want = jg(x0), ad.value_and_grad(_scalar_chain)(x0)
+        assert type(got[0]) is float and type(got[1]) is float
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+    prog = jg.program(0.3)
+    assert prog.backend == ("numba" if compiled.available() else "python")
+    assert len(prog.guards) > 0
