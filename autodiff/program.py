@@ -174,7 +174,8 @@ def _show(a):
     if t is list:
         return "[" + ", ".join(_show(x) for x in a) + "]"
     if t is slice:
-        return ":".join("" if x is None else _show(x) for x in (a.start, a.stop, a.step))
+        parts = [a.start, a.stop] + ([a.step] if a.step is not None else [])
+        return ":".join("" if x is None else _show(x) for x in parts)
     if t is np.ndarray:
         return f"array{a.shape}" if a.size > 3 else np.array2string(a, separator=", ")
     if t is float:
