@@ -193,7 +193,10 @@ def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
         return nll_loss(input[None], np.asarray(unbox(target))[None],
                         weight, reduction, ignore_index)
     n_classes = shape_of(input)[1]
-    target, keep = _labels(target, n_classes, "nll_loss", ignore_index)
+    if recorded(target):    # under ad.jit (nn.compile_step): recorded, replayed per batch
+        target, keep = lift(lambda t: _labels(t, n_classes, "nll_loss", ignore_index), target)
+    else:
+        target, keep = _labels(target, n_classes, "nll_loss", ignore_index)
     w = keep.astype(_float_dtype(input))
     if weight is not None:
         w = w * _class_weight(weight, n_classes, input, "nll_loss")[target]

@@ -53,3 +53,25 @@ def test_compile_step_refuses_dropout_in_training():
     step = nn.compile_step(model, nn.functional.mse_loss, nn.optim.SGD(model.parameters()))
     with pytest.raises(NotImplementedError, match="Dropout"):
         step(np.ones((2, 5)), np.zeros((2, 1)))
+
+
+@pytest.mark.parametrize("loss", ["nll", "mse", "bce_with_logits"])
+def test_compile_step_other_losses_replay_new_targets(loss):
+    rng = np.random.default_rng(2)
+    fn = {"nll": nn.functional.nll_loss, "mse": nn.functional.mse_loss,
+          "bce_with_logits": nn.functional.binary_cross_entropy_with_logits}[loss]
+    eager = _model(3 if loss == "nll" else 1)
+    if loss == "nll":
+        eager = nn.Sequential(eager, nn.LogSoftmax(dim=1))
+    compiled = copy.deepcopy(eager)
+    o1 = nn.optim.SGD(eager.parameters(), lr=0.1)
+    step = nn.compile_step(compiled, fn, nn.optim.SGD(compiled.parameters(), lr=0.1))
+    for _ in range(4):
+        X = rng.standard_normal((12, 5))
+        y = rng.integers(0, 3, 12) if loss == "nll" else (rng.random((12, 1)) > 0.5) * 1.0
+        o1.zero_grad()
+        ref = fn(eager(X), y)
+        ref.backward()
+        o1.step()
+        assert step(X, y) == pytest.approx(float(ref.value), rel=1e-12)
+    assert all(g[2] == "shape" for g in step.program(X, y).guards)
