@@ -373,15 +373,23 @@ def _leaf_signature(x):
         "static_argnames=...), or pass arrays.")
 
 
+class UnhashableStaticArgument(TypeError, ValueError):
+    """A static argument that cannot key the cache: JAX raises ``ValueError`` here, and an
+    unhashable value is a ``TypeError`` in Python; this is both."""
+
+
 def _hashable(v, where, fname):
     try:
         hash(v)
     except TypeError:
-        raise TypeError(
+        raise UnhashableStaticArgument(
             f"ad.jit: the static argument {where} of {fname} has the unhashable type "
             f"{type(v).__name__}; static arguments must be hashable (they key the cache). "
             "Pass a tuple instead of a list, or make the argument non-static (arrays are "
             "traced).") from None
+
+
+_count_lock = threading.Lock()
 
 
 class _Jitted:
@@ -477,7 +485,8 @@ class _Jitted:
     def _record(self, statics, static_pos, treedef, plain, n):
         level = new_level()
         rec = Recorder(level, self.name)
-        core.recording[0] += 1
+        with _count_lock:
+            core.recording[0] += 1
         try:
             tracers = [rec.input(v) for v in plain]
             dyn_args, dyn_kw = unflatten(treedef, tracers)
@@ -490,7 +499,8 @@ class _Jitted:
             out_leaves, out_tree = flatten(out)
             prog = rec.finish(len(plain), out_leaves, out_tree)
         finally:
-            core.recording[0] -= 1
+            with _count_lock:
+                core.recording[0] -= 1
             close_level(level)
         self.recordings += 1
         values = [o.value if type(o) is Tracer else o for o in out_leaves]

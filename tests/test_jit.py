@@ -276,6 +276,8 @@ def test_static_arguments():
     _close(by_name(X, 2), f(X, 2))
     with pytest.raises(TypeError, match="unhashable"):
         ad.jit(lambda x, s: x * len(s), static_argnums=1)(X, [1, 2])
+    with pytest.raises(ValueError):          # what JAX raises here
+        ad.jit(lambda x, s: x * len(s), static_argnums=1)(X, [1, 2])
     with pytest.raises(TypeError, match="static"):
         ad.jit(lambda x, s: x)(X, "text")
 
