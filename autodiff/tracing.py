@@ -557,7 +557,7 @@ def jit(f=None, static_argnums=(), static_argnames=()):
     >>> import numpy as np
     >>> f = jit(lambda x: np.sum(np.sin(x) ** 2))
     >>> round(float(f(np.array([1.0, 2.0]))), 6)
-    1.534691
+    1.534895
     >>> g = jit(lambda x: x * 2.0 if x > 0 else -x)      # guarded: both branches right
     >>> g(3.0), g(-3.0)
     (6.0, 3.0)
