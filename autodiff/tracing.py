@@ -448,11 +448,7 @@ class _Jitted:
         statics, static_pos, dyn, n = self._split(args, kwargs)
         leaves, treedef = flatten(dyn)
         sig = tuple(_leaf_signature(x) for x in leaves)
-        try:
-            key = (treedef, sig, statics)
-            hash(key)
-        except TypeError:       # an unhashable static that hashes but nests badly
-            raise
+        key = (treedef, sig, statics)
         tracked = any(type(x) in box_types for x in leaves)
         with self._lock:
             progs = self._cache.get(key)
