@@ -21,6 +21,7 @@ import functools
 import inspect
 import operator
 import threading
+import warnings
 
 import numpy as np
 
@@ -421,6 +422,7 @@ class _Jitted:
         self._n_positional = len(positional)
         self._cache = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._misses = {}
         self.recordings = 0
         functools.update_wrapper(self, f)
 
@@ -467,6 +469,16 @@ class _Jitted:
             lst.insert(0, prog)
             del lst[MAX_RECORDINGS:]
             self._cache.move_to_end(key)
+            self._misses[key] = k = self._misses.get(key, 0) + 1
+        if k == 4 * MAX_RECORDINGS:
+            kinds = sorted({g[2] for g in prog.guards})
+            warnings.warn(
+                f"ad.jit: {self.name} was recorded {k} times for one input signature: its "
+                f"guards ({', '.join(kinds)}) keep failing, so the recordings are not "
+                "reused. A 'value' guard means code read the numbers of a traced value "
+                "(np.asarray, .item(), a library call); a 'bool'/'index' guard, Python "
+                "branching on values. Mark such arguments static, or use np.where.",
+                RuntimeWarning, stacklevel=2)
         if tracked:
             return unflatten(prog.out_tree, prog.bound(*leaves))
         return out

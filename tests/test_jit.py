@@ -413,3 +413,10 @@ def test_scalar_program_on_the_numba_interpreter():
     prog = jg.program(0.3)
     assert prog.backend == ("numba" if compiled.available() else "python")
     assert len(prog.guards) > 0
+
+
+def test_recording_every_call_warns():
+    jf = ad.jit(lambda x: x * int(np.sum(x)))       # an int() guard that fails every call
+    with pytest.warns(RuntimeWarning, match="recorded 32 times"):
+        for k in range(40):
+            assert np.array_equal(jf(np.full(2, float(k))), np.full(2, k) * (2 * k))
