@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 
-from .core import bind, box_types, function_table, leaked, live_levels, ndim_of, ufunc_table
+from .core import (bind, box_types, function_table, leaked, live_levels, ndim_of, opaque_types,
+                   ufunc_table)
 
 # The operator methods look primitives up here by name once the ops package has loaded;
 # boxes must not import ops (ops import boxes' helpers indirectly through core).
@@ -36,10 +37,78 @@ _SEQ = (list, tuple)
 
 
 def unbox(x):
-    """The plain value under every level of tracking."""
+    """The plain value under every level of tracking. Under ``ad.jit`` that is the
+    recording's value, so reading it guards it: a replay with other numbers there records
+    again (code that only reads shapes and dtypes uses ``meta``; code that computes from
+    the numbers without a derivative, ``lift``, which records the computation)."""
+    while type(x) in box_types:
+        if type(x) in opaque_types:
+            return x.guarded_value()
+        x = x.value
+    return x
+
+
+def meta(x):
+    """The plain value under every level, for its type, shape and dtype only (no guard)."""
     while type(x) in box_types:
         x = x.value
     return x
+
+
+def data(x):
+    """The value under the differentiating levels (Dual, Variable) for code that reads
+    numbers without a derivative (comparisons, masks, indices): the plain value, or under
+    ``ad.jit`` the recorded value, whose uses are recorded or guarded in turn."""
+    while type(x) in box_types and type(x) not in opaque_types:
+        x = x.value
+    return x
+
+
+def _recorded(x):
+    t = type(x)
+    if t in opaque_types:
+        return True
+    if t is tuple or t is list:
+        return any(_recorded(a) for a in x)
+    while t in box_types:
+        x = x.value
+        t = type(x)
+        if t in opaque_types:
+            return True
+    return False
+
+
+def recorded(*trees):
+    """Whether any value in ``trees`` (nested lists and tuples) is recorded by ``ad.jit``."""
+    return bool(opaque_types) and any(_recorded(a) for a in trees)
+
+
+def lift(fn, *args, **kw):
+    """``fn(*args, **kw)`` on the values under the derivative levels: a function of numbers
+    without a derivative (a permutation, an index, a mask). Under ``ad.jit`` it is one
+    recorded call, replayed on each new input; otherwise ``fn`` on the plain values."""
+    if recorded(args, tuple(kw.values())):
+        return record_function[0](fn, args, kw)
+    return fn(*[_unbox_tree(a) for a in args], **{k: _unbox_tree(v) for k, v in kw.items()})
+
+
+def concrete(x):
+    """The plain value of ``x`` for code that bakes it in (a count, a selection); under
+    ``ad.jit`` a guard on it: a replay with another value records again."""
+    d = data(x)
+    if type(d) in opaque_types:
+        return d.guarded_value()
+    return unbox(d)
+
+
+def _unbox_tree(a):
+    if isinstance(a, (list, tuple)):
+        return type(a)(_unbox_tree(x) for x in a)
+    return meta(a)
+
+
+#: Set by ``autodiff.jit``: records ``fn(*args, **kw)`` as one call of a recorded program.
+record_function = [None]
 
 
 class Box:
@@ -50,7 +119,7 @@ class Box:
     # ----- array metadata -----
     @property
     def shape(self):
-        return np.shape(unbox(self))
+        return np.shape(meta(self))
 
     @shape.setter
     def shape(self, new):
@@ -59,19 +128,19 @@ class Box:
 
     @property
     def ndim(self):
-        return np.ndim(unbox(self))
+        return np.ndim(meta(self))
 
     @property
     def size(self):
-        return np.size(unbox(self))
+        return np.size(meta(self))
 
     @property
     def dtype(self):
-        v = unbox(self)
+        v = meta(self)
         return v.dtype if hasattr(v, "dtype") else np.result_type(v)
 
     def __len__(self):
-        return len(unbox(self))
+        return len(meta(self))
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -88,23 +157,23 @@ class Box:
     def __rdivmod__(self, o): return np.divmod(o, self)
 
     # Comparisons give plain booleans, so value-dependent control flow works.
-    def __lt__(self, o): return unbox(self) < unbox(o)
-    def __le__(self, o): return unbox(self) <= unbox(o)
-    def __gt__(self, o): return unbox(self) > unbox(o)
-    def __ge__(self, o): return unbox(self) >= unbox(o)
-    def __eq__(self, o): return unbox(self) == unbox(o)
-    def __ne__(self, o): return unbox(self) != unbox(o)
+    def __lt__(self, o): return data(self) < data(o)
+    def __le__(self, o): return data(self) <= data(o)
+    def __gt__(self, o): return data(self) > data(o)
+    def __ge__(self, o): return data(self) >= data(o)
+    def __eq__(self, o): return data(self) == data(o)
+    def __ne__(self, o): return data(self) != data(o)
     __hash__ = object.__hash__
 
     def __bool__(self):
-        return bool(unbox(self))
+        return bool(data(self))
 
     # ----- indexing and assignment -----
     def __getitem__(self, idx):
         out = P["index"](self, idx)
         # NumPy's basic indexing gives a view, whose writes reach this array; ours are
         # values, so the result remembers it came from a view and refuses writes.
-        if type(out) in box_types and _view_index(idx) and ndim_of(unbox(out)) > 0:
+        if type(out) in box_types and _view_index(idx) and ndim_of(meta(out)) > 0:
             out._view = "basic indexing (x[i], x[i:j], a row of a loop over x)"
         return out
 
@@ -175,10 +244,10 @@ class Box:
 
     def repeat(self, repeats, axis=None): return function_table[np.repeat](self, repeats, axis)
     def take(self, indices, axis=None): return function_table[np.take](self, indices, axis)
-    def round(self, decimals=0): return np.round(unbox(self), decimals)
-    def argsort(self, axis=-1, kind=None): return np.argsort(unbox(self), axis, kind=kind)
-    def nonzero(self): return np.nonzero(unbox(self))
-    def searchsorted(self, v, side="left"): return np.searchsorted(unbox(self), unbox(v), side)
+    def round(self, decimals=0): return np.round(data(self), decimals)
+    def argsort(self, axis=-1, kind=None): return np.argsort(data(self), axis, kind=kind)
+    def nonzero(self): return np.nonzero(data(self))
+    def searchsorted(self, v, side="left"): return np.searchsorted(data(self), data(v), side)
 
     def sort(self, axis=-1, kind=None):
         """In place, as ``ndarray.sort``: the array becomes its sorted copy."""
@@ -189,8 +258,8 @@ class Box:
     def flatten(self): return function_table[np.ravel](self).copy()    # a copy, not a view
     def squeeze(self, axis=None): return function_table[np.squeeze](self, axis)
     def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
-    def argmax(self, axis=None): return np.argmax(unbox(self), axis)
-    def argmin(self, axis=None): return np.argmin(unbox(self), axis)
+    def argmax(self, axis=None): return np.argmax(data(self), axis)
+    def argmin(self, axis=None): return np.argmin(data(self), axis)
     def copy(self, order="K"): return self._elementwise(P["positive"], (self,), self.level)
 
     def reshape(self, *shape, order="C"):
@@ -218,10 +287,10 @@ class Box:
         return bind(P["astype"], self, dtype=dtype)
 
     def any(self, axis=None, keepdims=False):
-        return np.any(unbox(self), axis=axis, keepdims=keepdims)     # booleans: no derivative
+        return np.any(data(self), axis=axis, keepdims=keepdims)     # booleans: no derivative
 
     def all(self, axis=None, keepdims=False):
-        return np.all(unbox(self), axis=axis, keepdims=keepdims)
+        return np.all(data(self), axis=axis, keepdims=keepdims)
 
     def __imatmul__(self, o):
         _no_write_through(self, "y @= v")
@@ -337,7 +406,7 @@ class Box:
         return out
 
     @property
-    def nbytes(self): return unbox(self).nbytes if hasattr(unbox(self), "nbytes") else 8
+    def nbytes(self): return meta(self).nbytes if hasattr(meta(self), "nbytes") else 8
 
     @property
     def itemsize(self): return self.dtype.itemsize
@@ -475,7 +544,7 @@ def _module(frame):
 
 def _scalar_primal(x, what):
     """The primal of a 0-d tracked value as a NumPy scalar (what ``round``/``format`` need)."""
-    v = unbox(x)
+    v = concrete(x)
     if type(v) is np.ndarray:
         if v.ndim:
             raise TypeError(

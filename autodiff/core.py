@@ -26,6 +26,12 @@ function_table = {}
 
 # Boxes register their exact types here (Dual, Variable); ``bind`` checks ``type(a) in``.
 box_types = set()
+# Box types whose value is a recording's, not the numbers of a later call (``ad.jit``'s
+# tracer): code reading numbers stops at them (``boxes.data``) so the reads are recorded.
+opaque_types = set()
+#: Number of ``ad.jit`` recordings running (in any thread): ``bind`` then also looks for
+#: recorded values among keyword arguments (indices).
+recording = [0]
 
 # Level 0 belongs to user-made Variables (PyTorch style), level 1 to user-made Duals, so
 # ``Dual(Variable(...))`` is forward-over-reverse. Transforms draw fresh, increasing levels:
@@ -189,6 +195,26 @@ def bind(prim, *args, **kw):
         if type(a) in box_types and (top is None or a.level > top.level):
             top = a
     if top is None:
+        if kw and recording[0]:
+            # Under ad.jit an index (a keyword argument) may be computed from values.
+            top = _recorded_in(kw.values())
+            if top is not None:
+                return top.apply(prim, args, kw)
         return prim.impl(*args, **kw)
     return top.apply(prim, args, kw)
 
+
+def _recorded_in(values):
+    for v in values:
+        t = type(v)
+        if t in opaque_types:
+            return v
+        if t is tuple or t is list:
+            found = _recorded_in(v)
+            if found is not None:
+                return found
+        elif t is slice:
+            found = _recorded_in((v.start, v.stop, v.step))
+            if found is not None:
+                return found
+    return None

@@ -7,7 +7,7 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 import numpy as np
 
 from .arrays import broadcast, dtype_of, zeros
-from .boxes import Box, unbox
+from .boxes import Box, meta, unbox
 from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
                    real_like, shape_of)
 
@@ -230,7 +230,7 @@ def _pad_batch(tans, vals, ans, nb):
 
 
 def _zeros(batch, v):
-    v = unbox(v)
+    v = meta(v)
     return zeros(batch + shape_of(v), dtype_of(v), like=v)
 
 

@@ -388,7 +388,8 @@ def backward_pass(roots, nb=0, retain=False):
                             gp = np.real(gp)        # core.real_like, inlined: the hot path
                         accumulate(p, gp)
                 elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray \
-                        and g.dtype.kind != "c" and (parents[0][1].g is None
+                        and g.dtype.kind != "c" and type(node.value) not in box_types \
+                        and (parents[0][1].g is None
                                                      or type(parents[0][1].g) is ndarray):
                     # (a tracked cotangent already there cannot be scattered into in place)
                     x = args[0]

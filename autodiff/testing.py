@@ -15,7 +15,7 @@ forward-mode one).
 import numpy as np
 
 from .api import _flat_args, _jacrev_from, _pull, jacfwd, jvp, vjp
-from .boxes import unbox
+from .boxes import meta, unbox
 from .core import is_complex
 from .tree import flatten, unflatten
 
@@ -81,13 +81,13 @@ def split_complex(f, args):
     """
     args = tuple(_real_array(a) for a in args)
     kinds = [type(a) is not float and a.dtype.kind == "c" for a in args]
-    out_complex = any(is_complex(unbox(o)) for o in flatten(f(*args))[0])
+    out_complex = any(is_complex(meta(o)) for o in flatten(f(*args))[0])
     if not any(kinds) and not out_complex:
         return f, args
 
     def split(out):
         leaves, tree = flatten(out)
-        return unflatten(tree, [np.stack([np.real(o), np.imag(o)]) if is_complex(unbox(o))
+        return unflatten(tree, [np.stack([np.real(o), np.imag(o)]) if is_complex(meta(o))
                                 else o for o in leaves])
 
     def f_r(*xs):

@@ -9,6 +9,7 @@
 (8, 3)
 """
 from . import functional, init, optim
+from .compile import compile_step
 from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .data import DataLoader, TensorDataset
 from .fit import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
@@ -30,7 +31,7 @@ class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_ / clip_gra
 
 __all__ = [
     # modules
-    "Module", "Parameter", "Sequential", "ModuleList", "functional_call",
+    "Module", "Parameter", "Sequential", "ModuleList", "functional_call", "compile_step",
     # layers
     "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
     "Flatten", "Dropout", "Identity", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d",

@@ -175,6 +175,16 @@ def _as_target(y, out):
     return y
 
 
+def _target_like(y, out):
+    """``_as_target`` inside a recorded step (``compile=True``): shapes and dtypes only."""
+    if y.dtype.kind == "f":
+        if out.dtype.kind == "f" and y.dtype != out.dtype:
+            y = y.astype(out.dtype)
+        if y.shape != out.shape and y.size == out.size:
+            y = y.reshape(out.shape)
+    return y
+
+
 def _loader(x, y, batch_size, shuffle, seed, what):
     if isinstance(x, DataLoader):
         if y is not None:
@@ -498,7 +508,7 @@ def _tqdm():
 
 def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batch_size=32,
         validation_data=None, metrics=("accuracy",), callbacks=(), shuffle=True, seed=0,
-        progress=True, lr=None, validation_split=0.0):
+        progress=True, lr=None, validation_split=0.0, compile=False):
     """Train ``model`` on ``(x, y)`` for ``epochs`` passes; return a ``History``.
 
     - ``x, y``: arrays with samples along axis 0 (or ``x`` a ``DataLoader`` and ``y=None``).
@@ -518,6 +528,8 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
       ``Callback`` (``fit`` sets its ``model``, ``history`` and ``optimizer``).
     - ``shuffle``/``seed``: a new order each epoch from a generator seeded with ``seed``
       (the run is repeatable; initialisation and dropout draw from ``nn.init``'s generator).
+    - ``compile``: run each step as one recorded program (``nn.compile_step``: forward and
+      backward recorded once per batch shape, replayed afterwards); same numbers.
     - ``progress``: a tqdm bar per epoch (tqdm is optional: without it one line per epoch is
       printed); ``False`` prints nothing.
 
@@ -532,6 +544,10 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
     loss_fn = _get_loss(loss)
     metric_fns = _get_metrics(metrics, loss_fn)
     opt = _get_optimizer(optimizer, model, lr)
+    compiled = None
+    if compile:     # nn.compile_step: forward and backward replayed as one recorded program
+        from .compile import _compile_step
+        compiled = _compile_step(model, loss_fn, opt, _target_like)
     dtype = _model_dtype(model)
 
     if validation_split:
@@ -591,19 +607,25 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
             try:
                 for xb, yb in loader:
                     xb = _as_input(xb, dtype)
-                    opt.zero_grad()
-                    out = model(xb)
-                    out_v = _value(out)
-                    yb = _as_target(yb, out_v)
-                    batch_loss = loss_fn(out, yb)
-                    if not hasattr(batch_loss, "backward"):
-                        raise TypeError("fit: the loss does not depend on the model's "
-                                        "parameters (got a plain value); is the model "
-                                        "without trainable parameters?")
-                    batch_loss.backward()
-                    opt.step()
+                    if compiled is not None:    # compile=True: one recorded program
+                        loss_value = compiled(xb, np.asarray(getattr(yb, "value", yb)))
+                        out_v = compiled.last_output
+                        yb = _as_target(yb, out_v)
+                    else:
+                        opt.zero_grad()
+                        out = model(xb)
+                        out_v = _value(out)
+                        yb = _as_target(yb, out_v)
+                        batch_loss = loss_fn(out, yb)
+                        if not hasattr(batch_loss, "backward"):
+                            raise TypeError("fit: the loss does not depend on the model's "
+                                            "parameters (got a plain value); is the model "
+                                            "without trainable parameters?")
+                        batch_loss.backward()
+                        opt.step()
+                        loss_value = float(_value(batch_loss))
                     k = len(xb)
-                    vals = {"loss": float(_value(batch_loss))}
+                    vals = {"loss": loss_value}
                     vals.update((name, float(fn(out_v, yb))) for name, fn in metric_fns)
                     for key, v in vals.items():
                         sums[key] = sums.get(key, 0.0) + v * k

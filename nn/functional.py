@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from scipy.special import erf
 
-from autodiff.boxes import unbox
+from autodiff.boxes import lift, meta, recorded, unbox
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
@@ -193,7 +193,10 @@ def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
         return nll_loss(input[None], np.asarray(unbox(target))[None],
                         weight, reduction, ignore_index)
     n_classes = shape_of(input)[1]
-    target, keep = _labels(target, n_classes, "nll_loss", ignore_index)
+    if recorded(target):    # under ad.jit (nn.compile_step): recorded, replayed per batch
+        target, keep = lift(lambda t: _labels(t, n_classes, "nll_loss", ignore_index), target)
+    else:
+        target, keep = _labels(target, n_classes, "nll_loss", ignore_index)
     w = keep.astype(_float_dtype(input))
     if weight is not None:
         w = w * _class_weight(weight, n_classes, input, "nll_loss")[target]
@@ -212,8 +215,12 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
     (``softmax_cross_entropy``) computes ``-Σ_c y_c log softmax(x)_c`` per sample from the
     logits, stably; labels become the class weights ``y`` here.
     """
-    t = np.asarray(unbox(target))
     si = shape_of(input)
+    if recorded(target) and weight is None and len(si) >= 2 and \
+            np.result_type(meta(target)).kind in "iu":
+        return _recorded_labels_cross_entropy(input, target, reduction, label_smoothing,
+                                              ignore_index)
+    t = np.asarray(unbox(target))
     if t.dtype.kind in "fc" and t.shape != si:
         raise ValueError(
             f"cross_entropy: a float target is read as class probabilities and must have the "
@@ -247,6 +254,29 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
         w = keep.astype(dtype) if wc is None else wc[labels] * keep
         return np.sum(loss) / np.sum(w)
     return _reduce(loss, reduction)
+
+
+def _recorded_labels_cross_entropy(input, target, reduction, label_smoothing, ignore_index):
+    """``cross_entropy`` of integer labels recorded by ``ad.jit`` (``nn.compile_step``):
+    the one-hot weights and the count are one recorded function of the labels, so a
+    replay on the next batch's labels computes them afresh (the eager code above reads the
+    labels as plain numbers)."""
+    si = shape_of(input)
+    n_classes, dtype = si[1], _float_dtype(input)
+
+    def weights(t):
+        labels, keep = _labels(t, n_classes, "cross_entropy", ignore_index)
+        y = np.eye(n_classes, dtype=dtype)[labels] * keep[..., None].astype(dtype)
+        if len(si) > 2:
+            y = np.moveaxis(y, -1, 1)
+        if label_smoothing:
+            y = y * (1.0 - label_smoothing) + label_smoothing / n_classes
+            y = y * np.expand_dims(keep, 1).astype(dtype)
+        return y, np.sum(keep.astype(dtype))
+
+    y, count = lift(weights, target)
+    loss = softmax_cross_entropy(input, y, axis=1 - len(si))
+    return np.sum(loss) / count if reduction == "mean" else _reduce(loss, reduction)
 
 
 def _bce_size(input, target, what):

@@ -93,10 +93,17 @@ def _is_numba(modname):
     return bool(modname) and modname.lstrip(".").split(".")[0] == "numba"
 
 
+# The one lazy Numba import the engine may hold: ad.jit's scalar backend compiles its
+# interpreter the first time a scalar program is lowered (never at import time, which the
+# tests above check by running code).
+LAZY_NUMBA = {("compiled.py", "_numba_interpreter")}
+
+
 class _ImportScan(ast.NodeVisitor):
-    def __init__(self):
+    def __init__(self, filename=""):
         self.stack = []       # names of enclosing functions
         self.bad = []
+        self.filename = filename
 
     def _lazy_ok(self):
         # inside a module-level __getattr__ (PEP 562) lazy reach to nn/gpu is allowed
@@ -115,6 +122,8 @@ class _ImportScan(ast.NodeVisitor):
         self.stack.pop()
 
     def _check(self, node, mod):
+        if _is_numba(mod) and self.stack and (self.filename, self.stack[0]) in LAZY_NUMBA:
+            return
         if _is_numba(mod) or (_forbidden(mod) and not self._lazy_ok()):
             self.bad.append((node.lineno, mod))
 
@@ -148,7 +157,7 @@ def test_engine_source_has_no_forbidden_imports():
     for path in files:
         src = path.read_text(encoding="utf-8")
         tree = ast.parse(src, filename=str(path))
-        scan = _ImportScan()
+        scan = _ImportScan(path.name if path.parent == PKG else "")
         scan.visit(tree)
         problems += ["%s:%d imports %s" % (path.relative_to(ROOT), ln, m) for ln, m in scan.bad]
     assert not problems, "\n".join(problems)
@@ -161,7 +170,9 @@ def test_engine_source_text_never_mentions_numba_import():
             s = line.strip()
             if s.startswith("#"):
                 continue
-            if s.startswith(("import numba", "from numba")):
+            if s.startswith(("import numba", "from numba")) and not (
+                    path.parent == PKG and path.name in {f for f, _ in LAZY_NUMBA}
+                    and line.startswith("        ")):     # inside the lazy function
                 problems.append("%s:%d %s" % (path.relative_to(ROOT), i, s))
             for pat in ("import nn", "from nn ", "from nn.", "import gpu", "from gpu ", "from gpu."):
                 if s.startswith(pat):

@@ -24,7 +24,7 @@ import operator
 
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import concrete, lift, meta, recorded, unbox
 from ..core import box_types, ndim_of, shape_of
 from .define import check_no_out, handles, norm_axes
 from .elementwise import where_p
@@ -82,6 +82,8 @@ def _numbers(x):
 
 def _gather(x, codes):
     """``ravel(x)[codes]``: the elements of ``x`` whose numbers ``codes`` holds."""
+    if recorded(codes):
+        return getitem_p(_ravel(x), idx=(codes,))
     return getitem_p(_ravel(x), idx=(np.asarray(codes, dtype=np.intp),))
 
 
@@ -214,7 +216,7 @@ def _repeat(a, repeats, axis=None):
         a = _ravel(a)
     s = shape_of(a)
     axis = _axis(axis, len(s))
-    r = np.asarray(unbox(repeats))
+    r = np.asarray(concrete(repeats))
     if r.size == 1:     # one count for all: insert an axis after ``axis``, broadcast, merge
         k = operator.index(r.reshape(()).item())
         if k < 0:
@@ -231,8 +233,8 @@ def _resize(a, new_shape):
     size = int(np.prod(new_shape, dtype=np.int64))
     if any(d < 0 for d in new_shape):
         raise ValueError("all elements of `new_shape` must be non-negative")
-    if np.size(unbox(a)) == 0 or size == 0:
-        return np.zeros(new_shape, dtype=np.result_type(unbox(a)))   # no element survives
+    if np.size(meta(a)) == 0 or size == 0:
+        return np.zeros(new_shape, dtype=np.result_type(meta(a)))   # no element survives
     return _rearranged(a, lambda n: np.resize(n, new_shape))
 
 
@@ -262,7 +264,7 @@ def _pad_constant(array, pw, cv):
                           shape=tuple(s + b + a for s, (b, a) in zip(shape, pw)))
         if not pw:          # a 0-d array: nothing to pad, as in NumPy
             return out
-        c = np.pad(np.zeros(shape, dtype=np.result_type(unbox(array))), pw,
+        c = np.pad(np.zeros(shape, dtype=np.result_type(meta(array))), pw,
                    constant_values=cv)
         return out + c if c.any() else out
     # Tracked constants: axis by axis, as NumPy fills them (later axes cover the corners).
@@ -305,14 +307,14 @@ def _pad_stat(array, pw, stat, stat_length):
 
 def _cast(x, dt):
     """``x`` in dtype ``dt`` (NumPy writes padding into an array of the input's dtype)."""
-    return x if np.result_type(unbox(x)) == dt else x.astype(dt)
+    return x if np.result_type(meta(x)) == dt else x.astype(dt)
 
 
 def _pad_linear_ramp(array, pw, end_values):
     """Axis by axis, ramps from ``end_values`` to the edge (``linspace`` without endpoint)."""
     nd = ndim_of(array)
     ends = np.broadcast_to(np.asarray(end_values), (nd, 2)).tolist()
-    dt = np.result_type(unbox(array))
+    dt = np.result_type(meta(array))
     out = array
     for ax, ((b, a), (eb, ea)) in enumerate(zip(pw, ends)):
         n = shape_of(out)[ax]
@@ -336,7 +338,7 @@ def _pad_odd(array, pw, mode):
     for ax, (b, a) in enumerate(pw):
         if b or a:
             n = shape_of(out)[ax]
-            m = np.pad(np.eye(n, dtype=np.result_type(unbox(out))), ((b, a), (0, 0)),
+            m = np.pad(np.eye(n, dtype=np.result_type(meta(out))), ((b, a), (0, 0)),
                        mode=mode, reflect_type="odd")      # in x's dtype: float32 stays
             out = np.moveaxis(np.moveaxis(out, ax, -1) @ m.T, -1, ax)
     return out
@@ -566,18 +568,18 @@ def _insert(arr, obj, values, axis=None):
     # Number arr's elements 0…N-1 and values' N…N+M-1, let NumPy insert the numbers (it
     # broadcasts values and places them), then gather from the joined flat elements.
     arr, values = _arr(arr), _arr(values)
-    dt, vt = np.result_type(unbox(arr)), np.result_type(unbox(values))
+    dt, vt = np.result_type(meta(arr)), np.result_type(meta(values))
     if dt.kind in "fc" and vt.kind in "biuf" + dt.kind:
         values = _cast(values, dt)      # NumPy casts values to arr's dtype (7.0 into float32)
     n = _numbers(arr)
     v = n.size + _numbers(values)
-    codes = np.insert(n, unbox(obj), v, axis=axis)
+    codes = np.insert(n, concrete(obj), v, axis=axis)
     return _gather(_concatenate([_ravel(arr), _ravel(values)], axis=0), codes)
 
 
 @handles(np.delete)
 def _delete(arr, obj, axis=None):
-    return _rearranged(arr, lambda n: np.delete(n, unbox(obj), axis=axis))
+    return _rearranged(arr, lambda n: np.delete(n, concrete(obj), axis=axis))
 
 
 # ----- Selecting by index -----
@@ -587,7 +589,7 @@ def _take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
         a, axis = _ravel(a), 0 if axis is None else axis
     ax = _axis(axis, ndim_of(a))
-    i = np.asarray(unbox(indices))
+    i = np.asarray(concrete(indices))
     n = shape_of(a)[ax]
     others = shape_of(a)[:ax % ndim_of(a)] + shape_of(a)[ax % ndim_of(a) + 1:]
     if 0 in others:
@@ -626,6 +628,8 @@ def _take_along_axis(arr, indices, axis=-1):
     if axis is None:
         arr, axis = _ravel(arr), 0
     ax = _axis(axis, ndim_of(arr))
+    if recorded(indices):        # under ad.jit: the codes are recorded from the indices
+        return _gather(arr, lift(_along_axis_codes, shape_of(arr), indices, ax))
     return _gather(arr, _along_axis_codes(shape_of(arr), unbox(indices), ax))
 
 
@@ -634,6 +638,8 @@ def _by_permutation(a, perm_of, axis):
     if axis is None:
         a, axis = _ravel(a), -1
     ax = _axis(axis, ndim_of(a))
+    if recorded(a):         # under ad.jit: the permutation is recorded from the values
+        return _gather(a, lift(lambda v: _along_axis_codes(shape_of(v), perm_of(v, ax), ax), a))
     return _gather(a, _along_axis_codes(shape_of(a), perm_of(unbox(a), ax), ax))
 
 
@@ -657,7 +663,7 @@ def _compress(condition, a, axis=None, out=None):
     check_no_out(out, "compress")
     if axis is None or ndim_of(a) == 0:     # NumPy reads a 0-d array as 1-d here
         a, axis = _ravel(a), 0 if axis is None else axis
-    keep = np.nonzero(np.ravel(unbox(condition)))[0]
+    keep = np.nonzero(np.ravel(concrete(condition)))[0]
     if 0 in shape_of(a):        # NumPy checks no index when there is nothing to take
         return np.reshape(a, np.compress(np.ravel(unbox(condition)), np.empty(shape_of(a)),
                                          axis=axis).shape)
@@ -666,7 +672,7 @@ def _compress(condition, a, axis=None, out=None):
 
 @handles(np.extract)
 def _extract(condition, arr):
-    return _gather(arr, np.nonzero(np.ravel(unbox(condition)))[0])
+    return _gather(arr, np.nonzero(np.ravel(concrete(condition)))[0])
 
 
 @handles(np.trim_zeros)
@@ -694,7 +700,7 @@ def _select(condlist, choicelist, default=0):
         raise ValueError("list of cases must be same length as list of conditions")
     if not condlist:
         raise ValueError("select with an empty condition list is not possible")
-    shape = np.broadcast_shapes(*[np.shape(unbox(x)) for x in
+    shape = np.broadcast_shapes(*[np.shape(meta(x)) for x in
                                   list(condlist) + list(choicelist) + [default]])
     out = default
     for c, x in zip(condlist[::-1], choicelist[::-1]):    # the first true condition wins
@@ -717,7 +723,7 @@ def _choose(a, choices, out=None, mode="raise"):
         i = np.clip(i, 0, n - 1)
     elif i.size and (i.min() < 0 or i.max() >= n):
         raise ValueError("invalid entry in choice array")
-    shape = np.broadcast_shapes(i.shape, *[np.shape(unbox(x)) for x in choices])
+    shape = np.broadcast_shapes(i.shape, *[np.shape(meta(x)) for x in choices])
     res = choices[-1]
     for k in range(n - 2, -1, -1):
         res = where_p(i == k, choices[k], res)
@@ -774,14 +780,14 @@ def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axi
         y = where_p(last.reshape((-1,) + (1,) * ndim_of(delta)), stop, y)
     if axis != 0:
         y = np.moveaxis(y, 0, axis)
-    if dtype is not None and np.dtype(dtype) != np.result_type(unbox(y)):
+    if dtype is not None and np.dtype(dtype) != np.result_type(meta(y)):
         y = y.astype(dtype)
     return (y, step) if retstep else y
 
 
 @handles(np.logspace)
 def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
-    if np.ndim(unbox(base)):    # an array base broadcasts with the ends (NumPy's rule)
+    if np.ndim(meta(base)):    # an array base broadcasts with the ends (NumPy's rule)
         start, stop, base = _arr(start), _arr(stop), _arr(base)
         nd = max(ndim_of(start), ndim_of(stop), ndim_of(base))
         start, stop, base = [_reshape(x, (1,) * (nd - ndim_of(x)) + shape_of(x))
@@ -929,7 +935,7 @@ def _setxor1d(ar1, ar2, assume_unique=False):
 def _sort_complex(a):
     """``sort`` along the last axis (complex order: real part, then imaginary), as complex."""
     b = _sort(a)
-    dt = np.result_type(unbox(b))
+    dt = np.result_type(meta(b))
     if dt.kind == "c":
         return b
     # Adding a complex zero (not astype): the real input's cotangent is then the real part

@@ -12,7 +12,7 @@ Repeated integer indices are split into rounds of unique positions, applied in o
 import numpy as np
 
 from ..arrays import sum_to
-from ..boxes import P, unbox
+from ..boxes import P, concrete, meta, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from .define import defprim, handles
 from .shape import _basic, _batch_last, _norm_index, _take, getitem_p, index_add_p
@@ -39,7 +39,7 @@ def _write(t, v, idx, nb):
 def _setitem_jvp(tans, ans, x, v, idx):
     tx, tv = tans
     if tx is None:                      # x a constant: its tangent is zero
-        tx = np.zeros(lead(tv, v) + shape_of(x), dtype=np.result_type(unbox(tv), unbox(x)))
+        tx = np.zeros(lead(tv, v) + shape_of(x), dtype=np.result_type(meta(tv), meta(x)))
     return _write(tx, 0.0 if tv is None else tv, idx, ndim_of(tx) - ndim_of(x))
 
 
@@ -170,11 +170,11 @@ def constant_like(like, value):
 def _filled(like, fill, shape, dtype):
     """An array of ``shape`` filled with ``fill``, tracked when ``like`` or ``fill`` is and
     the dtype can carry a derivative (float or complex)."""
-    dt = np.dtype(dtype) if dtype is not None else np.result_type(unbox(fill))
+    dt = np.dtype(dtype) if dtype is not None else np.result_type(meta(fill))
     if dt.kind not in "fc":
         return np.full(shape, unbox(fill), dtype=dt)
     zeros = constant_like(_top(like, fill), np.zeros(shape, dtype=dt))
-    shape, fs = shape_of(unbox(zeros)), shape_of(fill)
+    shape, fs = shape_of(meta(zeros)), shape_of(fill)
     extra = len(fs) - len(shape)
     if extra > 0 and all(d == 1 for d in fs[:extra]):
         fill = np.reshape(fill, fs[extra:])      # NumPy's copyto drops leading 1s of fill
@@ -184,7 +184,7 @@ def _filled(like, fill, shape, dtype):
 
 
 def _like_dtype(a, dtype):
-    return np.result_type(unbox(a)) if dtype is None else dtype
+    return np.result_type(meta(a)) if dtype is None else dtype
 
 
 @handles(np.zeros_like, np.empty_like)
@@ -288,10 +288,10 @@ def _put_along_axis(arr, indices, values, axis):
 def _place(arr, mask, vals):
     # NumPy repeats ``vals`` as needed over the True positions, in order.
     _target(arr, "place")
-    mask = np.asarray(unbox(mask), dtype=bool)
+    mask = np.asarray(concrete(mask), dtype=bool)
     n = int(np.count_nonzero(mask))
     if n:
-        arr[mask] = np.ravel(vals)[np.arange(n) % int(np.size(unbox(vals)))]
+        arr[mask] = np.ravel(vals)[np.arange(n) % int(np.size(meta(vals)))]
 
 
 @handles(np.putmask)
@@ -299,10 +299,10 @@ def _putmask(a, mask, values):
     # NumPy takes values[k % len] for the k-th position of the flattened array.
     _target(a, "putmask")
     s = shape_of(a)
-    mask = np.broadcast_to(np.asarray(unbox(mask), dtype=bool), s)
+    mask = np.broadcast_to(np.asarray(concrete(mask), dtype=bool), s)
     flat = np.flatnonzero(mask)
     if flat.size:
-        a[np.unravel_index(flat, s)] = np.ravel(values)[flat % int(np.size(unbox(values)))]
+        a[np.unravel_index(flat, s)] = np.ravel(values)[flat % int(np.size(meta(values)))]
 
 
 @handles(np.copy)

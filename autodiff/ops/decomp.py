@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import lift, meta, unbox
 from ..core import is_complex, lead, ndim_of, shape_of
 from .define import defprim, handles, norm_axes
 from .linalg import _matmul, inv_p, like, mT, solve_p
@@ -590,16 +590,15 @@ def _vector_norm(x, ord, axes, keepdims):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     ax = np.abs(x)
     if ord == np.inf:          # NumPy: 0 for an empty vector (a max with initial 0)
-        empty = np.size(unbox(x)) == 0
+        empty = np.size(meta(x)) == 0
         return np.max(ax, axis=axes, keepdims=keepdims, **({"initial": 0.0} if empty else {}))
     if ord == -np.inf:
         return np.min(ax, axis=axes, keepdims=keepdims)
     if ord == 1:
         return np.sum(ax, axis=axes, keepdims=keepdims)
     if ord == 0:                  # a count: no derivative; in x's real precision (NumPy's)
-        v = unbox(x)
-        return np.sum(np.asarray(v != 0, dtype=np.asarray(v).real.dtype), axis=axes,
-                      keepdims=keepdims)
+        return lift(lambda v: np.sum(np.asarray(v != 0, dtype=np.asarray(v).real.dtype),
+                                     axis=axes, keepdims=keepdims), x)
     s = np.sum(ax ** ord, axis=axes, keepdims=keepdims)
     return root0(s, ord) if ord > 1 else s ** (1.0 / ord)
 

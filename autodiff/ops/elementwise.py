@@ -9,8 +9,8 @@ import operator
 
 import numpy as np
 
-from ..boxes import unbox
-from ..core import is_complex
+from ..boxes import data, meta, unbox
+from ..core import box_types, is_complex
 from .define import defprim, elementwise, handles, scalar_fast
 
 # ----- Fast implementations (math on Python floats, NumPy otherwise) -----
@@ -90,7 +90,7 @@ def _ties(x, y, ans):
     s = (x > y) * 1.0 + (x == y) * 0.5
     if type(s) is float:
         return s
-    dt = getattr(unbox(ans), "dtype", None)
+    dt = getattr(meta(ans), "dtype", None)
     if dt is not None and dt.kind == "f" and dt != s.dtype:
         return s.astype(dt)
     return s
@@ -98,7 +98,9 @@ def _ties(x, y, ans):
 
 def _dheaviside_h(ans, x, h):
     # heaviside(x, h) is h exactly where x == 0 (and a constant 0 or 1 elsewhere).
-    return np.asarray(unbox(x) == 0, dtype=np.result_type(unbox(h), np.float16))
+    hit = data(x) == 0
+    dt = np.result_type(meta(h), np.float16)
+    return hit.astype(dt) if type(hit) in box_types else np.asarray(hit, dtype=dt)
 
 
 # ----- Linear -----
@@ -220,7 +222,10 @@ where_p = defprim("where", np.where,
 @handles(np.where)
 def _where(condition, x=None, y=None):
     if x is None and y is None:
-        return np.where(unbox(condition))
+        return np.nonzero(data(condition))
+    c = data(condition)
+    if type(c) in box_types:        # recorded by ad.jit: the mask is part of the program
+        return where_p(c if c.dtype == bool else c != 0, x, y)
     return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
 
 

@@ -5,7 +5,7 @@ with differentiable primitives (stacking, assignment), exactly as NumPy's loops 
 """
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import concrete, unbox
 from ..core import ndim_of, shape_of
 from .define import handles
 
@@ -39,7 +39,7 @@ def _apply_over_axes(func, a, axes):
 @handles(np.piecewise)
 def _piecewise(x, condlist, funclist, *args, **kw):
     conds = condlist if isinstance(condlist, list) else [condlist]
-    conds = [np.asarray(unbox(c), dtype=bool) for c in conds]
+    conds = [np.asarray(concrete(c), dtype=bool) for c in conds]
     if len(funclist) == len(conds) + 1:            # the "otherwise" piece
         conds.append(~np.any(conds, axis=0))
     out = np.zeros_like(x)

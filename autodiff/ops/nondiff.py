@@ -10,7 +10,7 @@ Any other NumPy function without a rule raises ``NotImplementedError`` naming it
 import numpy as np
 import scipy.special
 
-from ..boxes import unbox
+from ..boxes import lift, recorded, unbox
 from .define import defprim, handles
 
 NONDIFF_UFUNCS = (
@@ -40,6 +40,8 @@ for _u in NONDIFF_UFUNCS:
 
 def _plain(f):
     def handler(*args, **kw):
+        if recorded(args, tuple(kw.values())):      # under ad.jit: a recorded call
+            return lift(f, *args, **kw)
         return f(*[_unbox_tree(a) for a in args], **{k: _unbox_tree(v) for k, v in kw.items()})
     return handler
 

@@ -8,14 +8,14 @@ comes from the primitives these are built of.
 """
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import meta, unbox
 from ..core import box_types, ndim_of, shape_of
 from .assembly import _arr
 from .define import handles
 
 
 def _pad_front(p, n):
-    return np.concatenate([np.zeros(n, dtype=np.result_type(unbox(p))), p]) if n > 0 else p
+    return np.concatenate([np.zeros(n, dtype=np.result_type(meta(p))), p]) if n > 0 else p
 
 
 @handles(np.polyadd)
@@ -49,7 +49,7 @@ def _poly1d(p):
             "np.convolve(a1, a2), which keeps every coefficient (as jax.numpy.polymul does "
             "by default).")
     if nz.size == 0:
-        return np.zeros(1, dtype=np.result_type(unbox(p)))
+        return np.zeros(1, dtype=np.result_type(meta(p)))
     return p[int(nz[0]):] if nz[0] else p
 
 
@@ -85,13 +85,13 @@ def _polydiv(u, v):
     u, v = _arr(u), _arr(v)
     n, m = shape_of(u)[0], shape_of(v)[0]
     if n < m:
-        return np.zeros(1, dtype=np.result_type(unbox(u))), u
+        return np.zeros(1, dtype=np.result_type(meta(u))), u
     r = u * 1.0
     q = []
     for k in range(n - m + 1):
         c = r[k] / v[0]
         q.append(c)
-        z = np.zeros(n - m + 1, dtype=np.result_type(unbox(r)))     # float32 stays float32
+        z = np.zeros(n - m + 1, dtype=np.result_type(meta(r)))     # float32 stays float32
         r = r - np.concatenate([z[:k], c * v, z[:n - m - k]])
     q = np.stack(q)
     rem = r[n - m + 1:] if m > 1 else r[-1:] * 0.0    # a constant divisor: NumPy's r = [0.]
@@ -120,12 +120,12 @@ def _roots(p):
     n = shape_of(p)[0] - 1
     if n < 1:
         return np.zeros(trailing)
-    companion = np.zeros((n, n), like=p, dtype=np.result_type(unbox(p)))
+    companion = np.zeros((n, n), like=p, dtype=np.result_type(meta(p)))
     companion[0, :] = -p[1:] / p[0]
     if n > 1:
         companion[np.arange(1, n), np.arange(n - 1)] = 1.0
     r = np.linalg.eigvals(companion)
-    return np.concatenate([r, np.zeros(trailing, dtype=np.result_type(unbox(r)))])
+    return np.concatenate([r, np.zeros(trailing, dtype=np.result_type(meta(r)))])
 
 
 @handles(np.poly)
@@ -133,9 +133,9 @@ def _poly(seq_of_zeros):
     z = seq_of_zeros
     if ndim_of(z) == 2 and shape_of(z)[0] == shape_of(z)[1] and shape_of(z)[0] > 0:
         z = np.linalg.eigvals(z)
-    out = np.ones(1, like=z, dtype=np.result_type(unbox(z)))
+    out = np.ones(1, like=z, dtype=np.result_type(meta(z)))
     for k in range(shape_of(z)[0]):
-        out = np.convolve(out, np.stack([np.ones((), dtype=np.result_type(unbox(z))), -z[k]]))
+        out = np.convolve(out, np.stack([np.ones((), dtype=np.result_type(meta(z))), -z[k]]))
     vals = unbox(z)
     if np.iscomplexobj(vals) and np.allclose(np.sort_complex(vals),
                                              np.sort_complex(np.conj(vals))):

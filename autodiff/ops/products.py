@@ -444,7 +444,7 @@ def _segment(x, xp):
     n = shape_of(xp)[0]
     j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, max(n - 2, 0))
     inside = (x >= xp[0]) & (x <= xp[-1])
-    return j, np.asarray(inside)
+    return j, inside if type(inside) in box_types else np.asarray(inside)
 
 
 def _interp_slope(ans, x, xp, fp):
@@ -462,7 +462,7 @@ def _interp_weight(x, xp):
     if shape_of(xp)[0] < 2:
         return j, 0.0 * x
     w = (x - xp[j]) / (xp[j + 1] - xp[j])
-    return j, np.where(inside, w, np.asarray(x > xp[-1]) * 1.0)
+    return j, np.where(inside, w, (x > xp[-1]) * 1.0)
 
 
 def _interp_fp_jvp(t, ans, x, xp, fp):

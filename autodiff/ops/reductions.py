@@ -13,7 +13,7 @@ order statistics interpolated); cov, corrcoef; and bincount's weights (a scatter
 """
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import data, meta, unbox
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from .define import (broadcast, check_no_out, defprim, expand_to, handles, norm_axes,
                      reduce_axes)
@@ -72,14 +72,17 @@ prod_p = defprim(
 
 def _share(ans, x, axis, keepdims):
     """Where x attains the extremum, each tie taking an equal share of the derivative."""
-    hit = np.asarray(x == expand_to(ans, axis, keepdims), dtype=_real_dtype(x))
+    hit = x == expand_to(ans, axis, keepdims)
+    # (a mask recorded by ad.jit is a tracked value: cast by astype, which records)
+    hit = hit.astype(_real_dtype(x)) if type(hit) in box_types else \
+        np.asarray(hit, dtype=_real_dtype(x))
     return hit / np.sum(hit, axis=axis, keepdims=True)
 
 
 def _real_dtype(x):
     """The real float dtype of ``x``'s values (float64 for integers): the dtype a share or
     weight multiplying ``x``'s tangent keeps, so float32 stays float32."""
-    v = unbox(x)
+    v = meta(x)
     dt = np.dtype(np.float64 if isinstance(v, (int, float)) else np.result_type(v))
     return np.finfo(dt).dtype if dt.kind in "fc" else np.dtype(np.float64)
 
@@ -186,7 +189,7 @@ def root0(s, p=2):
     it is a kink whose symmetric derivative is 0: ``abs'(0) = 0`` (JAX), PyTorch's
     ``std``/``norm`` at 0. The root of ``where(s = 0, 1, s)`` times the 0/1 mask keeps
     inf out of every derivative."""
-    v = unbox(s)
+    v = data(s)
     zero = v == 0
     if not np.any(zero):
         return np.sqrt(s) if p == 2 else s ** (1.0 / p)
@@ -656,9 +659,9 @@ def _tracked_edges(a, edges, bins, lohi):
     ``linspace(min a, max a, n+1)``, which moves with the extreme values: NumPy's edges plus
     ``(lo - lo₀)(1 - u) + (hi - hi₀)u`` (u the edges' place in [0, 1]), 0 in value, so the
     numbers stay NumPy's. With a ``range`` they are constant."""
-    if np.ndim(unbox(bins)) == 1:
+    if np.ndim(meta(bins)) == 1:
         return bins if type(bins) in box_types else edges
-    if not lohi or type(a) not in box_types or shape_of(a) == () or np.size(unbox(a)) == 0:
+    if not lohi or type(a) not in box_types or shape_of(a) == () or np.size(meta(a)) == 0:
         return edges
     lo, hi = np.min(a), np.max(a)
     u = (edges - edges[0]) / (edges[-1] - edges[0])

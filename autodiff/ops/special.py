@@ -20,7 +20,7 @@ import math
 import numpy as np
 import scipy.special as sp
 
-from ..boxes import unbox
+from ..boxes import data, unbox
 from .define import defprim
 from .define import elementwise as _elementwise
 
@@ -88,7 +88,7 @@ def _drgamma(ans, x):
     """(1/Γ)' = -ψ/Γ, which is 0·inf at the poles of Γ (x = 0, -1, ...) where 1/Γ is
     smooth. There: the reflection 1/Γ(x) = sin(πx)Γ(1-x)/π differentiated,
     Γ(1-x)·(cos πx - sin πx·ψ(1-x)/π), finite and differentiable again."""
-    v = unbox(x)
+    v = data(x)
     pole = (v <= 0) & (v == np.round(v))
     if not np.any(pole):
         return -ans * digamma_p(x)

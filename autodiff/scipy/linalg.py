@@ -19,7 +19,7 @@ triangle only: the symmetric matrix is built from it first. Rules:
 import numpy as np
 import scipy.linalg
 
-from ..boxes import unbox
+from ..boxes import meta, unbox
 from ..core import box_types, is_complex, ndim_of, shape_of
 from ..ops.define import defprim
 from ..ops.linalg import as_columns, like, mT
@@ -346,7 +346,7 @@ def lu_solve(lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
     lu, piv = lu_and_piv
     if not _tracked(lu, b):
         return scipy.linalg.lu_solve(lu_and_piv, b, trans, overwrite_b, check_finite)
-    if ndim_of(lu) != 2 or np.ndim(unbox(piv)) != 1:
+    if ndim_of(lu) != 2 or np.ndim(meta(piv)) != 1:
         raise NotImplementedError("lu_solve with a stack of LU factors and a tracked value; "
                                   "factor and solve each matrix in a loop")
     perm = np.array(_permutation(unbox(piv)))

@@ -14,7 +14,7 @@ from scipy.special import (  # noqa: F401
     kl_div, kv, log_expit, log_ndtr, logit, ndtr, ndtri, psi, rel_entr, rgamma, stdtr, xlog1py,
     xlogy, y0, y1, yn, yv, zeta)
 
-from ..boxes import unbox
+from ..boxes import data, unbox
 from ..core import ndim_of
 from ..ops.define import reduce_axes
 from ..ops.softmax import log_softmax, logsumexp_p, softmax  # noqa: F401
@@ -60,7 +60,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     axes = reduce_axes(axis, ndim_of(a))   # as scipy's np.max/np.sum: 0-d takes axis 0
     if b is None and not return_sign:
         return logsumexp_p(a, axis=axes, keepdims=bool(keepdims))
-    m = np.max(unbox(a), axis=axes, keepdims=True)
+    m = np.max(data(a), axis=axes, keepdims=True)     # a shift: no derivative
     m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(a - m)
     s = np.sum(e if b is None else b * e, axis=axes, keepdims=True)

@@ -1,0 +1,292 @@
+"""A recorded program: a flat, immutable list of primitive calls with guards, and its replays.
+
+``ad.jit`` records a function once per input signature into a :class:`Program`: numbered
+slots (``v0, v1, ...``) for the inputs and for every value computed from them, constants
+(``c0, c1, ...``) for everything else, one instruction per primitive call (the reverse
+sweep's rule calls included when the function takes a gradient), and a guard for every
+value-dependent decision Python made while recording (``if x > 0``, a loop's trip count, an
+index read with ``int``). Instructions no output and no guard depend on are dropped.
+
+Lowering. A program is lowered to a backend by walking its instructions once:
+
+* ``plain`` (the default): one generated Python function that calls each primitive's
+  ``impl`` on plain arrays, with no boxes and no dispatch; a value is released after its
+  last use, so NumPy's allocator reuses its buffer.
+* ``bound``: the same walk, but every call goes through ``bind``, so the replay on tracked
+  arguments (``ad.grad(ad.jit(f))``) is differentiated by the outer transforms, or recorded
+  by an outer ``ad.jit``.
+* ``numba`` (``autodiff/compiled.py``): programs on Python floats only, run by a compiled
+  interpreter over a flat opcode array.
+
+A new target (a CUDA backend for ``autodiff.gpu``: fused elementwise kernels, library calls
+for the rest) is one more function ``lower_<target>(program)`` reading the same
+instruction list (``Program.instructions``); the recording, the guards and the cache stay.
+
+A guard that fails raises :class:`GuardMiss`; ``ad.jit`` then tries its other recordings for
+the signature and records again if none fits. A wrong branch is never replayed.
+"""
+import operator
+
+import numpy as np
+
+from .core import bind
+
+__all__ = ["Program", "Slot", "GuardMiss"]
+
+
+class GuardMiss(Exception):
+    """A guard of a program failed: the replayed inputs take another branch."""
+
+
+class Slot:
+    """A reference to a value of the program (``v{index}``) inside an argument template."""
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+    def __repr__(self):
+        return f"v{self.index}"
+
+
+# Instruction kinds. Each instruction is a tuple ``(kind, out, fn, args, kw)``.
+CALL = "call"       # out = prim(*args, **kw)        (prim.impl, or bind when tracked)
+FUNC = "func"       # out = fn(*args, **kw)          (a NumPy function without derivative)
+ITEM = "item"       # out = args[0][fn]              (an element of a tuple result)
+CONST = "const"     # out = args[0]                  (a constant made trackable)
+GUARD = "guard"     # check(args[0]) == kw           (fn names the check; out is None)
+
+_INLINE = {operator.add: "+", operator.sub: "-", operator.mul: "*"}
+_UNARY = {operator.neg: "-", operator.pos: "+"}
+
+
+def _slots(t, out):
+    tt = type(t)
+    if tt is Slot:
+        out.add(t.index)
+    elif tt is tuple or tt is list:
+        for a in t:
+            _slots(a, out)
+    elif tt is dict:
+        for a in t.values():
+            _slots(a, out)
+    elif tt is slice:
+        _slots(t.start, out)
+        _slots(t.stop, out)
+        _slots(t.step, out)
+    return out
+
+
+def reads(instr):
+    """The slots an instruction reads."""
+    kind, out, fn, args, kw = instr
+    s = _slots(args, set())
+    if kind != GUARD:
+        _slots(kw, s)
+    return s
+
+
+def _same(a, b):
+    """A value guard: the same type, shape, dtype and numbers (NaN equal to NaN)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is np.ndarray:
+        return a.shape == b.shape and a.dtype == b.dtype and \
+            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    return a == b or (a != a and b != b)
+
+
+class Program:
+    """An immutable recorded program: inputs, instructions, outputs.
+
+    ``len(program)`` counts instructions, ``program.guards`` the guards; ``str(program)``
+    lists it; ``program(*leaves)`` replays it on plain values (``GuardMiss`` when a guard
+    fails); ``program.bound(*leaves)`` replays it through ``bind`` on tracked values.
+    """
+
+    def __init__(self, n_inputs, instructions, outputs, out_tree, name="f", types=None):
+        self.n_inputs = n_inputs
+        self.types = types or {}
+        self.out_tree = out_tree
+        self.name = name
+        self.instructions, self.outputs = _prune(tuple(instructions), tuple(outputs))
+        self._plain = None
+        self._bound = None
+        self.backend = None     # "python" or "numba" once lowered
+
+    @property
+    def guards(self):
+        return [i for i in self.instructions if i[0] == GUARD]
+
+    def __len__(self):
+        return len(self.instructions)
+
+    def __call__(self, *leaves):
+        run = self._plain
+        if run is None:
+            run = self._plain = _lower(self, bound=False)
+            self.backend = "python"
+        return run(*leaves)
+
+    def use(self, run, backend):
+        """Replay with ``run``, another backend's lowering of this program (the recorder
+        offers scalar programs to ``compiled.lower_numba``; program.py imports no backend)."""
+        self._plain, self.backend = run, backend
+
+    def bound(self, *leaves):
+        run = self._bound
+        if run is None:
+            run = self._bound = _lower(self, bound=True)
+        return run(*leaves)
+
+    def source(self, bound=False):
+        """The generated Python source of a replay (for reading and teaching)."""
+        return _generate(self, bound)[0]
+
+    def __str__(self):
+        lines = [f"program {self.name}({', '.join(f'v{i}' for i in range(self.n_inputs))}): "
+                 f"{len(self)} instructions, {len(self.guards)} guards"]
+        for kind, out, fn, args, kw in self.instructions:
+            if kind == GUARD:
+                lines.append(f"  guard {fn}({_show(args[0])}) == {kw!r}"
+                             if fn != "value" else f"  guard value({_show(args[0])})")
+                continue
+            if kind == ITEM:
+                rhs = f"{_show(args[0])}[{fn}]"
+            elif kind == CONST:
+                rhs = f"constant {_show(args[0])}"
+            else:
+                name = fn.name if kind == CALL else getattr(fn, "__name__", repr(fn))
+                parts = [_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kw.items()]
+                rhs = f"{name}({', '.join(parts)})"
+            lines.append(f"  v{out} = {rhs}")
+        lines.append("  return " + ", ".join(_show(o) for o in self.outputs))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _show(a):
+    t = type(a)
+    if t is Slot:
+        return repr(a)
+    if t is tuple:
+        return "(" + ", ".join(_show(x) for x in a) + ("," if len(a) == 1 else "") + ")"
+    if t is list:
+        return "[" + ", ".join(_show(x) for x in a) + "]"
+    if t is slice:
+        parts = [a.start, a.stop] + ([a.step] if a.step is not None else [])
+        return ":".join("" if x is None else _show(x) for x in parts)
+    if t is np.ndarray:
+        return f"array{a.shape}" if a.size > 3 else np.array2string(a, separator=", ")
+    if t is float:
+        return f"{a:.6g}"
+    return repr(a)
+
+
+def _prune(instructions, outputs):
+    """Drop instructions whose results no output and no guard needs (dead records)."""
+    live = set()
+    for o in outputs:
+        if type(o) is Slot:
+            live.add(o.index)
+    kept = []
+    for ins in reversed(instructions):
+        if ins[0] == GUARD or ins[1] in live:
+            live |= reads(ins)
+            kept.append(ins)
+    kept.reverse()
+    return tuple(kept), outputs
+
+
+def _generate(program, bound):
+    """Python source of a replay and the names it uses."""
+    names = {"_miss": GuardMiss, "_index": operator.index, "_bool": bool, "_int": int,
+             "_same": _same, "_shape": np.shape, "_bind": bind}
+    if bound:
+        from .boxes import concrete, data, lift
+        names["_lift"] = lift           # a function without derivative sees plain values
+        names["_index"] = lambda v: operator.index(data(v))
+        names["_int"] = lambda v: int(data(v))
+        names["_concrete"] = concrete
+    consts = {}
+
+    def const(c):
+        key = id(c)
+        if key not in consts:
+            consts[key] = f"c{len(consts)}"
+            names[consts[key]] = c
+        return consts[key]
+
+    def expr(t):
+        tt = type(t)
+        if tt is Slot:
+            return f"v{t.index}"
+        if tt is tuple:
+            return "(" + "".join(expr(a) + ", " for a in t) + ")"
+        if tt is list:
+            return "[" + ", ".join(expr(a) for a in t) + "]"
+        if tt is slice:
+            return f"slice({expr(t.start)}, {expr(t.stop)}, {expr(t.step)})"
+        if tt is dict:
+            return "{" + ", ".join(f"{k!r}: {expr(v)}" for k, v in t.items()) + "}"
+        if t is None or tt is bool or tt is int:
+            return repr(t)
+        return const(t)
+
+    # Last use of each slot: a value is deleted after it, so its buffer can be reused.
+    last = {}
+    for k, ins in enumerate(program.instructions):
+        for s in reads(ins):
+            last[s] = k
+    keep = {o.index for o in program.outputs if type(o) is Slot}
+    lines = [f"def replay({''.join(f'v{i}, ' for i in range(program.n_inputs))}):"]
+    for k, (kind, out, fn, args, kw) in enumerate(program.instructions):
+        if kind == GUARD:
+            v = expr(args[0])
+            if fn == "value":
+                test = (f"not _same(_concrete({v}), {const(kw)})" if bound
+                        else f"not _same({v}, {const(kw)})")
+            elif fn == "shape":
+                test = f"_shape({v}) != {kw!r}"
+            else:
+                test = f"_{fn}({v}) != {kw!r}"
+            lines.append(f"    if {test}: raise _miss({k})")
+        elif kind == ITEM:
+            lines.append(f"    v{out} = {expr(args[0])}[{fn}]")
+        elif kind == CONST:
+            lines.append(f"    v{out} = {expr(args[0])}")
+        else:
+            call_args = [expr(a) for a in args] + [f"{key}={expr(v)}" for key, v in kw.items()]
+            if kind == CALL and bound:
+                rhs = f"_bind({const(fn)}, {', '.join(call_args)})"
+            elif kind == FUNC and bound:
+                rhs = f"_lift({const(fn)}, {', '.join(call_args)})"
+            elif kind == CALL and not kw and fn.impl in _INLINE and len(args) == 2:
+                rhs = f"{call_args[0]} {_INLINE[fn.impl]} {call_args[1]}"
+            elif kind == CALL and not kw and fn.impl in _UNARY and len(args) == 1:
+                rhs = f"{_UNARY[fn.impl]}{call_args[0]}"
+            else:
+                f = fn.impl if kind == CALL else fn
+                rhs = f"{const(f)}({', '.join(call_args)})"
+            lines.append(f"    v{out} = {rhs}")
+        dead = sorted(s for s, j in last.items() if j == k and s not in keep)
+        if dead:
+            lines.append("    del " + ", ".join(f"v{s}" for s in dead))
+    outs = []
+    for o in program.outputs:
+        if type(o) is Slot:
+            outs.append(f"v{o.index}")
+        elif type(o) is np.ndarray:
+            outs.append(f"{const(o)}.copy()")       # the cache's constant stays unshared
+        else:
+            outs.append(expr(o))
+    lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
+    return "\n".join(lines) + "\n", names
+
+
+def _lower(program, bound):
+    src, names = _generate(program, bound)
+    code = compile(src, f"<ad.jit program {program.name}>", "exec")
+    exec(code, names)
+    return names["replay"]
