@@ -337,6 +337,14 @@ def _root_vjp(g, ans, *dleaves, spec):
     return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
 
 
+def _check_options(kind, solve, tol):
+    if not (callable(solve) or solve in _SOLVES):
+        raise ValueError(f"{kind}: solve must be one of {_SOLVES} or a callable "
+                         f"solve(op, b) -> x, not {solve!r}")
+    if not 0 < tol < 1:
+        raise ValueError(f"{kind}: tol must be in (0, 1), not {tol!r}")
+
+
 def _plain_tree(t):
     leaves, tree = flatten(t)
     return unflatten(tree, [unbox(v) for v in leaves])
@@ -348,20 +356,13 @@ class _Implicit:
 
     def __init__(self, solver, F, solve, tol, has_aux):
         functools.update_wrapper(self, solver)
-        if not (callable(solve) or solve in _SOLVES):
-            raise ValueError(f"{self.kind}: solve must be one of {_SOLVES} or a callable "
-                             f"solve(op, b) -> x, not {solve!r}")
-        if not 0 < tol < 1:
-            raise ValueError(f"{self.kind}: tol must be in (0, 1), not {tol!r}")
+        _check_options(self.kind, solve, tol)
         self.solver, self.F, self.solve, self.tol, self.has_aux = solver, F, solve, tol, has_aux
         self.name = f"{self.kind}[{getattr(solver, '__name__', 'solver')}]"
         self.prim = Primitive(self.name, _root_impl, jvp=_root_jvp, vjp=_root_vjp)
 
     def residual(self, x, args, kwargs):
         return self.F(x, *args, **kwargs)
-
-    def __get__(self, instance, owner=None):
-        return self if instance is None else functools.partial(self, instance)
 
     def __call__(self, x0, *args, **kwargs):
         x0 = _plain_tree(x0)            # no derivative through the initial guess (JAX)
@@ -420,6 +421,8 @@ def custom_root(F, *, solve="auto", tol=1e-10, has_aux=False):
     >>> round(float(ad.grad(lambda a: sqrt(1.0, a))(4.0)), 12)     # 1 / (2 sqrt a)
     0.25
     """
+    _check_options("custom_root", solve, tol)
+
     def decorate(solver):
         return _Implicit(solver, F, solve, tol, has_aux)
     return decorate
@@ -440,6 +443,8 @@ def custom_fixed_point(T, *, solve="auto", tol=1e-10, has_aux=False):
     >>> bool(abs(ad.grad(lambda a: fp(0.5, a))(1.0) - (-x * np.sin(x)) / (1 + np.sin(x))) < 1e-12)
     True
     """
+    _check_options("custom_fixed_point", solve, tol)
+
     def decorate(solver):
         return _ImplicitFixedPoint(solver, T, solve, tol, has_aux)
     return decorate
