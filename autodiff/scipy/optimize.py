@@ -77,7 +77,7 @@ def _first(out):
 
 
 def _failed(what, message):
-    raise ConvergenceError(f"{what} did not converge: {message}. Its result would be a "
+    raise ConvergenceError(f"{what} did not converge: {str(message).rstrip('.')}. Its result would be a "
                            "wrong number with a wrong derivative; change x0, the bracket, "
                            "the tolerances or maxiter (options=) and call again.")
 
@@ -86,7 +86,8 @@ def _failed(what, message):
 def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, options=None):
     """``scipy.optimize.root``, differentiable in ``args``: ``dx = -J⁻¹ ∂fun/∂args·dargs``.
     ``jac`` (methods ``hybr``, ``lm``) is the engine's Jacobian unless given; ``jac=True``
-    means ``fun`` returns ``(f, J)``, as in SciPy. Raises :class:`ConvergenceError` when
+    means ``fun`` returns ``(f, J)``, as in SciPy (``fun`` then also runs on tracked values,
+    its ``J`` unused, so build ``J`` with ``autodiff.numpy``). Raises :class:`ConvergenceError` when
     ``success`` is False."""
     if not isinstance(args, tuple):
         args = (args,)
