@@ -23,7 +23,6 @@ gets no derivative (JAX's semantics). A tangent system that cannot be solved (a 
 import functools
 import importlib
 import math
-import warnings
 
 import numpy as np
 
@@ -171,18 +170,19 @@ def _jac_dense(spec, z, dleaves):
 
 
 class _DenseLU:
-    def __init__(self, spec, z, dleaves):
-        import scipy.linalg as sl
-        A = _jac_dense(spec, z, dleaves)
-        if not np.all(np.isfinite(A)):
+    """LU of the dense ``∂F/∂x`` (LAPACK's getrf; getrs solves with it or its transpose)."""
+
+    def __init__(self, spec, A):
+        from scipy.linalg import lapack
+        self.lapack = lapack
+        A = np.asarray(A, dtype=np.float64)
+        anorm = float(np.abs(A).sum(axis=0).max()) if A.size else 0.0
+        if not np.isfinite(anorm):
             raise np.linalg.LinAlgError(
                 f"{spec.owner.name}: ∂F/∂x at the solution holds non-finite values; the "
                 "implicit function theorem gives no derivative there.")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.lu = sl.lu_factor(A, check_finite=False)
-        anorm = np.linalg.norm(A, 1)
-        rcond = sl.lapack.dgecon(self.lu[0], anorm, norm="1")[0] if anorm > 0 else 0.0
+        self.lu, self.piv, info = lapack.dgetrf(A)
+        rcond = lapack.dgecon(self.lu, anorm, norm="1")[0] if info == 0 and anorm > 0 else 0.0
         if not rcond > 10 * np.finfo(float).eps:
             raise np.linalg.LinAlgError(
                 f"{spec.owner.name}: ∂F/∂x is singular at the solution (reciprocal condition "
@@ -191,8 +191,8 @@ class _DenseLU:
                 "(for a fixed point: that ∂T/∂x has no eigenvalue 1).")
 
     def __call__(self, R, transpose):
-        import scipy.linalg as sl
-        return sl.lu_solve(self.lu, R.T, trans=1 if transpose else 0, check_finite=False).T
+        Y, info = self.lapack.dgetrs(self.lu, self.piv, R.T, trans=1 if transpose else 0)
+        return Y.T
 
 
 class _SparseLU:
@@ -256,6 +256,15 @@ class _Krylov:
         return out
 
 
+def _dense(spec):
+    solve = spec.owner.solve
+    return solve == "dense" or solve == "auto" and spec.n <= DENSE_MAX
+
+
+def _plain(*xs):
+    return not any(type(x) in box_types for x in xs)
+
+
 def _factor(spec, z, dleaves):
     """The tangent system's solver at ``(z, θ)`` (plain values), made once per point."""
     c = spec.cache
@@ -265,8 +274,8 @@ def _factor(spec, z, dleaves):
     solve = spec.owner.solve
     if callable(solve):
         f = _Krylov(spec, z, dleaves, solve)
-    elif solve == "dense" or solve == "auto" and spec.n <= DENSE_MAX:
-        f = _DenseLU(spec, z, dleaves)
+    elif _dense(spec):
+        f = _DenseLU(spec, _jac_dense(spec, z, dleaves))
     elif solve == "sparse":
         f = _SparseLU(spec, z, dleaves)
     else:
@@ -326,6 +335,8 @@ def _root_impl(*dleaves, spec):
 
 
 def _root_jvp(tangents, ans, *dleaves, spec):
+    if _dense(spec) and _plain(ans, *dleaves, *tangents):
+        return _root_jvp_dense(tangents, ans, dleaves, spec)
     u = _push_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), list(tangents))
     if u is None:
         return None
@@ -333,6 +344,8 @@ def _root_jvp(tangents, ans, *dleaves, spec):
 
 
 def _root_vjp(g, ans, *dleaves, spec):
+    if _dense(spec) and _plain(g, ans, *dleaves):
+        return _root_vjp_dense(g, ans, dleaves, spec)
     mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
     return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
 
@@ -343,6 +356,54 @@ def _check_options(kind, solve, tol):
                          f"solve(op, b) -> x, not {solve!r}")
     if not 0 < tol < 1:
         raise ValueError(f"{kind}: tol must be in (0, 1), not {tol!r}")
+
+
+# The common first-order case, nothing tracked by an outer transform: ∂F/∂x and ∂F/∂θ come
+# from one sweep together (no rule of an outer level needs the tangent solve as a
+# primitive), and the factorisation is kept for any later solve at the same point.
+def _root_jvp_dense(tangents, ans, dleaves, spec):
+    """ẋ = -A⁻¹ (∂F/∂θ·θ̇): A's n columns and the B tangents' images in one forward sweep
+    of n + B directions."""
+    n = spec.n
+    k = next(i for i, t in enumerate(tangents) if t is not None)
+    lead = _lead(tangents[k], dleaves[k])
+    nb = math.prod(lead) if lead else 1
+    dt = np.result_type(spec.dtype, *[t for t in tangents if t is not None])
+    seeds = [np.concatenate([np.eye(n, dtype=dt), np.zeros((nb, n), dt)])]
+    for t, x in zip(tangents, dleaves):
+        if t is not None:
+            shape = shape_of(x)
+            t = np.concatenate([np.zeros((n,) + shape, dt),
+                                np.reshape(t, (nb,) + shape).astype(dt, copy=False)])
+        seeds.append(t)
+    T = _push_flat(lambda z, *ls: spec.Fz(z, ls), [ans, *dleaves], seeds)
+    T = np.zeros((n + nb, n)) if T is None else np.asarray(T, dtype=np.float64)
+    f = _DenseLU(spec, T[:n].T)
+    spec.cache = (ans, tuple(dleaves), f)
+    Y = f(-T[n:], False).astype(dt, copy=False)
+    return np.reshape(Y, lead + (n,)) if lead else Y[0]
+
+
+def _root_vjp_dense(g, ans, dleaves, spec):
+    """θ̄ = -(∂F/∂θ)ᵀ A⁻ᵀ x̄ from one recording of F: a sweep of the n basis cotangents gives
+    A (and (∂F/∂θ)ᵀ of each), a second sweep (or a contraction, when small) θ̄."""
+    n = spec.n
+    _, _, _, sweep = _pull(lambda z, *ls: spec.Fz(z, ls), None, [ans, *dleaves],
+                           lambda ls: ls, retain=True, transform="custom_root")
+    if n == 1:      # one row: an unbatched sweep is cheaper
+        rows = [np.reshape(r, (1,) + shape_of(r)) for r in sweep([np.ones(1, spec.dtype)])]
+    else:
+        rows = sweep([np.eye(n, dtype=spec.dtype)], nb=1)
+    f = _DenseLU(spec, np.asarray(rows[0], dtype=np.float64))
+    spec.cache = (ans, tuple(dleaves), f)
+    lead = _lead(g, ans)
+    MU = f(np.reshape(np.asarray(g, dtype=np.float64), (-1, n)), True)
+    if n * sum(math.prod(shape_of(x)) for x in dleaves) <= 1 << 22:
+        cts = [-(MU @ np.reshape(r, (n, -1))) for r in rows[1:]]
+    else:
+        cts = [-c for c in sweep([MU], nb=1)]
+    return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
+            for c, x in zip(cts, dleaves)]
 
 
 def _plain_tree(t):
