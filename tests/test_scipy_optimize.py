@@ -353,3 +353,51 @@ def test_least_squares_failure_raises():
 def test_untracked_calls_match_scipy():
     assert aso.brentq(lambda x: x - 0.25, 0, 1) == so.brentq(lambda x: x - 0.25, 0, 1)
     close(aso.fixed_point(lambda x: np.cos(x), 0.5), so.fixed_point(lambda x: np.cos(x), 0.5))
+
+
+# ----- one SciPy solve per derivative call, for every wrapper -----------------------------
+def _solves():
+    mf_h = np.linspace(0.2, 0.6, 8)
+    return {
+        "root": (bratu, lambda g, l: aso.root(g, np.zeros(NB), args=(l,), tol=1e-12).x, 1.0),
+        "fsolve": (bratu, lambda g, l: aso.fsolve(g, np.zeros(NB), args=(l,)), 1.0),
+        "root_scalar": (lambda x, a: x ** 3 - a,
+                        lambda g, a: aso.root_scalar(g, args=(a,), x0=1.0).root, 2.0),
+        "minimize": (lambda x, a: objective(x, A0, a * B0),
+                     lambda g, a: aso.minimize(g, np.zeros(3), args=(a,)).x, 1.0),
+        "least_squares": (lambda c, s: resid(c, TT, YY * s),
+                          lambda g, s: aso.least_squares(g, [1.0, 1.0, 0.0], args=(s,)).x, 1.0),
+        "fixed_point": (lambda m, b: T_mf(m, b, mf_h),
+                        lambda g, b: aso.fixed_point(g, np.zeros(8), args=(b,)), 0.9),
+    }
+
+
+@pytest.mark.parametrize("name", list(_solves()))
+def test_one_solve_per_derivative_call(name):
+    f, solve, p = _solves()[name]
+    g = counting(f)
+    solve(g, p)
+    n_solve = g.plain
+    assert n_solve > 0
+    for transform in (ad.jacfwd, ad.jacrev, ad.hessian):
+        g.plain = 0
+        out = transform(lambda p: np.sum(solve(g, p)))(p)
+        assert g.plain == n_solve, (transform, g.plain, n_solve)
+        assert np.all(np.isfinite(out))
+
+
+def test_user_given_derivatives_are_used_and_still_differentiated():
+    def fg(x, a, b):                                 # jac=True: fun returns (f, grad f)
+        return objective(x, a, b), (x - a) ** 3 + Q @ x - b
+    x1 = lambda b: aso.minimize(fg, np.zeros(3), args=(A0, b), jac=True,
+                                options={"gtol": 1e-8}).x
+    x2 = lambda b: aso.minimize(objective, np.zeros(3), args=(A0, b),
+                                options={"gtol": 1e-8}).x
+    close(ad.jacrev(x1)(B0), ad.jacrev(x2)(B0), rtol=1e-7)
+    f = lambda x, a: (x ** 3 - a, 3 * x ** 2)        # fprime=True: f returns (f, f')
+    r = lambda a: aso.root_scalar(f, args=(a,), x0=1.0, fprime=True, xtol=1e-14).root
+    close(ad.grad(r)(8.0), 1 / 12)
+    lm = lambda y: aso.least_squares(resid, [1.0, 1.0, 0.0], args=(TT, y), method="lm",
+                                     **LSQ).x
+    close(ad.jacfwd(lm)(YY), ad.jacrev(lambda y: aso.least_squares(
+        resid, [1.0, 1.0, 0.0], args=(TT, y), **LSQ).x)(YY), rtol=1e-6, atol=1e-9)
