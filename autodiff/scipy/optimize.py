@@ -249,6 +249,8 @@ def _kkt(name, gradient, x_star, lb, ub, args, kwargs=None):
 _USES_JAC = {"cg", "bfgs", "newton-cg", "l-bfgs-b", "tnc", "slsqp", "dogleg", "trust-ncg",
              "trust-krylov", "trust-exact", "trust-constr"}
 _NEEDS_HESS = {"dogleg", "trust-exact"}
+_HANDLE_BOUNDS = {"nelder-mead", "powell", "l-bfgs-b", "tnc", "slsqp", "trust-constr", "cobyla",
+                  "cobyqa"}            # the others ignore bounds (SciPy warns), and so do we
 _TAKES_HESSP = {"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"}
 
 
@@ -309,7 +311,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         def gradient(x, *a):
             return grad(lambda y: value(y, *a))(x)
         F = None
-        if bounds is not None:
+        if bounds is not None and meth in _HANDLE_BOUNDS:
             lb, ub = _bound_arrays(bounds, np.size(res.x))
             F = _kkt("minimize", gradient, res.x, lb, ub, args)
         res.x = _implicit("minimize", F or gradient, res.x, args)
