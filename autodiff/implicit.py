@@ -351,11 +351,14 @@ def _root_vjp(g, ans, *dleaves, spec):
 
 
 def _check_options(kind, solve, tol):
+    if solve is None:           # jaxopt's default
+        return "auto"
     if not (callable(solve) or solve in _SOLVES):
         raise ValueError(f"{kind}: solve must be one of {_SOLVES} or a callable "
                          f"solve(op, b) -> x, not {solve!r}")
     if not 0 < tol < 1:
         raise ValueError(f"{kind}: tol must be in (0, 1), not {tol!r}")
+    return solve
 
 
 # The common first-order case, nothing tracked by an outer transform: ∂F/∂x and ∂F/∂θ come
@@ -417,7 +420,7 @@ class _Implicit:
 
     def __init__(self, solver, F, solve, tol, has_aux):
         functools.update_wrapper(self, solver)
-        _check_options(self.kind, solve, tol)
+        solve = _check_options(self.kind, solve, tol)
         self.solver, self.F, self.solve, self.tol, self.has_aux = solver, F, solve, tol, has_aux
         self.name = f"{self.kind}[{getattr(solver, '__name__', 'solver')}]"
         self.prim = Primitive(self.name, _root_impl, jvp=_root_jvp, vjp=_root_vjp)
@@ -466,10 +469,13 @@ def custom_root(F, *, solve="auto", tol=1e-10, has_aux=False):
     ``∂F/∂x`` is solved: ``"dense"`` (LU of the Jacobian from one batched forward sweep),
     ``"krylov"`` (GMRES on JVPs/VJPs of ``F``: matrix-free, to relative residual ``tol``),
     ``"sparse"`` (sparse LU of ``ad.sparse_jacobian``), ``"auto"`` (dense up to
-    ``DENSE_MAX`` = 200 unknowns, then Krylov), or a callable ``solve(op, b) -> y`` given a
-    ``scipy.sparse.linalg.LinearOperator``. A singular ``∂F/∂x`` raises
-    ``numpy.linalg.LinAlgError``; a Krylov solve that does not converge ``RuntimeError``.
-    With ``has_aux=True`` the solver returns ``(x, aux)``; ``aux`` is not differentiated.
+    ``DENSE_MAX`` = 200 unknowns, then Krylov; ``None`` means the same), or a callable
+    ``solve(op, b) -> y`` given a ``scipy.sparse.linalg.LinearOperator`` (callable as
+    ``op(v)``: jaxopt's ``solve(matvec, b)``; ``op`` is ``(∂F/∂x)ᵀ`` for reverse mode).
+    A singular ``∂F/∂x`` raises ``numpy.linalg.LinAlgError``; a Krylov solve that does not
+    converge ``RuntimeError``. The solver's result is trusted to solve ``F = 0`` (check it
+    in the solver: a wrong root gets the derivative of a wrong root). With
+    ``has_aux=True`` the solver returns ``(x, aux)``; ``aux`` is not differentiated.
 
     >>> import autodiff as ad
     >>> F = lambda x, a: x ** 2 - a
@@ -482,7 +488,7 @@ def custom_root(F, *, solve="auto", tol=1e-10, has_aux=False):
     >>> round(float(ad.grad(lambda a: sqrt(1.0, a))(4.0)), 12)     # 1 / (2 sqrt a)
     0.25
     """
-    _check_options("custom_root", solve, tol)
+    solve = _check_options("custom_root", solve, tol)
 
     def decorate(solver):
         return _Implicit(solver, F, solve, tol, has_aux)
@@ -504,7 +510,7 @@ def custom_fixed_point(T, *, solve="auto", tol=1e-10, has_aux=False):
     >>> bool(abs(ad.grad(lambda a: fp(0.5, a))(1.0) - (-x * np.sin(x)) / (1 + np.sin(x))) < 1e-12)
     True
     """
-    _check_options("custom_fixed_point", solve, tol)
+    solve = _check_options("custom_fixed_point", solve, tol)
 
     def decorate(solver):
         return _ImplicitFixedPoint(solver, T, solve, tol, has_aux)

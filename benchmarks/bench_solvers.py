@@ -13,7 +13,7 @@ interleaved rounds, one pinned thread; the figure is the median over rounds of
 (derivative call time / solve time). Each derivative is checked against central finite
 differences of the solve, and the solver's plain-value calls are counted to show one solve
 per derivative call. SciPy's solve with its own defaults (finite-difference Jacobians where
-it needs them) is listed for reference.
+it needs them) is listed for reference, on the same (counting) function.
 
 A workload is one function ``workload_<name>()`` returning a :class:`Workload`; add one
 (e.g. for ``solve_ivp``) by writing another and listing it in ``WORKLOADS``.
@@ -90,7 +90,7 @@ def workload_fermi(levels=2000):
          ("jvp dmu/dT", lambda: ad.jvp(lambda T: mu(e, T), (T,), (1.0,))[1],
           lambda: (ad.jvp(lambda T: mu(e, T), (T,), (1.0,))[1],
                    central(lambda s: mu(e, T + s), 0.0, 1.0)))],
-        [("scipy.optimize.brentq", lambda: so.brentq(occ, -10.0, 10.0, args=(e, T)))], g)
+        [("scipy.optimize.brentq", lambda: so.brentq(g, -10.0, 10.0, args=(e, T)))], g)
 
 
 def workload_bratu():
@@ -114,7 +114,7 @@ def workload_bratu():
          ("jacfwd du/dlambda", lambda: ad.jacfwd(u)(2.0),
           lambda: (ad.jacfwd(u)(2.0), central(u, 2.0, 1.0)))],
         [("scipy.optimize.root (FD Jacobian)",
-          lambda: so.root(bratu, np.zeros(n), args=(2.0,), tol=1e-12).x)], g)
+          lambda: so.root(g, np.zeros(n), args=(2.0,), tol=1e-12).x)], g)
 
 
 def workload_meanfield():
@@ -143,7 +143,7 @@ def workload_meanfield():
           lambda: (ad.jvp(lambda b: m(b, h0), (0.5,), (1.0,))[1],
                    central(lambda b: m(b, h0), 0.5, 1.0)))],
         [("scipy.optimize.fixed_point", lambda: so.fixed_point(
-            T, np.zeros(n), args=(0.5, h0), xtol=1e-12, method="iteration", maxiter=5000))], g)
+            g, np.zeros(n), args=(0.5, h0), xtol=1e-12, method="iteration", maxiter=5000))], g)
 
 
 WORKLOADS = {"fermi": workload_fermi, "fermi20k": lambda: workload_fermi(20000),
