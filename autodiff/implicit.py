@@ -335,6 +335,9 @@ def _root_impl(*dleaves, spec):
 
 
 def _root_jvp(tangents, ans, *dleaves, spec):
+    if spec.n == 0:             # an empty solution: an empty derivative
+        k = next(i for i, t in enumerate(tangents) if t is not None)
+        return np.zeros(_lead(tangents[k], dleaves[k]) + (0,), spec.dtype)
     if _dense(spec) and _plain(ans, *dleaves, *tangents):
         return _root_jvp_dense(tangents, ans, dleaves, spec)
     u = _push_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), list(tangents))
@@ -344,6 +347,9 @@ def _root_jvp(tangents, ans, *dleaves, spec):
 
 
 def _root_vjp(g, ans, *dleaves, spec):
+    if spec.n == 0:
+        return [np.zeros(_lead(g, ans) + shape_of(x), np.result_type(unbox(x)))
+                for x in dleaves]
     if _dense(spec) and _plain(g, ans, *dleaves):
         return _root_vjp_dense(g, ans, dleaves, spec)
     mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)

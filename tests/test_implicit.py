@@ -243,6 +243,18 @@ def test_sparse_solve_hook():
                                                                        {"b": b}))(B))
 
 
+def test_empty_and_zero_d_solutions():
+    @ad.custom_root(lambda x, a: x - a[:0])
+    def empty(x0, a):
+        return np.zeros(0)
+    a = np.array([1.0, 2.0])
+    assert ad.jacfwd(lambda a: empty(None, a))(a).shape == (0, 2)
+    assert ad.jacrev(lambda a: empty(None, a))(a).shape == (0, 2)
+    x = newton_sqrt(np.array(1.0), np.array(9.0))            # 0-d arrays
+    assert np.shape(x) == ()
+    close(ad.grad(lambda a: newton_sqrt(np.array(1.0), a))(np.array(9.0)), 1 / 6)
+
+
 def test_untracked_call_is_the_solver_itself():
     calls["n"] = 0
     assert newton_sqrt(1.0, 4.0) == 2.0 and calls["n"] == 1

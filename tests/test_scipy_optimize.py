@@ -379,7 +379,7 @@ def test_one_solve_per_derivative_call(name):
     solve(g, p)
     n_solve = g.plain
     assert n_solve > 0
-    for transform in (ad.jacfwd, ad.jacrev, ad.hessian):
+    for transform in (ad.grad, ad.jacfwd):          # (hessian: brentq and test_implicit)
         g.plain = 0
         out = transform(lambda p: np.sum(solve(g, p)))(p)
         assert g.plain == n_solve, (transform, g.plain, n_solve)
