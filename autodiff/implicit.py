@@ -181,8 +181,14 @@ class _DenseLU:
             raise np.linalg.LinAlgError(
                 f"{spec.owner.name}: ∂F/∂x at the solution holds non-finite values; the "
                 "implicit function theorem gives no derivative there.")
-        self.lu, self.piv, info = lapack.dgetrf(A)
-        rcond = lapack.dgecon(self.lu, anorm, norm="1")[0] if info == 0 and anorm > 0 else 0.0
+        self.scalar = A.shape == (1, 1)
+        if self.scalar:             # rcond of a nonzero 1 × 1 matrix is 1: no LAPACK calls
+            self.a = A[0, 0]
+            rcond = 1.0 if self.a != 0 else 0.0
+        else:
+            self.lu, self.piv, info = lapack.dgetrf(A)
+            rcond = lapack.dgecon(self.lu, anorm, norm="1")[0] if info == 0 and anorm > 0 \
+                else 0.0
         if not rcond > 10 * np.finfo(float).eps:
             raise np.linalg.LinAlgError(
                 f"{spec.owner.name}: ∂F/∂x is singular at the solution (reciprocal condition "
@@ -191,6 +197,8 @@ class _DenseLU:
                 "(for a fixed point: that ∂T/∂x has no eigenvalue 1).")
 
     def __call__(self, R, transpose):
+        if self.scalar:
+            return R / self.a
         Y, info = self.lapack.dgetrs(self.lu, self.piv, R.T, trans=1 if transpose else 0)
         return Y.T
 

@@ -222,7 +222,7 @@ def main():
            f"- **Load average** (1 min) at end: {harness.loadavg()}", "",
            "| workload | call | solve | call time | ratio | solver runs | rel. err vs FD | "
            "target | met? |", "|---|---|---:|---:|---:|---:|---:|---:|:---:|"]
-    md += md_rows + [""] + harness.notes_md()
+    md += md_rows + [""] + harness.notes_md() + harness.include_md("analysis_solvers.md")
     harness.finish(md, verdicts, time.time() - t0, ARGS)
 
 
