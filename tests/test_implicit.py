@@ -255,6 +255,20 @@ def test_empty_and_zero_d_solutions():
     close(ad.grad(lambda a: newton_sqrt(np.array(1.0), a))(np.array(9.0)), 1 / 6)
 
 
+def test_static_params_travel_untouched():
+    # non-float params (a function, a string, an int) are passed through, not differentiated
+    def F(x, a, g, how, k):
+        return g(x) - a ** k
+
+    @ad.custom_root(F)
+    def solve(x0, a, g, how="brentq", k=2):
+        assert how == "brentq" and k == 2 and callable(g)
+        return so.brentq(lambda x: F(x, a, g, how, k), 0.0, 10.0, xtol=1e-14)
+    r = lambda a: solve(None, a, np.sinh, how="brentq", k=2)       # x = asinh(a²)
+    close(ad.grad(r)(1.5), 2 * 1.5 / np.sqrt(1 + 1.5 ** 4))
+    ad.check_grads(r, (1.5,), order=2, rtol=RTOL, atol=ATOL)
+
+
 def test_untracked_call_is_the_solver_itself():
     calls["n"] = 0
     assert newton_sqrt(1.0, 4.0) == 2.0 and calls["n"] == 1
