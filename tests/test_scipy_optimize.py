@@ -285,13 +285,42 @@ def test_minimize_with_active_bounds():
                                            options={"gtol": 1e-12, "ftol": 1e-15}).x)(a), J)
 
 
+@pytest.mark.filterwarnings("ignore:delta_grad")    # trust-constr's quasi-Newton constraint Hessians
+def test_minimize_with_constraints_through_kkt():
+    f = lambda x, a: 0.5 * (x - a) @ Q @ (x - a)
+
+    def xstar(a, s, method="SLSQP"):
+        cons = [{"type": "eq", "fun": lambda x, s: np.sum(x) - s, "args": (s,)},
+                {"type": "ineq", "fun": lambda x: x[0] - 0.2},          # active
+                {"type": "ineq", "fun": lambda x: 5.0 - x[1]}]          # inactive
+        return aso.minimize(f, np.zeros(3), args=(a,), constraints=cons, method=method,
+                            options={"ftol": 1e-14} if method == "SLSQP" else
+                            {"gtol": 1e-12, "xtol": 1e-14}).x
+    a = np.array([0.0, 1.0, 0.5])
+    x = xstar(a, 1.0)
+    close(x[0], 0.2)
+    close(np.sum(x), 1.0)
+    ad.check_grads(xstar, (a, 1.0), order=1, rtol=1e-5, atol=1e-7)
+    Ja, Js = ad.jacrev(xstar, argnums=(0, 1))(a, 1.0)
+    close(Ja[0], 0.0, atol=1e-12)                                      # x0 = 0.2 is pinned
+    close(Js[0], 0.0, atol=1e-12)
+    close(Js.sum(), 1.0)                                               # sum(x) = s
+    close(ad.jacfwd(xstar, argnums=1)(a, 1.0), Js)
+    close(ad.jacrev(lambda a: xstar(a, 1.0, "trust-constr"))(a), Ja, rtol=1e-5, atol=1e-7)
+
+
 def test_minimize_refusals_and_failures():
-    cons = {"type": "ineq", "fun": lambda x: 1 - np.sum(x)}
-    res = aso.minimize(objective, np.zeros(3), args=(A0, B0), constraints=cons)
+    lin = so.LinearConstraint(np.ones((1, 3)), -np.inf, 1.0)
+    res = aso.minimize(objective, np.zeros(3), args=(A0, B0), constraints=lin)
     assert res.success                                              # nothing to differentiate
-    with pytest.raises(NotImplementedError, match="constraints"):
+    with pytest.raises(NotImplementedError, match="LinearConstraint"):
         ad.grad(lambda b: aso.minimize(objective, np.zeros(3), args=(A0, b),
-                                       constraints=cons).fun)(B0)
+                                       constraints=lin).fun)(B0)
+    weak = {"type": "ineq", "fun": lambda x: x[0]}       # active with a zero multiplier
+    with pytest.raises(ValueError, match="complementarity"):
+        ad.jacrev(lambda a: aso.minimize(lambda x, a: np.sum((x - a) ** 2), [0.5, 0.5],
+                                         args=(a,), constraints=weak,
+                                         options={"ftol": 1e-14}).x)(np.array([0.0, 1.0]))
     with pytest.raises(aso.ConvergenceError, match="minimize"):
         aso.minimize(objective, np.zeros(3), args=(A0, B0), method="BFGS",
                      options={"maxiter": 1})

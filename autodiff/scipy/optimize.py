@@ -6,9 +6,10 @@ the solution with respect to ``args`` by the implicit function theorem (``ad.cus
 machinery) applied to the condition the solution satisfies:
 
 - ``root``, ``fsolve``, ``root_scalar``, ``brentq``: ``fun(x, *args) = 0``;
-- ``minimize``: stationarity ``∇f(x, *args) = 0`` (with ``bounds``: the KKT conditions with
-  the active set fixed, ``x_i = bound_i`` for active ones; general ``constraints`` are
-  refused when a derivative is asked for);
+- ``minimize``: stationarity ``∇f(x, *args) = 0``; with ``bounds`` and ``constraints``
+  (dicts; their ``args`` are differentiable too) the KKT conditions with the active set
+  fixed, ``(∇f - Cᵀλ, c_active) = 0`` (LICQ and strict complementarity checked; constraint
+  objects are refused when a derivative is asked for);
 - ``least_squares``: the normal equations ``∇ cost = Jᵀ ρ'·r = 0`` (any of SciPy's losses;
   bounds as in ``minimize``);
 - ``fixed_point``: ``x = func(x, *args)``.
@@ -265,26 +266,29 @@ def _has_constraints(constraints):
 def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bounds=None,
              constraints=(), tol=None, callback=None, options=None):
     """``scipy.optimize.minimize``, differentiable in ``args`` through the stationarity
-    condition ``∇f(x*, args) = 0``: ``dx* = -H⁻¹ ∂(∇f)/∂args·dargs``. With ``bounds``, the
-    active bounds are held fixed (KKT with strict complementarity). General ``constraints``
-    with tracked ``args`` raise ``NotImplementedError``. ``jac`` is the engine's gradient
+    condition ``∇f(x*, args) = 0``: ``dx* = -H⁻¹ ∂(∇f)/∂args·dargs``. With ``bounds`` or
+    ``constraints`` (dicts, their own ``args`` differentiable too) the KKT conditions with
+    the active set held fixed (see the module docstring); ``LinearConstraint`` and
+    ``NonlinearConstraint`` objects with tracked values raise ``NotImplementedError``.
+    The constraints' ``jac`` is the engine's too. ``jac`` is the engine's gradient
     and ``hess``/``hessp`` its Hessian (products) where the method uses them and none was
     given. ``.x`` and ``.fun`` are tracked when ``args`` are. Raises
     :class:`ConvergenceError` when ``success`` is False."""
     if not isinstance(args, tuple):
         args = (args,)
-    tracked = _tracked(args)
+    cons = _constraint_dicts(constraints)
+    tracked = _tracked(args) or bool(cons) and _tracked([c.get("args", ()) for c in cons])
     if method is None:
         meth = "slsqp" if _has_constraints(constraints) else (
             "l-bfgs-b" if bounds is not None else "bfgs")
     else:
         meth = method.lower() if isinstance(method, str) else None
-    if tracked and _has_constraints(constraints):
+    if tracked and _has_constraints(constraints) and cons is None:
         raise NotImplementedError(
-            f"minimize(method={meth!r}) with constraints: derivatives of the solution through "
-            "general constraints (KKT conditions with multipliers) are not implemented. Use "
-            "bounds, a change of variables or a penalty, or write the KKT residual yourself "
-            "and differentiate the solve with ad.custom_root.")
+            f"minimize(method={meth!r}): derivatives through LinearConstraint or "
+            "NonlinearConstraint objects are not implemented; pass the constraints as dicts "
+            "({'type': 'eq' or 'ineq', 'fun': ..., 'args': ...}), which are differentiated "
+            "through the KKT conditions.")
     if tracked and meth is None:
         raise NotImplementedError("minimize with a custom method callable cannot be "
                                   "differentiated; use one of SciPy's methods.")
@@ -303,20 +307,115 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             def hessp(x, p, *a):
                 return np.asarray(hvp(lambda y: value(y, *a), x, p))
     res = _so.minimize(fun, _plain(x0), args=_plain(args), method=method, jac=jac, hess=hess,
-                       hessp=hessp, bounds=bounds, constraints=constraints, tol=tol,
-                       callback=callback, options=options)
+                       hessp=hessp, bounds=bounds,
+                       constraints=constraints if cons is None else _plain_constraints(cons),
+                       tol=tol, callback=callback, options=options)
     if not res.success:
         _failed(f"minimize(method={meth!r})", res.message)
     if tracked:
         def gradient(x, *a):
             return grad(lambda y: value(y, *a))(x)
-        F = None
+        lb = ub = None
         if bounds is not None and meth in _HANDLE_BOUNDS:
             lb, ub = _bound_arrays(bounds, np.size(res.x))
-            F = _kkt("minimize", gradient, res.x, lb, ub, args)
-        res.x = _implicit("minimize", F or gradient, res.x, args)
+        if cons:
+            res.x = _kkt_constrained(value, res.x, args, cons, lb, ub)
+        else:
+            F = _kkt("minimize", gradient, res.x, lb, ub, args) if lb is not None else None
+            res.x = _implicit("minimize", F or gradient, res.x, args)
         res.fun = value(res.x, *args)
     return res
+
+
+def _constraint_dicts(constraints):
+    """The constraints as a list of dicts, or None when they are given as objects."""
+    if constraints is None:
+        return []
+    if isinstance(constraints, dict):
+        return [constraints]
+    if isinstance(constraints, (_so.LinearConstraint, _so.NonlinearConstraint)):
+        return None
+    cons = list(constraints)
+    return cons if all(isinstance(c, dict) for c in cons) else None
+
+
+def _plain_constraints(cons):
+    """SciPy's constraint dicts with plain ``args`` and, where missing, the engine's
+    Jacobian of each constraint."""
+    out = []
+    for c in cons:
+        c = dict(c)
+        c["args"] = _plain(tuple(c.get("args", ())))
+        if "jac" not in c or c["jac"] is None:
+            def cjac(x, *a, _f=c["fun"]):
+                return np.atleast_2d(np.asarray(jacfwd(lambda y: _vector(_f(y, *a)))(x)))
+            c["jac"] = cjac
+        out.append(c)
+    return out
+
+
+def _kkt_constrained(value, x_star, args, cons, lb, ub, tol=1e-8):
+    """``x*`` of a constrained minimum, differentiated through the KKT conditions with the
+    active set fixed: with ``c_A`` the equality and active inequality constraints (and active
+    bounds), the multipliers ``λ`` solve ``∇f = Cᵀλ`` at ``x*`` (``C = ∂c_A/∂x``), and
+    ``(x*, λ)`` is the root of ``(∇f - Cᵀλ, c_A)``. LICQ (``C`` of full row rank) and strict
+    complementarity (``λ > 0`` on active inequalities) are checked; where they fail, the
+    solution is not differentiable and this raises."""
+    x_star = np.asarray(x_star, dtype=float)
+    plain_args = _plain(args)
+    cargs = tuple(tuple(c.get("args", ())) for c in cons)
+    plain_cargs = _plain(cargs)
+    pieces, kinds = [], []
+    for k, c in enumerate(cons):
+        typ = str(c.get("type", "")).lower()
+        if typ not in ("eq", "ineq"):
+            raise ValueError(f"minimize: constraint type must be 'eq' or 'ineq', not {typ!r}")
+        v = np.ravel(np.asarray(c["fun"](x_star, *plain_cargs[k]), dtype=float))
+        idx = np.arange(v.size) if typ == "eq" else np.flatnonzero(
+            np.abs(v) <= tol * (1 + np.max(np.abs(v), initial=0.0)))
+        pieces.append((k, idx))
+        kinds += [typ == "ineq"] * idx.size
+    lo = np.flatnonzero(x_star <= lb + tol * (1 + np.abs(lb))) if lb is not None else []
+    hi = np.flatnonzero(x_star >= ub - tol * (1 + np.abs(ub))) if ub is not None else []
+    kinds += [True] * (len(lo) + len(hi))
+    kinds = np.array(kinds, dtype=bool)
+
+    def c_act(x, ca):
+        parts = [_vector(cons[k]["fun"](x, *ca[k]))[idx] for k, idx in pieces if idx.size]
+        if len(lo):
+            parts.append(x[lo] - lb[lo])
+        if len(hi):
+            parts.append(ub[hi] - x[hi])
+        return anp.concatenate(parts) if parts else None
+
+    def gradient(x, *a):
+        return grad(lambda y: value(y, *a))(x)
+
+    if not kinds.size:                        # nothing active: plain stationarity
+        return _implicit("minimize", gradient, x_star, args)
+    g = np.asarray(gradient(x_star, *plain_args), dtype=float)
+    C = np.atleast_2d(np.asarray(jacfwd(lambda y: c_act(y, plain_cargs))(x_star), dtype=float))
+    sv = np.linalg.svd(C, compute_uv=False)
+    if C.shape[0] > C.shape[1] or sv.min() <= 1e-10 * max(1.0, sv.max()):
+        raise ValueError("minimize: the active constraints' gradients are linearly dependent "
+                         "at the solution (LICQ fails): the multipliers, and so the "
+                         "derivative, are not unique. Remove redundant constraints.")
+    lam = np.linalg.lstsq(C.T, g, rcond=None)[0]
+    scale = max(1.0, float(np.max(np.abs(g))))
+    if np.max(np.abs(C.T @ lam - g)) > 1e-5 * scale:
+        raise ValueError("minimize: the solution does not satisfy the KKT conditions to "
+                         "accuracy (∇f is not a combination of the active constraints' "
+                         "gradients); tighten the solver's tolerance (tol=, options=).")
+    weak = kinds & (lam <= 1e-8 * scale)
+    if np.any(weak):
+        raise ValueError("minimize: an active inequality constraint has a zero or negative "
+                         "multiplier at the solution (strict complementarity fails): the "
+                         "solution is not differentiable there.")
+
+    def F(xl, a, ca):
+        x, lm = xl
+        return (grad(lambda y: value(y, *a) - anp.sum(lm * c_act(y, ca)))(x), c_act(x, ca))
+    return _implicit("minimize", F, (x_star, lam), (args, cargs))[0]
 
 
 # ----- least squares -----
