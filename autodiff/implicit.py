@@ -416,7 +416,9 @@ def _root_vjp_dense(g, ans, dleaves, spec):
     lead = _lead(g, ans)
     MU = f(np.reshape(np.asarray(g, dtype=np.float64), (-1, n)), True)
     if n * sum(math.prod(shape_of(x)) for x in dleaves) <= 1 << 22:
-        cts = [-(MU @ np.reshape(r, (n, -1))) for r in rows[1:]]
+        # (a 1 × 1 matmul costs more than the product it is)
+        cts = [(-MU[:, :1]) * np.reshape(r, (1, -1)) if n == 1 else
+               -(MU @ np.reshape(r, (n, -1))) for r in rows[1:]]
     else:
         cts = [-c for c in sweep([MU], nb=1)]
     return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
