@@ -172,7 +172,7 @@ def mean_field(m0, beta, h):
 def test_fixed_point_mean_field():
     h = np.linspace(-0.3, 0.4, 6)
     g = lambda beta, h: mean_field(np.zeros(6), beta, h)
-    ad.check_grads(g, (0.8, h), order=2, rtol=RTOL, atol=ATOL)
+    ad.check_grads(g, (0.8, h), order=3, rtol=RTOL, atol=ATOL)          # to third order
     m = g(0.8, h)
     D = np.diag(0.8 * (1 - m ** 2))
     close(ad.jacrev(g, argnums=1)(0.8, h), np.linalg.solve(np.eye(6) - D @ JM, D), rtol=1e-8)
