@@ -164,7 +164,8 @@ def test_fsolve_tuple_args_full_output_and_failure():
 
 
 # ----- root_scalar -----------------------------------------------------------------------
-@pytest.mark.parametrize("kw", [dict(bracket=[0.0, 3.0]), dict(bracket=[0.0, 3.0], method="toms748"),
+@pytest.mark.parametrize("kw", [dict(bracket=[0.0, 3.0]),
+                                dict(bracket=[0.0, 3.0], method="toms748"),
                                 dict(x0=1.0), dict(x0=1.0, method="halley"),
                                 dict(x0=1.0, x1=2.0)])
 def test_root_scalar_methods(kw):
@@ -285,7 +286,7 @@ def test_minimize_with_active_bounds():
                                            options={"gtol": 1e-12, "ftol": 1e-15}).x)(a), J)
 
 
-@pytest.mark.filterwarnings("ignore:delta_grad")    # trust-constr's quasi-Newton constraint Hessians
+@pytest.mark.filterwarnings("ignore:delta_grad")     # trust-constr's quasi-Newton Hessians
 def test_minimize_with_constraints_through_kkt():
     f = lambda x, a: 0.5 * (x - a) @ Q @ (x - a)
 

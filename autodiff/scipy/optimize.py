@@ -78,9 +78,10 @@ def _first(out):
 
 
 def _failed(what, message):
-    raise ConvergenceError(f"{what} did not converge: {str(message).rstrip('.')}. Its result would be a "
-                           "wrong number with a wrong derivative; change x0, the bracket, "
-                           "the tolerances or maxiter (options=) and call again.")
+    raise ConvergenceError(f"{what} did not converge: {str(message).rstrip('.')}. Its "
+                           "result would be a wrong number with a wrong derivative; change "
+                           "x0, the bracket, the tolerances or maxiter (options=) and call "
+                           "again.")
 
 
 # ----- roots -----
@@ -88,8 +89,8 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
     """``scipy.optimize.root``, differentiable in ``args``: ``dx = -J⁻¹ ∂fun/∂args·dargs``.
     ``jac`` (methods ``hybr``, ``lm``) is the engine's Jacobian unless given; ``jac=True``
     means ``fun`` returns ``(f, J)``, as in SciPy (``fun`` then also runs on tracked values,
-    its ``J`` unused, so build ``J`` with ``autodiff.numpy``). Raises :class:`ConvergenceError` when
-    ``success`` is False."""
+    its ``J`` unused, so build ``J`` with ``autodiff.numpy``). Raises
+    :class:`ConvergenceError` when ``success`` is False."""
     if not isinstance(args, tuple):
         args = (args,)
     plain = _plain(args)
