@@ -35,6 +35,9 @@ __all__ = ["custom_root", "custom_fixed_point", "DENSE_MAX"]
 
 #: ``solve="auto"`` factorises ``∂F/∂x`` densely up to this many unknowns, above it GMRES.
 DENSE_MAX = 200
+#: The dense reverse rule keeps ``(∂F/∂θ)ᵀ`` of all n basis cotangents (n × size of θ
+#: numbers) and contracts them with ``A⁻ᵀx̄`` up to this many; above, it sweeps once more.
+CONTRACT_MAX = 1 << 22
 
 _SOLVES = ("auto", "dense", "krylov", "sparse")
 
@@ -407,20 +410,21 @@ def _root_vjp_dense(g, ans, dleaves, spec):
     n = spec.n
     _, _, _, sweep = _pull(lambda z, *ls: spec.Fz(z, ls), None, [ans, *dleaves],
                            lambda ls: ls, retain=True, transform="custom_root")
+    lead = _lead(g, ans)
+    G = np.reshape(np.asarray(g, dtype=np.float64), (-1, n))
     if n == 1:      # one row: an unbatched sweep is cheaper
         rows = [np.reshape(r, (1,) + shape_of(r)) for r in sweep([np.ones(1, spec.dtype)])]
     else:
         rows = sweep([np.eye(n, dtype=spec.dtype)], nb=1)
     f = _DenseLU(spec, np.asarray(rows[0], dtype=np.float64))
     spec.cache = (ans, tuple(dleaves), f)
-    lead = _lead(g, ans)
-    MU = f(np.reshape(np.asarray(g, dtype=np.float64), (-1, n)), True)
-    if n * sum(math.prod(shape_of(x)) for x in dleaves) <= 1 << 22:
+    MU = f(G, True)
+    if n * sum(math.prod(shape_of(x)) for x in dleaves) <= CONTRACT_MAX:
         # (a 1 × 1 matmul costs more than the product it is)
         cts = [(-MU[:, :1]) * np.reshape(r, (1, -1)) if n == 1 else
                -(MU @ np.reshape(r, (n, -1))) for r in rows[1:]]
     else:
-        cts = [-c for c in sweep([MU], nb=1)]
+        cts = [-c for c in sweep([MU], nb=1)[1:]]
     return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
             for c, x in zip(cts, dleaves)]
 

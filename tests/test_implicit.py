@@ -13,6 +13,7 @@ import scipy.sparse.linalg as spla
 
 import autodiff as ad
 from autodiff import implicit
+from autodiff.tree import flatten
 
 RTOL, ATOL = 1e-6, 1e-8
 
@@ -124,6 +125,18 @@ def test_system_with_pytree_params_against_finite_differences(solve):
     # a tuple param's derivative is a tuple
     dp = ad.jacrev(g, argnums=0)(P, B, 1.3)
     assert isinstance(dp, tuple) and len(dp) == 2 and dp[0].shape == (N,)
+
+
+def test_reverse_rule_sweeps_again_for_large_params(monkeypatch):
+    solver = make_sys("auto")
+    g = lambda p, b: solver(np.zeros(N), p, {"b": b})
+    want = ad.jacrev(g, argnums=(0, 1))(P, B)
+    monkeypatch.setattr(implicit, "CONTRACT_MAX", 0)
+    got = ad.jacrev(g, argnums=(0, 1))(P, B)
+    for a, b in zip(flatten(got)[0], flatten(want)[0]):
+        close(a, b, rtol=1e-12)
+    gb = ad.grad(lambda p, b: np.sum(g(p, b)), argnums=1)(P, B)
+    close(gb, np.sum(want[1], axis=0), rtol=1e-12)
 
 
 def test_auto_switches_to_krylov_above_dense_max(monkeypatch):
