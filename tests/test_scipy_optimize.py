@@ -431,3 +431,29 @@ def test_user_given_derivatives_are_used_and_still_differentiated():
                                      **LSQ).x
     close(ad.jacfwd(lm)(YY), ad.jacrev(lambda y: aso.least_squares(
         resid, [1.0, 1.0, 0.0], args=(TT, y), **LSQ).x)(YY), rtol=1e-6, atol=1e-9)
+
+
+# ----- SciPy's other scalar root finders ----------------------------------------------
+@pytest.mark.parametrize("name", ["brenth", "ridder", "bisect", "toms748"])
+def test_other_bracketing_solvers(name):
+    fermi = lambda e, T: getattr(aso, name)(occupancy, -3.0, 3.0, args=(e, T, NEL), xtol=1e-14)
+    for got, want in zip(ad.grad(fermi, argnums=(0, 1))(E, 0.1),
+                         ad.grad(fermi_level, argnums=(0, 1))(E, 0.1)):
+        close(got, want, rtol=1e-7)
+    x, r = getattr(aso, name)(occupancy, -3.0, 3.0, args=(E, 0.1, NEL), full_output=True)
+    assert r.converged and isinstance(x, float)
+
+
+def test_newton_scalar_array_and_failure():
+    f = lambda x, a: x ** 3 - a
+    r = lambda a: aso.newton(f, 1.0, args=(a,), tol=1e-14)
+    ad.check_grads(r, (8.0,), order=2, rtol=RTOL, atol=ATOL)
+    x, res = aso.newton(f, 1.0, args=(8.0,), full_output=True)
+    assert res.method == "newton" and res.converged            # fprime from the engine
+    a = np.array([8.0, 27.0])
+    close(ad.jacrev(lambda a: aso.newton(f, np.ones(2), args=(a,), tol=1e-14))(a),
+          np.diag(1 / (3 * np.array([2.0, 3.0]) ** 2)))
+    with pytest.raises(RuntimeError):
+        aso.newton(lambda x: x ** 2 + 1, 1.0, maxiter=5)
+    with pytest.raises(aso.ConvergenceError, match="newton"):
+        aso.newton(lambda x: x ** 2 + 1, 1.0, maxiter=5, disp=False)

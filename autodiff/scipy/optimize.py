@@ -5,7 +5,8 @@ on plain values (the tracked values in ``args`` unwrapped), and attaches the der
 the solution with respect to ``args`` by the implicit function theorem (``ad.custom_root``'s
 machinery) applied to the condition the solution satisfies:
 
-- ``root``, ``fsolve``, ``root_scalar``, ``brentq``: ``fun(x, *args) = 0``;
+- ``root``, ``fsolve``, ``root_scalar``, ``brentq`` (and ``brenth``, ``ridder``,
+  ``bisect``, ``toms748``, ``newton``): ``fun(x, *args) = 0``;
 - ``minimize``: stationarity ``∇f(x, *args) = 0``; with ``bounds`` and ``constraints``
   (dicts; their ``args`` are differentiable too) the KKT conditions with the active set
   fixed, ``(∇f - Cᵀλ, c_active) = 0`` (LICQ and strict complementarity checked; constraint
@@ -31,14 +32,15 @@ import numpy as np
 import scipy.optimize as _so
 
 from .. import numpy as anp
-from ..api import grad, hessian, hvp, jacfwd, jacobian
+from ..api import grad, hessian, hvp, jacfwd, jacobian, jvp
 from ..boxes import unbox
 from ..core import box_types
 from ..implicit import _Implicit, _ImplicitFixedPoint
 from ..tree import flatten, unflatten
 
-__all__ = ["root", "root_scalar", "brentq", "fsolve", "minimize", "least_squares",
-           "fixed_point", "ConvergenceError", "OptimizeResult", "RootResults"]
+__all__ = ["root", "root_scalar", "brentq", "brenth", "ridder", "bisect", "toms748", "newton",
+           "fsolve", "minimize", "least_squares", "fixed_point", "ConvergenceError",
+           "OptimizeResult", "RootResults"]
 
 OptimizeResult = _so.OptimizeResult
 RootResults = _so.RootResults
@@ -167,23 +169,88 @@ def root_scalar(f, args=(), method=None, bracket=None, fprime=None, fprime2=None
     return sol
 
 
+def _bracketed(name, f, a, b, args, full_output, disp, **kw):
+    """SciPy's bracketing solver ``name`` on plain values, then the implicit derivative."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    x, r = getattr(_so, name)(f, unbox(a), unbox(b), args=_plain(args), full_output=True,
+                              disp=disp, **kw)
+    if not r.converged:
+        _failed(name, r.flag)
+    if _tracked(args):
+        x = _implicit(name, f, x, args)
+        r.root = x
+    return (x, r) if full_output else x
+
+
 def brentq(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.brentq``, differentiable in ``args``: ``dx = -∂f/∂args / f'(x)``.
     Returns the root (a float when nothing is tracked), or ``(x, RootResults)`` with
     ``full_output=True``. SciPy's errors stand (no sign change: ``ValueError``; not
     converged with ``disp=True``: ``RuntimeError``); not converged with ``disp=False``
-    raises :class:`ConvergenceError`. The bracket gets no derivative."""
+    raises :class:`ConvergenceError`. The bracket gets no derivative. ``brenth``,
+    ``ridder``, ``bisect`` and ``toms748`` are the same with SciPy's other methods."""
+    return _bracketed("brentq", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def brenth(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.brenth``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("brenth", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def ridder(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.ridder``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("ridder", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def bisect(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.bisect``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("bisect", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def toms748(f, a, b, args=(), k=1, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+            full_output=False, disp=True):
+    """``scipy.optimize.toms748``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("toms748", f, a, b, args, full_output, disp, k=k, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=None, x1=None,
+           rtol=0.0, full_output=False, disp=True):
+    """``scipy.optimize.newton`` (scalar, or elementwise on an array ``x0``, as SciPy),
+    differentiable in ``args``. ``fprime`` is the engine's derivative unless given or
+    ``x1`` asks for the secant method. Not converged: SciPy's ``RuntimeError`` with
+    ``disp=True``, :class:`ConvergenceError` otherwise (for arrays: any element)."""
     if not isinstance(args, tuple):
         args = (args,)
-    x, r = _so.brentq(f, unbox(a), unbox(b), args=_plain(args), xtol=xtol, rtol=rtol,
-                      maxiter=maxiter, full_output=True, disp=disp)
-    if not r.converged:
-        _failed("brentq", r.flag)
+    plain = _plain(args)
+    if fprime is None and x1 is None:
+        def fprime(x, *a):
+            one = 1.0 if np.ndim(x) == 0 else np.ones(np.shape(x))
+            return np.asarray(jvp(lambda y: func(y, *a), (x,), (one,))[1])
+    out = _so.newton(func, _plain(x0), fprime=fprime, args=plain, tol=tol, maxiter=maxiter,
+                     fprime2=fprime2, x1=_plain(x1), rtol=rtol, full_output=True, disp=disp)
+    scalar = np.ndim(out[0]) == 0
+    x, ok = (out[0], out[1].converged) if scalar else (out.root, np.all(out.converged))
+    if not ok:
+        _failed("newton", out[1].flag if scalar else
+                f"elements {np.flatnonzero(~np.asarray(out.converged)).tolist()} did not")
     if _tracked(args):
-        x = _implicit("brentq", f, x, args)
-        r.root = x
-    return (x, r) if full_output else x
+        x = _implicit("newton", lambda y, *a: func(y, *a), x, args)
+        out = (x, out[1]) if scalar else out._replace(root=x)
+        if scalar:
+            out[1].root = x
+    if not full_output:
+        return x
+    return out
 
 
 def fixed_point(func, x0, args=(), xtol=1e-08, maxiter=500, method="del2"):
