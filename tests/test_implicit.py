@@ -155,7 +155,7 @@ def test_pytree_solution():
 
     @ad.custom_root(F)
     def solve(x0, a):
-        w = so.fsolve(lambda w: np.array(F((w[0], w[1]), a)), [1.0, 1.0], xtol=1e-14)
+        w = so.fsolve(lambda w: np.array(F((w[0], w[1]), a)), [1.0, 1.0], xtol=1e-12)
         return (w[0], w[1])
 
     g = lambda a: solve(None, a)
