@@ -9,6 +9,7 @@ from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jaco
                   jvp, linear_operator, linearize, stop_gradient, value_and_grad, vjp)
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
+from .implicit import custom_fixed_point, custom_root
 from .tracing import jit
 from .reverse import Tape, Variable
 from .testing import check_grads
@@ -58,4 +59,5 @@ def __getattr__(name):
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
            "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad", "check_grads",
            "stop_gradient", "jit",
-           "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape"]
+           "checkpoint", "custom_jvp", "custom_vjp", "custom_root", "custom_fixed_point",
+           "Dual", "Variable", "Tape"]

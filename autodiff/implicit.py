@@ -1,0 +1,539 @@
+"""Implicit functions: the derivative of a solver's result from the equation it solves.
+
+If ``x*(θ)`` solves ``F(x, θ) = 0`` and ``A = ∂F/∂x`` is invertible there, the implicit function
+theorem gives, without differentiating the solver's iterations,
+
+    forward:  ẋ = -A⁻¹ (∂F/∂θ · θ̇)          reverse:  θ̄ = -(∂F/∂θ)ᵀ A⁻ᵀ x̄
+
+``custom_root(F)`` decorates ``solver(x0, *params)`` with these rules (``custom_fixed_point(T)``
+uses ``F = T(x) - x``). Two primitives carry them:
+
+- the *root*: its implementation is the solver (run once, on plain values), its rules are the
+  two formulas above, built from the engine's ``jvp``/``vjp`` of ``F``;
+- the *tangent solve* ``y = A⁻¹ r`` (or ``A⁻ᵀ r``) at ``(x*, θ)``: its implementation is a
+  dense LU, a Krylov solve (GMRES on ``jvp``/``vjp`` of ``F``: matrix-free) or a sparse LU;
+  its rules are those of a linear solve, ``dy = A⁻¹(dr - dA·y)``, where ``dA·y`` is the
+  derivative of ``(x, θ) ↦ ∂F/∂x·y``: a second derivative of ``F``, by the engine.
+
+Both rules call the tangent solve again, so every order of derivative is one more linear solve
+with the same matrix (factorised once per call) and never another run of the solver. In the
+common first-order case (nothing tracked by an outer transform, a dense system) ``∂F/∂x``
+and ``∂F/∂θ`` come from one sweep of ``F`` together. ``x0``
+gets no derivative (JAX's semantics). A tangent system that cannot be solved (a singular
+``∂F/∂x``, a Krylov solve that does not converge) raises instead of returning a number.
+"""
+import functools
+import importlib
+import math
+
+import numpy as np
+
+from .api import _pull, _push
+from .boxes import unbox
+from .core import Primitive, bind, box_types, ndim_of, shape_of
+from .tree import flatten, unflatten
+
+__all__ = ["custom_root", "custom_fixed_point", "DENSE_MAX"]
+
+#: ``solve="auto"`` factorises ``∂F/∂x`` densely up to this many unknowns, above it GMRES.
+DENSE_MAX = 200
+#: The dense reverse rule keeps ``(∂F/∂θ)ᵀ`` of all n basis cotangents (n × size of θ
+#: numbers) and contracts them with ``A⁻ᵀx̄`` up to this many; above, it sweeps once more.
+CONTRACT_MAX = 1 << 22
+
+_SOLVES = ("auto", "dense", "krylov", "sparse")
+
+
+# ----- batched jvp / vjp of a flat function, on values tracked or not -----
+def _lead(t, x):
+    s = shape_of(t)
+    return tuple(s[:len(s) - ndim_of(x)])
+
+
+def _push_flat(fun, prims, tans):
+    """``∂fun(*prims)·tans`` (``None`` tangents are zero; any leading batch axes, the same on
+    every tangent); ``None`` when no tangent reaches the output. ``fun`` returns one array."""
+    idx = [i for i, t in enumerate(tans) if t is not None]
+    if not idx:
+        return None
+    lead = _lead(tans[idx[0]], prims[idx[0]])
+    nb = math.prod(lead)
+    if lead and nb == 0:
+        return None
+    ts = [tans[i] if not lead else np.reshape(tans[i], (nb,) + shape_of(prims[i])) for i in idx]
+
+    def f(*sub):
+        full = list(prims)
+        for i, s in zip(idx, sub):
+            full[i] = s
+        return fun(*full)
+
+    values, t_out, _, _ = _push(f, None, [prims[i] for i in idx], lambda ls: ls, ts,
+                                batched=1 if lead else 0, transform="custom_root")
+    t = t_out[0]
+    if t is None or not lead:
+        return t
+    return np.reshape(t, lead + shape_of(values[0]))
+
+
+def _pull_flat(fun, prims, ct, out_ndim):
+    """The cotangents of every one of ``prims`` for the output cotangent ``ct`` (which may
+    carry leading batch axes before the output's ``out_ndim`` axes)."""
+    s = shape_of(ct)
+    lead = tuple(s[:len(s) - out_ndim])
+    nb = math.prod(lead)
+    if lead and nb == 0:
+        return [np.zeros(lead + shape_of(p)) for p in prims]
+    _, _, values, sweep = _pull(fun, None, list(prims), lambda ls: ls, transform="custom_root")
+    if not lead:
+        return sweep([ct])
+    out = sweep([np.reshape(ct, (nb,) + shape_of(values[0]))], nb=1)
+    return [np.reshape(g, lead + shape_of(p)) for g, p in zip(out, prims)]
+
+
+# ----- one call: how the flat vector z maps to x, and the params to their leaves -----
+class _Spec:
+    """One call of a decorated solver: the flat layout of ``x``, the params split into the
+    tracked leaves (the primitives' arguments) and everything else (kept here), the
+    residual as a function of flat vectors, and the tangent system's factorisation."""
+
+    def __init__(self, owner, x0, args, kwargs, leaves, ptree):
+        self.owner = owner
+        self.x0 = x0
+        self.ptree = ptree
+        self.tracked = [i for i, v in enumerate(leaves) if type(v) in box_types]
+        self.leaves = [None if type(v) in box_types else v for v in leaves]
+        self.aux = None
+        self.cache = None           # (z, leaves, factorisation): one point per call
+
+    # params
+    def params(self, dleaves):
+        leaves = list(self.leaves)
+        for i, v in zip(self.tracked, dleaves):
+            leaves[i] = v
+        return unflatten(self.ptree, leaves)
+
+    # x
+    def record(self, x):
+        """Lay out the solver's result ``x`` and return it as a flat vector."""
+        leaves, self.xtree = flatten(x)
+        name = self.owner.name
+        if not leaves:
+            raise TypeError(f"{name}: the solver returned {x!r}, which holds no array")
+        for v in leaves:
+            if type(v) in box_types:
+                raise TypeError(
+                    f"{name}: the solver returned a tracked value although it was run on "
+                    "plain values: it closes over a value tracked by an enclosing transform. "
+                    "Pass that value as one of the params instead.")
+            kind = np.result_type(v).kind
+            if kind == "c":
+                raise NotImplementedError(
+                    f"{name}: a complex solution is not supported; solve for its real and "
+                    "imaginary parts as a real vector.")
+            if kind != "f":
+                raise TypeError(f"{name}: the solver returned a {np.result_type(v)} leaf; the "
+                                "solution must be floating point to be differentiated")
+        self.xshapes = [shape_of(v) for v in leaves]
+        self.sizes = [math.prod(s) for s in self.xshapes]
+        self.n = sum(self.sizes)
+        self.dtype = np.result_type(*[np.result_type(v) for v in leaves])
+        return np.concatenate([np.ravel(np.asarray(v, dtype=self.dtype)) for v in leaves])
+
+    def unpack(self, z):
+        """``x``'s pytree from the flat ``z`` (slices and reshapes: differentiable)."""
+        if len(self.xshapes) == 1:
+            s = self.xshapes[0]
+            return unflatten(self.xtree, [z[0] if s == () else np.reshape(z, s)])
+        out, k = [], 0
+        for s, m in zip(self.xshapes, self.sizes):
+            out.append(z[k] if s == () else np.reshape(z[k:k + m], s))
+            k += m
+        return unflatten(self.xtree, out)
+
+    def Fz(self, z, dleaves):
+        """The residual as a flat vector of ``n`` entries, of the flat ``z``."""
+        args, kwargs = self.params(dleaves)
+        out = self.owner.residual(self.unpack(z), args, kwargs)
+        leaves = flatten(out)[0]
+        flat = [np.reshape(v, (-1,)) for v in leaves]
+        r = flat[0] if len(flat) == 1 else np.concatenate(flat)
+        if shape_of(r) != (self.n,):
+            raise ValueError(
+                f"{self.owner.name}: the residual has {shape_of(r)[0] if ndim_of(r) else 1} "
+                f"entries for a solution of {self.n}: F(x, *params) must return as many "
+                "numbers as x holds (a square system).")
+        return r
+
+
+# ----- the tangent system A y = r, A = ∂F/∂x at the solution -----
+def _jac_dense(spec, z, dleaves):
+    """``∂F/∂x`` as an ``n × n`` array, from one batched forward sweep."""
+    n = spec.n
+    T = _push_flat(lambda z_: spec.Fz(z_, dleaves), [z], [np.eye(n, dtype=z.dtype)])
+    return np.zeros((n, n)) if T is None else np.asarray(T, dtype=np.float64).T
+
+
+class _DenseLU:
+    """LU of the dense ``∂F/∂x`` (LAPACK's getrf; getrs solves with it or its transpose)."""
+
+    def __init__(self, spec, A):
+        from scipy.linalg import lapack
+        self.lapack = lapack
+        A = np.asarray(A, dtype=np.float64)
+        anorm = float(np.abs(A).sum(axis=0).max()) if A.size else 0.0
+        if not np.isfinite(anorm):
+            raise np.linalg.LinAlgError(
+                f"{spec.owner.name}: ∂F/∂x at the solution holds non-finite values; the "
+                "implicit function theorem gives no derivative there.")
+        self.scalar = A.shape == (1, 1)
+        if self.scalar:             # rcond of a nonzero 1 × 1 matrix is 1: no LAPACK calls
+            self.a = A[0, 0]
+            rcond = 1.0 if self.a != 0 else 0.0
+        else:
+            self.lu, self.piv, info = lapack.dgetrf(A)
+            rcond = lapack.dgecon(self.lu, anorm, norm="1")[0] if info == 0 and anorm > 0 \
+                else 0.0
+        if not rcond > 10 * np.finfo(float).eps:
+            raise np.linalg.LinAlgError(
+                f"{spec.owner.name}: ∂F/∂x is singular at the solution (reciprocal condition "
+                f"number {rcond:.2e}): the root is not isolated, so the implicit function "
+                "theorem gives no derivative. Check that F has an isolated root in x there "
+                "(for a fixed point: that ∂T/∂x has no eigenvalue 1).")
+
+    def __call__(self, R, transpose):
+        if self.scalar:
+            return R / self.a
+        Y, info = self.lapack.dgetrs(self.lu, self.piv, R.T, trans=1 if transpose else 0)
+        return Y.T
+
+
+class _SparseLU:
+    def __init__(self, spec, z, dleaves):
+        from scipy.sparse.linalg import splu
+        sparse_jacobian = getattr(importlib.import_module(__package__), "sparse_jacobian", None)
+        if sparse_jacobian is None:
+            raise NotImplementedError(
+                f"{spec.owner.name}: solve='sparse' needs ad.sparse_jacobian, which this "
+                "build lacks; use solve='krylov' (matrix-free) or solve='dense'.")
+        A = sparse_jacobian(lambda z_: spec.Fz(z_, dleaves))(z)
+        try:
+            self.lu = splu(A.tocsc().astype(np.float64))
+        except RuntimeError as e:
+            raise np.linalg.LinAlgError(f"{spec.owner.name}: ∂F/∂x is singular at the solution "
+                                        f"({e}); the implicit function theorem gives no "
+                                        "derivative there.") from None
+
+    def __call__(self, R, transpose):
+        return self.lu.solve(np.ascontiguousarray(R.T), trans="T" if transpose else "N").T
+
+
+class _Krylov:
+    """GMRES on the operator ``v ↦ ∂F/∂x·v`` (a JVP) or its transpose (a VJP): ``∂F/∂x`` is
+    never formed. ``solve`` may be a callable ``solve(op, b) -> y`` instead, given the same
+    ``scipy.sparse.linalg.LinearOperator`` (``op`` is ``Aᵀ`` for the transposed system)."""
+
+    def __init__(self, spec, z, dleaves, solve):
+        from .api import linear_operator
+        self.spec = spec
+        self.op = linear_operator(lambda z_: spec.Fz(z_, dleaves), z)
+        self.solve = solve
+
+    def __call__(self, R, transpose):
+        from scipy.sparse.linalg import gmres
+        op = self.op.T if transpose else self.op
+        spec, tol = self.spec, self.spec.owner.tol
+        out = np.zeros_like(R)
+        for k, b in enumerate(R):
+            bnorm = np.linalg.norm(b)
+            if bnorm == 0:
+                continue
+            if self.solve is not None:
+                y = np.asarray(self.solve(op, b), dtype=np.float64).reshape(-1)
+                info = 0
+            else:
+                n = spec.n
+                restart = min(n, 100)
+                y, info = gmres(op, b, rtol=tol, atol=0.0, restart=restart,
+                                maxiter=max(20, 20 * n // restart))
+            res = np.linalg.norm(op.matvec(y) - b)
+            if info != 0 or not res <= 100 * tol * bnorm:
+                how = "the given solve" if self.solve is not None else "GMRES"
+                raise RuntimeError(
+                    f"{spec.owner.name}: {how} did not solve the tangent system "
+                    f"(∂F/∂x){'ᵀ' if transpose else ''} y = b (relative residual "
+                    f"{res / bnorm:.1e}, tolerance {tol:.0e}): ∂F/∂x may be singular or badly "
+                    "conditioned at the solution. Pass solve='dense' (a direct LU for up to a "
+                    "few thousand unknowns) or a looser tol=.")
+            out[k] = y
+        return out
+
+
+def _dense(spec):
+    solve = spec.owner.solve
+    return solve == "dense" or solve == "auto" and spec.n <= DENSE_MAX
+
+
+def _plain(*xs):
+    return not any(type(x) in box_types for x in xs)
+
+
+def _factor(spec, z, dleaves):
+    """The tangent system's solver at ``(z, θ)`` (plain values), made once per point."""
+    c = spec.cache
+    if c is not None and c[0] is z and len(c[1]) == len(dleaves) \
+            and all(a is b for a, b in zip(c[1], dleaves)):
+        return c[2]
+    solve = spec.owner.solve
+    if callable(solve):
+        f = _Krylov(spec, z, dleaves, solve)
+    elif _dense(spec):
+        f = _DenseLU(spec, _jac_dense(spec, z, dleaves))
+    elif solve == "sparse":
+        f = _SparseLU(spec, z, dleaves)
+    else:
+        f = _Krylov(spec, z, dleaves, None)
+    spec.cache = (z, tuple(dleaves), f)
+    return f
+
+
+def _apply_M(spec, z, dleaves, y, transpose):
+    """``∂F/∂x·y`` (or ``(∂F/∂x)ᵀ·y``) at ``(z, θ)`` for ``y`` with leading batch axes."""
+    if transpose:
+        return _pull_flat(lambda z_: spec.Fz(z_, dleaves), [z], y, 1)[0]
+    t = _push_flat(lambda z_: spec.Fz(z_, dleaves), [z], [y])
+    return np.zeros_like(y) if t is None else t
+
+
+def _solve_impl(r, z, *dleaves, spec, transpose):
+    R = np.reshape(np.asarray(r, dtype=np.float64), (-1, spec.n))
+    Y = _factor(spec, z, dleaves)(R, transpose)
+    return Y.reshape(shape_of(r)).astype(np.result_type(r, spec.dtype), copy=False)
+
+
+def _solve_jvp(tangents, ans, r, z, *dleaves, spec, transpose):
+    # y = M⁻¹ r, M = ∂F/∂x (or its transpose):  dy = M⁻¹ (dr - dM·y)
+    rhs = tangents[0]
+    if any(t is not None for t in tangents[1:]):
+        dMy = _push_flat(lambda z_, *ls: _apply_M(spec, z_, ls, ans, transpose),
+                         [z, *dleaves], list(tangents[1:]))
+        if dMy is not None:
+            rhs = -dMy if rhs is None else rhs - dMy
+    if rhs is None:
+        return None
+    return _solve_p(rhs, z, *dleaves, spec=spec, transpose=transpose)
+
+
+def _solve_vjp(g, ans, r, z, *dleaves, spec, transpose):
+    # <g, dy> = <w, dr - dM·y> with w = M⁻ᵀ g: r̄ = w, (z̄, θ̄) = -(∂(M·y)/∂(z, θ))ᵀ w
+    w = _solve_p(g, z, *dleaves, spec=spec, transpose=not transpose)
+    cts = _pull_flat(lambda z_, *ls: _apply_M(spec, z_, ls, ans, transpose), [z, *dleaves],
+                     w, ndim_of(ans))
+    return [w] + [-c for c in cts]
+
+
+_solve_p = Primitive("implicit_tangent_solve", _solve_impl, jvp=_solve_jvp, vjp=_solve_vjp)
+
+
+# ----- the root -----
+def _root_impl(*dleaves, spec):
+    args, kwargs = spec.params(dleaves)
+    out = spec.owner.solver(spec.x0, *args, **kwargs)
+    if spec.owner.has_aux:
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"{spec.owner.name}(has_aux=True): the solver must return a "
+                            f"pair (x, aux), got {type(out).__name__}")
+        out, spec.aux = out
+    return spec.record(out)
+
+
+def _root_jvp(tangents, ans, *dleaves, spec):
+    if spec.n == 0:             # an empty solution: an empty derivative
+        k = next(i for i, t in enumerate(tangents) if t is not None)
+        return np.zeros(_lead(tangents[k], dleaves[k]) + (0,), spec.dtype)
+    if _dense(spec) and _plain(ans, *dleaves, *tangents):
+        return _root_jvp_dense(tangents, ans, dleaves, spec)
+    u = _push_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), list(tangents))
+    if u is None:
+        return None
+    return _solve_p(-u, ans, *dleaves, spec=spec, transpose=False)
+
+
+def _root_vjp(g, ans, *dleaves, spec):
+    if spec.n == 0:
+        return [np.zeros(_lead(g, ans) + shape_of(x), np.result_type(unbox(x)))
+                for x in dleaves]
+    if _dense(spec) and _plain(g, ans, *dleaves):
+        return _root_vjp_dense(g, ans, dleaves, spec)
+    mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
+    return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
+
+
+def _check_options(kind, solve, tol):
+    if solve is None:           # jaxopt's default
+        return "auto"
+    if not (callable(solve) or solve in _SOLVES):
+        raise ValueError(f"{kind}: solve must be one of {_SOLVES} or a callable "
+                         f"solve(op, b) -> x, not {solve!r}")
+    if not 0 < tol < 1:
+        raise ValueError(f"{kind}: tol must be in (0, 1), not {tol!r}")
+    return solve
+
+
+# The common first-order case, nothing tracked by an outer transform: ∂F/∂x and ∂F/∂θ come
+# from one sweep together (no rule of an outer level needs the tangent solve as a
+# primitive), and the factorisation is kept for any later solve at the same point.
+def _root_jvp_dense(tangents, ans, dleaves, spec):
+    """ẋ = -A⁻¹ (∂F/∂θ·θ̇): A's n columns and the B tangents' images in one forward sweep
+    of n + B directions."""
+    n = spec.n
+    k = next(i for i, t in enumerate(tangents) if t is not None)
+    lead = _lead(tangents[k], dleaves[k])
+    nb = math.prod(lead) if lead else 1
+    dt = np.result_type(spec.dtype, *[t for t in tangents if t is not None])
+    seeds = [np.concatenate([np.eye(n, dtype=dt), np.zeros((nb, n), dt)])]
+    for t, x in zip(tangents, dleaves):
+        if t is not None:
+            shape = shape_of(x)
+            t = np.concatenate([np.zeros((n,) + shape, dt),
+                                np.reshape(t, (nb,) + shape).astype(dt, copy=False)])
+        seeds.append(t)
+    T = _push_flat(lambda z, *ls: spec.Fz(z, ls), [ans, *dleaves], seeds)
+    T = np.zeros((n + nb, n)) if T is None else np.asarray(T, dtype=np.float64)
+    f = _DenseLU(spec, T[:n].T)
+    spec.cache = (ans, tuple(dleaves), f)
+    Y = f(-T[n:], False).astype(dt, copy=False)
+    return np.reshape(Y, lead + (n,)) if lead else Y[0]
+
+
+def _root_vjp_dense(g, ans, dleaves, spec):
+    """θ̄ = -(∂F/∂θ)ᵀ A⁻ᵀ x̄ from one recording of F: a sweep of the n basis cotangents gives
+    A (and (∂F/∂θ)ᵀ of each), a second sweep (or a contraction, when small) θ̄."""
+    n = spec.n
+    _, _, _, sweep = _pull(lambda z, *ls: spec.Fz(z, ls), None, [ans, *dleaves],
+                           lambda ls: ls, retain=True, transform="custom_root")
+    lead = _lead(g, ans)
+    G = np.reshape(np.asarray(g, dtype=np.float64), (-1, n))
+    if n == 1:      # one row: an unbatched sweep is cheaper
+        rows = [np.reshape(r, (1,) + shape_of(r)) for r in sweep([np.ones(1, spec.dtype)])]
+    else:
+        rows = sweep([np.eye(n, dtype=spec.dtype)], nb=1)
+    f = _DenseLU(spec, np.asarray(rows[0], dtype=np.float64))
+    spec.cache = (ans, tuple(dleaves), f)
+    MU = f(G, True)
+    if n * sum(math.prod(shape_of(x)) for x in dleaves) <= CONTRACT_MAX:
+        # (a 1 × 1 matmul costs more than the product it is)
+        cts = [(-MU[:, :1]) * np.reshape(r, (1, -1)) if n == 1 else
+               -(MU @ np.reshape(r, (n, -1))) for r in rows[1:]]
+    else:
+        cts = [-c for c in sweep([MU], nb=1)[1:]]
+    return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
+            for c, x in zip(cts, dleaves)]
+
+
+def _plain_tree(t):
+    leaves, tree = flatten(t)
+    return unflatten(tree, [unbox(v) for v in leaves])
+
+
+class _Implicit:
+    """A solver decorated by ``custom_root`` or ``custom_fixed_point``."""
+    kind = "custom_root"
+
+    def __init__(self, solver, F, solve, tol, has_aux):
+        functools.update_wrapper(self, solver)
+        solve = _check_options(self.kind, solve, tol)
+        self.solver, self.F, self.solve, self.tol, self.has_aux = solver, F, solve, tol, has_aux
+        self.name = f"{self.kind}[{getattr(solver, '__name__', 'solver')}]"
+        self.prim = Primitive(self.name, _root_impl, jvp=_root_jvp, vjp=_root_vjp)
+
+    def residual(self, x, args, kwargs):
+        return self.F(x, *args, **kwargs)
+
+    def __call__(self, x0, *args, **kwargs):
+        x0 = _plain_tree(x0)            # no derivative through the initial guess (JAX)
+        leaves, ptree = flatten((args, kwargs))
+        if not any(type(v) in box_types for v in leaves):
+            return self.solver(x0, *args, **kwargs)
+        for v in leaves:
+            if type(v) in box_types and np.result_type(unbox(v)).kind == "c":
+                raise NotImplementedError(
+                    f"{self.name}: differentiating with respect to a complex parameter is not "
+                    "supported; pass its real and imaginary parts as two real parameters.")
+        spec = _Spec(self, x0, args, kwargs, leaves, ptree)
+        z = bind(self.prim, *[leaves[i] for i in spec.tracked], spec=spec)
+        x = spec.unpack(z)
+        return (x, spec.aux) if self.has_aux else x
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class _ImplicitFixedPoint(_Implicit):
+    kind = "custom_fixed_point"
+
+    def residual(self, x, args, kwargs):
+        tx = self.F(x, *args, **kwargs)
+        a, ta = flatten(x), flatten(tx)
+        if a[1] != ta[1]:
+            raise TypeError(f"{self.name}: T(x, *params) must return the structure of x")
+        return unflatten(a[1], [u - v for u, v in zip(ta[0], a[0])])
+
+
+def custom_root(F, *, solve="auto", tol=1e-10, has_aux=False):
+    """Decorate ``solver(x0, *params, **kwparams) -> x`` whose result solves
+    ``F(x, *params, **kwparams) = 0``: its derivatives with respect to the params come from
+    the implicit function theorem (jaxopt's ``implicit_diff.custom_root``), in both modes, to
+    any order, with the solver run once per call.
+
+    ``ẋ = -(∂F/∂x)⁻¹ ∂F/∂θ·θ̇`` and ``θ̄ = -(∂F/∂θ)ᵀ (∂F/∂x)⁻ᵀ x̄``. ``x`` and the params may be
+    pytrees; ``x0`` gets no derivative. ``solve`` says how the tangent system with matrix
+    ``∂F/∂x`` is solved: ``"dense"`` (LU of the Jacobian from one batched forward sweep),
+    ``"krylov"`` (GMRES on JVPs/VJPs of ``F``: matrix-free, to relative residual ``tol``),
+    ``"sparse"`` (sparse LU of ``ad.sparse_jacobian``), ``"auto"`` (dense up to
+    ``DENSE_MAX`` = 200 unknowns, then Krylov; ``None`` means the same), or a callable
+    ``solve(op, b) -> y`` given a ``scipy.sparse.linalg.LinearOperator`` (callable as
+    ``op(v)``: jaxopt's ``solve(matvec, b)``; ``op`` is ``(∂F/∂x)ᵀ`` for reverse mode).
+    A singular ``∂F/∂x`` raises ``numpy.linalg.LinAlgError``; a Krylov solve that does not
+    converge ``RuntimeError``. The solver's result is trusted to solve ``F = 0`` (check it
+    in the solver: a wrong root gets the derivative of a wrong root). With
+    ``has_aux=True`` the solver returns ``(x, aux)``; ``aux`` is not differentiated.
+
+    >>> import autodiff as ad
+    >>> F = lambda x, a: x ** 2 - a
+    >>> @ad.custom_root(F)
+    ... def sqrt(x0, a):
+    ...     x = x0
+    ...     for _ in range(50):
+    ...         x = x - F(x, a) / (2 * x)     # Newton
+    ...     return x
+    >>> round(float(ad.grad(lambda a: sqrt(1.0, a))(4.0)), 12)     # 1 / (2 sqrt a)
+    0.25
+    """
+    solve = _check_options("custom_root", solve, tol)
+
+    def decorate(solver):
+        return _Implicit(solver, F, solve, tol, has_aux)
+    return decorate
+
+
+def custom_fixed_point(T, *, solve="auto", tol=1e-10, has_aux=False):
+    """Decorate ``solver(x0, *params) -> x`` whose result satisfies ``x = T(x, *params)``:
+    ``custom_root`` with ``F = T(x) - x``, so ``ẋ = (I - ∂T/∂x)⁻¹ ∂T/∂θ·θ̇``. Same options.
+
+    >>> import autodiff as ad
+    >>> T = lambda x, a: np.cos(a * x)
+    >>> @ad.custom_fixed_point(T)
+    ... def fp(x0, a):
+    ...     for _ in range(200):
+    ...         x0 = T(x0, a)
+    ...     return x0
+    >>> x = fp(0.5, 1.0)
+    >>> bool(abs(ad.grad(lambda a: fp(0.5, a))(1.0) - (-x * np.sin(x)) / (1 + np.sin(x))) < 1e-12)
+    True
+    """
+    solve = _check_options("custom_fixed_point", solve, tol)
+
+    def decorate(solver):
+        return _ImplicitFixedPoint(solver, T, solve, tol, has_aux)
+    return decorate

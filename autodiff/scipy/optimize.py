@@ -1,0 +1,559 @@
+"""``scipy.optimize`` with derivatives: SciPy's own solvers, differentiable in ``args``.
+
+Each function has SciPy's signature and returns SciPy's result. It runs SciPy's solver once,
+on plain values (the tracked values in ``args`` unwrapped), and attaches the derivative of
+the solution with respect to ``args`` by the implicit function theorem (``ad.custom_root``'s
+machinery) applied to the condition the solution satisfies:
+
+- ``root``, ``fsolve``, ``root_scalar``, ``brentq`` (and ``brenth``, ``ridder``,
+  ``bisect``, ``toms748``, ``newton``): ``fun(x, *args) = 0``;
+- ``minimize``: stationarity ``∇f(x, *args) = 0``; with ``bounds`` and ``constraints``
+  (dicts; their ``args`` are differentiable too) the KKT conditions with the active set
+  fixed, ``(∇f - Cᵀλ, c_active) = 0`` (LICQ and strict complementarity checked; constraint
+  objects are refused when a derivative is asked for);
+- ``least_squares``: the normal equations ``∇ cost = Jᵀ ρ'·r = 0`` (any of SciPy's losses;
+  bounds as in ``minimize``);
+- ``fixed_point``: ``x = func(x, *args)``.
+
+``x0`` (and a bracket) get no derivative. ``.x`` (``.root``) of the result is tracked when
+``args`` are; ``minimize``'s ``.fun`` and ``least_squares``' ``.fun`` and ``.cost`` are
+recomputed at the tracked solution, so they are differentiable too (``df*/dθ = ∂f/∂θ``).
+The solver's ``jac=``, ``hess=``/``hessp=`` and ``fprime=`` are filled from the engine
+(exact derivatives, not finite differences) where the method uses them and the caller gave
+none. A solver that did not converge raises :class:`ConvergenceError` (a ``RuntimeError``)
+where SciPy would only report or warn; where SciPy raises itself, its error stands.
+
+>>> import autodiff as ad
+>>> x = lambda a: brentq(lambda x, a: x ** 3 - a, 0.0, 4.0, args=(a,))
+>>> round(float(ad.grad(x)(8.0)), 12)                   # d a^(1/3)/da = 1 / (3 a^(2/3))
+0.083333333333
+"""
+import numpy as np
+import scipy.optimize as _so
+
+from .. import numpy as anp
+from ..api import grad, hessian, hvp, jacfwd, jacobian, jvp
+from ..boxes import unbox
+from ..core import box_types
+from ..implicit import _Implicit, _ImplicitFixedPoint
+from ..tree import flatten, unflatten
+
+__all__ = ["root", "root_scalar", "brentq", "brenth", "ridder", "bisect", "toms748", "newton",
+           "fsolve", "minimize", "least_squares", "fixed_point", "ConvergenceError",
+           "OptimizeResult", "RootResults"]
+
+OptimizeResult = _so.OptimizeResult
+RootResults = _so.RootResults
+
+
+class ConvergenceError(RuntimeError):
+    """The solver did not converge: its result has no derivative worth attaching."""
+
+
+# ----- helpers -----
+def _tracked(tree):
+    return any(type(v) in box_types for v in flatten(tree)[0])
+
+
+def _plain(tree):
+    leaves, t = flatten(tree)
+    return unflatten(t, [unbox(v) for v in leaves])
+
+
+def _vector(out):
+    """A residual as a flat vector (a list of tracked numbers included)."""
+    return anp.ravel(anp.asarray(out))
+
+
+def _implicit(name, F, x_star, args, kwargs=None, fixed_point=False):
+    """``x_star`` as a function of the tracked values in ``args`` (and ``kwargs``), by the
+    implicit function theorem on ``F(x, *args, **kwargs) = 0`` (or ``x = F(x, ...)``)."""
+    def solver(x0, *a, **k):
+        return x_star
+    solver.__name__ = name
+    cls = _ImplicitFixedPoint if fixed_point else _Implicit
+    return cls(solver, F, "auto", 1e-10, False)(None, *args, **(kwargs or {}))
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _failed(what, message):
+    raise ConvergenceError(f"{what} did not converge: {str(message).rstrip('.')}. Its "
+                           "result would be a wrong number with a wrong derivative; change "
+                           "x0, the bracket, the tolerances or maxiter (options=) and call "
+                           "again.")
+
+
+# ----- roots -----
+def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, options=None):
+    """``scipy.optimize.root``, differentiable in ``args``: ``dx = -J⁻¹ ∂fun/∂args·dargs``.
+    ``jac`` (methods ``hybr``, ``lm``) is the engine's Jacobian unless given; ``jac=True``
+    means ``fun`` returns ``(f, J)``, as in SciPy (``fun`` then also runs on tracked values,
+    its ``J`` unused, so build ``J`` with ``autodiff.numpy``). Raises
+    :class:`ConvergenceError` when ``success`` is False."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    plain = _plain(args)
+    meth = method.lower() if isinstance(method, str) else method
+    if jac is None and meth in ("hybr", "lm"):
+        def jac(x, *a):
+            return np.asarray(jacfwd(lambda y: _vector(fun(y, *a)))(x))
+    res = _so.root(fun, _plain(x0), args=plain,
+                   method=method, jac=jac, tol=tol, callback=callback, options=options)
+    if not res.success:
+        _failed(f"root(method={method!r})", res.message)
+    if _tracked(args):
+        value = _first if jac is True else (lambda o: o)
+        res.x = _implicit("root", lambda x, *a: _vector(value(fun(x, *a))), res.x, args)
+    return res
+
+
+def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49012e-08,
+           maxfev=0, band=None, epsfcn=None, factor=100, diag=None):
+    """``scipy.optimize.fsolve``, differentiable in ``args``; ``fprime`` is the engine's
+    Jacobian unless given. SciPy only warns when it fails; this raises
+    :class:`ConvergenceError`."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    plain = _plain(args)
+    if fprime is None:
+        def fprime(x, *a):
+            J = np.asarray(jacfwd(lambda y: _vector(func(y, *a)))(x))
+            return J.T if col_deriv else J
+    x, info, ier, mesg = _so.fsolve(func, _plain(x0), args=plain, fprime=fprime,
+                                    full_output=True, col_deriv=col_deriv, xtol=xtol,
+                                    maxfev=maxfev, band=band, epsfcn=epsfcn, factor=factor,
+                                    diag=diag)
+    if ier != 1:
+        _failed("fsolve", mesg)
+    if _tracked(args):
+        x = _implicit("fsolve", lambda y, *a: _vector(func(y, *a)), x, args)
+    return (x, info, ier, mesg) if full_output else x
+
+
+def _scalar_derivative(f, order):
+    def d(x, *a):
+        g = lambda y: _first(f(y, *a))
+        for _ in range(order):
+            g = grad(g)
+        return float(g(float(x)))
+    return d
+
+
+def root_scalar(f, args=(), method=None, bracket=None, fprime=None, fprime2=None, x0=None,
+                x1=None, xtol=None, rtol=None, maxiter=None, options=None):
+    """``scipy.optimize.root_scalar``, differentiable in ``args``: ``dx = -∂f/∂args / f'``.
+    Returns SciPy's ``RootResults`` with ``.root`` tracked. For Newton's method (SciPy's
+    choice for ``x0`` alone, or ``method="newton"``) ``fprime`` is the engine's derivative
+    unless given, and so is ``fprime2`` for ``method="halley"``. Raises
+    :class:`ConvergenceError` when ``converged`` is False."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    plain = _plain(args)
+    meth = method.lower() if isinstance(method, str) else method
+    if meth is None and bracket is None and x0 is not None and not fprime and x1 is None:
+        meth = "newton"        # SciPy's choice here; with an exact fprime it is Newton's
+    if meth in ("newton", "halley") and fprime is None:
+        fprime = _scalar_derivative(f, 1)
+    if meth == "halley" and fprime2 is None and fprime is not True:
+        fprime2 = _scalar_derivative(f, 2)
+    sol = _so.root_scalar(f, args=plain, method=meth, bracket=_plain(bracket), fprime=fprime,
+                          fprime2=fprime2, x0=_plain(x0), x1=_plain(x1), xtol=xtol, rtol=rtol,
+                          maxiter=maxiter, options=options)
+    if not sol.converged:
+        _failed(f"root_scalar(method={sol.method!r})", sol.flag)
+    if _tracked(args):
+        sol.root = _implicit("root_scalar", lambda x, *a: _first(f(x, *a)), sol.root, args)
+    return sol
+
+
+def _bracketed(name, f, a, b, args, full_output, disp, **kw):
+    """SciPy's bracketing solver ``name`` on plain values, then the implicit derivative."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    x, r = getattr(_so, name)(f, unbox(a), unbox(b), args=_plain(args), full_output=True,
+                              disp=disp, **kw)
+    if not r.converged:
+        _failed(name, r.flag)
+    if _tracked(args):
+        x = _implicit(name, f, x, args)
+        r.root = x
+    return (x, r) if full_output else x
+
+
+def brentq(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.brentq``, differentiable in ``args``: ``dx = -∂f/∂args / f'(x)``.
+    Returns the root (a float when nothing is tracked), or ``(x, RootResults)`` with
+    ``full_output=True``. SciPy's errors stand (no sign change: ``ValueError``; not
+    converged with ``disp=True``: ``RuntimeError``); not converged with ``disp=False``
+    raises :class:`ConvergenceError`. The bracket gets no derivative. ``brenth``,
+    ``ridder``, ``bisect`` and ``toms748`` are the same with SciPy's other methods."""
+    return _bracketed("brentq", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def brenth(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.brenth``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("brenth", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def ridder(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.ridder``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("ridder", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def bisect(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+           full_output=False, disp=True):
+    """``scipy.optimize.bisect``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("bisect", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def toms748(f, a, b, args=(), k=1, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
+            full_output=False, disp=True):
+    """``scipy.optimize.toms748``, differentiable in ``args`` (as :func:`brentq`)."""
+    return _bracketed("toms748", f, a, b, args, full_output, disp, k=k, xtol=xtol, rtol=rtol,
+                      maxiter=maxiter)
+
+
+def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=None, x1=None,
+           rtol=0.0, full_output=False, disp=True):
+    """``scipy.optimize.newton`` (scalar, or elementwise on an array ``x0``, as SciPy),
+    differentiable in ``args``. ``fprime`` is the engine's derivative unless given or
+    ``x1`` asks for the secant method. Not converged: SciPy's ``RuntimeError`` with
+    ``disp=True``, :class:`ConvergenceError` otherwise (for arrays: any element)."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    plain = _plain(args)
+    if fprime is None and x1 is None:
+        def fprime(x, *a):
+            one = 1.0 if np.ndim(x) == 0 else np.ones(np.shape(x))
+            return np.asarray(jvp(lambda y: func(y, *a), (x,), (one,))[1])
+    out = _so.newton(func, _plain(x0), fprime=fprime, args=plain, tol=tol, maxiter=maxiter,
+                     fprime2=fprime2, x1=_plain(x1), rtol=rtol, full_output=True, disp=disp)
+    scalar = np.ndim(out[0]) == 0
+    x, ok = (out[0], out[1].converged) if scalar else (out.root, np.all(out.converged))
+    if not ok:
+        _failed("newton", out[1].flag if scalar else
+                f"elements {np.flatnonzero(~np.asarray(out.converged)).tolist()} did not")
+    if _tracked(args):
+        x = _implicit("newton", lambda y, *a: func(y, *a), x, args)
+        out = (x, out[1]) if scalar else out._replace(root=x)
+        if scalar:
+            out[1].root = x
+    if not full_output:
+        return x
+    return out
+
+
+def fixed_point(func, x0, args=(), xtol=1e-08, maxiter=500, method="del2"):
+    """``scipy.optimize.fixed_point``, differentiable in ``args``:
+    ``dx = (I - ∂func/∂x)⁻¹ ∂func/∂args·dargs``. SciPy raises ``RuntimeError`` when it does
+    not converge."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    x = _so.fixed_point(func, _plain(x0), args=_plain(args), xtol=xtol, maxiter=maxiter,
+                        method=method)
+    if not np.all(np.isfinite(x)):
+        _failed("fixed_point", "it returned non-finite values")
+    if _tracked(args):
+        x = _implicit("fixed_point", func, x, args, fixed_point=True)
+    return x
+
+
+# ----- bounds: the active set of a bound-constrained stationary point -----
+def _bound_arrays(bounds, n, pairs=True):
+    """``(lb, ub)`` arrays from ``Bounds``, ``minimize``'s ``(lo, hi)`` pairs (``pairs``) or
+    ``least_squares``' ``(lb, ub)``."""
+    if isinstance(bounds, _so.Bounds):
+        lb, ub = bounds.lb, bounds.ub
+    elif not pairs:
+        lb, ub = bounds
+    else:
+        pairs = list(bounds)
+        if len(pairs) != n:
+            raise ValueError(f"bounds have {len(pairs)} pairs for {n} variables")
+        lb = [-np.inf if p[0] is None else p[0] for p in pairs]
+        ub = [np.inf if p[1] is None else p[1] for p in pairs]
+    if _tracked((lb, ub)):
+        raise NotImplementedError("derivatives with respect to the bounds are not supported: "
+                                  "pass plain bounds (and the quantity as part of args).")
+    return (np.broadcast_to(np.asarray(lb, dtype=float), (n,)),
+            np.broadcast_to(np.asarray(ub, dtype=float), (n,)))
+
+
+def _kkt(name, gradient, x_star, lb, ub, args, kwargs=None):
+    """The stationarity residual with the active bounds fixed: ``g_i`` for free coordinates,
+    ``x_i - bound_i`` for active ones (strict complementarity assumed, and checked)."""
+    x_star = np.asarray(x_star, dtype=float)
+    g = np.asarray(gradient(x_star, *_plain(args), **_plain(kwargs or {})), dtype=float)
+    at_lo = x_star <= lb + 1e-8 * (1 + np.abs(lb))
+    at_hi = x_star >= ub - 1e-8 * (1 + np.abs(ub))
+    scale = max(1.0, float(np.max(np.abs(g)))) if g.size else 1.0
+    weak = (at_lo & (g <= 1e-8 * scale)) | (at_hi & (g >= -1e-8 * scale))
+    if np.any(weak):
+        raise ValueError(
+            f"{name}: the solution sits on a bound whose multiplier is zero or has the wrong "
+            f"sign (coordinates {np.flatnonzero(weak).tolist()}): the solution is not "
+            "differentiable there (strict complementarity fails). Move the bound or "
+            "reparametrise.")
+    active = at_lo | at_hi
+    if not np.any(active):
+        return None
+    b = np.where(at_lo, lb, ub)
+
+    def F(x, *a, **k):
+        return anp.where(active, x - b, gradient(x, *a, **k))
+    return F
+
+
+# ----- minimisation -----
+_USES_JAC = {"cg", "bfgs", "newton-cg", "l-bfgs-b", "tnc", "slsqp", "dogleg", "trust-ncg",
+             "trust-krylov", "trust-exact", "trust-constr"}
+_NEEDS_HESS = {"dogleg", "trust-exact"}
+_HANDLE_BOUNDS = {"nelder-mead", "powell", "l-bfgs-b", "tnc", "slsqp", "trust-constr", "cobyla",
+                  "cobyqa"}            # the others ignore bounds (SciPy warns), and so do we
+_TAKES_HESSP = {"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"}
+
+
+def _has_constraints(constraints):
+    if constraints is None:
+        return False
+    if isinstance(constraints, (dict, _so.LinearConstraint, _so.NonlinearConstraint)):
+        return True
+    return len(constraints) > 0
+
+
+def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bounds=None,
+             constraints=(), tol=None, callback=None, options=None):
+    """``scipy.optimize.minimize``, differentiable in ``args`` through the stationarity
+    condition ``∇f(x*, args) = 0``: ``dx* = -H⁻¹ ∂(∇f)/∂args·dargs``. With ``bounds`` or
+    ``constraints`` (dicts, their own ``args`` differentiable too) the KKT conditions with
+    the active set held fixed (see the module docstring); ``LinearConstraint`` and
+    ``NonlinearConstraint`` objects with tracked values raise ``NotImplementedError``.
+    The constraints' ``jac`` is the engine's too. ``jac`` is the engine's gradient
+    and ``hess``/``hessp`` its Hessian (products) where the method uses them and none was
+    given. ``.x`` and ``.fun`` are tracked when ``args`` are. Raises
+    :class:`ConvergenceError` when ``success`` is False."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    cons = _constraint_dicts(constraints)
+    tracked = _tracked(args) or bool(cons) and _tracked([c.get("args", ()) for c in cons])
+    if method is None:
+        meth = "slsqp" if _has_constraints(constraints) else (
+            "l-bfgs-b" if bounds is not None else "bfgs")
+    else:
+        meth = method.lower() if isinstance(method, str) else None
+    if tracked and _has_constraints(constraints) and cons is None:
+        raise NotImplementedError(
+            f"minimize(method={meth!r}): derivatives through LinearConstraint or "
+            "NonlinearConstraint objects are not implemented; pass the constraints as dicts "
+            "({'type': 'eq' or 'ineq', 'fun': ..., 'args': ...}), which are differentiated "
+            "through the KKT conditions.")
+    if tracked and meth is None:
+        raise NotImplementedError("minimize with a custom method callable cannot be "
+                                  "differentiated; use one of SciPy's methods.")
+
+    def value(x, *a):
+        return _first(fun(x, *a)) if jac is True else fun(x, *a)
+
+    if jac is None and meth in _USES_JAC:
+        def jac(x, *a):
+            return np.asarray(grad(lambda y: value(y, *a))(x))
+    if hess is None and hessp is None:
+        if meth in _NEEDS_HESS:
+            def hess(x, *a):
+                return np.asarray(hessian(lambda y: value(y, *a))(x))
+        elif meth in _TAKES_HESSP:
+            def hessp(x, p, *a):
+                return np.asarray(hvp(lambda y: value(y, *a), x, p))
+    res = _so.minimize(fun, _plain(x0), args=_plain(args), method=method, jac=jac, hess=hess,
+                       hessp=hessp, bounds=bounds,
+                       constraints=constraints if cons is None else _plain_constraints(cons),
+                       tol=tol, callback=callback, options=options)
+    if not res.success:
+        _failed(f"minimize(method={meth!r})", res.message)
+    if tracked:
+        def gradient(x, *a):
+            return grad(lambda y: value(y, *a))(x)
+        lb = ub = None
+        if bounds is not None and meth in _HANDLE_BOUNDS:
+            lb, ub = _bound_arrays(bounds, np.size(res.x))
+        if cons:
+            res.x = _kkt_constrained(value, res.x, args, cons, lb, ub)
+        else:
+            F = _kkt("minimize", gradient, res.x, lb, ub, args) if lb is not None else None
+            res.x = _implicit("minimize", F or gradient, res.x, args)
+        res.fun = value(res.x, *args)
+    return res
+
+
+def _constraint_dicts(constraints):
+    """The constraints as a list of dicts, or None when they are given as objects."""
+    if constraints is None:
+        return []
+    if isinstance(constraints, dict):
+        return [constraints]
+    if isinstance(constraints, (_so.LinearConstraint, _so.NonlinearConstraint)):
+        return None
+    cons = list(constraints)
+    return cons if all(isinstance(c, dict) for c in cons) else None
+
+
+def _plain_constraints(cons):
+    """SciPy's constraint dicts with plain ``args`` and, where missing, the engine's
+    Jacobian of each constraint."""
+    out = []
+    for c in cons:
+        c = dict(c)
+        c["args"] = _plain(tuple(c.get("args", ())))
+        if "jac" not in c or c["jac"] is None:
+            def cjac(x, *a, _f=c["fun"]):
+                return np.atleast_2d(np.asarray(jacfwd(lambda y: _vector(_f(y, *a)))(x)))
+            c["jac"] = cjac
+        out.append(c)
+    return out
+
+
+def _kkt_constrained(value, x_star, args, cons, lb, ub, tol=1e-8):
+    """``x*`` of a constrained minimum, differentiated through the KKT conditions with the
+    active set fixed: with ``c_A`` the equality and active inequality constraints (and active
+    bounds), the multipliers ``λ`` solve ``∇f = Cᵀλ`` at ``x*`` (``C = ∂c_A/∂x``), and
+    ``(x*, λ)`` is the root of ``(∇f - Cᵀλ, c_A)``. LICQ (``C`` of full row rank) and strict
+    complementarity (``λ > 0`` on active inequalities) are checked; where they fail, the
+    solution is not differentiable and this raises."""
+    x_star = np.asarray(x_star, dtype=float)
+    plain_args = _plain(args)
+    cargs = tuple(tuple(c.get("args", ())) for c in cons)
+    plain_cargs = _plain(cargs)
+    pieces, kinds = [], []
+    for k, c in enumerate(cons):
+        typ = str(c.get("type", "")).lower()
+        if typ not in ("eq", "ineq"):
+            raise ValueError(f"minimize: constraint type must be 'eq' or 'ineq', not {typ!r}")
+        v = np.ravel(np.asarray(c["fun"](x_star, *plain_cargs[k]), dtype=float))
+        idx = np.arange(v.size) if typ == "eq" else np.flatnonzero(
+            np.abs(v) <= tol * (1 + np.max(np.abs(v), initial=0.0)))
+        pieces.append((k, idx))
+        kinds += [typ == "ineq"] * idx.size
+    lo = np.flatnonzero(x_star <= lb + tol * (1 + np.abs(lb))) if lb is not None else []
+    hi = np.flatnonzero(x_star >= ub - tol * (1 + np.abs(ub))) if ub is not None else []
+    kinds += [True] * (len(lo) + len(hi))
+    kinds = np.array(kinds, dtype=bool)
+
+    def c_act(x, ca):
+        parts = [_vector(cons[k]["fun"](x, *ca[k]))[idx] for k, idx in pieces if idx.size]
+        if len(lo):
+            parts.append(x[lo] - lb[lo])
+        if len(hi):
+            parts.append(ub[hi] - x[hi])
+        return anp.concatenate(parts) if parts else None
+
+    def gradient(x, *a):
+        return grad(lambda y: value(y, *a))(x)
+
+    if not kinds.size:                        # nothing active: plain stationarity
+        return _implicit("minimize", gradient, x_star, args)
+    g = np.asarray(gradient(x_star, *plain_args), dtype=float)
+    C = np.atleast_2d(np.asarray(jacfwd(lambda y: c_act(y, plain_cargs))(x_star), dtype=float))
+    sv = np.linalg.svd(C, compute_uv=False)
+    if C.shape[0] > C.shape[1] or sv.min() <= 1e-10 * max(1.0, sv.max()):
+        raise ValueError("minimize: the active constraints' gradients are linearly dependent "
+                         "at the solution (LICQ fails): the multipliers, and so the "
+                         "derivative, are not unique. Remove redundant constraints.")
+    lam = np.linalg.lstsq(C.T, g, rcond=None)[0]
+    scale = max(1.0, float(np.max(np.abs(g))))
+    if np.max(np.abs(C.T @ lam - g)) > 1e-5 * scale:
+        raise ValueError("minimize: the solution does not satisfy the KKT conditions to "
+                         "accuracy (∇f is not a combination of the active constraints' "
+                         "gradients); tighten the solver's tolerance (tol=, options=).")
+    weak = kinds & (lam <= 1e-8 * scale)
+    if np.any(weak):
+        raise ValueError("minimize: an active inequality constraint has a zero or negative "
+                         "multiplier at the solution (strict complementarity fails): the "
+                         "solution is not differentiable there.")
+
+    def F(xl, a, ca):
+        x, lm = xl
+        return (grad(lambda y: value(y, *a) - anp.sum(lm * c_act(y, ca)))(x), c_act(x, ca))
+    return _implicit("minimize", F, (x_star, lam), (args, cargs))[0]
+
+
+# ----- least squares -----
+def _rho(loss, z):
+    """SciPy's loss functions ``ρ(z)``, ``z = (r/f_scale)²``."""
+    if loss == "linear":
+        return z
+    if loss == "soft_l1":
+        return 2 * ((1 + z) ** 0.5 - 1)
+    if loss == "huber":
+        return anp.where(z <= 1, z, 2 * anp.sqrt(anp.maximum(z, 1.0)) - 1)
+    if loss == "cauchy":
+        return anp.log1p(z)
+    if loss == "arctan":
+        return anp.arctan(z)
+    raise NotImplementedError(f"least_squares: derivatives with the loss {loss!r} are not "
+                              "supported; use one of SciPy's named losses.")
+
+
+def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf",
+                  ftol=1e-08, xtol=1e-08, gtol=1e-08, x_scale=None, loss="linear",
+                  f_scale=1.0, diff_step=None, tr_solver=None, tr_options=None,
+                  jac_sparsity=None, max_nfev=None, verbose=0, args=(), kwargs=None,
+                  callback=None, workers=None):
+    """``scipy.optimize.least_squares``, differentiable in ``args`` and ``kwargs`` through
+    the normal equations ``∇cost(x*) = 0`` (``Jᵀr = 0`` for the linear loss); active bounds
+    are held fixed. ``jac`` (the default ``"2-point"``) is the engine's Jacobian;
+    ``"3-point"``, ``"cs"`` or a callable are used as given. ``.x``, ``.fun`` and ``.cost``
+    are tracked when the arguments are. Raises :class:`ConvergenceError` when ``success``
+    is False."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    kwargs = {} if kwargs is None else dict(kwargs)
+    tracked = _tracked((args, kwargs))
+    if jac == "2-point" and jac_sparsity is None:
+        def jac(x, *a, **k):
+            return np.atleast_2d(np.asarray(jacobian(lambda y: _vector(fun(y, *a, **k)))(x)))
+    extra = {} if workers is None else {"workers": workers}
+    res = _so.least_squares(fun, _plain(x0), jac=jac, bounds=bounds, method=method, ftol=ftol,
+                            xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
+                            diff_step=diff_step, tr_solver=tr_solver, tr_options=tr_options,
+                            jac_sparsity=jac_sparsity, max_nfev=max_nfev, verbose=verbose,
+                            args=_plain(args), kwargs=_plain(kwargs), callback=callback,
+                            **extra)
+    if not res.success:
+        _failed(f"least_squares(method={method!r})", res.message)
+    if tracked:
+        if callable(loss):
+            raise NotImplementedError("least_squares: derivatives with a callable loss are "
+                                      "not supported; use one of SciPy's named losses.")
+
+        def cost(x, *a, **k):
+            r = _vector(fun(x, *a, **k))
+            return 0.5 * f_scale ** 2 * anp.sum(_rho(loss, (r / f_scale) ** 2))
+
+        def gradient(x, *a, **k):
+            return grad(lambda y: cost(y, *a, **k))(x)
+        n = np.size(res.x)
+        lb, ub = _bound_arrays(bounds, n, pairs=False) if _bounded(bounds) else (None, None)
+        F = _kkt("least_squares", gradient, res.x, lb, ub, args, kwargs) \
+            if lb is not None else None
+        res.x = _implicit("least_squares", F or gradient, res.x, args, kwargs)
+        res.fun = _vector(fun(res.x, *args, **kwargs))
+        res.cost = 0.5 * f_scale ** 2 * anp.sum(_rho(loss, (res.fun / f_scale) ** 2))
+    return res
+
+
+def _bounded(bounds):
+    if isinstance(bounds, _so.Bounds):
+        return bool(np.any(np.isfinite(bounds.lb)) or np.any(np.isfinite(bounds.ub)))
+    lb, ub = bounds
+    return bool(np.any(np.isfinite(np.asarray(_plain(lb), dtype=float)))
+                or np.any(np.isfinite(np.asarray(_plain(ub), dtype=float))))
