@@ -13,7 +13,7 @@ from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .data import DataLoader, TensorDataset
 from .fit import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                   evaluate, fit, predict)
-from .io import load, save
+from .io import load, load_metadata, save
 from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Identity, LayerNorm, LeakyReLU,
                      Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh)
 from .module import Module, ModuleList, Parameter, Sequential, functional_call
@@ -41,5 +41,5 @@ __all__ = [
     "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
     "DataLoader", "TensorDataset",
     "fit", "predict", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
-    "LearningRateScheduler", "save", "load", "export_onnx",
+    "LearningRateScheduler", "save", "load", "load_metadata", "export_onnx",
 ]
