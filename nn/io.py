@@ -120,8 +120,9 @@ def _encode(v, path, arrays):
     if isinstance(v, (list, tuple)):
         return {"t" if isinstance(v, tuple) else "l":
                 [_encode(x, path + (i,), arrays) for i, x in enumerate(v)]}
-    raise TypeError(f"nn.save: {where} holds a {type(v).__name__} object; a weights file holds arrays, "
-                    "numbers, strings, None and dicts/lists/tuples of them (no pickle)")
+    raise TypeError(f"nn.save: {where} holds a {type(v).__name__} object; a weights file "
+                    "holds arrays, numbers, strings, None and dicts/lists/tuples of them "
+                    "(no pickle)")
 
 
 def _check_metadata(v, where="metadata"):
@@ -137,8 +138,8 @@ def _check_metadata(v, where="metadata"):
         for i, x in enumerate(v):
             _check_metadata(x, f"{where}[{i}]")
         return
-    raise TypeError(f"nn.save: {where} holds a {type(v).__name__} object; metadata is JSON: dicts with "
-                    "string keys, lists, strings, numbers, booleans and None")
+    raise TypeError(f"nn.save: {where} holds a {type(v).__name__} object; metadata is "
+                    "JSON: dicts with string keys, lists, strings, numbers, booleans and None")
 
 
 def save(obj, path, metadata=None):

@@ -94,7 +94,8 @@ class Adam(Optimizer):
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (b1, b2) = group["lr"], group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
         t = state["step"] = state.get("step", 0) + 1
         if wd:
             if self._decoupled:
