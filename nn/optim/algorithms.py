@@ -195,7 +195,8 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     """s += g², p -= lr/(1 + (t-1)·decay) · g/(√s + ε). The state is made at
-    construction (PyTorch's habit), so ``state_dict()`` holds it from the start."""
+    construction (PyTorch's habit, with the constructor's ``initial_accumulator_value``
+    for every group), so ``state_dict()`` holds it from the start."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, maximize=False):
@@ -210,10 +211,11 @@ class Adagrad(Optimizer):
                                       weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       maximize=maximize))
+        # PyTorch fills every sum with the constructor's value, whatever a group says.
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[id(p)] = {"step": 0, "sum": np.full_like(
-                    p.value, group["initial_accumulator_value"])}
+                    p.value, initial_accumulator_value)}
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
