@@ -315,7 +315,7 @@ class CSVLogger(Callback):
     """Write each epoch's logs as a CSV row to ``filename``: the column ``epoch`` (from 0)
     then the logged names in sorted order (Keras's layout); ``NA`` where an epoch has no
     value (validation skipped by ``validation_freq``). ``append=True`` continues a file
-    (a resumed run) without a second header."""
+    (a resumed run) in its columns, without a second header."""
 
     def __init__(self, filename, separator=",", append=False):
         self.filename = os.fspath(filename)
@@ -327,15 +327,28 @@ class CSVLogger(Callback):
         self._header = True
 
     def on_train_begin(self, logs=None):
+        self.keys, self.writer = None, None
         self._header = not (self.append and os.path.exists(self.filename)
                             and os.path.getsize(self.filename) > 0)
+        if not self._header:
+            # Continue the columns of the file (a resumed run).
+            with open(self.filename, newline="") as fh:
+                head = next(csv.reader(fh, delimiter=self.sep), [])
+            if head[:1] == ["epoch"]:
+                self.keys = head[1:]
         self._file = open(self.filename, "a" if self.append else "w", newline="")
-        self.keys, self.writer = None, None
+        if self.keys is not None:
+            self.writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
+                                         delimiter=self.sep, extrasaction="ignore")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.keys is None:
-            self.keys = sorted(logs)
+            keys = set(logs)
+            if (self.params or {}).get("do_validation"):
+                # Epochs that validation_freq skips still get val_* columns (as NA).
+                keys |= {"val_" + k for k in logs if not k.startswith("val_")}
+            self.keys = sorted(keys)
             self.writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
                                          delimiter=self.sep)
             if self._header:
