@@ -406,3 +406,24 @@ def test_state_dict_round_trips_every_type(tmp_path):
     assert type(back["np_scalar"]) is np.float32 and back["flag"] is True
     assert back["big"] == 2 ** 70
     assert nn.load_metadata(path) == {}
+
+
+@pytest.mark.parametrize("name,kw,extra", CONFIGS, ids=IDS)
+def test_step_updates_in_place_without_temporaries(name, kw, extra):
+    """After the first step (state and work buffers made), a step allocates nothing of a
+    parameter's size and writes into the same arrays."""
+    import tracemalloc
+    big = {k: nn.Parameter(rng.standard_normal((200, 250))) for k in ("w1", "b1", "w2")}
+    opt = getattr(nn.optim, name)(groups(big, extra), **kw)
+    for p in big.values():
+        p.grad = rng.standard_normal((200, 250))
+    opt.step()
+    arrays = [p.value for p in big.values()]
+    tracemalloc.start()
+    try:
+        opt.step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 250 * 8 // 4, peak                     # under a quarter of one
+    assert all(p.value is a for p, a in zip(big.values(), arrays))

@@ -147,25 +147,27 @@ class Optimizer:
                 v = p.value
                 if type(g) is not np.ndarray or g.dtype != v.dtype or g.shape != v.shape:
                     g = np.broadcast_to(np.asarray(g, dtype=v.dtype), v.shape)
+                w1, w2, w3 = self._work(v)
                 if maximize:
-                    g = -g
+                    g = np.negative(g, out=w3)
                 key = id(p)
                 state = dict.get(states, key)
                 if state is None:
                     state = states[key] = {}
-                self._update(v, g, state, group, self._work(v))
+                self._update(v, g, state, group, (w1, w2))
         return loss
 
     # ----- PyTorch's state-dict format -----
     def _work(self, v):
-        """Two work arrays of ``v``'s shape and dtype, views of one buffer per dtype that
-        every parameter reuses (so the scratch costs twice the largest parameter, and
-        the updates allocate nothing)."""
+        """Three work arrays of ``v``'s shape and dtype (the update's two, and one for a
+        negated gradient under ``maximize``), views of one buffer per dtype that every
+        parameter reuses: the scratch costs three times the largest parameter, and the
+        updates allocate nothing."""
         n = v.size
         pool = self._scratch.get(v.dtype)
-        if pool is None or pool.size < 2 * n:
-            pool = self._scratch[v.dtype] = np.empty(2 * n, dtype=v.dtype)
-        return pool[:n].reshape(v.shape), pool[n:2 * n].reshape(v.shape)
+        if pool is None or pool.size < 3 * n:
+            pool = self._scratch[v.dtype] = np.empty(3 * n, dtype=v.dtype)
+        return tuple(pool[i * n:(i + 1) * n].reshape(v.shape) for i in range(3))
 
     def _index(self):
         """(parameter, index) in group order, and each group's indices."""
