@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from autodiff import nn  # noqa: E402
 from autodiff.nn import functional as F  # noqa: E402
 
+LOAD_START = harness.loadavg()
 SIZES = (784, 512, 256, 10)
 BATCH = 256
 F32 = np.float32
@@ -171,10 +172,18 @@ def main():
         results["train"] = summarize(f"Training step, batch {BATCH}, float32", bt, kept,
                                      "ours, allocating Adam (before)")
 
-    md = [f"# Optimizer step (`{' '.join(['python', 'benchmarks/bench_optim.py'] + (['--quick'] if CFG.quick else []))}`)", "",
-          f"One pinned thread; medians over {CFG.repeats} interleaved rounds; ratios are to "
-          "the first row of each table, in the same round. The in-place and the allocating "
-          f"updates agree to {worst:.1e} after three steps (float32).", ""]
+    import autodiff
+    vers = harness.versions([], autodiff.__version__, ["autodiff", "nn"], "autodiff/ or nn/",
+                            [("torch", torch)])
+    md = harness.header_md("Optimizer step benchmark (`nn.optim.Adam`)",
+                           f"{time.perf_counter() - t_start:.0f} s", harness.machine_info(),
+                           PINNED_CPU, "OMP/MKL/OpenBLAS variables, "
+                           "torch.set_num_threads(1)", vers)
+    md += ["", f"- **Load average** (1 min) at start / end: {LOAD_START} / "
+           f"{harness.loadavg()}.",
+           f"- Medians over {CFG.repeats} interleaved rounds; ratios are to the first row "
+           "of each table, in the same round. The in-place and the allocating updates "
+           f"agree to {worst:.1e} after three steps (float32).", ""]
     for key, title in (("adam", "Adam step, MLP 784-512-256-10, float32 (535,818 "
                                 "parameters)"),
                        ("train", f"Training step (forward, backward, Adam), batch {BATCH}, "

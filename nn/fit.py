@@ -736,7 +736,29 @@ def _module_predict(self, x, batch_size=32, verbose="auto"):
     return _predict(self, x, int(batch_size), "model.predict")
 
 
-Module.fit = _module_fit
-Module.evaluate = _module_evaluate
-Module.predict = _module_predict
-Module.summary = summary
+class _KerasMethod:
+    """A Module method that yields to a parameter, buffer or sub-module of the same name:
+    PyTorch programs name layers ``self.predict = nn.Linear(...)``, and that layer must
+    stay what ``self.predict`` means inside ``forward``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, cls=None):
+        if obj is not None:
+            d = obj.__dict__
+            for store in ("_parameters", "_buffers", "_modules"):
+                if self.name in d.get(store, ()):
+                    return d[store][self.name]
+        return self.fn.__get__(obj, cls)
+
+
+for _name, _fn in (("fit", _module_fit), ("evaluate", _module_evaluate),
+                   ("predict", _module_predict), ("summary", summary)):
+    _method = _KerasMethod(_fn)
+    _method.__set_name__(Module, _name)
+    setattr(Module, _name, _method)

@@ -392,3 +392,24 @@ def test_summary_table(capsys):
     model.summary()                                            # shapes unknown: "?"
     out = capsys.readouterr().out
     assert "?" in out and "Total params: 407,090" in out
+
+
+def test_a_layer_named_predict_stays_the_layer():
+    """PyTorch tutorials name the output layer ``self.predict``: the Keras methods yield."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(1, 10)
+            self.predict = nn.Linear(10, 1)
+
+        def forward(self, x):
+            return self.predict(np.tanh(self.hidden(x)))
+
+    nn.init.manual_seed(0)
+    net = Net()
+    assert isinstance(net.predict, nn.Linear)
+    x = np.linspace(-1, 1, 20)[:, None]
+    h = net.fit(x, x ** 2, loss="mse", metrics=None, optimizer="sgd", lr=0.2, epochs=30,
+                verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert nn.Linear(2, 2).predict(np.ones((3, 2))).shape == (3, 2)
