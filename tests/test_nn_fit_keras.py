@@ -4,7 +4,6 @@ defaults, and ``model.evaluate`` / ``model.predict`` / ``model.summary()``. Smal
 the file runs in seconds."""
 import csv
 import io
-import math
 
 import numpy as np
 import pytest
@@ -290,8 +289,8 @@ def test_csv_logger(tmp_path):
     assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
     assert rows[1][3:] == ["NA", "NA"] and "NA" not in rows[2]
     path2 = tmp_path / "log2.csv"
-    nn.fit(mlp(), x, y, epochs=2, validation_data=(x, y), callbacks=[nn.CSVLogger(path2, separator=";")],
-           verbose=0)
+    nn.fit(mlp(), x, y, epochs=2, validation_data=(x, y),
+           callbacks=[nn.CSVLogger(path2, separator=";")], verbose=0)
     nn.fit(mlp(), x, y, epochs=4, initial_epoch=2, validation_data=(x, y), validation_freq=2,
            callbacks=[nn.CSVLogger(path2, separator=";", append=True)], verbose=0)
     lines = open(path2).read().splitlines()
