@@ -409,11 +409,14 @@ class History:
         self.epoch = []
         self.params = {}
         self.model = None
+        self._epochs_of = {}            # key -> the epochs it was logged at
 
     def _append(self, epoch, logs):
         self.epoch.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
+            # validation_freq leaves val_* lists shorter: remember their epochs for plot
+            self._epochs_of.setdefault(k, []).append(epoch)
 
     def __repr__(self):
         keys = ", ".join(self.history)
@@ -454,12 +457,13 @@ class History:
         else:
             axes = [ax] * len(bases)
         single = len(set(map(id, axes))) == 1 and len(bases) > 1
-        epochs = np.asarray(self.epoch) + 1
+        epochs_of = self._epochs_of
         for a, base in zip(axes, bases):
             for key, label in ((base, "train"), ("val_" + base, "validation")):
                 if key in self.history:
                     vals = self.history[key]
-                    a.plot(epochs[:len(vals)], vals, marker="o" if len(vals) < 30 else None,
+                    xs = np.asarray(epochs_of.get(key, self.epoch[:len(vals)])) + 1
+                    a.plot(xs, vals, marker="o" if len(vals) < 30 else None,
                            markersize=3, label=f"{base} ({label})" if single else label)
             a.set_xlabel("epoch")
             a.set_ylabel("value" if single else base)

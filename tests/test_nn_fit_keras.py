@@ -412,3 +412,15 @@ def test_a_layer_named_predict_stays_the_layer():
                 verbose=0)
     assert h.history["loss"][-1] < h.history["loss"][0]
     assert nn.Linear(2, 2).predict(np.ones((3, 2))).shape == (3, 2)
+
+
+def test_history_plot_places_sparse_validation_at_its_epochs():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    x, y = blobs(n=16)
+    h = nn.fit(mlp(), x, y, epochs=4, validation_data=(x, y), validation_freq=2, verbose=0)
+    ax = h.plot(keys="loss")[0]
+    train, val = ax.get_lines()
+    assert list(train.get_xdata()) == [1, 2, 3, 4] and list(val.get_xdata()) == [2, 4]
+    plt.close("all")
