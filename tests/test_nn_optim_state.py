@@ -427,3 +427,54 @@ def test_step_updates_in_place_without_temporaries(name, kw, extra):
         tracemalloc.stop()
     assert peak < 200 * 250 * 8 // 4, peak                     # under a quarter of one
     assert all(p.value is a for p, a in zip(big.values(), arrays))
+
+
+def _reference_step(name, kw, p, g, s, t):
+    """The updates as plain NumPy expressions (each operation allocating its result), in
+    the order the in-place code must keep: the numbers must be bitwise these."""
+    lr, wd = kw["lr"], kw.get("weight_decay", 0.0)
+    if name in ("Adam", "AdamW"):
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        if wd and name == "AdamW":
+            p = p * (1.0 - lr * wd)
+        elif wd:
+            g = g + wd * p
+        s["m"] = s.get("m", 0.0) * b1 + (1.0 - b1) * g
+        s["v"] = s.get("v", 0.0) * b2 + (1.0 - b2) * g * g
+        v = s["v"]
+        if kw.get("amsgrad"):
+            v = s["vmax"] = np.maximum(s.get("vmax", 0.0), v)
+        return p - (lr / (1.0 - b1 ** t)) * s["m"] / (np.sqrt(v) / math.sqrt(1.0 - b2 ** t)
+                                                      + eps)
+    if name == "RMSprop":
+        a, eps = 0.99, 1e-8
+        if wd:
+            g = g + wd * p
+        s["v"] = s.get("v", 0.0) * a + (1.0 - a) * g * g
+        return p - lr * g / (np.sqrt(s["v"]) + eps)
+    if name == "Adagrad":
+        if wd:
+            g = g + wd * p
+        s["s"] = s.get("s", 0.0) + g * g
+        return p - (lr / (1.0 + (t - 1) * kw["lr_decay"])) * g / (np.sqrt(s["s"]) + 1e-10)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name,kw", [("Adam", {"lr": 0.01}),
+                                     ("Adam", {"lr": 0.01, "weight_decay": 0.1,
+                                               "amsgrad": True}),
+                                     ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+                                     ("RMSprop", {"lr": 0.01, "weight_decay": 0.1}),
+                                     ("Adagrad", {"lr": 0.1, "lr_decay": 0.05})])
+def test_in_place_updates_are_bitwise_the_expressions(name, kw, dtype):
+    r = np.random.default_rng(3)
+    p = nn.Parameter(r.standard_normal((30, 20)).astype(dtype))
+    ref, state = p.value.copy(), {}
+    opt = getattr(nn.optim, name)([p], **kw)
+    for t in range(1, 6):
+        p.grad = r.standard_normal((30, 20)).astype(dtype)
+        opt.step()
+        ref = _reference_step(name, kw, ref, p.grad, state, t)
+        assert ref.dtype == dtype
+        np.testing.assert_array_equal(p.value, ref)

@@ -1,9 +1,9 @@
 """SGD, Adam, AdamW, RMSprop and Adagrad: PyTorch's update formulas, run in place.
 
 Each update writes into the parameter's array, its state buffers (allocated once) and two
-shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries
-(the per-element order of operations is PyTorch's, e.g. ``p - lr·(m / d)`` for
-``addcdiv``).
+shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries.
+The operations are the same, in the same order, as the expressions they replace
+(``p -= (lr / bc1) * m / d``), so the numbers are bitwise those of the allocating form.
 """
 import math
 
@@ -123,8 +123,8 @@ class Adam(Optimizer):
         np.sqrt(v, out=w1)
         w1 /= math.sqrt(bc2)
         w1 += eps                                    # the denominator
-        np.divide(m, w1, out=w1)
-        w1 *= lr / bc1
+        np.multiply(m, lr / bc1, out=w2)             # g is not needed any more
+        np.divide(w2, w1, out=w1)
         p -= w1
 
 
@@ -182,14 +182,15 @@ class RMSprop(Optimizer):
         else:
             np.sqrt(v, out=w1)
         w1 += eps                                    # the denominator
-        np.divide(g, w1, out=w1)
         if mu > 0:
+            np.divide(g, w1, out=w1)
             b = state["momentum_buffer"]
             b *= mu
             b += w1
             np.multiply(b, group["lr"], out=w1)
         else:
-            w1 *= group["lr"]
+            np.multiply(g, group["lr"], out=w2)
+            np.divide(w2, w1, out=w1)
         p -= w1
 
 
@@ -231,6 +232,6 @@ class Adagrad(Optimizer):
         s += w1
         np.sqrt(s, out=w1)
         w1 += group["eps"]
-        np.divide(g, w1, out=w1)
-        w1 *= clr
+        np.multiply(g, clr, out=w2)
+        np.divide(w2, w1, out=w1)
         p -= w1
