@@ -97,9 +97,7 @@ def test_optimizer_with_param_groups_matches_torch(name, kw, extra):
         for key, v in ts.items():
             close(sd["state"][i][key], v.numpy() if hasattr(v, "numpy") else v)
     for g, tg in zip(sd["param_groups"], tsd["param_groups"]):
-        assert g["params"] == tg["params"]
-        for key, v in g.items():
-            assert tg[key] == v, key
+        assert g == tg                          # every option, PyTorch's names and values
 
 
 @pytest.mark.parametrize("name,kw,extra", CONFIGS, ids=IDS)
@@ -195,6 +193,28 @@ def test_load_state_dict_refusals():
         nn.optim.Adam(groups(p, {})).load_state_dict(bad)
     with pytest.raises(ValueError, match="'state' and 'param_groups'"):
         nn.optim.Adam(groups(p, {})).load_state_dict({"state": {}})
+
+
+def test_named_parameters_and_torch_flags():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    opt = nn.optim.AdamW(model.named_parameters(), lr=0.01, foreach=False, fused=None)
+    assert opt.param_groups[0]["param_names"] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert opt.param_groups[0]["decoupled_weight_decay"] is True
+    tm = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    topt = torch.optim.AdamW(tm.named_parameters(), lr=0.01, foreach=False)
+    assert opt.state_dict()["param_groups"] == topt.state_dict()["param_groups"]
+    with pytest.raises(NotImplementedError, match="differentiable=True"):
+        nn.optim.SGD(model.parameters(), differentiable=True)
+    with pytest.raises(ValueError, match="named"):
+        nn.optim.SGD([("w", model[0].weight), model[0].bias])
+    # Adam(decoupled_weight_decay=True) is AdamW, as in PyTorch
+    p, q = ours_params(), ours_params()
+    a = nn.optim.Adam(list(p.values()), lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    b = nn.optim.AdamW(list(q.values()), lr=0.01, weight_decay=0.1)
+    run_ours(a, p, 3)
+    run_ours(b, q, 3)
+    for k in p:
+        np.testing.assert_array_equal(p[k].value, q[k].value)
 
 
 def test_sgd_documented_usage_of_groups():

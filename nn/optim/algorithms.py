@@ -14,6 +14,18 @@ from .optimizer import Optimizer, required
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
+def _torch_flags(what, differentiable, **flags):
+    """PyTorch's implementation switches: ``foreach``, ``fused`` and ``capturable`` choose
+    among implementations of the same numbers (here one: in place, fused ufuncs), so they
+    are accepted and kept in the groups as PyTorch keeps them; ``differentiable=True``
+    asks for an update recorded on the tape, which these updates are not."""
+    if differentiable:
+        raise NotImplementedError(f"{what}(differentiable=True): the update runs off the "
+                                  "tape, in place; differentiate through an update by "
+                                  "writing it as a function of the parameters (ad.grad)")
+    return dict(flags, differentiable=False)
+
+
 def _weight_decay(p, g, wd, out):
     """``g + wd·p`` (L2 regularisation folded into the gradient) into ``out``."""
     np.multiply(p, wd, out=out)
@@ -32,7 +44,8 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, maximize=False):
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
         if lr is not required and lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -43,7 +56,9 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+                                      maximize=maximize, **_torch_flags(
+                                          "SGD", differentiable, foreach=foreach,
+                                          fused=fused)))
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
@@ -74,12 +89,14 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """m = β₁m + (1-β₁)g, v = β₂v + (1-β₂)g², p -= lr/(1-β₁ᵗ) · m/(√v/√(1-β₂ᵗ) + ε);
-    ``amsgrad`` uses the running maximum of v; ``weight_decay`` adds ``wd·p`` to g."""
+    ``amsgrad`` uses the running maximum of v; ``weight_decay`` adds ``wd·p`` to g (or,
+    with ``decoupled_weight_decay=True``, scales p by ``1 - lr·wd`` first: AdamW)."""
 
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, maximize=False):
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if eps < 0.0:
@@ -90,7 +107,11 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize))
+                                      maximize=maximize, **_torch_flags(
+                                          type(self).__name__, differentiable,
+                                          foreach=foreach, capturable=capturable,
+                                          fused=fused),
+                                      decoupled_weight_decay=bool(decoupled_weight_decay)))
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
@@ -98,7 +119,7 @@ class Adam(Optimizer):
         eps, wd = group["eps"], group["weight_decay"]
         t = state["step"] = state.get("step", 0) + 1
         if wd:
-            if self._decoupled:
+            if group.get("decoupled_weight_decay", self._decoupled):
                 p *= 1.0 - lr * wd
             else:
                 g = _weight_decay(p, g, wd, w2)
@@ -133,8 +154,12 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
 
 
 class RMSprop(Optimizer):
@@ -142,7 +167,8 @@ class RMSprop(Optimizer):
     gradient from v; ``momentum`` keeps b = μb + g/(√v + ε) and steps by lr·b."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, maximize=False):
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if eps < 0.0:
@@ -152,7 +178,10 @@ class RMSprop(Optimizer):
         if alpha < 0.0:
             raise ValueError(f"Invalid alpha value: {alpha}")
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize))
+                                      momentum=momentum, centered=centered, maximize=maximize,
+                                      **_torch_flags("RMSprop", differentiable,
+                                                     capturable=capturable,
+                                                     foreach=foreach)))
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
@@ -200,7 +229,8 @@ class Adagrad(Optimizer):
     for every group), so ``state_dict()`` holds it from the start."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, maximize=False):
+                 initial_accumulator_value=0.0, eps=1e-10, foreach=None, *, maximize=False,
+                 differentiable=False, fused=None):
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if lr_decay < 0.0:
@@ -211,7 +241,9 @@ class Adagrad(Optimizer):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
                                       weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
-                                      maximize=maximize))
+                                      maximize=maximize, **_torch_flags(
+                                          "Adagrad", differentiable, foreach=foreach,
+                                          fused=fused)))
         # PyTorch fills every sum with the constructor's value, whatever a group says.
         for group in self.param_groups:
             for p in group["params"]:

@@ -106,7 +106,17 @@ class Optimizer:
         if "params" not in param_group:
             raise KeyError(f"{what}.add_param_group: the group has no 'params'")
         group = dict(param_group)
-        group["params"] = _param_list(group["params"], what)
+        params = _param_list(group["params"], what)
+        named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                 for p in params]
+        if any(named):
+            # model.named_parameters(): PyTorch keeps the names as 'param_names'.
+            if not all(named):
+                raise ValueError(f"{what}: all parameters in a group must be named (as "
+                                 "from named_parameters()) or none")
+            group["param_names"] = [n for n, _ in params]
+            params = [p for _, p in params]
+        group["params"] = params
         for name, default in self.defaults.items():
             if default is required and name not in group:
                 raise ValueError(f"{what}: parameter group didn't specify a value of "
