@@ -249,6 +249,13 @@ def make_schedulers(lib, opt):
         "SequentialLR": lambda: S.SequentialLR(
             opt, [S.LinearLR(opt, start_factor=0.2, total_iters=3),
                   S.CosineAnnealingLR(opt, T_max=6)], milestones=[3]),
+        "MultiplicativeLR": lambda: S.MultiplicativeLR(opt, lambda e: 0.9),
+        "ConstantLR": lambda: S.ConstantLR(opt, factor=0.5, total_iters=4),
+        "PolynomialLR": lambda: S.PolynomialLR(opt, total_iters=8, power=2.0),
+        "CosineAnnealingWarmRestarts": lambda: S.CosineAnnealingWarmRestarts(opt, T_0=3,
+                                                                             T_mult=2),
+        "ChainedScheduler": lambda: S.ChainedScheduler(
+            [S.ConstantLR(opt, factor=0.1, total_iters=2), S.ExponentialLR(opt, gamma=0.9)]),
     }
 
 
@@ -277,6 +284,7 @@ def test_scheduler_matches_torch_and_resumes(kind):
     sched, tsched = make_schedulers(nn, opt)[kind](), make_schedulers(torch, topt)[kind]()
     ours, theirs = trace(sched, opt, 14, p, nn), trace(tsched, topt, 14, tp, torch)
     assert ours[0] == theirs[0]                                   # bitwise equal rates
+    assert set(sched.state_dict()) == set(tsched.state_dict())    # PyTorch's fields
     close(ours[1], theirs[1], 1e-15)                              # OneCycle's momentum
     for k in p:
         close(p[k].value, tp[k].detach().numpy())
