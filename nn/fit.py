@@ -568,7 +568,11 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
             raise ValueError("fit: validation_split needs arrays, not a DataLoader")
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
+        if y is None:
+            raise ValueError("fit: targets y are missing")
         xs, y = _inputs(x, "fit"), _value(y)
+        if len(y) != len(xs[0]):
+            raise ValueError(f"fit: x has {len(xs[0])} samples, y has {len(y)}")
         cut = len(xs[0]) - int(round(len(xs[0]) * validation_split))
         if cut <= 0 or cut >= len(xs[0]):
             raise ValueError("fit: validation_split leaves no training or no validation samples")
