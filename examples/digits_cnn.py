@@ -15,8 +15,8 @@ seeded, so the printed accuracy is repeatable.
 
     python examples/digits_cnn.py    # test accuracy 0.9911 in about 3-5 s (≥ 0.98 asserted)
 
-(At seeds 0-4 the full run gives 0.984-0.993.) Needs scikit-learn; tqdm draws the progress
-bar if present.
+(At seeds 0-4 the full run gives 0.984-0.993.) Needs scikit-learn; fit prints a progress bar
+per epoch.
 """
 import time
 

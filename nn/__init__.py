@@ -8,13 +8,14 @@
 >>> model[0].weight.grad.shape
 (8, 3)
 """
-from . import functional, init, optim
+from . import callbacks, functional, init, optim
 from .compile import compile_step
 from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .data import DataLoader, TensorDataset
-from .fit import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
+from .fit import (Callback, CSVLogger, EarlyStopping, History, LambdaCallback,
+                  LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN,
                   evaluate, fit, predict)
-from .io import load, save
+from .io import load, load_metadata, save
 from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Identity, LayerNorm, LeakyReLU,
                      Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh)
 from .module import Module, ModuleList, Parameter, Sequential, functional_call
@@ -41,6 +42,7 @@ __all__ = [
     # functions, initialisation, optimisation, data, training, files
     "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
     "DataLoader", "TensorDataset",
-    "fit", "predict", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
-    "LearningRateScheduler", "save", "load", "export_onnx",
+    "fit", "predict", "evaluate", "History", "callbacks", "Callback", "EarlyStopping",
+    "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
+    "TerminateOnNaN", "LambdaCallback", "save", "load", "load_metadata", "export_onnx",
 ]

@@ -1,0 +1,269 @@
+"""SGD, Adam, AdamW, RMSprop and Adagrad: PyTorch's update formulas, run in place.
+
+Each update writes into the parameter's array, its state buffers (allocated once) and two
+shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries.
+The operations are the same, in the same order, as the expressions they replace
+(``p -= (lr / bc1) * m / d``), so the numbers are bitwise those of the allocating form.
+"""
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer, required
+
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+
+
+def _torch_flags(what, differentiable, **flags):
+    """PyTorch's implementation switches: ``foreach``, ``fused`` and ``capturable`` choose
+    among implementations of the same numbers (here one: in place, fused ufuncs), so they
+    are accepted and kept in the groups as PyTorch keeps them; ``differentiable=True``
+    asks for an update recorded on the tape, which these updates are not."""
+    if differentiable:
+        raise NotImplementedError(f"{what}(differentiable=True): the update runs off the "
+                                  "tape, in place; differentiate through an update by "
+                                  "writing it as a function of the parameters (ad.grad)")
+    return dict(flags, differentiable=False)
+
+
+def _weight_decay(p, g, wd, out):
+    """``g + wd·p`` (L2 regularisation folded into the gradient) into ``out``."""
+    np.multiply(p, wd, out=out)
+    out += g
+    return out
+
+
+class SGD(Optimizer):
+    """``p -= lr·(g + wd·p)``, with momentum ``b = μb + (1-τ)g`` and Nesterov ``g + μb``.
+
+    >>> import numpy as np
+    >>> from autodiff import nn
+    >>> w = nn.Parameter(np.array([1.0])); w.grad = np.array([2.0])
+    >>> nn.optim.SGD([w], lr=0.1).step(); w.value
+    array([0.8])
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
+        if lr is not required and lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize, **_torch_flags(
+                                          "SGD", differentiable, foreach=foreach,
+                                          fused=fused)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        if group["weight_decay"]:
+            g = _weight_decay(p, g, group["weight_decay"], w2)
+        mu = group["momentum"]
+        if mu:
+            b = state.get("momentum_buffer")
+            if b is None:
+                b = state["momentum_buffer"] = np.array(g)
+            else:
+                b *= mu
+                damp = group["dampening"]
+                if damp:
+                    np.multiply(g, 1.0 - damp, out=w1)
+                    b += w1
+                else:
+                    b += g
+            if group["nesterov"]:
+                np.multiply(b, mu, out=w1)
+                w1 += g                              # g + μ·b
+                g = w1
+            else:
+                g = b
+        np.multiply(g, group["lr"], out=w1)
+        p -= w1
+
+
+class Adam(Optimizer):
+    """m = β₁m + (1-β₁)g, v = β₂v + (1-β₂)g², p -= lr/(1-β₁ᵗ) · m/(√v/√(1-β₂ᵗ) + ε);
+    ``amsgrad`` uses the running maximum of v; ``weight_decay`` adds ``wd·p`` to g (or,
+    with ``decoupled_weight_decay=True``, scales p by ``1 - lr·wd`` first: AdamW)."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameters: {betas}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, **_torch_flags(
+                                          type(self).__name__, differentiable,
+                                          foreach=foreach, capturable=capturable,
+                                          fused=fused),
+                                      decoupled_weight_decay=bool(decoupled_weight_decay)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        lr, (b1, b2) = group["lr"], group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
+        t = state["step"] = state.get("step", 0) + 1
+        if wd:
+            if group.get("decoupled_weight_decay", self._decoupled):
+                p *= 1.0 - lr * wd
+            else:
+                g = _weight_decay(p, g, wd, w2)
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        np.multiply(g, 1.0 - b1, out=w1)
+        m += w1
+        v *= b2
+        np.multiply(g, 1.0 - b2, out=w1)
+        w1 *= g
+        v += w1
+        if group["amsgrad"]:
+            vmax = state.get("max_exp_avg_sq")
+            if vmax is None:
+                vmax = state["max_exp_avg_sq"] = np.zeros_like(p)
+            np.maximum(vmax, v, out=vmax)
+            v = vmax
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        np.sqrt(v, out=w1)
+        w1 /= math.sqrt(bc2)
+        w1 += eps                                    # the denominator
+        np.multiply(m, lr / bc1, out=w2)             # g is not needed any more
+        np.divide(w2, w1, out=w1)
+        p -= w1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr·wd`` before the Adam step."""
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
+
+
+class RMSprop(Optimizer):
+    """v = αv + (1-α)g², p -= lr·g/(√v + ε); ``centered`` subtracts the squared mean
+    gradient from v; ``momentum`` keeps b = μb + g/(√v + ε) and steps by lr·b."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if alpha < 0.0:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize,
+                                      **_torch_flags("RMSprop", differentiable,
+                                                     capturable=capturable,
+                                                     foreach=foreach)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        a, eps, mu = group["alpha"], group["eps"], group["momentum"]
+        state["step"] = state.get("step", 0) + 1
+        if group["weight_decay"]:
+            g = _weight_decay(p, g, group["weight_decay"], w2)
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p)
+            if mu > 0:
+                state["momentum_buffer"] = np.zeros_like(p)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(p)
+        v = state["square_avg"]
+        v *= a
+        np.multiply(g, 1.0 - a, out=w1)
+        w1 *= g
+        v += w1
+        if group["centered"]:
+            ga = state["grad_avg"]
+            ga *= a
+            np.multiply(g, 1.0 - a, out=w1)
+            ga += w1
+            np.multiply(ga, ga, out=w1)
+            np.subtract(v, w1, out=w1)
+            np.sqrt(w1, out=w1)
+        else:
+            np.sqrt(v, out=w1)
+        w1 += eps                                    # the denominator
+        if mu > 0:
+            np.divide(g, w1, out=w1)
+            b = state["momentum_buffer"]
+            b *= mu
+            b += w1
+            np.multiply(b, group["lr"], out=w1)
+        else:
+            np.multiply(g, group["lr"], out=w2)
+            np.divide(w2, w1, out=w1)
+        p -= w1
+
+
+class Adagrad(Optimizer):
+    """s += g², p -= lr/(1 + (t-1)·decay) · g/(√s + ε). The state is made at
+    construction (PyTorch's habit, with the constructor's ``initial_accumulator_value``
+    for every group), so ``state_dict()`` holds it from the start."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, foreach=None, *, maximize=False,
+                 differentiable=False, fused=None):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if lr_decay < 0.0:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if initial_accumulator_value < 0.0:
+            raise ValueError(f"Invalid initial_accumulator_value value: "
+                             f"{initial_accumulator_value}")
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
+                                      weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      maximize=maximize, **_torch_flags(
+                                          "Adagrad", differentiable, foreach=foreach,
+                                          fused=fused)))
+        # PyTorch fills every sum with the constructor's value, whatever a group says.
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[id(p)] = {"step": 0, "sum": np.full_like(
+                    p.value, initial_accumulator_value)}
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        if "sum" not in state:                       # a group added later
+            state["step"] = 0
+            state["sum"] = np.full_like(p, group["initial_accumulator_value"])
+        t = state["step"] = state["step"] + 1
+        if group["weight_decay"]:
+            g = _weight_decay(p, g, group["weight_decay"], w2)
+        clr = group["lr"] / (1.0 + (t - 1) * group["lr_decay"])
+        s = state["sum"]
+        np.multiply(g, g, out=w1)
+        s += w1
+        np.sqrt(s, out=w1)
+        w1 += group["eps"]
+        np.multiply(g, clr, out=w2)
+        np.divide(w2, w1, out=w1)
+        p -= w1
