@@ -7,6 +7,7 @@
 from . import ops  # noqa: F401  (fills the primitive registry)
 from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jacobian, jacrev,
                   jvp, linear_operator, linearize, stop_gradient, value_and_grad, vjp)
+from .compressed import sparse_hessian, sparse_jacobian
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
 from .reverse import Tape, Variable
@@ -56,5 +57,5 @@ def __getattr__(name):
 
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
            "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad", "check_grads",
-           "stop_gradient",
+           "stop_gradient", "sparse_jacobian", "sparse_hessian",
            "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape"]

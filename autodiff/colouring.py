@@ -1,0 +1,232 @@
+"""Colourings of sparsity patterns: few directions recover a whole sparse derivative.
+
+A Jacobian ``J`` (m × n) whose columns ``j, k`` never share a row can be pushed together in
+one forward direction ``eⱼ + eₖ``: the product ``J·(eⱼ + eₖ)`` holds column ``j`` in the rows
+of ``j`` and column ``k`` in those of ``k``. A **column colouring** groups the columns so that
+no two of a colour share a row (a distance-2 colouring of the bipartite row–column graph);
+one forward sweep with one direction per colour, ``B = J·S`` with ``S[j, c] = [colour(j) = c]``,
+then gives ``J[i, j] = B[i, colour(j)]``. A **row colouring** does the same for ``Sᵀ·J`` in
+reverse mode.
+
+A symmetric Hessian needs less: a **star colouring** (Gebremedhin, Manne and Pothen, *What
+colour is your Jacobian?*, SIAM Review 2005) is a distance-1 colouring in which every path on
+four vertices uses at least three colours. Then for every off-diagonal ``H[i, j]`` one of the
+two ends, say ``i``, has ``j`` as its only neighbour of colour ``colour(j)``, so
+``H[i, j] = B[i, colour(j)]`` with ``B = H·S``; the diagonal is ``B[i, colour(i)]``.
+
+The colourings are greedy (first fit) in a good order: the natural order, which on stencils
+laid out point by point is already near optimal, then for small graphs a few recolourings by
+colour classes (Culberson's iterated greedy, which never needs more colours than it had).
+
+>>> import scipy.sparse as sp
+>>> P = sp.diags_array([True, True, True], offsets=[-1, 0, 1], shape=(6, 6)).astype(bool)
+>>> column_colouring(P)                  # tridiagonal: three colours
+array([0, 1, 2, 0, 1, 2])
+"""
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["as_pattern", "column_colouring", "row_colouring", "star_colouring", "seed_matrix",
+           "decompress_columns", "decompress_rows", "decompress_star"]
+
+# Iterated-greedy passes are skipped on graphs with more edges than this: each pass is a
+# Python loop over the vertices, and a large stencil is already well coloured by the first.
+_RECOLOUR_EDGES = 200_000
+_PASSES = 3
+
+
+def as_pattern(sparsity, shape=None, what="sparsity"):
+    """``sparsity`` (a scipy.sparse matrix or array, or a dense array) as a boolean
+    ``csr_array`` with sorted indices and no duplicates; a ``ValueError`` unless ``shape``."""
+    if sp.issparse(sparsity):
+        P = sp.csr_array(sparsity, copy=True)
+    else:
+        a = np.asarray(sparsity)
+        if a.ndim != 2:
+            raise ValueError(f"{what} must be a 2-D pattern (a scipy.sparse matrix or a dense "
+                             f"boolean array), not an array of shape {a.shape}")
+        P = sp.csr_array(a != 0)
+    if shape is not None and tuple(P.shape) != tuple(shape):
+        raise ValueError(f"{what} has shape {tuple(P.shape)}, but the derivative has shape "
+                         f"{tuple(shape)} (outputs × inputs, each flattened in C order)")
+    P.sum_duplicates()
+    P.data = np.ones(P.nnz, dtype=bool)          # stored zeros still mark a possible nonzero
+    P.sort_indices()
+    return P
+
+
+def _conflicts(P):
+    """The column intersection graph of pattern ``P``: ``j ~ k`` when they share a row."""
+    Pi = sp.csr_array(P, dtype=np.int32)
+    G = (Pi.T @ Pi).tocsr()
+    G.setdiag(0)
+    G.eliminate_zeros()
+    G.sort_indices()
+    return G
+
+
+def _greedy(ptr, ind, order, n):
+    """First-fit colouring of the graph (``ptr``, ``ind``) visiting ``order``."""
+    colour = [-1] * n
+    for v in order:
+        taken = {colour[w] for w in ind[ptr[v]:ptr[v + 1]]}
+        c = 0
+        while c in taken:
+            c += 1
+        colour[v] = c
+    return colour
+
+
+def _distance1(G):
+    """A greedy distance-1 colouring of the graph ``G`` (symmetric CSR, no diagonal)."""
+    n = G.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    ptr, ind = G.indptr.tolist(), G.indices.tolist()
+    best = colour = _greedy(ptr, ind, range(n), n)
+    if G.nnz <= _RECOLOUR_EDGES:
+        # Largest-first, then recolour by classes, largest class first: each pass visits a
+        # colour class as a block (its vertices are independent), so it cannot do worse.
+        deg = np.diff(G.indptr)
+        lf = _greedy(ptr, ind, np.argsort(-deg, kind="stable").tolist(), n)
+        if max(lf) < max(best):
+            best = colour = lf
+        for _ in range(_PASSES):
+            c = np.asarray(colour)
+            sizes = np.bincount(c)
+            order = np.lexsort((np.arange(n), -sizes[c], -c)).tolist()
+            colour = _greedy(ptr, ind, order, n)
+            if max(colour) < max(best):
+                best = colour
+    return np.asarray(best, dtype=np.intp)
+
+
+def column_colouring(sparsity):
+    """Colours of the columns of a Jacobian pattern (m × n) such that no two columns of a
+    colour have a nonzero in the same row: ``J·S`` then holds every entry of ``J``
+    (forward mode). Returns an int array of length n, colours ``0 … k-1``."""
+    P = as_pattern(sparsity)
+    return _distance1(_conflicts(P))
+
+
+def row_colouring(sparsity):
+    """Colours of the rows (m) of a Jacobian pattern such that no two rows of a colour share
+    a column: ``Sᵀ·J`` then holds every entry (reverse mode)."""
+    return column_colouring(as_pattern(sparsity).T)
+
+
+def star_colouring(sparsity):
+    """A star colouring of a symmetric pattern (n × n): adjacent vertices differ in colour
+    and every path on four vertices has three colours, so ``H·S`` determines the symmetric
+    ``H`` (see ``decompress_star``). The pattern is symmetrised first (``P | Pᵀ``).
+    Greedy, Algorithm 4.1 of Gebremedhin, Manne and Pothen (2005).
+
+    >>> import scipy.sparse as sp
+    >>> P = sp.diags_array([True, True, True], offsets=[-1, 0, 1], shape=(6, 6)).astype(bool)
+    >>> int(star_colouring(P).max()) + 1     # a path: three colours, where distance-2 needs 3
+    3
+    """
+    P = as_pattern(sparsity)
+    if P.shape[0] != P.shape[1]:
+        raise ValueError(f"a Hessian pattern must be square, not {P.shape}")
+    G = sp.csr_array(P + P.T)
+    G.setdiag(False)
+    G.eliminate_zeros()
+    G.sort_indices()
+    n = G.shape[0]
+    ptr, ind = G.indptr.tolist(), G.indices.tolist()
+    nbrs = [ind[ptr[v]:ptr[v + 1]] for v in range(n)]
+    colour = [-1] * n
+    for v in range(n):
+        forbid = set()
+        for w in nbrs[v]:
+            cw = colour[w]
+            if cw >= 0:
+                forbid.add(cw)
+            for x in nbrs[w]:
+                cx = colour[x]
+                if cx < 0 or x == v:
+                    continue
+                if cw < 0:
+                    # v–w–x with w still uncoloured: v must differ from x (distance 2).
+                    forbid.add(cx)
+                else:
+                    # v–w–x–y with colour(y) = colour(w): giving v the colour of x would
+                    # make that path two-coloured.
+                    for y in nbrs[x]:
+                        if y != w and colour[y] == cw:
+                            forbid.add(cx)
+                            break
+        c = 0
+        while c in forbid:
+            c += 1
+        colour[v] = c
+    return np.asarray(colour, dtype=np.intp)
+
+
+def seed_matrix(colours, dtype=np.float64):
+    """The ``(k, n)`` seed directions of a colouring: row ``c`` is the indicator of colour
+    ``c``, one direction per colour (the transpose of ``S``)."""
+    colours = np.asarray(colours)
+    k = int(colours.max()) + 1 if colours.size else 0
+    S = np.zeros((k, colours.size), dtype=dtype)
+    S[colours, np.arange(colours.size)] = 1
+    return S
+
+
+def _coo_parts(P):
+    C = P.tocoo()
+    return C.row.astype(np.intp), C.col.astype(np.intp)
+
+
+def _out(rows, cols, vals, shape, format):
+    M = sp.coo_array((vals, (rows, cols)), shape=shape)
+    if format == "coo":
+        return M
+    return M.asformat(format)
+
+
+def decompress_columns(B, sparsity, colours, format="csr"):
+    """``J`` from ``B = J·S`` (m × k) of a column colouring: ``J[i, j] = B[i, colour(j)]``
+    on the pattern's entries."""
+    P = as_pattern(sparsity)
+    r, c = _coo_parts(P)
+    return _out(r, c, B[r, np.asarray(colours)[c]], P.shape, format)
+
+
+def decompress_rows(C, sparsity, colours, format="csr"):
+    """``J`` from ``C = Sᵀ·J`` (k × n) of a row colouring: ``J[i, j] = C[colour(i), j]``."""
+    P = as_pattern(sparsity)
+    r, c = _coo_parts(P)
+    return _out(r, c, C[np.asarray(colours)[r], c], P.shape, format)
+
+
+def decompress_star(B, sparsity, colours, format="csr"):
+    """The symmetric ``H`` from ``B = H·S`` (n × k) of a star colouring.
+
+    For an entry ``(i, j)``, with ``a = min(i, j)`` and ``b = max(i, j)``: if ``b`` is the
+    only neighbour of ``a`` coloured ``colour(b)``, then ``H[a, b] = B[a, colour(b)]``,
+    otherwise ``B[b, colour(a)]`` (a star colouring makes one of the two hold). Both
+    ``(i, j)`` and ``(j, i)`` read the same entry of ``B``, so the result is exactly
+    symmetric. A colouring that is not a star colouring of the pattern is a ``ValueError``.
+    """
+    P = as_pattern(sparsity)
+    P = as_pattern(P + P.T)
+    colours = np.asarray(colours)
+    n, k = P.shape[0], B.shape[1] if B.ndim == 2 else 0
+    r, c = _coo_parts(P)
+    off = r != c
+    # How many neighbours of each vertex carry each colour (the diagonal excluded).
+    count = np.bincount(r[off] * k + colours[c[off]], minlength=n * k).reshape(n, k) \
+        if k else np.zeros((n, 0), np.intp)
+    a, b = np.minimum(r, c), np.maximum(r, c)
+    direct = count[a, colours[b]] == 1
+    vals = np.where(direct, B[a, colours[b]], B[b, colours[a]])
+    diag = ~off
+    vals[diag] = B[r[diag], colours[r[diag]]]
+    bad = off & ~direct & (count[b, colours[a]] != 1)
+    if bad.any() or (diag.any() and (count[r[diag], colours[r[diag]]] != 0).any()):
+        raise ValueError("decompress_star: the colouring is not a star colouring of the "
+                         "pattern, so some Hessian entries cannot be recovered; colour it "
+                         "with star_colouring")
+    return _out(r, c, vals, P.shape, format)
