@@ -10,6 +10,7 @@ from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jaco
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
 from .reverse import Tape, Variable
+from .sparsity import sparsity
 from .testing import check_grads
 
 __version__ = "0.1.0"
@@ -57,4 +58,4 @@ def __getattr__(name):
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
            "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad", "check_grads",
            "stop_gradient",
-           "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape"]
+           "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape", "sparsity"]
