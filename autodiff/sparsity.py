@@ -44,13 +44,18 @@ def _refusal(what):
         "pass the pattern yourself (sparsity=... of ad.sparse_jacobian / ad.sparse_hessian).")
 
 
-def _engine_frame(depth=2):
-    """Whether the caller ``depth`` frames up is the engine's own code: its branches on
-    values choose between formulas of the same dependency (a safe division at a zero, a
-    NaN guard), never between programs of different structure."""
-    f = sys._getframe(depth)
-    name = f.f_globals.get("__name__") or ""
+def _engine_frame():
+    """Whether the code asking (the first frame outside the boxes) is the engine's own: its
+    branches on values choose between formulas of the same dependency (a safe division at
+    a zero, a NaN guard), never between programs of different structure."""
+    f = sys._getframe(2)
+    while f is not None and (f.f_globals.get("__name__") or "") in _PASSING:
+        f = f.f_back
+    name = (f.f_globals.get("__name__") or "") if f is not None else ""
     return name.startswith("autodiff.") and not name.startswith("autodiff.nn")
+
+
+_PASSING = ("autodiff.boxes", "autodiff.sparsity")
 
 
 class Sparsity(Box):
@@ -91,13 +96,23 @@ class Sparsity(Box):
             raise _refusal("bool() (an if, while, and/or, or assert)")
         return bool(unbox(self))
 
+    def __array__(self, dtype=None, copy=None):
+        # A zero-derivative value (a mask, a count) read by the engine's own code, which
+        # uses it as a number, never as an index: its value at this x serves.
+        if self.pattern is not None and (self.pattern.nnz or not _engine_frame()):
+            raise _refusal("np.asarray()")
+        v = np.asarray(unbox(self))
+        return v if dtype is None else v.astype(dtype)
+
     def __float__(self):
         if self._varies():
             raise _refusal("float()")
         return float(unbox(self))
 
     def __int__(self):
-        raise _refusal("int()") if self._varies() else None or int(unbox(self))
+        if self._varies():
+            raise _refusal("int()")
+        return int(unbox(self))
 
     def __index__(self):
         if self._varies():
@@ -111,6 +126,14 @@ class Sparsity(Box):
     def __eq__(self, o): return np.equal(self, o)
     def __ne__(self, o): return np.not_equal(self, o)
     __hash__ = object.__hash__
+    # Masks combine with the bitwise operators (zero-derivative ufuncs: marked, not read).
+    def __invert__(self): return np.invert(self)
+    def __and__(self, o): return np.bitwise_and(self, o)
+    def __rand__(self, o): return np.bitwise_and(o, self)
+    def __or__(self, o): return np.bitwise_or(self, o)
+    def __ror__(self, o): return np.bitwise_or(o, self)
+    def __xor__(self, o): return np.bitwise_xor(self, o)
+    def __rxor__(self, o): return np.bitwise_xor(o, self)
 
     def nondiff(self, f, args, kw):
         """``f`` (a function with a zero derivative: np.any, argmax, round, …) of values
@@ -214,6 +237,99 @@ def _check_kw(prim, kw):
 
 
 Sparsity._elementwise = staticmethod(lambda prim, args, level: _apply(prim, args, NO_KW, level))
+
+
+# ----- NumPy functions whose structure follows the values -----
+# The engine implements these with indices computed from the values (an argsort, a mask):
+# right for derivatives at x, but a pattern must hold for every x. ``widen``: the order
+# picks which element goes where, so every output element may depend on every input
+# element; ``refuse``: the output's size follows the values, or an in-place write is
+# steered by them. Each entry names the arguments whose values steer (None: the data).
+def _value_steered():
+    import numpy as np
+    widen = {np.sort: None, np.partition: None, np.median: None, np.quantile: None,
+             np.percentile: None, np.nanmedian: None, np.nanquantile: None,
+             np.nanpercentile: None, np.sort_complex: None, np.take: (1, "indices"),
+             np.take_along_axis: (1, "indices"), np.select: (0, "condlist"),
+             np.choose: (0, "a")}
+    refuse = {np.unique: None, np.unique_values: None, np.unique_counts: None,
+              np.unique_inverse: None, np.unique_all: None, np.union1d: None,
+              np.intersect1d: None, np.setdiff1d: None, np.setxor1d: None,
+              np.trim_zeros: None, np.compress: (0, "condition"), np.extract: (0, "condition"),
+              np.place: (1, "mask"), np.putmask: (1, "mask"), np.copyto: (3, "where"),
+              np.repeat: (1, "repeats")}
+    return widen, refuse
+
+
+def _steering(args, kwargs, where):
+    if where is None:
+        return flatten((args, kwargs))[0]
+    pos, name = where
+    picked = [args[pos]] if pos < len(args) else []
+    if name in kwargs:
+        picked.append(kwargs[name])
+    return flatten(picked)[0]
+
+
+def _varying_sparsity(leaves):
+    """The varying Sparsity values among ``leaves`` (looking under other boxes), and
+    whether one sits under another transform's box."""
+    found, nested = [], False
+    for a in leaves:
+        depth = 0
+        while type(a) in box_types:
+            if type(a) is Sparsity:
+                if a.pattern is not None:
+                    found.append(a)
+                    nested = nested or depth > 0
+                break
+            a, depth = a.value, depth + 1
+    return found, nested
+
+
+def _guard(func, handler, where, widen):
+    name = f"np.{func.__name__}"
+
+    def guarded(*args, **kwargs):
+        steer, nested = _varying_sparsity(_steering(args, kwargs, where))
+        if not steer:
+            return handler(*args, **kwargs)
+        if not widen or nested:
+            raise _refusal(f"{name} (its result's structure follows the values)")
+        sources, _ = _varying_sparsity(flatten((args, kwargs))[0])
+        return _widened(handler(*args, **kwargs), sources)
+
+    guarded.__wrapped__ = handler
+    return guarded
+
+
+def _widened(r, sources):
+    """``r`` with every element depending on everything ``sources`` depend on."""
+    if isinstance(r, tuple):
+        return type(r)(*[_widened(x, sources) for x in r]) if hasattr(r, "_fields") \
+            else tuple(_widened(x, sources) for x in r)
+    if type(r) is Sparsity:
+        level, n = sources[0].level, sources[0].pattern.shape[1]
+        if np.result_type(unbox(r)).kind not in "fc":
+            return _mark(unbox(r), level, n)
+        rows = [s.pattern for s in sources]
+        return Sparsity(r.value, dependency._dense_rows(rows, int(np.size(unbox(r)))), level)
+    if isinstance(r, (np.ndarray, np.generic)):
+        return _mark(r, sources[0].level, sources[0].pattern.shape[1])
+    return r
+
+
+def _install_guards():
+    from .core import function_table
+    widen, refuse = _value_steered()
+    for table, w in ((widen, True), (refuse, False)):
+        for func, where in table.items():
+            handler = function_table.get(func)
+            if handler is not None and not hasattr(handler, "__wrapped__"):
+                function_table[func] = _guard(func, handler, where, w)
+
+
+_install_guards()
 
 
 # ----- The public functions -----
@@ -321,3 +437,10 @@ def undeclared():
     sparsity mode treats them as dense: every output element depends on every input)."""
     return sorted(name for name, p in registry.items()
                   if not p.nondiff and p.sparsity is None and p.partials is None)
+
+
+# ``autodiff.sparsity`` is also the public function (``ad.sparsity``): give it the module's
+# other names, so ``autodiff.sparsity.hessian_sparsity`` reads the same either way.
+sparsity.hessian_sparsity = hessian_sparsity
+sparsity.undeclared = undeclared
+sparsity.ValueDependentError = ValueDependentError

@@ -34,7 +34,7 @@ def _size(shape):
 
 
 def _ncols(pats):
-    return next(p.shape[1] for p in pats if p is not None)
+    return next((p.shape[1] for p in pats if p is not None), None)
 
 
 def _local(rows, cols, m, k):
