@@ -59,10 +59,19 @@ def union(parts, m, n):
 def take_rows(P, src):
     """Rows ``src`` of ``P`` (``-1``: an empty row): what a gather does to a pattern."""
     src = np.asarray(src, dtype=np.int64).ravel()
-    if src.size and src.min() >= 0:
+    if src.size == 0 or src.min() >= 0:
         return P[src]
-    keep = np.flatnonzero(src >= 0)
-    return _local(keep, src[keep], src.size, P.shape[0]) @ P
+    sparse = _sp()
+    valid = src >= 0
+    s = np.where(valid, src, 0)
+    counts = np.where(valid, np.diff(P.indptr)[s], 0)
+    indptr = np.zeros(src.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    # entry e of output row r is entry e - indptr[r] of source row s[r]
+    shift = np.repeat(P.indptr[s].astype(np.int64) - indptr[:-1], counts)
+    indices = P.indices[np.arange(indptr[-1], dtype=np.int64) + shift]
+    return sparse.csr_array((np.ones(indices.size, dtype=bool), indices, indptr),
+                            shape=(src.size, P.shape[1]))
 
 
 def active(prim, i):
@@ -109,12 +118,10 @@ def gather(prim, ans, args, pats, kw):
     src = np.asarray(prim.impl(*labels, **kw))
     if src.dtype.kind not in "iu":          # the implementation computes: be conservative
         return dense(prim, ans, args, pats, kw)
-    src = src.ravel()
-    parts = []
-    for s0, m, p in spans:
-        k = src - s0
-        parts.append(take_rows(p, np.where((k >= 0) & (k < m), k, -1)))
-    return union(parts, src.size, _ncols(pats))
+    src = src.ravel() - 1               # rows of the stacked patterns; -1: a constant
+    if len(spans) == 1:
+        return take_rows(spans[0][2], src)
+    return take_rows(_sp().vstack([p for _, _, p in spans], format="csr"), src)
 
 
 def scatter_add(prim, ans, args, pats, kw):
