@@ -11,6 +11,7 @@ from .compressed import sparse_hessian, sparse_jacobian
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
 from .reverse import Tape, Variable
+from .sparsity import sparsity
 from .testing import check_grads
 
 __version__ = "0.1.0"
@@ -58,4 +59,4 @@ def __getattr__(name):
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
            "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad", "check_grads",
            "stop_gradient", "sparse_jacobian", "sparse_hessian",
-           "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape"]
+           "checkpoint", "custom_jvp", "custom_vjp", "Dual", "Variable", "Tape", "sparsity"]

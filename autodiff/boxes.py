@@ -42,6 +42,20 @@ def unbox(x):
     return x
 
 
+#: Box types whose values stand for every input, not one (the sparsity mode's): comparisons,
+#: ``bool`` and the zero-derivative functions stop at them instead of reading their value.
+opaque_types = set()
+
+
+def peel(x):
+    """``unbox``, stopping at a box of ``opaque_types`` (which then answers for itself)."""
+    while type(x) in box_types:
+        if type(x) in opaque_types:
+            return x
+        x = x.value
+    return x
+
+
 class Box:
     """Base of Dual and Variable: array behaviour routed through ``bind``."""
     __slots__ = ()
@@ -88,16 +102,16 @@ class Box:
     def __rdivmod__(self, o): return np.divmod(o, self)
 
     # Comparisons give plain booleans, so value-dependent control flow works.
-    def __lt__(self, o): return unbox(self) < unbox(o)
-    def __le__(self, o): return unbox(self) <= unbox(o)
-    def __gt__(self, o): return unbox(self) > unbox(o)
-    def __ge__(self, o): return unbox(self) >= unbox(o)
-    def __eq__(self, o): return unbox(self) == unbox(o)
-    def __ne__(self, o): return unbox(self) != unbox(o)
+    def __lt__(self, o): return peel(self) < peel(o)
+    def __le__(self, o): return peel(self) <= peel(o)
+    def __gt__(self, o): return peel(self) > peel(o)
+    def __ge__(self, o): return peel(self) >= peel(o)
+    def __eq__(self, o): return peel(self) == peel(o)
+    def __ne__(self, o): return peel(self) != peel(o)
     __hash__ = object.__hash__
 
     def __bool__(self):
-        return bool(unbox(self))
+        return bool(peel(self))
 
     # ----- indexing and assignment -----
     def __getitem__(self, idx):
@@ -175,10 +189,10 @@ class Box:
 
     def repeat(self, repeats, axis=None): return function_table[np.repeat](self, repeats, axis)
     def take(self, indices, axis=None): return function_table[np.take](self, indices, axis)
-    def round(self, decimals=0): return np.round(unbox(self), decimals)
-    def argsort(self, axis=-1, kind=None): return np.argsort(unbox(self), axis, kind=kind)
-    def nonzero(self): return np.nonzero(unbox(self))
-    def searchsorted(self, v, side="left"): return np.searchsorted(unbox(self), unbox(v), side)
+    def round(self, decimals=0): return np.round(peel(self), decimals)
+    def argsort(self, axis=-1, kind=None): return np.argsort(peel(self), axis, kind=kind)
+    def nonzero(self): return np.nonzero(peel(self))
+    def searchsorted(self, v, side="left"): return np.searchsorted(peel(self), peel(v), side)
 
     def sort(self, axis=-1, kind=None):
         """In place, as ``ndarray.sort``: the array becomes its sorted copy."""
@@ -189,8 +203,8 @@ class Box:
     def flatten(self): return function_table[np.ravel](self).copy()    # a copy, not a view
     def squeeze(self, axis=None): return function_table[np.squeeze](self, axis)
     def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
-    def argmax(self, axis=None): return np.argmax(unbox(self), axis)
-    def argmin(self, axis=None): return np.argmin(unbox(self), axis)
+    def argmax(self, axis=None): return np.argmax(peel(self), axis)
+    def argmin(self, axis=None): return np.argmin(peel(self), axis)
     def copy(self, order="K"): return self._elementwise(P["positive"], (self,), self.level)
 
     def reshape(self, *shape, order="C"):
@@ -218,10 +232,10 @@ class Box:
         return bind(P["astype"], self, dtype=dtype)
 
     def any(self, axis=None, keepdims=False):
-        return np.any(unbox(self), axis=axis, keepdims=keepdims)     # booleans: no derivative
+        return np.any(peel(self), axis=axis, keepdims=keepdims)     # booleans: no derivative
 
     def all(self, axis=None, keepdims=False):
-        return np.all(unbox(self), axis=axis, keepdims=keepdims)
+        return np.all(peel(self), axis=axis, keepdims=keepdims)
 
     def __imatmul__(self, o):
         _no_write_through(self, "y @= v")

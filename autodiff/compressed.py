@@ -56,16 +56,10 @@ def _key(x):
 
 
 def _detect(f, args, argnums, hessian):
-    """The pattern from ``autodiff.sparsity`` (built by another module; imported lazily)."""
-    try:
-        from . import sparsity as detection
-    except ImportError as e:        # pragma: no cover - the detection module ships with us
-        raise NotImplementedError(
-            "sparsity detection is not available in this build; pass the pattern with "
-            "sparsity= (a scipy.sparse matrix or a dense boolean array)") from e
-    if hessian:
-        return detection.hessian_sparsity(f, argnums=argnums)(*args)
-    return detection.sparsity(f, argnums=argnums)(*args)
+    """The pattern found by sparsity detection (``autodiff.sparsity``)."""
+    # ``autodiff.sparsity`` is the function on the package; its module holds both.
+    from .sparsity import hessian_sparsity, sparsity
+    return (hessian_sparsity if hessian else sparsity)(f, argnums=argnums)(*args)
 
 
 class _Plan:

@@ -89,7 +89,7 @@ class Primitive:
     """
     __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
                  "full_vjp", "nondiff", "flops", "partials", "vjp_into", "real_out", "view",
-                 "__weakref__")
+                 "sparsity", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
                  flops=None, partials=None):
@@ -107,6 +107,10 @@ class Primitive:
         # indexing); the modes mark its result so that a write through it is refused
         # instead of silently not reaching the original (``Box.__setitem__``).
         self.view = None
+        # ``sparsity``: how each output element depends on the input elements, a rule of
+        # ``autodiff.ops.dependency`` (the sparsity mode reads it; None: elementwise from
+        # ``partials``, else conservatively dense).
+        self.sparsity = None
         self.impl = impl
         self.linear = linear
         self.broadcasts = broadcasts

@@ -9,8 +9,9 @@ import operator
 
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import opaque_types, peel, unbox
 from ..core import is_complex
+from . import dependency
 from .define import defprim, elementwise, handles, scalar_fast
 
 # ----- Fast implementations (math on Python floats, NumPy otherwise) -----
@@ -220,6 +221,9 @@ where_p = defprim("where", np.where,
 @handles(np.where)
 def _where(condition, x=None, y=None):
     if x is None and y is None:
+        c = peel(condition)
+        if type(c) in opaque_types:         # indices computed from x (sparsity detection)
+            return c.nondiff(np.where, (c,), {})
         return np.where(unbox(condition))
     return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
 
@@ -236,3 +240,9 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
     if a_max is not None:
         a = minimum_p(a, a_max)
     return a
+
+
+# Dependency structure (the sparsity mode): the primitives with ``partials`` are elementwise
+# without saying so; these are too (where: both branches, whatever the condition).
+for _p in (where_p, conj_p):
+    _p.sparsity = dependency.elementwise

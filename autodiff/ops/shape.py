@@ -6,8 +6,9 @@ the end instead, where no index can reach it.
 """
 import numpy as np
 
-from ..boxes import unbox
+from ..boxes import peel, unbox
 from ..core import box_types, lead, ndim_of, shape_of
+from . import dependency
 from .define import check_no_out, defprim, handles, norm_axes
 
 
@@ -138,7 +139,7 @@ def _norm_index(idx):
         idx = (idx,)
     out = []
     for i in idx:
-        i = unbox(i)
+        i = peel(i)     # a value of the sparsity mode stays itself: it refuses being an index
         if isinstance(i, list):
             i = np.asarray(i)
             if i.size == 0 and i.dtype.kind == "f":
@@ -308,3 +309,10 @@ def _size(a, axis=None):
 @handles(np.result_type)
 def _result_type(*arrays_and_dtypes):
     return np.result_type(*[unbox(a) for a in arrays_and_dtypes])
+
+
+# ----- Dependency structure (the sparsity mode): data movement, read off the implementation -----
+for _p in (reshape_p, transpose_p, broadcast_to_p, getitem_p, concatenate_p):
+    _p.sparsity = dependency.gather
+astype_p.sparsity = dependency.elementwise
+index_add_p.sparsity = dependency.scatter_add
