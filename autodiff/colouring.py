@@ -19,7 +19,7 @@ laid out point by point is already near optimal, then for small graphs a few rec
 colour classes (Culberson's iterated greedy, which never needs more colours than it had).
 
 >>> import scipy.sparse as sp
->>> P = sp.diags_array([True, True, True], offsets=[-1, 0, 1], shape=(6, 6)).astype(bool)
+>>> P = sp.diags_array([1.0, 1.0, 1.0], offsets=[-1, 0, 1], shape=(6, 6))
 >>> column_colouring(P)                  # tridiagonal: three colours
 array([0, 1, 2, 0, 1, 2])
 """
@@ -121,10 +121,11 @@ def star_colouring(sparsity):
     ``H`` (see ``decompress_star``). The pattern is symmetrised first (``P | Pᵀ``).
     Greedy, Algorithm 4.1 of Gebremedhin, Manne and Pothen (2005).
 
-    >>> import scipy.sparse as sp
-    >>> P = sp.diags_array([True, True, True], offsets=[-1, 0, 1], shape=(6, 6)).astype(bool)
-    >>> int(star_colouring(P).max()) + 1     # a path: three colours, where distance-2 needs 3
-    3
+    >>> arrow = np.eye(6, dtype=bool); arrow[0] = arrow[:, 0] = True
+    >>> star_colouring(arrow)                # the hub, then all the rest: two colours
+    array([0, 1, 1, 1, 1, 1])
+    >>> int(column_colouring(arrow).max()) + 1   # columns share the dense row: six
+    6
     """
     P = as_pattern(sparsity)
     if P.shape[0] != P.shape[1]:
