@@ -37,8 +37,9 @@ from ..api import _level, jacfwd
 from ..core import box_types, lead, ndim_of, shape_of
 from ..ops.define import defprim, norm_axes
 from ..reverse import Variable, backward_pass
+from .stiff import ivp_jacobian  # noqa: F401  (the AD Jacobian for solve_ivp's jac=)
 
-__all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint"]
+__all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint", "ivp_jacobian"]
 
 
 # ----- Helpers -----
