@@ -16,7 +16,7 @@ from .api import _flat_args, _pull, _push, _tangent_dtype, grad
 from .boxes import unbox
 from .colouring import (as_pattern, column_colouring, decompress_columns, decompress_rows,
                         decompress_star, row_colouring, seed_matrix, star_colouring)
-from .core import is_complex
+from .core import box_types, is_complex
 
 __all__ = ["sparse_jacobian", "sparse_hessian"]
 
@@ -43,11 +43,22 @@ def _leaf(f, args, argnums, transform):
         raise TypeError(f"{transform} differentiates one array argument, but argument "
                         f"{argnums} is a pytree of {len(leaves)} leaves; pass one array "
                         "(np.concatenate the leaves).")
-    x = leaves[0]
+    x = _plain(leaves[0], transform)
     if is_complex(unbox(x)):
         raise TypeError(f"{transform}: complex inputs have no sparse complex Jacobian here; "
                         "split them into real and imaginary parts (np.real, np.imag).")
     return x, rebuild
+
+
+def _plain(a, transform):
+    """``a`` if it carries no derivative of an outer transform; a scipy.sparse result could
+    not carry one, so a tracked value here is refused rather than silently dropped."""
+    if type(a) in box_types:
+        raise TypeError(
+            f"{transform} inside another transform (or of a function closing over a value "
+            "that transform tracks): its scipy.sparse result cannot carry that transform's "
+            "derivative. Use ad.jacobian / ad.hessian there, or differentiate outside.")
+    return a
 
 
 def _key(x):
@@ -142,13 +153,14 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
             out = _one_output(values, m)
             t = tans[0]
             odt = np.result_type(unbox(out), dtype) if type(unbox(out)) is not float else dtype
-            B = (np.zeros((m, k), odt) if t is None else np.reshape(unbox(t), (k, m)).T)
+            B = (np.zeros((m, k), odt) if t is None else
+                 np.reshape(_plain(t, "sparse_jacobian"), (k, m)).T)
             return decompress_columns(B, plan.pattern, plan.colours, format)
         _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
         out = _one_output(values, m)
         odt = _tangent_dtype(out)
         cts = [plan.seeds.astype(odt, copy=False).reshape((k,) + np.shape(unbox(out)))]
-        C = np.reshape(unbox(sweep(cts, nb=1)[0]), (k, n))
+        C = np.reshape(_plain(sweep(cts, nb=1)[0], "sparse_jacobian"), (k, n))
         return decompress_rows(C, plan.pattern, plan.colours, format)
 
     sparse_jacobian_f.sparsity = given
@@ -201,8 +213,8 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
     ``H`` is ``n × n`` over the flattened input (C order). Its pattern comes from
     ``autodiff.sparsity.hessian_sparsity`` on the first call per input shape and dtype, or
     from ``sparsity=`` (symmetrised: ``P | Pᵀ``; a wrong shape is a ``ValueError``). A star
-    colouring of it takes few colours (five for a five-point stencil where a column
-    colouring needs more), and one forward-over-reverse sweep computes ``H·S``, a batch of
+    colouring of it takes few colours (fewer than a column colouring needs where the
+    symmetry helps; the fewer of the two is used), and one forward-over-reverse sweep computes ``H·S``, a batch of
     Hessian-vector products with one direction per colour; each entry is then read from
     one of its two symmetric places, so the result is exactly symmetric. The returned
     function has ``.sparsity``, ``.colours`` (alias ``.colors``) and ``.n_colours``.
@@ -239,6 +251,11 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
                                  f"the input has {n} elements, so the Hessian is {(n, n)}")
             pattern = as_pattern(pattern + pattern.T)
             colours = star_colouring(pattern)
+            # A distance-2 colouring is a star colouring too; on some stencils (the
+            # nine-point one) greedy finds a better one of those.
+            d2 = column_colouring(pattern)
+            if _count(d2) < _count(colours):
+                colours = d2
             plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours))
             plans[key] = plan
         _attach(sparse_hessian_f, plan)
@@ -249,7 +266,8 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
         _, tans, _, _ = _push(call_g, args, [x], rebuild, seeds, batched=1,
                               transform="sparse_hessian")
         t = tans[0]
-        B = np.zeros((n, k), dtype) if t is None else np.reshape(unbox(t), (k, n)).T
+        B = (np.zeros((n, k), dtype) if t is None else
+             np.reshape(_plain(t, "sparse_hessian"), (k, n)).T)
         return decompress_star(B, plan.pattern, plan.colours, format)
 
     sparse_hessian_f.sparsity = given
