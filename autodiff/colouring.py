@@ -14,9 +14,10 @@ four vertices uses at least three colours. Then for every off-diagonal ``H[i, j]
 two ends, say ``i``, has ``j`` as its only neighbour of colour ``colour(j)``, so
 ``H[i, j] = B[i, colour(j)]`` with ``B = H·S``; the diagonal is ``B[i, colour(i)]``.
 
-The colourings are greedy (first fit) in a good order: the natural order, which on stencils
-laid out point by point is already near optimal, then for small graphs a few recolourings by
-colour classes (Culberson's iterated greedy, which never needs more colours than it had).
+The colourings are greedy (first fit): in the natural order, which on stencils laid out
+point by point is already near optimal, then recoloured class by class (Culberson's
+iterated greedy, which never needs more colours than it had; each class is independent, so
+a pass is a few vectorised steps) while that helps.
 
 >>> import scipy.sparse as sp
 >>> P = sp.diags_array([1.0, 1.0, 1.0], offsets=[-1, 0, 1], shape=(6, 6))
@@ -29,10 +30,8 @@ import scipy.sparse as sp
 __all__ = ["as_pattern", "column_colouring", "row_colouring", "star_colouring", "seed_matrix",
            "decompress_columns", "decompress_rows", "decompress_star"]
 
-# Iterated-greedy passes are skipped on graphs with more edges than this: each pass is a
-# Python loop over the vertices, and a large stencil is already well coloured by the first.
-_RECOLOUR_EDGES = 200_000
-_PASSES = 3
+# At most this many passes of iterated greedy after the first colouring.
+_PASSES = 8
 
 
 def as_pattern(sparsity, shape=None, what="sparsity"):
@@ -77,28 +76,47 @@ def _greedy(ptr, ind, order, n):
     return colour
 
 
+def _recolour(G, colour, class_order):
+    """One pass of iterated greedy: first fit again, visiting whole colour classes in
+    ``class_order``. A class is independent, so all its vertices are coloured at once (one
+    vectorised step per class) and the result is what sequential first fit would give; it
+    never uses more colours than ``colour`` (Culberson)."""
+    new = np.full(colour.size, -1, dtype=np.intp)
+    by_class = np.argsort(colour, kind="stable")
+    bounds = np.searchsorted(colour[by_class], np.arange(colour.max() + 2))
+    for c in class_order:
+        V = by_class[bounds[c]:bounds[c + 1]]
+        if V.size == 0:
+            continue
+        sub = G[V]
+        owner = np.repeat(np.arange(V.size), np.diff(sub.indptr))
+        taken = new[sub.indices]
+        seen = taken >= 0
+        used = np.zeros((V.size, int(taken.max(initial=-1)) + 2), dtype=bool)
+        used[owner[seen], taken[seen]] = True
+        new[V] = np.argmin(used, axis=1)          # the first colour no neighbour has
+    return new
+
+
 def _distance1(G):
-    """A greedy distance-1 colouring of the graph ``G`` (symmetric CSR, no diagonal)."""
+    """A greedy distance-1 colouring of the graph ``G`` (symmetric CSR, no diagonal):
+    first fit in the natural order, then passes of iterated greedy while they help."""
     n = G.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.intp)
-    ptr, ind = G.indptr.tolist(), G.indices.tolist()
-    best = colour = _greedy(ptr, ind, range(n), n)
-    if G.nnz <= _RECOLOUR_EDGES:
-        # Largest-first, then recolour by classes, largest class first: each pass visits a
-        # colour class as a block (its vertices are independent), so it cannot do worse.
-        deg = np.diff(G.indptr)
-        lf = _greedy(ptr, ind, np.argsort(-deg, kind="stable").tolist(), n)
-        if max(lf) < max(best):
-            best = colour = lf
-        for _ in range(_PASSES):
-            c = np.asarray(colour)
-            sizes = np.bincount(c)
-            order = np.lexsort((np.arange(n), -sizes[c], -c)).tolist()
-            colour = _greedy(ptr, ind, order, n)
-            if max(colour) < max(best):
-                best = colour
-    return np.asarray(best, dtype=np.intp)
+    best = colour = np.asarray(_greedy(G.indptr.tolist(), G.indices.tolist(), range(n), n),
+                               dtype=np.intp)
+    stale = 0
+    for _ in range(_PASSES):
+        # The classes in reverse order (Culberson's best single rule on stencils).
+        colour = _recolour(G, colour, np.arange(int(colour.max()) + 1)[::-1])
+        if colour.max() < best.max():
+            best, stale = colour, 0
+        else:
+            stale += 1
+            if stale == 2:
+                break
+    return best
 
 
 def column_colouring(sparsity):
