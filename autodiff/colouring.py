@@ -137,7 +137,8 @@ def star_colouring(sparsity):
     """A star colouring of a symmetric pattern (n × n): adjacent vertices differ in colour
     and every path on four vertices has three colours, so ``H·S`` determines the symmetric
     ``H`` (see ``decompress_star``). The pattern is symmetrised first (``P | Pᵀ``).
-    Greedy, Algorithm 4.1 of Gebremedhin, Manne and Pothen (2005).
+    Greedy, Algorithm 4.1 of Gebremedhin, Manne and Pothen (2005), in the natural order
+    and in the order of a distance-1 colouring's classes; the fewer colours win.
 
     >>> arrow = np.eye(6, dtype=bool); arrow[0] = arrow[:, 0] = True
     >>> star_colouring(arrow)                # the hub, then all the rest: two colours
@@ -155,8 +156,18 @@ def star_colouring(sparsity):
     n = G.shape[0]
     ptr, ind = G.indptr.tolist(), G.indices.tolist()
     nbrs = [ind[ptr[v]:ptr[v + 1]] for v in range(n)]
-    colour = [-1] * n
-    for v in range(n):
+    best = _star(nbrs, range(n))
+    # Visiting the vertices class by class of a distance-1 colouring often saves colours
+    # (five on the five-point stencil, eleven on the nine-point one); keep the better.
+    d1 = _distance1(G)
+    other = _star(nbrs, np.lexsort((np.arange(n), d1)).tolist())
+    return other if other.max(initial=-1) < best.max(initial=-1) else best
+
+
+def _star(nbrs, order):
+    """Greedy star colouring visiting ``order`` (Algorithm 4.1 of GMP 2005)."""
+    colour = [-1] * len(nbrs)
+    for v in order:
         forbid = set()
         for w in nbrs[v]:
             cw = colour[w]
