@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["as_pattern", "column_colouring", "row_colouring", "star_colouring", "seed_matrix",
-           "decompress_columns", "decompress_rows", "decompress_star"]
+           "decompress_columns", "decompress_rows", "decompress_star", "Layout", "StarLayout"]
 
 # At most this many passes of iterated greedy after the first colouring.
 _PASSES = 8
@@ -204,31 +204,44 @@ def seed_matrix(colours, dtype=np.float64):
     return S
 
 
-def _coo_parts(P):
-    C = P.tocoo()
-    return C.row.astype(np.intp), C.col.astype(np.intp)
+class Layout:
+    """Where each stored entry of a pattern sits in ``format``'s arrays, precomputed once:
+    the entries' rows and columns in that format's order, and a function building the
+    ``scipy.sparse`` array from values in that order (no sorting or checks per call)."""
+    __slots__ = ("shape", "format", "rows", "cols", "_index", "_ptr")
 
+    def __init__(self, pattern, format="csr"):
+        P = as_pattern(pattern)
+        self.shape, self.format = P.shape, format
+        if format == "csc":
+            C = sp.csc_array(P)
+            C.sort_indices()
+            self._index, self._ptr = C.indices, C.indptr
+            self.cols = np.repeat(np.arange(P.shape[1]), np.diff(C.indptr))
+            self.rows = C.indices.astype(np.intp)
+        else:
+            self._index, self._ptr = P.indices, P.indptr
+            self.rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+            self.cols = P.indices.astype(np.intp)
 
-def _out(rows, cols, vals, shape, format):
-    M = sp.coo_array((vals, (rows, cols)), shape=shape)
-    if format == "coo":
-        return M
-    return M.asformat(format)
+    def build(self, vals):
+        if self.format == "coo":
+            return sp.coo_array((vals, (self.rows, self.cols)), shape=self.shape)
+        cls = sp.csc_array if self.format == "csc" else sp.csr_array
+        return cls((vals, self._index, self._ptr), shape=self.shape)
 
 
 def decompress_columns(B, sparsity, colours, format="csr"):
     """``J`` from ``B = J·S`` (m × k) of a column colouring: ``J[i, j] = B[i, colour(j)]``
-    on the pattern's entries."""
-    P = as_pattern(sparsity)
-    r, c = _coo_parts(P)
-    return _out(r, c, B[r, np.asarray(colours)[c]], P.shape, format)
+    on the pattern's entries. ``sparsity`` may be a precomputed ``Layout``."""
+    L = sparsity if type(sparsity) is Layout else Layout(sparsity, format)
+    return L.build(B[L.rows, np.asarray(colours)[L.cols]])
 
 
 def decompress_rows(C, sparsity, colours, format="csr"):
     """``J`` from ``C = Sᵀ·J`` (k × n) of a row colouring: ``J[i, j] = C[colour(i), j]``."""
-    P = as_pattern(sparsity)
-    r, c = _coo_parts(P)
-    return _out(r, c, C[np.asarray(colours)[r], c], P.shape, format)
+    L = sparsity if type(sparsity) is Layout else Layout(sparsity, format)
+    return L.build(C[np.asarray(colours)[L.rows], L.cols])
 
 
 def decompress_star(B, sparsity, colours, format="csr"):
@@ -240,23 +253,34 @@ def decompress_star(B, sparsity, colours, format="csr"):
     ``(i, j)`` and ``(j, i)`` read the same entry of ``B``, so the result is exactly
     symmetric. A colouring that is not a star colouring of the pattern is a ``ValueError``.
     """
-    P = as_pattern(sparsity)
-    P = as_pattern(P + P.T)
-    colours = np.asarray(colours)
-    n, k = P.shape[0], B.shape[1] if B.ndim == 2 else 0
-    r, c = _coo_parts(P)
-    off = r != c
-    # How many neighbours of each vertex carry each colour (the diagonal excluded).
-    count = np.bincount(r[off] * k + colours[c[off]], minlength=n * k).reshape(n, k) \
-        if k else np.zeros((n, 0), np.intp)
-    a, b = np.minimum(r, c), np.maximum(r, c)
-    direct = count[a, colours[b]] == 1
-    vals = np.where(direct, B[a, colours[b]], B[b, colours[a]])
-    diag = ~off
-    vals[diag] = B[r[diag], colours[r[diag]]]
-    bad = off & ~direct & (count[b, colours[a]] != 1)
-    if bad.any() or (diag.any() and (count[r[diag], colours[r[diag]]] != 0).any()):
-        raise ValueError("decompress_star: the colouring is not a star colouring of the "
-                         "pattern, so some Hessian entries cannot be recovered; colour it "
-                         "with star_colouring")
-    return _out(r, c, vals, P.shape, format)
+    plan = sparsity if type(sparsity) is StarLayout else StarLayout(sparsity, colours,
+                                                                     format)
+    return plan.layout.build(B[plan.src_row, plan.src_col])
+
+
+class StarLayout:
+    """``decompress_star``'s reads, precomputed for a pattern and a star colouring: each
+    stored entry's (row, colour) in ``B``."""
+    __slots__ = ("layout", "src_row", "src_col")
+
+    def __init__(self, sparsity, colours, format="csr"):
+        P = as_pattern(sparsity)
+        P = as_pattern(P + P.T)
+        colours = np.asarray(colours)
+        self.layout = L = Layout(P, format)
+        n = P.shape[0]
+        k = int(colours.max()) + 1 if colours.size else 0
+        r, c = L.rows, L.cols
+        off = r != c
+        # How many neighbours of each vertex carry each colour (the diagonal excluded).
+        count = np.bincount(r[off] * k + colours[c[off]], minlength=n * k).reshape(n, k)
+        a, b = np.minimum(r, c), np.maximum(r, c)
+        direct = count[a, colours[b]] == 1
+        diag = ~off
+        bad = off & ~direct & (count[b, colours[a]] != 1)
+        if bad.any() or (count[r[diag], colours[r[diag]]] != 0).any():
+            raise ValueError("decompress_star: the colouring is not a star colouring of the "
+                             "pattern, so some Hessian entries cannot be recovered; colour it "
+                             "with star_colouring")
+        self.src_row = np.where(direct | diag, a, b)
+        self.src_col = np.where(direct | diag, colours[b], colours[a])

@@ -14,8 +14,9 @@ import numpy as np
 
 from .api import _flat_args, _pull, _push, _tangent_dtype, grad
 from .boxes import unbox
-from .colouring import (as_pattern, column_colouring, decompress_columns, decompress_rows,
-                        decompress_star, row_colouring, seed_matrix, star_colouring)
+from .colouring import (Layout, StarLayout, as_pattern, column_colouring, decompress_columns,
+                        decompress_rows, decompress_star, row_colouring, seed_matrix,
+                        star_colouring)
 from .core import box_types, is_complex
 
 __all__ = ["sparse_jacobian", "sparse_hessian"]
@@ -63,7 +64,9 @@ def _plain(a, transform):
 
 def _key(x):
     v = unbox(x)
-    return (np.shape(v), np.result_type(v).str if type(v) is not float else "float")
+    if type(v) is np.ndarray:
+        return (v.shape, v.dtype.str)
+    return (np.shape(v), "float" if type(v) is float else np.result_type(v).str)
 
 
 def _detect(f, args, argnums, hessian):
@@ -75,16 +78,18 @@ def _detect(f, args, argnums, hessian):
 
 class _Plan:
     """What the first call for an input shape found: the pattern and its colouring."""
-    __slots__ = ("pattern", "colours", "mode", "seeds")
+    __slots__ = ("pattern", "colours", "mode", "seeds", "layout", "count")
 
-    def __init__(self, pattern, colours, mode, seeds):
+    def __init__(self, pattern, colours, mode, seeds, layout=None):
         self.pattern, self.colours, self.mode, self.seeds = pattern, colours, mode, seeds
+        self.layout = layout
+        self.count = _count(colours)
 
 
 def _attach(fn, plan):
     fn.sparsity = plan.pattern
     fn.colours = fn.colors = plan.colours
-    fn.n_colours = fn.n_colors = int(plan.colours.max()) + 1 if plan.colours.size else 0
+    fn.n_colours = fn.n_colors = plan.count
     fn.mode = plan.mode
 
 
@@ -141,6 +146,7 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
                                  f"the input has {n} elements (the pattern is outputs × "
                                  "inputs, both flattened)")
             plan = _plan_jacobian(pattern, mode)
+            plan.layout = Layout(pattern, format)
             plans[key] = plan
         _attach(sparse_jacobian_f, plan)
         m = plan.pattern.shape[0]
@@ -155,13 +161,13 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
             odt = np.result_type(unbox(out), dtype) if type(unbox(out)) is not float else dtype
             B = (np.zeros((m, k), odt) if t is None else
                  np.reshape(_plain(t, "sparse_jacobian"), (k, m)).T)
-            return decompress_columns(B, plan.pattern, plan.colours, format)
+            return decompress_columns(B, plan.layout, plan.colours)
         _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
         out = _one_output(values, m)
         odt = _tangent_dtype(out)
         cts = [plan.seeds.astype(odt, copy=False).reshape((k,) + np.shape(unbox(out)))]
         C = np.reshape(_plain(sweep(cts, nb=1)[0], "sparse_jacobian"), (k, n))
-        return decompress_rows(C, plan.pattern, plan.colours, format)
+        return decompress_rows(C, plan.layout, plan.colours)
 
     sparse_jacobian_f.sparsity = given
     sparse_jacobian_f.colours = sparse_jacobian_f.colors = None
@@ -256,7 +262,8 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
             d2 = column_colouring(pattern)
             if _count(d2) < _count(colours):
                 colours = d2
-            plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours))
+            plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours),
+                         StarLayout(pattern, colours, format))
             plans[key] = plan
         _attach(sparse_hessian_f, plan)
         k = plan.seeds.shape[0]
@@ -268,7 +275,7 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
         t = tans[0]
         B = (np.zeros((n, k), dtype) if t is None else
              np.reshape(_plain(t, "sparse_hessian"), (k, n)).T)
-        return decompress_star(B, plan.pattern, plan.colours, format)
+        return decompress_star(B, plan.layout, plan.colours)
 
     sparse_hessian_f.sparsity = given
     sparse_hessian_f.colours = sparse_hessian_f.colors = None
