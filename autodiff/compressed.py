@@ -14,9 +14,8 @@ import numpy as np
 
 from .api import _flat_args, _pull, _push, _tangent_dtype, grad
 from .boxes import unbox
-from .colouring import (Layout, StarLayout, as_pattern, column_colouring, decompress_columns,
-                        decompress_rows, decompress_star, row_colouring, seed_matrix,
-                        star_colouring)
+from .colouring import (Layout, StarLayout, as_pattern, column_colouring, row_colouring,
+                        seed_matrix, star_colouring)
 from .core import box_types, is_complex
 
 __all__ = ["sparse_jacobian", "sparse_hessian"]
@@ -78,12 +77,19 @@ def _detect(f, args, argnums, hessian):
 
 class _Plan:
     """What the first call for an input shape found: the pattern and its colouring."""
-    __slots__ = ("pattern", "colours", "mode", "seeds", "layout", "count")
+    __slots__ = ("pattern", "colours", "mode", "seeds", "count", "build", "take")
 
-    def __init__(self, pattern, colours, mode, seeds, layout=None):
+    def __init__(self, pattern, colours, mode, seeds):
         self.pattern, self.colours, self.mode, self.seeds = pattern, colours, mode, seeds
-        self.layout = layout
         self.count = _count(colours)
+        self.build = self.take = None
+
+    def read_from(self, layout, colour_of, row, size):
+        """Decompression as one gather: entry (row, col) of the result is element
+        ``colour_of · size + row`` of the flat ``(k, size)`` array of directions (the
+        formulas of ``colouring.decompress_*``, precomputed)."""
+        self.build = layout.build
+        self.take = np.asarray(colour_of, dtype=np.intp) * size + row
 
 
 def _attach(fn, plan):
@@ -146,7 +152,11 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
                                  f"the input has {n} elements (the pattern is outputs × "
                                  "inputs, both flattened)")
             plan = _plan_jacobian(pattern, mode)
-            plan.layout = Layout(pattern, format)
+            L = Layout(pattern, format)
+            if plan.mode == "forward":      # J[i, j] = (J·S)[i, colour(j)]
+                plan.read_from(L, plan.colours[L.cols], L.rows, pattern.shape[0])
+            else:                           # J[i, j] = (Sᵀ·J)[colour(i), j]
+                plan.read_from(L, plan.colours[L.rows], L.cols, pattern.shape[1])
             plans[key] = plan
         _attach(sparse_jacobian_f, plan)
         m = plan.pattern.shape[0]
@@ -159,15 +169,15 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
             out = _one_output(values, m)
             t = tans[0]
             odt = np.result_type(unbox(out), dtype) if type(unbox(out)) is not float else dtype
-            B = (np.zeros((m, k), odt) if t is None else
-                 np.reshape(_plain(t, "sparse_jacobian"), (k, m)).T)
-            return decompress_columns(B, plan.layout, plan.colours)
+            if t is None:
+                return plan.build(np.zeros(plan.take.size, odt))
+            return plan.build(np.reshape(_plain(t, "sparse_jacobian"), -1)[plan.take])
         _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
         out = _one_output(values, m)
         odt = _tangent_dtype(out)
         cts = [plan.seeds.astype(odt, copy=False).reshape((k,) + np.shape(unbox(out)))]
-        C = np.reshape(_plain(sweep(cts, nb=1)[0], "sparse_jacobian"), (k, n))
-        return decompress_rows(C, plan.layout, plan.colours)
+        return plan.build(np.reshape(_plain(sweep(cts, nb=1)[0], "sparse_jacobian"), -1)
+                          [plan.take])
 
     sparse_jacobian_f.sparsity = given
     sparse_jacobian_f.colours = sparse_jacobian_f.colors = None
@@ -262,8 +272,9 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
             d2 = column_colouring(pattern)
             if _count(d2) < _count(colours):
                 colours = d2
-            plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours),
-                         StarLayout(pattern, colours, format))
+            plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours))
+            SL = StarLayout(pattern, colours, format)     # H[i, j] = (H·S)[src_row, src_col]
+            plan.read_from(SL.layout, SL.src_col, SL.src_row, n)
             plans[key] = plan
         _attach(sparse_hessian_f, plan)
         k = plan.seeds.shape[0]
@@ -273,9 +284,9 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
         _, tans, _, _ = _push(call_g, args, [x], rebuild, seeds, batched=1,
                               transform="sparse_hessian")
         t = tans[0]
-        B = (np.zeros((n, k), dtype) if t is None else
-             np.reshape(_plain(t, "sparse_hessian"), (k, n)).T)
-        return decompress_star(B, plan.layout, plan.colours)
+        if t is None:
+            return plan.build(np.zeros(plan.take.size, dtype))
+        return plan.build(np.reshape(_plain(t, "sparse_hessian"), -1)[plan.take])
 
     sparse_hessian_f.sparsity = given
     sparse_hessian_f.colours = sparse_hessian_f.colors = None

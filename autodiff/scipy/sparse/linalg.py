@@ -24,7 +24,6 @@ import numpy as np
 import scipy.sparse as sps
 from scipy.sparse import linalg as spla
 
-from ...boxes import unbox
 from ...core import box_types, ndim_of, shape_of
 from ...ops.define import defprim
 from . import Pattern, _canonical, csr_array
