@@ -23,8 +23,7 @@ import sys
 import numpy as np
 
 from .boxes import Box, opaque_types, unbox
-from .core import NO_KW, bind, box_types, close_level, leaked, live_levels, new_level, \
-    registry, shape_of
+from .core import NO_KW, bind, box_types, close_level, live_levels, new_level, registry
 from .ops import dependency
 from .tree import flatten
 
@@ -189,8 +188,10 @@ opaque_types.add(Sparsity)
 
 def _apply(prim, args, kw, level):
     if level not in live_levels:
-        raise leaked(args[0] if type(args[0]) is Sparsity else next(
-            a for a in args if type(a) is Sparsity))
+        raise TypeError(
+            "a value of sparsity detection (ad.sparsity, hessian_sparsity) was used after "
+            "detection returned: it leaked out of the function, e.g. stored in a global or "
+            "an attribute. Return it as an output instead.")
     vals, pats, nested, ours = [], [], False, False
     for a in args:
         if type(a) is Sparsity and a.level == level:
@@ -365,7 +366,7 @@ def _detect(f, args, kwargs, argnums, transform):
         else:
             rows.append(_empty(m, n))
     P = sparse.vstack(rows, format="csr") if rows else _empty(0, n)
-    P = sparse.csr_array(P, dtype=bool)
+    P = sparse.csr_array(P, dtype=bool, copy=True)
     P.sum_duplicates()
     P.sort_indices()
     counts = [0]

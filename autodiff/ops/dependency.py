@@ -16,6 +16,8 @@ theirs beside their rules as ``prim.sparsity = <rule>``. Elementwise primitives 
 (their ``partials`` say which arguments count); any other primitive without one is dense:
 every output element depends on every input element (conservative, never wrong).
 """
+import math
+
 import numpy as np
 
 from ..core import box_types, shape_of
@@ -30,11 +32,7 @@ def _sp():
 
 
 def _size(shape):
-    return int(np.prod(shape, dtype=np.int64))
-
-
-def _ncols(pats):
-    return next((p.shape[1] for p in pats if p is not None), None)
+    return math.prod(shape)
 
 
 def _local(rows, cols, m, k):
@@ -45,9 +43,10 @@ def _local(rows, cols, m, k):
                             shape=(m, k))
 
 
-def union(parts, m, n):
+def union(parts):
     """The elementwise OR of patterns (None where there are none)."""
-    parts = [p for p in parts if p is not None]
+    seen = set()          # x * x: one pattern twice, OR-ed once
+    parts = [p for p in parts if p is not None and not (id(p) in seen or seen.add(id(p)))]
     if not parts:
         return None
     out = parts[0]
@@ -58,20 +57,27 @@ def union(parts, m, n):
 
 def take_rows(P, src):
     """Rows ``src`` of ``P`` (``-1``: an empty row): what a gather does to a pattern."""
-    src = np.asarray(src, dtype=np.int64).ravel()
-    if src.size == 0 or src.min() >= 0:
-        return P[src]
     sparse = _sp()
+    src = np.asarray(src, dtype=np.int64).ravel()
+    m = src.size
+    if m and src[0] >= 0 and src[-1] == src[0] + m - 1 and \
+            (m == 1 or np.array_equal(src, np.arange(src[0], src[0] + m))):
+        if m == P.shape[0]:
+            return P                                 # a reshape: the same rows
+        lo, hi = P.indptr[src[0]], P.indptr[src[0] + m]
+        return sparse.csr_array((P.data[lo:hi], P.indices[lo:hi], P.indptr[src[0]:src[0] + m + 1]
+                                 - lo), shape=(m, P.shape[1]))
     valid = src >= 0
     s = np.where(valid, src, 0)
-    counts = np.where(valid, np.diff(P.indptr)[s], 0)
-    indptr = np.zeros(src.size + 1, dtype=np.int64)
+    counts = np.diff(P.indptr)[s]
+    counts[~valid] = 0
+    indptr = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     # entry e of output row r is entry e - indptr[r] of source row s[r]
     shift = np.repeat(P.indptr[s].astype(np.int64) - indptr[:-1], counts)
-    indices = P.indices[np.arange(indptr[-1], dtype=np.int64) + shift]
-    return sparse.csr_array((np.ones(indices.size, dtype=bool), indices, indptr),
-                            shape=(src.size, P.shape[1]))
+    shift += np.arange(indptr[-1], dtype=np.int64)
+    return sparse.csr_array((np.ones(indptr[-1], dtype=bool), P.indices[shift], indptr),
+                            shape=(m, P.shape[1]))
 
 
 def active(prim, i):
@@ -95,10 +101,8 @@ def _broadcast_rows(P, shape, out_shape):
 def elementwise(prim, ans, args, pats, kw):
     """Output element k depends on element k of every (broadcast) active argument."""
     out_shape = shape_of(ans)
-    n = _ncols(pats)
     return union([_broadcast_rows(p, shape_of(a), out_shape)
-                  for i, (a, p) in enumerate(zip(args, pats)) if p is not None and active(prim, i)],
-                 _size(out_shape), n)
+                  for i, (a, p) in enumerate(zip(args, pats)) if p is not None and active(prim, i)])
 
 
 def gather(prim, ans, args, pats, kw):
@@ -151,7 +155,7 @@ def _joint(prim, args, pats):
     shapes = [shape_of(a) for a in args]
     common = np.broadcast_shapes(*shapes)
     P = union([_broadcast_rows(p, s, common) for i, (s, p) in enumerate(zip(shapes, pats))
-               if p is not None and active(prim, i)], _size(common), _ncols(pats))
+               if p is not None and active(prim, i)])
     return P, common
 
 
@@ -241,7 +245,7 @@ def stacked(*cores):
                                   tuple(batch) + (k,)).reshape(B, k)
             blocks = _local(np.repeat(np.arange(B), k), ids.ravel(), B, _size(s)) @ p
             parts.append(blocks[np.repeat(np.arange(B), per)])
-        return union(parts, _size(out_shape), _ncols(pats))
+        return union(parts)
     rule.__name__ = f"stacked{cores}"
     return rule
 
@@ -252,7 +256,7 @@ def interp(prim, ans, args, pats, kw):
     px, pxp, pfp = pats
     m = _size(shape_of(ans))
     return union([None if px is None else _broadcast_rows(px, shape_of(x), shape_of(ans)),
-                  _dense_rows([p for p in (pxp, pfp) if p is not None], m)], m, _ncols(pats))
+                  _dense_rows([p for p in (pxp, pfp) if p is not None], m)])
 
 
 # ----- Contractions -----
@@ -327,7 +331,7 @@ def contraction(ins, out, ops, pats):
         rows = _flat(cols, out, sizes) if out else np.zeros(count, dtype=np.int64)
         src = _flat(cols, s, sizes) if s else np.zeros(count, dtype=np.int64)
         parts.append(_local(rows, src, m, _size([sizes[c] for c in s])) @ p)
-    return union(parts, m, _ncols(pats))
+    return union(parts)
 
 
 def einsum(prim, ans, args, pats, kw):
@@ -377,8 +381,7 @@ def linear(prim, ans, args, pats, kw):
     lead = "ABCDEFGH"[:len(shape_of(x)) - 1]
     P = contraction([lead + "i", "oi"], lead + "o", [x, w], [px, pw])
     if pb is not None:
-        P = union([P, _broadcast_rows(pb, shape_of(b), shape_of(ans))], _size(shape_of(ans)),
-                  pb.shape[1])
+        P = union([P, _broadcast_rows(pb, shape_of(b), shape_of(ans))])
     return P
 
 
