@@ -217,20 +217,37 @@ def test_case_table_hessian_patterns_contain_the_hessian(case):
     assert not missing.any(), f"Hessian pattern misses {int(missing.sum())} entries"
 
 
-def test_undeclared_primitives_are_listed_and_dense():
+def test_undeclared_primitives_are_listed_and_dense(monkeypatch):
     from autodiff.core import registry
     names = undeclared()
     print(f"{len(names)} primitives without a dependency declaration: {names}")
-    assert {"conv2d", "conv2d_grad_w", "conv2d_transpose_x"} <= set(names)
-    for name in names:
-        p = registry[name]
-        assert p.sparsity is None and p.partials is None and not p.nondiff
-    assert "sum" not in names and "getitem" not in names and "einsum" not in names
+    assert names == []                      # every registered primitive declares one
+    x = np.arange(1.0, 7.0)
+    assert ad.sparsity(lambda x: x[::2])(x).nnz == 3
+    # without its declaration a primitive is counted and treated as dense (conservative)
+    monkeypatch.setattr(registry["getitem"], "sparsity", None)
+    assert undeclared() == ["getitem"]
+    assert ad.sparsity(lambda x: x[::2])(x).nnz == 3 * 6
+    # so are custom rules (their body may differ from what the rule differentiates)
+    f = ad.custom_jvp(lambda x: np.sin(x))
+    f.defjvp(lambda primals, tangents: (np.sin(primals[0]), np.cos(primals[0]) * tangents[0]))
+    assert ad.sparsity(f)(x).nnz == 36
+
+
+def test_convolutions_are_exact():
     from autodiff.nn import functional as F
-    x = np.ones((1, 1, 4, 4))
-    w = np.ones((1, 1, 3, 3))
-    P = ad.sparsity(lambda x: F.conv2d(x, w))(x)
-    assert P.shape == (4, 16) and P.nnz == 4 * 16        # conservative: dense
+    x = rng.uniform(size=(2, 2, 5, 5))
+    w = rng.uniform(size=(3, 2, 3, 3))
+    w[0, 1, 1, 1] = 0.0                     # a constant kernel's zero narrows the pattern
+    for kw in ({}, {"stride": 2, "padding": 1}, {"dilation": 2, "padding": 2}):
+        for k in (0, 1):
+            f = lambda x, w: F.conv2d(x, w, **kw)
+            P = ad.sparsity(f, argnums=k)(x, w)
+            J = np.asarray(ad.jacfwd(f, argnums=k)(x, w)).reshape(P.shape)
+            np.testing.assert_array_equal(P.toarray(), J != 0)
+        e = lambda x: np.sum(np.tanh(F.conv2d(x, w, **kw)))      # its reverse rules too
+        H = hessian_sparsity(e)(x).toarray()
+        np.testing.assert_array_equal(H, np.asarray(ad.hessian(e)(x)).reshape(H.shape) != 0)
 
 
 # ----- Global patterns: value-dependent branches -----

@@ -23,7 +23,8 @@ import numpy as np
 from ..core import box_types, shape_of
 
 __all__ = ["elementwise", "gather", "scatter_add", "reduction", "slices", "scan", "einsum",
-           "matmul", "linear", "correlate", "interp", "dense", "stacked", "active", "union"]
+           "matmul", "linear", "correlate", "interp", "conv2d", "conv2d_transpose_x",
+           "conv2d_grad_w", "dense", "stacked", "active", "union"]
 
 
 def _sp():
@@ -263,6 +264,8 @@ def interp(prim, ans, args, pats, kw):
 def _nonzeros(v, const):
     """Index tuples (one column per axis) where operand ``v`` may be nonzero: a plain
     constant's own nonzeros (the same for every x), every position of anything else."""
+    if isinstance(v, _Relation):
+        return v.nz
     s = shape_of(v)
     if const and type(v) not in box_types and not isinstance(v, _Shape):
         v = np.asarray(v)
@@ -298,9 +301,12 @@ def contraction(ins, out, ops, pats):
         cols = {c: col for c, col in zip(s, np.indices([sizes[c] for c in s]).reshape(
             len(s), -1).astype(np.int64))} if s else {}
         count = _size([sizes[c] for c in s])
-        for j, (sj, oj) in enumerate(zip(ins, ops)):
-            if j == i:
-                continue
+        rest = [j for j in range(len(ins)) if j != i]
+        while rest:
+            # next, the operand sharing the most letters with those fixed so far
+            j = max(rest, key=lambda j: sum(c in cols for c in ins[j]))
+            rest.remove(j)
+            sj, oj = ins[j], ops[j]
             nz = _nonzeros(oj, pats[j] is None)          # (k, len(sj))
             shared = [c for c in sj if c in cols]
             new = [c for c in sj if c not in cols]
@@ -401,3 +407,52 @@ def correlate(prim, ans, args, pats, kw):
                      else _Shape(shape_of(x)[:-1] + (shape_of(x)[-1] - m + 1, m))), None
     (win, w), (pwin, pw), z = _batched([win, w], [pwin, pw], (2, 1))
     return contraction([z + "kj", z + "j"], z + "k", [win, w], [pwin, pw])
+
+
+class _Relation:
+    """A constant 0/1 tensor given by its nonzero index tuples ``nz`` (k × ndim)."""
+    def __init__(self, shape, nz):
+        self.shape, self.nz = tuple(shape), nz
+
+
+def _taps(size, out, k, stride, dil, pad):
+    """(position, output index, tap) triples along one axis of a convolution:
+    ``position = output·stride + tap·dilation - pad`` inside ``[0, size)``."""
+    i, a = np.meshgrid(np.arange(out), np.arange(k), indexing="ij")
+    h = i * stride + a * dil - pad
+    ok = (h >= 0) & (h < size)
+    return np.stack([h[ok], i[ok], a[ok]], axis=1).astype(np.int64)
+
+
+def _conv_relation(H, W, Ho, Wo, kh, kw, kw_):
+    """The constant ``T[h, w, i, j, a, b]``: input pixel (h, w) meets kernel tap (a, b) at
+    output pixel (i, j), for conv2d's stride, padding and dilation."""
+    (sh, sw), ((pt, _), (pl, _)), (dh, dw) = kw_["stride"], kw_["padding"], kw_["dilation"]
+    rh, rw = _taps(H, Ho, kh, sh, dh, pt), _taps(W, Wo, kw, sw, dw, pl)
+    a, b = np.repeat(np.arange(len(rh)), len(rw)), np.tile(np.arange(len(rw)), len(rh))
+    nz = np.stack([rh[a, 0], rw[b, 0], rh[a, 1], rw[b, 1], rh[a, 2], rw[b, 2]], axis=1)
+    return _Relation((H, W, Ho, Wo, kh, kw), nz.reshape(-1, 6))
+
+
+def conv2d(prim, ans, args, pats, kw):
+    """``conv2d(x, w)[n,o,i,j] = Σ x[n,c,h,w] w[o,c,a,b] T[h,w,i,j,a,b]``."""
+    x, w = args
+    (_, _, H, W), (_, _, kh, kw_), (_, _, Ho, Wo) = shape_of(x), shape_of(w), shape_of(ans)
+    T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
+    return contraction(["nchw", "ocab", "hwijab"], "noij", [x, w, T], [pats[0], pats[1], None])
+
+
+def conv2d_transpose_x(prim, ans, args, pats, kw):
+    """Its transpose in x: ``out[n,c,h,w] = Σ g[n,o,i,j] w[o,c,a,b] T[h,w,i,j,a,b]``."""
+    g, w = args
+    (_, _, Ho, Wo), (_, _, kh, kw_), (H, W) = shape_of(g), shape_of(w), tuple(kw["size"])
+    T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
+    return contraction(["noij", "ocab", "hwijab"], "nchw", [g, w, T], [pats[0], pats[1], None])
+
+
+def conv2d_grad_w(prim, ans, args, pats, kw):
+    """Its transpose in w: ``out[o,c,a,b] = Σ x[n,c,h,w] g[n,o,i,j] T[h,w,i,j,a,b]``."""
+    x, g = args
+    (_, _, H, W), (_, _, Ho, Wo), (kh, kw_) = shape_of(x), shape_of(g), tuple(kw["ksize"])
+    T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
+    return contraction(["nchw", "noij", "hwijab"], "ocab", [x, g, T], [pats[0], pats[1], None])
