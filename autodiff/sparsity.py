@@ -23,8 +23,7 @@ import sys
 import numpy as np
 
 from .boxes import Box, opaque_types, unbox
-from .core import NO_KW, bind, box_types, close_level, leaked, live_levels, new_level, \
-    registry, shape_of
+from .core import NO_KW, bind, box_types, close_level, live_levels, new_level, registry
 from .ops import dependency
 from .tree import flatten
 
@@ -97,9 +96,11 @@ class Sparsity(Box):
         return bool(unbox(self))
 
     def __array__(self, dtype=None, copy=None):
-        # A zero-derivative value (a mask, a count) read by the engine's own code, which
-        # uses it as a number, never as an index: its value at this x serves.
-        if self.pattern is not None and (self.pattern.nnz or not _engine_frame()):
+        # A zero-derivative float or mask (a comparison's result) read as numbers by the
+        # engine's own code (np.where(d == 0, ...) in a rule): its value at this x serves.
+        # Integers are indices: never.
+        if self.pattern is not None and (self.pattern.nnz or not _engine_frame()
+                                         or np.result_type(unbox(self)).kind in "iu"):
             raise _refusal("np.asarray()")
         v = np.asarray(unbox(self))
         return v if dtype is None else v.astype(dtype)
@@ -189,8 +190,10 @@ opaque_types.add(Sparsity)
 
 def _apply(prim, args, kw, level):
     if level not in live_levels:
-        raise leaked(args[0] if type(args[0]) is Sparsity else next(
-            a for a in args if type(a) is Sparsity))
+        raise TypeError(
+            "a value of sparsity detection (ad.sparsity, hessian_sparsity) was used after "
+            "detection returned: it leaked out of the function, e.g. stored in a global or "
+            "an attribute. Return it as an output instead.")
     vals, pats, nested, ours = [], [], False, False
     for a in args:
         if type(a) is Sparsity and a.level == level:
@@ -202,17 +205,24 @@ def _apply(prim, args, kw, level):
             pats.append(None)
         if type(vals[-1]) in box_types:
             nested = True
-    if kw:
-        _check_kw(prim, kw)
+    steered = bool(kw) and _steered(kw)
+    if steered:
+        idx = kw["idx"]
+        n = _ncols(idx if isinstance(idx, tuple) else (idx,))
+        kw = dict(kw, idx=tuple(unbox(i) for i in idx) if isinstance(idx, tuple) else unbox(idx))
     ans = bind(prim, *vals, **kw) if nested else prim.impl(*vals, **kw)
     varying = [p for p in pats if p is not None]
     if not varying:
+        if steered:                     # constants picked by an index computed from x
+            return _mark(ans, level, n)
         return Sparsity(ans, None, level) if ours and not prim.nondiff else ans
     n = varying[0].shape[1]
     if prim.nondiff:
         return _mark(ans, level, n)
     rule = prim.sparsity
-    if rule is None:
+    if steered:                         # which element goes where follows the values
+        rule = dependency.dense
+    elif rule is None:
         rule = dependency.elementwise if prim.partials is not None else dependency.dense
     P = rule(prim, ans, vals, pats, kw)
     if P is None:
@@ -226,14 +236,20 @@ def _elements(ans):
     return int(np.size(unbox(ans)))
 
 
-def _check_kw(prim, kw):
-    """An index or a shape computed from x (x[mask], x[np.argmax(x)]) would make the
-    pattern depend on x."""
+def _steered(kw):
+    """Whether ``kw["idx"]`` (indexing, assignment, scatter-add) holds an index computed
+    from x: then every element of the result may come from every element (widened); a
+    mask computed from x would make even the result's size depend on x (refused)."""
     idx = kw.get("idx")
-    if idx is not None:
-        for i in idx if isinstance(idx, tuple) else (idx,):
-            if type(i) in box_types and _varying_at(i):
-                raise _refusal("indexing with an index or mask (x[mask], x[np.argmax(x)])")
+    if idx is None:
+        return False
+    steer = [i for i in (idx if isinstance(idx, tuple) else (idx,))
+             if type(i) in box_types and _varying_at(i)]
+    if not steer:
+        return False
+    if any(np.result_type(unbox(i)).kind not in "iu" for i in steer):
+        raise _refusal("indexing with a mask (x[mask], x[mask] = v)")
+    return True
 
 
 Sparsity._elementwise = staticmethod(lambda prim, args, level: _apply(prim, args, NO_KW, level))
@@ -365,7 +381,7 @@ def _detect(f, args, kwargs, argnums, transform):
         else:
             rows.append(_empty(m, n))
     P = sparse.vstack(rows, format="csr") if rows else _empty(0, n)
-    P = sparse.csr_array(P, dtype=bool)
+    P = sparse.csr_array(P, dtype=bool, copy=True)
     P.sum_duplicates()
     P.sort_indices()
     counts = [0]

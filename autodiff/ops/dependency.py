@@ -16,12 +16,15 @@ theirs beside their rules as ``prim.sparsity = <rule>``. Elementwise primitives 
 (their ``partials`` say which arguments count); any other primitive without one is dense:
 every output element depends on every input element (conservative, never wrong).
 """
+import math
+
 import numpy as np
 
 from ..core import box_types, shape_of
 
 __all__ = ["elementwise", "gather", "scatter_add", "reduction", "slices", "scan", "einsum",
-           "matmul", "linear", "correlate", "interp", "dense", "stacked", "active", "union"]
+           "matmul", "linear", "correlate", "interp", "conv2d", "conv2d_transpose_x",
+           "conv2d_grad_w", "dense", "stacked", "active", "union"]
 
 
 def _sp():
@@ -30,11 +33,7 @@ def _sp():
 
 
 def _size(shape):
-    return int(np.prod(shape, dtype=np.int64))
-
-
-def _ncols(pats):
-    return next((p.shape[1] for p in pats if p is not None), None)
+    return math.prod(shape)
 
 
 def _local(rows, cols, m, k):
@@ -45,9 +44,10 @@ def _local(rows, cols, m, k):
                             shape=(m, k))
 
 
-def union(parts, m, n):
+def union(parts):
     """The elementwise OR of patterns (None where there are none)."""
-    parts = [p for p in parts if p is not None]
+    seen = set()          # x * x: one pattern twice, OR-ed once
+    parts = [p for p in parts if p is not None and not (id(p) in seen or seen.add(id(p)))]
     if not parts:
         return None
     out = parts[0]
@@ -58,20 +58,27 @@ def union(parts, m, n):
 
 def take_rows(P, src):
     """Rows ``src`` of ``P`` (``-1``: an empty row): what a gather does to a pattern."""
-    src = np.asarray(src, dtype=np.int64).ravel()
-    if src.size == 0 or src.min() >= 0:
-        return P[src]
     sparse = _sp()
+    src = np.asarray(src, dtype=np.int64).ravel()
+    m = src.size
+    if m and src[0] >= 0 and src[-1] == src[0] + m - 1 and \
+            (m == 1 or np.array_equal(src, np.arange(src[0], src[0] + m))):
+        if m == P.shape[0]:
+            return P                                 # a reshape: the same rows
+        lo, hi = P.indptr[src[0]], P.indptr[src[0] + m]
+        return sparse.csr_array((P.data[lo:hi], P.indices[lo:hi], P.indptr[src[0]:src[0] + m + 1]
+                                 - lo), shape=(m, P.shape[1]))
     valid = src >= 0
     s = np.where(valid, src, 0)
-    counts = np.where(valid, np.diff(P.indptr)[s], 0)
-    indptr = np.zeros(src.size + 1, dtype=np.int64)
+    counts = np.diff(P.indptr)[s]
+    counts[~valid] = 0
+    indptr = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     # entry e of output row r is entry e - indptr[r] of source row s[r]
     shift = np.repeat(P.indptr[s].astype(np.int64) - indptr[:-1], counts)
-    indices = P.indices[np.arange(indptr[-1], dtype=np.int64) + shift]
-    return sparse.csr_array((np.ones(indices.size, dtype=bool), indices, indptr),
-                            shape=(src.size, P.shape[1]))
+    shift += np.arange(indptr[-1], dtype=np.int64)
+    return sparse.csr_array((np.ones(indptr[-1], dtype=bool), P.indices[shift], indptr),
+                            shape=(m, P.shape[1]))
 
 
 def active(prim, i):
@@ -95,10 +102,8 @@ def _broadcast_rows(P, shape, out_shape):
 def elementwise(prim, ans, args, pats, kw):
     """Output element k depends on element k of every (broadcast) active argument."""
     out_shape = shape_of(ans)
-    n = _ncols(pats)
     return union([_broadcast_rows(p, shape_of(a), out_shape)
-                  for i, (a, p) in enumerate(zip(args, pats)) if p is not None and active(prim, i)],
-                 _size(out_shape), n)
+                  for i, (a, p) in enumerate(zip(args, pats)) if p is not None and active(prim, i)])
 
 
 def gather(prim, ans, args, pats, kw):
@@ -151,7 +156,7 @@ def _joint(prim, args, pats):
     shapes = [shape_of(a) for a in args]
     common = np.broadcast_shapes(*shapes)
     P = union([_broadcast_rows(p, s, common) for i, (s, p) in enumerate(zip(shapes, pats))
-               if p is not None and active(prim, i)], _size(common), _ncols(pats))
+               if p is not None and active(prim, i)])
     return P, common
 
 
@@ -241,7 +246,7 @@ def stacked(*cores):
                                   tuple(batch) + (k,)).reshape(B, k)
             blocks = _local(np.repeat(np.arange(B), k), ids.ravel(), B, _size(s)) @ p
             parts.append(blocks[np.repeat(np.arange(B), per)])
-        return union(parts, _size(out_shape), _ncols(pats))
+        return union(parts)
     rule.__name__ = f"stacked{cores}"
     return rule
 
@@ -252,13 +257,15 @@ def interp(prim, ans, args, pats, kw):
     px, pxp, pfp = pats
     m = _size(shape_of(ans))
     return union([None if px is None else _broadcast_rows(px, shape_of(x), shape_of(ans)),
-                  _dense_rows([p for p in (pxp, pfp) if p is not None], m)], m, _ncols(pats))
+                  _dense_rows([p for p in (pxp, pfp) if p is not None], m)])
 
 
 # ----- Contractions -----
 def _nonzeros(v, const):
     """Index tuples (one column per axis) where operand ``v`` may be nonzero: a plain
     constant's own nonzeros (the same for every x), every position of anything else."""
+    if isinstance(v, _Relation):
+        return v.nz
     s = shape_of(v)
     if const and type(v) not in box_types and not isinstance(v, _Shape):
         v = np.asarray(v)
@@ -294,9 +301,12 @@ def contraction(ins, out, ops, pats):
         cols = {c: col for c, col in zip(s, np.indices([sizes[c] for c in s]).reshape(
             len(s), -1).astype(np.int64))} if s else {}
         count = _size([sizes[c] for c in s])
-        for j, (sj, oj) in enumerate(zip(ins, ops)):
-            if j == i:
-                continue
+        rest = [j for j in range(len(ins)) if j != i]
+        while rest:
+            # next, the operand sharing the most letters with those fixed so far
+            j = max(rest, key=lambda j: sum(c in cols for c in ins[j]))
+            rest.remove(j)
+            sj, oj = ins[j], ops[j]
             nz = _nonzeros(oj, pats[j] is None)          # (k, len(sj))
             shared = [c for c in sj if c in cols]
             new = [c for c in sj if c not in cols]
@@ -327,7 +337,7 @@ def contraction(ins, out, ops, pats):
         rows = _flat(cols, out, sizes) if out else np.zeros(count, dtype=np.int64)
         src = _flat(cols, s, sizes) if s else np.zeros(count, dtype=np.int64)
         parts.append(_local(rows, src, m, _size([sizes[c] for c in s])) @ p)
-    return union(parts, m, _ncols(pats))
+    return union(parts)
 
 
 def einsum(prim, ans, args, pats, kw):
@@ -377,8 +387,7 @@ def linear(prim, ans, args, pats, kw):
     lead = "ABCDEFGH"[:len(shape_of(x)) - 1]
     P = contraction([lead + "i", "oi"], lead + "o", [x, w], [px, pw])
     if pb is not None:
-        P = union([P, _broadcast_rows(pb, shape_of(b), shape_of(ans))], _size(shape_of(ans)),
-                  pb.shape[1])
+        P = union([P, _broadcast_rows(pb, shape_of(b), shape_of(ans))])
     return P
 
 
@@ -398,3 +407,52 @@ def correlate(prim, ans, args, pats, kw):
                      else _Shape(shape_of(x)[:-1] + (shape_of(x)[-1] - m + 1, m))), None
     (win, w), (pwin, pw), z = _batched([win, w], [pwin, pw], (2, 1))
     return contraction([z + "kj", z + "j"], z + "k", [win, w], [pwin, pw])
+
+
+class _Relation:
+    """A constant 0/1 tensor given by its nonzero index tuples ``nz`` (k × ndim)."""
+    def __init__(self, shape, nz):
+        self.shape, self.nz = tuple(shape), nz
+
+
+def _taps(size, out, k, stride, dil, pad):
+    """(position, output index, tap) triples along one axis of a convolution:
+    ``position = output·stride + tap·dilation - pad`` inside ``[0, size)``."""
+    i, a = np.meshgrid(np.arange(out), np.arange(k), indexing="ij")
+    h = i * stride + a * dil - pad
+    ok = (h >= 0) & (h < size)
+    return np.stack([h[ok], i[ok], a[ok]], axis=1).astype(np.int64)
+
+
+def _conv_relation(H, W, Ho, Wo, kh, kw, kw_):
+    """The constant ``T[h, w, i, j, a, b]``: input pixel (h, w) meets kernel tap (a, b) at
+    output pixel (i, j), for conv2d's stride, padding and dilation."""
+    (sh, sw), ((pt, _), (pl, _)), (dh, dw) = kw_["stride"], kw_["padding"], kw_["dilation"]
+    rh, rw = _taps(H, Ho, kh, sh, dh, pt), _taps(W, Wo, kw, sw, dw, pl)
+    a, b = np.repeat(np.arange(len(rh)), len(rw)), np.tile(np.arange(len(rw)), len(rh))
+    nz = np.stack([rh[a, 0], rw[b, 0], rh[a, 1], rw[b, 1], rh[a, 2], rw[b, 2]], axis=1)
+    return _Relation((H, W, Ho, Wo, kh, kw), nz.reshape(-1, 6))
+
+
+def conv2d(prim, ans, args, pats, kw):
+    """``conv2d(x, w)[n,o,i,j] = Σ x[n,c,h,w] w[o,c,a,b] T[h,w,i,j,a,b]``."""
+    x, w = args
+    (_, _, H, W), (_, _, kh, kw_), (_, _, Ho, Wo) = shape_of(x), shape_of(w), shape_of(ans)
+    T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
+    return contraction(["nchw", "ocab", "hwijab"], "noij", [x, w, T], [pats[0], pats[1], None])
+
+
+def conv2d_transpose_x(prim, ans, args, pats, kw):
+    """Its transpose in x: ``out[n,c,h,w] = Σ g[n,o,i,j] w[o,c,a,b] T[h,w,i,j,a,b]``."""
+    g, w = args
+    (_, _, Ho, Wo), (_, _, kh, kw_), (H, W) = shape_of(g), shape_of(w), tuple(kw["size"])
+    T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
+    return contraction(["noij", "ocab", "hwijab"], "nchw", [g, w, T], [pats[0], pats[1], None])
+
+
+def conv2d_grad_w(prim, ans, args, pats, kw):
+    """Its transpose in w: ``out[o,c,a,b] = Σ x[n,c,h,w] g[n,o,i,j] T[h,w,i,j,a,b]``."""
+    x, g = args
+    (_, _, H, W), (_, _, Ho, Wo), (kh, kw_) = shape_of(x), shape_of(g), tuple(kw["ksize"])
+    T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
+    return contraction(["nchw", "noij", "hwijab"], "ocab", [x, g, T], [pats[0], pats[1], None])

@@ -308,6 +308,8 @@ handles(np.nanmin)(_nan_extremum(min_p, np.inf, "nanmin"))
 
 def _like(n, x):
     """The plain count ``n`` in the real dtype of ``x``, so float32 stays float32."""
+    if type(n) in box_types:        # a count the sparsity mode marks as varying with x
+        return n.astype(_real_dtype(x))
     return np.asarray(n).astype(_real_dtype(x))
 
 
