@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from .boxes import Box, opaque_types, unbox
+from .boxes import _DEFER, Box, _sparse_matmul_probe, opaque_types, unbox
 from .core import NO_KW, bind, box_types, close_level, live_levels, new_level, registry
 from .ops import dependency
 from .tree import flatten
@@ -99,6 +99,8 @@ class Sparsity(Box):
         # A zero-derivative float or mask (a comparison's result) read as numbers by the
         # engine's own code (np.where(d == 0, ...) in a rule): its value at this x serves.
         # Integers are indices: never.
+        if _sparse_matmul_probe(sys._getframe(1)):     # scipy.sparse's A @ x (boxes.py)
+            return _DEFER
         if self.pattern is not None and (self.pattern.nnz or not _engine_frame()
                                          or np.result_type(unbox(self)).kind in "iu"):
             raise _refusal("np.asarray()")

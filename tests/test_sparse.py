@@ -308,6 +308,18 @@ def test_sparse_product_entry_points_and_refusals():
         ad.grad(lambda x: np.sum(A @ x))(np.ones(3))
 
 
+def test_detected_pattern_of_sparse_products_is_the_matrix_pattern():
+    A = sps.csr_array(sps.random_array((30, 20), density=0.1, random_state=5))
+    x = np.linspace(0.5, 1.5, 20)
+    P = ad.sparsity(lambda x: A @ np.sin(x))(x)
+    assert (P != (A != 0)).nnz == 0
+    PT = ad.sparsity(lambda y: y @ A)(np.ones(30))
+    assert (PT != (A.T != 0)).nnz == 0
+    f = lambda x: np.exp(A @ x) + sps.csr_matrix(A) @ x ** 2
+    J = ad.sparse_jacobian(f)(x)
+    np.testing.assert_allclose(J.toarray(), ad.jacobian(f)(x), rtol=1e-12)
+
+
 # ----- tracked stored values and spsolve -----
 def _system(n=6, seed=0):
     A = sps.random_array((n, n), density=0.3, random_state=seed) + 4 * sps.eye_array(n)
