@@ -25,6 +25,7 @@ import scipy.sparse as sps
 from scipy.sparse import linalg as spla
 
 from ...core import box_types, ndim_of, shape_of
+from ...ops import dependency
 from ...ops.define import defprim
 from . import Pattern, _canonical, csr_array
 
@@ -89,6 +90,8 @@ def _vjp(g, ans, data, b, pattern, trans, core):
 spsolve_p = defprim(
     "spsolve", _solve_impl, jvp=(_jvp_data, _jvp_b), vjp=_vjp,
     flops=lambda ans, data, b, pattern, trans, core: 10 * data.size + 4 * np.size(ans))
+# The inverse of a sparse matrix is dense in general: every output on every input.
+spsolve_p.sparsity = dependency.dense
 
 
 def spsolve(A, b, permc_spec=None, use_umfpack=True):
