@@ -98,14 +98,17 @@ def _recolour(G, colour, class_order):
     return new
 
 
-def _distance1(G):
+def _distance1(G, colour=None):
     """A greedy distance-1 colouring of the graph ``G`` (symmetric CSR, no diagonal):
-    first fit in the natural order, then passes of iterated greedy while they help."""
+    first fit in the natural order (or the given first colouring), then passes of
+    iterated greedy while they help."""
     n = G.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.intp)
-    best = colour = np.asarray(_greedy(G.indptr.tolist(), G.indices.tolist(), range(n), n),
-                               dtype=np.intp)
+    if colour is None:
+        colour = np.asarray(_greedy(G.indptr.tolist(), G.indices.tolist(), range(n), n),
+                            dtype=np.intp)
+    best = colour
     stale = 0
     for _ in range(_PASSES):
         # The classes in reverse order (Culberson's best single rule on stencils).
@@ -119,12 +122,26 @@ def _distance1(G):
     return best
 
 
+def _first_fit_columns(P):
+    """First fit of the columns in the natural order: SciPy's column grouping for finite
+    differences computes exactly that, compiled (``scipy.optimize._numdiff``, private but
+    used by ``least_squares`` and the stiff solvers); the same loop in Python otherwise."""
+    try:
+        from scipy.optimize._numdiff import group_columns
+    except ImportError:                                     # pragma: no cover
+        return None
+    return np.asarray(group_columns(sp.csc_matrix(P), order=np.arange(P.shape[1])),
+                      dtype=np.intp)
+
+
 def column_colouring(sparsity):
     """Colours of the columns of a Jacobian pattern (m × n) such that no two columns of a
     colour have a nonzero in the same row: ``J·S`` then holds every entry of ``J``
     (forward mode). Returns an int array of length n, colours ``0 … k-1``."""
     P = as_pattern(sparsity)
-    return _distance1(_conflicts(P))
+    if P.shape[1] == 0:
+        return np.zeros(0, dtype=np.intp)
+    return _distance1(_conflicts(P), _first_fit_columns(P))
 
 
 def row_colouring(sparsity):

@@ -203,20 +203,19 @@ def _one_output(values, m):
 
 
 def _plan_jacobian(pattern, mode):
+    """Colour the columns (forward), the rows (reverse), or for ``"auto"`` both, and take
+    the fewer colours (forward on a tie). A structurally symmetric pattern has the same
+    row and column colourings: coloured once."""
     m, n = pattern.shape
-    if mode == "forward" or (mode == "auto" and n <= m):
-        cols = column_colouring(pattern)
-        if mode == "auto":
-            rows = row_colouring(pattern)
-            if _count(rows) < _count(cols):
-                return _Plan(pattern, rows, "reverse", seed_matrix(rows))
-        return _Plan(pattern, cols, "forward", seed_matrix(cols))
-    rows = row_colouring(pattern)
-    if mode == "auto":
-        cols = column_colouring(pattern)
-        if _count(cols) <= _count(rows):
-            return _Plan(pattern, cols, "forward", seed_matrix(cols))
-    return _Plan(pattern, rows, "reverse", seed_matrix(rows))
+    if mode == "reverse":
+        rows = row_colouring(pattern)
+        return _Plan(pattern, rows, "reverse", seed_matrix(rows))
+    cols = column_colouring(pattern)
+    if mode == "auto" and not (m == n and (pattern != pattern.T).nnz == 0):
+        rows = row_colouring(pattern)
+        if _count(rows) < _count(cols):
+            return _Plan(pattern, rows, "reverse", seed_matrix(rows))
+    return _Plan(pattern, cols, "forward", seed_matrix(cols))
 
 
 def _count(colours):
