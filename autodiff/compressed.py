@@ -107,7 +107,9 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
     and raveled, so ``J`` is what ``jacobian(f)(x).reshape(m, n)`` would be. The pattern
     comes from ``autodiff.sparsity`` on the first call for an input shape and dtype, or
     from ``sparsity=`` (a scipy.sparse matrix or array, or a dense boolean array of shape
-    ``(m, n)``; a wrong shape is a ``ValueError``); entries outside it are taken to be zero.
+    ``(m, n)``; a wrong shape is a ``ValueError``). A given pattern must contain every
+    nonzero: the colouring relies on it, and a missing one corrupts other entries too
+    (detected patterns hold for every ``x`` of the shape).
     The columns (``mode="forward"``) or rows (``"reverse"``) are coloured so that one
     batched sweep with one direction per colour gives every entry; ``"auto"`` takes the
     mode with fewer colours. ``format`` is ``"csr"``, ``"csc"`` or ``"coo"``.

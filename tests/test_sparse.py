@@ -221,6 +221,20 @@ def test_shapes_flatten_and_float32_stays():
     np.testing.assert_allclose(Jr.toarray(), J.toarray())
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_scalar_empty_and_constant_cases(mode):
+    cases = [(lambda x: np.stack([x ** 2, np.sin(x)]), 2.0, (2, 1)),
+             (lambda x: 3 * x, np.array(2.0), (1, 1)),
+             (lambda x: np.sum(x ** 2), np.arange(3.0), (1, 3)),
+             (lambda x: 2 * x, np.zeros(0), (0, 0)),
+             (lambda x: np.ones(3), np.ones(2), (3, 2))]
+    for f, x, shape in cases:
+        J = ad.sparse_jacobian(f, mode=mode)(x)
+        assert J.shape == shape
+        np.testing.assert_allclose(J.toarray(), np.reshape(ad.jacobian(f)(x), shape))
+    np.testing.assert_allclose(ad.sparse_hessian(lambda x: x ** 3)(2.0).toarray(), [[12.0]])
+
+
 def test_argnums_and_keywords():
     f = lambda a, x, scale=1.0: scale * a * np.exp(x[1:] - x[:-1])
     x = np.linspace(0.0, 1.0, 7)
