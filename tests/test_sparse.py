@@ -392,6 +392,8 @@ def test_csr_array_forms_products_and_dense():
     ad.check_grads(lambda d: M(d).T @ np.sin(d[:3]), (d,), order=2)
     ad.check_grads(lambda d: np.sin(d[:3]) @ M(d) + M(d).toarray()[0], (d,), order=2)
     ad.check_grads(lambda d, X: X.T @ M(d), (d, rng.standard_normal((3, 2))), order=1)
+    with pytest.raises(NotImplementedError, match="two sparse"):
+        M(d) @ sps.eye_array(3)
     with pytest.raises(ValueError, match="sorted"):
         csr_array((np.ones(2), np.array([1, 0]), np.array([0, 2])), shape=(1, 2))
     with pytest.raises(ValueError, match="entries"):

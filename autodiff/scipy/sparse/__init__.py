@@ -161,13 +161,15 @@ class csr_array:
     # ----- products -----
     def __matmul__(self, x):
         if sps.issparse(x) or type(x) is csr_array:
-            return NotImplemented if type(x) is not csr_array else self._refuse_sparse()
+            self._refuse_sparse()
         x = x if type(x) in box_types else np.asarray(x)
         if ndim_of(x) not in (1, 2) or shape_of(x)[0] != self.shape[1]:
             raise ValueError(f"matmul: dimension mismatch, {self.shape} @ {shape_of(x)}")
         return self.pattern.matvec(self.data, x)
 
     def __rmatmul__(self, x):
+        if sps.issparse(x):
+            self._refuse_sparse()
         x = x if type(x) in box_types else np.asarray(x)
         if ndim_of(x) not in (1, 2) or shape_of(x)[-1] != self.shape[0]:
             raise ValueError(f"matmul: dimension mismatch, {shape_of(x)} @ {self.shape}")
@@ -176,8 +178,9 @@ class csr_array:
         return self.pattern.matvec(self.data, x.T, transpose=True).T
 
     def _refuse_sparse(self):
-        raise NotImplementedError("a product of two autodiff csr_arrays is not supported; "
-                                  "multiply one of them with a dense array")
+        raise NotImplementedError("a product of two sparse matrices, one of them an autodiff "
+                                  "csr_array, is not supported; multiply by a dense array "
+                                  "(B.toarray())")
 
     dot = __matmul__
 
