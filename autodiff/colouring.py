@@ -84,17 +84,19 @@ def _recolour(G, colour, class_order):
     new = np.full(colour.size, -1, dtype=np.intp)
     by_class = np.argsort(colour, kind="stable")
     bounds = np.searchsorted(colour[by_class], np.arange(colour.max() + 2))
+    Gc = G[by_class]                        # the rows grouped by class, once per pass
+    ptr, ind = Gc.indptr, Gc.indices
+    owner = np.repeat(np.arange(colour.size), np.diff(ptr))
     for c in class_order:
-        V = by_class[bounds[c]:bounds[c + 1]]
-        if V.size == 0:
+        a, b = bounds[c], bounds[c + 1]
+        if a == b:
             continue
-        sub = G[V]
-        owner = np.repeat(np.arange(V.size), np.diff(sub.indptr))
-        taken = new[sub.indices]
+        lo, hi = ptr[a], ptr[b]
+        taken = new[ind[lo:hi]]
         seen = taken >= 0
-        used = np.zeros((V.size, int(taken.max(initial=-1)) + 2), dtype=bool)
-        used[owner[seen], taken[seen]] = True
-        new[V] = np.argmin(used, axis=1)          # the first colour no neighbour has
+        used = np.zeros((b - a, int(taken.max(initial=-1)) + 2), dtype=bool)
+        used[owner[lo:hi][seen] - a, taken[seen]] = True
+        new[by_class[a:b]] = np.argmin(used, axis=1)   # the first colour no neighbour has
     return new
 
 
