@@ -460,3 +460,4 @@ def undeclared():
 sparsity.hessian_sparsity = hessian_sparsity
 sparsity.undeclared = undeclared
 sparsity.ValueDependentError = ValueDependentError
+sparsity.Sparsity = Sparsity
