@@ -18,6 +18,7 @@ and ``maximum``, ``abs``, ``clip`` are elementwise whatever the values.
 The Hessian's pattern is the pattern of the gradient: ``hessian_sparsity(f)`` runs this
 mode under ``grad(f)``, whose reverse rules are primitives again.
 """
+import functools
 import sys
 
 import numpy as np
@@ -308,6 +309,7 @@ def _varying_sparsity(leaves):
 def _guard(func, handler, where, widen):
     name = f"np.{func.__name__}"
 
+    @functools.wraps(handler)           # the handler's own name and module (docs/coverage.md)
     def guarded(*args, **kwargs):
         steer, nested = _varying_sparsity(_steering(args, kwargs, where))
         if not steer:
@@ -317,7 +319,7 @@ def _guard(func, handler, where, widen):
         sources, _ = _varying_sparsity(flatten((args, kwargs))[0])
         return _widened(handler(*args, **kwargs), sources)
 
-    guarded.__wrapped__ = handler
+    guarded.sparsity_guard = True
     return guarded
 
 
@@ -343,7 +345,7 @@ def _install_guards():
     for table, w in ((widen, True), (refuse, False)):
         for func, where in table.items():
             handler = function_table.get(func)
-            if handler is not None and not hasattr(handler, "__wrapped__"):
+            if handler is not None and not getattr(handler, "sparsity_guard", False):
                 function_table[func] = _guard(func, handler, where, w)
 
 
@@ -462,3 +464,4 @@ def undeclared():
 sparsity.hessian_sparsity = hessian_sparsity
 sparsity.undeclared = undeclared
 sparsity.ValueDependentError = ValueDependentError
+sparsity.Sparsity = Sparsity

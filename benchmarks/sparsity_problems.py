@@ -2,8 +2,10 @@
 
 ``brusselator_2d(N)`` is the 2-D Brusselator reaction–diffusion right-hand side on an N×N
 periodic grid (two species, n = 2N²; five-point Laplacian with ``np.roll``, or with slices
-of a wrapped pad), the standard stiff sparse problem; ``detection_seconds`` times
-``ad.sparsity`` on it. ``bench_sparse.py`` imports both; run alone this prints the medians::
+of a wrapped pad), the standard stiff sparse problem; ``stencil_energy(N, 5 | 9)`` a scalar
+energy on an N×N grid whose Hessian has the 5- or 9-point stencil's pattern.
+``detection_seconds`` times ``ad.sparsity`` (or ``hessian_sparsity``) on them.
+``bench_sparse.py`` may import these; run alone this prints the medians::
 
     python benchmarks/sparsity_problems.py [N] [rounds]
 """
@@ -15,6 +17,7 @@ import time
 import numpy as np
 
 import autodiff as ad
+from autodiff.sparsity import hessian_sparsity
 
 
 def brusselator_2d(N=128, A=3.4, B=1.0, alpha=10.0, laplacian="roll"):
@@ -46,12 +49,27 @@ def brusselator_2d(N=128, A=3.4, B=1.0, alpha=10.0, laplacian="roll"):
     return f, np.concatenate([u0.ravel(), v0.ravel()])
 
 
-def detection_seconds(f, y, rounds=7):
-    """Median and minimum wall time of ``ad.sparsity(f)(y)``, and the pattern."""
+def stencil_energy(N=128, points=5):
+    """``(E, u0)``: a scalar energy of an N×N field with a 5-point (nearest neighbours) or
+    9-point (and diagonal neighbours) Hessian: squared differences plus an on-site term."""
+    def energy(u):
+        w = u.reshape(N, N)
+        e = 0.5 * np.sum((w[1:] - w[:-1]) ** 2) + 0.5 * np.sum((w[:, 1:] - w[:, :-1]) ** 2)
+        if points == 9:
+            e = e + 0.25 * np.sum((w[1:, 1:] - w[:-1, :-1]) ** 2) \
+                + 0.25 * np.sum((w[1:, :-1] - w[:-1, 1:]) ** 2)
+        return e + np.sum(np.cos(w))
+    return energy, np.random.default_rng(0).uniform(-1.0, 1.0, N * N)
+
+
+def detection_seconds(f, y, rounds=7, hessian=False):
+    """Median and minimum wall time of ``ad.sparsity(f)(y)`` (``hessian_sparsity`` when
+    ``hessian``), and the pattern."""
+    detect = hessian_sparsity(f) if hessian else ad.sparsity(f)
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
-        P = ad.sparsity(f)(y)
+        P = detect(y)
         times.append(time.perf_counter() - t)
     return float(np.median(times)), float(min(times)), P
 
@@ -65,3 +83,8 @@ if __name__ == "__main__":
         print(f"Brusselator N={N} (n={y.size}, {lap}): nnz={P.nnz} "
               f"({P.nnz / y.size:.0f} per row), detection median {med * 1e3:.0f} ms, "
               f"min {best * 1e3:.0f} ms over {rounds} rounds")
+    for points in (5, 9):
+        E, u = stencil_energy(N, points)
+        med, best, H = detection_seconds(E, u, rounds, hessian=True)
+        print(f"{points}-point energy N={N} (n={u.size}): Hessian nnz={H.nnz}, "
+              f"detection median {med * 1e3:.0f} ms, min {best * 1e3:.0f} ms")

@@ -271,6 +271,12 @@ def test_where_and_kinks_cover_every_x():
     x = np.array([0.5, -1.0, 2.0, 0.1])
     P = ad.sparsity(lambda x: np.where(x > 0, x ** 2, x[::-1]))(x)
     np.testing.assert_array_equal(P.toarray(), np.eye(4, dtype=bool) | np.eye(4, dtype=bool)[::-1])
+    # a constant condition is the same for every x: it picks one branch per element
+    inner = np.array([False, True, True, False])
+    P = ad.sparsity(lambda x: np.where(inner, x ** 2, x[::-1] * 0.0))(x)
+    np.testing.assert_array_equal(P.toarray(), np.where(inner[:, None], np.eye(4, dtype=bool),
+                                                        np.eye(4, dtype=bool)[::-1]))
+    assert_exact(lambda x: np.where(np.arange(5) % 2 == 0, np.sin(x), 0.0) + x[0], (5,))
     for f in (np.abs, lambda x: np.maximum(x, 0.0), lambda x: np.clip(x, -0.5, 0.5)):
         assert ad.sparsity(f)(x).nnz == 4
     # an index computed from x: every output may come from every input

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core import box_types, shape_of
 
-__all__ = ["elementwise", "gather", "scatter_add", "reduction", "slices", "scan", "einsum",
+__all__ = ["elementwise", "select", "gather", "scatter_add", "reduction", "slices", "scan", "einsum",
            "matmul", "linear", "correlate", "interp", "conv2d", "conv2d_transpose_x",
            "conv2d_grad_w", "dense", "stacked", "active", "union"]
 
@@ -104,6 +104,23 @@ def elementwise(prim, ans, args, pats, kw):
     out_shape = shape_of(ans)
     return union([_broadcast_rows(p, shape_of(a), out_shape)
                   for i, (a, p) in enumerate(zip(args, pats)) if p is not None and active(prim, i)])
+
+
+def select(prim, ans, args, pats, kw):
+    """``where(cond, x, y)``: ``x``'s element where a constant ``cond`` holds and ``y``'s
+    where it does not; both where ``cond`` is computed from x (it differs between x's)."""
+    c = args[0]
+    if pats[0] is not None or type(c) in box_types:
+        return elementwise(prim, ans, args, pats, kw)
+    out_shape = shape_of(ans)
+    keep = np.broadcast_to(np.asarray(c, dtype=bool), out_shape).ravel()
+    rows = np.arange(keep.size, dtype=np.int64)
+    parts = []
+    for a, p, picked in ((args[1], pats[1], keep), (args[2], pats[2], ~keep)):
+        if p is not None:
+            parts.append(take_rows(_broadcast_rows(p, shape_of(a), out_shape),
+                                   np.where(picked, rows, -1)))
+    return union(parts)
 
 
 def gather(prim, ans, args, pats, kw):

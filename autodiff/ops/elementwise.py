@@ -225,6 +225,9 @@ def _where(condition, x=None, y=None):
         if type(c) in opaque_types:         # indices computed from x (sparsity detection)
             return c.nondiff(np.where, (c,), {})
         return np.where(unbox(condition))
+    c = peel(condition)
+    if type(c) in opaque_types:     # computed from x (sparsity detection): stays marked
+        return where_p(c if np.result_type(unbox(c)) == bool else c != 0, x, y)
     return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
 
 
@@ -243,6 +246,7 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
 
 
 # Dependency structure (the sparsity mode): the primitives with ``partials`` are elementwise
-# without saying so; these are too (where: both branches, whatever the condition).
-for _p in (where_p, conj_p):
-    _p.sparsity = dependency.elementwise
+# without saying so; conj is too, and where takes each branch where a constant condition
+# picks it (both where the condition is computed from x).
+conj_p.sparsity = dependency.elementwise
+where_p.sparsity = dependency.select
