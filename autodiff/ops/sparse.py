@@ -19,6 +19,7 @@ sparse operand here. SciPy is imported only once a sparse matrix has been seen.
 array([[2., 0.],
        [1., 3.]])
 """
+import functools
 import sys
 
 import numpy as np
@@ -107,13 +108,12 @@ def sparse_product(a, b):
 def _route(handler, name):
     """``handler`` (NumPy's entry point for ``np.matmul`` or ``np.dot``) with a sparse
     operand sent to ``sparse_product`` first."""
+    @functools.wraps(handler)         # still listed under its own module (docs/coverage.md)
     def entry(a, b, out=None, **kw):
         if is_sparse(a) or is_sparse(b):
             check_no_out(out, name)
             return sparse_product(a, b)
         return handler(a, b, out=out, **kw)
-    entry.__name__ = f"_{name}_sparse_aware"
-    entry.__doc__ = handler.__doc__
     return entry
 
 
