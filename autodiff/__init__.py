@@ -7,11 +7,13 @@
 from . import ops  # noqa: F401  (fills the primitive registry)
 from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jacobian, jacrev,
                   jvp, linear_operator, linearize, stop_gradient, value_and_grad, vjp)
+from .compressed import sparse_hessian, sparse_jacobian
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .forward import Dual
 from .implicit import custom_fixed_point, custom_root
 from .tracing import jit
 from .reverse import Tape, Variable
+from .sparsity import sparsity
 from .testing import check_grads
 
 __version__ = "0.1.0"
@@ -58,6 +60,6 @@ def __getattr__(name):
 
 __all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "jvp", "vjp",
            "hvp", "linearize", "linear_operator", "derivative", "elementwise_grad", "check_grads",
-           "stop_gradient", "jit",
+           "stop_gradient", "jit", "sparsity", "sparse_jacobian", "sparse_hessian",
            "checkpoint", "custom_jvp", "custom_vjp", "custom_root", "custom_fixed_point",
            "Dual", "Variable", "Tape"]

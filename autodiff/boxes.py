@@ -64,6 +64,12 @@ def data(x):
     return x
 
 
+#: The sparsity mode's name for ``data``: its values stand for every input, so comparisons,
+#: ``bool`` and the zero-derivative functions stop at them, as at ``ad.jit``'s. Both kinds
+#: are ``opaque_types`` and answer ``nondiff(f, args, kw)`` and ``guarded_value()``.
+peel = data
+
+
 def _recorded(x):
     t = type(x)
     if t in opaque_types:
@@ -146,8 +152,14 @@ class Box:
         return (self[i] for i in range(len(self)))
 
     # ----- arithmetic: installed from the registry by ``install_operators`` -----
-    def __matmul__(self, o): return np.matmul(self, o)
-    def __rmatmul__(self, o): return np.matmul(o, self)
+    # An operand with ``__array_ufunc__ = None`` (autodiff.scipy.sparse.csr_array) asks
+    # binary operators to defer to its reflected method, as ndarray's operators do.
+    def __matmul__(self, o):
+        return NotImplemented if _defers(o) else np.matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return NotImplemented if _defers(o) else np.matmul(o, self)
+
     def __pos__(self): return self
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
@@ -366,6 +378,8 @@ class Box:
         raise _loud("x.tolist()", "Keep the value as an array; index it to get elements.")
 
     def __array__(self, dtype=None, copy=None):
+        if _sparse_matmul_probe(sys._getframe(1)):
+            return _DEFER
         _refuse_in_library("np.asarray")
         raise _loud("np.asarray(x) / np.array(x) / np.float64(x) (also called when a tracked "
                     "value is written into a plain ndarray)", _FIX_ARRAY)
@@ -459,6 +473,32 @@ class Box:
         return handler(*args, **kwargs)
 
 
+
+
+# ``A @ x`` with ``A`` a scipy.sparse matrix: SciPy's ``_matmul_dispatch`` converts ``x``
+# with ``np.asanyarray`` and returns NotImplemented when that gives a 0-d object array, so
+# Python then calls ``x.__rmatmul__(A)`` (which ops/sparse.py differentiates). Answering
+# that one probe with such an array is the only hook SciPy offers; any other conversion
+# still raises.
+_DEFER = np.empty((), dtype=object)
+
+
+def _defers(o):
+    return getattr(type(o), "__array_ufunc__", False) is None
+
+
+def _sparse_matmul_probe(frame):
+    """Whether ``np.asarray(x)`` was called by scipy.sparse's matrix product."""
+    if frame.f_code.co_name != "_matmul_dispatch" or \
+            not _module(frame).startswith("scipy.sparse"):
+        return False
+    caller = frame.f_back
+    if caller is not None and caller.f_code.co_name == "__mul__":
+        # ``spmatrix * x`` is a matrix product in SciPy but an elementwise one to Python's
+        # reflected ``x.__rmul__``: refuse rather than answer the wrong product.
+        raise TypeError("A * x with a scipy.sparse matrix A (spmatrix) and a tracked x: "
+                        "write the matrix product as A @ x.")
+    return True
 
 
 #: NumPy constructors that reach ``__array_function__`` only through ``like=``; filled by

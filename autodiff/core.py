@@ -102,7 +102,7 @@ class Primitive:
     """
     __slots__ = ("name", "impl", "jvp", "vjp", "linear", "broadcasts", "full_jvp",
                  "full_vjp", "nondiff", "flops", "partials", "vjp_into", "real_out", "view",
-                 "impls", "__weakref__")
+                 "impls", "sparsity", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, linear=False, broadcasts=False,
                  flops=None, partials=None):
@@ -122,6 +122,10 @@ class Primitive:
         self.view = None
         # ``impls``: array type -> implementation, ``None`` while NumPy's is the only one.
         self.impls = None
+        # ``sparsity``: how each output element depends on the input elements, a rule of
+        # ``autodiff.ops.dependency`` (the sparsity mode reads it; None: elementwise from
+        # ``partials``, else conservatively dense).
+        self.sparsity = None
         self.impl = impl
         self.linear = linear
         self.broadcasts = broadcasts

@@ -115,6 +115,11 @@ class Tracer(Box):
         self.rec.guard("int", self, i)
         return i
 
+    def nondiff(self, f, args, kw):
+        """``f`` (a function with a zero derivative: np.any, argmax, round, …) of recorded
+        values: one recorded call, replayed on each new input (the opaque-box protocol)."""
+        return boxes.lift(f, *args, **kw)
+
     def guarded_value(self):
         """The recorded value, guarded: a replay with other numbers here records again."""
         v = self.value

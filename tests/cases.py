@@ -211,8 +211,9 @@ import cases_functional  # noqa: E402
 import cases_linalg  # noqa: E402
 import cases_scans  # noqa: E402
 import cases_scipy  # noqa: E402
+import cases_sparse  # noqa: E402
 import cases_ufuncs  # noqa: E402
 
 for _m in (cases_conv, cases_ufuncs, cases_scans, cases_assembly, cases_linalg, cases_fft,
-           cases_scipy, cases_assign, cases_complex, cases_functional):
+           cases_scipy, cases_assign, cases_complex, cases_functional, cases_sparse):
     CASES += _m.make(Case)

@@ -5,6 +5,7 @@ from . import elementwise, linalg, nondiff, reductions, shape, softmax, special 
 from . import conv, normalization, pooling, recurrent  # noqa: F401
 from . import assembly, assign, decomp, fft, products, scans, ufuncs  # noqa: F401
 from . import functional, polynomial  # noqa: F401
+from . import sparse  # noqa: F401  (after linalg and products: it wraps their matmul/dot)
 
 P.update(registry)
 P["index"] = shape.index

@@ -14,6 +14,7 @@ import numpy as np
 from ..arrays import sum_to
 from ..boxes import P, concrete, meta, unbox
 from ..core import box_types, lead, ndim_of, shape_of
+from . import dependency
 from .define import defprim, handles
 from .shape import _basic, _batch_last, _norm_index, _take, getitem_p, index_add_p
 
@@ -308,3 +309,7 @@ def _putmask(a, mask, values):
 @handles(np.copy)
 def _copy(a, order="K", subok=False):
     return P["positive"](a)
+
+
+# Dependency structure (the sparsity mode): x's elements outside idx, v's inside.
+setitem_p.sparsity = dependency.gather

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core import ndim_of, shape_of
+from . import dependency
 from .define import defprim
 
 __all__ = ["conv2d", "conv1d", "conv_transpose2d", "conv2d_p", "conv2d_transpose_x_p",
@@ -301,3 +302,10 @@ def conv_transpose2d(x, w, stride=1, padding=0, output_padding=0, dilation=1):
         raise ValueError(f"conv_transpose2d: the output size {size} is not positive")
     y = conv2d_transpose_x_p(x, w, size=size, stride=stride, padding=pad, dilation=dilation)
     return np.reshape(y, shape_of(y)[1:]) if single else y
+
+
+# Dependency structure (the sparsity mode): each output pixel, the input pixels and kernel
+# taps that meet there (a constant kernel's zeros narrow it).
+conv2d_p.sparsity = dependency.conv2d
+conv2d_transpose_x_p.sparsity = dependency.conv2d_transpose_x
+conv2d_grad_w_p.sparsity = dependency.conv2d_grad_w

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..boxes import lift, meta, unbox
 from ..core import is_complex, lead, ndim_of, shape_of
+from . import dependency
 from .define import defprim, handles, norm_axes
 from .linalg import _matmul, inv_p, like, mT, solve_p
 from .reductions import root0
@@ -669,3 +670,8 @@ def _cond(x, p=None):
         return s[..., 0] / s[..., -1] if p != -2 else s[..., -1] / s[..., 0]
     _square(x, "cond")
     return _matrix_norm(x, p, (-2, -1), False) * _matrix_norm(inv_p(x), p, (-2, -1), False)
+
+
+# Dependency structure (the sparsity mode): dense within each matrix of a stack.
+for _p in (cholesky_p, eigh_p, eigvalsh_p, eig_p, svd_p, svdvals_p, qr_p, pinv_p):
+    _p.sparsity = dependency.stacked(2)

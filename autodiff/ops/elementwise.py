@@ -9,8 +9,9 @@ import operator
 
 import numpy as np
 
-from ..boxes import data, meta, unbox
+from ..boxes import data, meta, opaque_types, unbox
 from ..core import box_types, is_complex
+from . import dependency
 from .define import defprim, elementwise, handles, scalar_fast
 
 # ----- Fast implementations (math on Python floats, NumPy otherwise) -----
@@ -222,10 +223,13 @@ where_p = defprim("where", np.where,
 @handles(np.where)
 def _where(condition, x=None, y=None):
     if x is None and y is None:
-        return np.nonzero(data(condition))
+        c = data(condition)
+        if type(c) in opaque_types:         # computed from values (ad.jit, sparsity)
+            return c.nondiff(np.where, (c,), {})
+        return np.where(unbox(condition))
     c = data(condition)
-    if type(c) in box_types:        # recorded by ad.jit: the mask is part of the program
-        return where_p(c if c.dtype == bool else c != 0, x, y)
+    if type(c) in opaque_types:     # recorded by ad.jit, or marked by sparsity detection
+        return where_p(c if meta(c).dtype == bool else c != 0, x, y)
     return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
 
 
@@ -241,3 +245,10 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
     if a_max is not None:
         a = minimum_p(a, a_max)
     return a
+
+
+# Dependency structure (the sparsity mode): the primitives with ``partials`` are elementwise
+# without saying so; conj is too, and where takes each branch where a constant condition
+# picks it (both where the condition is computed from x).
+conj_p.sparsity = dependency.elementwise
+where_p.sparsity = dependency.select

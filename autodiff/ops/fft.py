@@ -24,6 +24,7 @@ array([ 6., 12., 18.])
 import numpy as np
 
 from ..core import ndim_of, shape_of
+from . import dependency
 from .define import check_no_out, defprim, handles, norm_axes
 
 _NORMS = ("backward", "ortho", "forward")
@@ -257,3 +258,9 @@ def _shift(x, axes, inverse):
 
 handles(np.fft.fftshift)(lambda x, axes=None: _shift(x, axes, False))
 handles(np.fft.ifftshift)(lambda x, axes=None: _shift(x, axes, True))
+
+
+# Dependency structure (the sparsity mode): resizing moves data; a transform mixes a line.
+fft_resize_p.sparsity = dependency.gather
+for _p in (fft_p, rfft_p, irfft_p):
+    _p.sparsity = dependency.slices

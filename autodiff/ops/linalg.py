@@ -17,6 +17,7 @@ import numpy as np
 
 from ..boxes import unbox
 from ..core import is_complex, lead, ndim_of, shape_of
+from . import dependency
 from .define import check_no_out, defprim, handles
 
 
@@ -338,3 +339,13 @@ linear_p = defprim(
          lambda t, ans, x, w, b: t),
     vjp=(lambda g, ans, x, w, b: g @ w, _linear_w_vjp, lambda g, ans, x, w, b: g),
     broadcasts=True, flops=lambda ans, x, w, b: 2 * np.size(ans) * np.shape(w)[-1])
+
+
+# ----- Dependency structure (the sparsity mode) -----
+# Products from their index structure (a constant matrix's zeros narrow A @ x); the
+# inverse, determinant and solve are dense within each matrix of a stack.
+matmul_p.sparsity = dependency.matmul
+linear_p.sparsity = dependency.linear
+inv_p.sparsity = adjugate_p.sparsity = dependency.stacked(2)
+det_p.sparsity = logabsdet_p.sparsity = dependency.stacked(2)
+solve_p.sparsity = dependency.stacked(2, 2)

@@ -10,7 +10,8 @@ Any other NumPy function without a rule raises ``NotImplementedError`` naming it
 import numpy as np
 import scipy.special
 
-from ..boxes import lift, recorded, unbox
+from ..boxes import data, opaque_types, unbox
+from ..core import box_types
 from .define import defprim, handles
 
 NONDIFF_UFUNCS = (
@@ -40,10 +41,21 @@ for _u in NONDIFF_UFUNCS:
 
 def _plain(f):
     def handler(*args, **kw):
-        if recorded(args, tuple(kw.values())):      # under ad.jit: a recorded call
-            return lift(f, *args, **kw)
+        for a in (*args, *kw.values()):
+            o = _opaque(a)
+            if o is not None:       # computed from values: ad.jit records, sparsity marks
+                return o.nondiff(f, args, kw)
         return f(*[_unbox_tree(a) for a in args], **{k: _unbox_tree(v) for k, v in kw.items()})
     return handler
+
+
+def _opaque(a):
+    if isinstance(a, (list, tuple)):
+        return next((o for o in map(_opaque, a) if o is not None), None)
+    if type(a) in box_types:
+        a = data(a)
+        return a if type(a) in opaque_types else None
+    return None
 
 
 def _unbox_tree(a):

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
+from . import dependency
 from .define import broadcast, check_no_out, defprim, handles, norm_axes
 from .assembly import _arr
 from .linalg import _matmul
@@ -522,3 +523,11 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     if right is not None:
         y = np.where(x > xp[-1], right, y)
     return y
+
+
+# ----- Dependency structure (the sparsity mode) -----
+# einsum from its subscripts (a constant operand's zeros narrow it), correlate as the
+# contraction of a sliding window of x with w, interp elementwise in x and dense in fp.
+einsum_p.sparsity = dependency.einsum
+correlate_p.sparsity = dependency.correlate
+interp_p.sparsity = dependency.interp

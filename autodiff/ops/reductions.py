@@ -15,6 +15,7 @@ import numpy as np
 
 from ..boxes import data, meta, unbox
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
+from . import dependency
 from .define import (broadcast, check_no_out, defprim, expand_to, handles, norm_axes,
                      reduce_axes)
 from .shape import index_add_p
@@ -310,6 +311,8 @@ handles(np.nanmin)(_nan_extremum(min_p, np.inf, "nanmin"))
 
 def _like(n, x):
     """The plain count ``n`` in the real dtype of ``x``, so float32 stays float32."""
+    if type(n) in box_types:        # a count the sparsity mode marks as varying with x
+        return n.astype(_real_dtype(x))
     return np.asarray(n).astype(_real_dtype(x))
 
 
@@ -734,3 +737,8 @@ def _histogram2d(x, y, bins=10, range=None, density=None, weights=None):
         bins = [bins, bins]
     hist, edges = _histogramdd([x, y], bins, range, density, weights)
     return hist, edges[0], edges[1]
+
+
+# ----- Dependency structure (the sparsity mode): each output element, its whole slice -----
+for _p in (sum_p, prod_p, max_p, min_p):
+    _p.sparsity = dependency.reduction

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core import box_types, ndim_of, shape_of
 from .assembly import _arr
+from . import dependency
 from .define import check_no_out, defprim, handles, norm_axes
 
 
@@ -358,3 +359,7 @@ def _gradient_axis(f, h, axis, nd, edge_order):
         last = a1 * at(slice(-3, -2)) + b1 * at(slice(-2, -1)) + c1 * at(slice(-1, None))
     return np.concatenate([first, mid, last], axis=axis)
 
+
+# Dependency structure (the sparsity mode): element i of a line, the elements up to i.
+for _p in (cumsum_p, cumprod_p, linear_recurrence_p):
+    _p.sparsity = dependency.scan

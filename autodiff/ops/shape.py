@@ -9,6 +9,7 @@ import numpy as np
 from ..arrays import sum_to
 from ..boxes import data, meta, unbox
 from ..core import box_types, lead, ndim_of, shape_of
+from . import dependency
 from .define import check_no_out, defprim, handles, norm_axes
 
 
@@ -138,7 +139,7 @@ def _norm_index(idx):
         idx = (idx,)
     out = []
     for i in idx:
-        i = data(i)         # under ad.jit an index computed from values stays recorded
+        i = data(i)     # computed from values (ad.jit records it; sparsity refuses it)
         if type(i) in box_types:
             out.append(i)
             continue
@@ -335,3 +336,11 @@ def _size(a, axis=None):
 @handles(np.result_type)
 def _result_type(*arrays_and_dtypes):
     return np.result_type(*[meta(a) for a in arrays_and_dtypes])
+
+
+
+# ----- Dependency structure (the sparsity mode): data movement, read off the implementation -----
+for _p in (reshape_p, transpose_p, broadcast_to_p, getitem_p, concatenate_p):
+    _p.sparsity = dependency.gather
+astype_p.sparsity = dependency.elementwise
+index_add_p.sparsity = dependency.scatter_add

@@ -6,6 +6,7 @@ shift by the maximum first. With ``s = softmax(x) = exp(x - logsumexp(x))``:
 """
 import numpy as np
 
+from . import dependency
 from .define import defprim, expand_to, norm_axes, reduce_axes
 from ..core import ndim_of, shape_of
 
@@ -87,3 +88,10 @@ softmax_cross_entropy_p = defprim(
 def softmax_cross_entropy(x, y, axis=-1):
     """Per-sample cross-entropy of logits ``x`` against class weights ``y`` along ``axis``."""
     return softmax_cross_entropy_p(x, y, axis=norm_axes(axis, ndim_of(x)))
+
+
+# Dependency structure (the sparsity mode): reductions over ``axis``; log_softmax keeps the
+# shape, each element depending on its whole slice.
+logsumexp_p.sparsity = dependency.reduction
+softmax_cross_entropy_p.sparsity = dependency.reduction
+log_softmax_p.sparsity = dependency.slices

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.special as sp
 
 from ..boxes import data, unbox
+from . import dependency
 from .define import defprim
 from .define import elementwise as _elementwise
 
@@ -246,3 +247,7 @@ i1e_p = elementwise("i1e", sp.i1e,
 k0_p = elementwise("k0", sp.k0, lambda ans, x: -k1_p(x), ufuncs=(sp.k0,), flops=50)
 k1_p = elementwise("k1", sp.k1, lambda ans, x: -0.5 * (k0_p(x) + kv_p(2.0, x)),
                    ufuncs=(sp.k1,), flops=50)
+
+
+# Dependency structure (the sparsity mode): elementwise, with three arguments.
+betainc_p.sparsity = betaincc_p.sparsity = dependency.elementwise

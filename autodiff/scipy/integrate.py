@@ -35,10 +35,12 @@ from scipy import sparse
 
 from ..api import _level, jacfwd
 from ..core import box_types, lead, ndim_of, shape_of
+from ..ops import dependency
 from ..ops.define import defprim, norm_axes
 from ..reverse import Variable, backward_pass
+from .stiff import ivp_jacobian  # noqa: F401  (the AD Jacobian for solve_ivp's jac=)
 
-__all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint"]
+__all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint", "ivp_jacobian"]
 
 
 # ----- Helpers -----
@@ -449,3 +451,7 @@ def odeint(func, y0, t, args=(), rtol=None, atol=None, mxstep=0, hmax=0.0, tfirs
                atol=1.49012e-8 if atol is None else float(atol),
                mxstep=int(mxstep), hmax=float(hmax))
     return odeint_p(y0, t, p, func=flat, **opt)
+
+
+# Dependency structure (the sparsity mode): a solution depends on every input of the solve.
+odeint_p.sparsity = adjoint_p.sparsity = dependency.dense

@@ -21,6 +21,7 @@ import scipy.linalg
 
 from ..boxes import meta, unbox
 from ..core import box_types, is_complex, ndim_of, shape_of
+from ..ops import dependency
 from ..ops.define import defprim
 from ..ops.linalg import as_columns, like, mT
 
@@ -450,3 +451,9 @@ def eigvalsh(a, b=None, *, lower=True, overwrite_a=False, overwrite_b=False, typ
                 overwrite_b=overwrite_b, type=type, check_finite=check_finite,
                 subset_by_index=subset_by_index, subset_by_value=subset_by_value,
                 driver=driver)
+
+
+# Dependency structure (the sparsity mode): dense within each matrix of a stack.
+for _p in (expm_p, logm_p, sqrtm_p, lu_factor_p, solve_triangular_p, solve_sylvester_p,
+           solve_banded_p):
+    _p.sparsity = dependency.stacked(2)

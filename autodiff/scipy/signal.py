@@ -11,6 +11,7 @@ import numpy as np
 import scipy.signal
 
 from ..core import box_types, is_complex, ndim_of, shape_of
+from ..ops import dependency
 from ..ops.define import defprim
 
 __all__ = ["convolve", "correlate", "fftconvolve"]
@@ -103,3 +104,8 @@ def fftconvolve(in1, in2, mode="full", axes=None):
         raise NotImplementedError("fftconvolve(..., axes=) over some axes only, of a tracked "
                                   "value")
     return convolve(in1, in2, mode)
+
+
+# Dependency structure (the sparsity mode): declared dense (every output element of a full
+# N-d convolution may depend on every element of both operands: conservative).
+convolve_nd_p.sparsity = dependency.dense

@@ -1,0 +1,298 @@
+"""Sparse Jacobians and Hessians by compressed evaluation: one direction per colour.
+
+``sparse_jacobian(f)`` finds the pattern of ``∂f/∂x`` (``autodiff.sparsity``, or the
+``sparsity=`` you give), colours it (``autodiff.colouring``) and then, at every call, pushes
+one batched forward sweep whose tangents are the colours' indicator vectors (or pulls one
+batched reverse sweep of row colours), and reads the entries back into a ``scipy.sparse``
+array. The cost is ``k`` directions instead of ``n``: three for a tridiagonal Jacobian of
+any size. ``sparse_hessian(f)`` does the same for ``∇²f`` with a star colouring and
+Hessian-vector products (forward over reverse), batched over the colours.
+
+Pattern and colouring are computed on the first call for an input shape and dtype and kept.
+"""
+import numpy as np
+
+from .api import _flat_args, _pull, _push, _tangent_dtype, grad
+from .boxes import unbox
+from .colouring import (Layout, StarLayout, as_pattern, column_colouring, row_colouring,
+                        seed_matrix, star_colouring)
+from .core import box_types, is_complex
+
+__all__ = ["sparse_jacobian", "sparse_hessian"]
+
+_FORMATS = ("csr", "csc", "coo")
+
+
+def _check_format(format, transform):
+    if format not in _FORMATS:
+        raise ValueError(f'{transform}: format must be "csr", "csc" or "coo", not {format!r}')
+
+
+def _single_argnum(argnums, transform):
+    if isinstance(argnums, bool) or not isinstance(argnums, (int, np.integer)):
+        raise TypeError(f"{transform} differentiates one array argument: argnums must be an "
+                        f"int, not {argnums!r}. Concatenate several inputs into one vector "
+                        "(np.concatenate) to get their joint sparse Jacobian.")
+    return int(argnums)
+
+
+def _leaf(f, args, argnums, transform):
+    """The differentiated argument as a float array, and a call of ``f`` with it replaced."""
+    leaves, rebuild, _ = _flat_args(f, args, argnums, transform)
+    if len(leaves) != 1:
+        raise TypeError(f"{transform} differentiates one array argument, but argument "
+                        f"{argnums} is a pytree of {len(leaves)} leaves; pass one array "
+                        "(np.concatenate the leaves).")
+    x = _plain(leaves[0], transform)
+    if is_complex(unbox(x)):
+        raise TypeError(f"{transform}: complex inputs have no sparse complex Jacobian here; "
+                        "split them into real and imaginary parts (np.real, np.imag).")
+    return x, rebuild
+
+
+def _plain(a, transform):
+    """``a`` if it carries no derivative of an outer transform; a scipy.sparse result could
+    not carry one, so a tracked value here is refused rather than silently dropped."""
+    if type(a) in box_types:
+        raise TypeError(
+            f"{transform} inside another transform (or of a function closing over a value "
+            "that transform tracks): its scipy.sparse result cannot carry that transform's "
+            "derivative. Use ad.jacobian / ad.hessian there, or differentiate outside.")
+    return a
+
+
+def _key(x):
+    v = unbox(x)
+    if type(v) is np.ndarray:
+        return (v.shape, v.dtype.str)
+    return (np.shape(v), "float" if type(v) is float else np.result_type(v).str)
+
+
+def _detect(f, args, argnums, hessian):
+    """The pattern found by sparsity detection (``autodiff.sparsity``)."""
+    # ``autodiff.sparsity`` is the function on the package; its module holds both.
+    from .sparsity import hessian_sparsity, sparsity
+    return (hessian_sparsity if hessian else sparsity)(f, argnums=argnums)(*args)
+
+
+class _Plan:
+    """What the first call for an input shape found: the pattern and its colouring."""
+    __slots__ = ("pattern", "colours", "mode", "seeds", "count", "build", "take")
+
+    def __init__(self, pattern, colours, mode, seeds):
+        self.pattern, self.colours, self.mode, self.seeds = pattern, colours, mode, seeds
+        self.count = _count(colours)
+        self.build = self.take = None
+
+    def read_from(self, layout, colour_of, row, size):
+        """Decompression as one gather: entry (row, col) of the result is element
+        ``colour_of · size + row`` of the flat ``(k, size)`` array of directions (the
+        formulas of ``colouring.decompress_*``, precomputed)."""
+        self.build = layout.build
+        self.take = np.asarray(colour_of, dtype=np.intp) * size + row
+
+
+def _attach(fn, plan):
+    fn.sparsity = plan.pattern
+    fn.colours = fn.colors = plan.colours
+    fn.n_colours = fn.n_colors = plan.count
+    fn.mode = plan.mode
+
+
+def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
+    """The Jacobian of ``f`` as a ``scipy.sparse`` array, by compressed evaluation.
+
+    For ``f: Rⁿ → Rᵐ`` the result is the ``m × n`` matrix ``J[i, j] = ∂fᵢ/∂xⱼ`` over the
+    *flattened* input and output (C order): inputs and outputs of any shape are accepted
+    and raveled, so ``J`` is what ``jacobian(f)(x).reshape(m, n)`` would be. The pattern
+    comes from ``autodiff.sparsity`` on the first call for an input shape and dtype, or
+    from ``sparsity=`` (a scipy.sparse matrix or array, or a dense boolean array of shape
+    ``(m, n)``; a wrong shape is a ``ValueError``). A given pattern must contain every
+    nonzero: the colouring relies on it, and a missing one corrupts other entries too
+    (detected patterns hold for every ``x`` of the shape).
+    The columns (``mode="forward"``) or rows (``"reverse"``) are coloured so that one
+    batched sweep with one direction per colour gives every entry; ``"auto"`` takes the
+    mode with fewer colours. ``format`` is ``"csr"``, ``"csc"`` or ``"coo"``.
+
+    After a call the returned function has ``.sparsity`` (the boolean pattern used for the
+    last input shape), ``.colours`` (the colour of each column, or of each row in reverse
+    mode; alias ``.colors``), ``.n_colours`` (their number: the directions per call; alias
+    ``.n_colors``) and ``.mode`` (``"forward"`` or ``"reverse"``).
+
+    >>> import autodiff as ad
+    >>> f = lambda x: x[1:] ** 2 - x[:-1]            # bidiagonal
+    >>> jac = ad.sparse_jacobian(f)
+    >>> jac(np.arange(4.0)).toarray()
+    array([[-1.,  2.,  0.,  0.],
+           [ 0., -1.,  4.,  0.],
+           [ 0.,  0., -1.,  6.]])
+    >>> jac.n_colours, jac.mode
+    (2, 'forward')
+    """
+    argnums = _single_argnum(argnums, "sparse_jacobian")
+    if mode not in ("forward", "reverse", "auto"):
+        raise ValueError(f'sparse_jacobian mode must be "forward", "reverse" or "auto", '
+                         f'not {mode!r}')
+    _check_format(format, "sparse_jacobian")
+    given = None if sparsity is None else as_pattern(sparsity)
+    plans = {}
+
+    def sparse_jacobian_f(*args, **kwargs):
+        call = (lambda *a: f(*a, **kwargs)) if kwargs else f
+        x, rebuild = _leaf(f, args, argnums, "sparse_jacobian")
+        v = unbox(x)
+        n = int(np.size(v))
+        key = _key(x)
+        plan = plans.get(key)
+        if plan is None:
+            if given is None:
+                pattern = as_pattern(_detect(call, args, argnums, False))
+            else:
+                pattern = given
+            if pattern.shape[1] != n:
+                raise ValueError(f"sparse_jacobian: sparsity has shape {pattern.shape}, but "
+                                 f"the input has {n} elements (the pattern is outputs × "
+                                 "inputs, both flattened)")
+            plan = _plan_jacobian(pattern, mode)
+            L = Layout(pattern, format)
+            if plan.mode == "forward":      # J[i, j] = (J·S)[i, colour(j)]
+                plan.read_from(L, plan.colours[L.cols], L.rows, pattern.shape[0])
+            else:                           # J[i, j] = (Sᵀ·J)[colour(i), j]
+                plan.read_from(L, plan.colours[L.rows], L.cols, pattern.shape[1])
+            plans[key] = plan
+        _attach(sparse_jacobian_f, plan)
+        m = plan.pattern.shape[0]
+        dtype = _tangent_dtype(x)
+        k = plan.seeds.shape[0]
+        if plan.mode == "forward":
+            seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(v))]
+            values, tans, _, _ = _push(call, args, [x], rebuild, seeds, batched=1,
+                                       transform="sparse_jacobian")
+            out = _one_output(values, m)
+            t = tans[0]
+            odt = np.result_type(unbox(out), dtype) if type(unbox(out)) is not float else dtype
+            if t is None:
+                return plan.build(np.zeros(plan.take.size, odt))
+            return plan.build(np.reshape(_plain(t, "sparse_jacobian"), -1)[plan.take])
+        _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
+        out = _one_output(values, m)
+        odt = _tangent_dtype(out)
+        cts = [plan.seeds.astype(odt, copy=False).reshape((k,) + np.shape(unbox(out)))]
+        return plan.build(np.reshape(_plain(sweep(cts, nb=1)[0], "sparse_jacobian"), -1)
+                          [plan.take])
+
+    sparse_jacobian_f.sparsity = given
+    sparse_jacobian_f.colours = sparse_jacobian_f.colors = None
+    sparse_jacobian_f.n_colours = sparse_jacobian_f.n_colors = None
+    sparse_jacobian_f.mode = None
+    sparse_jacobian_f.__wrapped__ = f
+    sparse_jacobian_f.__name__ = f"sparse_jacobian({getattr(f, '__name__', 'f')})"
+    return sparse_jacobian_f
+
+
+def _one_output(values, m):
+    if len(values) != 1:
+        raise TypeError(f"sparse_jacobian needs one array output, but the function returned "
+                        f"{len(values)} leaves; concatenate them into one vector.")
+    out = values[0]
+    if int(np.size(unbox(out))) != m:
+        raise ValueError(f"sparse_jacobian: sparsity has {m} rows, but the function's output "
+                         f"has {np.size(unbox(out))} elements (shape {np.shape(unbox(out))})")
+    if is_complex(unbox(out)):
+        raise TypeError("sparse_jacobian: a complex output has no real sparse Jacobian; "
+                        "differentiate np.real and np.imag of it.")
+    return out
+
+
+def _plan_jacobian(pattern, mode):
+    """Colour the columns (forward), the rows (reverse), or for ``"auto"`` both, and take
+    the fewer colours (forward on a tie). A structurally symmetric pattern has the same
+    row and column colourings: coloured once."""
+    m, n = pattern.shape
+    if mode == "reverse":
+        rows = row_colouring(pattern)
+        return _Plan(pattern, rows, "reverse", seed_matrix(rows))
+    cols = column_colouring(pattern)
+    if mode == "auto" and not (m == n and (pattern != pattern.T).nnz == 0):
+        rows = row_colouring(pattern)
+        if _count(rows) < _count(cols):
+            return _Plan(pattern, rows, "reverse", seed_matrix(rows))
+    return _Plan(pattern, cols, "forward", seed_matrix(cols))
+
+
+def _count(colours):
+    return int(colours.max()) + 1 if colours.size else 0
+
+
+def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
+    """The Hessian ``∇²f`` of a scalar ``f`` as a symmetric ``scipy.sparse`` array.
+
+    ``H`` is ``n × n`` over the flattened input (C order). Its pattern comes from
+    ``autodiff.sparsity.hessian_sparsity`` on the first call per input shape and dtype, or
+    from ``sparsity=`` (symmetrised: ``P | Pᵀ``; a wrong shape is a ``ValueError``). A star
+    colouring of it takes few colours (fewer than a column colouring needs where the
+    symmetry helps; the fewer of the two is used), and one forward-over-reverse sweep computes ``H·S``, a batch of
+    Hessian-vector products with one direction per colour; each entry is then read from
+    one of its two symmetric places, so the result is exactly symmetric. The returned
+    function has ``.sparsity``, ``.colours`` (alias ``.colors``) and ``.n_colours``.
+
+    >>> import autodiff as ad
+    >>> f = lambda x: np.sum((x[1:] - x[:-1]) ** 2) + np.sum(x ** 4)
+    >>> H = ad.sparse_hessian(f)(np.ones(4))
+    >>> H.toarray()
+    array([[14., -2.,  0.,  0.],
+           [-2., 16., -2.,  0.],
+           [ 0., -2., 16., -2.],
+           [ 0.,  0., -2., 14.]])
+    """
+    argnums = _single_argnum(argnums, "sparse_hessian")
+    _check_format(format, "sparse_hessian")
+    given = None if sparsity is None else as_pattern(sparsity)
+    plans = {}
+    g = grad(f, argnums, _transform="sparse_hessian")
+
+    def sparse_hessian_f(*args, **kwargs):
+        x, rebuild = _leaf(f, args, argnums, "sparse_hessian")
+        v = unbox(x)
+        n = int(np.size(v))
+        key = _key(x)
+        plan = plans.get(key)
+        if plan is None:
+            if given is None:
+                call = (lambda *a: f(*a, **kwargs)) if kwargs else f
+                pattern = as_pattern(_detect(call, args, argnums, True))
+            else:
+                pattern = given
+            if pattern.shape != (n, n):
+                raise ValueError(f"sparse_hessian: sparsity has shape {pattern.shape}, but "
+                                 f"the input has {n} elements, so the Hessian is {(n, n)}")
+            pattern = as_pattern(pattern + pattern.T)
+            colours = star_colouring(pattern)
+            # A distance-2 colouring is a star colouring too; on some stencils (the
+            # nine-point one) greedy finds a better one of those.
+            d2 = column_colouring(pattern)
+            if _count(d2) < _count(colours):
+                colours = d2
+            plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours))
+            SL = StarLayout(pattern, colours, format)     # H[i, j] = (H·S)[src_row, src_col]
+            plan.read_from(SL.layout, SL.src_col, SL.src_row, n)
+            plans[key] = plan
+        _attach(sparse_hessian_f, plan)
+        k = plan.seeds.shape[0]
+        dtype = _tangent_dtype(x)
+        seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(v))]
+        call_g = (lambda *a: g(*a, **kwargs)) if kwargs else g
+        _, tans, _, _ = _push(call_g, args, [x], rebuild, seeds, batched=1,
+                              transform="sparse_hessian")
+        t = tans[0]
+        if t is None:
+            return plan.build(np.zeros(plan.take.size, dtype))
+        return plan.build(np.reshape(_plain(t, "sparse_hessian"), -1)[plan.take])
+
+    sparse_hessian_f.sparsity = given
+    sparse_hessian_f.colours = sparse_hessian_f.colors = None
+    sparse_hessian_f.n_colours = sparse_hessian_f.n_colors = None
+    sparse_hessian_f.mode = None
+    sparse_hessian_f.__wrapped__ = f
+    sparse_hessian_f.__name__ = f"sparse_hessian({getattr(f, '__name__', 'f')})"
+    return sparse_hessian_f
