@@ -5,7 +5,8 @@ periodic grid (two species, n = 2N²; five-point Laplacian with ``np.roll``, or 
 of a wrapped pad), the standard stiff sparse problem; ``stencil_energy(N, 5 | 9)`` a scalar
 energy on an N×N grid whose Hessian has the 5- or 9-point stencil's pattern.
 ``detection_seconds`` times ``ad.sparsity`` (or ``hessian_sparsity``) on them.
-``bench_sparse.py`` may import these; run alone this prints the medians::
+``bench_sparse.py`` may import these; run alone this prints the medians, with asdex's
+detection of the same Brusselator (JAX) in the same run when asdex is installed::
 
     python benchmarks/sparsity_problems.py [N] [rounds]
 """
@@ -74,6 +75,36 @@ def detection_seconds(f, y, rounds=7, hessian=False):
     return float(np.median(times)), float(min(times)), P
 
 
+def asdex_detection_seconds(N=128, rounds=5, A=3.4, B=1.0, alpha=10.0):
+    """asdex's ``jacobian_sparsity`` of the same Brusselator written in ``jax.numpy``
+    (median, min, nnz), or None without asdex."""
+    try:
+        import asdex
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    h2 = (N - 1.0) ** 2
+
+    def lap(w):
+        return jnp.roll(w, 1, 0) + jnp.roll(w, -1, 0) + jnp.roll(w, 1, 1) \
+            + jnp.roll(w, -1, 1) - 4.0 * w
+
+    def f(y):
+        u, v = y[:N * N].reshape(N, N), y[N * N:].reshape(N, N)
+        uuv = u * u * v
+        return jnp.concatenate([(B + uuv - (A + 1.0) * u + alpha * h2 * lap(u)).ravel(),
+                                (A * u - uuv + alpha * h2 * lap(v)).ravel()])
+    y = jnp.asarray(brusselator_2d(N)[1])
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        P = asdex.jacobian_sparsity(f, y)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), float(min(times)), int(P.nnz)
+
+
 if __name__ == "__main__":
     N = int(sys.argv[1]) if len(sys.argv) > 1 else 128
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
@@ -88,3 +119,8 @@ if __name__ == "__main__":
         med, best, H = detection_seconds(E, u, rounds, hessian=True)
         print(f"{points}-point energy N={N} (n={u.size}): Hessian nnz={H.nnz}, "
               f"detection median {med * 1e3:.0f} ms, min {best * 1e3:.0f} ms")
+    peer = asdex_detection_seconds(N, min(rounds, 5))
+    if peer is not None:
+        med, best, nnz = peer
+        print(f"asdex.jacobian_sparsity, same Brusselator (roll): nnz={nnz}, "
+              f"median {med * 1e3:.0f} ms, min {best * 1e3:.0f} ms")
