@@ -178,6 +178,10 @@ def _like_input(g, x):
         return g if g.dtype == v.dtype else g.astype(v.dtype)
     if tg is float or isinstance(g, np.generic):
         return as_like(np.asarray(g, dtype=v.dtype).reshape(np.shape(v)), v)
+    if tg in box_types:         # tracked by an outer transform, or recorded by ad.jit
+        dt = getattr(meta(g), "dtype", None)
+        if dt is not None and dt != v.dtype and dt.kind == "f" and v.dtype.kind == "f":
+            return g.astype(v.dtype)
     return g
 
 

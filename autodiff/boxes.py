@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from .core import (bind, box_types, function_table, leaked, live_levels, ndim_of, opaque_types,
+                   recording_types,
                    ufunc_table)
 
 # The operator methods look primitives up here by name once the ops package has loaded;
@@ -72,21 +73,21 @@ peel = data
 
 def _recorded(x):
     t = type(x)
-    if t in opaque_types:
+    if t in recording_types:
         return True
     if t is tuple or t is list:
         return any(_recorded(a) for a in x)
     while t in box_types:
         x = x.value
         t = type(x)
-        if t in opaque_types:
+        if t in recording_types:
             return True
     return False
 
 
 def recorded(*trees):
     """Whether any value in ``trees`` (nested lists and tuples) is recorded by ``ad.jit``."""
-    return bool(opaque_types) and any(_recorded(a) for a in trees)
+    return bool(recording_types) and any(_recorded(a) for a in trees)
 
 
 def lift(fn, *args, **kw):

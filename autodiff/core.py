@@ -29,6 +29,9 @@ box_types = set()
 # Box types whose value is a recording's, not the numbers of a later call (``ad.jit``'s
 # tracer): code reading numbers stops at them (``boxes.data``) so the reads are recorded.
 opaque_types = set()
+#: The opaque types that record the calls they meet (``ad.jit``'s tracers); the others (the
+#: sparsity mode's values) answer for themselves.
+recording_types = set()
 #: Number of ``ad.jit`` recordings running (in any thread): ``bind`` then also looks for
 #: recorded values among keyword arguments (indices).
 recording = [0]

@@ -20,6 +20,7 @@ import collections
 import functools
 import inspect
 import operator
+import sys
 import threading
 import warnings
 
@@ -138,6 +139,8 @@ class Tracer(Box):
                         "use NumPy functions, or a static argument.")
 
     def __array__(self, dtype=None, copy=None):
+        if boxes._sparse_matmul_probe(sys._getframe(1)):
+            return boxes._DEFER         # SciPy's sparse A @ x: Python then asks x.__rmatmul__
         if np.result_type(self.value).kind in "biu":
             # A mask, count or index read as a plain array: guarded, so a replay whose
             # mask differs records again (floats are refused: they differ every call).
@@ -171,6 +174,7 @@ class Tracer(Box):
 
 box_types.add(Tracer)
 opaque_types.add(Tracer)
+core.recording_types.add(Tracer)
 _new = object.__new__
 
 

@@ -24,7 +24,8 @@ from ..core import box_types, shape_of
 
 __all__ = ["elementwise", "select", "gather", "scatter_add", "reduction", "slices", "scan", "einsum",
            "matmul", "linear", "correlate", "interp", "conv2d", "conv2d_transpose_x",
-           "conv2d_grad_w", "dense", "stacked", "active", "union"]
+           "conv2d_grad_w", "dense", "stacked", "active", "union", "lstm_cell", "gru_cell",
+           "pooling", "groups"]
 
 
 def _sp():
@@ -473,3 +474,84 @@ def conv2d_grad_w(prim, ans, args, pats, kw):
     (_, _, H, W), (_, _, Ho, Wo), (kh, kw_) = shape_of(x), shape_of(g), tuple(kw["ksize"])
     T = _conv_relation(H, W, Ho, Wo, kh, kw_, kw)
     return contraction(["nchw", "noij", "hwijab"], "ocab", [x, g, T], [pats[0], pats[1], None])
+
+
+# ----- The fused primitives (recurrent cells, pooling, standardisation) -----
+def _blocks_relation(out_shape, state_shape, arg_shape, k, stacked_out):
+    """Rows (output elements) and columns (argument elements) of a cell whose output
+    element (…, i) reads element (…, i + j·H) of a (…, k·H) argument for every block j, or
+    element (…, i) of a (…, H) argument (k = 1); both halves of a stacked output alike."""
+    H = state_shape[-1] if state_shape else 1
+    M = _size(state_shape) // max(H, 1) if H else 0
+    m, i = np.divmod(np.arange(M * H, dtype=np.int64), max(H, 1))
+    rows = [np.arange(M * H, dtype=np.int64)]
+    if stacked_out:
+        rows = [rows[0], rows[0] + M * H]
+    r, c = [], []
+    for base in rows:
+        for j in range(k):
+            r.append(base)
+            c.append(m * (k * H) + j * H + i)
+    return np.concatenate(r), np.concatenate(c)
+
+
+def lstm_cell(prim, ans, args, pats, kw):
+    """(h', c')[…, i] depends on the four gate pre-activations a[…, i + jH] and on c[…, i]."""
+    a, c = args
+    parts = []
+    for arg, p, k in ((a, pats[0], 4), (c, pats[1], 1)):
+        if p is not None:
+            r, cols = _blocks_relation(shape_of(ans), shape_of(c), shape_of(arg), k, True)
+            parts.append(_local(r, cols, _size(shape_of(ans)), _size(shape_of(arg))) @ p)
+    return union(parts)
+
+
+def gru_cell(prim, ans, args, pats, kw):
+    """h'[…, i] depends on xp[…, i + jH], hp[…, i + jH] (j = r, z, n) and on h[…, i]."""
+    h = args[2]
+    parts = []
+    for arg, p, k in ((args[0], pats[0], 3), (args[1], pats[1], 3), (h, pats[2], 1)):
+        if p is not None:
+            r, cols = _blocks_relation(shape_of(ans), shape_of(h), shape_of(arg), k, False)
+            parts.append(_local(r, cols, _size(shape_of(ans)), _size(shape_of(arg))) @ p)
+    return union(parts)
+
+
+def pooling(prim, ans, args, pats, kw):
+    """An output of max_pool2d / pool_gather depends on every element of its window (the
+    taps inside the input; padding reads nothing); pool_scatter is the transpose: an input
+    position gathers from every window that covers it."""
+    from .pooling import _geometry, _tap_slices
+    scatter = prim.name == "pool_scatter"
+    x = args[0]
+    size = kw.get("size") or shape_of(x)[-2:]
+    full = shape_of(ans) if scatter else shape_of(x)
+    out, pads = _geometry(size, kw["ksize"], kw["stride"], kw["padding"], kw["dilation"],
+                          kw["ceil_mode"])
+    (pt, pb), (pl, pr) = pads
+    lead = full[:-2]
+    ids = np.pad(np.arange(_size(full), dtype=np.int64).reshape(full),
+                 [(0, 0)] * len(lead) + [(pt, pb), (pl, pr)], constant_values=-1)
+    win = np.arange(_size(lead + out), dtype=np.int64).reshape(lead + out)
+    r, c = [], []
+    for sl in _tap_slices(out, kw["ksize"], kw["stride"], kw["dilation"]):
+        src = ids[sl]
+        keep = src >= 0
+        r.append(win[keep])
+        c.append(src[keep])
+    r, c = np.concatenate(r), np.concatenate(c)
+    if scatter:                       # input position (row) ← windows (columns)
+        r, c = c, r
+    if pats[0] is None:
+        return None
+    return _local(r, c, _size(shape_of(ans)), _size(shape_of(x))) @ pats[0]
+
+
+def groups(prim, ans, args, pats, kw):
+    """Each output element depends on its whole group, the elements sharing its position
+    off ``kw["axes"]`` (standardisation: batch and layer norm)."""
+    P, shape = _joint(prim, args, pats)
+    if P is None:
+        return None
+    ids, m = _slice_ids(shape, kw["axes"])
+    return (_local(ids, np.arange(ids.size), m, ids.size) @ P)[ids]

@@ -16,6 +16,7 @@ array([[-1.,  1.]])
 """
 import numpy as np
 
+from . import dependency
 from .define import defprim
 
 __all__ = ["standardize", "standardize_p"]
@@ -44,3 +45,6 @@ def standardize(x, axes, eps=1e-5):
     axes = tuple(sorted({(int(a) % nd) - nd for a in
                          ((axes,) if isinstance(axes, (int, np.integer)) else axes)}))
     return standardize_p(x, axes=axes, eps=float(eps))
+
+# ----- Dependency structure (the sparsity mode): each standardised group -----
+standardize_p.sparsity = dependency.groups

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..arrays import shape_of
 from ..boxes import unbox
+from . import dependency
 from .define import defprim
 
 __all__ = ["max_pool2d", "max_pool2d_p", "pool_gather_p", "pool_scatter_p", "pool_output_size"]
@@ -145,3 +146,7 @@ def max_pool2d(x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mod
     return max_pool2d_p(x, ksize=tuple(kernel_size), stride=tuple(stride),
                         padding=tuple(padding), dilation=tuple(dilation),
                         ceil_mode=bool(ceil_mode))
+
+# ----- Dependency structure (the sparsity mode): each window -----
+for _p in (max_pool2d_p, pool_gather_p, pool_scatter_p):
+    _p.sparsity = dependency.pooling

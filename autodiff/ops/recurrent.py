@@ -25,6 +25,7 @@ array([[0.5, 0.5]])
 import numpy as np
 
 from ..arrays import ndim_of
+from . import dependency
 from .define import defprim
 
 __all__ = ["lstm_cell", "gru_cell", "lstm_cell_p", "gru_cell_p"]
@@ -166,3 +167,7 @@ def gru_cell(xp, hp, h):
     """One GRU step from the input and hidden projections ``xp``, ``hp`` (…, 3H) and the
     state ``h`` (…, H): ``h'``. See the module docstring."""
     return gru_cell_p(xp, hp, h)
+
+# ----- Dependency structure (the sparsity mode) -----
+lstm_cell_p.sparsity = dependency.lstm_cell
+gru_cell_p.sparsity = dependency.gru_cell
