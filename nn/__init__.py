@@ -11,6 +11,7 @@
 from . import functional, init, optim
 from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .data import DataLoader, TensorDataset
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .fit import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                   evaluate, fit, predict)
 from .io import load, save
@@ -42,4 +43,6 @@ __all__ = [
     "DataLoader", "TensorDataset",
     "fit", "predict", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "save", "load", "export_onnx",
+    # grad mode
+    "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
 ]
