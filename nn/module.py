@@ -12,7 +12,8 @@ import numpy as np
 
 from autodiff.reverse import Variable
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "functional_call"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "ParameterDict", "functional_call"]
 
 
 class _ParameterMeta(type):
@@ -231,14 +232,122 @@ class ModuleList(Module):
         self.add_module(str(len(self._modules)), m)
         return self
 
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
     def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
         return list(self._modules.values())[i]
+
+    def __setitem__(self, i, m):
+        self._modules[list(self._modules)[i]] = m
 
     def __len__(self):
         return len(self._modules)
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules by name, registered in insertion order (PyTorch's ``nn.ModuleDict``)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key): return self._modules[key]
+    def __setitem__(self, key, module): self.add_module(key, module)
+    def __delitem__(self, key): del self._modules[key]
+    def __len__(self): return len(self._modules)
+    def __iter__(self): return iter(self._modules)
+    def __contains__(self, key): return key in self._modules
+    def keys(self): return self._modules.keys()
+    def items(self): return self._modules.items()
+    def values(self): return self._modules.values()
+
+    def pop(self, key):
+        return self._modules.pop(key)
+
+    def clear(self):
+        self._modules.clear()
+
+    def update(self, modules):
+        items = modules.items() if hasattr(modules, "items") else modules
+        for k, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"ModuleDict: {k!r} is a {type(m).__name__}, not a Module")
+            self.add_module(k, m)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict has no forward(): call its modules by name")
+
+
+def _as_parameter(v):
+    return v if isinstance(v, Parameter) else Parameter(v)
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered as ``"0"``, ``"1"``, … (``nn.ParameterList``);
+    arrays given are made Parameters."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList(list(self._parameters.values())[i])
+        return list(self._parameters.values())[i]
+
+    def __setitem__(self, i, v):
+        key = list(self._parameters)[i]
+        self._parameters[key] = _as_parameter(v)
+
+    def __len__(self): return len(self._parameters)
+    def __iter__(self): return iter(self._parameters.values())
+
+    def append(self, v):
+        self.register_parameter(str(len(self._parameters)), _as_parameter(v))
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self):
+        return ", ".join(f"({k}): Parameter of shape {np.shape(p.value)}"
+                         for k, p in self._parameters.items())
+
+
+class ParameterDict(Module):
+    """Parameters by name (``nn.ParameterDict``)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key): return self._parameters[key]
+    def __setitem__(self, key, v): self.register_parameter(key, _as_parameter(v))
+    def __delitem__(self, key): del self._parameters[key]
+    def __len__(self): return len(self._parameters)
+    def __iter__(self): return iter(self._parameters)
+    def __contains__(self, key): return key in self._parameters
+    def keys(self): return self._parameters.keys()
+    def items(self): return self._parameters.items()
+    def values(self): return self._parameters.values()
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for k, v in items:
+            self[k] = v
 
 
 def functional_call(model, params, *args, **kwargs):
