@@ -133,9 +133,42 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else np.zeros_like(p.grad)
+
+    def requires_grad_(self, requires_grad=True):
+        """Mark every parameter trainable (or frozen), as PyTorch's; returns the module."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn):
+        """``fn(m)`` for every sub-module, children first, then this one (PyTorch's
+        ``Module.apply``, e.g. for a custom initialisation); returns the module."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def _cast(self, dtype):
+        for p in self.parameters():
+            p.value = np.asarray(p.value).astype(dtype)
+            if p.grad is not None:
+                p.grad = np.asarray(p.grad).astype(dtype)
+        for m in self.modules():
+            for name, b in m._buffers.items():
+                if getattr(b, "dtype", None) is not None and b.dtype.kind == "f":
+                    m._buffers[name] = b.astype(dtype)
+        return self
+
+    def double(self):
+        """Parameters and floating-point buffers as float64 (PyTorch's ``Module.double``)."""
+        return self._cast(np.float64)
+
+    def float(self):
+        """Parameters and floating-point buffers as float32 (PyTorch's ``Module.float``)."""
+        return self._cast(np.float32)
 
     # ----- state -----
     def state_dict(self):

@@ -340,3 +340,24 @@ def test_methods_inside_transforms():
            for e in np.eye(6)]
     close(g, num, 1e-7)
     close(ad.hessian(f)(a), ad.jacfwd(ad.grad(f))(a), 1e-10)
+
+
+def test_module_helpers_as_torch():
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1))
+    seen = []
+    model.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ["Linear", "BatchNorm1d", "Linear", "Sequential"]     # children first
+    model.float()
+    assert model[0].weight.dtype == np.float32 and model[1].running_mean.dtype == np.float32
+    assert model(np.ones((4, 2), np.float32)).dtype == np.float32
+    model.double()
+    assert model[2].bias.dtype == np.float64
+    model.requires_grad_(False)
+    assert not any(p.requires_grad for p in model.parameters())
+    model.requires_grad_()
+    out = model(np.ones((4, 2))).sum()
+    out.backward()
+    model.zero_grad(set_to_none=False)
+    assert np.all(model[0].weight.grad == 0)
+    model.zero_grad()
+    assert model[0].weight.grad is None
