@@ -62,8 +62,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scores = (query @ np.swapaxes(key, -2, -1)) * scale
     if is_causal:
         if attn_mask is not None:
-            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, "
-                             "not both (PyTorch refuses this too)")
+            raise F.ShapeError("scaled_dot_product_attention: explicit attn_mask should not "
+                               "be set when is_causal=True (PyTorch refuses this too)")
         attn_mask = np.tril(np.ones((L, S), dtype=bool))
     if attn_mask is not None:
         scores = scores + _float_mask(attn_mask, dtype, allowed_when_true=True)

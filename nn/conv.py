@@ -284,8 +284,12 @@ def _source(n_in, n_out, scale, align_corners, mode):
     and ``nearest``'s floor)."""
     j = np.arange(n_out, dtype=np.float64)
     if mode == "nearest":
-        r = n_in / n_out if scale is None else 1.0 / scale
-        return np.minimum(np.floor(j * r).astype(np.int64), n_in - 1)
+        # PyTorch's kernel computes the nearest index in float32: so do we, to agree on
+        # the indices where j·in/out rounds onto an integer.
+        if n_out == n_in:
+            return np.arange(n_out)
+        r = np.float32(n_in) / np.float32(n_out) if scale is None else np.float32(1.0 / scale)
+        return np.minimum(np.floor(j.astype(np.float32) * r).astype(np.int64), n_in - 1)
     if align_corners:
         return j * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
     r = n_in / n_out if scale is None else 1.0 / scale

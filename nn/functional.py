@@ -25,6 +25,11 @@ __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "so
            "binary_cross_entropy_with_logits", "logsumexp"]
 
 
+class ShapeError(RuntimeError, ValueError):
+    """A bad argument PyTorch reports as a RuntimeError and NumPy would as a ValueError:
+    ``except RuntimeError`` (PyTorch habit) and ``except ValueError`` both catch it."""
+
+
 # ----- Layers as functions -----
 def linear(x, weight, bias=None):
     """``x Wᵀ + b`` with ``W`` of shape (out_features, in_features), as PyTorch."""
@@ -102,15 +107,15 @@ def pad(input, pad, mode="constant", value=None):
     ``'circular'`` (wrap around)."""
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2:
-        raise ValueError(f"pad: padding length must be divisible by 2, got {len(pad)}")
+        raise ShapeError(f"pad: padding length must be divisible by 2, got {len(pad)}")
     nd = ndim_of(input)
     if len(pad) // 2 > nd:
-        raise ValueError(f"pad: padding length {len(pad)} is too large for a {nd}-d input")
+        raise ShapeError(f"pad: padding length {len(pad)} is too large for a {nd}-d input")
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"pad: mode {mode!r} (use 'constant', 'reflect', "
                                   "'replicate' or 'circular')")
     if mode != "constant" and value:
-        raise ValueError(f"pad: value= is for mode='constant', not {mode!r}")
+        raise ShapeError(f"pad: value= is for mode='constant', not {mode!r}")
     x = input
     for k in range(len(pad) // 2):
         axis = nd - 1 - k
@@ -120,12 +125,12 @@ def pad(input, pad, mode="constant", value=None):
             x = _pad_constant(x, axis, before, after, 0.0 if value is None else value)
             continue
         if before < 0 or after < 0:
-            raise ValueError(f"pad: negative padding is only for mode='constant'")
+            raise ShapeError("pad: negative padding is only for mode='constant'")
         if mode == "reflect" and (before >= n or after >= n):
-            raise ValueError(f"pad: reflect padding ({before}, {after}) must be smaller than "
+            raise ShapeError(f"pad: reflect padding ({before}, {after}) must be smaller than "
                              f"the axis size {n}")
         if mode == "circular" and (before > n or after > n):
-            raise ValueError(f"pad: circular padding ({before}, {after}) must be at most the "
+            raise ShapeError(f"pad: circular padding ({before}, {after}) must be at most the "
                              f"axis size {n}")
         j = np.arange(-before, n + after)
         if mode == "reflect":

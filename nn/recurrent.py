@@ -288,9 +288,9 @@ class _CellBase(Module):
         name = type(self).__name__
         nd = np.ndim(x)
         if nd not in (1, 2):
-            raise ValueError(f"{name}: expected input to be 1-D or 2-D, got {nd}-D")
+            raise F.ShapeError(f"{name}: expected input to be 1-D or 2-D, got {nd}-D")
         if np.shape(x)[-1] != self.input_size:
-            raise ValueError(f"{name}: input has {np.shape(x)[-1]} features, expected "
+            raise F.ShapeError(f"{name}: input has {np.shape(x)[-1]} features, expected "
                              f"input_size={self.input_size}")
         unbatched = nd == 1
         if unbatched:
@@ -304,7 +304,7 @@ class _CellBase(Module):
         for s in (state if self._gates == 4 else (state,)) if state is not None else ():
             want = (() if unbatched else (batch,)) + (self.hidden_size,)
             if tuple(np.shape(s)) != want:
-                raise ValueError(f"{name}: expected {what} of shape {want}, got "
+                raise F.ShapeError(f"{name}: expected {what} of shape {want}, got "
                                  f"{tuple(np.shape(s))}")
             states.append(s[None] if unbatched else s)
         if not states:
