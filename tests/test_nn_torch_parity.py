@@ -627,3 +627,25 @@ def test_new_functions_second_order():
     ad.check_grads(F.mish, (x,), order=2)
     w = rng.standard_normal((4, 2, 2, 2))
     ad.check_grads(lambda x, w: F.conv2d(x, w, groups=2), (x, w), order=2)
+
+
+def test_transformer_layer_in_transforms_equals_eager():
+    # The same gradients from loss.backward() and from ad.grad of functional_call, and
+    # forward- and reverse-mode Jacobians of attention agree (batched paths).
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0)
+    x = rng.standard_normal((3, 2, 4))
+    loss = np.sum(layer(x) ** 2)
+    loss.backward()
+    params = {k: v.value for k, v in layer.named_parameters()}
+    g = ad.grad(lambda p: np.sum(nn.functional_call(layer, p, x) ** 2))(params)
+    for k, p in layer.named_parameters():
+        close(g[k], p.grad, 1e-12)
+    q, k, v = (rng.standard_normal((3, 2)) for _ in range(3))
+    f = lambda q: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
+    close(ad.jacfwd(f)(q), ad.jacrev(f)(q), 1e-12)
+    mha = nn.MultiheadAttention(4, 2)
+    h = lambda x: mha(x, x, x)[0]  # noqa: E731
+    xq = rng.standard_normal((2, 4))
+    with nn.no_grad():          # the eager parameters record nothing: plain Jacobians
+        close(ad.jacfwd(h)(xq), ad.jacrev(h)(xq), 1e-12)
+    assert ad.jacrev(h)(xq).requires_grad       # outside, they depend on the parameters
