@@ -160,13 +160,13 @@ class Box:
             keepdim=None, unbiased=None, correction=None):
         """NumPy's ``ddof=0`` default; with PyTorch's ``dim=`` (or ``unbiased``/``correction``)
         PyTorch's unbiased default (``correction=1``)."""
-        ddof = _ddof(ddof, dim, unbiased, correction)
+        ddof = _ddof(ddof, dim, keepdim, unbiased, correction)
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.var](self, axis, dtype, out, ddof, keepdims)
 
     def std(self, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, dim=None,
             keepdim=None, unbiased=None, correction=None):
-        ddof = _ddof(ddof, dim, unbiased, correction)
+        ddof = _ddof(ddof, dim, keepdim, unbiased, correction)
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.std](self, axis, dtype, out, ddof, keepdims)
 
@@ -220,12 +220,17 @@ class Box:
         return self.reshape(s[:a] + (int(np.prod(s[a:b + 1])),) + s[b + 1:])
 
     def squeeze(self, axis=None, *, dim=None):
-        """NumPy's ``x.squeeze(axis)``; with PyTorch's ``dim=`` an axis whose size is not 1
-        is left alone, as PyTorch does."""
-        if dim is not None:
-            dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        """``x.squeeze()`` drops every axis of size 1; ``x.squeeze(d)`` (or ``dim=d``, or a
+        tuple) drops those of the given axes that have size 1 and leaves the others, as
+        PyTorch does (NumPy would raise for them)."""
+        axis, _ = _torch_axis(axis, dim)
+        if axis is not None:
+            dims = axis if isinstance(axis, (tuple, list)) else (axis,)
             s = self.shape
-            axis = tuple(d % len(s) for d in dims if s and s[d] == 1) if s else None
+            for d in dims:
+                if not -len(s) <= d < len(s) and s:
+                    raise np.exceptions.AxisError(d, len(s))
+            axis = tuple(d % len(s) for d in dims if s[d] == 1) if s else None
             if s and not axis:
                 return self.reshape(s)
         return function_table[np.squeeze](self, axis)
@@ -520,16 +525,16 @@ def _torch_axis(axis, dim, keepdims=False, keepdim=None):
     return axis, keepdims
 
 
-def _ddof(ddof, dim, unbiased, correction):
-    """NumPy's ``ddof=0`` by default; PyTorch's spelling (``dim=``, ``unbiased``,
-    ``correction``) brings PyTorch's default correction of 1."""
+def _ddof(ddof, dim, keepdim, unbiased, correction):
+    """NumPy's ``ddof=0`` by default; PyTorch's spelling (``dim=``, ``keepdim=``,
+    ``unbiased``, ``correction``) brings PyTorch's default correction of 1."""
     if correction is not None:
         return correction
     if unbiased is not None:
         return int(bool(unbiased))
     if ddof is not None:
         return ddof
-    return 1 if dim is not None else 0
+    return 1 if dim is not None or keepdim is not None else 0
 
 
 def _extremum(x, reduce, arg, pairwise, name, args, kw):

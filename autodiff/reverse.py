@@ -115,6 +115,13 @@ class Variable(Box):
         """Accumulate ``d self / d leaf`` into every leaf's ``.grad`` (PyTorch habit)."""
         if self.level not in live_levels:
             raise leaked(self, "swept by backward()")
+        if self.parents is None and self.level == EAGER_REVERSE:
+            # PyTorch's error: nothing it depends on requires grad (made under
+            # nn.no_grad(), or from constants only), so no .grad would be filled.
+            raise RuntimeError("element 0 of tensors does not require grad and does not "
+                               "have a grad_fn: backward() of a value that depends on no "
+                               "Variable requiring grad (computed under nn.no_grad(), or "
+                               "from constants only)")
         if gradient is None:
             if shape_of(self.value) != ():
                 raise TypeError(

@@ -274,7 +274,8 @@ def _grads_match(ours, theirs, x, t):
     ("unsqueeze", (1,), {}), ("permute", (2, 0, 1), {}), ("permute", ((1, 2, 0),), {}),
     ("flatten", (1,), {}), ("flatten", (0, 1), {}), ("flatten", (), {}),
     ("transpose", (1, 2), {}), ("transpose", (-1, 0), {}),
-    ("squeeze", (), {"dim": 1}), ("cumsum", (), {"dim": 1}),
+    ("squeeze", (), {"dim": 1}), ("squeeze", (0,), {}), ("squeeze", ((0, 1),), {}),
+    ("std", (-1,), {"keepdim": True}), ("cumsum", (), {"dim": 1}),
     ("exp", (), {}), ("tanh", (), {}), ("sigmoid", (), {}), ("relu", (), {}),
     ("abs", (), {}), ("pow", (3,), {}), ("clone", (), {}), ("float", (), {}),
 ])
@@ -361,3 +362,13 @@ def test_module_helpers_as_torch():
     assert np.all(model[0].weight.grad == 0)
     model.zero_grad()
     assert model[0].weight.grad is None
+
+
+def test_backward_of_a_value_that_requires_no_grad_is_an_error():
+    w = nn.Parameter(np.ones(2))
+    with nn.no_grad():
+        y = (w * 2.0).sum()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.backward()
+    with pytest.raises(RuntimeError):
+        (ad.Variable(np.ones(2), requires_grad=False) * 2.0).sum().backward()
