@@ -15,7 +15,8 @@ from autodiff.boxes import unbox
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
-from autodiff.ops.softmax import logsumexp, softmax_cross_entropy
+from autodiff.ops.softmax import logsumexp as _logsumexp
+from autodiff.ops.softmax import softmax_cross_entropy
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus",
            "silu", "mish", "hardtanh", "relu6",
@@ -239,6 +240,13 @@ def log_softmax(x, dim=-1, *, axis=None):
 
 def softmax(x, dim=-1, *, axis=None):
     return np.exp(_log_softmax(x, axis=dim if axis is None else axis))
+
+
+def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """``log Σ exp(x)`` along ``dim`` (PyTorch's ``torch.logsumexp(x, dim, keepdim)``; also
+    NumPy/SciPy's ``axis``/``keepdims``), without overflow."""
+    return _logsumexp(x, axis=dim if axis is None else axis,
+                      keepdims=keepdim if keepdims is None else keepdims)
 
 
 # ----- Losses -----

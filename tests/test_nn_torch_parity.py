@@ -26,14 +26,14 @@ def _flat(out):
 
 
 def run_both(ours, theirs, arrays, *, args=(), kwargs=None, torch_kwargs=None, tol=1e-10,
-             load=True, const=()):
+             const=()):
     """Call ``ours`` and ``theirs`` on the same float64 inputs (``arrays``: float arrays are
     differentiated, integer/boolean ones passed as they are), after copying torch's state
     into ours; compare every output, then the gradients of Σ gᵢ·outᵢ (random gᵢ) for the
     inputs and for every parameter by name."""
     kwargs = kwargs or {}
     torch_kwargs = kwargs if torch_kwargs is None else torch_kwargs
-    if isinstance(ours, nn.Module) and load:
+    if isinstance(ours, nn.Module):
         theirs.double()
         state = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}
         assert list(state) == list(ours.state_dict()), (list(state), list(ours.state_dict()))
@@ -298,7 +298,7 @@ def test_scaled_dot_product_attention_second_order_and_dropout():
     ones = np.ones((1, 200, 200))
     out = F.scaled_dot_product_attention(ones * 0.0, ones * 0.0, ones, dropout_p=0.25)
     assert abs(np.mean(out) - 1.0) < 0.02      # inverted dropout keeps the mean
-    assert abs(np.mean(out == 0.0) - 0.0) < 1e-12 or True
+    assert np.std(out) > 0.01                  # and the weights were dropped
 
 
 TRANSFORMER_CASES = {
@@ -483,8 +483,7 @@ def test_cells_match_torch(name, kw, state):
                 return m(x)
             return m(x, tuple(s) if len(s) == 2 else s[0])
         return f
-    run_both(call(ours), call(theirs), arrays, load=False) if False else None
-    # load the weights, then compare through the wrappers
+    # load torch's weights, then compare through the wrappers (hx given as torch takes it)
     theirs.double()
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     run_both(call(ours), call(theirs), arrays)
