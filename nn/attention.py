@@ -34,11 +34,13 @@ __all__ = ["scaled_dot_product_attention", "MultiheadAttention"]
 
 def _float_mask(mask, dtype, allowed_when_true):
     """A boolean mask as 0 / -inf in ``dtype``; a float mask unchanged."""
-    m = unbox(mask) if type(mask) is not np.ndarray else mask
-    if np.asarray(m).dtype == bool:
-        keep = np.asarray(m) if allowed_when_true else ~np.asarray(m)
+    if type(mask) is not np.ndarray and unbox(mask) is not mask:
+        return mask                     # a tracked float mask: differentiable, as it is
+    m = np.asarray(mask)
+    if m.dtype == bool:
+        keep = m if allowed_when_true else ~m
         return np.where(keep, 0.0, -np.inf).astype(dtype)
-    return mask
+    return m.astype(dtype, copy=False)  # a float32 model stays float32
 
 
 def _float_dtype(x):

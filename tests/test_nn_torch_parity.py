@@ -648,3 +648,38 @@ def test_transformer_layer_in_transforms_equals_eager():
     with nn.no_grad():          # the eager parameters record nothing: plain Jacobians
         close(ad.jacfwd(h)(xq), ad.jacrev(h)(xq), 1e-12)
     assert ad.jacrev(h)(xq).requires_grad       # outside, they depend on the parameters
+
+
+def test_new_layers_keep_float32():
+    x32 = rng.standard_normal((3, 2, 8)).astype(np.float32)
+    nn.init.manual_seed(0)
+    layers = [nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, dtype=np.float32),
+              nn.MultiheadAttention(8, 2, dtype=np.float32)]
+    for layer in layers:
+        out = layer(x32) if isinstance(layer, nn.TransformerEncoderLayer) else \
+            layer(x32, x32, x32, attn_mask=np.triu(np.ones((3, 3)), 1) * -1e9)[0]
+        assert out.dtype == np.float32, type(layer).__name__
+        np.sum(out).backward()
+        assert all(p.grad.dtype == np.float32 for p in layer.parameters())
+    img = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    for f in (lambda v: F.interpolate(v, scale_factor=2, mode="bilinear"),
+              lambda v: F.adaptive_avg_pool2d(v, 2), lambda v: F.group_norm(v, 2),
+              lambda v: F.pad(v, (1, 1), value=2.0), lambda v: F.pad(v, (1, 2), mode="reflect"),
+              lambda v: F.normalize(v), lambda v: nn.ConvTranspose2d(4, 2, 3, groups=2,
+                                                                    dtype=np.float32)(v),
+              lambda v: F.scaled_dot_product_attention(v, v, v, is_causal=True)):
+        out = f(ad.Variable(img))
+        assert out.dtype == np.float32
+        out.sum().backward()
+
+
+def test_norm_defaults_as_torch():
+    gn, tgn = nn.GroupNorm(2, 4), torch.nn.GroupNorm(2, 4)
+    close(gn.weight.value, tgn.weight.detach().numpy())
+    close(gn.bias.value, tgn.bias.detach().numpy())
+    assert gn.eps == tgn.eps and list(gn.state_dict()) == list(tgn.state_dict())
+    assert list(nn.GroupNorm(2, 4, affine=False).state_dict()) == []
+    ln = nn.LayerNorm(3, bias=False)
+    assert list(ln.state_dict()) == list(torch.nn.LayerNorm(3, bias=False).state_dict())
+    with pytest.raises(ValueError):
+        nn.GroupNorm(3, 4)
