@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .boxes import Box, unbox
+from .boxes import Box, _refuse_in_library, unbox
 from .core import (EAGER_REVERSE, NO_KW, bind, box_types, grad_enabled, grad_off, is_complex,
                    leaked, live_levels, real_like, shape_of)
 
@@ -210,6 +210,7 @@ class Variable(Box):
         v = self._plain()
         if v is None:
             if self._eager():
+                _refuse_in_library("float")     # scipy.optimize(...) given a Parameter
                 raise TypeError(
                     "float(x) of a Variable that requires grad would drop its derivative. "
                     "Detach explicitly, as in PyTorch: x.item() (a Python number) or "
