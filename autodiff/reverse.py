@@ -185,7 +185,15 @@ class Variable(Box):
         if self.parents is not None and not force:
             raise RuntimeError("Can't call numpy() on Variable that requires grad. Use "
                                "x.detach().numpy() instead.")
-        out = np.array(self.value) if type(self.value) is float else self.value.view()
+        v = self.value
+        if isinstance(v, np.ndarray):
+            out = v.view()
+        elif isinstance(v, (float, np.generic)):
+            out = np.array(v)
+        else:
+            raise TypeError(f"x.numpy() of a Variable whose value is a {type(v).__name__} "
+                            "(a device array): copy it to the host first (PyTorch's "
+                            ".cpu(); here model.to('cpu') or the array's .to_host()).")
         out.flags.writeable = False
         return out
 

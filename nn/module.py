@@ -242,6 +242,11 @@ class Sequential(Module):
             x = m(x)
         return x
 
+    def append(self, module):
+        """Add ``module`` at the end (PyTorch's ``Sequential.append``); returns self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
     def __getitem__(self, i):
         mods = list(self._modules.values())
         return Sequential(*mods[i]) if isinstance(i, slice) else mods[i]
