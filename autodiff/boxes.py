@@ -206,11 +206,12 @@ class Box:
 
     def dot(self, o): return function_table[np.dot](self, o)
     def ravel(self): return function_table[np.ravel](self)
+
     def flatten(self, start_dim=0, end_dim=-1):
         """NumPy's ``x.flatten()`` (a 1-d copy); PyTorch's ``x.flatten(start_dim, end_dim)``
         merges the axes from ``start_dim`` to ``end_dim``."""
         if isinstance(start_dim, str) or (start_dim == 0 and end_dim == -1):
-            if isinstance(start_dim, str) and start_dim not in "CAK":
+            if isinstance(start_dim, str) and start_dim not in ("C", "A", "K"):
                 raise NotImplementedError(f"x.flatten({start_dim!r}): only C order")
             return function_table[np.ravel](self).copy()    # a copy, not a view
         s = self.shape
@@ -234,7 +235,9 @@ class Box:
             if s and not axis:
                 return self.reshape(s)
         return function_table[np.squeeze](self, axis)
+
     def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
+
     def argmax(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=None):
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return np.argmax(unbox(self), axis, out, keepdims=keepdims)
@@ -242,6 +245,7 @@ class Box:
     def argmin(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=None):
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return np.argmin(unbox(self), axis, out, keepdims=keepdims)
+
     def copy(self, order="K"): return self._elementwise(P["positive"], (self,), self.level)
 
     def reshape(self, *shape, order="C"):
