@@ -177,34 +177,35 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
 
 
 # ----- Activations -----
-def silu(x):
+# ``inplace=`` is PyTorch's signature; accepted and ignored (values are never overwritten).
+def silu(x, inplace=False):
     """x σ(x) (also called swish)."""
     return x * sigmoid(x)
 
 
-def mish(x):
+def mish(x, inplace=False):
     """x tanh(softplus(x))."""
     return x * np.tanh(softplus(x))
 
 
-def hardtanh(x, min_val=-1.0, max_val=1.0):
+def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
     return np.clip(x, min_val, max_val)
 
 
-def relu6(x):
+def relu6(x, inplace=False):
     return np.clip(x, 0.0, 6.0)
 
 
-def relu(x):
+def relu(x, inplace=False):
     """max(x, 0), with relu'(0) = 0 (PyTorch's and JAX's choice)."""
     return np.where(x > 0, x, 0.0)
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x, negative_slope=0.01, inplace=False):
     return np.where(x > 0, x, negative_slope * x)
 
 
-def elu(x, alpha=1.0):
+def elu(x, alpha=1.0, inplace=False):
     # expm1 of min(x, 0): the unused branch never overflows, so its derivative is no NaN.
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
 
