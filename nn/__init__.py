@@ -19,7 +19,7 @@ from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, se
 from .io import load, save
 from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Hardtanh, Identity, LayerNorm,
                      LeakyReLU, Linear, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
-                     Softplus, Tanh)
+                     Softplus, Tanh, Unflatten)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
                    MSELoss, NLLLoss, SmoothL1Loss)
 from .module import (Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList,
@@ -43,8 +43,9 @@ __all__ = [
     # layers
     "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d",
     "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
-    "Upsample", "Flatten", "Dropout", "Identity", "Embedding", "LayerNorm", "BatchNorm1d",
-    "BatchNorm2d", "GroupNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+    "Upsample", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
+    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
+    "GRUCell",
     "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
     "TransformerEncoder", "TransformerDecoder",
     # activations

@@ -54,7 +54,8 @@ def _grouped(conv, input, weight, groups, transposed, *args):
                          f"({groups})")
     ci, wo = c // groups, shape_of(weight)[0] // groups
     step = ci if transposed else wo
-    outs = [conv(np.take(input, np.arange(g * ci, (g + 1) * ci), axis=axis),
+    spatial = (slice(None),) * (-axis - 1)
+    outs = [conv(input[(Ellipsis, slice(g * ci, (g + 1) * ci)) + spatial],
                  weight[g * step:(g + 1) * step], *args) for g in range(groups)]
     return np.concatenate(outs, axis=axis)
 

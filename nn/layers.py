@@ -11,8 +11,8 @@ from . import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Flatten", "Dropout", "Identity", "Embedding", "LayerNorm", "ReLU",
-           "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
+__all__ = ["Linear", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
+           "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
            "Softplus", "Softmax", "LogSoftmax"]
 
 
@@ -41,8 +41,29 @@ class Linear(Module):
 
 
 class Identity(Module):
+    """Returns its input; takes (and ignores) any arguments, as PyTorch's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
+
+
+class Unflatten(Module):
+    """Splits axis ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        s = np.shape(x)
+        d = self.dim % len(s)
+        return np.reshape(x, s[:d] + self.unflattened_size + s[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Flatten(Module):

@@ -683,3 +683,10 @@ def test_norm_defaults_as_torch():
     assert list(ln.state_dict()) == list(torch.nn.LayerNorm(3, bias=False).state_dict())
     with pytest.raises(ValueError):
         nn.GroupNorm(3, 4)
+
+
+def test_identity_and_unflatten_as_torch():
+    assert nn.Identity(54, unused="x")(3.0) == 3.0
+    run_both(nn.Sequential(nn.Flatten(), nn.Unflatten(1, (3, 4))),
+             torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Unflatten(1, (3, 4))),
+             [rng.standard_normal((2, 12))])
