@@ -102,11 +102,13 @@ class Module:
     def modules(self):
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, prefix="", remove_duplicate=True):
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, parameter) pairs; a parameter shared by several modules comes
-        once (PyTorch's default), so an optimizer never steps it twice."""
+        once (PyTorch's default), so an optimizer never steps it twice. ``recurse=False``:
+        this module's own parameters only."""
         seen = set()
-        for mname, m in self.named_modules(prefix):
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in mods:
             for name, p in m._parameters.items():
                 if p is None:
                     continue
@@ -116,8 +118,8 @@ class Module:
                     seen.add(id(p))
                 yield (f"{mname}.{name}" if mname else name), p
 
-    def parameters(self):
-        return (p for _, p in self.named_parameters())
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix=""):
         for mname, m in self.named_modules(prefix):

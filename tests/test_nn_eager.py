@@ -362,6 +362,8 @@ def test_module_helpers_as_torch():
     assert np.all(model[0].weight.grad == 0)
     model.zero_grad()
     assert model[0].weight.grad is None
+    assert list(model.parameters(recurse=False)) == []
+    assert [n for n, _ in model[0].named_parameters(recurse=False)] == ["weight", "bias"]
 
 
 def test_backward_of_a_value_that_requires_no_grad_is_an_error():
