@@ -6,6 +6,7 @@ as attributes, in order, so ``parameters()``, ``state_dict()`` and ``repr`` need
 declarations. ``functional_call`` runs a module with other values in place of its
 parameters, which is how ``ad.grad`` differentiates a network as a pure function.
 """
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -16,21 +17,31 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "Par
            "ParameterDict", "functional_call"]
 
 
+#: Parameters made with ``requires_grad=False`` (frozen): still parameters, as in PyTorch.
+#: By id: a set would compare Variables with ``==``, which is elementwise.
+_frozen = weakref.WeakValueDictionary()
+
+
 class _ParameterMeta(type):
     # The engine checks ``type(x) is Variable`` on its hot path, so a parameter is a plain
     # leaf Variable; ``isinstance(x, Parameter)`` recognises one.
     def __instancecheck__(cls, obj):
-        return type(obj) is Variable and obj.prim is None and obj.parents is not None
+        return type(obj) is Variable and obj.prim is None and (
+            obj.parents is not None or _frozen.get(id(obj)) is obj)
 
 
 class Parameter(metaclass=_ParameterMeta):
-    """``Parameter(data)``: a leaf ``Variable`` that a Module registers as trainable."""
+    """``Parameter(data, requires_grad=True)``: a leaf ``Variable`` that a Module registers
+    (also when frozen, ``requires_grad=False``, as PyTorch's)."""
 
     def __new__(cls, data, requires_grad=True):
         data = np.array(data, copy=True)
         if data.dtype.kind != "f":
             data = data.astype(np.float64)
-        return Variable(data, requires_grad=requires_grad)
+        p = Variable(data, requires_grad=requires_grad)
+        if not requires_grad:
+            _frozen[id(p)] = p
+        return p
 
 
 class Module:
@@ -47,10 +58,14 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call super().__init__() before assigning to a Module")
-        for d in (self._parameters, self._buffers, self._modules):
+        # A parameter frozen by requires_grad_(False) stays one when assigned back.
+        is_param = isinstance(value, Parameter) or (
+            name in self._parameters and type(value) is Variable and value.prim is None)
+        for d in (self._buffers, self._modules) if is_param else \
+                (self._parameters, self._buffers, self._modules):
             d.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
+        if is_param:
+            self._parameters[name] = value      # in its old place, as PyTorch's
         elif isinstance(value, Module):
             self._modules[name] = value
         else:

@@ -374,3 +374,22 @@ def test_backward_of_a_value_that_requires_no_grad_is_an_error():
         y.backward()
     with pytest.raises(RuntimeError):
         (ad.Variable(np.ones(2), requires_grad=False) * 2.0).sum().backward()
+
+
+def test_frozen_parameters_stay_registered_as_torch():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(np.ones(2), requires_grad=False)
+            self.b = nn.Parameter(np.zeros(2))
+
+    m = M()
+    assert list(m.state_dict()) == ["w", "b"] and not m.w.requires_grad
+    assert [n for n, _ in m.named_parameters()] == ["w", "b"]
+    lin = nn.Linear(2, 2)
+    lin.weight.requires_grad_(False)
+    lin.weight = lin.weight                     # assigned back: still a parameter, in place
+    assert list(lin.state_dict()) == ["weight", "bias"]
+    pre = nn.Embedding.from_pretrained(np.arange(6.0).reshape(3, 2))
+    assert list(pre.state_dict()) == ["weight"] and not pre.weight.requires_grad
+    assert not isinstance(ad.Variable(np.ones(2), requires_grad=False), nn.Parameter)
