@@ -8,15 +8,15 @@ So do writes through a view (``x.reshape(...)[i] = v``, ``x.T[i] = v``, ``x[0][1
 ``row += v`` in a loop over rows): NumPy would carry them into ``x``, but tracked arrays are
 values that share no memory, so the write would be lost.
 """
+import collections
 import dis
 import math
 import sys
 
 import numpy as np
 
-from .core import (bind, box_types, function_table, leaked, live_levels, ndim_of, opaque_types,
-                   recording_types,
-                   ufunc_table)
+from .core import (EAGER_REVERSE, bind, box_types, function_table, grad_enabled, grad_off, leaked,
+                   live_levels, ndim_of, opaque_types, recording_types, ufunc_table)
 
 # The operator methods look primitives up here by name once the ops package has loaded;
 # boxes must not import ops (ops import boxes' helpers indirectly through core).
@@ -139,7 +139,9 @@ class Box:
 
     @property
     def size(self):
-        return np.size(meta(self))
+        """The number of elements, an int (NumPy); also callable as PyTorch's ``x.size()``
+        (the shape) and ``x.size(dim)``."""
+        return _Size(np.size(meta(self)), np.shape(meta(self)))
 
     @property
     def dtype(self):
@@ -211,25 +213,41 @@ class Box:
     # ----- array methods (NumPy's names and signatures) -----
     # They call the engine's handlers directly: NumPy's __array_function__ dispatch
     # costs a few µs a call, which a small-array loop feels.
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    # PyTorch's ``dim=``/``keepdim=`` are accepted beside ``axis=``/``keepdims=``.
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.sum](self, axis, dtype, out, keepdims)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.mean](self, axis, dtype, out, keepdims)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.prod](self, axis, dtype, out, keepdims)
 
-    def max(self, axis=None, out=None, keepdims=False):
-        return function_table[np.max](self, axis, None, out, keepdims)
+    def max(self, *args, **kw):
+        """NumPy's ``x.max(axis=…)``; PyTorch's ``x.max(dim)`` / ``x.max(dim=…)`` (a positional
+        int or ``dim=``) gives the namedtuple ``(values, indices)``, ``x.max(other)`` the
+        elementwise maximum."""
+        return _extremum(self, np.max, np.argmax, np.maximum, "max", args, kw)
 
-    def min(self, axis=None, out=None, keepdims=False):
-        return function_table[np.min](self, axis, None, out, keepdims)
+    def min(self, *args, **kw):
+        """NumPy's ``x.min(axis=…)``; PyTorch's ``x.min(dim)`` gives ``(values, indices)``."""
+        return _extremum(self, np.min, np.argmin, np.minimum, "min", args, kw)
 
-    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    def var(self, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, dim=None,
+            keepdim=None, unbiased=None, correction=None):
+        """NumPy's ``ddof=0`` default; with PyTorch's ``dim=`` (or ``unbiased``/``correction``)
+        PyTorch's unbiased default (``correction=1``)."""
+        ddof = _ddof(ddof, dim, keepdim, unbiased, correction)
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.var](self, axis, dtype, out, ddof, keepdims)
 
-    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    def std(self, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, dim=None,
+            keepdim=None, unbiased=None, correction=None):
+        ddof = _ddof(ddof, dim, keepdim, unbiased, correction)
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.std](self, axis, dtype, out, ddof, keepdims)
 
     @property
@@ -243,11 +261,11 @@ class Box:
     def conj(self): return bind(P["conj"], self)
     conjugate = conj
 
-    def cumsum(self, axis=None, dtype=None, out=None):
-        return function_table[np.cumsum](self, axis, dtype, out)
+    def cumsum(self, axis=None, dtype=None, out=None, *, dim=None):
+        return function_table[np.cumsum](self, _torch_axis(axis, dim)[0], dtype, out)
 
-    def cumprod(self, axis=None, dtype=None, out=None):
-        return function_table[np.cumprod](self, axis, dtype, out)
+    def cumprod(self, axis=None, dtype=None, out=None, *, dim=None):
+        return function_table[np.cumprod](self, _torch_axis(axis, dim)[0], dtype, out)
 
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
         return function_table[np.trace](self, offset, axis1, axis2, dtype, out)
@@ -268,11 +286,46 @@ class Box:
 
     def dot(self, o): return function_table[np.dot](self, o)
     def ravel(self): return function_table[np.ravel](self)
-    def flatten(self): return function_table[np.ravel](self).copy()    # a copy, not a view
-    def squeeze(self, axis=None): return function_table[np.squeeze](self, axis)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """NumPy's ``x.flatten()`` (a 1-d copy); PyTorch's ``x.flatten(start_dim, end_dim)``
+        merges the axes from ``start_dim`` to ``end_dim``."""
+        if isinstance(start_dim, str) or (start_dim == 0 and end_dim == -1):
+            if isinstance(start_dim, str) and start_dim not in ("C", "A", "K"):
+                raise NotImplementedError(f"x.flatten({start_dim!r}): only C order")
+            return function_table[np.ravel](self).copy()    # a copy, not a view
+        s = self.shape
+        if not s:
+            return self.reshape(1)
+        a, b = start_dim % len(s), end_dim % len(s)
+        return self.reshape(s[:a] + (int(np.prod(s[a:b + 1])),) + s[b + 1:])
+
+    def squeeze(self, axis=None, *, dim=None):
+        """``x.squeeze()`` drops every axis of size 1; ``x.squeeze(d)`` (or ``dim=d``, or a
+        tuple) drops those of the given axes that have size 1 and leaves the others, as
+        PyTorch does (NumPy would raise for them)."""
+        axis, _ = _torch_axis(axis, dim)
+        if axis is not None:
+            dims = axis if isinstance(axis, (tuple, list)) else (axis,)
+            s = self.shape
+            for d in dims:
+                if not -len(s) <= d < len(s) and s:
+                    raise np.exceptions.AxisError(d, len(s))
+            axis = tuple(d % len(s) for d in dims if s[d] == 1) if s else None
+            if s and not axis:
+                return self.reshape(s)
+        return function_table[np.squeeze](self, axis)
+
     def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
-    def argmax(self, axis=None): return np.argmax(data(self), axis)
-    def argmin(self, axis=None): return np.argmin(data(self), axis)
+
+    def argmax(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
+        return np.argmax(data(self), axis, out, keepdims=keepdims)
+
+    def argmin(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
+        return np.argmin(data(self), axis, out, keepdims=keepdims)
+
     def copy(self, order="K"): return self._elementwise(P["positive"], (self,), self.level)
 
     def reshape(self, *shape, order="C"):
@@ -283,8 +336,12 @@ class Box:
         return function_table[np.reshape](self, shape, order=order)
 
     def transpose(self, *axes):
+        """NumPy's ``x.transpose(axes)``; two axes ``x.transpose(d0, d1)`` swap them, as in
+        PyTorch (NumPy accepts two axes only for a 2-d array, where (1, 0) is the same swap)."""
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = axes[0]
+        if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):
+            return function_table[np.swapaxes](self, axes[0], axes[1])
         return function_table[np.transpose](self, axes or None)
 
     def swapaxes(self, a, b): return function_table[np.swapaxes](self, a, b)
@@ -316,6 +373,47 @@ class Box:
     def __imod__(self, o):
         _no_write_through(self, "y %= v")
         return np.mod(self, o)
+
+    # ----- PyTorch's tensor methods (every level: a model's forward runs in transforms) -----
+    def dim(self): return self.ndim
+    def numel(self): return int(np.size(unbox(self)))
+    def unsqueeze(self, dim): return function_table[np.expand_dims](self, dim)
+    def float(self): return self.astype(np.float32)
+    def double(self): return self.astype(np.float64)
+    def clone(self): return self.copy()
+    def contiguous(self): return self
+    def t(self): return self.T if self.ndim == 2 else self
+    def exp(self): return np.exp(self)
+    def log(self): return np.log(self)
+    def sqrt(self): return np.sqrt(self)
+    def abs(self): return np.abs(self)
+    def tanh(self): return np.tanh(self)
+    def sin(self): return np.sin(self)
+    def cos(self): return np.cos(self)
+    def pow(self, exponent): return self ** exponent
+    def relu(self): return np.where(unbox(self) > 0, self, 0.0)
+
+    def sigmoid(self):
+        return 0.5 * (np.tanh(0.5 * self) + 1.0)
+
+    def softmax(self, dim):
+        from .ops.softmax import log_softmax
+        return np.exp(log_softmax(self, axis=dim))
+
+    def log_softmax(self, dim):
+        from .ops.softmax import log_softmax
+        return log_softmax(self, axis=dim)
+
+    def permute(self, *dims):
+        if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
+            dims = dims[0]
+        return function_table[np.transpose](self, tuple(dims))
+
+    def expand_as(self, other):
+        return function_table[np.broadcast_to](self, np.shape(unbox(other)))
+
+    def type_as(self, other):
+        return self.astype(other.dtype)
 
     # ----- formatting, rounding, copying: the primal, or a recorded copy -----
     def __format__(self, spec):
@@ -410,9 +508,17 @@ class Box:
         two or more dimensions is refused, as every write through a view is."""
         return self.reshape(-1)
 
-    def view(self, dtype=None, type=None):
+    def view(self, *shape, dtype=None, type=None):
         """``x.view()``: a new array object of the same values; writes through it are
-        refused (NumPy would carry them into ``x``). A new dtype or type is refused."""
+        refused (NumPy would carry them into ``x``). A new dtype or type is refused.
+        Integers are PyTorch's ``x.view(*shape)``: ``x.reshape(*shape)`` (NumPy has no
+        integer argument here, so nothing clashes)."""
+        if shape and (_is_shape(shape) or len(shape) == 1 and _is_shape(shape[0])):
+            return self.reshape(*shape)
+        if len(shape) == 1 and dtype is None:
+            dtype = shape[0]
+        elif shape:
+            raise TypeError(f"x.view{shape}: give a shape of ints or a dtype")
         if dtype is not None or type is not None:
             raise _loud(f"x.view({dtype if dtype is not None else type}) (a reinterpretation "
                         "of the bytes)", "Use x.astype(float-type) to convert values.")
@@ -500,6 +606,82 @@ def _sparse_matmul_probe(frame):
         raise TypeError("A * x with a scipy.sparse matrix A (spmatrix) and a tracked x: "
                         "write the matrix product as A @ x.")
     return True
+
+
+class _Size(int):
+    """``x.size``: NumPy's element count, an int; called, PyTorch's ``x.size()`` (the shape)
+    or ``x.size(dim)``."""
+
+    def __new__(cls, n, shape):
+        self = int.__new__(cls, n)
+        self._shape = shape
+        return self
+
+    def __call__(self, dim=None):
+        return self._shape if dim is None else self._shape[dim]
+
+
+def _is_shape(s):
+    return isinstance(s, (tuple, list)) and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in s)
+
+
+def _torch_axis(axis, dim, keepdims=False, keepdim=None):
+    """NumPy's ``axis``/``keepdims`` from either spelling (PyTorch's ``dim``/``keepdim``)."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError("give axis= (NumPy) or dim= (PyTorch), not both")
+        axis = tuple(dim) if isinstance(dim, list) else dim
+    if keepdim is not None:
+        keepdims = keepdim
+    return axis, keepdims
+
+
+def _ddof(ddof, dim, keepdim, unbiased, correction):
+    """NumPy's ``ddof=0`` by default; PyTorch's spelling (``dim=``, ``keepdim=``,
+    ``unbiased``, ``correction``) brings PyTorch's default correction of 1."""
+    if correction is not None:
+        return correction
+    if unbiased is not None:
+        return int(bool(unbiased))
+    if ddof is not None:
+        return ddof
+    return 1 if dim is not None or keepdim is not None else 0
+
+
+def _extremum(x, reduce, arg, pairwise, name, args, kw):
+    dim = kw.pop("dim", None)
+    keepdim = kw.pop("keepdim", None)
+    if args and (type(args[0]) in box_types or isinstance(args[0], np.ndarray)):
+        if len(args) > 1 or kw or dim is not None:
+            raise TypeError(f"x.{name}(other) takes no further arguments")
+        return pairwise(x, args[0])                 # PyTorch's x.max(other)
+    if dim is None and args and isinstance(args[0], (int, np.integer)) and \
+            not isinstance(args[0], bool) and "axis" not in kw:
+        dim, args = args[0], args[1:]
+        if args:                                    # x.max(dim, keepdim)
+            keepdim, args = args[0], args[1:]
+    if dim is None:
+        if keepdim is not None:
+            kw["keepdims"] = keepdim
+        axis = args[0] if args else kw.pop("axis", None)
+        out = args[1] if len(args) > 1 else kw.pop("out", None)
+        keepdims = args[2] if len(args) > 2 else kw.pop("keepdims", False)
+        if kw or len(args) > 3:
+            raise TypeError(f"x.{name}: unexpected arguments {sorted(kw)}")
+        return function_table[reduce](x, axis, None, out, keepdims)
+    if args or kw:
+        raise TypeError(f"x.{name}(dim, keepdim=False) takes no other arguments")
+    # PyTorch: the values at the first extremum, whose derivative goes to that index only.
+    idx = np.expand_dims(arg(data(x), axis=dim), dim)
+    values = function_table[np.take_along_axis](x, idx, dim)
+    if not keepdim:
+        values = function_table[np.squeeze](values, dim)
+        idx = np.squeeze(idx, dim)
+    return _MINMAX[name](values, idx)
+
+
+_MINMAX = {name: collections.namedtuple(name, ["values", "indices"]) for name in ("max", "min")}
 
 
 #: NumPy constructors that reach ``__array_function__`` only through ``like=``; filled by
@@ -668,6 +850,10 @@ def _binary(prim, symbol):
         # NumPy would make through a view: refused on views, unless the result is stored
         # back into a container (``x[i] += v`` stores it with ``x[i] = ...``). A scalar is
         # never a view, so the common ``s += term`` pays a type check or two.
+        if grad_off[0] and self.level == EAGER_REVERSE and not grad_enabled.get() and \
+                self.prim is None:
+            # nn.no_grad(): ``p -= lr * p.grad`` updates the parameter in place (PyTorch).
+            return self._inplace(f"{symbol}=", lambda x: prim(x, o))
         tv = type(self.value)
         if tv is not float and tv is not _f64 and getattr(self, "_view", None) is not None \
                 and not _stored_back(sys._getframe(1)):

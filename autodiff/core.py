@@ -6,6 +6,7 @@ unwraps its own level, calls ``bind`` again on the unwrapped values and applies 
 With no tracked argument ``bind`` calls the implementation. Rules therefore run on tracked
 values of the outer levels, which is what makes every derivative differentiable again.
 """
+import contextvars
 import itertools
 
 import numpy as np
@@ -55,6 +56,18 @@ batched_levels = {}
 #: leaked out of its transform; only the slow paths (``apply``, ``backward``, assignment)
 #: look here, so the operator lanes pay nothing. Bounded by the nesting depth.
 live_levels = {EAGER_REVERSE, EAGER_FORWARD}
+
+
+#: PyTorch's grad mode, for the eager reverse level only (``nn.no_grad``): ``grad_off[0]``
+#: counts the no-grad blocks open in all threads, so the hot path looks up the context's
+#: mode only while one is open somewhere. Transforms' levels never look here.
+grad_off = [0]
+grad_enabled = contextvars.ContextVar("autodiff_grad_enabled", default=True)
+
+
+def eager_grad_enabled():
+    """Whether operations on the eager tape record (False inside ``nn.no_grad()``)."""
+    return not grad_off[0] or grad_enabled.get()
 
 
 def new_level():

@@ -15,9 +15,9 @@ import sys
 import numpy as np
 
 from .arrays import sum_to  # noqa: F401 (re-exported: reverse.sum_to)
-from .boxes import Box
-from .core import (EAGER_REVERSE, NO_KW, bind, box_types, is_complex, leaked, live_levels,
-                   real_like, shape_of)
+from .boxes import _DEFER, Box, _refuse_in_library, _sparse_matmul_probe, unbox
+from .core import (EAGER_REVERSE, NO_KW, bind, box_types, grad_enabled, grad_off, is_complex,
+                   leaked, live_levels, real_like, shape_of)
 
 __all__ = ["Variable", "Tape", "backward_pass", "sum_to"]
 
@@ -118,6 +118,13 @@ class Variable(Box):
         """Accumulate ``d self / d leaf`` into every leaf's ``.grad`` (PyTorch habit)."""
         if self.level not in live_levels:
             raise leaked(self, "swept by backward()")
+        if self.parents is None and self.level == EAGER_REVERSE:
+            # PyTorch's error: nothing it depends on requires grad (made under
+            # nn.no_grad(), or from constants only), so no .grad would be filled.
+            raise RuntimeError("element 0 of tensors does not require grad and does not "
+                               "have a grad_fn: backward() of a value that depends on no "
+                               "Variable requiring grad (computed under nn.no_grad(), or "
+                               "from constants only)")
         if gradient is None:
             if shape_of(self.value) != ():
                 raise TypeError(
@@ -129,6 +136,153 @@ class Variable(Box):
 
     def zero_grad(self):
         self.grad = None
+
+    # ----- PyTorch's eager habits: explicit detaches, grad flags, in-place updates -----
+    # Only on the eager tape (level 0, a plain value): inside a transform a detach would
+    # drop a derivative in progress, so the refusals of ``Box`` stay.
+    def _eager(self):
+        return self.level == EAGER_REVERSE and type(self.value) not in box_types
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if self.prim is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables "
+                               "(PyTorch's rule); take y = x.detach() first.")
+        self.parents = () if flag else None
+
+    def requires_grad_(self, requires_grad=True):
+        """PyTorch's ``x.requires_grad_()``: mark a leaf as trainable (or not); returns ``x``."""
+        self.requires_grad = requires_grad
+        return self
+
+    def item(self, *args):
+        """The value of a one-element eager Variable as a Python number (an explicit detach,
+        as PyTorch's ``item``); refused inside a transform."""
+        if not self._eager():
+            return Box.item(self, *args)
+        v = self.value
+        if type(v) is float:
+            return v
+        if not args and v.size != 1:
+            raise _ScalarError(f"a Variable with {v.size} elements cannot be converted to "
+                               "Scalar: x.item() needs exactly one element (index it first, "
+                               "or use x.tolist())")
+        return v.item(*args)
+
+    def tolist(self):
+        """The value as nested Python lists (a number for 0-d): an explicit detach."""
+        if not self._eager():
+            return Box.tolist(self)
+        return np.asarray(self.value).tolist()
+
+    def numpy(self, force=False):
+        """The value as a read-only ndarray, as PyTorch's ``numpy()``: refused (RuntimeError,
+        PyTorch's) while the Variable requires grad; ``x.detach().numpy()`` or
+        ``force=True`` detach explicitly. Read-only: the engine's records share the array,
+        so a write through it would change recorded history (an error instead)."""
+        if not self._eager():
+            raise TypeError(
+                "x.numpy() of a value tracked by a transform would drop its derivative. "
+                "Keep the computation in NumPy functions (to use only the primal value, "
+                "with no derivative, take `.value`).")
+        if self.parents is not None and not force:
+            raise RuntimeError("Can't call numpy() on Variable that requires grad. Use "
+                               "x.detach().numpy() instead.")
+        v = self.value
+        if isinstance(v, np.ndarray):
+            out = v.view()
+        elif isinstance(v, (float, np.generic)):
+            out = np.array(v)
+        else:
+            raise TypeError(f"x.numpy() of a Variable whose value is a {type(v).__name__} "
+                            "(a device array): copy it to the host first (PyTorch's "
+                            ".cpu(); here model.to('cpu') or the array's .to_host()).")
+        out.flags.writeable = False
+        return out
+
+    def detach(self):
+        """A new eager Variable of the same value that requires no grad (PyTorch's
+        ``detach``); inside a transform use ``ad.stop_gradient(x)``."""
+        if not self._eager():
+            raise TypeError(
+                "x.detach() of a value tracked by a transform: detaching inside "
+                "ad.grad/jacrev/... is ad.stop_gradient(x) (a value whose derivative is "
+                "zero that stays in the computation).")
+        return Variable(self.value, requires_grad=False)
+
+    def _plain(self):
+        """The value of an eager Variable that requires no grad (nothing to lose), for
+        ``float``/``int``/``np.asarray``; None when the conversion must be refused."""
+        if self.parents is None and self._eager():
+            return self.value
+        return None
+
+    def __float__(self):
+        v = self._plain()
+        if v is None:
+            if self._eager():
+                _refuse_in_library("float")     # scipy.optimize(...) given a Parameter
+                raise TypeError(
+                    "float(x) of a Variable that requires grad would drop its derivative. "
+                    "Detach explicitly, as in PyTorch: x.item() (a Python number) or "
+                    "x.detach(). (Use NumPy functions, `np.sin`, not `math.sin`.)")
+            return Box.__float__(self)
+        return float(v)
+
+    def __int__(self):
+        v = self._plain()
+        return Box.__int__(self) if v is None else int(v)
+
+    def __array__(self, dtype=None, copy=None):
+        v = self._plain()
+        if v is None:
+            if _sparse_matmul_probe(sys._getframe(1)):
+                return _DEFER       # SciPy's sparse A @ x: Python then asks x.__rmatmul__
+            return Box.__array__(self, dtype, copy)
+        out = np.asarray(v, dtype=dtype)
+        return out.copy() if copy else out
+
+    def __setitem__(self, idx, v):
+        # Under nn.no_grad() a leaf is written in place, unrecorded (an optimizer step).
+        if grad_off[0] and self.prim is None and not grad_enabled.get() and self._eager() \
+                and (type(v) not in box_types or v.level == EAGER_REVERSE):
+            new = np.array(self.value, copy=True)
+            new[idx] = unbox(v)
+            self.value = new if type(self.value) is not float else float(new)
+            return
+        Box.__setitem__(self, idx, v)
+
+    def _inplace(self, what, fn):
+        """PyTorch's in-place methods (``add_``, ``zero_``, …): a leaf that requires grad
+        only under ``nn.no_grad()`` (PyTorch's rule), written in place; anything else is a
+        recorded assignment ``x[...] = fn(x)``."""
+        if self.prim is None and self._eager():
+            if self.parents is not None and (not grad_off[0] or grad_enabled.get()):
+                raise RuntimeError(
+                    f"a leaf Variable that requires grad is being used in an in-place "
+                    f"operation ({what}); do it under `with nn.no_grad():` (an optimizer "
+                    "step), or on x.detach() / a copy.")
+            r = fn(self)
+            if type(r) is Variable and r.parents is None and r.level == EAGER_REVERSE:
+                r = r.value
+            if type(r) not in box_types:
+                old = self.value
+                r = np.broadcast_to(r, np.shape(old))
+                self.value = float(r) if type(old) is float else r.astype(old.dtype)
+                return self
+        Box.__setitem__(self, Ellipsis, fn(self))
+        return self
+
+    def zero_(self): return self._inplace("zero_", lambda x: 0.0)
+    def fill_(self, value): return self._inplace("fill_", lambda x: value)
+    def copy_(self, src): return self._inplace("copy_", lambda x: src)
+    def add_(self, other, alpha=1): return self._inplace("add_", lambda x: x + alpha * other)
+    def sub_(self, other, alpha=1): return self._inplace("sub_", lambda x: x - alpha * other)
+    def mul_(self, other): return self._inplace("mul_", lambda x: x * other)
+    def div_(self, other): return self._inplace("div_", lambda x: x / other)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace("clamp_", lambda x: np.clip(x, min, max))
 
     def _eager_leaf(self):
         """Made by the user outside any transform, of a plain value: data, as in PyTorch."""
@@ -207,6 +361,10 @@ _STATE = ("value", "level", "prim", "parents", "args", "kw", "idx", "g", "grad",
 _rebased = [0]
 
 
+class _ScalarError(RuntimeError, ValueError):
+    """``x.item()`` of several elements: PyTorch's RuntimeError, NumPy's ValueError."""
+
+
 def _at_version(parents, idx):
     """Parents as record ``idx`` saw them: an input replaced by a later assignment (its
     number is then higher) is followed back through ``prev`` to the version it was."""
@@ -240,6 +398,9 @@ def _constant(ans, level):
 def _node(ans, level, prim, parents, args, kw):
     """A new record: the output value of ``prim`` applied to ``args`` (saved for the sweep),
     its parents [(argument index, Variable)], numbered in creation order."""
+    if grad_off[0] and parents is not None and level == EAGER_REVERSE and \
+            not grad_enabled.get():
+        parents = prim = args = kw = None       # nn.no_grad(): a value, no record
     v = _new(Variable)
     v.value = ans
     v.level = level

@@ -9,21 +9,29 @@
 (8, 3)
 """
 from . import callbacks, functional, init, optim
+from .attention import MultiheadAttention
 from .compile import compile_step
-from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
+from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d,
+                   ConvTranspose1d, ConvTranspose2d, MaxPool1d, MaxPool2d, Upsample)
 from .data import DataLoader, TensorDataset
 from .fit import (Callback, CSVLogger, EarlyStopping, History, LambdaCallback,
                   LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN,
                   evaluate, fit, predict)
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .io import load, load_metadata, save
-from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Identity, LayerNorm, LeakyReLU,
-                     Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh)
-from .module import Module, ModuleList, Parameter, Sequential, functional_call
-from .norm import BatchNorm1d, BatchNorm2d
+from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Hardtanh, Identity, LayerNorm,
+                     LeakyReLU, Linear, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
+                     Softplus, Tanh, Unflatten)
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MSELoss, NLLLoss, SmoothL1Loss)
+from .module import (Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList,
+                     Sequential, functional_call)
+from .norm import BatchNorm1d, BatchNorm2d, GroupNorm
 from .onnx import export_onnx
 from .optim import clip_grad_norm_, clip_grad_value_
-from .recurrent import GRU, LSTM, RNN
-
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerEncoderLayer)
 
 class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_ / clip_grad_value_
     clip_grad_norm_ = staticmethod(clip_grad_norm_)
@@ -32,17 +40,28 @@ class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_ / clip_gra
 
 __all__ = [
     # modules
-    "Module", "Parameter", "Sequential", "ModuleList", "functional_call", "compile_step",
+    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+    "ParameterDict", "functional_call", "compile_step",
     # layers
-    "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-    "Flatten", "Dropout", "Identity", "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
-    "RNN", "LSTM", "GRU",
+    "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d",
+    "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    "Upsample", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
+    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
+    "GRUCell",
+    "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
+    "TransformerEncoder", "TransformerDecoder",
     # activations
-    "ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "Softmax", "LogSoftmax",
+    "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
+    "Softplus", "Softmax", "LogSoftmax",
+    # losses
+    "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+    "HuberLoss", "SmoothL1Loss", "KLDivLoss",
     # functions, initialisation, optimisation, data, training, files
     "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
     "DataLoader", "TensorDataset",
     "fit", "predict", "evaluate", "History", "callbacks", "Callback", "EarlyStopping",
     "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
     "TerminateOnNaN", "LambdaCallback", "save", "load", "load_metadata", "export_onnx",
+    # grad mode
+    "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
 ]

@@ -27,38 +27,69 @@ from autodiff.ops import pooling as _pool
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
-           "avg_pool2d", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
-           "AvgPool2d"]
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+           "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+           "adaptive_avg_pool2d", "interpolate", "Conv1d", "Conv2d", "ConvTranspose1d",
+           "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Upsample"]
 
 
 # ----- Convolution -----
-def _groups(groups):
-    if groups != 1:
-        raise NotImplementedError("convolution with groups != 1 is not supported")
+def _groups(groups, c_in, c_out, what):
+    if not (isinstance(groups, (int, np.integer)) and groups > 0):
+        raise ValueError(f"{what}: groups must be a positive integer, got {groups!r}")
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"{what}: in_channels ({c_in}) and out_channels ({c_out}) must be "
+                         f"divisible by groups ({groups})")
+
+
+def _grouped(conv, input, weight, groups, transposed, *args):
+    """A grouped convolution as ``groups`` convolutions of channel slices, concatenated
+    along the channel axis (composed: each slice's derivative comes from ``conv``)."""
+    if groups == 1:
+        return conv(input, weight, *args)
+    axis = -(ndim_of(weight) - 1)           # the channel axis, batched or not
+    c = shape_of(input)[axis]
+    if c % groups:
+        raise ValueError(f"convolution: {c} input channels are not divisible by groups "
+                         f"({groups})")
+    ci, wo = c // groups, shape_of(weight)[0] // groups
+    step = ci if transposed else wo
+    spatial = (slice(None),) * (-axis - 1)
+    outs = [conv(input[(Ellipsis, slice(g * ci, (g + 1) * ci)) + spatial],
+                 weight[g * step:(g + 1) * step], *args) for g in range(groups)]
+    return np.concatenate(outs, axis=axis)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """``torch.nn.functional.conv2d``: (N, C, H, W) ⋆ (O, C, kh, kw) + bias (O,)."""
-    _groups(groups)
-    y = _conv.conv2d(input, weight, stride, padding, dilation)
+    """``torch.nn.functional.conv2d``: (N, C, H, W) ⋆ (O, C/groups, kh, kw) + bias (O,)."""
+    y = _grouped(_conv.conv2d, input, weight, groups, False, stride, padding, dilation)
     return y if bias is None else y + np.reshape(bias, (-1, 1, 1))
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """``torch.nn.functional.conv1d``: (N, C, L) ⋆ (O, C, k) + bias (O,)."""
-    _groups(groups)
-    y = _conv.conv1d(input, weight, stride, padding, dilation)
+    """``torch.nn.functional.conv1d``: (N, C, L) ⋆ (O, C/groups, k) + bias (O,)."""
+    y = _grouped(_conv.conv1d, input, weight, groups, False, stride, padding, dilation)
     return y if bias is None else y + np.reshape(bias, (-1, 1))
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
-    """``torch.nn.functional.conv_transpose2d``: weight (Cin, Cout, kh, kw); the transpose
-    (adjoint) of ``conv2d`` with the same stride, padding and dilation."""
-    _groups(groups)
-    y = _conv.conv_transpose2d(input, weight, stride, padding, output_padding, dilation)
+    """``torch.nn.functional.conv_transpose2d``: weight (Cin, Cout/groups, kh, kw); the
+    transpose (adjoint) of ``conv2d`` with the same stride, padding and dilation."""
+    y = _grouped(_conv.conv_transpose2d, input, weight, groups, True, stride, padding,
+                 output_padding, dilation)
     return y if bias is None else y + np.reshape(bias, (-1, 1, 1))
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """``torch.nn.functional.conv_transpose1d``: ``conv_transpose2d`` on a height-1 image."""
+    p = (lambda v: (0, v[0] if isinstance(v, (tuple, list)) else v))
+    one = (lambda v: (1, v[0] if isinstance(v, (tuple, list)) else v))
+    y = conv_transpose2d(input[:, :, None], weight[:, :, None], None, one(stride), p(padding),
+                         p(output_padding), groups, one(dilation))[:, :, 0]
+    return y if bias is None else y + np.reshape(bias, (-1, 1))
 
 
 # ----- Pooling -----
@@ -202,6 +233,126 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                        count_include_pad)
 
 
+# ----- Adaptive pooling and resampling: linear maps along each spatial axis -----
+def _adaptive_matrix(n_in, n_out, dtype):
+    """(n_out, n_in): row i averages PyTorch's bin [⌊i·n/m⌋, ⌈(i+1)·n/m⌉)."""
+    m = np.zeros((n_out, n_in), dtype=dtype)
+    for i in range(n_out):
+        a, b = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        m[i, a:b] = 1.0 / (b - a)
+    return m
+
+
+def _along(x, axis, m):
+    """Apply the matrix ``m`` (n_out, n_in) along ``axis`` of ``x``."""
+    return np.moveaxis(np.tensordot(x, m, axes=([axis], [1])), -1, axis)
+
+
+def _sizes(x, output_size, nd, what):
+    s = shape_of(x)
+    if ndim_of(x) < nd + 1:
+        raise ValueError(f"{what}: expected an input with at least {nd + 1} dimensions, got "
+                         f"shape {s}")
+    out = _ntuple(output_size, nd)
+    return [s[-nd + k] if o is None else int(o) for k, o in enumerate(out)]
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average over PyTorch's adaptive bins, giving (…, *output_size); ``None`` keeps an
+    axis. A bin is a rectangle, so the mean is a row average of column averages."""
+    sizes = _sizes(input, output_size, 2, "adaptive_avg_pool2d")
+    dtype = _float(input)
+    for k, n_out in enumerate(sizes):
+        axis = ndim_of(input) - 2 + k
+        input = _along(input, axis, _adaptive_matrix(shape_of(input)[axis], n_out, dtype))
+    return input
+
+
+def adaptive_avg_pool1d(input, output_size):
+    sizes = _sizes(input, output_size, 1, "adaptive_avg_pool1d")
+    axis = ndim_of(input) - 1
+    return _along(input, axis, _adaptive_matrix(shape_of(input)[axis], sizes[0],
+                                                _float(input)))
+
+
+def _float(x):
+    dt = np.result_type(getattr(x, "dtype", np.float64))
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
+def _source(n_in, n_out, scale, align_corners, mode):
+    """PyTorch's source coordinate of each output index (``area_pixel_compute_source_index``
+    and ``nearest``'s floor)."""
+    j = np.arange(n_out, dtype=np.float64)
+    if mode == "nearest":
+        # PyTorch's kernel computes the nearest index in float32: so do we, to agree on
+        # the indices where j·in/out rounds onto an integer.
+        if n_out == n_in:
+            return np.arange(n_out)
+        r = np.float32(n_in) / np.float32(n_out) if scale is None else np.float32(1.0 / scale)
+        return np.minimum(np.floor(j.astype(np.float32) * r).astype(np.int64), n_in - 1)
+    if align_corners:
+        return j * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    r = n_in / n_out if scale is None else 1.0 / scale
+    return np.maximum((j + 0.5) * r - 0.5, 0.0)
+
+
+def _linear_matrix(n_in, src, dtype):
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0
+    m = np.zeros((len(src), n_in), dtype=dtype)
+    rows = np.arange(len(src))
+    np.add.at(m, (rows, i0), 1.0 - lam)
+    np.add.at(m, (rows, i1), lam)
+    return m
+
+
+_MODES = {"nearest": None, "linear": 1, "bilinear": 2, "trilinear": 3}
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """PyTorch's ``F.interpolate`` for modes ``'nearest'``, ``'linear'`` (3-d input),
+    ``'bilinear'`` (4-d), ``'trilinear'`` (5-d): resample the spatial axes to ``size`` or by
+    ``scale_factor``, with ``align_corners`` as PyTorch (default False)."""
+    if mode not in _MODES:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (use "
+                                  "'nearest', 'linear', 'bilinear' or 'trilinear')")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    nd = ndim_of(input) - 2
+    if nd < 1:
+        raise ValueError(f"interpolate: expected a batched input (N, C, ...), got shape "
+                         f"{shape_of(input)}")
+    if _MODES[mode] is not None and _MODES[mode] != nd:
+        raise NotImplementedError(f"interpolate: mode {mode!r} needs a {_MODES[mode] + 2}-d "
+                                  f"input, got {nd + 2}-d")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    spatial = shape_of(input)[2:]
+    if size is not None:
+        sizes, scales = list(_ntuple(size, nd)), [None] * nd
+    else:
+        scales = list(_ntuple(scale_factor, nd))
+        sizes = [int(math.floor(n * s)) for n, s in zip(spatial, scales)]
+        if recompute_scale_factor:
+            scales = [None] * nd
+    dtype = _float(input)
+    x = input
+    for k in range(nd):
+        axis, n_in = 2 + k, spatial[k]
+        src = _source(n_in, sizes[k], scales[k], bool(align_corners), mode)
+        if mode == "nearest":
+            x = np.take(x, src, axis=axis)
+        else:
+            x = _along(x, axis, _linear_matrix(n_in, src, dtype))
+    return x
+
+
 # ----- Layers -----
 def _ntuple(v, n):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
@@ -209,24 +360,32 @@ def _ntuple(v, n):
 
 class _ConvNd(Module):
     _nd = 2
+    _transposed = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", dtype=np.float64):
         super().__init__()
-        _groups(groups)
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"padding_mode={padding_mode!r}: only 'zeros' is supported")
+        name = type(self).__name__
+        _groups(groups, in_channels, out_channels, name)
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{name}: padding_mode must be 'zeros', 'reflect', 'replicate' "
+                             f"or 'circular', got {padding_mode!r}")
+        if padding_mode != "zeros" and (self._transposed or isinstance(padding, str)):
+            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} needs numeric "
+                                      "padding on a (non-transposed) convolution")
         n = self._nd
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _ntuple(kernel_size, n), _ntuple(stride, n)
         self.padding = padding if isinstance(padding, str) else _ntuple(padding, n)
         self.dilation = _ntuple(dilation, n)
         self.groups, self.padding_mode = groups, padding_mode
-        self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size,
-                                         dtype=dtype))
+        # PyTorch's layouts: (out, in/groups, k…), transposed (in, out/groups, k…).
+        wshape = ((in_channels, out_channels // groups) if self._transposed else
+                  (out_channels, in_channels // groups))
+        self.weight = Parameter(np.empty(wshape + self.kernel_size, dtype=dtype))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if bias:
-            fan_in = in_channels * int(np.prod(self.kernel_size))
+            fan_in = wshape[1] * int(np.prod(self.kernel_size))
             bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             self.bias = Parameter(np.empty(out_channels, dtype=dtype))
             init.uniform_(self.bias, -bound, bound)
@@ -245,21 +404,65 @@ class _ConvNd(Module):
         return s
 
 
+    def _padded(self, x):
+        """The input padded by ``padding_mode`` (reflect, replicate, circular) and the
+        padding left for the convolution itself."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        from .functional import pad
+        amounts = []
+        for p in reversed(self.padding):
+            amounts += [p, p]
+        return pad(x, amounts, mode=self.padding_mode), (0,) * self._nd
+
+
 class Conv2d(_ConvNd):
-    """2-d convolution (cross-correlation) of (N, C, H, W) inputs, weight (O, C, kh, kw),
-    PyTorch's default initialisation (Kaiming-uniform with a = √5, bias ±1/√fan_in)."""
+    """2-d convolution (cross-correlation) of (N, C, H, W) inputs, weight
+    (O, C/groups, kh, kw), PyTorch's default initialisation (Kaiming-uniform with a = √5,
+    bias ±1/√fan_in)."""
     _nd = 2
 
     def forward(self, x):
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        x, padding = self._padded(x)
+        return conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                      self.groups)
 
 
 class Conv1d(_ConvNd):
-    """1-d convolution of (N, C, L) inputs, weight (O, C, k)."""
+    """1-d convolution of (N, C, L) inputs, weight (O, C/groups, k)."""
     _nd = 1
 
     def forward(self, x):
-        return conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        x, padding = self._padded(x)
+        return conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                      self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """The transpose (gradient) of ``Conv2d``: weight (Cin, Cout/groups, kh, kw); output
+    size ``(H - 1)·stride - 2·padding + dilation·(k - 1) + output_padding + 1``."""
+    _nd = 2
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 dtype=np.float64):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, dtype)
+        self.output_padding = _ntuple(output_padding, self._nd)
+
+    def forward(self, x, output_size=None):
+        if output_size is not None:
+            raise NotImplementedError("ConvTranspose: output_size= is not supported; give "
+                                      "output_padding= instead")
+        fn = conv_transpose2d if self._nd == 2 else conv_transpose1d
+        return fn(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                  self.groups, self.dilation)
+
+
+class ConvTranspose1d(ConvTranspose2d):
+    """The transpose of ``Conv1d``: weight (Cin, Cout/groups, k)."""
+    _nd = 1
 
 
 class MaxPool2d(Module):
@@ -328,3 +531,43 @@ class AvgPool1d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """The mean over PyTorch's adaptive bins to ``output_size`` (an int, a pair, ``None``
+    keeps an axis)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
+    def forward(self, x):
+        return adaptive_avg_pool1d(x, self.output_size)
+
+
+class Upsample(Module):
+    """``F.interpolate`` as a layer: ``Upsample(size=None, scale_factor=None,
+    mode='nearest', align_corners=None)``."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x):
+        return interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                           self.recompute_scale_factor)
+
+    def extra_repr(self):
+        s = f"size={self.size}" if self.size is not None else \
+            f"scale_factor={self.scale_factor}"
+        return s + f", mode={self.mode!r}"

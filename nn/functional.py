@@ -15,13 +15,20 @@ from autodiff.boxes import lift, meta, recorded, unbox
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
-from autodiff.ops.softmax import logsumexp, softmax_cross_entropy
+from autodiff.ops.softmax import logsumexp as _logsumexp
+from autodiff.ops.softmax import softmax_cross_entropy
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus",
-           "softmax", "log_softmax", "dropout", "mse_loss", "l1_loss", "huber_loss",
-           "smooth_l1_loss",
+           "silu", "mish", "hardtanh", "relu6",
+           "softmax", "log_softmax", "dropout", "embedding", "one_hot", "pad", "normalize",
+           "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "kl_div",
            "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "logsumexp"]
+
+
+class ShapeError(RuntimeError, ValueError):
+    """A bad argument PyTorch reports as a RuntimeError and NumPy would as a ValueError:
+    ``except RuntimeError`` (PyTorch habit) and ``except ValueError`` both catch it."""
 
 
 # ----- Layers as functions -----
@@ -32,28 +39,173 @@ def linear(x, weight, bias=None):
     return linear_p(x, weight, bias)
 
 
-def dropout(x, p=0.5, training=True, rng=None):
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (training)."""
+def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p), when
+    ``training`` (PyTorch's default ``True``: pass ``training=self.training`` in a module).
+    Draws from ``nn.init``'s generator (``nn.init.manual_seed``) unless ``rng`` is given;
+    ``inplace`` is accepted and ignored (a new value is returned)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
+        return input
+    dtype = _float_dtype(input)
+    if p == 1.0:
+        return input * np.zeros(np.shape(input), dtype=dtype)
+    if rng is None:
+        from .init import default_generator
+        rng = default_generator()
+    keep = rng.random(np.shape(input)) >= p
+    return input * (keep / (1.0 - p)).astype(dtype)
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows ``weight[input]`` (PyTorch's ``F.embedding``); the row ``padding_idx`` gets no
+    gradient."""
+    idx = np.asarray(unbox(input))
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding needs integer indices, got dtype {idx.dtype}")
+    n = shape_of(weight)[0]
+    if idx.size:
+        lo, hi = idx.min(), idx.max()
+        if lo < 0 or hi >= n:
+            # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
+            raise IndexError(f"embedding: index {lo if lo < 0 else hi} out of range [0, {n})")
+    rows = weight[idx]
+    if padding_idx is None:
+        return rows
+    if padding_idx < 0:
+        padding_idx += n
+    pad = idx == padding_idx
+    if not pad.any():
+        return rows
+    from autodiff.api import stop_gradient
+    return np.where(pad[..., None], stop_gradient(weight)[idx], rows)
+
+
+def one_hot(tensor, num_classes=-1):
+    """Integer labels (…) → int64 one-hot rows (…, num_classes); ``num_classes=-1`` takes
+    the largest label + 1 (PyTorch's ``F.one_hot``)."""
+    t = np.asarray(unbox(tensor))
+    if t.dtype.kind not in "iu":
+        raise RuntimeError("one_hot is only applicable to index tensors (integer labels), "
+                           f"got dtype {t.dtype}")
+    if t.size and t.min() < 0:
+        raise RuntimeError("one_hot: class values must be non-negative")
+    if num_classes == -1:
+        num_classes = int(t.max()) + 1 if t.size else 0
+        if not t.size:
+            raise RuntimeError("one_hot: cannot infer the number of classes of an empty "
+                               "tensor; pass num_classes")
+    if t.size and t.max() >= num_classes:
+        raise RuntimeError("one_hot: class values must be smaller than num_classes")
+    return (t[..., None] == np.arange(num_classes)).astype(np.int64)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """PyTorch's ``F.pad``: ``pad = (left, right)`` for the last axis, then
+    ``(left, right)`` of the one before, …; modes ``'constant'`` (``value``, default 0;
+    negative amounts crop), ``'reflect'`` (no edge repeat), ``'replicate'`` (the edge),
+    ``'circular'`` (wrap around)."""
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2:
+        raise ShapeError(f"pad: padding length must be divisible by 2, got {len(pad)}")
+    nd = ndim_of(input)
+    if len(pad) // 2 > nd:
+        raise ShapeError(f"pad: padding length {len(pad)} is too large for a {nd}-d input")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"pad: mode {mode!r} (use 'constant', 'reflect', "
+                                  "'replicate' or 'circular')")
+    if mode != "constant" and value:
+        raise ShapeError(f"pad: value= is for mode='constant', not {mode!r}")
+    x = input
+    for k in range(len(pad) // 2):
+        axis = nd - 1 - k
+        before, after = pad[2 * k], pad[2 * k + 1]
+        n = shape_of(x)[axis]
+        if mode == "constant":
+            x = _pad_constant(x, axis, before, after, 0.0 if value is None else value)
+            continue
+        if before < 0 or after < 0:
+            raise ShapeError("pad: negative padding is only for mode='constant'")
+        if mode == "reflect" and (before >= n or after >= n):
+            raise ShapeError(f"pad: reflect padding ({before}, {after}) must be smaller than "
+                             f"the axis size {n}")
+        if mode == "circular" and (before > n or after > n):
+            raise ShapeError(f"pad: circular padding ({before}, {after}) must be at most the "
+                             f"axis size {n}")
+        j = np.arange(-before, n + after)
+        if mode == "reflect":
+            j = np.abs(j)
+            j = np.where(j > n - 1, 2 * (n - 1) - j, j)
+        elif mode == "replicate":
+            j = np.clip(j, 0, n - 1)
+        else:
+            j = j % n
+        x = np.take(x, j, axis=axis)
+    return x
+
+
+def _pad_constant(x, axis, before, after, value):
+    s = shape_of(x)
+    n = s[axis]
+    if before < 0 or after < 0:            # negative padding crops
+        sl = [slice(None)] * len(s)
+        sl[axis] = slice(max(-before, 0), n - max(-after, 0))
+        x = x[tuple(sl)]
+        before, after = max(before, 0), max(after, 0)
+    parts = []
+    for m in (before, after):
+        shape = list(shape_of(x))
+        shape[axis] = m
+        parts.append(np.full(tuple(shape), value, dtype=_float_dtype(x)) if m else None)
+    if parts[0] is None and parts[1] is None:
         return x
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    rng = rng if rng is not None else np.random.default_rng()
-    keep = rng.random(np.shape(x)) >= p
-    return x * (keep / (1.0 - p)).astype(np.result_type(getattr(x, "dtype", np.float64)))
+    return np.concatenate([a for a in (parts[0], x, parts[1]) if a is not None], axis=axis)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """``x / max(‖x‖_p, eps)`` along ``dim`` (PyTorch's ``F.normalize``); the norm is
+    clamped before the root, so a zero vector has a finite derivative."""
+    if p == 2:
+        n = np.sqrt(np.maximum(np.sum(input * input, axis=dim, keepdims=True), eps * eps))
+    elif p == np.inf:
+        n = np.maximum(np.max(np.abs(input), axis=dim, keepdims=True), eps)
+    else:
+        s = np.sum(np.abs(input) ** p, axis=dim, keepdims=True)
+        n = np.maximum(s, eps ** p) ** (1.0 / p)
+    return input / n
 
 
 # ----- Activations -----
-def relu(x):
+# ``inplace=`` is PyTorch's signature; accepted and ignored (values are never overwritten).
+def silu(x, inplace=False):
+    """x σ(x) (also called swish)."""
+    return x * sigmoid(x)
+
+
+def mish(x, inplace=False):
+    """x tanh(softplus(x))."""
+    return x * np.tanh(softplus(x))
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
+    return np.clip(x, min_val, max_val)
+
+
+def relu6(x, inplace=False):
+    return np.clip(x, 0.0, 6.0)
+
+
+def relu(x, inplace=False):
     """max(x, 0), with relu'(0) = 0 (PyTorch's and JAX's choice)."""
     return np.where(x > 0, x, 0.0)
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x, negative_slope=0.01, inplace=False):
     return np.where(x > 0, x, negative_slope * x)
 
 
-def elu(x, alpha=1.0):
+def elu(x, alpha=1.0, inplace=False):
     # expm1 of min(x, 0): the unused branch never overflows, so its derivative is no NaN.
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
 
@@ -83,12 +235,19 @@ def softplus(x, beta=1.0):
     return out if beta == 1.0 else out / beta
 
 
-def log_softmax(x, dim=-1):
-    return _log_softmax(x, axis=dim)
+def log_softmax(x, dim=-1, *, axis=None):
+    return _log_softmax(x, axis=dim if axis is None else axis)
 
 
-def softmax(x, dim=-1):
-    return np.exp(_log_softmax(x, axis=dim))
+def softmax(x, dim=-1, *, axis=None):
+    return np.exp(_log_softmax(x, axis=dim if axis is None else axis))
+
+
+def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """``log Σ exp(x)`` along ``dim`` (PyTorch's ``torch.logsumexp(x, dim, keepdim)``; also
+    NumPy/SciPy's ``axis``/``keepdims``), without overflow."""
+    return _logsumexp(x, axis=dim if axis is None else axis,
+                      keepdims=keepdim if keepdims is None else keepdims)
 
 
 # ----- Losses -----
@@ -315,10 +474,32 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight
     return _reduce(loss, reduction)
 
 
-# ----- Convolution, pooling and normalisation (nn/conv.py, nn/norm.py) -----
-from .conv import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose2d,  # noqa: E402
-                   max_pool1d, max_pool2d)
-from .norm import batch_norm, layer_norm  # noqa: E402
+def kl_div(input, target, reduction="mean", log_target=False):
+    """KL divergence pointwise ``y (log y - x)`` of log-probabilities ``x`` and
+    probabilities ``y`` (0 where y = 0), or ``eʸ (y - x)`` of log-probabilities with
+    ``log_target``; ``reduction='batchmean'`` divides the sum by the batch size (the KL
+    divergence PyTorch recommends), ``'mean'`` by the number of elements."""
+    if log_target:
+        loss = np.exp(target) * (target - input)
+    else:
+        t = target
+        # xlogy: a zero target contributes 0 (and no NaN derivative through log 0).
+        safe = np.where(unbox(t) > 0, t, 1.0)
+        loss = np.where(unbox(t) > 0, t * np.log(safe), 0.0) - t * input
+    if reduction == "batchmean":
+        n = shape_of(input)[0] if ndim_of(input) else 1
+        return np.sum(loss) / n
+    return _reduce(loss, reduction)
 
-__all__ += ["conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
-            "avg_pool2d", "batch_norm", "layer_norm"]
+
+# ----- Convolution, pooling and normalisation (nn/conv.py, nn/norm.py) -----
+from .conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402
+                   avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d, interpolate,
+                   max_pool1d, max_pool2d)
+from .norm import batch_norm, group_norm, layer_norm  # noqa: E402
+from .attention import scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+            "adaptive_avg_pool2d", "interpolate", "batch_norm", "layer_norm", "group_norm",
+            "scaled_dot_product_attention"]

@@ -11,8 +11,9 @@ from . import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Flatten", "Dropout", "Identity", "Embedding", "LayerNorm", "ReLU",
-           "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "Softmax", "LogSoftmax"]
+__all__ = ["Linear", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
+           "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
+           "Softplus", "Softmax", "LogSoftmax"]
 
 
 class Linear(Module):
@@ -40,8 +41,29 @@ class Linear(Module):
 
 
 class Identity(Module):
+    """Returns its input; takes (and ignores) any arguments, as PyTorch's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
+
+
+class Unflatten(Module):
+    """Splits axis ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        s = np.shape(x)
+        d = self.dim % len(s)
+        return np.reshape(x, s[:d] + self.unflattened_size + s[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Flatten(Module):
@@ -61,54 +83,92 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    def __init__(self, p=0.5):
+    """Zero each element with probability ``p`` in training mode, scaling the rest by
+    1/(1-p); the identity in eval mode. ``inplace`` is accepted and ignored."""
+
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = p
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training, init.default_generator())
+        return F.dropout(x, self.p, self.training, rng=init.default_generator())
 
     def extra_repr(self):
         return f"p={self.p}"
 
 
 class Embedding(Module):
-    """A lookup table: integer indices → rows of ``weight`` (N(0, 1) initialised)."""
+    """A lookup table: integer indices → rows of ``weight`` (N(0, 1) initialised). The row
+    ``padding_idx`` starts at zero and gets no gradient (PyTorch's semantics)."""
 
-    def __init__(self, num_embeddings, embedding_dim, dtype=np.float64):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
+                 _freeze=False, dtype=np.float64):
         super().__init__()
+        if max_norm is not None or scale_grad_by_freq:
+            raise NotImplementedError("Embedding: max_norm and scale_grad_by_freq are not "
+                                      "supported")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+            padding_idx = padding_idx % num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
-        init.normal_(self.weight)
+        self.padding_idx, self.sparse = padding_idx, sparse
+        if _weight is None:
+            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+            init.normal_(self.weight)
+            if padding_idx is not None:
+                self.weight.value[padding_idx] = 0.0
+        else:
+            w = np.asarray(unbox(_weight))
+            if w.shape != (num_embeddings, embedding_dim):
+                raise ValueError("Shape of weight does not match num_embeddings and "
+                                 "embedding_dim")
+            self.weight = Parameter(w, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kw):
+        """An Embedding holding ``embeddings`` (2-d), frozen unless ``freeze=False``."""
+        w = np.asarray(unbox(embeddings))
+        if w.ndim != 2:
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional")
+        return cls(w.shape[0], w.shape[1], padding_idx=padding_idx, _weight=w,
+                   _freeze=freeze, **kw)
 
     def forward(self, idx):
-        idx = np.asarray(unbox(idx))
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
-        if idx.size:
+        i = np.asarray(unbox(idx))
+        if i.dtype.kind not in "iu":
+            raise TypeError(f"Embedding needs integer indices, got dtype {i.dtype}")
+        if i.size:
             # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
-            lo, hi = idx.min(), idx.max()
+            lo, hi = i.min(), i.max()
             if lo < 0 or hi >= self.num_embeddings:
                 bad = lo if lo < 0 else hi
                 raise IndexError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): "
                                  f"index {bad} out of range [0, {self.num_embeddings})")
-        return self.weight[idx]
+        return F.embedding(i, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
 
 
 class LayerNorm(Module):
     """Normalise over the last ``len(normalized_shape)`` axes, then scale and shift."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float64):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float64):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape, self.eps = tuple(normalized_shape), eps
+        self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if bias \
+                else None
         else:
             self.weight = self.bias = None
 
@@ -118,7 +178,9 @@ class LayerNorm(Module):
         d = x - mu
         var = np.mean(d * d, axis=axes, keepdims=True)
         y = d / np.sqrt(var + self.eps)
-        return y if self.weight is None else y * self.weight + self.bias
+        if self.weight is not None:
+            y = y * self.weight
+        return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
@@ -148,6 +210,11 @@ LeakyReLU = _activation("LeakyReLU", F.leaky_relu, "x, or slope·x below 0",
                         negative_slope=0.01)
 ELU = _activation("ELU", F.elu, "x, or α(eˣ - 1) below 0", alpha=1.0)
 GELU = _activation("GELU", F.gelu, "x Φ(x)", approximate="none")
+SiLU = _activation("SiLU", F.silu, "x σ(x)")
+Mish = _activation("Mish", F.mish, "x tanh(softplus(x))")
+Hardtanh = _activation("Hardtanh", F.hardtanh, "x clipped to [min_val, max_val]",
+                       min_val=-1.0, max_val=1.0)
+ReLU6 = _activation("ReLU6", F.relu6, "x clipped to [0, 6]")
 Tanh = _activation("Tanh", F.tanh, "tanh x")
 Sigmoid = _activation("Sigmoid", F.sigmoid, "1 / (1 + e^{-x})")
 Softplus = _activation("Softplus", F.softplus, "log(1 + e^{βx}) / β", beta=1.0)

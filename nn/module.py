@@ -6,30 +6,42 @@ as attributes, in order, so ``parameters()``, ``state_dict()`` and ``repr`` need
 declarations. ``functional_call`` runs a module with other values in place of its
 parameters, which is how ``ad.grad`` differentiates a network as a pure function.
 """
+import weakref
 from collections import OrderedDict
 
 import numpy as np
 
 from autodiff.reverse import Variable
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "functional_call"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "ParameterDict", "functional_call"]
+
+
+#: Parameters made with ``requires_grad=False`` (frozen): still parameters, as in PyTorch.
+#: By id: a set would compare Variables with ``==``, which is elementwise.
+_frozen = weakref.WeakValueDictionary()
 
 
 class _ParameterMeta(type):
     # The engine checks ``type(x) is Variable`` on its hot path, so a parameter is a plain
     # leaf Variable; ``isinstance(x, Parameter)`` recognises one.
     def __instancecheck__(cls, obj):
-        return type(obj) is Variable and obj.prim is None and obj.parents is not None
+        return type(obj) is Variable and obj.prim is None and (
+            obj.parents is not None or _frozen.get(id(obj)) is obj)
 
 
 class Parameter(metaclass=_ParameterMeta):
-    """``Parameter(data)``: a leaf ``Variable`` that a Module registers as trainable."""
+    """``Parameter(data, requires_grad=True)``: a leaf ``Variable`` that a Module registers
+    (also when frozen, ``requires_grad=False``, as PyTorch's)."""
 
     def __new__(cls, data, requires_grad=True):
         data = np.array(data, copy=True)
         if data.dtype.kind != "f":
             data = data.astype(np.float64)
-        return Variable(data, requires_grad=requires_grad)
+        p = Variable(data, requires_grad=requires_grad)
+        if not requires_grad:
+            _frozen[id(p)] = p
+        return p
 
 
 class Module:
@@ -46,10 +58,14 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call super().__init__() before assigning to a Module")
-        for d in (self._parameters, self._buffers, self._modules):
+        # A parameter frozen by requires_grad_(False) stays one when assigned back.
+        is_param = isinstance(value, Parameter) or (
+            name in self._parameters and type(value) is Variable and value.prim is None)
+        for d in (self._buffers, self._modules) if is_param else \
+                (self._parameters, self._buffers, self._modules):
             d.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
+        if is_param:
+            self._parameters[name] = value      # in its old place, as PyTorch's
         elif isinstance(value, Module):
             self._modules[name] = value
         else:
@@ -101,11 +117,13 @@ class Module:
     def modules(self):
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, prefix="", remove_duplicate=True):
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, parameter) pairs; a parameter shared by several modules comes
-        once (PyTorch's default), so an optimizer never steps it twice."""
+        once (PyTorch's default), so an optimizer never steps it twice. ``recurse=False``:
+        this module's own parameters only."""
         seen = set()
-        for mname, m in self.named_modules(prefix):
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in mods:
             for name, p in m._parameters.items():
                 if p is None:
                     continue
@@ -115,8 +133,8 @@ class Module:
                     seen.add(id(p))
                 yield (f"{mname}.{name}" if mname else name), p
 
-    def parameters(self):
-        return (p for _, p in self.named_parameters())
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix=""):
         for mname, m in self.named_modules(prefix):
@@ -132,9 +150,42 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else np.zeros_like(p.grad)
+
+    def requires_grad_(self, requires_grad=True):
+        """Mark every parameter trainable (or frozen), as PyTorch's; returns the module."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn):
+        """``fn(m)`` for every sub-module, children first, then this one (PyTorch's
+        ``Module.apply``, e.g. for a custom initialisation); returns the module."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def _cast(self, dtype):
+        for p in self.parameters():
+            p.value = np.asarray(p.value).astype(dtype)
+            if p.grad is not None:
+                p.grad = np.asarray(p.grad).astype(dtype)
+        for m in self.modules():
+            for name, b in m._buffers.items():
+                if getattr(b, "dtype", None) is not None and b.dtype.kind == "f":
+                    m._buffers[name] = b.astype(dtype)
+        return self
+
+    def double(self):
+        """Parameters and floating-point buffers as float64 (PyTorch's ``Module.double``)."""
+        return self._cast(np.float64)
+
+    def float(self):
+        """Parameters and floating-point buffers as float32 (PyTorch's ``Module.float``)."""
+        return self._cast(np.float32)
 
     # ----- state -----
     def state_dict(self):
@@ -208,6 +259,11 @@ class Sequential(Module):
             x = m(x)
         return x
 
+    def append(self, module):
+        """Add ``module`` at the end (PyTorch's ``Sequential.append``); returns self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
     def __getitem__(self, i):
         mods = list(self._modules.values())
         return Sequential(*mods[i]) if isinstance(i, slice) else mods[i]
@@ -231,14 +287,122 @@ class ModuleList(Module):
         self.add_module(str(len(self._modules)), m)
         return self
 
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
     def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
         return list(self._modules.values())[i]
+
+    def __setitem__(self, i, m):
+        self._modules[list(self._modules)[i]] = m
 
     def __len__(self):
         return len(self._modules)
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules by name, registered in insertion order (PyTorch's ``nn.ModuleDict``)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key): return self._modules[key]
+    def __setitem__(self, key, module): self.add_module(key, module)
+    def __delitem__(self, key): del self._modules[key]
+    def __len__(self): return len(self._modules)
+    def __iter__(self): return iter(self._modules)
+    def __contains__(self, key): return key in self._modules
+    def keys(self): return self._modules.keys()
+    def items(self): return self._modules.items()
+    def values(self): return self._modules.values()
+
+    def pop(self, key):
+        return self._modules.pop(key)
+
+    def clear(self):
+        self._modules.clear()
+
+    def update(self, modules):
+        items = modules.items() if hasattr(modules, "items") else modules
+        for k, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"ModuleDict: {k!r} is a {type(m).__name__}, not a Module")
+            self.add_module(k, m)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict has no forward(): call its modules by name")
+
+
+def _as_parameter(v):
+    return v if isinstance(v, Parameter) else Parameter(v)
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered as ``"0"``, ``"1"``, … (``nn.ParameterList``);
+    arrays given are made Parameters."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList(list(self._parameters.values())[i])
+        return list(self._parameters.values())[i]
+
+    def __setitem__(self, i, v):
+        key = list(self._parameters)[i]
+        self._parameters[key] = _as_parameter(v)
+
+    def __len__(self): return len(self._parameters)
+    def __iter__(self): return iter(self._parameters.values())
+
+    def append(self, v):
+        self.register_parameter(str(len(self._parameters)), _as_parameter(v))
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self):
+        return ", ".join(f"({k}): Parameter of shape {np.shape(p.value)}"
+                         for k, p in self._parameters.items())
+
+
+class ParameterDict(Module):
+    """Parameters by name (``nn.ParameterDict``)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key): return self._parameters[key]
+    def __setitem__(self, key, v): self.register_parameter(key, _as_parameter(v))
+    def __delitem__(self, key): del self._parameters[key]
+    def __len__(self): return len(self._parameters)
+    def __iter__(self): return iter(self._parameters)
+    def __contains__(self, key): return key in self._parameters
+    def keys(self): return self._parameters.keys()
+    def items(self): return self._parameters.items()
+    def values(self): return self._parameters.values()
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for k, v in items:
+            self[k] = v
 
 
 def functional_call(model, params, *args, **kwargs):

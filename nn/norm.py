@@ -21,7 +21,7 @@ from autodiff.ops.normalization import standardize
 
 from .module import Module, Parameter
 
-__all__ = ["batch_norm", "layer_norm", "BatchNorm1d", "BatchNorm2d"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "BatchNorm1d", "BatchNorm2d", "GroupNorm"]
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -79,6 +79,50 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if weight is not None:
         y = y * weight
     return y if bias is None else y + bias
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """``torch.nn.functional.group_norm`` on (N, C, …): the channels split into
+    ``num_groups`` groups, each normalised over its channels and spatial axes (biased
+    variance), then a per-channel scale and shift."""
+    s = shape_of(input)
+    if len(s) < 2:
+        raise ValueError(f"group_norm needs an input (N, C, ...), got shape {s}")
+    n, c = s[0], s[1]
+    if c % num_groups:
+        raise ValueError(f"group_norm: num_channels ({c}) must be divisible by num_groups "
+                         f"({num_groups})")
+    g = np.reshape(input, (n, num_groups, -1))
+    mu = np.mean(g, axis=-1, keepdims=True)
+    d = g - mu
+    y = np.reshape(d / np.sqrt(np.mean(d * d, axis=-1, keepdims=True) + eps), s)
+    bshape = (1, c) + (1,) * (len(s) - 2)
+    if weight is not None:
+        y = y * np.reshape(weight, bshape)
+    return y if bias is None else y + np.reshape(bias, bshape)
+
+
+class GroupNorm(Module):
+    """``GroupNorm(num_groups, num_channels, eps=1e-5, affine=True)``: ``group_norm`` with
+    per-channel ``weight`` (ones) and ``bias`` (zeros)."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float64):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError("num_channels must be divisible by num_groups")
+        self.num_groups, self.num_channels, self.eps, self.affine = \
+            num_groups, num_channels, eps, affine
+        if affine:
+            self.weight = Parameter(np.ones(num_channels, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_channels, dtype=dtype))
+        else:
+            self.weight = self.bias = None
+
+    def forward(self, x):
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 class _BatchNorm(Module):

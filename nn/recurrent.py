@@ -34,7 +34,7 @@ from . import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
 
 # ----- Cells: one time step, on the precomputed input projection ``xp = x W_ihᵀ + b_ih`` -----
@@ -187,7 +187,7 @@ class RNNBase(Module):
                     h_n.append(state)
             inp = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)
             if self.dropout and self.training and k < self.num_layers - 1:
-                inp = F.dropout(inp, self.dropout, True, init.default_generator())
+                inp = F.dropout(inp, self.dropout, True, rng=init.default_generator())
 
         out = inp
         h_n = np.stack(h_n)
@@ -253,3 +253,95 @@ class GRU(RNNBase):
     _gates = 3
 
     _cell = staticmethod(_gru_cell)
+
+
+# ----- Cells: one step as a layer (PyTorch's RNNCell, LSTMCell, GRUCell) -----
+class _CellBase(Module):
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        gh = self._gates * hidden_size
+        self.weight_ih = Parameter(np.empty((gh, input_size), dtype))
+        self.weight_hh = Parameter(np.empty((gh, hidden_size), dtype))
+        if bias:
+            self.bias_ih = Parameter(np.empty(gh, dtype))
+            self.bias_hh = Parameter(np.empty(gh, dtype))
+        else:
+            self.bias_ih = self.bias_hh = None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Every weight and bias uniform in ±1/√hidden_size (PyTorch's default)."""
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def _prepare(self, x, state, what):
+        name = type(self).__name__
+        nd = np.ndim(x)
+        if nd not in (1, 2):
+            raise F.ShapeError(f"{name}: expected input to be 1-D or 2-D, got {nd}-D")
+        if np.shape(x)[-1] != self.input_size:
+            raise F.ShapeError(f"{name}: input has {np.shape(x)[-1]} features, expected "
+                             f"input_size={self.input_size}")
+        unbatched = nd == 1
+        if unbatched:
+            x = x[None]
+        xp = x @ self.weight_ih.T
+        if self.bias_ih is not None:
+            xp = xp + self.bias_ih
+        batch = np.shape(x)[0]
+        zeros = np.zeros((batch, self.hidden_size), dtype=xp.dtype)
+        states = []
+        for s in (state if self._gates == 4 else (state,)) if state is not None else ():
+            want = (() if unbatched else (batch,)) + (self.hidden_size,)
+            if tuple(np.shape(s)) != want:
+                raise F.ShapeError(f"{name}: expected {what} of shape {want}, got "
+                                 f"{tuple(np.shape(s))}")
+            states.append(s[None] if unbatched else s)
+        if not states:
+            states = [zeros] * (2 if self._gates == 4 else 1)
+        return xp, states, unbatched
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        return s if self.bias else s + ", bias=False"
+
+
+class RNNCell(_CellBase):
+    """``h' = act(W_ih x + b_ih + W_hh h + b_hh)``; ``forward(input, hx=None)`` → h'."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
+                 dtype=np.float64):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        xp, (h,), unbatched = self._prepare(input, hx, "hx")
+        step = _rnn_cell(np.tanh if self.nonlinearity == "tanh" else F.relu)
+        h, _ = step(xp, h, self.weight_hh.T, self.bias_hh)
+        return h[0] if unbatched else h
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step; ``forward(input, hx=None)`` with ``hx = (h, c)`` → ``(h', c')``."""
+    _gates = 4
+
+    def forward(self, input, hx=None):
+        xp, (h, c), unbatched = self._prepare(input, hx, "hx")
+        _, (h, c) = _lstm_cell(xp, (h, c), self.weight_hh.T, self.bias_hh)
+        return (h[0], c[0]) if unbatched else (h, c)
+
+
+class GRUCell(_CellBase):
+    """One GRU step; ``forward(input, hx=None)`` → h'."""
+    _gates = 3
+
+    def forward(self, input, hx=None):
+        xp, (h,), unbatched = self._prepare(input, hx, "hx")
+        h, _ = _gru_cell(xp, h, self.weight_hh.T, self.bias_hh)
+        return h[0] if unbatched else h

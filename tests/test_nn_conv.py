@@ -313,8 +313,8 @@ def test_batchnorm_state_dict_round_trip():
 
 
 def test_errors():
-    with pytest.raises(NotImplementedError, match="groups"):
-        nn.Conv2d(2, 2, 3, groups=2)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        nn.Conv2d(3, 2, 3, groups=2)            # groups are supported (test_nn_torch_parity)
     with pytest.raises(ValueError, match="channels"):
         nn.Conv2d(3, 2, 3)(np.ones((1, 2, 5, 5)))
     with pytest.raises(ValueError, match="larger than"):
