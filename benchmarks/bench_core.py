@@ -634,6 +634,25 @@ def versions():
 LOAD_START = harness.loadavg()
 
 
+
+# The compiled-tape and sparse rows come from their own scripts (each compares its peers in
+# its own run); their latest reports are kept here too, headings one level down.
+COMPANIONS = (("results_jit.md", "python benchmarks/bench_jit.py"),
+              ("results_sparse.md", "python benchmarks/bench_sparse.py"))
+
+
+def companion_reports():
+    md = []
+    for name, cmd in COMPANIONS:
+        text = harness.include_md(name)
+        if not text:
+            continue
+        lines = text[0].splitlines()
+        title = lines[0].lstrip("# ").strip() if lines and lines[0].startswith("#") else name
+        md += [f"## {title} (`{cmd}`, its latest run: `benchmarks/{name}`)", ""]
+        md += [("#" + ln if ln.startswith("#") else ln) for ln in lines[1:]] + [""]
+    return md
+
 def main():
     cfg = CFG
     t_start = time.perf_counter()
@@ -701,6 +720,7 @@ def main():
     # The hand-written reading of the misses: where the time goes, with the profiles.
     md.extend(harness.include_md("analysis.md"))
     md.extend(["## Every contender", "", detail, ""])
+    md.extend(companion_reports())
 
     print("\n" + table)
     harness.finish(md, verdicts, elapsed, ARGS)
