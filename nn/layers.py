@@ -5,7 +5,9 @@ import math
 
 import numpy as np
 
-from autodiff.boxes import unbox
+from autodiff.boxes import meta, unbox
+from autodiff.core import opaque_types
+from autodiff.ops.shape import getitem_p
 
 from . import functional as F
 from . import init
@@ -82,20 +84,29 @@ class Embedding(Module):
         init.normal_(self.weight)
 
     def forward(self, idx):
+        if type(idx) in opaque_types:
+            # Indices recorded by ad.jit (nn.export_onnx, compile_step): a gather of the
+            # recorded indices, so the program reads each call's own (checked: its numbers).
+            _check_indices(self, np.asarray(meta(idx)))
+            return getitem_p(self.weight, idx=idx)
         idx = np.asarray(unbox(idx))
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
-        if idx.size:
-            # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
-            lo, hi = idx.min(), idx.max()
-            if lo < 0 or hi >= self.num_embeddings:
-                bad = lo if lo < 0 else hi
-                raise IndexError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): "
-                                 f"index {bad} out of range [0, {self.num_embeddings})")
+        _check_indices(self, idx)
         return self.weight[idx]
 
     def extra_repr(self):
         return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+def _check_indices(emb, idx):
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
+    if idx.size:
+        # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
+        lo, hi = idx.min(), idx.max()
+        if lo < 0 or hi >= emb.num_embeddings:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"Embedding({emb.num_embeddings}, {emb.embedding_dim}): "
+                             f"index {bad} out of range [0, {emb.num_embeddings})")
 
 
 class LayerNorm(Module):
