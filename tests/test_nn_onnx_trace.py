@@ -1,0 +1,161 @@
+"""nn.export_onnx by tracing: every example model (custom forwards, residuals, Embedding,
+LSTM/GRU/RNN, attention written with matmul/softmax/masks, a CNN) exports and matches
+onnxruntime at a batch size other than the example's; unmapped primitives and
+value-dependent branches are refused."""
+import numpy as np
+import pytest
+
+from autodiff import nn
+from autodiff.nn import functional as F
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+rng = np.random.default_rng(0)
+
+
+def ort_run(proto, x):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})
+
+
+def ours(model, x):
+    model.eval()
+    out = model(x)
+    out = out if isinstance(out, tuple) else (out,)
+    flat = []
+    for o in out:
+        flat += list(o) if isinstance(o, tuple) else [o]
+    return [np.asarray(getattr(o, "value", o)) for o in flat]
+
+
+def check(model, example, x, tmp_path, tol):
+    proto = nn.export_onnx(model, example, tmp_path / "m.onnx")
+    got = ort_run(proto, x)
+    want = ours(model, x)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert float(np.max(np.abs(g - w))) < tol
+    return proto
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.out = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = x + np.tanh(self.a(x))                       # residual, custom forward
+        h = h + F.relu(self.b(h)) * 0.5
+        z = np.concatenate([h, np.maximum(h, 0.1)], axis=1)[:, ::2]
+        return F.log_softmax(self.out(z - np.mean(z, axis=1, keepdims=True)), dim=1)
+
+
+class TinyAttention(nn.Module):
+    """One self-attention block with a causal mask, a residual and LayerNorm."""
+    def __init__(self, d=8):
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):                               # (N, T, d)
+        n, t, d = x.shape
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        s = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
+        mask = np.triu(np.ones((t, t), dtype=bool), 1)
+        s = np.where(mask, -1e9, s)
+        a = F.softmax(s, dim=-1)
+        h = self.norm(x + self.o(a @ v))
+        return self.head(np.sum(h, axis=1) / t)
+
+
+class Classifier(nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.emb = nn.Embedding(20, 5)
+        self.rnn = cell(5, 6, batch_first=True)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, idx):
+        out, _ = self.rnn(self.emb(idx))
+        return self.fc(out[:, -1])
+
+
+def test_residual_custom_forward_float64(tmp_path):
+    nn.init.manual_seed(0)
+    check(Residual(), rng.standard_normal((3, 4)), rng.standard_normal((7, 4)), tmp_path, 1e-9)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_embedding_recurrent_classifiers(tmp_path, cell):
+    nn.init.manual_seed(0)
+    model = Classifier(getattr(nn, cell))
+    proto = check(model, rng.integers(0, 20, (2, 6)), rng.integers(0, 20, (5, 6)), tmp_path,
+                  1e-9)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+
+
+def test_recurrent_layer_outputs_and_states(tmp_path):
+    nn.init.manual_seed(0)
+    model = nn.LSTM(3, 4, num_layers=2, batch_first=True)
+    proto = check(model, rng.standard_normal((2, 5, 3)), rng.standard_normal((4, 5, 3)),
+                  tmp_path, 1e-9)
+    assert [o.name for o in proto.graph.output] == ["output", "output_1", "output_2"]
+
+
+def test_tiny_attention_encoder(tmp_path):
+    nn.init.manual_seed(0)
+    check(TinyAttention(), rng.standard_normal((2, 5, 8)), rng.standard_normal((6, 5, 8)),
+          tmp_path, 1e-9)
+
+
+def test_cnn_exports_float32_by_default(tmp_path):
+    nn.init.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3))
+    model(rng.standard_normal((8, 1, 4, 4)))
+    proto = nn.export_onnx(model.eval(), rng.standard_normal((2, 1, 4, 4)), tmp_path / "c.onnx")
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    x = rng.standard_normal((5, 1, 4, 4))
+    got = ort_run(proto, x.astype(np.float32))[0]
+    assert float(np.max(np.abs(got - ours(model, x)[0]))) < 1e-5
+
+
+class ConvPrimitives(nn.Module):
+    """conv2d and max_pool2d called as functions (the primitives, not the layers)."""
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(rng.standard_normal((3, 2, 3, 3)))
+
+    def forward(self, x):
+        y = F.max_pool2d(F.conv2d(x, self.w, padding=1), 2)
+        return np.reshape(y, (y.shape[0], -1))
+
+
+def test_conv_and_pool_primitives_float32(tmp_path):
+    model = ConvPrimitives()
+    x = rng.standard_normal((5, 2, 6, 6))
+    proto = check(model, x[:2], x.astype(np.float32), tmp_path, 1e-4)
+    assert {"Conv", "MaxPool"} <= {n.op_type for n in proto.graph.node}
+
+
+class Unmapped(nn.Module):
+    def forward(self, x):
+        return np.cumsum(x, axis=1)
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        return x * 2.0 if np.sum(x) > 0 else -x
+
+
+def test_unmapped_primitive_is_named(tmp_path):
+    with pytest.raises(NotImplementedError, match="cumsum"):
+        nn.export_onnx(Unmapped(), np.ones((2, 3)), tmp_path / "u.onnx")
+    assert not (tmp_path / "u.onnx").exists()
+
+
+def test_value_dependent_branch_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="depends on values"):
+        nn.export_onnx(Branchy(), np.ones((2, 3)), tmp_path / "b.onnx")
