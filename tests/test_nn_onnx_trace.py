@@ -159,3 +159,61 @@ def test_unmapped_primitive_is_named(tmp_path):
 def test_value_dependent_branch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="depends on values"):
         nn.export_onnx(Branchy(), np.ones((2, 3)), tmp_path / "b.onnx")
+
+
+class KitchenSink(nn.Module):
+    """Indexing, stacking, reductions, comparisons, where, layer_norm (standardize) and the
+    forward parts of losses against targets made inside forward (batch-sized constants)."""
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+        self.g = nn.Parameter(rng.uniform(0.5, 1.5, 6))
+
+    def forward(self, x):                                   # (N, 6)
+        h = F.layer_norm(self.lin(x), (6,), weight=self.g)
+        s = np.stack([h[:, 0], h[:, -1], h[..., 2]], axis=1)              # (N, 3)
+        r = h[:, None, ::-2] + np.transpose(h[:, :3, None], (0, 2, 1))    # (N, 1, 3)
+        m = np.where((s > 0.1) & (s < 2.0), s, np.exp(s) - 1.0)
+        parts = [np.max(h, axis=1), np.min(h, axis=1), np.sum(np.abs(r), axis=(1, 2)),
+                 F.logsumexp(h, axis=1), np.mean(m, axis=1),
+                 F.binary_cross_entropy_with_logits(s, np.full(s.shape, 0.3),
+                                                    reduction="none").sum(1),
+                 F.mse_loss(s, np.zeros(s.shape), reduction="none").mean(1),
+                 F.sigmoid(h[:, 1]) * F.gelu(h[:, 2], approximate="tanh"),
+                 np.sqrt(np.square(h[:, 3]) + 1.0) ** 1.5]
+        return np.stack(parts, axis=-1).astype(np.float64)
+
+
+def test_kitchen_sink_custom_forward(tmp_path):
+    nn.init.manual_seed(0)
+    proto = check(KitchenSink(), rng.standard_normal((2, 6)), rng.standard_normal((9, 6)),
+                  tmp_path, 1e-9)
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"Slice", "Gather", "Unsqueeze", "Where", "ReduceMax", "ReduceSum"} <= ops
+
+
+def test_static_batch_export(tmp_path):
+    nn.init.manual_seed(0)
+    model = Residual()
+    x = rng.standard_normal((3, 4))
+    proto = nn.export_onnx(model, x, tmp_path / "s.onnx", dynamic_batch=False)
+    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [3, 4]
+    assert float(np.max(np.abs(ort_run(proto, x)[0] - ours(model, x)[0]))) < 1e-9
+
+
+def test_unmapped_primitive_names_the_layer(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.Tanh(), Unmapped()))
+    with pytest.raises(NotImplementedError, match=r"cumsum.*'1\.1'"):
+        nn.export_onnx(model, np.ones((2, 3)), tmp_path / "u.onnx")
+
+
+def test_loop_over_the_batch_axis_is_refused(tmp_path):
+    nn.init.manual_seed(0)
+    gru = nn.GRU(3, 4)                      # sequence first: axis 0 is not a batch axis
+    with pytest.raises(ValueError, match="dynamic_batch=False"):
+        nn.export_onnx(gru, rng.standard_normal((5, 2, 3)), tmp_path / "g.onnx")
+    x = rng.standard_normal((5, 2, 3))
+    proto = nn.export_onnx(gru, x, tmp_path / "g.onnx", dynamic_batch=False)
+    for g, w in zip(ort_run(proto, x), ours(gru, x)):
+        assert float(np.max(np.abs(g - w))) < 1e-9
