@@ -217,3 +217,43 @@ def test_loop_over_the_batch_axis_is_refused(tmp_path):
     proto = nn.export_onnx(gru, x, tmp_path / "g.onnx", dynamic_batch=False)
     for g, w in zip(ort_run(proto, x), ours(gru, x)):
         assert float(np.max(np.abs(g - w))) < 1e-9
+
+
+class FunctionalConv(nn.Module):
+    """conv1d, max_pool1d, avg_pool1d and dropout as functions, then per-sample
+    cross-entropy against labels made inside forward."""
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(rng.standard_normal((3, 2, 3)))
+
+    def forward(self, x):
+        y = F.max_pool1d(F.conv1d(x, self.w, padding=1), 2)
+        y = F.avg_pool1d(F.dropout(y, 0.5, training=self.training), 2, ceil_mode=True)
+        y = np.reshape(y, (y.shape[0], -1))
+        return F.cross_entropy(y, np.zeros(y.shape[0], dtype=int), reduction="none")
+
+
+class Losses(nn.Module):
+    """The forward parts of the losses and the activations, per sample."""
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.lin(x)
+        ones = np.ones(y.shape[0], dtype=int)
+        return (F.nll_loss(F.log_softmax(y, dim=1), ones, reduction="none")
+                + F.huber_loss(y, np.zeros(y.shape), reduction="none").sum(1)
+                + F.binary_cross_entropy(F.sigmoid(y), np.full(y.shape, 0.2),
+                                         reduction="none").sum(1)
+                + (F.elu(y) + F.softplus(y) + F.leaky_relu(y)).sum(1))
+
+
+def test_functional_conv_pools_and_cross_entropy_float32(tmp_path):
+    x = rng.standard_normal((5, 2, 8))
+    check(FunctionalConv(), x[:2], x.astype(np.float32), tmp_path, 1e-5)
+
+
+def test_loss_forward_parts_float64(tmp_path):
+    nn.init.manual_seed(0)
+    check(Losses(), rng.standard_normal((2, 4)), rng.standard_normal((6, 4)), tmp_path, 1e-9)
