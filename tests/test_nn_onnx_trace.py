@@ -257,3 +257,42 @@ def test_functional_conv_pools_and_cross_entropy_float32(tmp_path):
 def test_loss_forward_parts_float64(tmp_path):
     nn.init.manual_seed(0)
     check(Losses(), rng.standard_normal((2, 4)), rng.standard_normal((6, 4)), tmp_path, 1e-9)
+
+
+needs_transformer = pytest.mark.skipif(
+    not all(hasattr(nn, n) for n in ("TransformerEncoderLayer", "MultiheadAttention")),
+    reason="nn.TransformerEncoderLayer/MultiheadAttention not there")
+
+
+@needs_transformer
+def test_tiny_transformer_encoder_with_padded_embedding(tmp_path):
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 8, padding_idx=0)
+            self.enc = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1,
+                                                  batch_first=True)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, idx):
+            return self.fc(self.enc(self.emb(idx)).mean(1))
+
+    nn.init.manual_seed(0)
+    check(Encoder(), rng.integers(0, 20, (2, 5)), rng.integers(0, 20, (4, 5)), tmp_path, 1e-9)
+
+
+@needs_transformer
+def test_multihead_attention_and_sdpa_with_causal_masks(tmp_path):
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            t = x.shape[1]
+            y, _ = self.attn(x, x, x, attn_mask=np.triu(np.ones((t, t), dtype=bool), 1))
+            return y + F.scaled_dot_product_attention(x, x, x, is_causal=True)
+
+    nn.init.manual_seed(0)
+    check(Attend(), rng.standard_normal((2, 5, 8)), rng.standard_normal((3, 5, 8)), tmp_path,
+          1e-9)
