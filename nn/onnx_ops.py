@@ -149,7 +149,14 @@ def _linear(cx, args, kw, vals, vkw, out):
     return cx.node("Add", [cx.node("MatMul", [cx.tensor(x, dt), wt]), cx.tensor(b, dt)])
 
 
-EMITTERS.update(matmul=_matmul, linear=_linear)
+def _einsum(cx, args, kw, vals, vkw, out):
+    eq = cx.static(kw["subscripts"], "einsum's subscripts").replace(" ", "")
+    if "->" not in eq:
+        raise cx.unsupported("einsum", "with implicit output subscripts (write '...->...')")
+    return cx.node("Einsum", [cx.tensor(a, out.dtype) for a in args], equation=eq)
+
+
+EMITTERS.update(matmul=_matmul, linear=_linear, einsum=_einsum)
 
 
 # ----- reductions -----

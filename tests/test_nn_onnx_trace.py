@@ -62,7 +62,7 @@ class TinyAttention(nn.Module):
     def forward(self, x):                               # (N, T, d)
         n, t, d = x.shape
         q, k, v = self.q(x), self.k(x), self.v(x)
-        s = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
+        s = np.einsum("ntd,nsd->nts", q, k) / np.sqrt(d)
         mask = np.triu(np.ones((t, t), dtype=bool), 1)
         s = np.where(mask, -1e9, s)
         a = F.softmax(s, dim=-1)
