@@ -12,8 +12,9 @@ import numpy as np
 from scipy.special import erf
 
 from autodiff.boxes import lift, meta, recorded, unbox
-from autodiff.core import ndim_of, shape_of
+from autodiff.core import ndim_of, opaque_types, shape_of
 from autodiff.ops.linalg import linear_p
+from autodiff.ops.shape import getitem_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
 from autodiff.ops.softmax import logsumexp as _logsumexp
 from autodiff.ops.softmax import softmax_cross_entropy
@@ -61,7 +62,8 @@ def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
 def embedding(input, weight, padding_idx=None):
     """Rows ``weight[input]`` (PyTorch's ``F.embedding``); the row ``padding_idx`` gets no
     gradient."""
-    idx = np.asarray(unbox(input))
+    traced = type(input) in opaque_types        # recorded by ad.jit: stays a gather
+    idx = np.asarray(meta(input))
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding needs integer indices, got dtype {idx.dtype}")
     n = shape_of(weight)[0]
@@ -70,6 +72,16 @@ def embedding(input, weight, padding_idx=None):
         if lo < 0 or hi >= n:
             # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
             raise IndexError(f"embedding: index {lo if lo < 0 else hi} out of range [0, {n})")
+    from autodiff.api import stop_gradient
+    if traced:
+        rows = getitem_p(weight, idx=input)
+        if padding_idx is None:
+            return rows
+        if padding_idx < 0:
+            padding_idx += n
+        # No shortcut on pad.any(): that would guard the recording on the indices' values.
+        return np.where((input == padding_idx)[..., None],
+                        getitem_p(stop_gradient(weight), idx=input), rows)
     rows = weight[idx]
     if padding_idx is None:
         return rows
@@ -78,7 +90,6 @@ def embedding(input, weight, padding_idx=None):
     pad = idx == padding_idx
     if not pad.any():
         return rows
-    from autodiff.api import stop_gradient
     return np.where(pad[..., None], stop_gradient(weight)[idx], rows)
 
 

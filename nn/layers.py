@@ -5,7 +5,9 @@ import math
 
 import numpy as np
 
-from autodiff.boxes import unbox
+from autodiff.boxes import meta, unbox
+from autodiff.core import opaque_types
+from autodiff.ops.shape import getitem_p
 
 from . import functional as F
 from . import init
@@ -138,21 +140,28 @@ class Embedding(Module):
                    _freeze=freeze, **kw)
 
     def forward(self, idx):
-        i = np.asarray(unbox(idx))
-        if i.dtype.kind not in "iu":
-            raise TypeError(f"Embedding needs integer indices, got dtype {i.dtype}")
-        if i.size:
-            # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
-            lo, hi = i.min(), i.max()
-            if lo < 0 or hi >= self.num_embeddings:
-                bad = lo if lo < 0 else hi
-                raise IndexError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): "
-                                 f"index {bad} out of range [0, {self.num_embeddings})")
-        return F.embedding(i, self.weight, self.padding_idx)
+        i = np.asarray(meta(idx))
+        _check_indices(self, i)
+        # Indices recorded by ad.jit (nn.export_onnx, compile_step) stay recorded, so the
+        # program gathers each call's own rows; F.embedding reads them as a gather.
+        return F.embedding(idx if type(idx) in opaque_types else i, self.weight,
+                           self.padding_idx)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
+
+
+def _check_indices(emb, idx):
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"Embedding needs integer indices, got dtype {idx.dtype}")
+    if idx.size:
+        # As PyTorch: no wrap-around of negative indices (-1 is no "last row").
+        lo, hi = idx.min(), idx.max()
+        if lo < 0 or hi >= emb.num_embeddings:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"Embedding({emb.num_embeddings}, {emb.embedding_dim}): "
+                             f"index {bad} out of range [0, {emb.num_embeddings})")
 
 
 class LayerNorm(Module):

@@ -1,35 +1,58 @@
-"""``nn.export_onnx``: write a model to an ONNX file (opset 17) for inference elsewhere.
+"""``nn.export_onnx``: write any model to an ONNX file (opset 17) by tracing its forward pass.
 
 >>> import numpy as np
 >>> from autodiff import nn
 >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(dim=1))
 >>> nn.export_onnx(model, np.zeros((1, 4)), "model.onnx")          # doctest: +SKIP
 
-Supported: ``Sequential`` (nested) of ``Linear``, ``Conv1d``/``Conv2d``,
-``MaxPool1d``/``MaxPool2d``, ``AvgPool1d``/``AvgPool2d``, ``Flatten``,
-``BatchNorm1d``/``BatchNorm2d`` (inference form: running statistics), ``LayerNorm``,
-``Dropout``/``Identity`` (no-ops at inference) and the activations ``ReLU``, ``LeakyReLU``,
-``ELU``, ``GELU`` (both forms), ``Tanh``, ``Sigmoid``, ``Softplus``, ``Softmax``,
-``LogSoftmax``. Anything else is a ``NotImplementedError`` naming the layer.
+The model's call ``model(example_input)`` is recorded once by ``ad.jit``'s recorder into a
+program (the input a slot, parameters and buffers constants, which become the graph's
+initializers), and every instruction is written as ONNX nodes: custom ``forward`` methods,
+residual connections, Embedding (Gather), RNN/LSTM/GRU (the fused ``lstm_cell``/``gru_cell``
+primitives), attention written with matmul/softmax/masks, convolutions, pooling,
+normalisation, the activations, the losses' forward parts, reshapes, transposes,
+indexing, concatenation, reductions, comparisons and ``where``. The nn layers with one ONNX
+operator (Linear, Conv1d/2d, the pools, BatchNorm, LayerNorm, Flatten, Dropout, the
+activations: ``SUPPORTED``) are written as that operator when the module is the nn class
+itself. A primitive with no ONNX mapping is a ``NotImplementedError`` naming it and the
+layer it ran in.
 
-The graph has one input ``"input"`` and one output ``"output"``; axis 0 is a dynamic
-``"batch"`` axis, the others are fixed by ``example_input``. Tensors are float32 or float64
-as the model's parameters (or ``dtype=``). onnxruntime's CPU kernels for ``Conv``,
-``AveragePool``, ``Elu``, ``Softplus`` and ``Erf`` (in GELU) exist for float32 only: a
-float64 model using them is valid ONNX, but export it with ``dtype=np.float32`` to run it
-in onnxruntime. (In float64 exports LeakyReLU, ELU and Softplus are written with elementary
-operators instead of ``LeakyRelu``/``Elu``/``Softplus``, whose coefficients are float32
-attributes and which onnxruntime lacks in float64.)
+The graph is the one path the example took. Python loops are unrolled: a recurrent layer's
+graph has the example's sequence length fixed (only the batch axis is dynamic). Python
+branching on values (``if x.sum() > 0``) would hard-code one branch, so it is refused
+(``ValueError``); branching on shapes is fine.
 
-The layers are read by class name and PyTorch's attribute names (``weight``, ``bias``,
-``stride``, ``padding``, ``dilation``, ``groups``, ``kernel_size``, ``running_mean``,
-``running_var``, ``eps``, …), so any layer with PyTorch's layout exports.
+Dynamic batch: axis 0 of the input is a dynamic ``"batch"`` axis. The model is recorded at
+the example's batch size N and at N + 1 and N + 2; the recordings must agree but for
+numbers affine in the batch size (reshape targets, broadcast shapes, divisors), which are
+computed at run time from ``Shape(input)[0]``, and constants made in ``forward`` whose
+shape grows with the batch and whose values repeat along it (``zeros((N, hidden))``), which
+become ``Expand`` of one row. Anything else that differs is refused (export with
+``dynamic_batch=False`` then).
+
+Inputs and outputs: one input ``input_name`` (float inputs in the export dtype; integer
+inputs, as Embedding's indices, int64); the outputs are the leaves of what ``forward``
+returns, the first named ``output_name``, the others ``output_name_1``, ``output_name_2``, ….
+
+Dtypes: tensors are float32 or float64 as ``dtype=``, by default the model's parameters'
+dtype, except that a model whose forward runs a convolution exports as float32 (onnxruntime
+has no float64 ``Conv``). onnxruntime's CPU kernels for ``Conv``, ``AveragePool``, ``Elu``,
+``Softplus`` and ``Erf`` (in GELU) exist for float32 only: a float64 model using them (with
+``dtype=np.float64`` given) is valid ONNX that onnxruntime cannot run. (In float64 exports
+LeakyReLU, ELU and Softplus are written with elementary operators instead of
+``LeakyRelu``/``Elu``/``Softplus``, whose coefficients are float32 attributes.)
 """
 import math
 
 import numpy as np
 
-from .module import Module, Sequential, functional_call
+import autodiff as ad
+from autodiff.core import Primitive, bind
+from autodiff.program import CALL, CONST, FUNC, GUARD, ITEM, Slot
+from autodiff.tracing import Tracer
+
+from .module import Module, functional_call
+from .onnx_ops import EMITTERS
 
 __all__ = ["export_onnx"]
 
@@ -37,6 +60,8 @@ OPSET = 17
 IR_VERSION = 8          # the IR version of opset 17; newer IRs are refused by older runtimes
 
 
+# Layers written as their one ONNX operator (Gemm, Conv, BatchNormalization, …) when the
+# module is the nn class itself (its own forward): the rest is traced primitive by primitive.
 SUPPORTED = frozenset((
     "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
     "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "Identity", "ReLU",
@@ -65,16 +90,6 @@ def _pair(v, n):
     return [int(v)] * n
 
 
-def _leaves(module, path):
-    """The modules applied in order, flattening nested Sequentials: [(path, module)]."""
-    if type(module) is Sequential or (isinstance(module, Sequential)
-                                      and type(module).forward is Sequential.forward):
-        for name, m in module.named_children():
-            yield from _leaves(m, f"{path}.{name}" if path else name)
-    else:
-        yield path or type(module).__name__, module
-
-
 class _Graph:
     def __init__(self, helper, numpy_helper, dtype):
         self.h, self.nh, self.dtype = helper, numpy_helper, np.dtype(dtype)
@@ -91,7 +106,7 @@ class _Graph:
     def const(self, base, value, dtype=None):
         a = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
         name = self.name(base)
-        self.inits.append(self.nh.from_array(np.ascontiguousarray(a), name))
+        self.inits.append(self.nh.from_array(a.copy(order="C"), name))   # 0-d stays 0-d
         return name
 
     def node(self, op, inputs, base, **attrs):
@@ -104,8 +119,7 @@ class _Graph:
 def _unsupported(path, m, why=""):
     return NotImplementedError(
         f"export_onnx: layer {path!r} of type {type(m).__name__} is not supported"
-        f"{': ' + why if why else ''}. Supported: (nested) Sequential of "
-        f"{', '.join(sorted(SUPPORTED))}.")
+        f"{': ' + why if why else ''}.")
 
 
 def _conv_pads(m, path, kernel, dilation, nd):
@@ -259,6 +273,421 @@ def _emit(g, path, m, x, in_shape, out_shape):
     raise _unsupported(path, m)
 
 
+class Affine:
+    """An integer of the recorded program equal to ``a·batch + b`` (found by recording at
+    three batch sizes)."""
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __repr__(self):
+        return f"{self.a}·batch{self.b:+d}"
+
+
+class Tiled:
+    """A constant whose shape grows with the batch and whose values repeat along the
+    growing axes: ``Expand(base, shape)``."""
+    __slots__ = ("base", "shape")
+
+    def __init__(self, base, shape):
+        self.base, self.shape = base, shape
+
+
+def _layer_impl(x, layer):
+    path, m = layer
+    dt = np.asarray(x).dtype
+    params = {n: _cast(p, dt) if dt.kind == "f" else _cast(p, None)
+              for n, p in m.named_parameters(remove_duplicate=False)}
+    forward = m.__dict__.pop("forward", None)      # the class's own, not the hook
+    try:
+        return functional_call(m, params, x)
+    finally:
+        if forward is not None:
+            object.__setattr__(m, "forward", forward)
+
+
+# One instruction per nn layer written as its own ONNX operator (see SUPPORTED).
+_layer_p = Primitive("onnx_layer", _layer_impl)
+
+
+def _own_nn_class(m):
+    """``m`` is an instance of the nn class of its name, with that class's forward."""
+    from autodiff import nn
+    cls = getattr(nn, type(m).__name__, None)
+    return cls is type(m) and "forward" not in m.__dict__
+
+
+class _Hooks:
+    """While recording: the layer path of each instruction (innermost module first), and
+    the SUPPORTED layers recorded as one ``onnx_layer`` instruction."""
+
+    def __init__(self, model):
+        self.model = model
+        self.paths = {}         # id(instruction) -> layer path
+        self.keep = []          # the recorders' instruction lists (ids stay valid)
+
+    def __enter__(self):
+        self.wrapped = []
+        for path, m in self.model.named_modules():
+            if "forward" in m.__dict__:
+                continue
+            fused = type(m).__name__ in SUPPORTED and _own_nn_class(m)
+            object.__setattr__(m, "forward", self._wrap(m, path or type(m).__name__, fused))
+            self.wrapped.append(m)
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.wrapped:
+            object.__delattr__(m, "forward")
+
+    def _wrap(self, m, path, fused):
+        forward = type(m).forward.__get__(m)
+
+        def run(*args, **kwargs):
+            tracers = [a for a in args if type(a) is Tracer]
+            if not tracers:
+                return forward(*args, **kwargs)
+            rec = tracers[0].rec
+            start = len(rec.instructions)
+            if fused and len(args) == 1 and not kwargs:
+                out = bind(_layer_p, args[0], layer=(path, m))
+            else:
+                out = forward(*args, **kwargs)
+            if not any(k is rec.instructions for k in self.keep):
+                self.keep.append(rec.instructions)
+            for ins in rec.instructions[start:]:
+                self.paths.setdefault(id(ins), path)
+            return out
+        return run
+
+
+def _record(model, x, dtype, hooks):
+    """The program of ``model(x)`` with float parameters and buffers in ``dtype``."""
+    params = {n: _cast(p.value, dtype) for n, p in model.named_parameters(remove_duplicate=False)}
+    saved = []
+    for m in model.modules():
+        for k, b in m._buffers.items():
+            if isinstance(b, np.ndarray) and b.dtype.kind == "f" and b.dtype != dtype:
+                saved.append((m, k, b))
+                m._buffers[k] = b.astype(dtype)
+    try:
+        with hooks:
+            return ad.jit(lambda v: functional_call(model, params, v)).program(x)
+    finally:
+        for m, k, b in saved:
+            m._buffers[k] = b
+
+
+def _cast(v, dtype):
+    v = np.asarray(getattr(v, "value", v))
+    return v.astype(dtype) if dtype is not None and v.dtype.kind == "f" else v
+
+
+def _grow(x, n):
+    """``x`` with ``n`` rows along axis 0 (its rows repeated)."""
+    return np.take(x, np.arange(n) % x.shape[0], axis=0)
+
+
+# ----- Comparing the recordings at batch sizes N, N+1, N+2 -----
+class _Mismatch(Exception):
+    pass
+
+
+def _unify(ts, n):
+    """One template from the templates ``ts`` recorded at batch sizes n, n+1, n+2."""
+    t0 = ts[0]
+    tt = type(t0)
+    if any(type(t) is not tt for t in ts):
+        raise _Mismatch(f"{ts[0]!r} and {ts[1]!r}")
+    if tt is Slot:
+        if len({t.index for t in ts}) != 1:
+            raise _Mismatch("the programs differ")
+        return t0
+    if tt is tuple or tt is list:
+        if len({len(t) for t in ts}) != 1:
+            raise _Mismatch(f"{t0!r} has another length at another batch size")
+        return tt(_unify([t[i] for t in ts], n) for i in range(len(t0)))
+    if tt is dict:
+        if len({tuple(t) for t in ts}) != 1:
+            raise _Mismatch("keyword arguments differ")
+        return {k: _unify([t[k] for t in ts], n) for k in t0}
+    if tt is slice:
+        parts = [_unify([getattr(t, p) for t in ts], n) for p in ("start", "stop", "step")]
+        return slice(*parts)
+    if tt is np.ndarray:
+        if all(t.shape == t0.shape for t in ts) and all(
+                np.array_equal(t, t0, equal_nan=t0.dtype.kind in "fc") for t in ts[1:]):
+            return t0
+        if len({t.ndim for t in ts}) != 1:
+            raise _Mismatch(f"a constant of shape {t0.shape} changes rank with the batch")
+        shape = tuple(_unify([t.shape[i] for t in ts], n) for i in range(t0.ndim))
+        grow = tuple(i for i, s in enumerate(shape) if type(s) is Affine)
+        if not grow:
+            raise _Mismatch(f"a constant of shape {t0.shape} has values that depend on the "
+                            "batch size")
+        base = t0[tuple(slice(0, 1) if i in grow else slice(None) for i in range(t0.ndim))]
+        if 0 in t0.shape or not all(np.array_equal(np.broadcast_to(base, t.shape), t)
+                                    for t in ts):
+            raise _Mismatch(f"a constant of shape {t0.shape} made inside forward grows with "
+                            "the batch but its rows differ")
+        return Tiled(base, shape)
+    if (tt is int or isinstance(t0, np.integer)) and tt is not bool:
+        if len({int(t) for t in ts}) == 1:
+            return t0
+        a = int(ts[1]) - int(ts[0])
+        if int(ts[2]) - int(ts[1]) != a:
+            raise _Mismatch(f"the number {t0} is not affine in the batch size")
+        return Affine(a, int(ts[0]) - a * n)
+    if tt is float or isinstance(t0, np.floating):
+        if all(t == t0 or (t != t and t0 != t0) for t in ts):
+            return t0
+        raise _Mismatch(f"the number {t0!r} depends on the batch size")
+    if all(t is t0 for t in ts) or all(t == t0 for t in ts):
+        return t0
+    raise _Mismatch(f"{t0!r} depends on the batch size")
+
+
+def _unified(progs, n, paths):
+    """The instructions of ``progs[0]`` with the batch-dependent numbers as Affine/Tiled."""
+    first = progs[0]
+    lens = {len(p.instructions) for p in progs}
+    if len(lens) != 1:
+        raise ValueError(
+            f"export_onnx: the model records {len(first.instructions)} primitive calls at batch "
+            f"size {n} but {len(progs[1].instructions)} at {n + 1}: its forward depends on the "
+            "batch size beyond shapes ONNX can compute (a loop over axis 0?). Export with "
+            "dynamic_batch=False, or put the batch axis first and loop over another one.")
+    out = []
+    for k, group in enumerate(zip(*(p.instructions for p in progs))):
+        kind, slot, fn, args, kw = group[0]
+        if any(g[0] != kind or g[1] != slot or g[2] is not fn and g[2] != fn for g in group):
+            raise ValueError(f"export_onnx: the recordings at batch sizes {n} and {n + 1} "
+                             f"differ at instruction {k}{_where(paths, group[0])}; export "
+                             "with dynamic_batch=False.")
+        if kind == GUARD:
+            out.append((group[0], group[0]))
+            continue
+        try:
+            uargs = _unify([g[3] for g in group], n)
+            ukw = _unify([g[4] for g in group], n)
+        except _Mismatch as e:
+            raise ValueError(
+                f"export_onnx: {_name(kind, fn)}{_where(paths, group[0])} cannot have a dynamic "
+                f"batch axis: {e}. Export with dynamic_batch=False.") from None
+        out.append(((kind, slot, fn, uargs, ukw), group[0]))
+    try:
+        outs = [_unify(list(o), n) for o in zip(*(p.outputs for p in progs))]
+    except _Mismatch as e:
+        raise ValueError(f"export_onnx: an output cannot have a dynamic batch axis: {e}. "
+                         "Export with dynamic_batch=False.") from None
+    return out, outs
+
+
+def _name(kind, fn):
+    if kind == CALL:
+        return f"primitive {fn.name!r}"
+    if kind == FUNC:
+        return f"function {getattr(fn, '__name__', fn)!r}"
+    return f"instruction {kind!r}"
+
+
+def _where(paths, ins):
+    p = paths.get(id(ins))
+    return f" in layer {p!r}" if p else ""
+
+
+# ----- Emitting -----
+def _sub(t, vals):
+    """A template with its slots replaced by the recorded values."""
+    tt = type(t)
+    if tt is Slot:
+        return vals[t.index]
+    if tt is tuple or tt is list:
+        return tt(_sub(a, vals) for a in t)
+    if tt is dict:
+        return {k: _sub(a, vals) for k, a in t.items()}
+    if tt is slice:
+        return slice(_sub(t.start, vals), _sub(t.stop, vals), _sub(t.step, vals))
+    return t
+
+
+def _dynamic(t):
+    tt = type(t)
+    if tt is Affine or tt is Tiled or tt is Slot:
+        return True
+    if tt is tuple or tt is list:
+        return any(_dynamic(a) for a in t)
+    if tt is dict:
+        return any(_dynamic(a) for a in t.values())
+    if tt is slice:
+        return any(_dynamic(a) for a in (t.start, t.stop, t.step))
+    return False
+
+
+class _Context:
+    """The graph being written and the ONNX name of each slot; helpers for emitters."""
+
+    def __init__(self, g, input_name):
+        self.g = g
+        self.names = {0: input_name}
+        self.dtypes = {}
+        self.input = input_name
+        self._batch = None
+        self.where = ""
+        self.prim = ""
+
+    def elem(self, dtype):
+        return self.g.h.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+    def node(self, op, inputs, **attrs):
+        return self.g.node(op, inputs, f"{self.prim}", **attrs)
+
+    def const(self, value, dtype):
+        return self.g.const("c", value, dtype)
+
+    def unsupported(self, prim, why):
+        return NotImplementedError(f"export_onnx: primitive {prim!r}{self.where} {why} has no "
+                                   "ONNX mapping.")
+
+    def static(self, t, what):
+        if _dynamic(t):
+            raise ValueError(f"export_onnx: {what}{self.where} depends on the batch size or on "
+                             "values; export with dynamic_batch=False.")
+        return t
+
+    def batch(self):
+        if self._batch is None:
+            shape = self.g.node("Shape", [self.input], "batch_size")
+            self._batch = self.g.node("Slice", [shape, self.const([0], np.int64),
+                                                self.const([1], np.int64)], "batch_size")
+        return self._batch
+
+    def int_tensor(self, v):
+        """An int or Affine as an int64 tensor of shape (1,)."""
+        if type(v) is not Affine:
+            return self.const([int(v)], np.int64)
+        y = self.batch()
+        if v.a != 1:
+            y = self.node("Mul", [y, self.const([v.a], np.int64)])
+        if v.b:
+            y = self.node("Add", [y, self.const([v.b], np.int64)])
+        return y
+
+    def shape_tensor(self, seq):
+        """A sequence of ints (some Affine) as a 1-D int64 tensor."""
+        seq = list(seq)
+        if not any(type(s) is Affine for s in seq):
+            return self.const([int(s) for s in seq], np.int64)
+        return self.node("Concat", [self.int_tensor(s) for s in seq], axis=0)
+
+    def scalar_index(self, t):
+        """An integer index (0-d int64): Gather with it drops the axis."""
+        if type(t) is Slot:
+            return self.node("Reshape", [self.tensor(t, np.int64), self.const([], np.int64)])
+        if type(t) is Affine:
+            return self.node("Reshape", [self.int_tensor(t), self.const([], np.int64)])
+        return self.const(int(t), np.int64)
+
+    def tensor(self, t, dtype=None):
+        """The ONNX name of an argument (a slot, a constant, an Affine, a Tiled), cast to
+        ``dtype`` when given."""
+        tt = type(t)
+        if tt is Slot:
+            name = self.names[t.index]
+            have = self.dtypes.get(t.index)
+            if dtype is not None and have is not None and have != np.dtype(dtype):
+                return self.node("Cast", [name], to=self.elem(dtype))
+            return name
+        if tt is Affine:
+            y = self.node("Reshape", [self.int_tensor(t), self.const([], np.int64)])
+            if dtype is not None and np.dtype(dtype) != np.int64:
+                y = self.node("Cast", [y], to=self.elem(dtype))
+            return y
+        if tt is Tiled:
+            base = self.tensor(t.base, dtype)
+            return self.node("Expand", [base, self.shape_tensor(t.shape)])
+        if t is None:
+            raise ValueError(f"export_onnx: a missing (None) tensor argument{self.where}")
+        a = np.asarray(t)
+        if dtype is not None:
+            a = a.astype(dtype)
+        elif a.dtype == np.int32 or a.dtype == np.intp:
+            a = a.astype(np.int64)
+        return self.g.const("const", a, a.dtype)
+
+    def transposed(self, t, dtype):
+        if type(t) is np.ndarray:
+            return self.tensor(np.ascontiguousarray(t.T), dtype)
+        return self.node("Transpose", [self.tensor(t, dtype)], perm=[1, 0])
+
+
+def _emit_program(cx, pairs, vals, paths):
+    """Write each instruction: ``pairs`` of (unified instruction, the example's own)."""
+    for ins, orig in pairs:
+        kind, slot, fn, args, kw = ins
+        cx.where = _where(paths, orig)
+        if kind == GUARD:
+            if fn != "shape":
+                raise ValueError(
+                    f"export_onnx: the forward pass depends on values{cx.where}: "
+                    f"{_GUARDS.get(fn, f'a {fn!r} guard')}. The ONNX graph would hard-code the "
+                    "branch this example took. Write it with np.where / masks, or move the "
+                    "decision out of forward.")
+            continue
+        # The recorded values at the example's batch size, for shapes and dtypes.
+        vargs, vkw = _sub(orig[3], vals), _sub(orig[4], vals)
+        if kind == FUNC:
+            raise NotImplementedError(
+                f"export_onnx: the NumPy function {getattr(fn, '__name__', fn)!r}{cx.where} "
+                "(recorded without derivative) has no ONNX mapping.")
+        if kind == CALL and fn is not _layer_p and fn.name not in EMITTERS:
+            raise NotImplementedError(
+                f"export_onnx: primitive {fn.name!r}{cx.where} has no ONNX mapping "
+                f"(mapped: {', '.join(sorted(EMITTERS))}).")
+        if kind == CALL:
+            value = fn.impl(*vargs, **vkw)
+            if fn is _layer_p and np.result_type(value).kind == "f" and \
+                    np.result_type(vargs[0]).kind == "f":
+                value = np.asarray(value, np.result_type(vargs[0]))    # float32 buffers
+        elif kind == ITEM:
+            value = vals[args[0].index][fn]
+        else:
+            value = vargs[0]
+        vals[slot] = value
+        out = np.asarray(value)
+        if kind == ITEM:
+            src = cx.names[args[0].index]
+            if not isinstance(src, list):
+                raise NotImplementedError(f"export_onnx: an element of a tuple result"
+                                          f"{cx.where} has no ONNX mapping.")
+            cx.names[slot] = src[fn]
+        elif kind == CONST:
+            cx.names[slot] = cx.tensor(args[0])
+        elif fn is _layer_p:
+            path, m = vkw["layer"]
+            x = np.asarray(vargs[0])
+            cx.prim = path
+            cx.names[slot] = _emit(cx.g, path, m, cx.tensor(args[0]), x.shape, out.shape)
+        else:
+            cx.prim = (paths.get(id(orig)) or fn.name)
+            cx.names[slot] = EMITTERS[fn.name](cx, args, kw, vargs, vkw, out)
+        cx.dtypes[slot] = out.dtype
+
+
+_GUARDS = {"bool": "Python branched on a value (bool(x): an `if` or `while` on a traced value)",
+           "index": "a traced value was used as an index or a count (operator.index)",
+           "int": "int() of a traced value",
+           "value": "the numbers of a traced value were read (np.asarray, .item(), a library "
+                    "call)"}
+
+
+def _conv_in(program):
+    return any(i[0] == CALL and (i[2].name == "conv2d" or i[2] is _layer_p and "Conv" in
+                                 type(i[4]["layer"][1]).__name__)
+               for i in program.instructions)
+
+
 def _model_dtype(model, example):
     for p in model.parameters():
         dt = np.result_type(getattr(p, "value", p))
@@ -268,73 +697,104 @@ def _model_dtype(model, example):
     return dt if dt.kind == "f" else np.dtype(np.float64)
 
 
+def _dims(shapes, n, dynamic):
+    """An output's ONNX dims from its shapes at batch sizes n, n+1, n+2."""
+    if not dynamic:
+        return list(shapes[0])
+    dims = []
+    for ds in zip(*shapes):
+        if len(set(ds)) == 1:
+            dims.append(int(ds[0]))
+        elif list(ds) == [n, n + 1, n + 2]:
+            dims.append("batch")
+        else:
+            dims.append(None)
+    return dims
+
+
 def export_onnx(model, example_input, path, dtype=None, input_name="input",
                 output_name="output", dynamic_batch=True, check=True):
     """Write ``model`` to ``path`` as an ONNX model (opset 17) and return the ``ModelProto``.
 
-    ``example_input``: an array with a batch axis first; it fixes the other axes and is run
-    through the model layer by layer (in eval mode, no tape) to infer the shapes. Axis 0 is
-    a dynamic ``"batch"`` axis unless ``dynamic_batch=False``. ``dtype`` (float32 or
-    float64) defaults to the model's. The exported graph is the inference form of the model
-    (as PyTorch's default export): BatchNorm uses its running statistics, Dropout is
-    dropped. ``check`` runs ``onnx.checker`` on the result. Needs the ``onnx`` package.
+    ``model(example_input)`` is traced (in eval mode) into a program whose primitives are
+    written as ONNX nodes; see this module's docstring for what exports. ``example_input``:
+    an array with a batch axis first; axis 0 is a dynamic ``"batch"`` axis unless
+    ``dynamic_batch=False``, the other axes are fixed (recurrent layers: the sequence length
+    too, the recorded loop is unrolled). ``dtype`` (float32 or float64) defaults to the
+    model's, float32 when a convolution is present. The graph is the inference form (as
+    PyTorch's default export): BatchNorm uses its running statistics, Dropout is dropped.
+    ``check`` runs ``onnx.checker`` on the result. Needs the ``onnx`` package.
+    Refusals: ``NotImplementedError`` for a primitive without ONNX mapping (named, with its
+    layer), ``ValueError`` for a forward that branches on values or whose recording at
+    another batch size differs beyond what ONNX computes from the batch size.
     """
     onnx, helper, numpy_helper = _import_onnx()
     if not isinstance(model, Module):
         raise TypeError(f"export_onnx: model must be an nn.Module, got {type(model).__name__}")
-    dtype = np.dtype(_model_dtype(model, example_input) if dtype is None else dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"export_onnx: dtype must be float32 or float64, got {dtype}")
+    if dtype is not None and np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"export_onnx: dtype must be float32 or float64, got {np.dtype(dtype)}")
     x = np.asarray(getattr(example_input, "value", example_input))
     if x.ndim == 0:
         raise ValueError("export_onnx: example_input needs a batch axis")
-    x = x.astype(dtype)
-    leaves = list(_leaves(model, ""))   # a custom module (own forward) fails in _emit
-    g = _Graph(helper, numpy_helper, dtype)
-    g.names.update((input_name, output_name))
-    tensor = input_name
-    was_training = model.training
-    batch_kept = True
+    if x.shape[0] == 0:
+        raise ValueError("export_onnx: example_input has an empty batch axis")
+    dt = np.dtype(_model_dtype(model, x) if dtype is None else dtype)
+
+    def inputs(dt):
+        return x.astype(dt) if x.dtype.kind == "f" else (
+            x.astype(np.int64) if x.dtype.kind in "iu" else x)
+
+    modes = {m: m.training for m in model.modules()}
     model.eval()
+    hooks = _Hooks(model)
     try:
-        for where, m in leaves:
-            if type(m).__name__ not in SUPPORTED:
-                raise _unsupported(where, m)
-            params = {n: np.asarray(p.value, dtype=dtype)
-                      for n, p in m.named_parameters(remove_duplicate=False)}
-            in_shape = x.shape
-            try:
-                y = functional_call(m, params, x)
-            except Exception as e:
-                raise ValueError(f"export_onnx: layer {where!r} ({type(m).__name__}) failed on "
-                                 f"the example input of shape {in_shape}: {e}") from e
-            y = np.asarray(getattr(y, "value", y))
-            tensor = _emit(g, where, m, tensor, in_shape, y.shape)
-            if type(m).__name__ == "Flatten" and m.start_dim % len(in_shape) == 0:
-                batch_kept = False              # the batch axis is folded into axis 0
-            x = y
+        try:
+            progs = [_record(model, inputs(dt), dt, hooks)]
+            if dtype is None and dt != np.float32 and _conv_in(progs[0]):
+                dt = np.dtype(np.float32)           # onnxruntime has no float64 Conv
+                progs = [_record(model, inputs(dt), dt, hooks)]
+            n = x.shape[0]
+            if dynamic_batch:
+                progs += [_record(model, _grow(inputs(dt), n + k), dt, hooks) for k in (1, 2)]
+        except NotImplementedError as e:
+            raise NotImplementedError(f"export_onnx: the model's forward failed while being "
+                                      f"traced: {e}") from e
+        if dynamic_batch:
+            pairs, outs = _unified(progs, n, hooks.paths)
+        else:
+            pairs = [(i, i) for i in progs[0].instructions]
+            outs = list(progs[0].outputs)
+        g = _Graph(helper, numpy_helper, dt)
+        g.names.add(input_name)
+        cx = _Context(g, input_name)
+        vals = {0: inputs(dt)}
+        cx.dtypes[0] = vals[0].dtype
+        _emit_program(cx, pairs, vals, hooks.paths)
+        # Each output's shape at each batch size gives its dims (replays in eval mode).
+        shapes = [[np.shape(o) for o in p(_grow(inputs(dt), n + j))]
+                  for j, p in enumerate(progs)]
     finally:
-        model.train(was_training)
-    # The last node writes the graph's output (an Identity if the model adds no node).
-    if g.nodes and g.nodes[-1].output[0] == tensor:
-        g.nodes[-1].output[0] = output_name
-    else:
-        g.nodes.append(helper.make_node("Identity", [tensor], [output_name],
-                                        name=g.name("output_Identity")))
-    elem = helper.np_dtype_to_tensor_dtype(dtype)
-    batch = "batch" if dynamic_batch else int(np.shape(example_input)[0])
-    in_shape = [batch] + list(np.shape(example_input)[1:])
-    if not dynamic_batch:
-        out_shape = list(x.shape)
-    elif x.ndim == 0:
-        out_shape = []
-    else:
-        out_shape = [batch if batch_kept else None] + list(x.shape[1:])
+        for m, t in modes.items():
+            m.training = t
+    # The outputs: their shapes at the three batch sizes give the dims.
+    names = [output_name] + [f"{output_name}_{i}" for i in range(1, len(outs))]
+    g.names.update(names)
+    out_infos = []
+    for k, (o, oname) in enumerate(zip(outs, names)):
+        cx.where = ""
+        src = cx.tensor(o)
+        g.nodes.append(helper.make_node("Identity", [src], [oname],
+                                        name=g.name(f"{oname}_Identity")))
+        elem = helper.np_dtype_to_tensor_dtype(np.result_type(_sub(progs[0].outputs[k], vals)))
+        out_infos.append(helper.make_tensor_value_info(
+            oname, elem, _dims([s[k] for s in shapes], n, dynamic_batch)))
+    x0 = inputs(dt)
+    in_dims = (["batch"] if dynamic_batch else [x.shape[0]]) + list(x.shape[1:])
     graph = helper.make_graph(
         g.nodes, type(model).__name__,
-        [helper.make_tensor_value_info(input_name, elem, in_shape)],
-        [helper.make_tensor_value_info(output_name, elem, out_shape)],
-        initializer=g.inits)
+        [helper.make_tensor_value_info(input_name, helper.np_dtype_to_tensor_dtype(x0.dtype),
+                                       in_dims)],
+        out_infos, initializer=g.inits)
     proto = helper.make_model(graph, producer_name="autodiff.nn",
                               opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION)

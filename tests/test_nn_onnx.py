@@ -240,34 +240,6 @@ def test_digits_sized_cnn_round_trip(tmp_path):
 
 # ----- errors --------------------------------------------------------------------------------
 
-class Custom(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 3)
-
-    def forward(self, x):
-        return self.lin(x) * 2.0
-
-
-@pytest.mark.parametrize("make,name", [
-    (lambda: nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.ReLU(), Custom())), "'1.1'"),
-    (lambda: Custom(), "Custom"),
-    (lambda: nn.Sequential(nn.Embedding(5, 3)), "Embedding"),
-])
-def test_unsupported_layer_is_named(tmp_path, make, name):
-    with pytest.raises(NotImplementedError, match=name) as e:
-        nn.export_onnx(make(), np.zeros((1, 3)), tmp_path / "x.onnx")
-    assert "not supported" in str(e.value)
-    assert not (tmp_path / "x.onnx").exists()
-
-
-def test_recurrent_layers_are_unsupported(tmp_path):
-    if not hasattr(nn, "LSTM"):
-        pytest.skip("nn.LSTM not there")
-    with pytest.raises(NotImplementedError, match="LSTM"):
-        nn.export_onnx(nn.Sequential(nn.LSTM(3, 4)), np.zeros((1, 2, 3)), tmp_path / "x.onnx")
-
-
 def test_missing_onnx_is_a_clear_import_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match="pip install onnx"):
