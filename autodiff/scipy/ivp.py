@@ -20,8 +20,9 @@ in ``y0``, ``t_span``, ``t_eval`` and the tracked values in ``args``. The sample
   ``(λ, a)`` moves backwards, never the state (re-integrating a stiff state backwards blows
   up). The adjoint of a stiff problem is as stiff: the implicit methods solve it with its
   exact Jacobian built from the AD Jacobian, and ``a`` is the quadrature of ``λ·∂f/∂p``
-  carried along with error control. ``sensitivity=`` picks the method ("auto": forward for
-  at most 16 input values or forward-mode transforms).
+  carried along with error control. ``sensitivity=`` picks the method of the pullback
+  ("auto": forward for at most 16 input values); forward-mode transforms always push
+  forward sensitivities.
 
 Event times are differentiated by the implicit function theorem,
 ``ṫₑ = -(∂g/∂y·Ẏ(tₑ) + ∂g/∂p·ṗ) / (∂g/∂y·f + ∂g/∂t)``, written as two Newton steps on
@@ -241,6 +242,14 @@ class _Primal:
     def add(self, times, rows):
         self.rows.update((float(s), r) for s, r in zip(times, rows))
 
+    def covers(self, y0, t, p):
+        """Whether the dense output is of this problem and spans the samples ``t``."""
+        if self.sol is None or t[0] != self.t0 or not (
+                np.array_equal(y0, self.y0) and np.array_equal(p, self.p)):
+            return False
+        lo, hi = min(self.sol.t_min, self.sol.t_max), max(self.sol.t_min, self.sol.t_max)
+        return bool(np.all((np.asarray(t) >= lo) & (np.asarray(t) <= hi)))
+
     def lookup(self, y0, t, p):
         if t[0] != self.t0 or not (np.array_equal(y0, self.y0) and np.array_equal(p, self.p)):
             return None
@@ -351,35 +360,9 @@ def _sensitivities(tans, ans, y0, t, p, kw):
 
 
 def _ivp_jvp(tans, ans, y0, t, p, **kw):
-    if kw["sens"] == "adjoint":
-        return _jvp_by_adjoint(tans, ans, y0, t, p, kw)
+    # A tangent is pushed forward whatever ``sensitivity`` says: the adjoint would need one
+    # cotangent per component of every sample to give it.
     return _sensitivities(tans, ans, y0, t, p, kw)
-
-
-def _jvp_by_adjoint(tans, ans, y0, t, p, kw):
-    """``Ẏ`` from the Jacobian by the adjoint (``sensitivity="adjoint"`` under a forward
-    transform): every sample's component is one cotangent of one batched sweep."""
-    ty0, tt, tp = tans
-    n, m, nt = shape_of(y0)[0], shape_of(p)[0], shape_of(t)[0]
-    basis = np.reshape(np.eye(nt * n), (nt * n, nt, n))
-    la = adjoint_p(basis, y0, t, p, **kw)                      # (nt·n, n + m)
-    dy, dp = la[:, :n], la[:, n:]
-    fun = kw["fun"]
-    s0 = ty0
-    if tt is not None:
-        df0 = fun(t[0], y0, p) * tt[..., :1]
-        s0 = -df0 if s0 is None else s0 - df0
-    out = None
-    if s0 is not None:
-        out = s0 @ dy.T
-    if tp is not None:
-        out = tp @ dp.T if out is None else out + tp @ dp.T
-    if out is not None:
-        out = np.reshape(out, shape_of(out)[:-1] + (nt, n))
-    if tt is not None:
-        f = np.stack([fun(t[i], ans[i], p) for i in range(nt)])
-        out = f * tt[..., None] if out is None else out + f * tt[..., None]
-    return out
 
 
 def _by_forward(kw, directions, bsz):
@@ -431,26 +414,29 @@ ivp_p = defprim("solve_ivp", _solve, jvp=_ivp_jvp, vjp=_ivp_vjp)
 # and the backward adjoint sweep. Its own derivatives are second derivatives of ``Y``; by
 # the symmetry of those, each is a forward sensitivity pulled back by ``g``:
 # ``d[gᵀ∂Y/∂x]·θ̇ = ∂/∂x ⟨g, Ẏ(θ; θ̇)⟩`` with ``Ẏ`` the forward sensitivities, θ = (y0, t, p),
-# x = (y0, p). odeint's reverse mode is this same primitive.
+# x = (y0, p). odeint's reverse mode is this same primitive; ``forward`` (a pair of functions,
+# the samples and their sensitivities) lets odeint's own forward mode serve the higher
+# orders (None: ivp_p's).
 
-def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active, primal):
+def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active, primal,
+             forward=None, refine=None):
     n, m, nt = shape_of(y0)[0], shape_of(p)[0], shape_of(t)[0]
     b = shape_of(g)[:-2]
     gs = np.reshape(g, (-1, nt, n))
+    step = dict(opts).get("max_step", np.inf)
+    J = jac if jac is not None else _ad_jac(fun)
+    sol_atol = np.asarray(atol, dtype=float)
+    ysol = None
+    if primal is not None and primal.covers(y0, t, p):
+        ysol = primal.sol                 # the primal solve's own dense output
     if nt == 1 or t[0] == t[-1]:
         lam, a = np.sum(gs, axis=1), np.zeros((gs.shape[0], m))
     else:
-        step = dict(opts).get("max_step", np.inf)
-        J = jac if jac is not None else _ad_jac(fun)
-        sol_atol = np.asarray(atol, dtype=float)
-        # The forward solve is cheap next to the sweep; made 100× tighter, its interpolant's
-        # jumps between steps stop costing the sweep steps.
-        ysol = dense_solution(lambda s, y: fun(s, y, p), lambda s, y: _dense(J(s, y, p))
-                              if method == "LSODA" else J(s, y, p), (t[0], t[-1]), y0,
-                              rtol=max(rtol * 1e-2, 100 * np.finfo(float).eps),
-                              atol=sol_atol * 1e-2, max_step=step, method=method,
-                              what=f"the reverse mode of {_name(method)} (the dense forward "
-                                   "solve)")
+        # ``refine``: a forward solve this much tighter (odeint: 1e-2, so that its
+        # interpolant's jumps between steps stop costing the sweep steps)
+        if ysol is None or refine is not None:
+            ysol = _dense_forward(fun, J, method, t, y0, p, rtol, sol_atol, step,
+                                  1.0 if refine is None else refine)
         lam, a = adjoint_sweep(lambda y, s: _jac_yp(fun, n, y, s, p), ysol, t, gs, m,
                                rtol=rtol, atol=float(np.min(sol_atol)), max_step=step,
                                method=method,
@@ -460,13 +446,33 @@ def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active
     return np.reshape(np.concatenate([lam, a], axis=-1), b + (n + m,))
 
 
+def _dense_forward(fun, J, method, t, y0, p, rtol, sol_atol, step, refine):
+    return dense_solution(lambda s, y: fun(s, y, p), lambda s, y: _dense(J(s, y, p))
+                              if method == "LSODA" else J(s, y, p), (t[0], t[-1]), y0,
+                          rtol=max(rtol * refine, 100 * np.finfo(float).eps),
+                          atol=sol_atol * refine, max_step=step, method=method,
+                          what=f"the reverse mode of {_name(method)} (the dense forward "
+                               "solve)")
+
+
+def _forward(kw):
+    """``(Y, Ẏ)``: the samples and their forward sensitivities, as functions of
+    ``(y0, t, p)``; odeint gives its own (``kw["forward"]``), solve_ivp uses ivp_p's."""
+    if kw.get("forward") is not None:
+        return kw["forward"]
+    fwd = dict(kw, sens="forward" if kw["sens"] == "adjoint" else kw["sens"])
+    fwd.pop("forward", None)
+    return (lambda y0, t, p: ivp_p(y0, t, p, **fwd),
+            lambda d, ans, y0, t, p: _sensitivities(d, ans, y0, t, p, fwd))
+
+
 def _pull_jvp(g, d, y0, t, p, nb, kw):
     """``∂/∂(y0, t, p) ⟨g, Ẏ(θ; d)⟩``; ``g`` carries ``nb`` batch axes of its own."""
-    fwd = dict(kw, sens="forward" if kw["sens"] == "adjoint" else kw["sens"])
+    primal, sens = _forward(kw)
 
     def ydot(y0, t, p):
-        ans = ivp_p(y0, t, p, **kw) if d[1] is not None else None
-        return _sensitivities(d, ans, y0, t, p, fwd)
+        ans = primal(y0, t, p) if d[1] is not None else None
+        return sens(d, ans, y0, t, p)
     cts = pull_linear(ydot, [y0, t, p], g, nb)
     lead_ = shape_of(g)[:nb]
     return [np.zeros(lead_ + shape_of(x)) if c is None else c for c, x in zip(cts, (y0, t, p))]
@@ -498,8 +504,7 @@ def _adjoint_vjp(w, ans, g, y0, t, p, **kw):
     n = shape_of(y0)[0]
     nb = ndim_of(w) - ndim_of(ans)          # the sweep's own batch of cotangents
     wy, wp = w[..., :n], w[..., n:]
-    fwd = dict(kw, sens="forward" if kw["sens"] == "adjoint" else kw["sens"])
-    gbar = _sensitivities((wy, None, wp), None, y0, t, p, fwd)
+    gbar = _forward(kw)[1]((wy, None, wp), None, y0, t, p)
     if nb == 0:
         return [gbar] + _pull_jvp(g, (wy, None, wp), y0, t, p, 0, kw)
     bw = shape_of(w)[:nb]
@@ -527,6 +532,14 @@ def _times(parts):
     return np.concatenate(pieces)
 
 
+def _as_array(x):
+    """A list of values some of which are tracked, as one tracked array."""
+    if isinstance(x, (list, tuple)) and any(_tracked(a) for a in flatten(list(x))[0]):
+        from .. import numpy as anp
+        return anp.array(x)
+    return x
+
+
 class _Solution:
     """The dense output ``sol(t)`` of a differentiated solve: SciPy's ``OdeSolution`` values,
     differentiable in ``y0`` and ``args`` (and ``t``) by the same sensitivities as ``.y``, one
@@ -542,11 +555,8 @@ class _Solution:
         y0, t0, p, kw = self._args
         scalar = np.ndim(unbox(t)) == 0
         ts = np.reshape(t, (-1,)) if _tracked(t) else np.reshape(np.asarray(t, float), (-1,))
-        order = np.argsort(unbox(ts)) if (unbox(ts)[-1:] >= t0).all() else np.argsort(
-            -unbox(ts))
         # the primitive wants the samples in the direction of integration: sort, then undo
-        sign = 1.0 if self.ode.t_max > self.ode.t_min and self.ode.ts[-1] >= self.ode.ts[0] \
-            else -1.0
+        sign = 1.0 if self.ode.ts[-1] >= self.ode.ts[0] else -1.0
         order = np.argsort(sign * np.asarray(unbox(ts), dtype=float), kind="stable")
         Y = ivp_p(y0, _times([t0, ts[order]]), p, **kw)[1:]
         Y = Y[np.argsort(order)]
@@ -583,12 +593,14 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     ``t_eval`` and the tracked values in ``args``: SciPy's signature and ``OdeResult``.
 
     ``fun(t, y, *args)`` is written with NumPy. The implicit methods (BDF, Radau, LSODA) get
-    the AD Jacobian ``∂fun/∂y`` unless ``jac=`` is given. Derivatives come from forward
-    sensitivities integrated with the state, or from an adjoint along the stored forward
-    solution (``sensitivity="forward" | "adjoint" | "auto"``; "auto" uses forward
-    sensitivities under forward-mode transforms and for at most 16 input values, the
-    adjoint otherwise). They are derivatives of the ODE's solution, as accurate as the
-    solves: pass tight ``rtol``/``atol`` when they matter.
+    the AD Jacobian ``∂fun/∂y`` unless ``jac=`` is given. Forward-mode transforms (``jvp``,
+    ``jacfwd``) get forward sensitivities integrated with the state by the same method.
+    Reverse-mode ones (``grad``, ``vjp``, ``jacrev``) pull back by
+    ``sensitivity="forward"`` (one sensitivity per input value), ``"adjoint"`` (one
+    backward solve along the stored forward solution, whatever the number of parameters)
+    or ``"auto"`` (forward for at most 16 input values, else the adjoint). They are
+    derivatives of the ODE's solution, as accurate as the solves: pass tight
+    ``rtol``/``atol`` when they matter.
 
     - Without ``t_eval``, ``.t`` holds SciPy's step times, chosen by the step control; the
       derivative of ``.y`` holds those times fixed (only ``t_span``'s ends and event times
@@ -628,10 +640,14 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     if _implicit(method) and opts.get("jac") is None:
         opts["jac"] = _ad_jac((lambda t, y, *a: fun(t, y[:, None], *a)) if vectorized
                               else fun)
+    y0 = _as_array(y0)
+    t_eval = None if t_eval is None else _as_array(t_eval)
+    tracked = tracked or _tracked(y0) or (t_eval is not None and _tracked(t_eval))
+    # differentiated, the dense output is kept: the adjoint runs along it
     res = si.solve_ivp(fun, (unbox(t0), unbox(t1)), unbox(y0), method=method,
                        t_eval=None if t_eval is None else unbox(t_eval),
-                       dense_output=dense_output, events=events, vectorized=vectorized,
-                       args=plain_args or None, **opts)
+                       dense_output=dense_output or bool(tracked), events=events,
+                       vectorized=vectorized, args=plain_args or None, **opts)
     if res.status < 0:
         raise _failed(f"solve_ivp ({_name(method)})", res.message, _FIX_IVP)
     if not tracked:
@@ -660,11 +676,14 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
 
     shared = {k: opts[k] for k in ("first_step", "max_step", "min_step") if k in opts}
     atol = opts.get("atol", 1e-6)
-    primal = _Primal(unbox(y0v), float(unbox(t0)), unbox(p), res.t, res.y.T,
-                     res.sol if dense_output else None)
+    primal = _Primal(unbox(y0v), float(unbox(t0)), unbox(p), res.t, res.y.T, res.sol)
+    if not dense_output:
+        res.sol = None
     kw = dict(fun=F, jac=None, method=method, rtol=float(opts.get("rtol", 1e-3)),
               atol=tuple(np.ravel(atol)) if np.ndim(atol) else float(atol),
-              opts=tuple(shared.items()), sens=sensitivity, y0_active=_tracked(y0),
+              opts=tuple(shared.items()), sens=sensitivity,
+              # t₀'s cotangent needs ȳ₀'s: t̄₀ = -(ȳ₀ - g₀)·f(t₀, y₀)
+              y0_active=_tracked(y0) or _tracked(t0),
               primal=primal)
 
     ev_list = ([] if events is None else list(events) if isinstance(events, (list, tuple))
