@@ -319,9 +319,9 @@ def test_non_terminal_events_against_finite_differences():
         return y[0] - 0.2
 
     def f(x):
-        sol = solve_ivp(oscillator, (0.0, 6.0), x[:2], events=crossing,
-                        args=(x[2], x[3]), **TOL)
-        assert len(sol.t_events[0]) >= 2
+        sol = solve_ivp(oscillator, (0.0, 9.0), x[:2], method="DOP853", events=crossing,
+                        args=(x[2], x[3]), rtol=1e-12, atol=1e-12)
+        assert len(sol.t_events[0]) == 2
         return np.concatenate([sol.t_events[0], sol.y_events[0][:, 1], sol.y[:, -1]])
     x = np.array([1.0, 0.5, 1.3, 0.2])
     num = _fd(f, x)
@@ -368,11 +368,11 @@ def _chain(t, y, logk):
 def test_parameter_fit_through_a_stiff_solve():
     t_obs = np.array([0.5, 1.0, 2.0, 4.0])
     true = np.log([0.8, 400.0])
-    data = si.solve_ivp(_chain, (0.0, 4.0), [1.0, 0.0, 0.0], method="BDF", t_eval=t_obs,
+    data = si.solve_ivp(_chain, (0.0, 4.0), [1.0, 0.0, 0.0], method="LSODA", t_eval=t_obs,
                         args=(true,), rtol=1e-10, atol=1e-12).y
 
     def loss(logk):
-        sol = solve_ivp(_chain, (0.0, 4.0), [1.0, 0.0, 0.0], method="BDF", t_eval=t_obs,
+        sol = solve_ivp(_chain, (0.0, 4.0), [1.0, 0.0, 0.0], method="LSODA", t_eval=t_obs,
                         args=(logk,), rtol=1e-10, atol=1e-12)
         r = (sol.y - data) / np.array([[1.0], [1e-3], [1.0]])    # B stays tiny: weigh it
         return np.sum(r ** 2)
