@@ -107,8 +107,9 @@ def robertson_workload(md, verdicts):
     for name, fn in (("forward sensitivities (jacfwd)", fwd), ("adjoint (jacrev)", rev)):
         jk, jy = fn()
         ek = float(np.max(np.abs(jk - ref_k) / np.abs(ref_k)))
-        ey = float(np.max(np.abs(jy - ref_y) / np.maximum(np.abs(ref_y), 1e-300)
-                          * (ref_y != 0)) + np.max(np.abs(jy[ref_y == 0])))
+        nz = ref_y != 0
+        ey = float(max(np.max(np.abs(jy - ref_y)[nz] / np.abs(ref_y[nz])),
+                       np.max(np.abs(jy[~nz]), initial=0.0)))
         rows.append((name, ek, ey))
         verdicts.append((f"Robertson {name}: max relative error of dy(40)/dk, dy(40)/dy0",
                          f"{ek:.1e}, {ey:.1e}", "≤ 1e-6", "MET" if max(ek, ey) <= 1e-6

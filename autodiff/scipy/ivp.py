@@ -440,7 +440,9 @@ def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active
         lam, a = adjoint_sweep(lambda y, s: _jac_yp(fun, n, y, s, p), ysol, t, gs, m,
                                rtol=rtol, atol=float(np.min(sol_atol)), max_step=step,
                                method=method,
-                               vjp=lambda y, s, lam: _vjp_yp(fun, y, s, p, lam),
+                               # few values: one Jacobian per time serves rhs and Newton
+                               vjp=None if n + m <= _AUTO_DIRECTIONS else
+                               (lambda y, s, lam: _vjp_yp(fun, y, s, p, lam)),
                                what=f"the reverse mode of {_name(method)} (the adjoint "
                                     "solve)")
     return np.reshape(np.concatenate([lam, a], axis=-1), b + (n + m,))
