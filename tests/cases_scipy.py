@@ -218,6 +218,29 @@ def make(Case):
             oscillator, y0, np.cumsum(t), (k, 0.2), rtol=1e-10, atol=1e-10), y0, t, k)[1](g)
         return np.concatenate([ybar, tbar, np.reshape(kbar, (1,))])
 
-    cases += [Case("odeint_adjoint", "odeint-pullback", odeint_pullback,
+    cases += [Case("ode_adjoint", "odeint-pullback", odeint_pullback,
                    (((2,), "real"), ((3,), "pos"), ((), "pos"), ((3, 2), "real")))]
+
+    # ----- scipy.integrate: solve_ivp (the samples, and the adjoint it shares with odeint) --
+    def oscillator_ivp(t, y, k, c):
+        return oscillator(y, t, k, c)
+
+    cases += [
+        Case("solve_ivp", "solve_ivp-y0-args", lambda y0, k: integrate.solve_ivp(
+            oscillator_ivp, (0.0, 1.0), y0, method="DOP853", t_eval=ts[1:], args=(k, 0.2),
+            rtol=1e-11, atol=1e-11).y, (((2,), "real"), ((), "pos"))),
+        Case("solve_ivp", "solve_ivp-t-eval-bdf", lambda t: integrate.solve_ivp(
+            oscillator_ivp, (0.0, 10.0), np.array([1.0, 0.5]), method="BDF",
+            t_eval=np.cumsum(t), args=(1.3, 0.2), rtol=1e-11, atol=1e-11).y,
+             (((3,), "pos"),)),
+    ]
+
+    def ivp_pullback(y0, k, g):
+        ybar, kbar = ad.vjp(lambda y0, k: integrate.solve_ivp(
+            oscillator_ivp, (0.0, 1.0), y0, method="DOP853", t_eval=ts[1:], args=(k, 0.2),
+            rtol=1e-11, atol=1e-11, sensitivity="adjoint").y, y0, k)[1](g)
+        return np.concatenate([ybar, np.reshape(kbar, (1,))])
+
+    cases += [Case("ode_adjoint", "solve_ivp-pullback", ivp_pullback,
+                   (((2,), "real"), ((), "pos"), ((2, 2), "real")))]
     return cases

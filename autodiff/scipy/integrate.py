@@ -1,4 +1,4 @@
-"""``scipy.integrate`` with derivatives: quadrature of samples, and ``odeint``.
+"""``scipy.integrate`` with derivatives: quadrature of samples, ``odeint`` and ``solve_ivp``.
 
 ``trapezoid``, ``cumulative_trapezoid`` and ``simpson`` are weighted sums of the samples
 (SciPy's formulas, composed of differences, slices and sums), differentiable in ``y``, ``x``
@@ -15,9 +15,13 @@ rules are ODE solves themselves, built from derivatives of ``func``:
   backwards (LSODA, with the AD Jacobian ``-∂f/∂yᵀ``), along the dense output of a forward
   solve: re-integrating a stiff state backwards blows up.
 
-The JVP calls ``odeint`` again on the augmented system, the VJP calls ``odeint_adjoint``, a
-primitive whose own rules are forward sensitivities pulled back (second derivatives are
-symmetric), so both are differentiable in turn (each order costs a larger system). Batches
+``solve_ivp`` (SciPy's signature and result, forward sensitivities or the adjoint, the AD
+Jacobian for the implicit methods) lives in ``ivp.py`` and is re-exported here.
+
+The JVP calls ``odeint`` again on the augmented system, the VJP calls ``ode_adjoint``, the
+adjoint primitive ``solve_ivp`` uses too (``ivp.py``), whose own rules are forward
+sensitivities pulled back (second derivatives are symmetric), so both are differentiable in
+turn (each order costs a larger system). Batches
 of directions ride along as extra state. A solver failure raises ``RuntimeError``; SciPy's
 ``odeint`` only warns and returns garbage.
 
@@ -31,16 +35,17 @@ import warnings
 
 import numpy as np
 import scipy.integrate as si
-from scipy import sparse
 
-from ..api import _level, jacfwd
+from ..api import jacfwd
 from ..core import box_types, lead, ndim_of, shape_of
 from ..ops import dependency
 from ..ops.define import defprim, norm_axes
 from ..reverse import Variable, backward_pass
+from .ivp import (_FIX, _failed, _vector, adjoint_p, adjoint_sweep,  # noqa: F401
+                  dense_solution, solve_ivp)
 from .stiff import ivp_jacobian  # noqa: F401  (the AD Jacobian for solve_ivp's jac=)
 
-__all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint", "ivp_jacobian"]
+__all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint", "solve_ivp", "ivp_jacobian"]
 
 
 # ----- Helpers -----
@@ -156,94 +161,6 @@ def simpson(y, x=None, *, dx=1.0, axis=-1):
     return result + alpha * y[at(-1)] + beta * y[at(-2)] - eta * y[at(-3)]
 
 
-# ----- Dense forward solution and backward adjoint (shared by the ODE solvers) -----
-def _failed(what, detail, fix):
-    return RuntimeError(f"{what} failed ({detail}); its result would be wrong, so none is "
-                        f"returned. {fix}")
-
-
-_FIX = ("Raise mxstep, loosen rtol/atol, or check that func stays finite along the "
-        "solution (a stiff problem needs tolerances its solver can meet).")
-
-
-def dense_solution(fun, jac, t_span, y0, *, rtol, atol, max_step=np.inf, method="LSODA",
-                   what="the forward solve"):
-    """The forward solution ``y(s)`` of ``y' = fun(s, y)`` on ``t_span`` as a callable (the
-    solver's dense output), for a backward sweep that must not integrate ``y`` backwards.
-
-    ``jac(s, y) = ∂fun/∂y`` serves the implicit methods; LSODA switches between Adams and BDF
-    as the problem turns stiff. A solver failure raises.
-    """
-    sol = si.solve_ivp(fun, t_span, y0, method=method, jac=jac, rtol=rtol, atol=atol,
-                       max_step=max_step, dense_output=True)
-    if sol.status < 0:
-        raise _failed(what, sol.message, _FIX)
-    return sol.sol
-
-
-def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=None,
-                  what="the adjoint solve"):
-    """``(λ(t₀), a)`` for cotangents ``g`` (B, T, n) of the samples ``y(tᵢ)`` of
-    ``y' = f(y, s, p)``, ``p`` of size ``m``.
-
-    Backwards over each ``[tᵢ₋₁, tᵢ]``: ``λ' = -λ·∂f/∂y``, ``a' = -λ·∂f/∂p`` from
-    ``λ(t_{T-1}) = g_{T-1}``, ``a = 0``, with the jump ``λ += gᵢ₋₁`` at each sample; then
-    ``λ(t₀) = Σᵢ gᵢ·∂y(tᵢ)/∂y₀`` and ``a = Σᵢ gᵢ·∂y(tᵢ)/∂p``. Only ``(λ, a)`` is integrated;
-    ``y(s)`` comes from ``ysol``, the stored forward solution, because integrating a stiff
-    state backwards blows up. ``jac_yp(y, s) = [∂f/∂y | ∂f/∂p]``, shape (n, n + m). The
-    system is linear in ``(λ, a)`` and as stiff as the forward one, so the implicit methods
-    get its exact Jacobian ``[[I⊗(-∂f/∂yᵀ), 0], [I⊗(-∂f/∂pᵀ), 0]]``: dense for LSODA (the
-    default), sparse for BDF and Radau (the default past 1000 unknowns, where a dense one
-    would be large).
-    """
-    bsz, nt, n = g.shape
-    k = bsz * n
-    size = k + bsz * m
-    if method is None:
-        method = "LSODA" if size <= 1000 else "BDF"
-    memo = [None, None]
-
-    def jac_at(s):                      # the solver asks for rhs and Jacobian at one s
-        if memo[0] != s:
-            memo[0], memo[1] = s, jac_yp(ysol(s), s)
-        return memo[1]
-
-    def rhs(s, z):
-        j = jac_at(s)
-        lam = np.reshape(z[:k], (bsz, n))
-        return np.concatenate([np.ravel(lam @ -j[:, :n]), np.ravel(lam @ -j[:, n:])])
-
-    if method == "LSODA":
-        eye = np.eye(bsz)
-
-        def jac(s, z):
-            j = jac_at(s)
-            return np.block([[np.kron(eye, -j[:, :n].T), np.zeros((k, bsz * m))],
-                             [np.kron(eye, -j[:, n:].T), np.zeros((bsz * m, bsz * m))]])
-    else:
-        eye = sparse.identity(bsz, format="csr")
-
-        def jac(s, z):
-            j = jac_at(s)
-            left = sparse.vstack([sparse.kron(eye, -j[:, :n].T), sparse.kron(eye, -j[:, n:].T)])
-            return sparse.hstack([left, sparse.csr_matrix((size, bsz * m))], format="csc")
-
-    lam, a = np.array(g[:, nt - 1], dtype=float), np.zeros((bsz, m))
-    for i in range(nt - 1, 0, -1):
-        if t[i] != t[i - 1]:
-            sol = si.solve_ivp(rhs, (t[i], t[i - 1]), np.concatenate([np.ravel(lam),
-                               np.ravel(a)]), method=method, jac=jac, rtol=rtol, atol=atol,
-                               max_step=max_step)
-            if sol.status < 0:
-                raise _failed(what, sol.message, _FIX)
-            z = sol.y[:, -1]
-            lam, a = np.reshape(z[:k], (bsz, n)), np.reshape(z[k:], (bsz, m))
-        lam = lam + g[:, i - 1]
-    if not (np.all(np.isfinite(lam)) and np.all(np.isfinite(a))):
-        raise _failed(what, "non-finite adjoint", _FIX)
-    return lam, a
-
-
 # ----- odeint: the primitives on flat vectors -----
 # ``odeint_p(y0, t, p, func=f, ...)``: y0 (n,), t (T,), p (m,) the flattened parameters,
 # ``f(y, t, p)`` -> (n,). The result is (T, n).
@@ -304,11 +221,23 @@ def _odeint_jvp(tans, ans, y0, t, p, *, func, **opt):
     return out
 
 
+def _adjoint_keywords(func, rtol, atol, mxstep, hmax):
+    """odeint's system for the adjoint it shares with ``solve_ivp`` (``ivp.adjoint_p``):
+    LSODA with the AD Jacobian, the reverse sweep along a dense forward solution."""
+    opt = dict(rtol=rtol, atol=atol, mxstep=mxstep, hmax=hmax)
+    # its derivatives (the higher orders) are odeint's own forward sensitivities
+    forward = (lambda y0, t, p: odeint_p(y0, t, p, func=func, **opt),
+               lambda d, ans, y0, t, p: _odeint_jvp(d, ans, y0, t, p, func=func, **opt))
+    return dict(fun=lambda s, y, p: func(y, s, p), jac=None, method="LSODA", rtol=rtol,
+                atol=atol, opts=(("max_step", np.inf if hmax == 0 else hmax),), sens="adjoint",
+                y0_active=True, primal=None, forward=forward, refine=1e-2)
+
+
 def _odeint_vjp(g, ans, y0, t, p, *, func, **opt):
     """``ȳ₀ = λ(t₀)`` and ``p̄ = a`` from the adjoint; ``t̄ᵢ = gᵢ·f(y(tᵢ), tᵢ)`` and
     ``t̄₀ = -λ(t₀⁺)·f(y₀, t₀)`` with ``λ(t₀⁺) = λ(t₀) - g₀``."""
     n, nt = shape_of(y0)[0], shape_of(t)[0]
-    la = adjoint_p(g, y0, t, p, func=func, **opt)
+    la = adjoint_p(g, y0, t, p, **_adjoint_keywords(func, **opt))
     lam0 = la[..., :n]
     gt = [-np.sum((lam0 - g[..., 0, :]) * func(y0, t[0], p), axis=-1)]
     gt += [np.sum(g[..., i, :] * func(ans[i], t[i], p), axis=-1) for i in range(1, nt)]
@@ -318,105 +247,7 @@ def _odeint_vjp(g, ans, y0, t, p, *, func, **opt):
 odeint_p = defprim("odeint", _solve, jvp=_odeint_jvp, vjp=_odeint_vjp)
 
 
-# ``adjoint_p(g, y0, t, p, func=f, ...)``: for cotangents g, b+(T, n), of odeint_p's samples
-# ``Y(y0, t, p)``, the pullback ``[gᵀ∂Y/∂y0 | gᵀ∂Y/∂p]``, b+(n + m,): the dense forward solution
-# and the backward adjoint sweep. Its own derivatives are second derivatives of ``Y``; by
-# the symmetry of those, each is a forward sensitivity pulled back by ``g``:
-# ``d[gᵀ∂Y/∂x]·θ̇ = ∂/∂x ⟨g, Ẏ(θ; θ̇)⟩`` with ``Ẏ`` odeint's JVP, θ = (y0, t, p), x = (y0, p).
-
-def _adjoint(g, y0, t, p, func, rtol, atol, mxstep, hmax):
-    n, m, nt = shape_of(y0)[0], shape_of(p)[0], shape_of(t)[0]
-    b = shape_of(g)[:-2]
-    gs = np.reshape(g, (-1, nt, n))
-    if nt == 1 or t[0] == t[-1]:
-        lam, a = np.sum(gs, axis=1), np.zeros((gs.shape[0], m))
-    else:
-        step = np.inf if hmax == 0 else hmax
-        # The forward solve is cheap next to the sweep (no Jacobian per step); made 100×
-        # tighter, its interpolant's jumps between steps stop costing the sweep steps.
-        ysol = dense_solution(lambda s, y: func(y, s, p),
-                              lambda s, y: _jac(func, n, y, s, p)[:, :n], (t[0], t[-1]), y0,
-                              rtol=max(rtol * 1e-2, 100 * np.finfo(float).eps),
-                              atol=atol * 1e-2, max_step=step,
-                              what="odeint's reverse mode (the dense forward solve)")
-        lam, a = adjoint_sweep(lambda y, s: _jac(func, n, y, s, p), ysol, t, gs, m,
-                               rtol=rtol, atol=atol, max_step=step,
-                               what="odeint's reverse mode (the adjoint solve)")
-    return np.reshape(np.concatenate([lam, a], axis=-1), b + (n + m,))
-
-
-
-def _pull_linear(fun, xs, g, nb):
-    """The cotangents of ``fun``'s arguments ``xs`` for the output cotangent ``g``, which
-    carries ``nb`` leading batch axes: one reverse sweep of ``fun`` recorded at ``xs``."""
-    with _level() as level:
-        vs = [Variable(x, level=level) for x in xs]
-        out = fun(*vs)
-    if not (type(out) is Variable and out.level == level):
-        return [None] * len(xs)
-    got = {id(v): c for v, c in backward_pass([(out, g)], nb)}
-    return [got.get(id(v)) for v in vs]
-
-def _pull_jvp(g, d, y0, t, p, nb, func, opt):
-    """``∂/∂(y0, t, p) ⟨g, Ẏ(θ; d)⟩``; ``g`` carries ``nb`` batch axes of its own."""
-    def ydot(y0, t, p):
-        ans = odeint_p(y0, t, p, func=func, **opt) if d[1] is not None else None
-        return _odeint_jvp(d, ans, y0, t, p, func=func, **opt)
-    cts = _pull_linear(ydot, [y0, t, p], g, nb)
-    lead_ = shape_of(g)[:nb]
-    return [np.zeros(lead_ + shape_of(x)) if c is None else c for c, x in zip(cts, (y0, t, p))]
-
-
-def _adjoint_jvp(tans, ans, g, y0, t, p, *, func, **opt):
-    tg, dirs = tans[0], tans[1:]
-    out = None if tg is None else adjoint_p(tg, y0, t, p, func=func, **opt)
-    if any(d is not None for d in dirs):
-        b = next(lead(d, x) for d, x in zip(dirs, (y0, t, p)) if d is not None)
-        nb = ndim_of(g) - 2
-        if b:                         # one pullback per direction: g has batch axes of its own
-            flat = [None if d is None else np.reshape(d, (-1,) + shape_of(x))
-                    for d, x in zip(dirs, (y0, t, p))]
-            parts = []
-            for j in range(int(np.prod(b, dtype=int))):
-                c = _pull_jvp(g, [None if d is None else d[j] for d in flat], y0, t, p, nb,
-                              func, opt)
-                parts.append(np.concatenate([c[0], c[2]], axis=-1))
-            second = np.reshape(np.stack(parts), b + shape_of(ans))
-        else:
-            c = _pull_jvp(g, list(dirs), y0, t, p, nb, func, opt)
-            second = np.concatenate([c[0], c[2]], axis=-1)
-        out = second if out is None else out + second
-    return out
-
-
-def _adjoint_vjp(w, ans, g, y0, t, p, *, func, **opt):
-    """``ḡ = Ẏ(θ; (w_y0, 0, w_p))`` and ``θ̄ = ∂/∂θ ⟨g, Ẏ(θ; (w_y0, 0, w_p))⟩``."""
-    n = shape_of(y0)[0]
-    nb = ndim_of(w) - ndim_of(ans)          # the sweep's own batch of cotangents
-    wy, wp = w[..., :n], w[..., n:]
-    gbar = _odeint_jvp((wy, None, wp), None, y0, t, p, func=func, **opt)
-    if nb == 0:
-        return [gbar] + _pull_jvp(g, (wy, None, wp), y0, t, p, 0, func, opt)
-    bw = shape_of(w)[:nb]
-    wy = np.reshape(wy, (-1,) + shape_of(wy)[nb:])
-    wp = np.reshape(wp, (-1,) + shape_of(wp)[nb:])
-    rows = [_pull_jvp(g, (wy[j], None, wp[j]), y0, t, p, 0, func, opt)
-            for j in range(shape_of(wy)[0])]
-    return [gbar] + [np.reshape(np.stack([r[i] for r in rows]), bw + shape_of(x))
-                     for i, x in enumerate((y0, t, p))]
-
-
-adjoint_p = defprim("odeint_adjoint", _adjoint, jvp=_adjoint_jvp, vjp=_adjoint_vjp)
-
-
 # ----- odeint: SciPy's entry point -----
-def _vector(out):
-    """``func``'s result as a flat vector (it may be a list of scalars, as SciPy allows)."""
-    if isinstance(out, (list, tuple)):
-        return np.concatenate([np.ravel(o) for o in out])
-    return np.ravel(out)
-
-
 def odeint(func, y0, t, args=(), rtol=None, atol=None, mxstep=0, hmax=0.0, tfirst=False):
     """``scipy.integrate.odeint`` (LSODA), differentiable in ``y0``, ``t`` and the
     floating-point ``args``; the result has shape ``(len(t), y0.size)`` as in SciPy.
