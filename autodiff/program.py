@@ -109,7 +109,7 @@ class Program:
         self.types = types or {}
         self.out_tree = out_tree
         self.name = name
-        self.instructions, self.outputs = _prune(tuple(instructions), tuple(outputs))
+        self.instructions, self.outputs = _prune(*_cse(tuple(instructions), tuple(outputs)))
         self._plain = None
         self._bound = None
         self.backend = None     # "python" or "numba" once lowered
@@ -181,6 +181,59 @@ def _show(a):
     if t is float:
         return f"{a:.6g}"
     return repr(a)
+
+
+_PLAIN_KEY = (int, float, bool, complex, str, type(None), type(Ellipsis), np.dtype)
+
+
+def _key(t):
+    """A hashable key of an argument template: equal keys, equal arguments."""
+    tt = type(t)
+    if tt is Slot:
+        return ("v", t.index)
+    if tt is tuple or tt is list:
+        return (tt.__name__,) + tuple(_key(a) for a in t)
+    if tt is dict:
+        return ("d",) + tuple((k, _key(v)) for k, v in t.items())
+    if tt is slice:
+        return ("s", _key(t.start), _key(t.stop), _key(t.step))
+    if tt in _PLAIN_KEY:
+        return (tt.__name__, repr(t))       # repr: 0.0 and -0.0 stay apart
+    return ("id", id(t))                    # arrays and the rest: the same object only
+
+
+def _rename(t, alias):
+    tt = type(t)
+    if tt is Slot:
+        return Slot(alias[t.index]) if t.index in alias else t
+    if tt is tuple or tt is list:
+        return tt(_rename(a, alias) for a in t)
+    if tt is dict:
+        return {k: _rename(v, alias) for k, v in t.items()}
+    if tt is slice and any(type(x) is Slot for x in (t.start, t.stop, t.step)):
+        return slice(_rename(t.start, alias), _rename(t.stop, alias), _rename(t.step, alias))
+    return t
+
+
+def _cse(instructions, outputs):
+    """Merge repeated calls: the same primitive on the same arguments (the implementations
+    are pure functions) is computed once; the reverse sweep repeats forward slices, masks
+    and partials often."""
+    alias, seen, kept = {}, {}, []
+    for kind, out, fn, args, kw in instructions:
+        if alias:
+            args = _rename(args, alias)
+            if kind != GUARD:
+                kw = _rename(kw, alias)
+        if kind in (CALL, FUNC, ITEM):
+            key = (kind, fn if kind == ITEM else id(fn), _key(args), _key(kw))
+            first = seen.get(key)
+            if first is not None:
+                alias[out] = first
+                continue
+            seen[key] = out
+        kept.append((kind, out, fn, args, kw))
+    return tuple(kept), tuple(_rename(o, alias) for o in outputs)
 
 
 def _prune(instructions, outputs):
