@@ -273,6 +273,8 @@ def _generate(program, bound):
         tt = type(t)
         if tt is Slot:
             return f"v{t.index}"
+        if (tt is tuple or tt is slice or tt is dict) and not _slots(t, set()):
+            return const(t)         # one constant, not rebuilt on every replay
         if tt is tuple:
             return "(" + "".join(expr(a) + ", " for a in t) + ")"
         if tt is list:
@@ -285,6 +287,8 @@ def _generate(program, bound):
             return repr(t)
         return const(t)
 
+    types = program.types
+    names["_square"] = np.square
     # Last use of each slot: a value is deleted after it, so its buffer can be reused.
     last = {}
     for k, ins in enumerate(program.instructions):
@@ -311,6 +315,9 @@ def _generate(program, bound):
             call_args = [expr(a) for a in args] + [f"{key}={expr(v)}" for key, v in kw.items()]
             if kind == CALL and bound:
                 rhs = f"_bind({const(fn)}, {', '.join(call_args)})"
+            elif kind == CALL and not bound and _special(fn, args, kw, types) is not None:
+                rhs = _special(fn, args, kw, types).format(*call_args, **{
+                    key: expr(v) for key, v in kw.items()})
             elif kind == CALL and not kw and fn.impl in _INLINE and len(args) == 2:
                 rhs = f"{call_args[0]} {_INLINE[fn.impl]} {call_args[1]}"
             elif kind == CALL and not kw and fn.impl in _UNARY and len(args) == 1:
@@ -332,6 +339,26 @@ def _generate(program, bound):
             outs.append(expr(o))
     lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
     return "\n".join(lines) + "\n", names
+
+
+def _special(fn, args, kw, types):
+    """A cheaper spelling of a call that computes the same thing, when the recorded types
+    allow it (NumPy's Python-level wrappers cost microseconds on small arrays)."""
+    name = fn.name
+
+    def array(t):
+        return type(t) is Slot and types.get(t.index) is np.ndarray
+    if name == "getitem" and len(args) == 1 and list(kw) == ["idx"]:
+        return "{0}[{idx}]"                       # the implementation is x[idx]
+    if name == "sum" and len(args) == 1 and array(args[0]) and sorted(kw) == ["axis",
+                                                                             "keepdims"]:
+        return "{0}.sum(axis={axis}, keepdims={keepdims})"
+    if name == "divide" and not kw and len(args) == 2 and (array(args[0]) or array(args[1])):
+        return "{0} / {1}"                        # np.divide on an array operand
+    if name == "power" and not kw and len(args) == 2 and array(args[0]) \
+            and type(args[1]) is int and args[1] == 2:
+        return "_square({0})"                     # what the implementation calls
+    return None
 
 
 def _lower(program, bound):
