@@ -5,7 +5,8 @@ slots (``v0, v1, ...``) for the inputs and for every value computed from them, c
 (``c0, c1, ...``) for everything else, one instruction per primitive call (the reverse
 sweep's rule calls included when the function takes a gradient), and a guard for every
 value-dependent decision Python made while recording (``if x > 0``, a loop's trip count, an
-index read with ``int``). Instructions no output and no guard depend on are dropped.
+index read with ``int``). Repeated calls (the same primitive on the same arguments) are
+merged, and instructions no output and no guard depend on are dropped.
 
 Lowering. A program is lowered to a backend by walking its instructions once:
 
