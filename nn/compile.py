@@ -52,8 +52,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
     def loss_of(values, buffers, X, y, modes):
         # Buffers (running statistics) are inputs too, so a replay reads their current
         # values; ``modes`` (each module's training flag) is static: another mode records.
-        owners = [(m, k) for m in model.modules() for k in m._buffers
-                  if m._buffers[k] is not None]
+        owners = [(m, k) for m in modules for k in m._buffers if m._buffers[k] is not None]
         saved = [m._buffers[k] for m, k in owners]
         try:
             for (m, k), b in zip(owners, buffers):
@@ -68,15 +67,17 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
 
     run = ad.jit(ad.value_and_grad(loss_of, has_aux=True), static_argnums=(4,))
 
+    modules = list(model.modules())     # the structure is fixed once the step is compiled
+
     def inputs(X, y):
-        buffers = [b for m in model.modules() for b in m._buffers.values() if b is not None]
-        modes = tuple(m.training for m in model.modules())
+        buffers = [b for m in modules for b in m._buffers.values() if b is not None]
+        modes = tuple(m.training for m in modules)
         return ([p.value for p in params], [np.asarray(meta(b)) for b in buffers],
                 np.asarray(meta(X)), np.asarray(meta(y)), modes)
 
     def step(X, y):
         if model.training:
-            for m in model.modules():
+            for m in modules:
                 if type(m).__name__ in _STATEFUL:
                     raise NotImplementedError(
                         f"compile_step: {type(m).__name__} in training mode draws random "
