@@ -17,7 +17,8 @@ Lowering. A program is lowered to a backend by walking its instructions once:
   arguments (``ad.grad(ad.jit(f))``) is differentiated by the outer transforms, or recorded
   by an outer ``ad.jit``.
 * ``numba`` (``autodiff/compiled.py``): programs on Python floats only, run by a compiled
-  interpreter over a flat opcode array.
+  interpreter over a flat opcode array, once a program has replayed ``NUMBA_AFTER`` times
+  on the Python backend (tiered, so a function called a few times never imports Numba).
 
 A new target (a CUDA backend for ``autodiff.gpu``: fused elementwise kernels, library calls
 for the rest) is one more function ``lower_<target>(program)`` reading the same
@@ -33,6 +34,10 @@ import numpy as np
 from .core import bind
 
 __all__ = ["Program", "Slot", "GuardMiss"]
+
+
+#: Replays of a scalar program on the Python backend before it moves to Numba's.
+NUMBA_AFTER = 20
 
 
 class GuardMiss(Exception):
@@ -114,6 +119,7 @@ class Program:
         self._plain = None
         self._bound = None
         self.backend = None     # "python" or "numba" once lowered
+        self._calls = 0
 
     @property
     def guards(self):
@@ -125,12 +131,19 @@ class Program:
     def __call__(self, *leaves):
         run = self._plain
         if run is None:
-            from .compiled import lower_numba
-            run = lower_numba(self, self.types)     # scalar programs; None otherwise
-            self.backend = "python" if run is None else "numba"
-            if run is None:
-                run = _lower(self, bound=False)
-            self._plain = run
+            run = self._plain = _lower(self, bound=False)
+            self.backend = "python"
+        elif self._calls is not None:
+            # Tiered: a scalar program replayed often moves to the Numba interpreter (whose
+            # first use in a process costs Numba's import, about a second).
+            self._calls += 1
+            if self._calls >= NUMBA_AFTER:
+                self._calls = None
+                from .compiled import lower_numba
+                fast = lower_numba(self, self.types)
+                if fast is not None:
+                    run = self._plain = fast
+                    self.backend = "numba"
         return run(*leaves)
 
     def bound(self, *leaves):

@@ -411,7 +411,10 @@ def test_scalar_program_on_the_numba_interpreter():
         assert type(got[0]) is float and type(got[1]) is float
         np.testing.assert_allclose(got, want, rtol=1e-13)
     prog = jg.program(0.3)
+    for _ in range(25):                 # tiered: frequent replays move to the interpreter
+        jg(0.3)
     assert prog.backend == ("numba" if compiled.available() else "python")
+    np.testing.assert_allclose(jg(0.3), ad.value_and_grad(_scalar_chain)(0.3), rtol=1e-13)
     assert len(prog.guards) > 0
 
 
