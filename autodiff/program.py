@@ -135,9 +135,11 @@ class Program:
             self.backend = "python"
         elif self._calls is not None:
             # Tiered: a scalar program replayed often moves to the Numba interpreter (whose
-            # first use in a process costs Numba's import, about a second).
-            self._calls += 1
-            if self._calls >= NUMBA_AFTER:
+            # first use in a process costs Numba's import, about a second). A local copy:
+            # another thread may finish the move meanwhile.
+            calls = (self._calls or 0) + 1
+            self._calls = calls
+            if calls == NUMBA_AFTER:
                 self._calls = None
                 from .compiled import lower_numba
                 fast = lower_numba(self, self.types)
