@@ -10,8 +10,9 @@ does not grow with program length; a replay then costs some nanoseconds per oper
 instead of a Python call. Guards are opcodes too: a failing one returns its row and the
 replay raises ``GuardMiss`` as the Python backend does.
 
-Numba is imported here lazily, inside ``_interpreter``, the first time a scalar program is
-lowered (``import autodiff`` never imports it). Without Numba, or with
+Numba is imported here lazily, inside ``_numba_interpreter``, the first time a scalar
+program is lowered: after ``program.NUMBA_AFTER`` replays on the Python backend, so a
+function called a few times never pays Numba's import (``import autodiff`` never does). Without Numba, or with
 ``AUTODIFF_JIT_NUMBA=0``, programs replay on the Python backend. Opcode semantics are
 NumPy's on float64 (``error_model="numpy"``: 1/0 is inf, log(-1) is nan), which is what
 the primitives' implementations give on Python floats where ``math`` refuses.

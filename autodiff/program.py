@@ -5,7 +5,8 @@ slots (``v0, v1, ...``) for the inputs and for every value computed from them, c
 (``c0, c1, ...``) for everything else, one instruction per primitive call (the reverse
 sweep's rule calls included when the function takes a gradient), and a guard for every
 value-dependent decision Python made while recording (``if x > 0``, a loop's trip count, an
-index read with ``int``). Instructions no output and no guard depend on are dropped.
+index read with ``int``). Repeated calls (the same primitive on the same arguments) are
+merged, and instructions no output and no guard depend on are dropped.
 
 Lowering. A program is lowered to a backend by walking its instructions once:
 
@@ -16,7 +17,8 @@ Lowering. A program is lowered to a backend by walking its instructions once:
   arguments (``ad.grad(ad.jit(f))``) is differentiated by the outer transforms, or recorded
   by an outer ``ad.jit``.
 * ``numba`` (``autodiff/compiled.py``): programs on Python floats only, run by a compiled
-  interpreter over a flat opcode array.
+  interpreter over a flat opcode array, once a program has replayed ``NUMBA_AFTER`` times
+  on the Python backend (tiered, so a function called a few times never imports Numba).
 
 A new target (a CUDA backend for ``autodiff.gpu``: fused elementwise kernels, library calls
 for the rest) is one more function ``lower_<target>(program)`` reading the same
@@ -32,6 +34,13 @@ import numpy as np
 from .core import bind
 
 __all__ = ["Program", "Slot", "GuardMiss"]
+
+
+#: Replays of a scalar program on the Python backend before it moves to Numba's.
+NUMBA_AFTER = 20
+#: The scalar backend (``compiled.lower_numba``), set by ``autodiff.tracing`` when it loads:
+#: program.py imports no backend, so the backends may import the program's definitions.
+scalar_backend = [None]
 
 
 class GuardMiss(Exception):
@@ -109,10 +118,11 @@ class Program:
         self.types = types or {}
         self.out_tree = out_tree
         self.name = name
-        self.instructions, self.outputs = _prune(tuple(instructions), tuple(outputs))
+        self.instructions, self.outputs = _prune(*_cse(tuple(instructions), tuple(outputs)))
         self._plain = None
         self._bound = None
         self.backend = None     # "python" or "numba" once lowered
+        self._calls = 0
 
     @property
     def guards(self):
@@ -126,12 +136,19 @@ class Program:
         if run is None:
             run = self._plain = _lower(self, bound=False)
             self.backend = "python"
+        elif self._calls is not None:
+            # Tiered: a scalar program replayed often moves to the Numba interpreter (whose
+            # first use in a process costs Numba's import, about a second). A local copy:
+            # another thread may finish the move meanwhile.
+            calls = (self._calls or 0) + 1
+            self._calls = calls
+            if calls == NUMBA_AFTER:
+                self._calls = None
+                fast = None if scalar_backend[0] is None else scalar_backend[0](self, self.types)
+                if fast is not None:
+                    run = self._plain = fast
+                    self.backend = "numba"
         return run(*leaves)
-
-    def use(self, run, backend):
-        """Replay with ``run``, another backend's lowering of this program (the recorder
-        offers scalar programs to ``compiled.lower_numba``; program.py imports no backend)."""
-        self._plain, self.backend = run, backend
 
     def bound(self, *leaves):
         run = self._bound
@@ -184,6 +201,59 @@ def _show(a):
     return repr(a)
 
 
+_PLAIN_KEY = (int, float, bool, complex, str, type(None), type(Ellipsis), np.dtype)
+
+
+def _key(t):
+    """A hashable key of an argument template: equal keys, equal arguments."""
+    tt = type(t)
+    if tt is Slot:
+        return ("v", t.index)
+    if tt is tuple or tt is list:
+        return (tt.__name__,) + tuple(_key(a) for a in t)
+    if tt is dict:
+        return ("d",) + tuple((k, _key(v)) for k, v in t.items())
+    if tt is slice:
+        return ("s", _key(t.start), _key(t.stop), _key(t.step))
+    if tt in _PLAIN_KEY:
+        return (tt.__name__, repr(t))       # repr: 0.0 and -0.0 stay apart
+    return ("id", id(t))                    # arrays and the rest: the same object only
+
+
+def _rename(t, alias):
+    tt = type(t)
+    if tt is Slot:
+        return Slot(alias[t.index]) if t.index in alias else t
+    if tt is tuple or tt is list:
+        return tt(_rename(a, alias) for a in t)
+    if tt is dict:
+        return {k: _rename(v, alias) for k, v in t.items()}
+    if tt is slice and any(type(x) is Slot for x in (t.start, t.stop, t.step)):
+        return slice(_rename(t.start, alias), _rename(t.stop, alias), _rename(t.step, alias))
+    return t
+
+
+def _cse(instructions, outputs):
+    """Merge repeated calls: the same primitive on the same arguments (the implementations
+    are pure functions) is computed once; the reverse sweep repeats forward slices, masks
+    and partials often."""
+    alias, seen, kept = {}, {}, []
+    for kind, out, fn, args, kw in instructions:
+        if alias:
+            args = _rename(args, alias)
+            if kind != GUARD:
+                kw = _rename(kw, alias)
+        if kind in (CALL, FUNC, ITEM):
+            key = (kind, fn if kind == ITEM else id(fn), _key(args), _key(kw))
+            first = seen.get(key)
+            if first is not None:
+                alias[out] = first
+                continue
+            seen[key] = out
+        kept.append((kind, out, fn, args, kw))
+    return tuple(kept), tuple(_rename(o, alias) for o in outputs)
+
+
 def _prune(instructions, outputs):
     """Drop instructions whose results no output and no guard needs (dead records)."""
     live = set()
@@ -222,6 +292,8 @@ def _generate(program, bound):
         tt = type(t)
         if tt is Slot:
             return f"v{t.index}"
+        if (tt is tuple or tt is slice or tt is dict) and not _slots(t, set()):
+            return const(t)         # one constant, not rebuilt on every replay
         if tt is tuple:
             return "(" + "".join(expr(a) + ", " for a in t) + ")"
         if tt is list:
@@ -234,6 +306,8 @@ def _generate(program, bound):
             return repr(t)
         return const(t)
 
+    types = program.types
+    names["_square"] = np.square
     # Last use of each slot: a value is deleted after it, so its buffer can be reused.
     last = {}
     for k, ins in enumerate(program.instructions):
@@ -262,6 +336,9 @@ def _generate(program, bound):
                 rhs = f"_bind({const(fn)}, {', '.join(call_args)})"
             elif kind == FUNC and bound:
                 rhs = f"_lift({const(fn)}, {', '.join(call_args)})"
+            elif kind == CALL and not bound and _special(fn, args, kw, types) is not None:
+                rhs = _special(fn, args, kw, types).format(*call_args, **{
+                    key: expr(v) for key, v in kw.items()})
             elif kind == CALL and not kw and fn.impl in _INLINE and len(args) == 2:
                 rhs = f"{call_args[0]} {_INLINE[fn.impl]} {call_args[1]}"
             elif kind == CALL and not kw and fn.impl in _UNARY and len(args) == 1:
@@ -283,6 +360,26 @@ def _generate(program, bound):
             outs.append(expr(o))
     lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
     return "\n".join(lines) + "\n", names
+
+
+def _special(fn, args, kw, types):
+    """A cheaper spelling of a call that computes the same thing, when the recorded types
+    allow it (NumPy's Python-level wrappers cost microseconds on small arrays)."""
+    name = fn.name
+
+    def array(t):
+        return type(t) is Slot and types.get(t.index) is np.ndarray
+    if name == "getitem" and len(args) == 1 and list(kw) == ["idx"]:
+        return "{0}[{idx}]"                       # the implementation is x[idx]
+    if name == "sum" and len(args) == 1 and array(args[0]) and sorted(kw) == ["axis",
+                                                                             "keepdims"]:
+        return "{0}.sum(axis={axis}, keepdims={keepdims})"
+    if name == "divide" and not kw and len(args) == 2 and (array(args[0]) or array(args[1])):
+        return "{0} / {1}"                        # np.divide on an array operand
+    if name == "power" and not kw and len(args) == 2 and array(args[0]) \
+            and type(args[1]) is int and args[1] == 2:
+        return "_square({0})"                     # what the implementation calls
+    return None
 
 
 def _lower(program, bound):

@@ -30,6 +30,7 @@ from . import boxes, core
 from .boxes import Box, meta
 from .core import (NO_KW, bind, box_types, close_level, live_levels, new_level,
                    opaque_types)
+from . import program as _program
 from .compiled import lower_numba
 from .program import CALL, CONST, FUNC, GUARD, ITEM, GuardMiss, Program, Slot
 from .tree import flatten, unflatten
@@ -173,6 +174,7 @@ class Tracer(Box):
 
 
 box_types.add(Tracer)
+_program.scalar_backend[0] = lower_numba     # scalar programs move to Numba when hot
 opaque_types.add(Tracer)
 core.recording_types.add(Tracer)
 _new = object.__new__
@@ -312,11 +314,7 @@ class Recorder:
                 raise _closure(o)
             else:
                 outs.append(self._template(o, False)[0])
-        program = Program(n_inputs, self.instructions, outs, out_tree, self.name, self.types)
-        run = lower_numba(program, self.types)      # scalar programs; None otherwise
-        if run is not None:
-            program.use(run, "numba")
-        return program
+        return Program(n_inputs, self.instructions, outs, out_tree, self.name, self.types)
 
 
 def _mask_in(values):

@@ -49,17 +49,35 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
     names = [name for name, _ in model.named_parameters()]
     params = [p for _, p in model.named_parameters()]
 
-    def loss_of(values, X, y):
-        out = functional_call(model, dict(zip(names, values)), X)
+    def loss_of(values, buffers, X, y, modes):
+        # Buffers (running statistics) are inputs too, so a replay reads their current
+        # values; ``modes`` (each module's training flag) is static: another mode records.
+        owners = [(m, k) for m in modules for k in m._buffers if m._buffers[k] is not None]
+        saved = [m._buffers[k] for m, k in owners]
+        try:
+            for (m, k), b in zip(owners, buffers):
+                m._buffers[k] = b
+            out = functional_call(model, dict(zip(names, values)), X)
+        finally:
+            for (m, k), b in zip(owners, saved):
+                m._buffers[k] = b
         if prepare_target is not None:
             y = prepare_target(y, out)
         return loss_fn(out, y), out
 
-    run = ad.jit(ad.value_and_grad(loss_of, has_aux=True))
+    run = ad.jit(ad.value_and_grad(loss_of, has_aux=True), static_argnums=(4,))
+
+    modules = list(model.modules())     # the structure is fixed once the step is compiled
+
+    def inputs(X, y):
+        buffers = [b for m in modules for b in m._buffers.values() if b is not None]
+        modes = tuple(m.training for m in modules)
+        return ([p.value for p in params], [np.asarray(meta(b)) for b in buffers],
+                np.asarray(meta(X)), np.asarray(meta(y)), modes)
 
     def step(X, y):
         if model.training:
-            for m in model.modules():
+            for m in modules:
                 if type(m).__name__ in _STATEFUL:
                     raise NotImplementedError(
                         f"compile_step: {type(m).__name__} in training mode draws random "
@@ -67,9 +85,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
                         "recorded program would replay unchanged. Train this model with the "
                         "eager loop (fit(..., compile=False)), or call model.eval() first.")
         optimizer.zero_grad()
-        X = np.asarray(meta(X))
-        y = np.asarray(meta(y))
-        (loss, out), grads = run([p.value for p in params], X, y)
+        (loss, out), grads = run(*inputs(X, y))
         for p, g in zip(params, grads):
             p.grad = g
         optimizer.step()
@@ -77,6 +93,5 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
         return float(loss)
 
     step.last_output = None
-    step.program = lambda X, y: run.program([p.value for p in params], np.asarray(X),
-                                            np.asarray(y))
+    step.program = lambda X, y: run.program(*inputs(X, y))
     return step

@@ -43,7 +43,7 @@ def _real(case):
 
 
 # A modest, spread sample of the case table (every primitive family), run in both orders.
-SAMPLE = [c for i, c in enumerate(cases.CASES) if i % 7 == 0 and _real(c)]
+SAMPLE = [c for i, c in enumerate(cases.CASES) if i % 9 == 0 and _real(c)]
 
 
 @pytest.mark.parametrize("case", SAMPLE, ids=lambda c: c.id)
@@ -63,7 +63,7 @@ def test_case_table_jitted_transforms_equal_eager(case):
     _close(ad.grad(jg, argnums=argnums)(*args1), ad.grad(g, argnums=argnums)(*args1))
 
 
-@pytest.mark.parametrize("case", SAMPLE[::4], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", SAMPLE[::5], ids=lambda c: c.id)
 def test_case_table_jitted_jacobians_and_hessians(case):
     args0, args1 = case.make_args(0), case.make_args(1)
     g = _scalarize(case.fn)
@@ -78,7 +78,7 @@ def test_case_table_jitted_jacobians_and_hessians(case):
 
 
 @functools.lru_cache(maxsize=None)
-def _seam_programs(n=40):
+def _seam_programs(n=30):
     rng = np.random.default_rng(11)
     progs = []
     while len(progs) < n:
@@ -88,7 +88,7 @@ def _seam_programs(n=40):
     return progs
 
 
-@pytest.mark.parametrize("k", range(40))
+@pytest.mark.parametrize("k", range(30))
 def test_seam_programs_jitted(k):
     prog = _seam_programs()[k]
     f = prog.function()
@@ -411,7 +411,10 @@ def test_scalar_program_on_the_numba_interpreter():
         assert type(got[0]) is float and type(got[1]) is float
         np.testing.assert_allclose(got, want, rtol=1e-13)
     prog = jg.program(0.3)
+    for _ in range(25):                 # tiered: frequent replays move to the interpreter
+        jg(0.3)
     assert prog.backend == ("numba" if compiled.available() else "python")
+    np.testing.assert_allclose(jg(0.3), ad.value_and_grad(_scalar_chain)(0.3), rtol=1e-13)
     assert len(prog.guards) > 0
 
 

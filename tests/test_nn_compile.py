@@ -75,3 +75,26 @@ def test_compile_step_other_losses_replay_new_targets(loss):
         o1.step()
         assert step(X, y) == pytest.approx(float(ref.value), rel=1e-12)
     assert all(g[2] == "shape" for g in step.program(X, y).guards)
+
+
+def test_compile_step_reads_buffers_and_modes_afresh():
+    rng = np.random.default_rng(3)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    X, y = rng.standard_normal((8, 5)), rng.standard_normal((8, 1))
+    model.train()
+    for _ in range(3):               # eager training moves the running statistics
+        loss = nn.functional.mse_loss(model(X), y)
+        loss.backward()
+    model.eval()
+    twin = copy.deepcopy(model)
+    o1 = nn.optim.SGD(twin.parameters(), lr=0.01)
+    step = nn.compile_step(model, nn.functional.mse_loss, nn.optim.SGD(model.parameters(), lr=0.01))
+    for k in range(3):
+        o1.zero_grad()
+        ref = nn.functional.mse_loss(twin(X), y)
+        ref.backward()
+        o1.step()
+        assert step(X, y) == pytest.approx(float(ref.value), rel=1e-12)
+        if k == 1:                   # change the statistics between steps: read afresh
+            for m in (model, twin):
+                m[1].running_mean[...] = 0.5

@@ -521,12 +521,12 @@ def pooling(prim, ans, args, pats, kw):
     """An output of max_pool2d / pool_gather depends on every element of its window (the
     taps inside the input; padding reads nothing); pool_scatter is the transpose: an input
     position gathers from every window that covers it."""
-    from .pooling import _geometry, _tap_slices
+    from .windows import geometry, tap_slices
     scatter = prim.name == "pool_scatter"
     x = args[0]
     size = kw.get("size") or shape_of(x)[-2:]
     full = shape_of(ans) if scatter else shape_of(x)
-    out, pads = _geometry(size, kw["ksize"], kw["stride"], kw["padding"], kw["dilation"],
+    out, pads = geometry(size, kw["ksize"], kw["stride"], kw["padding"], kw["dilation"],
                           kw["ceil_mode"])
     (pt, pb), (pl, pr) = pads
     lead = full[:-2]
@@ -534,7 +534,7 @@ def pooling(prim, ans, args, pats, kw):
                  [(0, 0)] * len(lead) + [(pt, pb), (pl, pr)], constant_values=-1)
     win = np.arange(_size(lead + out), dtype=np.int64).reshape(lead + out)
     r, c = [], []
-    for sl in _tap_slices(out, kw["ksize"], kw["stride"], kw["dilation"]):
+    for sl in tap_slices(out, kw["ksize"], kw["stride"], kw["dilation"]):
         src = ids[sl]
         keep = src >= 0
         r.append(win[keep])

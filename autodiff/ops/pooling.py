@@ -27,41 +27,9 @@ from ..arrays import shape_of
 from ..boxes import unbox
 from . import dependency
 from .define import defprim
+from .windows import geometry, pool_output_size, tap_slices  # noqa: F401
 
 __all__ = ["max_pool2d", "max_pool2d_p", "pool_gather_p", "pool_scatter_p", "pool_output_size"]
-
-
-def pool_output_size(n, k, s, p, d, ceil_mode):
-    """PyTorch's pooling output size along one axis; in ceil mode the last window must
-    start inside the input or its left padding."""
-    if p > k // 2:
-        raise ValueError(f"pad should be at most half of kernel size, got pad={p}, "
-                         f"kernel_size={k}")
-    num = n + 2 * p - d * (k - 1) - 1
-    out = (-(-num // s) if ceil_mode else num // s) + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    if out < 1:
-        raise ValueError(f"pooling: kernel {k} (dilation {d}, padding {p}) does not fit an "
-                         f"input of size {n}")
-    return out
-
-
-def _geometry(size, ksize, stride, padding, dilation, ceil_mode):
-    """Output size and the padding (before, after) of each of the two pooled axes."""
-    out, pads = [], []
-    for n, k, s, p, d in zip(size, ksize, stride, padding, dilation):
-        o = pool_output_size(n, k, s, p, d, ceil_mode)
-        out.append(o)
-        pads.append((p, max((o - 1) * s + d * (k - 1) + 1 - n - p, 0)))
-    return tuple(out), tuple(pads)
-
-
-def _tap_slices(out, ksize, stride, dilation):
-    (ho, wo), (kh, kw), (sh, sw), (dh, dw) = out, ksize, stride, dilation
-    return [(Ellipsis, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
-             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
-            for i in range(kh) for j in range(kw)]
 
 
 def _padded(x, pads, fill):
@@ -73,9 +41,9 @@ def _padded(x, pads, fill):
 
 # ----- The NumPy implementations (plain arrays) -----
 def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
-    out, pads = _geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
+    out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
     xp = _padded(x, pads, -np.inf)
-    taps = _tap_slices(out, ksize, stride, dilation)
+    taps = tap_slices(out, ksize, stride, dilation)
     ans = xp[taps[0]].copy()
     for sl in taps[1:]:
         np.maximum(ans, xp[sl], out=ans)
@@ -85,9 +53,9 @@ def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
 def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
     """``W`` (taps, *ans.shape): each tap's share of the derivative at each output."""
     x, ans = unbox(x), unbox(ans)
-    out, pads = _geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
+    out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
     xp = _padded(x, pads, -np.inf)
-    taps = _tap_slices(out, ksize, stride, dilation)
+    taps = tap_slices(out, ksize, stride, dilation)
     w = np.empty((len(taps),) + shape_of(ans), dtype=np.result_type(x.dtype, np.float32))
     for k, sl in enumerate(taps):
         np.equal(xp[sl], ans, out=w[k], casting="unsafe")
@@ -96,9 +64,9 @@ def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
 
 
 def _gather(t, w, size, ksize, stride, padding, dilation, ceil_mode):
-    out, pads = _geometry(size, ksize, stride, padding, dilation, ceil_mode)
+    out, pads = geometry(size, ksize, stride, padding, dilation, ceil_mode)
     tp = _padded(t, pads, 0.0)
-    taps = _tap_slices(out, ksize, stride, dilation)
+    taps = tap_slices(out, ksize, stride, dilation)
     acc = tp[taps[0]] * w[0]
     for k, sl in enumerate(taps[1:], 1):
         acc += tp[sl] * w[k]
@@ -106,12 +74,12 @@ def _gather(t, w, size, ksize, stride, padding, dilation, ceil_mode):
 
 
 def _scatter(g, w, size, ksize, stride, padding, dilation, ceil_mode):
-    out, pads = _geometry(size, ksize, stride, padding, dilation, ceil_mode)
+    out, pads = geometry(size, ksize, stride, padding, dilation, ceil_mode)
     (pt, pb), (pl, pr) = pads
     h, wd = size
     lead = shape_of(g)[:-2]
     acc = np.zeros(lead + (h + pt + pb, wd + pl + pr), dtype=np.result_type(g, w))
-    for k, sl in enumerate(_tap_slices(out, ksize, stride, dilation)):
+    for k, sl in enumerate(tap_slices(out, ksize, stride, dilation)):
         acc[sl] += g * w[k]
     return acc[..., pt:pt + h, pl:pl + wd]
 
