@@ -24,8 +24,11 @@ __all__ = ["SIMULATOR", "TPB", "is_available", "synchronize", "empty", "to_devic
 #: Numba's CUDA simulator runs one Python thread per CUDA thread: small blocks keep it quick
 #: while a few dozen elements still span several blocks.
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
-TPB = 32 if SIMULATOR else 256
-MAX_BLOCKS = 4096 if SIMULATOR else 65535
+TPB = 8 if SIMULATOR else 256
+#: Grid-stride kernels launch at most this many blocks (the simulator pays per block), and
+#: a reduction at most MAX_PARTS blocks per row before its second pass.
+MAX_BLOCKS = 3 if SIMULATOR else 32768
+MAX_PARTS = 2 if SIMULATOR else 1024
 
 
 def is_available():
@@ -105,8 +108,8 @@ def to_host(buf, n):
 
 
 def _blocks(n):
-    """Ceiling division: one thread per element."""
-    return max(1, -(-n // TPB))
+    """Ceiling division (one thread per element), capped: the kernels stride over the rest."""
+    return max(1, min(-(-n // TPB), MAX_BLOCKS))
 
 
 # ----- Scalar functions: one table, one device function each -----
@@ -185,12 +188,15 @@ def _make_map(name, nin, flat):
     if flat:
         src = [f"def k(out, n, {', '.join(f'a{k}' for k in range(nin))}):",
                "    i = cuda.grid(1)",
-               "    if i < n:",
-               f"        out[i] = f({', '.join(f'a{k}[i]' for k in range(nin))})"]
+               "    step = cuda.gridsize(1)",
+               "    while i < n:",
+               f"        out[i] = f({', '.join(f'a{k}[i]' for k in range(nin))})",
+               "        i += step"]
     else:
         src = [f"def k(out, so, oo, n, shape, {ins}):",
                "    i = cuda.grid(1)",
-               "    if i < n:",
+               "    step = cuda.gridsize(1)",
+               "    while i < n:",
                "        r = i",
                "        jo = oo"] + [f"        j{k} = o{k}" for k in range(nin)] + [
                "        for d in range(len(shape) - 1, -1, -1):",
@@ -198,7 +204,8 @@ def _make_map(name, nin, flat):
                "            r = r // shape[d]",
                "            jo += q * so[d]"] + [
                f"            j{k} += q * s{k}[d]" for k in range(nin)] + [
-               f"        out[jo] = f({', '.join(f'a{k}[j{k}]' for k in range(nin))})"]
+               f"        out[jo] = f({', '.join(f'a{k}[j{k}]' for k in range(nin))})",
+               "        i += step"]
     ns = {"cuda": cuda, "f": device_fn(name)}
     exec("\n".join(src), ns)
     return cuda.jit(ns["k"])
@@ -274,28 +281,33 @@ def _make_reducer(op, dtype):
     T = TPB
 
     def red(x, M, K, P, out):
+        # Block b takes part b % P of rows b // P, b // P + R, ... (R row groups): a
+        # grid-stride loop within each row, then a tree in shared memory.
         tid = cuda.threadIdx.x
         b = cuda.blockIdx.x
-        row = b // P
+        R = cuda.gridDim.x // P
         part = b % P
         sm = cuda.shared.array(T, nbt)
-        acc = ident
-        if row < M:
+        row = b // P
+        while row < M:
+            acc = ident
             k = part * T + tid
             base = row * K
             while k < K:
                 acc = comb(acc, x[base + k])
                 k += P * T
-        sm[tid] = acc
-        cuda.syncthreads()
-        s = T // 2
-        while s > 0:
-            if tid < s:
-                sm[tid] = comb(sm[tid], sm[tid + s])
+            sm[tid] = acc
             cuda.syncthreads()
-            s //= 2
-        if tid == 0 and row < M:
-            out[b] = sm[0]
+            s = T // 2
+            while s > 0:
+                if tid < s:
+                    sm[tid] = comb(sm[tid], sm[tid + s])
+                cuda.syncthreads()
+                s //= 2
+            if tid == 0:
+                out[row * P + part] = sm[0]
+            cuda.syncthreads()
+            row += R
     return cuda.jit(red)
 
 
@@ -310,13 +322,13 @@ def reduce_rows(op, buf, M, K, dtype):
         k = _reducers[key] = _make_reducer(op, dtype)
     if M == 0:
         return empty(0, dtype)
-    P = max(1, min(-(-K // TPB), max(1, (MAX_BLOCKS // 4) // M), 1024))
+    P = max(1, min(-(-K // TPB), max(1, (4 * MAX_PARTS) // M), MAX_PARTS))
     part = empty(M * P, dtype)
-    k[M * P, TPB](buf.data, M, K, P, part.data)
+    k[min(M, MAX_BLOCKS) * P, TPB](buf.data, M, K, P, part.data)
     if P == 1:
         return part
     out = empty(M, dtype)
-    k[M, TPB](part.data, M, P, 1, out.data)
+    k[min(M, MAX_BLOCKS), TPB](part.data, M, P, 1, out.data)
     return out
 
 
@@ -326,7 +338,7 @@ _args = {}
 def _make_arg(op):
     def arg(x, M, K, out):
         r = cuda.grid(1)
-        if r < M:
+        while r < M:
             best = x[r * K]
             j = 0
             for k in range(1, K):
@@ -335,6 +347,7 @@ def _make_arg(op):
                     best = v
                     j = k
             out[r] = j
+            r += cuda.gridsize(1)
     return cuda.jit(arg)
 
 
@@ -352,7 +365,7 @@ def arg_rows(op, buf, M, K):
 
 # ----- Matmul: shared-memory tiles, each thread a W×W block of registers -----
 _matmuls = {}
-TILE, TILE_K, WORK = (8, 4, 2) if SIMULATOR else (64, 16, 4)
+TILE, TILE_K, WORK = (8, 8, 2) if SIMULATOR else (64, 16, 4)
 
 
 def _make_matmul(dtype):
@@ -446,26 +459,33 @@ def _zero(dtype):
 @cuda.jit
 def _gather(x, idx, out, n):
     i = cuda.grid(1)
-    if i < n:
-        out[i] = x[idx[i]]
+    while i < n:
+        j = idx[i]
+        out[i] = x[j] if j >= 0 else 0
+        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _scatter_set(acc, idx, v, n):
     i = cuda.grid(1)
-    if i < n:
-        acc[idx[i]] = v[i]
+    while i < n:
+        if idx[i] >= 0:
+            acc[idx[i]] = v[i]
+        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _scatter_add(acc, idx, v, n):
     i = cuda.grid(1)
-    if i < n:
-        cuda.atomic.add(acc, idx[i], v[i])
+    while i < n:
+        if idx[i] >= 0:
+            cuda.atomic.add(acc, idx[i], v[i])
+        i += cuda.gridsize(1)
 
 
 def gather(x, idx, n, dtype):
-    """out[i] = x[idx[i]] for a flat int64 index buffer of n positions."""
+    """out[i] = x[idx[i]] for a flat int64 index buffer of n positions (0 where the
+    position is -1: the padding of im2col)."""
     out = empty(n, dtype)
     if n:
         _gather[_blocks(n), TPB](x.data, idx.data, out.data, n)
@@ -473,6 +493,7 @@ def gather(x, idx, n, dtype):
 
 
 def scatter(acc, idx, v, n, add):
-    """acc[idx[i]] = v[i] (or += with atomics, so repeated positions accumulate)."""
+    """acc[idx[i]] = v[i] (or += with atomics, so repeated positions accumulate); a
+    position of -1 is skipped."""
     if n:
         (_scatter_add if add else _scatter_set)[_blocks(n), TPB](acc.data, idx.data, v.data, n)

@@ -202,7 +202,8 @@ def predict(model, x, batch_size=1024):
     try:
         params, dtype = _plain_params(model), _model_dtype(model)
         x = _as_input(x, dtype)
-        outs = [_value(functional_call(model, params, x[i:i + batch_size]))
+        to_dev = _batch_mover(_params_device(params))
+        outs = [_value(functional_call(model, params, to_dev(x[i:i + batch_size])))
                 for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.empty((0,))
     finally:
@@ -223,10 +224,11 @@ def _evaluate(model, loader, loss_fn, metric_fns):
     try:
         params, dtype = _plain_params(model), _model_dtype(model)
         sums, n = {}, 0
+        to_dev = _batch_mover(_params_device(params))
         for xb, yb in loader:
             xb = _as_input(xb, dtype)
-            out = functional_call(model, params, xb)
-            out = getattr(out, "value", out)
+            out = functional_call(model, params, to_dev(xb))
+            out = _value(out)
             yb = _as_target(yb, out)
             k = len(xb)
             vals = {"loss": float(_value(loss_fn(out, yb)))}
@@ -240,7 +242,21 @@ def _evaluate(model, loader, loss_fn, metric_fns):
 
 
 def _value(v):
-    return np.asarray(getattr(v, "value", v))
+    v = getattr(v, "value", v)
+    return v.to_host() if hasattr(v, "to_host") else np.asarray(v)   # a device array: a copy
+
+
+def _params_device(params):
+    """"gpu" when the model's parameters are device arrays, else None."""
+    return "gpu" if any(hasattr(v, "to_host") for v in params.values()) else None
+
+
+def _batch_mover(device):
+    """``fit(device=...)``: each batch moves to the device once (identity without one)."""
+    if device is None or str(device).split(":")[0].lower() == "cpu":
+        return lambda v: v
+    from autodiff import gpu
+    return lambda v: gpu.to_device(v) if hasattr(v, "dtype") else v
 
 
 # ----- history and callbacks ------------------------------------------------------------
@@ -498,7 +514,7 @@ def _tqdm():
 
 def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batch_size=32,
         validation_data=None, metrics=("accuracy",), callbacks=(), shuffle=True, seed=0,
-        progress=True, lr=None, validation_split=0.0):
+        progress=True, lr=None, validation_split=0.0, device=None):
     """Train ``model`` on ``(x, y)`` for ``epochs`` passes; return a ``History``.
 
     - ``x, y``: arrays with samples along axis 0 (or ``x`` a ``DataLoader`` and ``y=None``).
@@ -521,6 +537,9 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
     - ``progress``: a tqdm bar per epoch (tqdm is optional: without it one line per epoch is
       printed); ``False`` prints nothing.
 
+    - ``device``: ``"gpu"`` moves the model there first (``model.to("gpu")``, before the
+      optimizer is built) and each batch once; the model stays on the device afterwards.
+
     Training values (``loss``, metrics) are averages over the epoch's batches, weighted by
     batch size, computed while the weights change (as Keras reports them).
     """
@@ -531,6 +550,9 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
         raise ValueError(f"fit: epochs must be >= 0, got {epochs}")
     loss_fn = _get_loss(loss)
     metric_fns = _get_metrics(metrics, loss_fn)
+    if device is not None:
+        model.to(device)
+    to_dev = _batch_mover(device)
     opt = _get_optimizer(optimizer, model, lr)
     dtype = _model_dtype(model)
 
@@ -592,10 +614,10 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
                 for xb, yb in loader:
                     xb = _as_input(xb, dtype)
                     opt.zero_grad()
-                    out = model(xb)
+                    out = model(to_dev(xb))
                     out_v = _value(out)
                     yb = _as_target(yb, out_v)
-                    batch_loss = loss_fn(out, yb)
+                    batch_loss = loss_fn(out, to_dev(yb))
                     if not hasattr(batch_loss, "backward"):
                         raise TypeError("fit: the loss does not depend on the model's "
                                         "parameters (got a plain value); is the model "

@@ -89,8 +89,10 @@ class Optimizer:
                 if g is None:
                     continue
                 v = p.value
-                if type(g) is not np.ndarray or g.dtype != v.dtype:
-                    g = np.asarray(g, dtype=v.dtype)
+                if type(g) is not type(v) or g.dtype != v.dtype:
+                    # (a device array's gradient stays a device array)
+                    g = np.asarray(g, dtype=v.dtype) if type(v) is np.ndarray else \
+                        g.astype(v.dtype)
                 if maximize:
                     g = -g
                 state = states.get(id(p))

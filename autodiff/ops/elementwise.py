@@ -9,6 +9,7 @@ import operator
 
 import numpy as np
 
+from ..arrays import asarray
 from ..boxes import unbox
 from ..core import is_complex
 from .define import defprim, elementwise, handles, scalar_fast
@@ -98,7 +99,7 @@ def _ties(x, y, ans):
 
 def _dheaviside_h(ans, x, h):
     # heaviside(x, h) is h exactly where x == 0 (and a constant 0 or 1 elsewhere).
-    return np.asarray(unbox(x) == 0, dtype=np.result_type(unbox(h), np.float16))
+    return asarray(unbox(x) == 0, dtype=np.result_type(unbox(h), np.float16))
 
 
 # ----- Linear -----
@@ -221,7 +222,7 @@ where_p = defprim("where", np.where,
 def _where(condition, x=None, y=None):
     if x is None and y is None:
         return np.where(unbox(condition))
-    return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
+    return where_p(asarray(unbox(condition), dtype=bool), x, y)
 
 
 @handles(np.clip)

@@ -13,6 +13,7 @@ order statistics interpolated); cov, corrcoef; and bincount's weights (a scatter
 """
 import numpy as np
 
+from ..arrays import asarray
 from ..boxes import unbox
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from .define import (broadcast, check_no_out, defprim, expand_to, handles, norm_axes,
@@ -72,7 +73,7 @@ prod_p = defprim(
 
 def _share(ans, x, axis, keepdims):
     """Where x attains the extremum, each tie taking an equal share of the derivative."""
-    hit = np.asarray(x == expand_to(ans, axis, keepdims), dtype=_real_dtype(x))
+    hit = asarray(x == expand_to(ans, axis, keepdims), dtype=_real_dtype(x))
     return hit / np.sum(hit, axis=axis, keepdims=True)
 
 
