@@ -590,6 +590,20 @@ def _result_type(*args):
 
 
 HANDLED[np.result_type] = _result_type
+
+
+def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    if x.dtype.kind != "f":
+        return astype(x, x.dtype, copy)
+    info = np.finfo(x.dtype)
+    big = info.max if posinf is None else posinf
+    small = -info.max if neginf is None else neginf
+    r = where(x != x, nan, x)
+    r = where(r == np.inf, big, r)
+    return astype(where(r == -np.inf, small, r), x.dtype, False)
+
+
+HANDLED[np.nan_to_num] = _nan_to_num
 HANDLED[np.linalg.norm] = lambda x, ord=None, axis=None, keepdims=False: np.sqrt(
     reduce("sum", x * x, axis, keepdims))
 

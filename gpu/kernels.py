@@ -24,10 +24,10 @@ __all__ = ["SIMULATOR", "TPB", "is_available", "synchronize", "empty", "to_devic
 #: Numba's CUDA simulator runs one Python thread per CUDA thread: small blocks keep it quick
 #: while a few dozen elements still span several blocks.
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
-TPB = 8 if SIMULATOR else 256
+TPB = 4 if SIMULATOR else 256
 #: Grid-stride kernels launch at most this many blocks (the simulator pays per block), and
 #: a reduction at most MAX_PARTS blocks per row before its second pass.
-MAX_BLOCKS = 3 if SIMULATOR else 32768
+MAX_BLOCKS = 2 if SIMULATOR else 32768
 MAX_PARTS = 2 if SIMULATOR else 1024
 
 
@@ -140,6 +140,7 @@ SCALAR = {
     "erf": "math.erf(x)", "erfc": "math.erfc(x)", "gammaln": "math.lgamma(x)",
     "identity": "x", "deg2rad": "x * 0.017453292519943295",
     "rad2deg": "x * 57.29577951308232", "conjugate": "x",
+    "radians": "x * 0.017453292519943295", "degrees": "x * 57.29577951308232",
     # binary
     "add": "x + y", "subtract": "x - y", "multiply": "x * y",
     "divide": "x / y if y != 0 else (math.nan if x == 0 or x != x else "
@@ -365,7 +366,7 @@ def arg_rows(op, buf, M, K):
 
 # ----- Matmul: shared-memory tiles, each thread a W×W block of registers -----
 _matmuls = {}
-TILE, TILE_K, WORK = (8, 8, 2) if SIMULATOR else (64, 16, 4)
+TILE, TILE_K, WORK = (4, 4, 2) if SIMULATOR else (64, 16, 4)
 
 
 def _make_matmul(dtype):
