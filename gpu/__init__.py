@@ -11,7 +11,7 @@ Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) everything runs on the
 >>> x = gpu.to_device(np.array([0.5, 1.0]))
 >>> g = ad.grad(lambda x: np.sum(np.sin(x) * x ** 2))(x)
 >>> type(g).__name__, g.to_host().round(4).tolist()
-('DeviceArray', [0.6951, 2.2232])
+('DeviceArray', [0.6988, 2.2232])
 """
 from . import kernels as _kernels
 from .array import DeviceArray, asarray, to_device

@@ -158,3 +158,15 @@ def test_no_implicit_host_copies():
         np.fft.fft(d)
     assert gpu.is_available()
     gpu.synchronize()
+
+
+def test_memory_pool_reuses_freed_buffers():
+    from autodiff.gpu import kernels
+    kernels.pool_clear()
+    a = gpu.to_device(np.ones(37))
+    b = np.sin(a)
+    del b                                   # its buffer goes to the free list ...
+    assert kernels.pool_stats()[0] == 1
+    c = np.cos(a)                           # ... and the next result of that size takes it
+    assert kernels.pool_stats()[0] == 0
+    np.testing.assert_allclose(c.to_host(), np.cos(np.ones(37)))
