@@ -15,7 +15,8 @@ import operator
 import numpy as np
 
 __all__ = ["shape_of", "ndim_of", "lead", "is_complex", "real_like", "norm_axes",
-           "reduce_axes", "expand_to", "broadcast", "sum_to", "is_host", "zeros", "as_like", "asarray",
+           "reduce_axes", "expand_to", "broadcast", "sum_to", "is_host", "zeros", "as_like",
+           "asarray",
            "dtype_of"]
 
 #: Types whose values are NumPy's own (host arrays and numbers); ``np.generic`` subclasses

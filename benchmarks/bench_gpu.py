@@ -237,7 +237,8 @@ def bench_mlp():
 
 def main():
     t0 = time.perf_counter()
-    print(f"autodiff.gpu benchmark: {'simulator (tiny sizes, correctness only)' if ARGS.small else 'device'}; "
+    kind = "simulator (tiny sizes, correctness only)" if ARGS.small else "device"
+    print(f"autodiff.gpu benchmark: {kind}; "
           f"torch CUDA: {TORCH is not None}; CuPy: {CUPY is not None}", flush=True)
     x, xh, bw = bench_copy_and_elementwise()
     bench_reductions(x, xh, bw)
