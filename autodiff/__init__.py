@@ -51,9 +51,9 @@ _map_source_checkout()
 
 
 def __getattr__(name):
-    # ``autodiff.nn`` (and later ``autodiff.gpu``) load on first use: ``import autodiff``
-    # stays the engine alone.
-    if name in ("nn",):
+    # ``autodiff.nn`` and ``autodiff.gpu`` load on first use: ``import autodiff`` stays the
+    # engine alone (and never imports Numba).
+    if name in ("nn", "gpu"):
         import importlib
         return importlib.import_module(f"autodiff.{name}")
     raise AttributeError(f"module 'autodiff' has no attribute {name!r}")

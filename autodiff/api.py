@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .arrays import as_like, zeros
+from .arrays import as_like, is_host, zeros
 from .boxes import meta, unbox
 from .core import batched_levels, box_types, close_level, is_complex, new_level, shape_of
 from .forward import Dual
@@ -205,7 +205,10 @@ def _plain_aux(aux, level):
 
 def _one(value, holomorphic=False):
     """The seed cotangent of a scalar output, in its dtype (float32 stays float32)."""
-    dt = getattr(meta(value), "dtype", None)
+    v = meta(value)
+    if not is_host(v):                  # another array type (a device array): its own one
+        return np.ones_like(v)
+    dt = getattr(v, "dtype", None)
     if dt is None or dt == np.float64:
         return np.complex128(1.0) if holomorphic else 1.0
     return dt.type(1)
@@ -272,7 +275,11 @@ def _scalar(a, kind="f"):
         return (t is complex) == (kind == "c")
     if t is np.ndarray:
         return a.shape == () and a.dtype.kind == kind
-    return isinstance(a, np.complexfloating if kind == "c" else np.floating)
+    if isinstance(a, np.generic):
+        return isinstance(a, np.complexfloating if kind == "c" else np.floating)
+    # another array type (a device array): a 0-d array of the kind
+    return getattr(a, "shape", None) == () and getattr(a, "dtype", None) is not None \
+        and a.dtype.kind == kind
 
 
 def _not_scalar(f, value, holomorphic=False):

@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = ["shape_of", "ndim_of", "lead", "is_complex", "real_like", "norm_axes",
            "reduce_axes", "expand_to", "broadcast", "sum_to", "is_host", "zeros", "as_like",
+           "asarray",
            "dtype_of"]
 
 #: Types whose values are NumPy's own (host arrays and numbers); ``np.generic`` subclasses
@@ -50,6 +51,15 @@ def zeros(shape, dtype, like=None):
     if like is None or is_host(like):
         return np.zeros(shape, dtype)
     return np.zeros(shape, dtype, like=like)
+
+
+def asarray(x, dtype=None):
+    """``np.asarray(x, dtype)`` that leaves an array of another type (a device array) where
+    it is (cast to ``dtype`` there): NumPy's own ``asarray`` would copy it to the host."""
+    if type(x) is not np.ndarray and hasattr(x, "__array_function__") \
+            and not isinstance(x, np.ndarray):
+        return x if dtype is None or x.dtype == np.dtype(dtype) else x.astype(dtype)
+    return np.asarray(x, dtype=dtype)
 
 
 def as_like(a, like):

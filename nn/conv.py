@@ -20,6 +20,7 @@ import operator
 
 import numpy as np
 
+from autodiff.boxes import meta
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops import conv as _conv
 from autodiff.ops import pooling as _pool
@@ -164,7 +165,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         raise NotImplementedError("max_pool2d(return_indices=True) is not supported")
     _spatial(input, 2, "max_pool2d")
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
-    return _pool.max_pool2d(input, k, s, p, d, ceil_mode)     # one primitive, one record
+    if type(meta(input)) is np.ndarray:
+        return _pool.max_pool2d(input, k, s, p, d, ceil_mode)     # one primitive, one record
+    # Another array type (autodiff.gpu's): the composition of its kernels' maxima.
+    _, w = _taps(input, k, s, p, d, ceil_mode, -np.inf)
+    return _pairwise(np.maximum, w)
 
 
 def _pairwise(op, xs):

@@ -194,10 +194,6 @@ def _target_like(y, out):
     return y
 
 
-def _value(v):
-    return np.asarray(getattr(v, "value", v))
-
-
 def _inputs(x, what):
     """``x`` as a tuple of arrays: several model inputs when ``x`` is a tuple (or a list of
     arrays), passed as ``model(*x)``; one input otherwise."""
@@ -317,7 +313,8 @@ def _predict(model, x, batch_size, what):
         if n == 0:
             return np.empty((0,))
         _remember_inputs(model, xs)
-        outs = [functional_call(model, params, *(a[i:i + batch_size] for a in xs))
+        to_dev = _batch_mover(_params_device(params))
+        outs = [functional_call(model, params, *(to_dev(a[i:i + batch_size]) for a in xs))
                 for i in range(0, n, batch_size)]
         return _concat(outs, what)
     finally:
@@ -393,10 +390,11 @@ def _evaluate(model, batches, loss_fn, metric_fns, callbacks=None):
     try:
         params, dtype = _plain_params(model), _model_dtype(model)
         sums, n = {}, 0
+        to_dev = _batch_mover(_params_device(params))
         for xs, yb, wb in batches:
             xs = tuple(_as_input(a, dtype) for a in xs)
-            out = functional_call(model, params, *xs)
-            out = getattr(out, "value", out)
+            out = functional_call(model, params, *(to_dev(a) for a in xs))
+            out = _value(out)
             yb = _as_target(yb, out)
             k = len(xs[0])
             vals = {"loss": float(_value(_batch_loss(loss_fn, out, yb, wb)))}
@@ -408,6 +406,26 @@ def _evaluate(model, batches, loss_fn, metric_fns, callbacks=None):
     finally:
         model.train(was_training)
 
+
+def _value(v):
+    v = getattr(v, "value", v)
+    return v.to_host() if hasattr(v, "to_host") else np.asarray(v)   # a device array: a copy
+
+
+def _params_device(params):
+    """"gpu" when the model's parameters are device arrays, else None."""
+    return "gpu" if any(hasattr(v, "to_host") for v in params.values()) else None
+
+
+def _batch_mover(device):
+    """``fit(device=...)``: each batch moves to the device once (identity without one)."""
+    if device is None or str(device).split(":")[0].lower() == "cpu":
+        return lambda v: v
+    from autodiff import gpu
+    return lambda v: gpu.to_device(v) if hasattr(v, "dtype") else v
+
+
+# ----- history and callbacks ------------------------------------------------------------
 
 class History:
     """What ``fit`` returns: ``history`` maps each logged quantity (``loss``, ``val_loss``,
@@ -515,7 +533,7 @@ def _check_freq(validation_freq):
 def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batch_size=32,
         validation_data=None, metrics=("accuracy",), callbacks=(), shuffle=True, seed=0,
         progress=None, lr=None, validation_split=0.0, verbose="auto", class_weight=None,
-        sample_weight=None, initial_epoch=0, validation_freq=1, compile=False):
+        sample_weight=None, initial_epoch=0, validation_freq=1, compile=False, device=None):
     """Train ``model`` on ``(x, y)`` for ``epochs`` passes; return a ``History``.
 
     - ``x, y``: arrays with samples along axis 0; ``x`` a tuple of arrays for a model with
@@ -554,6 +572,9 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
       per epoch); 2 one line per epoch. ``progress=False``/``True`` is the older spelling
       of 0/1.
 
+    - ``device``: ``"gpu"`` moves the model there first (``model.to("gpu")``, before the
+      optimizer is built) and each batch once; the model stays on the device afterwards.
+
     Training values (``loss``, metrics) are averages over the epoch's batches, weighted by
     batch size, computed while the weights change (as Keras reports them).
     """
@@ -571,6 +592,9 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
                         f"{type(class_weight).__name__}")
     loss_fn = _get_loss(loss)
     metric_fns = _get_metrics(metrics, loss_fn)
+    if device is not None:
+        model.to(device)
+    to_dev = _batch_mover(device)
     opt = _get_optimizer(optimizer, model, lr)
     compiled = None
     if compile:     # nn.compile_step: forward and backward replayed as one recorded program
@@ -678,13 +702,13 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
                     yb = _as_target(yb, out_v)
                 else:
                     opt.zero_grad()
-                    out = model(*xs)
+                    out = model(*(to_dev(a) for a in xs))
                     out_v = _value(out)
                     yb = _as_target(yb, out_v)
                     if class_weight is not None:
                         cw = _class_weights(class_weight, yb)
                         wb = cw if wb is None else _value(wb) * cw
-                    batch_loss = _batch_loss(loss_fn, out, yb,
+                    batch_loss = _batch_loss(loss_fn, out, to_dev(yb),
                                              None if wb is None else _value(wb))
                     if not hasattr(batch_loss, "backward"):
                         raise TypeError("fit: the loss does not depend on the model's "

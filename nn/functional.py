@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from scipy.special import erf
 
+from autodiff.arrays import as_like
 from autodiff.boxes import lift, meta, recorded, unbox
 from autodiff.core import ndim_of, opaque_types, shape_of
 from autodiff.ops.linalg import linear_p
@@ -390,7 +391,11 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
             np.result_type(meta(target)).kind in "iu":
         return _recorded_labels_cross_entropy(input, target, reduction, label_smoothing,
                                               ignore_index)
-    t = np.asarray(unbox(target))
+    t = unbox(target)
+    if hasattr(t, "to_host") and t.dtype.kind not in "fc":
+        t = t.to_host()             # device labels: read on the host once (they index)
+    elif not hasattr(t, "to_host"):
+        t = np.asarray(t)
     if t.dtype.kind in "fc" and t.shape != si:
         raise ValueError(
             f"cross_entropy: a float target is read as class probabilities and must have the "
@@ -418,6 +423,8 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
             y = y * np.expand_dims(keep, 1).astype(dtype)
     if wc is not None:
         y = y * wc.reshape(shape)
+    if labels is not None:
+        y = as_like(y, unbox(input))    # the one-hot goes where the logits are (a device)
     loss = softmax_cross_entropy(input, y, axis=1 - len(si))
     if reduction == "mean" and labels is not None:
         # PyTorch divides by the summed weights of the counted targets' classes.

@@ -44,6 +44,29 @@ class Parameter(metaclass=_ParameterMeta):
         return p
 
 
+def _host_copy(v):
+    """A NumPy copy of a host or device array."""
+    return v.to_host() if hasattr(v, "to_host") else np.array(v)
+
+
+def _mover(device, dtype):
+    """``v -> v`` on ``device`` (and in ``dtype`` when floating point)."""
+    dev = None if device is None else str(device).split(":")[0].lower()
+    if dev not in (None, "cpu", "gpu", "cuda"):
+        raise ValueError(f"Module.to: unknown device {device!r}; use 'gpu' or 'cpu'")
+
+    def move(v):
+        if dtype is not None and np.dtype(v.dtype).kind == "f":
+            v = v.astype(dtype)
+        if dev == "cpu":
+            return v.to_host() if hasattr(v, "to_host") else v
+        if dev in ("gpu", "cuda"):
+            from autodiff import gpu
+            return gpu.to_device(v)
+        return v
+    return move
+
+
 class Module:
     """Base class of layers and models: subclass it, assign parameters and sub-modules in
     ``__init__``, compute in ``forward``."""
@@ -187,13 +210,44 @@ class Module:
         """Parameters and floating-point buffers as float32 (PyTorch's ``Module.float``)."""
         return self._cast(np.float32)
 
+    # ----- devices -----
+    def to(self, device=None, dtype=None):
+        """Move every parameter, gradient and buffer to ``device`` in place and return the
+        module (PyTorch's ``Module.to``): ``"gpu"`` (or ``"cuda"``) puts them in
+        ``autodiff.gpu`` device arrays, ``"cpu"`` brings them back as NumPy arrays. The
+        parameters stay the same objects, so an optimizer built on them keeps them; build
+        it after the move, as in PyTorch, so its state lives on the same device.
+        ``dtype`` (optional) also casts floating-point parameters and buffers.
+
+        >>> from autodiff import nn
+        >>> m = nn.Linear(3, 2).to("cpu")
+        >>> type(m.weight.value).__name__
+        'ndarray'
+        """
+        move = _mover(device, dtype)
+        for p in self.parameters():
+            p.value = move(p.value)
+            if p.grad is not None:
+                p.grad = move(p.grad)
+        for _, m, name in list(self._buffer_owners()):
+            b = m._buffers[name]
+            if b is not None and hasattr(b, "dtype"):
+                m._buffers[name] = move(b)
+        return self
+
+    def cuda(self):
+        return self.to("gpu")
+
+    def cpu(self):
+        return self.to("cpu")
+
     # ----- state -----
     def state_dict(self):
         """Every parameter and buffer by dotted name, as plain NumPy arrays (copies)."""
         # Every name of a shared parameter, as PyTorch's state_dict.
-        out = OrderedDict((n, np.array(p.value))
+        out = OrderedDict((n, _host_copy(p.value))
                           for n, p in self.named_parameters(remove_duplicate=False))
-        out.update((n, np.array(b)) for n, b in self.named_buffers())
+        out.update((n, _host_copy(b)) for n, b in self.named_buffers())
         return out
 
     def load_state_dict(self, state, strict=True):

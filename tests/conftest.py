@@ -8,6 +8,11 @@ import os
 
 import pytest
 
+# autodiff.gpu's tests (tests/gpu/) run on Numba's CUDA simulator; numba reads the variable
+# when it is first imported, which another test module may do before tests/gpu/ is reached.
+# NUMBA_ENABLE_CUDASIM=0 in the environment runs them on a real GPU instead.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 REQUIRED = tuple(m.strip() for m in os.environ.get("AUTODIFF_REQUIRE", "").split(",")
                  if m.strip())
 

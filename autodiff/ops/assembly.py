@@ -24,6 +24,7 @@ import operator
 
 import numpy as np
 
+from ..arrays import asarray
 from ..boxes import concrete, lift, meta, recorded, unbox
 from ..core import box_types, ndim_of, shape_of
 from .define import check_no_out, handles, norm_axes
@@ -60,7 +61,7 @@ def array_of(object, dtype=None, copy=True, **kw):
 
 def _arr(x):
     """A tracked value as it is; anything else as a plain array."""
-    return x if type(x) in box_types else np.asarray(x)
+    return x if type(x) in box_types else asarray(x)
 
 
 def _axis(axis, nd):

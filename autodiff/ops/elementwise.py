@@ -9,6 +9,7 @@ import operator
 
 import numpy as np
 
+from ..arrays import asarray
 from ..boxes import data, meta, opaque_types, unbox
 from ..core import box_types, is_complex
 from . import dependency
@@ -101,7 +102,7 @@ def _dheaviside_h(ans, x, h):
     # heaviside(x, h) is h exactly where x == 0 (and a constant 0 or 1 elsewhere).
     hit = data(x) == 0
     dt = np.result_type(meta(h), np.float16)
-    return hit.astype(dt) if type(hit) in box_types else np.asarray(hit, dtype=dt)
+    return hit.astype(dt) if type(hit) in box_types else asarray(hit, dtype=dt)
 
 
 # ----- Linear -----
@@ -230,7 +231,7 @@ def _where(condition, x=None, y=None):
     c = data(condition)
     if type(c) in opaque_types:     # recorded by ad.jit, or marked by sparsity detection
         return where_p(c if meta(c).dtype == bool else c != 0, x, y)
-    return where_p(np.asarray(unbox(condition), dtype=bool), x, y)
+    return where_p(asarray(unbox(condition), dtype=bool), x, y)
 
 
 @handles(np.clip)

@@ -13,6 +13,7 @@ order statistics interpolated); cov, corrcoef; and bincount's weights (a scatter
 """
 import numpy as np
 
+from ..arrays import asarray
 from ..boxes import data, meta, unbox
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from . import dependency
@@ -76,7 +77,7 @@ def _share(ans, x, axis, keepdims):
     hit = x == expand_to(ans, axis, keepdims)
     # (a mask recorded by ad.jit is a tracked value: cast by astype, which records)
     hit = hit.astype(_real_dtype(x)) if type(hit) in box_types else \
-        np.asarray(hit, dtype=_real_dtype(x))
+        asarray(hit, dtype=_real_dtype(x))
     return hit / np.sum(hit, axis=axis, keepdims=True)
 
 

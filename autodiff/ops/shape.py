@@ -6,7 +6,7 @@ the end instead, where no index can reach it.
 """
 import numpy as np
 
-from ..arrays import sum_to
+from ..arrays import asarray, sum_to
 from ..boxes import data, meta, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from . import dependency
@@ -271,7 +271,7 @@ concatenate_p = defprim("concatenate", lambda *xs, axis: np.concatenate(xs, axis
 def _concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
     check_no_out(out, "concatenate")
     # Plain operands as arrays: the rules take their shapes and dtypes (lists have none).
-    arrays = [a if type(a) in box_types else np.asarray(a) for a in arrays]
+    arrays = [a if type(a) in box_types else asarray(a) for a in arrays]
     if axis is None:
         arrays, axis = [_ravel(a) for a in arrays], 0
     nd = ndim_of(arrays[0])

@@ -68,7 +68,7 @@ class SGD(Optimizer):
         if mu:
             b = state.get("momentum_buffer")
             if b is None:
-                b = state["momentum_buffer"] = np.array(g)
+                b = state["momentum_buffer"] = g.copy()      # (a device array copies on the device)
             else:
                 b *= mu
                 damp = group["dampening"]

@@ -155,7 +155,10 @@ class Optimizer:
                 if g is None:
                     continue
                 v = p.value
-                if type(g) is not np.ndarray or g.dtype != v.dtype or g.shape != v.shape:
+                if type(v) is not np.ndarray:       # a device array: its gradient stays there
+                    if g.dtype != v.dtype:
+                        g = g.astype(v.dtype)
+                elif type(g) is not np.ndarray or g.dtype != v.dtype or g.shape != v.shape:
                     g = np.broadcast_to(np.asarray(g, dtype=v.dtype), v.shape)
                 w1, w2, w3 = self._work(v)
                 if maximize:
@@ -173,6 +176,8 @@ class Optimizer:
         negated gradient under ``maximize``), views of one buffer per dtype that every
         parameter reuses: the scratch costs three times the largest parameter, and the
         updates allocate nothing."""
+        if type(v) is not np.ndarray:       # a device array: work arrays on the device (pooled)
+            return tuple(np.empty_like(v) for _ in range(3))
         n = v.size
         pool = self._scratch.get(v.dtype)
         if pool is None or pool.size < 3 * n:
