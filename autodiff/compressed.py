@@ -13,12 +13,40 @@ Pattern and colouring are computed on the first call for an input shape and dtyp
 import numpy as np
 
 from .api import _flat_args, _pull, _push, _tangent_dtype, grad
-from .boxes import unbox
+from .boxes import meta, unbox
 from .colouring import (Layout, StarLayout, as_pattern, column_colouring, row_colouring,
                         seed_matrix, star_colouring)
 from .core import box_types, is_complex
 
 __all__ = ["sparse_jacobian", "sparse_hessian"]
+
+
+def _replayed(directions, args, argnums):
+    """``directions(*args, **kwargs)`` (the compressed sweep: a plain array of the colours'
+    directions) recorded once by ``ad.jit`` and replayed box-free on later calls, which is
+    what makes the few directions cheap. Arguments that are not numbers or arrays (a module,
+    a function, a string) are static. A function ``ad.jit`` cannot record (it raises while
+    recording) runs eagerly instead, for this plan from then on."""
+    from .tracing import jit
+    static = tuple(i for i, a in enumerate(args) if i != argnums and not _numeric(a))
+    jitted = jit(directions, static_argnums=static)
+    recordable = [True]
+
+    def run(*args, **kwargs):
+        if recordable[0]:
+            try:
+                return jitted(*args, **kwargs)
+            except (TypeError, NotImplementedError, ValueError):
+                recordable[0] = False           # eagerly below: its own error, if any
+        return directions(*args, **kwargs)
+    return run
+
+
+def _numeric(a):
+    """Whether ``a`` is a number, an array or a pytree of them (what ``ad.jit`` traces)."""
+    from .tree import flatten
+    leaves = flatten(a)[0]
+    return all(isinstance(v, (int, float, complex, np.ndarray, np.generic)) for v in leaves)
 
 _FORMATS = ("csr", "csc", "coo")
 
@@ -77,12 +105,12 @@ def _detect(f, args, argnums, hessian):
 
 class _Plan:
     """What the first call for an input shape found: the pattern and its colouring."""
-    __slots__ = ("pattern", "colours", "mode", "seeds", "count", "build", "take")
+    __slots__ = ("pattern", "colours", "mode", "seeds", "count", "build", "take", "run")
 
     def __init__(self, pattern, colours, mode, seeds):
         self.pattern, self.colours, self.mode, self.seeds = pattern, colours, mode, seeds
         self.count = _count(colours)
-        self.build = self.take = None
+        self.build = self.take = self.run = None
 
     def read_from(self, layout, colour_of, row, size):
         """Decompression as one gather: entry (row, col) of the result is element
@@ -161,25 +189,11 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
                 plan.read_from(L, plan.colours[L.rows], L.cols, pattern.shape[1])
             plans[key] = plan
         _attach(sparse_jacobian_f, plan)
-        m = plan.pattern.shape[0]
-        dtype = _tangent_dtype(x)
-        k = plan.seeds.shape[0]
-        if plan.mode == "forward":
-            seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(v))]
-            values, tans, _, _ = _push(call, args, [x], rebuild, seeds, batched=1,
-                                       transform="sparse_jacobian")
-            out = _one_output(values, m)
-            t = tans[0]
-            odt = np.result_type(unbox(out), dtype) if type(unbox(out)) is not float else dtype
-            if t is None:
-                return plan.build(np.zeros(plan.take.size, odt))
-            return plan.build(np.reshape(_plain(t, "sparse_jacobian"), -1)[plan.take])
-        _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
-        out = _one_output(values, m)
-        odt = _tangent_dtype(out)
-        cts = [plan.seeds.astype(odt, copy=False).reshape((k,) + np.shape(unbox(out)))]
-        return plan.build(np.reshape(_plain(sweep(cts, nb=1)[0], "sparse_jacobian"), -1)
-                          [plan.take])
+        if plan.run is None:
+            plan.run = _replayed(_jacobian_directions(f, argnums, plan, _tangent_dtype(x)),
+                                 args, argnums)
+        t = plan.run(*args, **kwargs)
+        return plan.build(np.reshape(t, -1)[plan.take])
 
     sparse_jacobian_f.sparsity = given
     sparse_jacobian_f.colours = sparse_jacobian_f.colors = None
@@ -190,15 +204,59 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
     return sparse_jacobian_f
 
 
+def _jacobian_directions(f, argnums, plan, dtype):
+    """The compressed Jacobian of ``f`` as a function of its arguments: ``J·S`` (forward,
+    one direction per column colour) or ``Sᵀ·J`` (reverse, per row colour), a plain array."""
+    m, k = plan.pattern.shape[0], plan.seeds.shape[0]
+
+    def directions(*args, **kwargs):
+        call = (lambda *a: f(*a, **kwargs)) if kwargs else f
+        leaves, rebuild, _ = _flat_args(f, args, argnums, "sparse_jacobian")
+        x = leaves[0]
+        if plan.mode == "forward":
+            seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(meta(x)))]
+            values, tans, _, _ = _push(call, args, [x], rebuild, seeds, batched=1,
+                                       transform="sparse_jacobian")
+            out = _one_output(values, m)
+            if tans[0] is not None:
+                return tans[0]
+            odt = np.result_type(meta(out), dtype) if type(meta(out)) is not float else dtype
+            return np.zeros((k,) + np.shape(meta(out)), odt)
+        _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
+        out = _one_output(values, m)
+        cts = [plan.seeds.astype(_tangent_dtype(out), copy=False).reshape(
+            (k,) + np.shape(meta(out)))]
+        return sweep(cts, nb=1)[0]
+    return directions
+
+
+def _hessian_directions(g, argnums, plan, dtype):
+    """``H·S`` of the function whose gradient is ``g``: one Hessian-vector product per
+    colour, batched (forward over reverse), a plain array."""
+    k = plan.seeds.shape[0]
+
+    def directions(*args, **kwargs):
+        call_g = (lambda *a: g(*a, **kwargs)) if kwargs else g
+        leaves, rebuild, _ = _flat_args(g, args, argnums, "sparse_hessian")
+        x = leaves[0]
+        seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(meta(x)))]
+        _, tans, _, _ = _push(call_g, args, [x], rebuild, seeds, batched=1,
+                              transform="sparse_hessian")
+        if tans[0] is None:
+            return np.zeros((k,) + np.shape(meta(x)), dtype)
+        return tans[0]
+    return directions
+
+
 def _one_output(values, m):
     if len(values) != 1:
         raise TypeError(f"sparse_jacobian needs one array output, but the function returned "
                         f"{len(values)} leaves; concatenate them into one vector.")
     out = values[0]
-    if int(np.size(unbox(out))) != m:
+    if int(np.size(meta(out))) != m:
         raise ValueError(f"sparse_jacobian: sparsity has {m} rows, but the function's output "
-                         f"has {np.size(unbox(out))} elements (shape {np.shape(unbox(out))})")
-    if is_complex(unbox(out)):
+                         f"has {np.size(meta(out))} elements (shape {np.shape(meta(out))})")
+    if is_complex(meta(out)):
         raise TypeError("sparse_jacobian: a complex output has no real sparse Jacobian; "
                         "differentiate np.real and np.imag of it.")
     return out
@@ -278,16 +336,11 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
             plan.read_from(SL.layout, SL.src_col, SL.src_row, n)
             plans[key] = plan
         _attach(sparse_hessian_f, plan)
-        k = plan.seeds.shape[0]
-        dtype = _tangent_dtype(x)
-        seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(v))]
-        call_g = (lambda *a: g(*a, **kwargs)) if kwargs else g
-        _, tans, _, _ = _push(call_g, args, [x], rebuild, seeds, batched=1,
-                              transform="sparse_hessian")
-        t = tans[0]
-        if t is None:
-            return plan.build(np.zeros(plan.take.size, dtype))
-        return plan.build(np.reshape(_plain(t, "sparse_hessian"), -1)[plan.take])
+        if plan.run is None:
+            plan.run = _replayed(_hessian_directions(g, argnums, plan, _tangent_dtype(x)),
+                                 args, argnums)
+        t = plan.run(*args, **kwargs)
+        return plan.build(np.reshape(t, -1)[plan.take])
 
     sparse_hessian_f.sparsity = given
     sparse_hessian_f.colours = sparse_hessian_f.colors = None

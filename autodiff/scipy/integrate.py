@@ -42,7 +42,7 @@ from ..ops import dependency
 from ..ops.define import defprim, norm_axes
 from ..reverse import Variable, backward_pass
 from .ivp import (_FIX, _failed, _vector, adjoint_p, adjoint_sweep,  # noqa: F401
-                  dense_solution, solve_ivp)
+                  dense_solution, ivp_p, solve_ivp)
 from .stiff import ivp_jacobian  # noqa: F401  (the AD Jacobian for solve_ivp's jac=)
 
 __all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint", "solve_ivp", "ivp_jacobian"]
@@ -286,3 +286,4 @@ def odeint(func, y0, t, args=(), rtol=None, atol=None, mxstep=0, hmax=0.0, tfirs
 
 # Dependency structure (the sparsity mode): a solution depends on every input of the solve.
 odeint_p.sparsity = adjoint_p.sparsity = dependency.dense
+ivp_p.sparsity = dependency.dense        # a whole trajectory depends on the whole state
