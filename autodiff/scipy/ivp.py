@@ -112,7 +112,7 @@ def dense_solution(fun, jac, t_span, y0, *, rtol, atol, max_step=np.inf, method=
 
 
 def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=None,
-                  vjp=None, what="the adjoint solve"):
+                  vjp=None, what="the adjoint solve", fix=_FIX):
     """``(λ(t₀), a)`` for cotangents ``g`` (B, T, n) of the samples ``y(tᵢ)`` of
     ``y' = f(y, s, p)``, ``p`` of size ``m``.
 
@@ -177,12 +177,12 @@ def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=
                                np.ravel(a)]), method=method, rtol=rtol, atol=atol,
                                max_step=max_step, **extra)
             if sol.status < 0:
-                raise _failed(what, sol.message, _FIX)
+                raise _failed(what, sol.message, fix)
             z = sol.y[:, -1]
             lam, a = np.reshape(z[:k], (bsz, n)), np.reshape(z[k:], (bsz, m))
         lam = lam + g[:, i - 1]
     if not (np.all(np.isfinite(lam)) and np.all(np.isfinite(a))):
-        raise _failed(what, "non-finite adjoint", _FIX)
+        raise _failed(what, "non-finite adjoint", fix)
     return lam, a
 
 
@@ -439,12 +439,14 @@ def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active
                                   1.0 if refine is None else refine)
         lam, a = adjoint_sweep(lambda y, s: _jac_yp(fun, n, y, s, p), ysol, t, gs, m,
                                rtol=rtol, atol=float(np.min(sol_atol)), max_step=step,
-                               method=method,
+                               # a stiff adjoint goes to LSODA (dense Jacobian, BDF past
+                               # 1000 unknowns): SciPy's BDF fails on Robertson's adjoint
+                               method="LSODA" if _implicit(method) else method,
                                # few values: one Jacobian per time serves rhs and Newton
                                vjp=None if n + m <= _AUTO_DIRECTIONS else
                                (lambda y, s, lam: _vjp_yp(fun, y, s, p, lam)),
                                what=f"the reverse mode of {_name(method)} (the adjoint "
-                                    "solve)")
+                                    "solve)", fix=_FIX if refine is not None else _FIX_IVP)
     return np.reshape(np.concatenate([lam, a], axis=-1), b + (n + m,))
 
 
