@@ -381,3 +381,13 @@ def test_parameter_fit_through_a_stiff_solve():
     assert res.success or res.fun < 1e-14, res.message
     np.testing.assert_allclose(res.x, true, rtol=1e-5)
     assert res.njev < 60
+
+
+def test_vectorized_fun():
+    """vectorized=True: fun sees y of shape (n, k), here (n, 1)."""
+    def y_end(k):
+        return solve_ivp(lambda t, y, k: -k * y, (0.0, 1.0), [1.0, 2.0], method="BDF",
+                         vectorized=True, args=(k,), **TOL).y[:, -1]
+    want = -np.exp(-0.5) * np.array([1.0, 2.0])
+    np.testing.assert_allclose(ad.jacrev(y_end)(0.5), want, rtol=1e-8)
+    np.testing.assert_allclose(ad.jacfwd(y_end)(0.5), want, rtol=1e-8)

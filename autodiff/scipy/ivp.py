@@ -10,10 +10,11 @@ in ``y0``, ``t_span``, ``t_eval`` and the tracked values in ``args``. The sample
 - JVP (forward sensitivities): ``S' = ∂f/∂y·S + ∂f/∂p·ṗ``, ``S(t₀) = ẏ₀ - f(t₀, y₀)·ṫ₀``,
   integrated *with* the state by the same method (one augmented system ``(y, S₁ … S_k)`` for
   all k directions, each ``∂f·S`` from one batched forward sweep of ``f``), and
-  ``Ẏ(tᵢ) = S(tᵢ) + f(tᵢ, Y(tᵢ))·ṫᵢ``. The implicit methods get the augmented Jacobian
-  ``I ⊗ ∂f/∂y`` (block diagonal: the blocks share the AD Jacobian; the second-derivative
-  coupling below the diagonal is left out of the Newton matrix, as CVODES's simultaneous
-  corrector does, so Newton still converges and the result is unchanged).
+  ``Ẏ(tᵢ) = S(tᵢ) + f(tᵢ, Y(tᵢ))·ṫᵢ``. The implicit methods get the exact augmented
+  Jacobian, block lower triangular: ``∂f/∂y`` (AD) on the diagonal, shared by all blocks,
+  and the couplings ``∂(∂f·Sᵢ)/∂y`` in the first column, all from one forward sweep of n
+  directions (leaving the couplings out, as CVODES's simultaneous corrector may, stalls
+  SciPy's Newton on Robertson's kinetics: ten times the LU factorisations).
 - VJP: by the same forward sensitivities (one direction per input value, then ``gᵀ·Ẏ``)
   when there are few inputs, else by the adjoint ``λ' = -λ·∂f/∂y``, ``a' = -λ·∂f/∂p``
   integrated backwards along the dense output of a forward solve (``adjoint_sweep``): only
@@ -112,7 +113,7 @@ def dense_solution(fun, jac, t_span, y0, *, rtol, atol, max_step=np.inf, method=
 
 
 def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=None,
-                  vjp=None, what="the adjoint solve"):
+                  vjp=None, what="the adjoint solve", fix=_FIX):
     """``(λ(t₀), a)`` for cotangents ``g`` (B, T, n) of the samples ``y(tᵢ)`` of
     ``y' = f(y, s, p)``, ``p`` of size ``m``.
 
@@ -177,12 +178,12 @@ def adjoint_sweep(jac_yp, ysol, t, g, m, *, rtol, atol, max_step=np.inf, method=
                                np.ravel(a)]), method=method, rtol=rtol, atol=atol,
                                max_step=max_step, **extra)
             if sol.status < 0:
-                raise _failed(what, sol.message, _FIX)
+                raise _failed(what, sol.message, fix)
             z = sol.y[:, -1]
             lam, a = np.reshape(z[:k], (bsz, n)), np.reshape(z[k:], (bsz, m))
         lam = lam + g[:, i - 1]
     if not (np.all(np.isfinite(lam)) and np.all(np.isfinite(a))):
-        raise _failed(what, "non-finite adjoint", _FIX)
+        raise _failed(what, "non-finite adjoint", fix)
     return lam, a
 
 
@@ -303,13 +304,19 @@ def _name(method):
     return method if isinstance(method, str) else getattr(method, "__name__", str(method))
 
 
-def _block_diagonal(J, copies, method):
-    """``I_copies ⊗ J``: the augmented Newton matrix, sparse when it is large (BDF, Radau)."""
-    big = shape_of(J)[0] * copies > _DENSE_MAX and method != "LSODA"
-    if sparse.issparse(J) or big:
-        return sparse.kron(sparse.identity(copies, format="csr"), sparse.csr_matrix(J),
-                           format="csc")
-    return np.kron(np.eye(copies), J)
+def _block_lower(col, n, copies, method):
+    """The augmented Jacobian ``I_copies ⊗ J`` plus the couplings ``Cᵢ`` in the first block
+    column, from ``col = [J; C₁; …]``; sparse when it is large (BDF, Radau)."""
+    J = col[:n]
+    if shape_of(J)[0] * copies > _DENSE_MAX and method != "LSODA":
+        diag = sparse.kron(sparse.identity(copies, format="csr"), sparse.csr_matrix(J))
+        low = sparse.csr_matrix((np.ravel(col[n:]), (np.repeat(np.arange(n, n * copies), n),
+                                                     np.tile(np.arange(n), n * (copies - 1)))),
+                                shape=(n * copies, n * copies))
+        return (diag + low).tocsc()
+    out = np.kron(np.eye(copies), J)
+    out[n:, :n] = col[n:]
+    return out
 
 
 def _augmented(kw, n, m, k):
@@ -322,10 +329,12 @@ def _augmented(kw, n, m, k):
                               np.reshape(q[m:], (k, m)))
         return np.concatenate([f, np.ravel(fdot)])
 
-    base = jac if jac is not None else _ad_jac(fun)
-
     def augjac(s, z, q):
-        return _block_diagonal(base(s, z[:n], q[:m]), k + 1, method)
+        # ∂(f, ∂f·S)/∂y by one batched forward sweep (n directions over the k inner ones):
+        # J on top, the couplings Cᵢ = ∂(∂f·Sᵢ)/∂y below; the Newton matrix is then exact
+        # (without the Cᵢ Newton stalls where they are large, e.g. Robertson's kinetics)
+        col = jacfwd(lambda y: aug(s, np.concatenate([y, z[n:]]), q))(z[:n])
+        return _block_lower(col, n, k + 1, method)
 
     atol = kw["atol"]
     if np.ndim(atol):
@@ -439,12 +448,14 @@ def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active
                                   1.0 if refine is None else refine)
         lam, a = adjoint_sweep(lambda y, s: _jac_yp(fun, n, y, s, p), ysol, t, gs, m,
                                rtol=rtol, atol=float(np.min(sol_atol)), max_step=step,
-                               method=method,
+                               # a stiff adjoint goes to LSODA (dense Jacobian, BDF past
+                               # 1000 unknowns): SciPy's BDF fails on Robertson's adjoint
+                               method="LSODA" if _implicit(method) else method,
                                # few values: one Jacobian per time serves rhs and Newton
                                vjp=None if n + m <= _AUTO_DIRECTIONS else
                                (lambda y, s, lam: _vjp_yp(fun, y, s, p, lam)),
                                what=f"the reverse mode of {_name(method)} (the adjoint "
-                                    "solve)")
+                                    "solve)", fix=_FIX if refine is not None else _FIX_IVP)
     return np.reshape(np.concatenate([lam, a], axis=-1), b + (n + m,))
 
 
