@@ -391,3 +391,35 @@ def test_vectorized_fun():
     want = -np.exp(-0.5) * np.array([1.0, 2.0])
     np.testing.assert_allclose(ad.jacrev(y_end)(0.5), want, rtol=1e-8)
     np.testing.assert_allclose(ad.jacfwd(y_end)(0.5), want, rtol=1e-8)
+
+
+def test_large_stiff_systems_get_the_sparse_ad_jacobian():
+    """Past SPARSE_FROM unknowns the implicit methods get the sparse AD Jacobian (the same
+    solution as SciPy's finite differences with the pattern); small systems the dense one."""
+    import scipy.sparse as sp
+    from scipy.integrate import solve_ivp as scipy_solve_ivp
+    from autodiff.scipy.ivp import SPARSE_FROM, _ad_jac
+
+    def heat(t, u, k):
+        up = np.concatenate([u[1:], u[-1:]])
+        um = np.concatenate([u[:1], u[:-1]])
+        return k * (up - 2 * u + um) - u ** 3
+
+    n = SPARSE_FROM + 50
+    u0 = np.sin(np.linspace(0, 3, n))
+    J = _ad_jac(heat)(0.0, u0, 40.0)
+    assert sp.issparse(J) and J.nnz == 3 * n - 2
+    assert not sp.issparse(_ad_jac(heat)(0.0, u0[:20], 40.0))
+    ours = solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0,), rtol=1e-8, atol=1e-10)
+    pattern = sp.diags([1, 1, 1], [-1, 0, 1], shape=(n, n))
+    ref = scipy_solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0,), rtol=1e-8,
+                          atol=1e-10, jac_sparsity=pattern)
+    np.testing.assert_allclose(ours.y[:, -1], ref.y[:, -1], rtol=1e-6, atol=1e-8)
+    g = ad.grad(lambda k: np.sum(solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(k,),
+                                           rtol=1e-8, atol=1e-10).y[:, -1]))(40.0)
+    h = 1e-4
+    fd = (np.sum(scipy_solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0 + h,),
+                                 rtol=1e-10, atol=1e-12, jac_sparsity=pattern).y[:, -1])
+          - np.sum(scipy_solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0 - h,),
+                                   rtol=1e-10, atol=1e-12, jac_sparsity=pattern).y[:, -1])) / (2 * h)
+    assert abs(g - fd) <= 1e-4 * abs(fd)

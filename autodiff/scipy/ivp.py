@@ -86,12 +86,35 @@ def _vector(out):
     return np.ravel(out)
 
 
+#: Above this many unknowns the implicit methods get the sparse AD Jacobian (compressed
+#: evaluation, ``ivp_jacobian``) when its pattern is sparse; below it, the dense one.
+SPARSE_FROM = 100
+
+
 def _ad_jac(fun):
-    """``jac(t, y, *args) = ∂fun(t, y, *args)/∂y`` by one batched forward sweep: the AD
-    Jacobian the implicit methods get without being asked (dense; the one place to make it
-    sparse)."""
-    def jac(t, y, *args):
+    """``jac(t, y, *args) = ∂fun(t, y, *args)/∂y``: the AD Jacobian the implicit methods get
+    without being asked. Dense (one batched forward sweep) for small systems; past
+    ``SPARSE_FROM`` unknowns, a ``scipy.sparse`` one by compressed evaluation when the
+    detected pattern fills at most a quarter of the matrix (a function whose pattern cannot
+    be detected, e.g. one that branches on values, keeps the dense one)."""
+    state = {"sparse": None}
+
+    def dense(t, y, *args):
         return jacfwd(lambda y: _vector(fun(t, y, *args)))(y)
+
+    def jac(t, y, *args):
+        if np.size(y) > SPARSE_FROM and state["sparse"] is not False:
+            try:
+                if state["sparse"] is None:
+                    from .stiff import ivp_jacobian
+                    state["sparse"] = ivp_jacobian(lambda t, y, *a: _vector(fun(t, y, *a)))
+                J = state["sparse"](t, y, *args)
+                if J.nnz <= 0.25 * J.shape[0] * J.shape[1]:
+                    return J
+            except (TypeError, NotImplementedError, ValueError):
+                pass
+            state["sparse"] = False         # dense from now on: the pattern is not sparse
+        return dense(t, y, *args)
     return jac
 
 
