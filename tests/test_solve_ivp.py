@@ -411,7 +411,7 @@ def test_large_stiff_systems_get_the_sparse_ad_jacobian():
     assert sp.issparse(J) and J.nnz == 3 * n - 2
     assert not sp.issparse(_ad_jac(heat)(0.0, u0[:20], 40.0))
     ours = solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0,), rtol=1e-8, atol=1e-10)
-    pattern = sp.diags([1, 1, 1], [-1, 0, 1], shape=(n, n))
+    pattern = sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(n, n))
     ref = scipy_solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0,), rtol=1e-8,
                           atol=1e-10, jac_sparsity=pattern)
     np.testing.assert_allclose(ours.y[:, -1], ref.y[:, -1], rtol=1e-6, atol=1e-8)
