@@ -238,11 +238,13 @@ def _cse(instructions, outputs):
     are pure functions) is computed once; the reverse sweep repeats forward slices, masks
     and partials often."""
     alias, seen, kept = {}, {}, []
-    for kind, out, fn, args, kw in instructions:
-        if alias:
+    for ins in instructions:
+        kind, out, fn, args, kw = ins
+        if alias and _slots((args, kw), set()) & alias.keys():
             args = _rename(args, alias)
             if kind != GUARD:
                 kw = _rename(kw, alias)
+            ins = (kind, out, fn, args, kw)
         if kind in (CALL, FUNC, ITEM):
             key = (kind, fn if kind == ITEM else id(fn), _key(args), _key(kw))
             first = seen.get(key)
@@ -250,7 +252,9 @@ def _cse(instructions, outputs):
                 alias[out] = first
                 continue
             seen[key] = out
-        kept.append((kind, out, fn, args, kw))
+        # An instruction no merge touched stays the same object (readers such as
+        # nn.export_onnx key what they noted while recording by its identity).
+        kept.append(ins)
     return tuple(kept), tuple(_rename(o, alias) for o in outputs)
 
 

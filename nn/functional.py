@@ -424,7 +424,7 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
     if wc is not None:
         y = y * wc.reshape(shape)
     if labels is not None:
-        y = as_like(y, unbox(input))    # the one-hot goes where the logits are (a device)
+        y = as_like(y, meta(input))     # the one-hot goes where the logits are (a device)
     loss = softmax_cross_entropy(input, y, axis=1 - len(si))
     if reduction == "mean" and labels is not None:
         # PyTorch divides by the summed weights of the counted targets' classes.
