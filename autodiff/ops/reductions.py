@@ -583,8 +583,11 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
     if ddof is not None and ddof != int(ddof):
         raise ValueError("ddof must be integer")
     x = _rows(m, rowvar)
-    if dtype is not None:
-        x = x.astype(dtype) if type(x) in box_types else np.asarray(x, dtype=dtype)
+    # NumPy computes a covariance in at least float64 from the start (its result is float64
+    # for float32 data): the same order of roundings gives NumPy's numbers to the last bit.
+    want = np.dtype(dtype) if dtype is not None else np.result_type(meta(x), np.float64)
+    if np.result_type(meta(x)) != want:
+        x = x.astype(want) if type(x) in box_types else np.asarray(x, dtype=want)
     if shape_of(x)[0] == 0:
         return np.array([]).reshape(0, 0)
     if y is not None:
