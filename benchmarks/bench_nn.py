@@ -986,6 +986,12 @@ def main():
     md.extend(harness.notes_md())
     # The hand-written reading of the results: why the target is missed, what would help.
     md.extend(harness.include_md("analysis_nn.md"))
+    # The training steps beside torch (bench_nn_steps.py, its own run): its latest report.
+    steps = harness.include_md("results_nn_steps.md")
+    if steps:
+        md += ["## Training steps beside PyTorch (`python benchmarks/bench_nn_steps.py`)", ""]
+        md += [("#" + ln if ln.startswith("#") else ln)
+               for ln in steps[0].splitlines()[1:]] + [""]
     if where:
         md.append("## Where the time goes")
         md.append("")
