@@ -120,6 +120,20 @@ class _Plan:
         self.take = np.asarray(colour_of, dtype=np.intp) * size + row
 
 
+def _decompressed(plan, args, kwargs):
+    """The plan's compressed sweep at ``args``, read back into its ``scipy.sparse`` layout."""
+    return plan.build(np.reshape(plan.run(*args, **kwargs), -1)[plan.take])
+
+
+def _unattached(fn, f, given, transform):
+    """``fn`` before its first call: the given pattern (if any), no colouring yet."""
+    fn.sparsity = given
+    fn.colours = fn.colors = fn.n_colours = fn.n_colors = fn.mode = None
+    fn.__wrapped__ = f
+    fn.__name__ = f"{transform}({getattr(f, '__name__', 'f')})"
+    return fn
+
+
 def _attach(fn, plan):
     fn.sparsity = plan.pattern
     fn.colours = fn.colors = plan.colours
@@ -192,16 +206,9 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
         if plan.run is None:
             plan.run = _replayed(_jacobian_directions(f, argnums, plan, _tangent_dtype(x)),
                                  args, argnums)
-        t = plan.run(*args, **kwargs)
-        return plan.build(np.reshape(t, -1)[plan.take])
+        return _decompressed(plan, args, kwargs)
 
-    sparse_jacobian_f.sparsity = given
-    sparse_jacobian_f.colours = sparse_jacobian_f.colors = None
-    sparse_jacobian_f.n_colours = sparse_jacobian_f.n_colors = None
-    sparse_jacobian_f.mode = None
-    sparse_jacobian_f.__wrapped__ = f
-    sparse_jacobian_f.__name__ = f"sparse_jacobian({getattr(f, '__name__', 'f')})"
-    return sparse_jacobian_f
+    return _unattached(sparse_jacobian_f, f, given, "sparse_jacobian")
 
 
 def _jacobian_directions(f, argnums, plan, dtype):
@@ -339,13 +346,6 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
         if plan.run is None:
             plan.run = _replayed(_hessian_directions(g, argnums, plan, _tangent_dtype(x)),
                                  args, argnums)
-        t = plan.run(*args, **kwargs)
-        return plan.build(np.reshape(t, -1)[plan.take])
+        return _decompressed(plan, args, kwargs)
 
-    sparse_hessian_f.sparsity = given
-    sparse_hessian_f.colours = sparse_hessian_f.colors = None
-    sparse_hessian_f.n_colours = sparse_hessian_f.n_colors = None
-    sparse_hessian_f.mode = None
-    sparse_hessian_f.__wrapped__ = f
-    sparse_hessian_f.__name__ = f"sparse_hessian({getattr(f, '__name__', 'f')})"
-    return sparse_hessian_f
+    return _unattached(sparse_hessian_f, f, given, "sparse_hessian")

@@ -24,6 +24,7 @@ from autodiff.boxes import meta
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops import conv as _conv
 from autodiff.ops import pooling as _pool
+from autodiff.ops.windows import pool_output_size
 
 from . import init
 from .module import Module, Parameter
@@ -94,22 +95,6 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 # ----- Pooling -----
-def _pool_size(n, k, s, p, d, ceil_mode):
-    """PyTorch's pooling output size; in ceil mode the last window must start inside the
-    input or its left padding."""
-    if p > k // 2:
-        raise ValueError(f"pad should be at most half of kernel size, got pad={p}, "
-                         f"kernel_size={k}")
-    num = n + 2 * p - d * (k - 1) - 1
-    out = (-(-num // s) if ceil_mode else num // s) + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    if out < 1:
-        raise ValueError(f"pooling: kernel {k} (dilation {d}, padding {p}) does not fit an "
-                         f"input of size {n}")
-    return out
-
-
 def _pad(x, axis, before, after, fill):
     """``x`` with ``before``/``after`` entries of ``fill`` along ``axis`` (negative)."""
     if not before and not after:
@@ -128,7 +113,7 @@ def _taps(x, ksize, stride, padding, dilation, ceil_mode, fill):
     sizes = []
     for ax, k, s, p, d in zip((-2, -1), ksize, stride, padding, dilation):
         n = shape_of(x)[ax]
-        out = _pool_size(n, k, s, p, d, ceil_mode)
+        out = pool_output_size(n, k, s, p, d, ceil_mode)
         x = _pad(x, ax, p, max((out - 1) * s + d * (k - 1) + 1 - n - p, 0), fill)
         sizes.append(out)
     (ho, wo), (kh, kw) = sizes, ksize
