@@ -227,7 +227,7 @@ class Layout:
     """Where each stored entry of a pattern sits in ``format``'s arrays, precomputed once:
     the entries' rows and columns in that format's order, and a function building the
     ``scipy.sparse`` array from values in that order (no sorting or checks per call)."""
-    __slots__ = ("shape", "format", "rows", "cols", "_index", "_ptr")
+    __slots__ = ("shape", "format", "rows", "cols", "_index", "_ptr", "_template")
 
     def __init__(self, pattern, format="csr"):
         P = as_pattern(pattern)
@@ -242,12 +242,66 @@ class Layout:
             self._index, self._ptr = P.indices, P.indptr
             self.rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
             self.cols = P.indices.astype(np.intp)
+        self._template = None
+
+    def checked(self, vals):
+        """The array through SciPy's constructor (which checks the index arrays)."""
+        if self.format == "coo":
+            return sp.coo_array((vals, (self.rows.copy(), self.cols.copy())),
+                                shape=self.shape)
+        cls = sp.csc_array if self.format == "csc" else sp.csr_array
+        return cls((vals, self._index.copy(), self._ptr.copy()), shape=self.shape)
 
     def build(self, vals):
-        if self.format == "coo":
-            return sp.coo_array((vals, (self.rows, self.cols)), shape=self.shape)
-        cls = sp.csc_array if self.format == "csc" else sp.csr_array
-        return cls((vals, self._index, self._ptr), shape=self.shape)
+        """The ``scipy.sparse`` array with stored values ``vals`` (in this layout's order,
+        taken over without a copy). Each result owns fresh copies of the index arrays, so
+        one result's in-place edits (``eliminate_zeros``, ``indices[...] = ``) never reach
+        another or this layout. SciPy's constructor checks the index arrays on every call,
+        which costs more than the rest at small sizes; the indices were checked once, so
+        the result is assembled from a checked template's state instead (verified on
+        first use to equal what the constructor gives, else the constructor it is)."""
+        t = self._template
+        if t is None:
+            t = self._template = self._make_template(vals)
+        if t is False:
+            return self.checked(vals)
+        cls, state, arrays = t
+        A = object.__new__(cls)
+        d = A.__dict__
+        d.update(state)
+        for name, a in arrays:
+            d[name] = tuple(c.copy() for c in a) if type(a) is tuple else a.copy()
+        d["data"] = vals
+        return A
+
+    def _make_template(self, vals):
+        """``(class, state without the arrays, [(name, index array)])`` of a checked
+        result, or ``False`` where assembling it from that state is not verifiably the
+        same (another SciPy's internals)."""
+        try:
+            ref = self.checked(np.array(vals, copy=True))
+            if self.format != "coo":
+                ref.has_canonical_format      # computed once, kept in the state
+            state = dict(ref.__dict__)
+            if "data" not in state or state["data"].shape != (len(self.rows),):
+                return False
+            del state["data"]
+            arrays = [(k, v) for k, v in state.items()
+                      if type(v) is np.ndarray
+                      or (type(v) is tuple and v and all(type(c) is np.ndarray for c in v))]
+            for k, _ in arrays:
+                del state[k]
+            t = (type(ref), state, arrays)
+            self._template = t
+            probe = np.arange(1, len(self.rows) + 1, dtype=np.float64)
+            got, want = self.build(probe), self.checked(probe.copy())
+            ok = (type(got) is type(want) and got.shape == want.shape
+                  and got.format == want.format and got.nnz == want.nnz
+                  and (got != want).nnz == 0 and got.data is probe
+                  and all(got.__dict__[k] is not v for k, v in arrays))
+            return t if ok else False
+        except Exception:  # noqa: BLE001 -- any surprise: SciPy's own constructor
+            return False
 
 
 def decompress_columns(B, sparsity, colours, format="csr"):

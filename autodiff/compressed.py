@@ -17,29 +17,66 @@ from .boxes import meta, unbox
 from .colouring import (Layout, StarLayout, as_pattern, column_colouring, row_colouring,
                         seed_matrix, star_colouring)
 from .core import box_types, is_complex
+from .program import GuardMiss
 
 __all__ = ["sparse_jacobian", "sparse_hessian"]
 
 
-def _replayed(directions, args, argnums):
+class _Replay:
     """``directions(*args, **kwargs)`` (the compressed sweep: a plain array of the colours'
     directions) recorded once by ``ad.jit`` and replayed box-free on later calls, which is
     what makes the few directions cheap. Arguments that are not numbers or arrays (a module,
     a function, a string) are static. A function ``ad.jit`` cannot record (it raises while
     recording) runs eagerly instead, for this plan from then on."""
-    from .tracing import jit
-    static = tuple(i for i, a in enumerate(args) if i != argnums and not _numeric(a))
-    jitted = jit(directions, static_argnums=static)
-    recordable = [True]
+    __slots__ = ("directions", "jitted", "recordable")
 
-    def run(*args, **kwargs):
-        if recordable[0]:
+    def __init__(self, directions, args, argnums):
+        from .tracing import jit
+        static = tuple(i for i, a in enumerate(args) if i != argnums and not _numeric(a))
+        self.directions = directions
+        self.jitted = jit(directions, static_argnums=static)
+        self.recordable = True
+
+    def __call__(self, *args, **kwargs):
+        if self.recordable:
             try:
-                return jitted(*args, **kwargs)
+                return self.jitted(*args, **kwargs)
             except (TypeError, NotImplementedError, ValueError):
-                recordable[0] = False           # eagerly below: its own error, if any
-        return directions(*args, **kwargs)
-    return run
+                self.recordable = False         # eagerly below: its own error, if any
+        return self.directions(*args, **kwargs)
+
+    def program(self):
+        """The recorded program the last call replayed, when ``ad.jit`` holds recordings
+        for one input signature only (then that call's arguments, all arrays, are the
+        program's inputs), else ``None``. Calling it directly skips ``ad.jit``'s keying,
+        which costs more than the replay itself on small inputs; a failed guard
+        (``GuardMiss``) sends the caller back through ``ad.jit``, which records again.
+        This reads ``ad.jit``'s cache (an ordered mapping of signatures to recordings,
+        the last used first); a cache of another form just turns the shortcut off."""
+        if not self.recordable:
+            return None
+        try:
+            cache = self.jitted._cache
+            if len(cache) != 1:
+                return None
+            (progs,) = cache.values()
+            prog = progs[0]
+            if len(prog.outputs) != 1 or not callable(prog):
+                return None
+        except Exception:  # noqa: BLE001 -- no shortcut; ad.jit's own path stays
+            return None
+        return prog
+
+
+def _array_key(args):
+    """The shapes and dtypes of ``args`` when all are plain ndarrays, else ``None``: the
+    key of the shortcut past ``ad.jit`` (a plain array is traced, never static)."""
+    key = []
+    for a in args:
+        if type(a) is not np.ndarray:
+            return None
+        key.append((a.shape, a.dtype))
+    return tuple(key)
 
 
 def _numeric(a):
@@ -119,10 +156,10 @@ class _Plan:
         self.build = layout.build
         self.take = np.asarray(colour_of, dtype=np.intp) * size + row
 
-
-def _decompressed(plan, args, kwargs):
-    """The plan's compressed sweep at ``args``, read back into its ``scipy.sparse`` layout."""
-    return plan.build(np.reshape(plan.run(*args, **kwargs), -1)[plan.take])
+    def decompress(self, directions):
+        """The ``scipy.sparse`` result from the ``(k, size)`` directions (a fresh array of
+        stored values: the gather copies)."""
+        return self.build(np.reshape(directions, -1).take(self.take))
 
 
 def _unattached(fn, f, given, transform):
@@ -139,6 +176,52 @@ def _attach(fn, plan):
     fn.colours = fn.colors = plan.colours
     fn.n_colours = fn.n_colors = plan.count
     fn.mode = plan.mode
+
+
+def _sparse_function(f, argnums, given, transform, make_plan, make_directions):
+    """The function of ``sparse_jacobian`` / ``sparse_hessian``: per input shape and dtype
+    a plan (``make_plan(call, args, x)``: pattern, colouring, decompression) and its
+    replayed compressed sweep (``make_directions(plan, dtype)``), then per call the sweep
+    and the decompression. Calls whose arguments are all plain arrays, without keywords,
+    go straight to the recorded program (``_Replay.program``) once one exists."""
+    plans = {}
+    fast = {}               # _array_key(args) -> (plan, program)
+    attached = [None]
+
+    def sparse_f(*args, **kwargs):
+        key = None if kwargs else _array_key(args)
+        hit = fast.get(key) if key is not None else None
+        if hit is not None:
+            plan, prog = hit
+            try:
+                flat = prog(*args)
+            except GuardMiss:
+                pass                            # ad.jit below records the new branch
+            else:
+                if attached[0] is not plan:
+                    _attach(sparse_f, plan)
+                    attached[0] = plan
+                return plan.decompress(flat[0])
+        x, _ = _leaf(f, args, argnums, transform)
+        pkey = _key(x)
+        plan = plans.get(pkey)
+        if plan is None:
+            call = (lambda *a: f(*a, **kwargs)) if kwargs else f
+            plan = plans[pkey] = make_plan(call, args, x)
+        _attach(sparse_f, plan)
+        attached[0] = plan
+        if plan.run is None:
+            plan.run = _Replay(make_directions(plan, _tangent_dtype(x)), args, argnums)
+        out = plan.decompress(plan.run(*args, **kwargs))
+        if key is not None:
+            prog = plan.run.program()
+            if prog is not None:
+                fast[key] = (plan, prog)
+        return out
+
+    sparse_f._plans = plans                 # for tests: what the calls found
+    sparse_f._fast = fast
+    return _unattached(sparse_f, f, given, transform)
 
 
 def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
@@ -177,38 +260,27 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
                          f'not {mode!r}')
     _check_format(format, "sparse_jacobian")
     given = None if sparsity is None else as_pattern(sparsity)
-    plans = {}
 
-    def sparse_jacobian_f(*args, **kwargs):
-        call = (lambda *a: f(*a, **kwargs)) if kwargs else f
-        x, rebuild = _leaf(f, args, argnums, "sparse_jacobian")
-        v = unbox(x)
-        n = int(np.size(v))
-        key = _key(x)
-        plan = plans.get(key)
-        if plan is None:
-            if given is None:
-                pattern = as_pattern(_detect(call, args, argnums, False))
-            else:
-                pattern = given
-            if pattern.shape[1] != n:
-                raise ValueError(f"sparse_jacobian: sparsity has shape {pattern.shape}, but "
-                                 f"the input has {n} elements (the pattern is outputs × "
-                                 "inputs, both flattened)")
-            plan = _plan_jacobian(pattern, mode)
-            L = Layout(pattern, format)
-            if plan.mode == "forward":      # J[i, j] = (J·S)[i, colour(j)]
-                plan.read_from(L, plan.colours[L.cols], L.rows, pattern.shape[0])
-            else:                           # J[i, j] = (Sᵀ·J)[colour(i), j]
-                plan.read_from(L, plan.colours[L.rows], L.cols, pattern.shape[1])
-            plans[key] = plan
-        _attach(sparse_jacobian_f, plan)
-        if plan.run is None:
-            plan.run = _replayed(_jacobian_directions(f, argnums, plan, _tangent_dtype(x)),
-                                 args, argnums)
-        return _decompressed(plan, args, kwargs)
+    def make_plan(call, args, x):
+        n = int(np.size(unbox(x)))
+        pattern = given if given is not None else as_pattern(_detect(call, args, argnums,
+                                                                     False))
+        if pattern.shape[1] != n:
+            raise ValueError(f"sparse_jacobian: sparsity has shape {pattern.shape}, but "
+                             f"the input has {n} elements (the pattern is outputs × "
+                             "inputs, both flattened)")
+        plan = _plan_jacobian(pattern, mode)
+        L = Layout(pattern, format)
+        if plan.mode == "forward":      # J[i, j] = (J·S)[i, colour(j)]
+            plan.read_from(L, plan.colours[L.cols], L.rows, pattern.shape[0])
+        else:                           # J[i, j] = (Sᵀ·J)[colour(i), j]
+            plan.read_from(L, plan.colours[L.rows], L.cols, pattern.shape[1])
+        return plan
 
-    return _unattached(sparse_jacobian_f, f, given, "sparse_jacobian")
+    def make_directions(plan, dtype):
+        return _jacobian_directions(f, argnums, plan, dtype)
+
+    return _sparse_function(f, argnums, given, "sparse_jacobian", make_plan, make_directions)
 
 
 def _jacobian_directions(f, argnums, plan, dtype):
@@ -313,39 +385,28 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
     argnums = _single_argnum(argnums, "sparse_hessian")
     _check_format(format, "sparse_hessian")
     given = None if sparsity is None else as_pattern(sparsity)
-    plans = {}
     g = grad(f, argnums, _transform="sparse_hessian")
 
-    def sparse_hessian_f(*args, **kwargs):
-        x, rebuild = _leaf(f, args, argnums, "sparse_hessian")
-        v = unbox(x)
-        n = int(np.size(v))
-        key = _key(x)
-        plan = plans.get(key)
-        if plan is None:
-            if given is None:
-                call = (lambda *a: f(*a, **kwargs)) if kwargs else f
-                pattern = as_pattern(_detect(call, args, argnums, True))
-            else:
-                pattern = given
-            if pattern.shape != (n, n):
-                raise ValueError(f"sparse_hessian: sparsity has shape {pattern.shape}, but "
-                                 f"the input has {n} elements, so the Hessian is {(n, n)}")
-            pattern = as_pattern(pattern + pattern.T)
-            colours = star_colouring(pattern)
-            # A distance-2 colouring is a star colouring too; on some stencils (the
-            # nine-point one) greedy finds a better one of those.
-            d2 = column_colouring(pattern)
-            if _count(d2) < _count(colours):
-                colours = d2
-            plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours))
-            SL = StarLayout(pattern, colours, format)     # H[i, j] = (H·S)[src_row, src_col]
-            plan.read_from(SL.layout, SL.src_col, SL.src_row, n)
-            plans[key] = plan
-        _attach(sparse_hessian_f, plan)
-        if plan.run is None:
-            plan.run = _replayed(_hessian_directions(g, argnums, plan, _tangent_dtype(x)),
-                                 args, argnums)
-        return _decompressed(plan, args, kwargs)
+    def make_plan(call, args, x):
+        n = int(np.size(unbox(x)))
+        pattern = given if given is not None else as_pattern(_detect(call, args, argnums,
+                                                                     True))
+        if pattern.shape != (n, n):
+            raise ValueError(f"sparse_hessian: sparsity has shape {pattern.shape}, but "
+                             f"the input has {n} elements, so the Hessian is {(n, n)}")
+        pattern = as_pattern(pattern + pattern.T)
+        colours = star_colouring(pattern)
+        # A distance-2 colouring is a star colouring too; on some stencils (the
+        # nine-point one) greedy finds a better one of those.
+        d2 = column_colouring(pattern)
+        if _count(d2) < _count(colours):
+            colours = d2
+        plan = _Plan(pattern, colours, "forward-over-reverse", seed_matrix(colours))
+        SL = StarLayout(pattern, colours, format)     # H[i, j] = (H·S)[src_row, src_col]
+        plan.read_from(SL.layout, SL.src_col, SL.src_row, n)
+        return plan
 
-    return _unattached(sparse_hessian_f, f, given, "sparse_hessian")
+    def make_directions(plan, dtype):
+        return _hessian_directions(g, argnums, plan, dtype)
+
+    return _sparse_function(f, argnums, given, "sparse_hessian", make_plan, make_directions)
