@@ -242,6 +242,10 @@ class Layout:
             self._index, self._ptr = P.indices, P.indptr
             self.rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
             self.cols = P.indices.astype(np.intp)
+        # The smallest index type SciPy would choose: half the bytes to copy per result.
+        if max(P.shape + (P.nnz,)) < np.iinfo(np.int32).max:
+            self._index, self._ptr = (self._index.astype(np.int32, copy=False),
+                                      self._ptr.astype(np.int32, copy=False))
         self._template = None
 
     def checked(self, vals):

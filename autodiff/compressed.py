@@ -86,6 +86,8 @@ def _numeric(a):
     return all(isinstance(v, (int, float, complex, np.ndarray, np.generic)) for v in leaves)
 
 _FORMATS = ("csr", "csc", "coo")
+# Numbers per array of one replayed block of colours (512 KB in float64; see _Plan.blocks).
+_BLOCK = 1 << 16
 
 
 def _check_format(format, transform):
@@ -156,10 +158,23 @@ class _Plan:
         self.build = layout.build
         self.take = np.asarray(colour_of, dtype=np.intp) * size + row
 
-    def decompress(self, directions):
-        """The ``scipy.sparse`` result from the ``(k, size)`` directions (a fresh array of
-        stored values: the gather copies)."""
-        return self.build(np.reshape(directions, -1).take(self.take))
+    def decompress(self, blocks):
+        """The ``scipy.sparse`` result from the directions, given in blocks of colours
+        (``(b, size)`` arrays in colour order); the gather makes a fresh array of values."""
+        d = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        return self.build(np.reshape(d, -1).take(self.take))
+
+    def blocks(self):
+        """The seeds in blocks of colours, one replayed program each: a block's directions
+        (about ``_BLOCK`` numbers per array of the sweep) stay in a core's cache from one
+        instruction to the next, where one sweep of all colours at once would stream every
+        intermediate through memory (twice as slow on a 2-D stencil of 32,768 unknowns).
+        Small problems take one block: one program, one call."""
+        k = self.seeds.shape[0]
+        per = max(1, _BLOCK // max(1, *self.pattern.shape))
+        q = -(-k // per) if k else 1            # blocks, then their (balanced) width
+        b = -(-k // q) if k else 0
+        return [self.seeds[i:i + b] for i in range(0, k, b)] if k else [self.seeds]
 
 
 def _unattached(fn, f, given, transform):
@@ -181,27 +196,28 @@ def _attach(fn, plan):
 def _sparse_function(f, argnums, given, transform, make_plan, make_directions):
     """The function of ``sparse_jacobian`` / ``sparse_hessian``: per input shape and dtype
     a plan (``make_plan(call, args, x)``: pattern, colouring, decompression) and its
-    replayed compressed sweep (``make_directions(plan, dtype)``), then per call the sweep
+    replayed compressed sweep (``make_directions(plan, seeds, dtype)`` for each block of
+    seeds), then per call the sweep
     and the decompression. Calls whose arguments are all plain arrays, without keywords,
     go straight to the recorded program (``_Replay.program``) once one exists."""
     plans = {}
-    fast = {}               # _array_key(args) -> (plan, program)
+    fast = {}               # _array_key(args) -> (plan, its blocks' programs)
     attached = [None]
 
     def sparse_f(*args, **kwargs):
         key = None if kwargs else _array_key(args)
         hit = fast.get(key) if key is not None else None
         if hit is not None:
-            plan, prog = hit
+            plan, progs = hit
             try:
-                flat = prog(*args)
+                blocks = [prog(*args)[0] for prog in progs]
             except GuardMiss:
                 pass                            # ad.jit below records the new branch
             else:
                 if attached[0] is not plan:
                     _attach(sparse_f, plan)
                     attached[0] = plan
-                return plan.decompress(flat[0])
+                return plan.decompress(blocks)
         x, _ = _leaf(f, args, argnums, transform)
         pkey = _key(x)
         plan = plans.get(pkey)
@@ -211,12 +227,14 @@ def _sparse_function(f, argnums, given, transform, make_plan, make_directions):
         _attach(sparse_f, plan)
         attached[0] = plan
         if plan.run is None:
-            plan.run = _Replay(make_directions(plan, _tangent_dtype(x)), args, argnums)
-        out = plan.decompress(plan.run(*args, **kwargs))
+            dtype = _tangent_dtype(x)
+            plan.run = [_Replay(make_directions(plan, seeds, dtype), args, argnums)
+                        for seeds in plan.blocks()]
+        out = plan.decompress([run(*args, **kwargs) for run in plan.run])
         if key is not None:
-            prog = plan.run.program()
-            if prog is not None:
-                fast[key] = (plan, prog)
+            progs = [run.program() for run in plan.run]
+            if all(prog is not None for prog in progs):
+                fast[key] = (plan, progs)
         return out
 
     sparse_f._plans = plans                 # for tests: what the calls found
@@ -277,24 +295,25 @@ def sparse_jacobian(f, argnums=0, sparsity=None, mode="auto", format="csr"):
             plan.read_from(L, plan.colours[L.rows], L.cols, pattern.shape[1])
         return plan
 
-    def make_directions(plan, dtype):
-        return _jacobian_directions(f, argnums, plan, dtype)
+    def make_directions(plan, seeds, dtype):
+        return _jacobian_directions(f, argnums, plan, seeds, dtype)
 
     return _sparse_function(f, argnums, given, "sparse_jacobian", make_plan, make_directions)
 
 
-def _jacobian_directions(f, argnums, plan, dtype):
+def _jacobian_directions(f, argnums, plan, seeds, dtype):
     """The compressed Jacobian of ``f`` as a function of its arguments: ``J·S`` (forward,
     one direction per column colour) or ``Sᵀ·J`` (reverse, per row colour), a plain array."""
-    m, k = plan.pattern.shape[0], plan.seeds.shape[0]
+    m, k = plan.pattern.shape[0], seeds.shape[0]
+    S = seeds
 
     def directions(*args, **kwargs):
         call = (lambda *a: f(*a, **kwargs)) if kwargs else f
         leaves, rebuild, _ = _flat_args(f, args, argnums, "sparse_jacobian")
         x = leaves[0]
         if plan.mode == "forward":
-            seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(meta(x)))]
-            values, tans, _, _ = _push(call, args, [x], rebuild, seeds, batched=1,
+            tangents = [S.astype(dtype, copy=False).reshape((k,) + np.shape(meta(x)))]
+            values, tans, _, _ = _push(call, args, [x], rebuild, tangents, batched=1,
                                        transform="sparse_jacobian")
             out = _one_output(values, m)
             if tans[0] is not None:
@@ -303,23 +322,24 @@ def _jacobian_directions(f, argnums, plan, dtype):
             return np.zeros((k,) + np.shape(meta(out)), odt)
         _, _, values, sweep = _pull(call, args, [x], rebuild, transform="sparse_jacobian")
         out = _one_output(values, m)
-        cts = [plan.seeds.astype(_tangent_dtype(out), copy=False).reshape(
+        cts = [S.astype(_tangent_dtype(out), copy=False).reshape(
             (k,) + np.shape(meta(out)))]
         return sweep(cts, nb=1)[0]
     return directions
 
 
-def _hessian_directions(g, argnums, plan, dtype):
+def _hessian_directions(g, argnums, plan, seeds, dtype):
     """``H·S`` of the function whose gradient is ``g``: one Hessian-vector product per
     colour, batched (forward over reverse), a plain array."""
-    k = plan.seeds.shape[0]
+    k = seeds.shape[0]
+    S = seeds
 
     def directions(*args, **kwargs):
         call_g = (lambda *a: g(*a, **kwargs)) if kwargs else g
         leaves, rebuild, _ = _flat_args(g, args, argnums, "sparse_hessian")
         x = leaves[0]
-        seeds = [plan.seeds.astype(dtype, copy=False).reshape((k,) + np.shape(meta(x)))]
-        _, tans, _, _ = _push(call_g, args, [x], rebuild, seeds, batched=1,
+        tangents = [S.astype(dtype, copy=False).reshape((k,) + np.shape(meta(x)))]
+        _, tans, _, _ = _push(call_g, args, [x], rebuild, tangents, batched=1,
                               transform="sparse_hessian")
         if tans[0] is None:
             return np.zeros((k,) + np.shape(meta(x)), dtype)
@@ -406,7 +426,7 @@ def sparse_hessian(f, argnums=0, sparsity=None, format="csr"):
         plan.read_from(SL.layout, SL.src_col, SL.src_row, n)
         return plan
 
-    def make_directions(plan, dtype):
-        return _hessian_directions(g, argnums, plan, dtype)
+    def make_directions(plan, seeds, dtype):
+        return _hessian_directions(g, argnums, plan, seeds, dtype)
 
     return _sparse_function(f, argnums, given, "sparse_hessian", make_plan, make_directions)

@@ -255,6 +255,124 @@ def test_inside_another_transform_is_refused():
         ad.grad(lambda s: ad.sparse_hessian(lambda y: np.sum(s * y ** 3))(x).sum())(1.0)
 
 
+def _kept(M):
+    return M.copy(), {k: np.array(v, copy=True) for k, v in vars(M).items()
+                      if isinstance(v, np.ndarray)}
+
+
+@pytest.mark.parametrize("format", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("which", ["forward", "reverse", "hessian"])
+def test_results_never_alias_between_calls(format, which):
+    # The second call's matrix must survive anything done to the first, in place.
+    x = np.linspace(0.1, 0.9, 12)
+    if which == "hessian":
+        fn = ad.sparse_hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2) + np.sum(x ** 4),
+                               format=format)
+    else:
+        fn = ad.sparse_jacobian(bratu, mode=which, format=format)
+    first, second = fn(x), fn(x)
+    assert fn._fast                 # the second call took the shortcut past ad.jit
+    want, arrays = _kept(second)
+    first.data[:] = 0
+    for v in vars(first).values():
+        if isinstance(v, np.ndarray):
+            v[...] = 0
+        elif isinstance(v, tuple):          # coo's coords
+            for c in v:
+                if isinstance(c, np.ndarray):
+                    c[...] = 0
+    if format != "coo":
+        first.eliminate_zeros()
+    third = fn(x)
+    for M in (second, third):
+        assert M.format == format and (M != want).nnz == 0
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(vars(second)[k], v)
+    assert third.data is not second.data
+    if format != "coo":
+        assert third.indices is not second.indices and third.indptr is not second.indptr
+        assert third.has_canonical_format
+        third.sum_duplicates()
+        assert (third != want).nnz == 0
+
+
+def test_results_equal_scipys_constructor():
+    # The result assembled from the template is the array SciPy's constructor would give.
+    u = np.linspace(0.1, 0.5, 30)
+    for format in ("csr", "csc", "coo"):
+        fn = ad.sparse_jacobian(bratu, format=format)
+        fn(u)
+        J = fn(u)
+        ref = {"csr": sps.csr_array, "csc": sps.csc_array, "coo": sps.coo_array}[format](
+            ad.jacobian(bratu)(u))
+        assert type(J) is type(ref) and J.shape == ref.shape
+        np.testing.assert_allclose((J - ref).toarray(), 0, atol=1e-9)
+        np.testing.assert_allclose((J @ np.ones(30)), ref @ np.ones(30), rtol=1e-12)
+        np.testing.assert_allclose(J.T.toarray(), ref.T.toarray(), rtol=1e-12)
+        assert repr(J).startswith("<")          # printable: its state is complete
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_blocks_of_colours_equal_one_sweep(mode, monkeypatch):
+    # Large problems replay one program per block of colours: the same numbers.
+    import autodiff.compressed as compressed
+    N = 6
+    y = np.random.default_rng(1).uniform(0.5, 1.5, 2 * N * N)
+    f = lambda y: brusselator_2d(y, N)
+    want = ad.jacobian(f)(y)
+    monkeypatch.setattr(compressed, "_BLOCK", 2 * N * N * 3)       # three colours a block
+    jac = ad.sparse_jacobian(f, mode=mode)
+    for _ in range(2):
+        np.testing.assert_allclose(jac(y).toarray(), want, rtol=1e-12, atol=1e-12)
+    (plan,) = jac._plans.values()
+    assert len(plan.run) == -(-jac.n_colours // 3) > 1
+    monkeypatch.setattr(compressed, "_BLOCK", 1)                   # one colour a block
+    x = np.linspace(-1, 1, 16)
+    hes = ad.sparse_hessian(lambda x: energy_9(x, 4))
+    for _ in range(2):
+        np.testing.assert_allclose(hes(x).toarray(), ad.hessian(lambda x: energy_9(x, 4))(x),
+                                   rtol=1e-12, atol=1e-12)
+    (plan,) = hes._plans.values()
+    assert len(plan.run) == hes.n_colours > 1
+
+
+def test_value_branches_and_errors_leave_the_cache_usable():
+    # A branch on values is guarded in the recording: the other branch records again,
+    # and the shortcut past ad.jit follows; an exception in a call changes nothing.
+    def f(x):
+        if np.sum(x) > 0:
+            return x[1:] * x[:-1]
+        if np.sum(x) < -100:
+            raise ArithmeticError("too negative")
+        return np.sin(x[1:]) + x[:-1] ** 3
+    P = sps.diags_array([1.0, 1.0], offsets=[0, 1], shape=(7, 8))
+    jac = ad.sparse_jacobian(f, sparsity=P)
+    pos, neg = np.linspace(0.5, 1.5, 8), np.linspace(-1.5, -0.5, 8)
+    for x in (pos, pos, neg, neg, pos, neg):
+        np.testing.assert_allclose(jac(x).toarray(), ad.jacobian(f)(x), rtol=1e-12)
+    with pytest.raises(ArithmeticError, match="too negative"):
+        jac(np.full(8, -50.0))
+    for x in (pos, neg):
+        np.testing.assert_allclose(jac(x).toarray(), ad.jacobian(f)(x), rtol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        jac(np.ones(5))                      # the given pattern does not fit: no plan kept
+    np.testing.assert_allclose(jac(pos).toarray(), ad.jacobian(f)(pos), rtol=1e-12)
+
+
+def test_shortcut_keys_on_shape_and_dtype():
+    f = lambda X: np.tanh(X[1:] - X[:-1]) * X[1:]
+    jac = ad.sparse_jacobian(f)
+    for X in (np.linspace(0, 1, 6), np.linspace(0, 1, 6).astype(np.float32),
+              np.linspace(0, 1, 9), np.linspace(0, 1, 6).astype(np.float32),
+              np.linspace(0, 1, 6), np.linspace(0, 1, 12).reshape(6, 2)):
+        for _ in range(2):
+            J = jac(X)
+            assert J.dtype == X.dtype and jac.sparsity.shape == J.shape
+            want = np.reshape(ad.jacobian(f)(X), J.shape)
+            np.testing.assert_allclose(J.toarray(), want, rtol=1e-6)
+    assert len(jac._fast) == 4
+
+
 # ----- sparse_hessian -----
 @pytest.mark.parametrize("energy,nine", [(energy_5, False), (energy_9, True)])
 def test_sparse_hessian_equals_dense_and_is_symmetric(energy, nine):
