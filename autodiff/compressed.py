@@ -45,23 +45,27 @@ class _Replay:
                 self.recordable = False         # eagerly below: its own error, if any
         return self.directions(*args, **kwargs)
 
-    def program(self):
-        """The recorded program the last call replayed, when ``ad.jit`` holds recordings
-        for one input signature only (then that call's arguments, all arrays, are the
-        program's inputs), else ``None``. Calling it directly skips ``ad.jit``'s keying,
-        which costs more than the replay itself on small inputs; a failed guard
-        (``GuardMiss``) sends the caller back through ``ad.jit``, which records again.
-        This reads ``ad.jit``'s cache (an ordered mapping of signatures to recordings,
-        the last used first); a cache of another form just turns the shortcut off."""
+    def program(self, args):
+        """The recorded program the last call ``self(*args)`` replayed (``args`` all plain
+        arrays or numbers, so they are the program's inputs), or ``None``. Calling it
+        directly skips ``ad.jit``'s keying, which costs more than the replay itself on
+        small inputs; a failed guard (``GuardMiss``) sends the caller back through
+        ``ad.jit``, which records again. This reads ``ad.jit``'s cache (signature keys
+        ``(treedef, leaf signatures, statics)`` to recordings, the last used first); a
+        cache of another form just turns the shortcut off."""
         if not self.recordable:
             return None
         try:
-            cache = self.jitted._cache
-            if len(cache) != 1:
+            from .tracing import _leaf_signature
+            from .tree import flatten
+            leaves, treedef = flatten((tuple(args), {}))
+            sig = tuple(_leaf_signature(a) for a in leaves)
+            found = [progs for key, progs in list(self.jitted._cache.items())
+                     if key == (treedef, sig, ())]
+            if len(found) != 1:
                 return None
-            (progs,) = cache.values()
-            prog = progs[0]
-            if len(prog.outputs) != 1 or not callable(prog):
+            prog = found[0][0]
+            if len(prog.outputs) != 1 or not callable(prog) or prog.n_inputs != len(args):
                 return None
         except Exception:  # noqa: BLE001 -- no shortcut; ad.jit's own path stays
             return None
@@ -69,14 +73,23 @@ class _Replay:
 
 
 def _array_key(args):
-    """The shapes and dtypes of ``args`` when all are plain ndarrays, else ``None``: the
-    key of the shortcut past ``ad.jit`` (a plain array is traced, never static)."""
+    """The signature of ``args`` when all are plain arrays or numbers (what ``ad.jit``
+    traces, never static), else ``None``: the key of the shortcut past ``ad.jit``."""
     key = []
     for a in args:
-        if type(a) is not np.ndarray:
+        t = type(a)
+        if t is np.ndarray:
+            key.append((a.shape, a.dtype))
+        elif t is float or t is int or t is bool:
+            key.append(t)
+        elif isinstance(a, np.generic) and t in _SCALARS:
+            key.append((t,))
+        else:
             return None
-        key.append((a.shape, a.dtype))
     return tuple(key)
+
+
+_SCALARS = frozenset((np.float64, np.float32, np.float16, np.int64, np.int32, np.bool_))
 
 
 def _numeric(a):
@@ -162,7 +175,9 @@ class _Plan:
         """The ``scipy.sparse`` result from the directions, given in blocks of colours
         (``(b, size)`` arrays in colour order); the gather makes a fresh array of values."""
         d = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        return self.build(np.reshape(d, -1).take(self.take))
+        # mode="clip" skips the bounds check that raises (the indices are in range by
+        # construction), a few per cent of the gather.
+        return self.build(np.reshape(d, -1).take(self.take, mode="clip"))
 
     def blocks(self):
         """The seeds in blocks of colours, one replayed program each: a block's directions
@@ -230,9 +245,11 @@ def _sparse_function(f, argnums, given, transform, make_plan, make_directions):
             dtype = _tangent_dtype(x)
             plan.run = [_Replay(make_directions(plan, seeds, dtype), args, argnums)
                         for seeds in plan.blocks()]
-        out = plan.decompress([run(*args, **kwargs) for run in plan.run])
+        # A tracked sweep (f closes over a value an outer transform tracks, so it ran
+        # eagerly) is refused: the scipy.sparse result could not carry its derivative.
+        out = plan.decompress([_plain(run(*args, **kwargs), transform) for run in plan.run])
         if key is not None:
-            progs = [run.program() for run in plan.run]
+            progs = [run.program(args) for run in plan.run]
             if all(prog is not None for prog in progs):
                 fast[key] = (plan, progs)
         return out

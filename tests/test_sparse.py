@@ -549,3 +549,17 @@ def test_solve_ivp_bdf_with_the_sparse_ad_jacobian():
     # dense, and with solve_ivp's args= passed through to fun and jac
     dense = ivp_jacobian(lambda t, y, k: k * brusselator_1d(t, y), sparse=False)
     np.testing.assert_allclose(dense(0.0, y0, 2.0), 2 * J.toarray(), rtol=1e-12, atol=1e-9)
+
+
+def test_shortcut_with_number_arguments():
+    # ivp_jacobian's call sj(y, t): a number beside the array takes the shortcut too, and
+    # its value reaches the replay (it is traced, not frozen).
+    f = lambda y, t, k: np.sin(t * y[1:]) * y[:-1] + k * y[1:]
+    jac = ad.sparse_jacobian(f)
+    y = np.linspace(0.2, 1.0, 7)
+    for t, k in ((0.5, 2), (1.5, 3), (np.float64(2.5), 1), (np.float32(0.25), 4),
+                 (0.5, 2)):
+        for _ in range(2):
+            want = ad.jacobian(lambda y: f(y, t, k))(y)
+            np.testing.assert_allclose(jac(y, t, k).toarray(), want, rtol=1e-6)
+    assert len(jac._fast) >= 3
