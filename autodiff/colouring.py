@@ -269,14 +269,7 @@ class Layout:
             t = self._template = self._make_template(vals)
         if t is False:
             return self.checked(vals)
-        cls, state, arrays = t
-        A = object.__new__(cls)
-        d = A.__dict__
-        d.update(state)
-        for name, a in arrays:
-            d[name] = tuple(c.copy() for c in a) if type(a) is tuple else a.copy()
-        d["data"] = vals
-        return A
+        return _assemble(t, vals)
 
     def _make_template(self, vals):
         """``(class, state without the arrays, [(name, index array)])`` of a checked
@@ -296,9 +289,8 @@ class Layout:
             for k, _ in arrays:
                 del state[k]
             t = (type(ref), state, arrays)
-            self._template = t
             probe = np.arange(1, len(self.rows) + 1, dtype=np.float64)
-            got, want = self.build(probe), self.checked(probe.copy())
+            got, want = _assemble(t, probe), self.checked(probe.copy())
             ok = (type(got) is type(want) and got.shape == want.shape
                   and got.format == want.format and got.nnz == want.nnz
                   and (got != want).nnz == 0 and got.data is probe
@@ -306,6 +298,19 @@ class Layout:
             return t if ok else False
         except Exception:  # noqa: BLE001 -- any surprise: SciPy's own constructor
             return False
+
+
+def _assemble(template, vals):
+    """A new array of the template's class and state, with fresh copies of its index
+    arrays and ``vals`` as its stored values."""
+    cls, state, arrays = template
+    A = object.__new__(cls)
+    d = A.__dict__
+    d.update(state)
+    for name, a in arrays:
+        d[name] = tuple(c.copy() for c in a) if type(a) is tuple else a.copy()
+    d["data"] = vals
+    return A
 
 
 def decompress_columns(B, sparsity, colours, format="csr"):

@@ -8,7 +8,11 @@ array. The cost is ``k`` directions instead of ``n``: three for a tridiagonal Ja
 any size. ``sparse_hessian(f)`` does the same for ``∇²f`` with a star colouring and
 Hessian-vector products (forward over reverse), batched over the colours.
 
-Pattern and colouring are computed on the first call for an input shape and dtype and kept.
+Pattern and colouring are computed on the first call for an input shape and dtype and kept,
+with the sweep recorded by ``ad.jit`` (one program per block of colours, sized to stay in
+cache) and the decompression precomputed as one gather. Later calls on plain arrays replay
+the programs directly, gather the stored values and assemble the result around fresh copies
+of the index arrays: each call returns a new matrix that shares nothing with another.
 """
 import numpy as np
 
