@@ -216,9 +216,9 @@ def _sparse_function(f, argnums, given, transform, make_plan, make_directions):
     """The function of ``sparse_jacobian`` / ``sparse_hessian``: per input shape and dtype
     a plan (``make_plan(call, args, x)``: pattern, colouring, decompression) and its
     replayed compressed sweep (``make_directions(plan, seeds, dtype)`` for each block of
-    seeds), then per call the sweep
-    and the decompression. Calls whose arguments are all plain arrays, without keywords,
-    go straight to the recorded program (``_Replay.program``) once one exists."""
+    seeds), then per call the sweep and the decompression. Calls whose arguments are all
+    plain arrays or numbers, without keywords, go straight to the recorded programs
+    (``_Replay.program``) once they exist."""
     plans = {}
     fast = {}               # _array_key(args) -> (plan, its blocks' programs)
     attached = [None]

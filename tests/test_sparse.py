@@ -567,3 +567,23 @@ def test_shortcut_with_number_arguments():
             want = ad.jacobian(lambda y: f(y, t, k))(y)
             np.testing.assert_allclose(jac(y, t, k).toarray(), want, rtol=1e-6)
     assert len(jac._fast) >= 3
+
+
+def test_shortcut_with_argnums_and_a_static_argument():
+    # argnums=1 with an array before it; a string argument is static (no shortcut then,
+    # the same numbers).
+    f = lambda a, x, how="sum": np.sum(a * x[1:] ** 2 * x[:-1]) + np.sum(np.cos(x))
+    hes = ad.sparse_hessian(f, argnums=1)
+    a = np.linspace(1.0, 2.0, 5)
+    for x in (np.linspace(0.1, 0.6, 6), np.linspace(-0.6, 0.1, 6)):
+        for _ in range(2):
+            np.testing.assert_allclose(hes(a, x).toarray(),
+                                       ad.hessian(lambda x: f(a, x))(x), rtol=1e-12)
+    assert len(hes._fast) == 1
+    g = lambda x, how: np.sum(x ** 3) if how == "cube" else np.sum(x ** 4)
+    hs = ad.sparse_hessian(g)
+    x = np.linspace(0.5, 1.0, 4)
+    for how, p in (("cube", 3), ("quartic", 4), ("cube", 3)):
+        np.testing.assert_allclose(hs(x, how).toarray(),
+                                   np.diag(p * (p - 1) * x ** (p - 2)), rtol=1e-12)
+    assert not hs._fast
