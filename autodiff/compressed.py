@@ -14,6 +14,8 @@ cache) and the decompression precomputed as one gather. Later calls on plain arr
 the programs directly, gather the stored values and assemble the result around fresh copies
 of the index arrays: each call returns a new matrix that shares nothing with another.
 """
+import threading
+
 import numpy as np
 
 from .api import _flat_args, _pull, _push, _tangent_dtype, grad
@@ -161,12 +163,14 @@ def _detect(f, args, argnums, hessian):
 
 class _Plan:
     """What the first call for an input shape found: the pattern and its colouring."""
-    __slots__ = ("pattern", "colours", "mode", "seeds", "count", "build", "take", "run")
+    __slots__ = ("pattern", "colours", "mode", "seeds", "count", "build", "take", "run",
+                 "spans", "_scratch")
 
     def __init__(self, pattern, colours, mode, seeds):
         self.pattern, self.colours, self.mode, self.seeds = pattern, colours, mode, seeds
         self.count = _count(colours)
-        self.build = self.take = self.run = None
+        self.build = self.take = self.run = self.spans = None
+        self._scratch = threading.local()
 
     def read_from(self, layout, colour_of, row, size):
         """Decompression as one gather: entry (row, col) of the result is element
@@ -175,13 +179,32 @@ class _Plan:
         self.build = layout.build
         self.take = np.asarray(colour_of, dtype=np.intp) * size + row
 
-    def decompress(self, blocks):
-        """The ``scipy.sparse`` result from the directions, given in blocks of colours
-        (``(b, size)`` arrays in colour order); the gather makes a fresh array of values."""
-        d = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    def decompress(self, outputs):
+        """The ``scipy.sparse`` result from the directions, given as an iterable of blocks
+        of colours (``(b, ...)`` arrays in colour order, ``self.spans`` of them); the
+        gather makes a fresh array of values. Several blocks are copied one by one, while
+        each is still in cache, into a scratch array of this thread that is kept between
+        calls (a fresh one of megabytes costs its page faults on every call)."""
+        if self.spans is None:
+            (d,) = outputs
+        else:
+            scratch = self._scratch
+            buf, scratch.buf = getattr(scratch, "buf", None), None   # in use: not shared
+            for (lo, hi), out in zip(self.spans, outputs):
+                if buf is None or buf.dtype != out.dtype or buf.shape[1:] != out.shape[1:]:
+                    buf = np.empty((self.spans[-1][1],) + out.shape[1:], out.dtype)
+                if out.shape != (hi - lo,) + buf.shape[1:]:
+                    raise RuntimeError(f"compressed sweep: a block of colours {lo}..{hi} "
+                                       f"has shape {out.shape}; this is a bug, please "
+                                       "report it")
+                buf[lo:hi] = out
+            d = buf
         # mode="clip" skips the bounds check that raises (the indices are in range by
         # construction), a few per cent of the gather.
-        return self.build(np.reshape(d, -1).take(self.take, mode="clip"))
+        out = self.build(np.reshape(d, -1).take(self.take, mode="clip"))
+        if self.spans is not None:
+            self._scratch.buf = d
+        return out
 
     def blocks(self):
         """The seeds in blocks of colours, one replayed program each: a block's directions
@@ -193,7 +216,10 @@ class _Plan:
         per = max(1, _BLOCK // max(1, *self.pattern.shape))
         q = -(-k // per) if k else 1            # blocks, then their (balanced) width
         b = -(-k // q) if k else 0
-        return [self.seeds[i:i + b] for i in range(0, k, b)] if k else [self.seeds]
+        blocks = [self.seeds[i:i + b] for i in range(0, k, b)] if k else [self.seeds]
+        if len(blocks) > 1:
+            self.spans = [(i, min(i + b, k)) for i in range(0, k, b)]
+        return blocks
 
 
 def _unattached(fn, f, given, transform):
@@ -229,14 +255,15 @@ def _sparse_function(f, argnums, given, transform, make_plan, make_directions):
         if hit is not None:
             plan, progs = hit
             try:
-                blocks = [prog(*args)[0] for prog in progs]
+                # Lazily: each block's directions are copied out before the next runs.
+                out = plan.decompress(prog(*args)[0] for prog in progs)
             except GuardMiss:
                 pass                            # ad.jit below records the new branch
             else:
                 if attached[0] is not plan:
                     _attach(sparse_f, plan)
                     attached[0] = plan
-                return plan.decompress(blocks)
+                return out
         x, _ = _leaf(f, args, argnums, transform)
         pkey = _key(x)
         plan = plans.get(pkey)

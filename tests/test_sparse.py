@@ -587,3 +587,33 @@ def test_shortcut_with_argnums_and_a_static_argument():
         np.testing.assert_allclose(hs(x, how).toarray(),
                                    np.diag(p * (p - 1) * x ** (p - 2)), rtol=1e-12)
     assert not hs._fast
+
+
+def test_threads_share_a_function_with_blocks(monkeypatch):
+    # Blocks are copied into a scratch array per thread: concurrent calls never mix.
+    import threading
+    import autodiff.compressed as compressed
+    monkeypatch.setattr(compressed, "_BLOCK", 1)
+    N = 5
+    f = lambda y: brusselator_2d(y, N)
+    jac = ad.sparse_jacobian(f)
+    ys = [np.random.default_rng(i).uniform(0.5, 1.5, 2 * N * N) for i in range(4)]
+    wants = [ad.jacobian(f)(y) for y in ys]
+    jac(ys[0])
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(30):
+                np.testing.assert_allclose(jac(ys[i]).toarray(), wants[i], rtol=1e-12,
+                                           atol=1e-12)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    (plan,) = jac._plans.values()
+    assert plan.spans is not None and len(plan.spans) == jac.n_colours
