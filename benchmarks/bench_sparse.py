@@ -389,9 +389,11 @@ def main():
          "so that a block's intermediates stay in cache), gathers the stored values in one "
          "np.take and assembles the scipy.sparse result without SciPy's per-call index "
          "checks (fresh index arrays each call); asdex runs compiled under jax.jit. On the "
-         "Brusselator what remains above asdex is the unfused sweep (about 4.5x f: each "
+         "Brusselator what remains above asdex is the unfused sweep (about 4-4.5x f: each "
          "instruction streams its operands, the seeds' folded constants among them, "
-         "through memory) and the gather with the blocks' concatenation (about 2x f).")
+         "through memory) and the decompression (about 1.5x f: copying the blocks out, "
+         "the gather, fresh index arrays). The memory-bound sweep suffers more than "
+         "asdex's fused one when other processes load the machine.")
     vers = harness.versions([("scipy", __import__("scipy").__version__)], ad.__version__,
                             ["autodiff"], "autodiff/", (("jax", jax), ("asdex", asdex)))
     md = harness.header_md("Sparse benchmark results", f"{elapsed:.0f} s", machine, PINNED_CPU,
