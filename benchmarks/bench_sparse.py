@@ -385,7 +385,7 @@ def main():
                 print(f"   {name}: ERROR {short_exc(exc)}")
     elapsed = time.perf_counter() - t_start
     note("Ours replays the compressed sweep as ad.jit recordings (one NumPy call per "
-         "instruction, no fusion; on the Brusselator one program per block of two colours, "
+         "instruction, no fusion; on the Brusselator one program per colour, "
          "so that a block's intermediates stay in cache), gathers the stored values in one "
          "np.take and assembles the scipy.sparse result without SciPy's per-call index "
          "checks (fresh index arrays each call); asdex runs compiled under jax.jit. On the "
