@@ -1,0 +1,613 @@
+"""The fused backend of recorded array programs: chains of elementwise primitives in one loop.
+
+A replayed ``ad.jit`` program of arrays makes one full pass over memory per instruction, and
+the reverse sweep of a gradient is mostly elementwise instructions (the rules' products with
+the primitives' declared partials, recorded like any other call). This backend finds the
+maximal connected groups of elementwise instructions over arrays of one shape and runs each
+as one compiled loop: the values only the group reads stay in registers, the ones read
+outside it (or returned) are written once. A full ``sum`` (or a sum over the last axis) of a
+group's value closes it as an accumulator, so ``np.sum(f(x))`` never materialises ``f(x)``.
+The loop bodies are not written by hand: each instruction's scalar code is the primitive's
+own implementation ufunc (``np.sin(x)``, ``x * y``), and the cotangent loops are the
+instructions the partials recorded during the reverse sweep.
+
+Three steps, each a function of its own:
+
+* ``groups(program, values)`` (target-neutral): which instructions fuse, from the
+  instruction list and the metadata of one probe replay. A group is a list of members in
+  program order, its inputs (arrays of the group's shape, or 0-d values), its outputs and
+  accumulators, and the position where it runs (its last member's: no instruction between
+  its first and last member reads a member, so moving them there is valid).
+* ``_emit_cpu(group)``: the loop's source for Numba (``njit(cache=True)``). A CUDA emitter
+  for ``autodiff.gpu`` is one more function of the same ``Fused`` description: the body
+  lines unchanged, the loop ``for i in range(n)`` replaced by ``i = cuda.grid(1)`` with a
+  bounds check, accumulators by a grid-stride block reduction; ``lower_fused`` would take
+  the emitter as an argument.
+* ``lower_fused(program, leaves)``: the replay: a generated Python function (the plain
+  backend's, ``program._generate``) in which each group is one call of its kernel.
+
+Tiered as the scalar backend: ``Program`` calls ``lower_fused`` once a program has replayed
+``program.NUMBA_AFTER`` times on the plain backend, so a function called a few times never
+imports Numba. Kernels are keyed by their source's hash: the source is written to
+``$AUTODIFF_CACHE/fused/<hash>.py`` (default ``~/.cache/autodiff``) and compiled with
+Numba's on-disk cache, so equal chains share a kernel and a second process does not
+compile again. Without Numba, with ``AUTODIFF_JIT_NUMBA=0``, or without a writable cache
+directory, programs stay on the plain backend. Semantics are NumPy's: the result dtype of
+every instruction (float32 stays float32, Python scalars are weak), ``error_model="numpy"``
+(1/0 is inf, log(-1) is nan), NaN-propagating ``maximum``/``minimum``; sums accumulate in
+float64 in blocks, then add the blocks with NumPy's pairwise sum (as accurate as NumPy's).
+Each kernel is checked once, at lowering, against the probe replay's values; a kernel that
+fails to compile or disagrees is left out (its instructions stay NumPy calls), with a
+warning.
+"""
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import threading
+import types as _types
+import warnings
+
+import numpy as np
+
+from . import program as _program
+from .core import ufunc_table
+from .program import CALL, CONST, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
+
+__all__ = ["lower_fused", "groups", "kernels", "available"]
+
+#: Blocks of a sum: each is accumulated in a register, the blocks by NumPy's pairwise sum.
+BLOCK = 1024
+
+# ----- The fusible primitives: scalar code for one element -----
+# Operators (their implementation is the Python operator, NumPy's ufunc on arrays).
+_OPERATORS = {"add": "({0} + {1})", "subtract": "({0} - {1})", "multiply": "({0} * {1})",
+              "divide": "({0} / {1})", "negative": "(-{0})", "positive": "{0}",
+              "square": "({0} * {0})", "absolute": "abs({0})",
+              # NumPy's loops: maximum/minimum propagate NaN (the first operand's on ties).
+              "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
+              "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})"}
+_COMPARISONS = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
+                "equal": "==", "not_equal": "!="}
+#: Primitives whose implementation ufunc Numba compiles on scalars (``np.<name>(x)``).
+_UFUNCS = {"exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "arcsin", "arccos",
+           "arctan", "sinh", "cosh", "tanh", "arctan2", "hypot"}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_BOOL = np.dtype(bool)
+_NUMBERS = (int, float, bool)
+
+
+def available():
+    """Whether the fused backend may be used (Numba installed, not switched off)."""
+    if os.environ.get("AUTODIFF_JIT_NUMBA", "1") == "0":
+        return False
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _ufunc_of(prim):
+    """The NumPy ufunc a primitive implements (its name in the generated loop)."""
+    if isinstance(prim.impl, np.ufunc):
+        return prim.impl
+    for u, p in ufunc_table.items():
+        if p is prim:
+            return u
+    return None
+
+
+# ----- The probe: one replay that keeps every value's metadata -----
+_CHECKS = {"value": _same, "shape": lambda v, k: np.shape(v) == k,
+           "bool": lambda v, k: bool(v) == k, "int": lambda v, k: int(v) == k,
+           "index": lambda v, k: __import__("operator").index(v) == k}
+
+
+def _fill(t, env):
+    tt = type(t)
+    if tt is Slot:
+        return env[t.index]
+    if tt is tuple or tt is list:
+        return tt(_fill(a, env) for a in t)
+    if tt is dict:
+        return {k: _fill(v, env) for k, v in t.items()}
+    if tt is slice:
+        return slice(_fill(t.start, env), _fill(t.stop, env), _fill(t.step, env))
+    return t
+
+
+def _probe(program, leaves):
+    """Every slot's value on these inputs (``GuardMiss`` where a guard fails)."""
+    env = dict(enumerate(leaves))
+    for k, (kind, out, fn, args, kw) in enumerate(program.instructions):
+        a = _fill(args, env)
+        if kind == GUARD:
+            if not _CHECKS[fn](a[0], kw):
+                raise GuardMiss(k)
+            continue
+        if kind == CALL:
+            v = fn.impl(*a, **_fill(kw, env))
+        elif kind == FUNC:
+            v = fn(*a, **_fill(kw, env))
+        elif kind == ITEM:
+            v = a[0][fn]
+        else:
+            v = a[0]
+        env[out] = v
+    return env
+
+
+# ----- Grouping (target-neutral) -----
+class Fused:
+    """One fused group: what any target's emitter needs.
+
+    ``shape``/``size``: the common shape of the members' values. ``inputs``: the argument
+    templates (a ``Slot`` or a constant) with ``kinds`` ``"a"`` (an array of ``shape``) or
+    ``"s"`` (a 0-d value) and their dtypes. ``body``: ``(slot, code, operands, dtype)`` per
+    member in program order, ``operands`` as ``("r", slot)`` (a register), ``("a", j)``,
+    ``("s", j)`` (input ``j``) or ``("l", number)`` with their dtypes. ``outputs``: the
+    member slots read outside the group. ``sums``: ``(slot, operand slot, dtype, type, shape)``
+    of the accumulators; ``row``: the length of the summed rows (``size`` for a full sum).
+    ``position``: the index of the instruction the group's call replaces.
+    """
+    __slots__ = ("shape", "size", "inputs", "kinds", "in_dtypes", "body", "outputs", "sums",
+                 "row", "position", "members")
+
+
+class _Group:
+    __slots__ = ("members", "shape", "sealed", "row")
+
+    def __init__(self, shape):
+        self.members, self.shape, self.sealed, self.row = [], shape, False, None
+
+
+def _meta(v):
+    """(shape, dtype) of a value that may enter a loop, else None."""
+    t = type(v)
+    if t is np.ndarray or isinstance(v, np.generic):
+        return v.shape, v.dtype
+    if t in _NUMBERS:
+        return (), None             # a weak Python scalar
+    return None
+
+
+def _operand_ok(v, shape):
+    """An operand a loop can read: an array of the group's shape, or a 0-d number."""
+    m = _meta(v)
+    if m is None:
+        return False
+    s, dt = m
+    if dt is not None and dt not in _FLOATS and dt != _BOOL and dt.kind not in "iu":
+        return False
+    if s == shape:
+        return dt is not None and (dt in _FLOATS or dt == _BOOL)
+    return s == ()
+
+
+def _fusible(ins, env):
+    """``(shape, row)`` when the instruction may join a loop (``row`` for a sum: the
+    summed rows' length), else None."""
+    kind, out, fn, args, kw = ins
+    if kind != CALL:
+        return None
+    name = fn.name
+    v = env[out]
+    if name == "sum":
+        x = env[args[0].index] if len(args) == 1 and type(args[0]) is Slot else None
+        if x is None or type(x) is not np.ndarray or x.dtype not in _FLOATS or x.ndim == 0 \
+                or x.size == 0 or sorted(kw) != ["axis", "keepdims"] or \
+                getattr(v, "dtype", None) != x.dtype:
+            return None
+        axis = kw["axis"]
+        axes = range(x.ndim) if axis is None else axis if type(axis) is tuple else (axis,)
+        if not all(type(a) is int for a in axes):
+            return None
+        axes = sorted({a % x.ndim for a in axes})
+        if axes == list(range(x.ndim)):
+            return x.shape, x.size
+        if axes == [x.ndim - 1]:
+            return x.shape, x.shape[-1]
+        return None
+    if kw or type(v) is not np.ndarray or v.ndim == 0 or v.size == 0:
+        return None
+    if v.dtype not in _FLOATS and not (v.dtype == _BOOL and name in _COMPARISONS):
+        return None
+    if name == "where":
+        if len(args) != 3 or getattr(_fill(args[0], env), "dtype", None) != _BOOL:
+            return None
+    elif name == "power":
+        if len(args) != 2 or type(args[1]) not in (int, float):
+            return None
+    elif name in _COMPARISONS:
+        vals = [_fill(a, env) for a in args]
+        if len(args) != 2 or np.result_type(*vals) not in _FLOATS:
+            return None
+    elif name not in _OPERATORS and not (name in _UFUNCS and fn.partials is not None):
+        return None
+    for a in args:
+        if type(a) is not Slot and type(a) not in _NUMBERS and not _operand_ok(a, v.shape):
+            return None
+        if type(a) is Slot and not _operand_ok(env[a.index], v.shape):
+            return None
+    return v.shape, None
+
+
+def groups(program, env):
+    """The fused groups of ``program`` (a list of :class:`Fused`), found in one pass over
+    its instructions with the values ``env`` of a probe replay.
+
+    An instruction joins the unsealed groups of the values it reads (merging them) when it
+    is fusible with their shape; any other reader of a group's value seals the group (no
+    member may come after an outside reader). Groups of fewer than two members are dropped.
+    """
+    ins_list = program.instructions
+    owner = {}          # slot -> its group
+    acc = set()         # slots that are a group's accumulator
+    found = []
+    for k, ins in enumerate(ins_list):
+        read = reads(ins)
+        f = _fusible(ins, env)
+        join = []
+        if f is not None:
+            shape, row = f
+            blocked = set()     # groups this instruction may not join
+            for s in read:
+                g = owner.get(s)
+                if g is None:
+                    continue
+                # A member cannot read an accumulator of its own group (the sum is not
+                # complete inside the loop), nor join a sealed group or another shape.
+                if s in acc or g.sealed or g.shape != shape:
+                    blocked.add(g)
+                elif g not in join:
+                    join.append(g)
+            join = [g for g in join if g not in blocked]
+            if len(({g.row for g in join} | {row}) - {None}) > 1:
+                join = []       # sums over rows of different lengths: two loops
+        for s in read:
+            g = owner.get(s)
+            if g is not None and g not in join:
+                g.sealed = True
+        if f is None:
+            continue
+        if join:
+            g = join[0]
+            for h in join[1:]:
+                g.members += h.members
+                for m in h.members:
+                    owner[ins_list[m][1]] = g
+                if h.row is not None:
+                    g.row = h.row
+                found.remove(h)
+            g.members.sort()
+        else:
+            g = _Group(shape)
+            found.append(g)
+        g.members.append(k)
+        owner[ins[1]] = g
+        if row is not None:
+            g.row = row
+            acc.add(ins[1])
+    out = []
+    for g in found:
+        if len(g.members) >= 2:
+            out.append(_describe(program, env, g, owner, acc))
+    return out
+
+
+def _describe(program, env, g, owner, acc):
+    ins_list = program.instructions
+    mine = {ins_list[m][1] for m in g.members}
+    fz = Fused()
+    fz.shape, fz.size, fz.members = g.shape, int(np.prod(g.shape)), list(g.members)
+    fz.position = g.members[-1]
+    fz.row = g.row
+    fz.inputs, fz.kinds, fz.in_dtypes, fz.body, fz.sums = [], [], [], [], []
+    keyed = {}
+
+    def operand(a):
+        if type(a) is Slot and a.index in mine:
+            return ("r", a.index), env[a.index].dtype
+        if type(a) in _NUMBERS:
+            return ("l", a), None
+        v = env[a.index] if type(a) is Slot else a
+        key = ("v", a.index) if type(a) is Slot else ("c", id(a))
+        if key not in keyed:
+            keyed[key] = len(fz.inputs)
+            fz.inputs.append(a)
+            s, dt = _meta(v)
+            fz.kinds.append("a" if s == g.shape and s != () else "s")
+            fz.in_dtypes.append(dt if dt is not None else np.result_type(v))
+        j = keyed[key]
+        return (fz.kinds[j], j), fz.in_dtypes[j]
+
+    for m in g.members:
+        kind, out, fn, args, kw = ins_list[m]
+        ops = [operand(a) for a in args]
+        v = env[out]
+        if out in acc:
+            fz.sums.append((out, args[0].index, v.dtype, type(v), np.shape(v)))
+            continue
+        fz.body.append((out, fn.name, ops, v.dtype,
+                        np.result_type(*[_fill(a, env) for a in args])
+                        if fn.name in _COMPARISONS else v.dtype))
+    outside = set()
+    members = set(g.members)
+    for k, ins in enumerate(ins_list):
+        if k not in members:
+            outside |= reads(ins) & mine
+    for o in program.outputs:
+        if type(o) is Slot and o.index in mine:
+            outside.add(o.index)
+    fz.outputs = [ins_list[m][1] for m in g.members
+                  if ins_list[m][1] in outside and ins_list[m][1] not in acc]
+    return fz
+
+
+# ----- The CPU emitter (Numba) -----
+def _lit(x, dt):
+    """A Python number as a literal of dtype ``dt`` inside the loop."""
+    if dt == _BOOL:
+        return repr(bool(x))
+    x = float(x)
+    if math.isnan(x):
+        s = "np.nan"
+    elif math.isinf(x):
+        s = "np.inf" if x > 0 else "(-np.inf)"
+    else:
+        s = repr(x)
+    return s if dt == np.float64 else f"np.{dt.name}({s})"
+
+
+def _cast(expr, have, want):
+    if have == want:
+        return expr
+    return f"np.{want.name}({expr})"
+
+
+def _emit_cpu(fz):
+    """The source of a Numba kernel for ``fz``: ``kernel(n, *inputs, *outputs)`` over
+    flattened arrays of ``n`` elements; with sums, ``kernel(n, row, nb, *inputs, *outputs,
+    *partials)``: rows of ``row`` elements in ``nb`` blocks, one float64 partial sum per
+    block (the sizes are arguments, so one kernel serves every shape)."""
+    names = [f"a{j}" if k == "a" else f"s{j}" for j, k in enumerate(fz.kinds)]
+    outs = [f"o{j}" for j in range(len(fz.outputs))]
+    parts = [f"p{j}" for j in range(len(fz.sums))]
+    body = []
+    loaded = set()
+    dtypes = {}
+
+    def get(op, dt, want):
+        kind, x = op
+        if kind == "l":
+            return _lit(x, want)
+        if kind == "r":
+            return _cast(f"v{x}", dtypes[x], want)
+        if kind == "a" and x not in loaded:
+            loaded.add(x)
+            body.append(f"x{x} = a{x}[i]")
+        return _cast(f"x{x}" if kind == "a" else f"s{x}", dt, want)
+
+    for out, name, ops, dt, cd in fz.body:
+        if name in _COMPARISONS:
+            a, b = (get(o, d, cd) for o, d in ops)
+            code = f"({a} {_COMPARISONS[name]} {b})"
+        elif name == "where":
+            c = get(*ops[0], _BOOL)
+            a, b = (get(o, d, dt) for o, d in ops[1:])
+            code = f"({a} if {c} else {b})"
+        elif name == "power":
+            a = get(*ops[0], dt)
+            y = ops[1][0][1]
+            # NumPy's impl squares for the exponent 2 (np.square: x*x), else calls pow.
+            code = f"({a} * {a})" if type(y) is int and y == 2 else f"({a} ** {_lit(y, dt)})"
+        elif name in _OPERATORS:
+            code = _OPERATORS[name].format(*(get(o, d, dt) for o, d in ops))
+        else:
+            code = f"np.{name}({', '.join(get(o, d, dt) for o, d in ops)})"
+        body.append(f"v{out} = {code}")
+        dtypes[out] = dt
+    for j, out in enumerate(fz.outputs):
+        body.append(f"o{j}[i] = v{out}")
+    args = ", ".join((["n", "row", "nb"] if fz.sums else ["n"]) + names + outs + parts)
+    head = ["import numpy as np", "", "", f"def kernel({args}):"]
+    if not fz.sums:
+        lines = head + ["    for i in range(n):"] + ["        " + b for b in body]
+        return "\n".join(lines) + "\n"
+    for j, (out, x, dt, _, _) in enumerate(fz.sums):
+        body.append(f"t{j} += np.float64(v{x})")     # the operand is always a member
+    lines = head + [
+        "    for r in range(n // row):",
+        "        for b in range(nb):",
+        f"            lo = r * row + b * {BLOCK}",
+        f"            hi = min(lo + {BLOCK}, (r + 1) * row)"]
+    lines += [f"            t{j} = 0.0" for j in range(len(fz.sums))]
+    lines += ["            for i in range(lo, hi):"] + ["                " + b for b in body]
+    lines += [f"            p{j}[r * nb + b] = t{j}" for j in range(len(fz.sums))]
+    return "\n".join(lines) + "\n"
+
+
+# ----- Compilation: on-disk sources, Numba's on-disk cache -----
+_lock = threading.Lock()
+_kernels = {}           # source hash -> compiled kernel
+
+
+def _cache_dir():
+    root = os.environ.get("AUTODIFF_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "autodiff")
+    path = os.path.join(root, "fused")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+_numba_module = []
+
+
+def _numba():
+    if not _numba_module:
+        import numba    # lazy: only when a program is lowered (tests/test_layering.py)
+        _numba_module.append(numba)
+    return _numba_module[0]
+
+
+def _compile(src):
+    """The kernel of a source, compiled once per source (and cached on disk by Numba)."""
+    h = hashlib.sha256(src.encode()).hexdigest()[:24]
+    with _lock:
+        k = _kernels.get(h)
+        if k is not None:
+            return k
+        path = os.path.join(_cache_dir(), f"k{h}.py")
+        if not os.path.exists(path):
+            # Written once and never rewritten (Numba's cache keys on the file's stamp);
+            # atomically, as another process may be writing the same kernel.
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(src)
+            os.replace(tmp, path)
+        spec = importlib.util.spec_from_file_location(f"autodiff_fused_{h}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod        # Numba's cache finds the function's module
+        spec.loader.exec_module(mod)
+        k = _numba().njit(cache=True, fastmath=False, error_model="numpy",
+                          nogil=True)(mod.kernel)
+        _kernels[h] = k
+        return k
+
+
+def _flat(a):
+    return a if a.ndim == 1 else a.reshape(-1)
+
+
+def _scalar(s):
+    return s[()] if type(s) is np.ndarray else s
+
+
+def _wrapper(fz, kernel):
+    """A Python function of the group's inputs returning its outputs (a tuple when more
+    than one): it allocates them, calls the kernel, and finishes the sums."""
+    names = {"_k": kernel, "_empty": np.empty, "_flat": _flat, "_scalar": _scalar,
+             "_miss": GuardMiss, "_f8": np.float64, "S": fz.shape}
+    params = [f"i{j}" for j in range(len(fz.inputs))]
+    lines = [f"def group({', '.join(params)}):"]
+    arrays = [p for p, k in zip(params, fz.kinds) if k == "a"]
+    if arrays:
+        # The recording's shapes (guards keep them): a mismatch would read out of bounds.
+        lines.append("    if " + " or ".join(f"{p}.shape != S" for p in arrays) +
+                     ": raise _miss(-1)")
+    call = [str(fz.size)]
+    if fz.sums:
+        rows, nb = fz.size // fz.row, -(-fz.row // BLOCK)
+        call += [str(fz.row), str(nb)]
+    for p, k in zip(params, fz.kinds):
+        call.append(f"_flat({p})" if k == "a" else f"_scalar({p})")
+    results = []
+    for j, out in enumerate(fz.outputs):
+        dt = next(b[3] for b in fz.body if b[0] == out)
+        names[f"d{j}"] = dt
+        lines.append(f"    o{j} = _empty({fz.size}, d{j})")
+        call.append(f"o{j}")
+        results.append(f"o{j}.reshape(S)")
+    for j, (out, x, dt, typ, shape) in enumerate(fz.sums):
+        lines.append(f"    p{j} = _empty({rows * nb}, _f8)")
+        call.append(f"p{j}")
+        names[f"e{j}"], names[f"z{j}"] = dt, shape
+        total = f"p{j}" if nb == 1 else f"p{j}.reshape({rows}, {nb}).sum(axis=1)"
+        if dt != np.float64:
+            total += f".astype(e{j})"
+        total += f".reshape(z{j})"
+        if typ is not np.ndarray:
+            total += "[()]"         # NumPy's scalar, as np.sum returns it
+        results.append(total)
+    lines.append(f"    _k({', '.join(call)})")
+    lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ',)'}")
+    exec(compile("\n".join(lines) + "\n", "<fused group>", "exec"), names)
+    return names["group"]
+
+
+def _agrees(got, want):
+    """The kernel's value against the probe's: round-off apart (a check of the lowering,
+    not of the digits: transcendental functions may differ in the last bits)."""
+    if type(got) is not type(want) or np.shape(got) != np.shape(want) or \
+            np.result_type(got) != np.result_type(want):
+        return False
+    if np.result_type(want) == _BOOL:
+        return bool(np.all(got == want))
+    tol = 1e-3 if np.result_type(want) == np.float32 else 1e-9
+    w = np.asarray(want, dtype=np.float64)
+    scale = float(np.max(np.abs(w[np.isfinite(w)]), initial=0.0))
+    return bool(np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True))
+
+
+# ----- The lowering -----
+def lower_fused(program, leaves):
+    """A replay of ``program`` with its elementwise chains fused, or ``None`` (no group of
+    two or more instructions, Numba unavailable, or a guard of these inputs failed)."""
+    if not available() or not any(type(x) is np.ndarray for x in leaves):
+        return None
+    try:
+        env = _probe(program, leaves)
+    except GuardMiss:
+        # These inputs took another branch: try again on a later call (a few times).
+        tries = getattr(program, "_fuse_tries", 0)
+        if tries < 3:
+            program._fuse_tries = tries + 1
+            program._calls = _program.NUMBA_AFTER - 1
+        return None
+    found = []
+    try:
+        _cache_dir()
+    except OSError:
+        return None
+    for fz in groups(program, env):
+        try:
+            g = _wrapper(fz, _compile(_emit_cpu(fz)))
+            got = g(*[_fill(a, env) for a in fz.inputs])
+        except Exception as e:      # noqa: BLE001 - a kernel Numba refuses stays NumPy
+            warnings.warn(f"ad.jit: a fused loop of {program.name} was left out: {e}",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        got = got if isinstance(got, tuple) else (got,)
+        want = [env[s] for s in fz.outputs] + [env[s[0]] for s in fz.sums]
+        if not all(_agrees(a, b) for a, b in zip(got, want)):
+            warnings.warn(f"ad.jit: a fused loop of {program.name} disagreed with NumPy "
+                          "and was left out (please report this)", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        found.append((fz, g))
+    if not found:
+        return None
+    replaced = {}
+    dropped = set()
+    fresh = max([i[1] for i in program.instructions if i[1] is not None] +
+                [program.n_inputs]) + 1
+    for fz, g in found:
+        dropped.update(fz.members)
+        results = fz.outputs + [s[0] for s in fz.sums]
+        if len(results) == 1:
+            replaced[fz.position] = [(FUNC, results[0], g, tuple(fz.inputs), {})]
+        else:
+            lines = [(FUNC, fresh, g, tuple(fz.inputs), {})]
+            lines += [(ITEM, s, i, (Slot(fresh),), {}) for i, s in enumerate(results)]
+            replaced[fz.position] = lines
+            fresh += 1
+    instructions = []
+    for k, ins in enumerate(program.instructions):
+        if k in replaced:
+            instructions += replaced[k]
+        elif k not in dropped:
+            instructions.append(ins)
+    lowered = _types.SimpleNamespace(instructions=tuple(instructions), types=program.types,
+                                     n_inputs=program.n_inputs, outputs=program.outputs,
+                                     name=program.name)
+    replay = _program._lower(lowered, bound=False)
+    replay.backend = "fused"
+    replay.fused = [fz for fz, _ in found]
+    replay.source = _program._generate(lowered, False)[0]
+    return replay
+
+
+def kernels(program):
+    """The fused groups a lowered program runs (empty on another backend)."""
+    return list(getattr(program._plain, "fused", ()))

@@ -1,0 +1,253 @@
+"""The fused backend of ``ad.jit`` (autodiff/fusion.py): elementwise chains in Numba loops.
+
+Every program is replayed past the tier threshold (``program.NUMBA_AFTER``), then compared
+with the eager transform and with the plain backend, on fresh inputs of the recorded
+signature and of another one; the number of fused loops is counted on the lowered program,
+so a program that silently stays on the plain backend fails.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+from autodiff import fusion, program as _program
+
+numba = pytest.importorskip("numba")
+pytestmark = pytest.mark.skipif(not fusion.available(), reason="fusion switched off")
+
+HOT = _program.NUMBA_AFTER + 1
+
+
+def hot(jf, *args):
+    """Replay ``jf`` past the tier; return its program (lowered by then)."""
+    for _ in range(HOT):
+        jf(*args)
+    return jf.program(*args)
+
+
+def plain(prog, *args):
+    """The plain backend's replay of ``prog`` on ``args``."""
+    return _program._lower(prog, bound=False)(*args)
+
+
+def check(jf, f, args, rtol=1e-14, kernels=1, atol=0.0):
+    """``jf`` fused and equal to ``f`` (eager) and to the plain backend on ``args``."""
+    prog = hot(jf, *args)
+    assert prog.backend == "fused"
+    assert len(fusion.kernels(prog)) >= kernels
+    got = jf(*args)
+    want = f(*args)
+    flat_got = got if isinstance(got, tuple) else (got,)
+    flat_want = want if isinstance(want, tuple) else (want,)
+    ref = plain(prog, *args)
+    for g, w, p in zip(flat_got, flat_want, ref):
+        assert type(g) is type(p), (type(g), type(p))
+        assert np.result_type(g) == np.result_type(w)
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(g, p, rtol=rtol, atol=atol)
+    return prog
+
+
+# ----- the programs -----
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def chain(x):
+    return np.sum(np.exp(-x * x) * np.sin(x) + np.tanh(x) / (1.0 + x * x) - np.sqrt(x * x + 1))
+
+
+def lj(pos):
+    d = pos[:, None, :] - pos[None, :, :]
+    r2 = np.sum(d * d, axis=-1) + np.eye(pos.shape[0])
+    inv6 = (1.0 / r2) ** 3
+    e = 4.0 * (inv6 * inv6 - inv6)
+    return 0.5 * np.sum(e)
+
+
+def ext_rosen(x):
+    a, b = x[0::2], x[1::2]
+    return np.sum(100.0 * (b - a ** 2) ** 2 + (1.0 - a) ** 2)
+
+
+RNG = np.random.default_rng(0)
+
+
+def test_rosenbrock_grad_is_fused_and_bitwise_equal_to_the_plain_backend():
+    jg = ad.jit(ad.grad(rosen))
+    x = RNG.uniform(-1, 1, 1000)
+    prog = check(jg, ad.grad(rosen), (x,), kernels=2)
+    # Only +, -, * and squares: the loop computes what NumPy computes, bit for bit.
+    np.testing.assert_array_equal(jg(x), plain(prog, x)[0])
+    x2 = RNG.uniform(-2, 2, 1000)       # fresh numbers, the same signature
+    np.testing.assert_array_equal(jg(x2), plain(prog, x2)[0])
+    np.testing.assert_allclose(jg(x2), ad.grad(rosen)(x2), rtol=1e-14)
+    x3 = RNG.uniform(-1, 1, 37)         # another signature: recorded and tiered again
+    check(jg, ad.grad(rosen), (x3,), kernels=2)
+    assert jg.recordings == 2
+
+
+def test_chain_with_a_sum_closing_it():
+    jf = ad.jit(ad.value_and_grad(chain))
+    x = RNG.uniform(-2, 2, 3000)       # three blocks of the sum
+    prog = check(jf, ad.value_and_grad(chain), (x,), rtol=1e-13)
+    sums = [k for k in fusion.kernels(prog) if k.sums]
+    assert sums, "the forward sum is not an accumulator of a loop"
+    v, g = jf(x)
+    assert type(v) is np.float64
+    # The loop never materialises what only the sum reads.
+    total = sum(len(k.members) for k in fusion.kernels(prog))
+    assert total >= 10
+    x2 = RNG.uniform(-2, 2, (7, 5))     # another signature, 2-D
+    check(jf, ad.value_and_grad(chain), (x2,), rtol=1e-13)
+
+
+def test_lennard_jones_gradient_and_the_last_axis_sum():
+    jg = ad.jit(ad.grad(lj))
+    pos = RNG.uniform(0, 4, (20, 3))
+    prog = check(jg, ad.grad(lj), (pos,), rtol=1e-12, kernels=2)
+    assert any(k.sums and k.row == 3 for k in fusion.kernels(prog))
+    check(jg, ad.grad(lj), (RNG.uniform(0, 4, (20, 3)),), rtol=1e-12)
+    check(jg, ad.grad(lj), (RNG.uniform(0, 4, (9, 3)),), rtol=1e-12)
+
+
+def test_hvp():
+    jh = ad.jit(lambda x, v: ad.hvp(ext_rosen, x, v))
+    x, v = RNG.uniform(-1, 1, 40), RNG.uniform(-1, 1, 40)
+    check(jh, lambda x, v: ad.hvp(ext_rosen, x, v), (x, v))
+    x, v = RNG.uniform(-1, 1, 40), RNG.uniform(-1, 1, 40)
+    check(jh, lambda x, v: ad.hvp(ext_rosen, x, v), (x, v))
+
+
+def test_float32_stays_float32():
+    jf = ad.jit(ad.value_and_grad(chain))
+    x = RNG.uniform(-2, 2, 500).astype(np.float32)
+    # float32 round-off (NumPy's and the loop's sin/exp/tanh differ in the last bit).
+    prog = check(jf, ad.value_and_grad(chain), (x,), rtol=1e-5, atol=1e-6)
+    v, g = jf(x)
+    assert g.dtype == np.float32 and type(v) is np.float32
+    assert all(b[3] in (np.float32, np.bool_) for k in fusion.kernels(prog) for b in k.body)
+
+
+def test_zero_d_inputs_and_python_scalars_broadcast():
+    def f(x, s, t):
+        return np.sum(np.sin(x * s + t) * s - 2 * x / (t + 3.0))
+    jf = ad.jit(ad.grad(f, argnums=(0, 1, 2)))
+    args = (RNG.uniform(-1, 1, 50), np.array(0.7), 1.3)
+    prog = check(jf, ad.grad(f, argnums=(0, 1, 2)), args)
+    assert any("s" in k.kinds for k in fusion.kernels(prog))
+    args = (RNG.uniform(-1, 1, 50), np.array(-0.2), 0.4)
+    got, want = jf(*args), ad.grad(f, argnums=(0, 1, 2))(*args)
+    for g, w, p in zip(got, want, plain(prog, *args)):
+        np.testing.assert_allclose(g, w, rtol=1e-14)
+        assert type(g) is type(p)
+
+
+def test_a_chain_value_also_read_by_a_matmul():
+    W1, W2 = RNG.standard_normal((8, 16)), RNG.standard_normal((16, 4))
+
+    def f(x):
+        h = np.tanh(x @ W1) * 2.0 + 1.0
+        y = h * h - h
+        return np.sum((y @ W2) ** 2) + np.sum(h * y)
+    jg = ad.jit(ad.value_and_grad(f))
+    x = RNG.standard_normal((5, 8))
+    check(jg, ad.value_and_grad(f), (x,), rtol=1e-13, kernels=2)
+    check(jg, ad.value_and_grad(f), (RNG.standard_normal((5, 8)),), rtol=1e-13)
+
+
+def test_selections_comparisons_and_numpys_nan_semantics():
+    def f(x):
+        y = np.where(x > 0, x, 0.1 * x) + np.maximum(x, 0.5) - np.minimum(x * 2, -0.5)
+        return np.sum(np.log(np.abs(y) + 1.0) * (x != 0.25))
+    jg = ad.jit(ad.value_and_grad(f))
+    x = RNG.uniform(-1, 1, 64)
+    prog = check(jg, ad.value_and_grad(f), (x,), rtol=1e-13)
+    x[3], x[9], x[11] = np.nan, np.inf, 0.5         # NaN and ties: NumPy's answers
+    with np.errstate(invalid="ignore"):
+        got, ref = jg(x), plain(prog, x)
+        np.testing.assert_array_equal(np.isnan(got[1]), np.isnan(ref[1]))
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-13)
+        assert np.isnan(got[0]) and np.isnan(ref[0])
+
+
+def test_guards_still_steer_a_fused_program():
+    def f(x):
+        y = np.sin(x) * x + 1.0
+        if np.sum(x) > 0:
+            return np.sum(y * y)
+        return np.sum(np.exp(y) - y)
+    jg = ad.jit(ad.grad(f))
+    x = RNG.uniform(0, 1, 30)
+    prog = check(jg, ad.grad(f), (x,))
+    for sign in (-1, 1, -1):             # the other branch records; both stay right
+        np.testing.assert_allclose(jg(sign * x), ad.grad(f)(sign * x), rtol=1e-14)
+    assert prog.backend == "fused"
+
+
+def test_kernels_are_cached_on_disk_by_their_source():
+    prog = hot(ad.jit(ad.grad(rosen)), RNG.uniform(-1, 1, 16))
+    k = fusion.kernels(prog)[0]
+    src = fusion._emit_cpu(k)
+    files = os.listdir(fusion._cache_dir())
+    assert any(open(os.path.join(fusion._cache_dir(), f)).read() == src
+               for f in files if f.endswith(".py"))
+    assert "for i in range(n):" in src and "o0[i] = " in src
+
+
+def test_a_second_process_does_not_compile_again(tmp_path):
+    code = textwrap.dedent("""
+        import numpy as np, autodiff as ad
+        from autodiff import fusion
+        f = ad.jit(ad.grad(lambda x: np.sum(np.cos(x) * x - x * x)))
+        for _ in range(30):
+            f(np.linspace(0, 1, 9))
+        ks = list(fusion._kernels.values())
+        assert ks, "nothing fused"
+        print(sum(sum(k.stats.cache_hits.values()) for k in ks),
+              sum(sum(k.stats.cache_misses.values()) for k in ks))
+    """)
+    env = dict(os.environ, AUTODIFF_CACHE=str(tmp_path), PYTHONPATH=os.getcwd())
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=120) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    hits1, misses1 = map(int, runs[0].stdout.split())
+    hits2, misses2 = map(int, runs[1].stdout.split())
+    assert misses1 >= 1 and hits2 >= 1 and misses2 == 0
+    assert os.listdir(tmp_path / "fused")
+
+
+def test_switched_off_falls_back_to_the_plain_backend(monkeypatch):
+    monkeypatch.setenv("AUTODIFF_JIT_NUMBA", "0")
+    jg = ad.jit(ad.grad(rosen))
+    x = RNG.uniform(-1, 1, 100)
+    prog = hot(jg, x)
+    assert prog.backend == "python" and fusion.kernels(prog) == []
+    np.testing.assert_allclose(jg(x), ad.grad(rosen)(x), rtol=1e-14)
+
+
+def test_a_single_elementwise_call_stays_a_numpy_call():
+    jf = ad.jit(lambda x, y: np.sin(x) @ y)
+    prog = hot(jf, np.ones(4), np.ones(4))
+    assert prog.backend == "python"
+
+
+def test_broadcasting_operands_stay_unfused_and_right():
+    def f(a, b):
+        return np.sum(np.exp(a * b) * a + b)         # (4, 3) against (3,)
+    jg = ad.jit(ad.grad(f, argnums=(0, 1)))
+    a, b = RNG.uniform(-1, 1, (4, 3)), RNG.uniform(-1, 1, 3)
+    for _ in range(HOT):
+        jg(a, b)
+    got, want = jg(a, b), ad.grad(f, argnums=(0, 1))(a, b)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-14)
+    prog = jg.program(a, b)
+    # exp(a * b) broadcasts: it stays NumPy; only the (3,)-shaped cotangent chain of b or
+    # the (4, 3)-shaped one of a may fuse.
+    assert all(k.shape in ((4, 3), (3,)) for k in fusion.kernels(prog))
