@@ -144,15 +144,16 @@ class Fused:
 
     ``shape``/``size``: the common shape of the members' values. ``inputs``: the argument
     templates (a ``Slot`` or a constant) with ``kinds`` ``"a"`` (an array of ``shape``) or
-    ``"s"`` (a 0-d value) and their dtypes. ``body``: ``(slot, code, operands, dtype)`` per
+    ``"s"`` (a 0-d value) and their dtypes; ``in_shapes`` and ``flat`` (an array of the
+    group's shape read as one flat run; else read by its multi-index, broadcasting). ``body``: ``(slot, code, operands, dtype)`` per
     member in program order, ``operands`` as ``("r", slot)`` (a register), ``("a", j)``,
     ``("s", j)`` (input ``j``) or ``("l", number)`` with their dtypes. ``outputs``: the
     member slots read outside the group. ``sums``: ``(slot, operand slot, dtype, type, shape)``
     of the accumulators; ``row``: the length of the summed rows (``size`` for a full sum).
     ``position``: the index of the instruction the group's call replaces.
     """
-    __slots__ = ("shape", "size", "inputs", "kinds", "in_dtypes", "body", "outputs", "sums",
-                 "row", "position", "members")
+    __slots__ = ("shape", "size", "inputs", "kinds", "in_dtypes", "in_shapes", "flat", "body",
+                 "outputs", "sums", "row", "position", "members")
 
 
 class _Group:
@@ -173,16 +174,17 @@ def _meta(v):
 
 
 def _operand_ok(v, shape):
-    """An operand a loop can read: an array of the group's shape, or a 0-d number."""
+    """An operand a loop can read: a 0-d number, or a float or boolean array that
+    broadcasts to the group's shape (read through its strides, never copied)."""
     m = _meta(v)
     if m is None:
         return False
     s, dt = m
-    if dt is not None and dt not in _FLOATS and dt != _BOOL and dt.kind not in "iu":
+    if s == ():
+        return dt is None or dt in _FLOATS or dt == _BOOL or dt.kind in "iu"
+    if dt not in _FLOATS and dt != _BOOL:
         return False
-    if s == shape:
-        return dt is not None and (dt in _FLOATS or dt == _BOOL)
-    return s == ()
+    return len(s) <= len(shape) and all(a in (1, b) for a, b in zip(s[::-1], shape[::-1]))
 
 
 def _fusible(ins, env):
@@ -304,6 +306,7 @@ def _describe(program, env, g, owner, acc):
     fz.position = g.members[-1]
     fz.row = g.row
     fz.inputs, fz.kinds, fz.in_dtypes, fz.body, fz.sums = [], [], [], [], []
+    fz.in_shapes, fz.flat = [], []
     keyed = {}
 
     def operand(a):
@@ -312,13 +315,20 @@ def _describe(program, env, g, owner, acc):
         if type(a) in _NUMBERS:
             return ("l", a), None
         v = env[a.index] if type(a) is Slot else a
+        if type(a) is np.ndarray and a.size and a.dtype in _FLOATS + (_BOOL,) and \
+                bool(np.all(a == a.flat[0])):
+            # A constant array of one number (the seed of a sum's cotangent, ones): a
+            # literal of its dtype, so the loop does not read it.
+            return ("l", a.flat[0].item()), a.dtype
         key = ("v", a.index) if type(a) is Slot else ("c", id(a))
         if key not in keyed:
             keyed[key] = len(fz.inputs)
             fz.inputs.append(a)
             s, dt = _meta(v)
-            fz.kinds.append("a" if s == g.shape and s != () else "s")
+            fz.kinds.append("s" if s == () else "a")
             fz.in_dtypes.append(dt if dt is not None else np.result_type(v))
+            fz.in_shapes.append(s)
+            fz.flat.append(s == g.shape and (len(s) == 1 or v.flags.c_contiguous))
         j = keyed[key]
         return (fz.kinds[j], j), fz.in_dtypes[j]
 
@@ -366,17 +376,37 @@ def _cast(expr, have, want):
     return f"np.{want.name}({expr})"
 
 
+def _nested(fz):
+    """Whether the loop runs over the multi-index (an input broadcasts or is strided)."""
+    return not all(f for f, k in zip(fz.flat, fz.kinds) if k == "a")
+
+
 def _emit_cpu(fz):
-    """The source of a Numba kernel for ``fz``: ``kernel(n, *inputs, *outputs)`` over
-    flattened arrays of ``n`` elements; with sums, ``kernel(n, row, nb, *inputs, *outputs,
-    *partials)``: rows of ``row`` elements in ``nb`` blocks, one float64 partial sum per
-    block (the sizes are arguments, so one kernel serves every shape)."""
+    """The source of a Numba kernel for ``fz``.
+
+    Flat (every array input is a run of the group's shape): ``kernel(n, *inputs,
+    *outputs)`` over ``n`` elements. Nested (an input broadcasts, or is a strided view):
+    ``kernel(d0, …, d_{D-1}, *inputs, *outputs)``, one loop per axis, the broadcast inputs
+    indexed by their own multi-index (0 on a broadcast axis). With sums the innermost run
+    (``row`` elements: the group for a flat full sum, else the last axis) is cut into
+    ``nb`` blocks after the sizes, each block's float64 sum written to a ``partials``
+    array after the outputs. The sizes are arguments, so one kernel serves every shape of
+    the same rank and layout."""
+    nested = _nested(fz)
+    D = len(fz.shape)
     names = [f"a{j}" if k == "a" else f"s{j}" for j, k in enumerate(fz.kinds)]
     outs = [f"o{j}" for j in range(len(fz.outputs))]
     parts = [f"p{j}" for j in range(len(fz.sums))]
     body = []
     loaded = set()
     dtypes = {}
+
+    def index(j):
+        if not nested or fz.flat[j]:
+            return "i"
+        s = (1,) * (D - len(fz.in_shapes[j])) + fz.in_shapes[j]
+        return ", ".join("0" if a == 1 and b != 1 else f"j{k}"
+                         for k, (a, b) in enumerate(zip(s, fz.shape)))
 
     def get(op, dt, want):
         kind, x = op
@@ -386,7 +416,7 @@ def _emit_cpu(fz):
             return _cast(f"v{x}", dtypes[x], want)
         if kind == "a" and x not in loaded:
             loaded.add(x)
-            body.append(f"x{x} = a{x}[i]")
+            body.append(f"x{x} = a{x}[{index(x)}]")
         return _cast(f"x{x}" if kind == "a" else f"s{x}", dt, want)
 
     for out, name, ops, dt, cd in fz.body:
@@ -410,21 +440,45 @@ def _emit_cpu(fz):
         dtypes[out] = dt
     for j, out in enumerate(fz.outputs):
         body.append(f"o{j}[i] = v{out}")
-    args = ", ".join((["n", "row", "nb"] if fz.sums else ["n"]) + names + outs + parts)
-    head = ["import numpy as np", "", "", f"def kernel({args}):"]
-    if not fz.sums:
-        lines = head + ["    for i in range(n):"] + ["        " + b for b in body]
-        return "\n".join(lines) + "\n"
     for j, (out, x, dt, _, _) in enumerate(fz.sums):
         body.append(f"t{j} += np.float64(v{x})")     # the operand is always a member
-    lines = head + [
-        "    for r in range(n // row):",
-        "        for b in range(nb):",
-        f"            lo = r * row + b * {BLOCK}",
-        f"            hi = min(lo + {BLOCK}, (r + 1) * row)"]
-    lines += [f"            t{j} = 0.0" for j in range(len(fz.sums))]
-    lines += ["            for i in range(lo, hi):"] + ["                " + b for b in body]
-    lines += [f"            p{j}[r * nb + b] = t{j}" for j in range(len(fz.sums))]
+    sizes = [f"d{k}" for k in range(D)] if nested else ["n"]
+    if fz.sums:
+        sizes += ["nb"] if nested else ["row", "nb"]
+    head = ["import numpy as np", "", "",
+            f"def kernel({', '.join(sizes + names + outs + parts)}):"]
+    if not nested:
+        if not fz.sums:
+            return "\n".join(head + ["    for i in range(n):"] +
+                             ["        " + b for b in body]) + "\n"
+        lines = head + [
+            "    for r in range(n // row):",
+            "        for b in range(nb):",
+            f"            lo = r * row + b * {BLOCK}",
+            f"            hi = min(lo + {BLOCK}, (r + 1) * row)"]
+        lines += [f"            t{j} = 0.0" for j in range(len(fz.sums))]
+        lines += ["            for i in range(lo, hi):"] + ["                " + b for b in body]
+        lines += [f"            p{j}[r * nb + b] = t{j}" for j in range(len(fz.sums))]
+        return "\n".join(lines) + "\n"
+    last = f"d{D - 1}"
+    lines = head + ["    r = 0"]
+    pad = "    "
+    for k in range(D - 1):
+        lines.append(f"{pad}for j{k} in range(d{k}):")
+        pad += "    "
+    if fz.sums:
+        lines += [f"{pad}for b in range(nb):",
+                  f"{pad}    lo = b * {BLOCK}",
+                  f"{pad}    hi = min(lo + {BLOCK}, {last})"]
+        lines += [f"{pad}    t{j} = 0.0" for j in range(len(fz.sums))]
+        lines += [f"{pad}    for j{D - 1} in range(lo, hi):",
+                  f"{pad}        i = r * {last} + j{D - 1}"]
+        lines += [f"{pad}        {b}" for b in body]
+        lines += [f"{pad}    p{j}[r * nb + b] = t{j}" for j in range(len(fz.sums))]
+    else:
+        lines += [f"{pad}for j{D - 1} in range({last}):", f"{pad}    i = r * {last} + j{D - 1}"]
+        lines += [f"{pad}    {b}" for b in body]
+    lines.append(f"{pad}r += 1")
     return "\n".join(lines) + "\n"
 
 
@@ -488,20 +542,33 @@ def _wrapper(fz, kernel):
     """A Python function of the group's inputs returning its outputs (a tuple when more
     than one): it allocates them, calls the kernel, and finishes the sums."""
     names = {"_k": kernel, "_empty": np.empty, "_flat": _flat, "_scalar": _scalar,
-             "_miss": GuardMiss, "_f8": np.float64, "S": fz.shape}
+             "_miss": GuardMiss, "_f8": np.float64, "_array": np.array, "S": fz.shape}
+    nested = _nested(fz)
+    D = len(fz.shape)
     params = [f"i{j}" for j in range(len(fz.inputs))]
     lines = [f"def group({', '.join(params)}):"]
-    arrays = [p for p, k in zip(params, fz.kinds) if k == "a"]
-    if arrays:
-        # The recording's shapes (guards keep them): a mismatch would read out of bounds.
-        lines.append("    if " + " or ".join(f"{p}.shape != S" for p in arrays) +
-                     ": raise _miss(-1)")
-    call = [str(fz.size)]
+    checks = []
+    call = [str(d) for d in fz.shape] if nested else [str(fz.size)]
     if fz.sums:
-        rows, nb = fz.size // fz.row, -(-fz.row // BLOCK)
-        call += [str(fz.row), str(nb)]
-    for p, k in zip(params, fz.kinds):
-        call.append(f"_flat({p})" if k == "a" else f"_scalar({p})")
+        row = fz.shape[-1] if nested else fz.row
+        rows, nb = fz.size // row, -(-row // BLOCK)
+        call += [str(nb)] if nested else [str(row), str(nb)]
+    for j, (p, k) in enumerate(zip(params, fz.kinds)):
+        if k == "s":
+            call.append(f"_scalar({p})")
+            continue
+        names[f"S{j}"] = fz.in_shapes[j]
+        checks.append(f"{p}.shape != S{j}")
+        if fz.flat[j] or not nested:
+            call.append(f"_flat({p})")
+        elif len(fz.in_shapes[j]) < D:
+            names[f"P{j}"] = (1,) * (D - len(fz.in_shapes[j])) + fz.in_shapes[j]
+            call.append(f"{p}.reshape(P{j})")
+        else:
+            call.append(p)
+    if checks:
+        # The recording's shapes (guards keep them): a mismatch would read out of bounds.
+        lines.append("    if " + " or ".join(checks) + ": raise _miss(-1)")
     results = []
     for j, out in enumerate(fz.outputs):
         dt = next(b[3] for b in fz.body if b[0] == out)
@@ -512,13 +579,20 @@ def _wrapper(fz, kernel):
     for j, (out, x, dt, typ, shape) in enumerate(fz.sums):
         lines.append(f"    p{j} = _empty({rows * nb}, _f8)")
         call.append(f"p{j}")
-        names[f"e{j}"], names[f"z{j}"] = dt, shape
-        total = f"p{j}" if nb == 1 else f"p{j}.reshape({rows}, {nb}).sum(axis=1)"
-        if dt != np.float64:
-            total += f".astype(e{j})"
-        total += f".reshape(z{j})"
-        if typ is not np.ndarray:
-            total += "[()]"         # NumPy's scalar, as np.sum returns it
+        names[f"e{j}"], names[f"z{j}"] = dt.type, shape
+        if fz.row == fz.size:               # a full sum: the partials' pairwise sum
+            total = f"p{j}.sum()"
+            if typ is np.ndarray:
+                total = f"_array({total}, e{j}).reshape(z{j})"
+            elif dt != np.float64:
+                total = f"e{j}({total})"
+        else:
+            total = f"p{j}" if nb == 1 else f"p{j}.reshape({rows}, {nb}).sum(axis=1)"
+            if dt != np.float64:
+                total += f".astype(e{j})"
+            total += f".reshape(z{j})"
+            if typ is not np.ndarray:
+                total += "[()]"
         results.append(total)
     lines.append(f"    _k({', '.join(call)})")
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ',)'}")

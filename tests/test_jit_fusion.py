@@ -237,17 +237,18 @@ def test_a_single_elementwise_call_stays_a_numpy_call():
     assert prog.backend == "python"
 
 
-def test_broadcasting_operands_stay_unfused_and_right():
-    def f(a, b):
-        return np.sum(np.exp(a * b) * a + b)         # (4, 3) against (3,)
-    jg = ad.jit(ad.grad(f, argnums=(0, 1)))
-    a, b = RNG.uniform(-1, 1, (4, 3)), RNG.uniform(-1, 1, 3)
-    for _ in range(HOT):
-        jg(a, b)
-    got, want = jg(a, b), ad.grad(f, argnums=(0, 1))(a, b)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-14)
-    prog = jg.program(a, b)
-    # exp(a * b) broadcasts: it stays NumPy; only the (3,)-shaped cotangent chain of b or
-    # the (4, 3)-shaped one of a may fuse.
-    assert all(k.shape in ((4, 3), (3,)) for k in fusion.kernels(prog))
+def test_broadcast_and_strided_operands_are_read_through_their_strides():
+    def f(a, b, c):
+        # (4, 3) against (3,) and (4, 1); a transposed (strided) view; a full and a
+        # last-axis sum.
+        e = np.exp(a * b) * a + c - a.T.T[:, ::-1] * 0.5
+        return np.sum(e * e) + np.sum(np.sum(np.cos(e), axis=-1) ** 2)
+    g = ad.grad(f, argnums=(0, 1, 2))
+    jg = ad.jit(g)
+    args = (RNG.uniform(-1, 1, (4, 3)), RNG.uniform(-1, 1, 3), RNG.uniform(-1, 1, (4, 1)))
+    prog = check(jg, g, args, rtol=1e-13, kernels=2)
+    ks = fusion.kernels(prog)
+    assert any(not flat for k in ks for flat, kind in zip(k.flat, k.kinds) if kind == "a")
+    check(jg, g, tuple(RNG.uniform(-1, 1, np.shape(a)) for a in args), rtol=1e-13)
+    args = (RNG.uniform(-1, 1, (2, 5, 3)), RNG.uniform(-1, 1, 3), RNG.uniform(-1, 1, (5, 1)))
+    check(jg, g, args, rtol=1e-13, kernels=2)
