@@ -187,6 +187,26 @@ def _operand_ok(v, shape):
     return len(s) <= len(shape) and all(a in (1, b) for a, b in zip(s[::-1], shape[::-1]))
 
 
+def _pad(ins, env):
+    """``(start, stop, step)`` of an ``index_add`` that pads a 1-d array into a 1-d zero
+    array (the transpose of a slice ``x[start:stop:step]``), else None."""
+    kind, out, fn, args, kw = ins
+    if len(args) != 1 or type(args[0]) is not Slot or sorted(kw) != ["idx", "shape"]:
+        return None
+    g, idx, shape = env[args[0].index], kw["idx"], kw["shape"]
+    if type(g) is not np.ndarray or g.ndim != 1 or g.dtype not in _FLOATS or \
+            type(idx) is not tuple or len(idx) != 1 or type(idx[0]) is not slice or \
+            type(shape) is not tuple or len(shape) != 1 or not shape[0]:
+        return None
+    sl = idx[0]
+    if not all(x is None or type(x) is int for x in (sl.start, sl.stop, sl.step)):
+        return None
+    start, stop, step = sl.indices(shape[0])
+    if step <= 0 or len(range(start, stop, step)) != g.shape[0]:
+        return None
+    return start, stop, step
+
+
 def _fusible(ins, env):
     """``(shape, row)`` when the instruction may join a loop (``row`` for a sum: the
     summed rows' length), else None."""
@@ -211,6 +231,8 @@ def _fusible(ins, env):
         if axes == [x.ndim - 1]:
             return x.shape, x.shape[-1]
         return None
+    if name == "index_add":
+        return (v.shape, None) if _pad(ins, env) is not None else None
     if kw or type(v) is not np.ndarray or v.ndim == 0 or v.size == 0:
         return None
     if v.dtype not in _FLOATS and not (v.dtype == _BOOL and name in _COMPARISONS):
@@ -265,6 +287,8 @@ def groups(program, env):
                 elif g not in join:
                     join.append(g)
             join = [g for g in join if g not in blocked]
+            if ins[2].name == "index_add":
+                join = []       # it reads its operand shifted: never in the same loop
             if len(({g.row for g in join} | {row}) - {None}) > 1:
                 join = []       # sums over rows of different lengths: two loops
         for s in read:
@@ -309,7 +333,19 @@ def _describe(program, env, g, owner, acc):
     fz.in_shapes, fz.flat = [], []
     keyed = {}
 
-    def operand(a):
+    def operand(a, gather=False):
+        if gather:          # an array read at shifted positions (index_add)
+            key = ("g", a.index) if type(a) is Slot else ("gc", id(a))
+            if key not in keyed:
+                v = env[a.index] if type(a) is Slot else a
+                keyed[key] = len(fz.inputs)
+                fz.inputs.append(a)
+                fz.kinds.append("g")
+                fz.in_dtypes.append(v.dtype)
+                fz.in_shapes.append(v.shape)
+                fz.flat.append(True)
+            j = keyed[key]
+            return ("g", j), fz.in_dtypes[j]
         if type(a) is Slot and a.index in mine:
             return ("r", a.index), env[a.index].dtype
         if type(a) in _NUMBERS:
@@ -334,8 +370,12 @@ def _describe(program, env, g, owner, acc):
 
     for m in g.members:
         kind, out, fn, args, kw = ins_list[m]
-        ops = [operand(a) for a in args]
         v = env[out]
+        if fn.name == "index_add":
+            fz.body.append((out, "index_add", [operand(args[0], True)], v.dtype,
+                            _pad(ins_list[m], env)))
+            continue
+        ops = [operand(a) for a in args]
         if out in acc:
             fz.sums.append((out, args[0].index, v.dtype, type(v), np.shape(v)))
             continue
@@ -394,7 +434,7 @@ def _emit_cpu(fz):
     the same rank and layout."""
     nested = _nested(fz)
     D = len(fz.shape)
-    names = [f"a{j}" if k == "a" else f"s{j}" for j, k in enumerate(fz.kinds)]
+    names = [f"s{j}" if k == "s" else f"a{j}" for j, k in enumerate(fz.kinds)]
     outs = [f"o{j}" for j in range(len(fz.outputs))]
     parts = [f"p{j}" for j in range(len(fz.sums))]
     body = []
@@ -427,6 +467,15 @@ def _emit_cpu(fz):
             c = get(*ops[0], _BOOL)
             a, b = (get(o, d, dt) for o, d in ops[1:])
             code = f"({a} if {c} else {b})"
+        elif name == "index_add":
+            (_, j), have = ops[0]
+            start, stop, step = cd
+            if step == 1:
+                cond, at = f"{start} <= i < {stop}", f"i - {start}"
+            else:
+                cond = f"{start} <= i < {stop} and (i - {start}) % {step} == 0"
+                at = f"(i - {start}) // {step}"
+            code = f"({_cast(f'a{j}[{at}]', have, dt)} if {cond} else {_lit(0, dt)})"
         elif name == "power":
             a = get(*ops[0], dt)
             y = ops[1][0][1]
@@ -559,7 +608,9 @@ def _wrapper(fz, kernel):
             continue
         names[f"S{j}"] = fz.in_shapes[j]
         checks.append(f"{p}.shape != S{j}")
-        if fz.flat[j] or not nested:
+        if k == "g":
+            call.append(p)          # 1-d, any strides
+        elif fz.flat[j] or not nested:
             call.append(f"_flat({p})")
         elif len(fz.in_shapes[j]) < D:
             names[f"P{j}"] = (1,) * (D - len(fz.in_shapes[j])) + fz.in_shapes[j]
