@@ -53,7 +53,7 @@ import numpy as np
 
 from . import program as _program
 from .core import ufunc_table
-from .program import CALL, CONST, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
+from .program import CALL, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
 
 __all__ = ["lower_fused", "groups", "kernels", "available"]
 
@@ -64,7 +64,11 @@ BLOCK = 1024
 # Operators (their implementation is the Python operator, NumPy's ufunc on arrays).
 _OPERATORS = {"add": "({0} + {1})", "subtract": "({0} - {1})", "multiply": "({0} * {1})",
               "divide": "({0} / {1})", "negative": "(-{0})", "positive": "{0}",
-              "square": "({0} * {0})", "absolute": "abs({0})",
+              "square": "({0} * {0})", "absolute": "abs({0})", "reciprocal": "({1} / {0})",
+              # NumPy's sign: 0 for both zeros, NaN for NaN (no derivative: a mask-like
+              # value inside cotangent chains, abs's partial).
+              "sign": "({1} if {0} > {2} else (-{1} if {0} < {2} else "
+                      "({2} if {0} == {2} else {0})))",
               # NumPy's loops: maximum/minimum propagate NaN (the first operand's on ties).
               "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
               "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})"}
@@ -88,14 +92,17 @@ def available():
         return False
 
 
+_ufunc_names = {}
+
+
 def _ufunc_of(prim):
-    """The NumPy ufunc a primitive implements (its name in the generated loop)."""
-    if isinstance(prim.impl, np.ufunc):
-        return prim.impl
-    for u, p in ufunc_table.items():
-        if p is prim:
-            return u
-    return None
+    """The name of the NumPy ufunc a primitive implements (the loop calls ``np.<name>``)."""
+    name = _ufunc_names.get(prim)
+    if name is None:
+        u = prim.impl if isinstance(prim.impl, np.ufunc) else next(
+            (u for u, p in ufunc_table.items() if p is prim), None)
+        name = _ufunc_names[prim] = "" if u is None else u.__name__
+    return name
 
 
 # ----- The probe: one replay that keeps every value's metadata -----
@@ -143,14 +150,17 @@ class Fused:
     """One fused group: what any target's emitter needs.
 
     ``shape``/``size``: the common shape of the members' values. ``inputs``: the argument
-    templates (a ``Slot`` or a constant) with ``kinds`` ``"a"`` (an array of ``shape``) or
-    ``"s"`` (a 0-d value) and their dtypes; ``in_shapes`` and ``flat`` (an array of the
-    group's shape read as one flat run; else read by its multi-index, broadcasting). ``body``: ``(slot, code, operands, dtype)`` per
-    member in program order, ``operands`` as ``("r", slot)`` (a register), ``("a", j)``,
-    ``("s", j)`` (input ``j``) or ``("l", number)`` with their dtypes. ``outputs``: the
-    member slots read outside the group. ``sums``: ``(slot, operand slot, dtype, type, shape)``
-    of the accumulators; ``row``: the length of the summed rows (``size`` for a full sum).
-    ``position``: the index of the instruction the group's call replaces.
+    templates (a ``Slot`` or a constant) with their ``kinds``: ``"a"`` (an array that
+    broadcasts to ``shape``), ``"g"`` (a 1-d array an ``index_add`` reads at shifted
+    positions) or ``"s"`` (a 0-d value); ``in_dtypes``, ``in_shapes``, and ``flat`` (an
+    array of the group's shape read as one flat run; else by its multi-index). ``body``:
+    ``(slot, primitive name, operands, dtype, computation dtype)`` per member in program
+    order, ``operands`` as ``("r", slot)`` (a register), ``("a"|"g"|"s", j)`` (input
+    ``j``) or ``("l", number)``, each with its dtype (for ``index_add`` the fifth entry is
+    its slice's ``(start, stop, step)``). ``outputs``: the member slots read outside the
+    group. ``sums``: ``(slot, operand slot, dtype, type, shape)`` of the accumulators;
+    ``row``: the length of the summed rows (``size`` for a full sum). ``position``: the
+    index of the instruction the group's call replaces; ``members``: the instructions'.
     """
     __slots__ = ("shape", "size", "inputs", "kinds", "in_dtypes", "in_shapes", "flat", "body",
                  "outputs", "sums", "row", "position", "members")
@@ -247,7 +257,8 @@ def _fusible(ins, env):
         vals = [_fill(a, env) for a in args]
         if len(args) != 2 or np.result_type(*vals) not in _FLOATS:
             return None
-    elif name not in _OPERATORS and not (name in _UFUNCS and fn.partials is not None):
+    elif name not in _OPERATORS and not (fn.partials is not None and
+                                         _ufunc_of(fn) in _UFUNCS):
         return None
     for a in args:
         if type(a) is not Slot and type(a) not in _NUMBERS and not _operand_ok(a, v.shape):
@@ -379,7 +390,9 @@ def _describe(program, env, g, owner, acc):
         if out in acc:
             fz.sums.append((out, args[0].index, v.dtype, type(v), np.shape(v)))
             continue
-        fz.body.append((out, fn.name, ops, v.dtype,
+        name = fn.name if fn.name in _OPERATORS or fn.name in _COMPARISONS or \
+            fn.name in ("where", "power") else _ufunc_of(fn)
+        fz.body.append((out, name, ops, v.dtype,
                         np.result_type(*[_fill(a, env) for a in args])
                         if fn.name in _COMPARISONS else v.dtype))
     outside = set()
@@ -440,6 +453,7 @@ def _emit_cpu(fz):
     body = []
     loaded = set()
     dtypes = {}
+    reg = {}
 
     def index(j):
         if not nested or fz.flat[j]:
@@ -453,7 +467,7 @@ def _emit_cpu(fz):
         if kind == "l":
             return _lit(x, want)
         if kind == "r":
-            return _cast(f"v{x}", dtypes[x], want)
+            return _cast(reg[x], dtypes[x], want)
         if kind == "a" and x not in loaded:
             loaded.add(x)
             body.append(f"x{x} = a{x}[{index(x)}]")
@@ -481,16 +495,20 @@ def _emit_cpu(fz):
             y = ops[1][0][1]
             # NumPy's impl squares for the exponent 2 (np.square: x*x), else calls pow.
             code = f"({a} * {a})" if type(y) is int and y == 2 else f"({a} ** {_lit(y, dt)})"
+        elif name in ("reciprocal", "sign"):
+            a = get(*ops[0], dt)
+            code = _OPERATORS[name].format(a, _lit(1, dt), _lit(0, dt))
         elif name in _OPERATORS:
             code = _OPERATORS[name].format(*(get(o, d, dt) for o, d in ops))
         else:
             code = f"np.{name}({', '.join(get(o, d, dt) for o, d in ops)})"
-        body.append(f"v{out} = {code}")
+        reg[out] = f"v{len(reg)}"      # numbered in the loop, not by slot: equal chains
+        body.append(f"{reg[out]} = {code}")     # of any program share one kernel
         dtypes[out] = dt
     for j, out in enumerate(fz.outputs):
-        body.append(f"o{j}[i] = v{out}")
+        body.append(f"o{j}[i] = {reg[out]}")
     for j, (out, x, dt, _, _) in enumerate(fz.sums):
-        body.append(f"t{j} += np.float64(v{x})")     # the operand is always a member
+        body.append(f"t{j} += np.float64({reg[x]})")     # the operand is always a member
     sizes = [f"d{k}" for k in range(D)] if nested else ["n"]
     if fz.sums:
         sizes += ["nb"] if nested else ["row", "nb"]
@@ -646,7 +664,8 @@ def _wrapper(fz, kernel):
                 total += "[()]"
         results.append(total)
     lines.append(f"    _k({', '.join(call)})")
-    lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ',)'}")
+    ret = results[0] if len(results) == 1 else "(" + ", ".join(results) + ",)"
+    lines.append(f"    return {ret}")
     exec(compile("\n".join(lines) + "\n", "<fused group>", "exec"), names)
     return names["group"]
 

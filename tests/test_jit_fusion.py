@@ -17,7 +17,10 @@ import autodiff as ad
 from autodiff import fusion, program as _program
 
 numba = pytest.importorskip("numba")
-pytestmark = pytest.mark.skipif(not fusion.available(), reason="fusion switched off")
+pytestmark = [pytest.mark.skipif(not fusion.available(), reason="fusion switched off"),
+              # a loop Numba refused or that disagreed with NumPy is left out with a
+              # warning: here that is a failure
+              pytest.mark.filterwarnings("error:ad.jit. a fused loop")]
 
 HOT = _program.NUMBA_AFTER + 1
 
@@ -104,6 +107,32 @@ def test_chain_with_a_sum_closing_it():
     assert total >= 10
     x2 = RNG.uniform(-2, 2, (7, 5))     # another signature, 2-D
     check(jf, ad.value_and_grad(chain), (x2,), rtol=1e-13)
+
+
+def test_every_fusible_ufunc_and_its_partials():
+    def f(x):
+        a = np.log1p(x) + np.expm1(x) * np.arctan(x) - np.arcsin(x) / np.arccos(x)
+        b = np.cos(x) * np.tan(x) + np.sinh(x) - np.cosh(x) + np.hypot(x, 2 * x)
+        c = np.arctan2(x, 1 + x) + 1 / x + np.reciprocal(x) + np.square(x) + np.abs(x - 0.5)
+        d = x ** 3 + x ** 0.5 - x ** -1.5 + np.log(x) + np.exp(-x) + np.sqrt(x) + (-x)
+        return np.sum(a * b + c * d + np.tanh(a - d))
+    g = ad.value_and_grad(f)
+    jg = ad.jit(g)
+    check(jg, g, (RNG.uniform(0.1, 0.9, 200),), rtol=1e-13, kernels=1)
+    check(jg, g, (RNG.uniform(0.1, 0.9, 200),), rtol=1e-13)
+    x32 = RNG.uniform(0.1, 0.9, 200).astype(np.float32)
+    check(jg, g, (x32,), rtol=1e-4, atol=1e-4)
+
+
+def test_equal_chains_share_one_kernel():
+    def f(x):
+        return np.sum(np.sin(x) * 3.0 + x * x)
+    jf1, jf2 = ad.jit(ad.grad(f)), ad.jit(ad.grad(lambda y: f(y)))
+    k1 = fusion.kernels(hot(jf1, np.ones(5)))
+    n = len(fusion._kernels)
+    k2 = fusion.kernels(hot(jf2, np.ones(7)))
+    assert len(k1) == len(k2) >= 1 and len(fusion._kernels) == n
+    assert [fusion._emit_cpu(k) for k in k1] == [fusion._emit_cpu(k) for k in k2]
 
 
 def test_lennard_jones_gradient_and_the_last_axis_sum():
@@ -252,3 +281,17 @@ def test_broadcast_and_strided_operands_are_read_through_their_strides():
     check(jg, g, tuple(RNG.uniform(-1, 1, np.shape(a)) for a in args), rtol=1e-13)
     args = (RNG.uniform(-1, 1, (2, 5, 3)), RNG.uniform(-1, 1, 3), RNG.uniform(-1, 1, (5, 1)))
     check(jg, g, args, rtol=1e-13, kernels=2)
+
+
+def test_an_exception_inside_a_fused_replay_leaves_the_program_usable():
+    def f(x, A):
+        y = np.sin(x) * x + 2.0
+        return np.sum(np.linalg.solve(A, y * y - y) * y)
+    g = ad.grad(f)
+    jg = ad.jit(g)
+    x, A = RNG.uniform(-1, 1, 4), np.eye(4) + 0.1 * RNG.uniform(-1, 1, (4, 4))
+    prog = check(jg, g, (x, A), rtol=1e-13, kernels=1)
+    with pytest.raises(np.linalg.LinAlgError):
+        jg(x, np.zeros((4, 4)))             # raised between two fused loops
+    np.testing.assert_allclose(jg(x, A), g(x, A), rtol=1e-13)
+    assert jg.program(x, A) is prog and prog.backend == "fused"
