@@ -295,3 +295,18 @@ def test_an_exception_inside_a_fused_replay_leaves_the_program_usable():
         jg(x, np.zeros((4, 4)))             # raised between two fused loops
     np.testing.assert_allclose(jg(x, A), g(x, A), rtol=1e-13)
     assert jg.program(x, A) is prog and prog.backend == "fused"
+
+
+@pytest.mark.parametrize("x", [np.zeros(0), np.ones(6, dtype=np.float16),
+                               np.ones(6) * (1 + 0.5j)], ids=["empty", "float16", "complex"])
+def test_what_no_loop_takes_stays_numpy_and_right(x):
+    f = lambda x: np.sum(np.abs(np.sin(x) * x + 1.0) ** 2)     # noqa: E731
+    jg = ad.jit(ad.grad(f))
+    prog = hot(jg, x)
+    if x.dtype.kind == "c":     # |z| and what follows are real: those loops fuse
+        assert all(b[3].kind in "fb" for k in fusion.kernels(prog) for b in k.body)
+    else:
+        assert fusion.kernels(prog) == []
+    got, want = jg(x), ad.grad(f)(x)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-3 if x.dtype == np.float16 else 1e-14)
