@@ -160,17 +160,19 @@ class Fused:
     its slice's ``(start, stop, step)``). ``outputs``: the member slots read outside the
     group. ``sums``: ``(slot, operand slot, dtype, type, shape)`` of the accumulators;
     ``row``: the length of the summed rows (``size`` for a full sum). ``position``: the
-    index of the instruction the group's call replaces; ``members``: the instructions'.
+    index of the instruction the group's call replaces; ``members``: the instructions';
+    ``deferred``: the scalar instructions reading its sums that run right after it.
     """
     __slots__ = ("shape", "size", "inputs", "kinds", "in_dtypes", "in_shapes", "flat", "body",
-                 "outputs", "sums", "row", "position", "members")
+                 "outputs", "sums", "row", "position", "members", "deferred")
 
 
 class _Group:
-    __slots__ = ("members", "shape", "sealed", "row")
+    __slots__ = ("members", "shape", "sealed", "row", "deferred")
 
     def __init__(self, shape):
         self.members, self.shape, self.sealed, self.row = [], shape, False, None
+        self.deferred = []      # scalar instructions of its sums, moved after its loop
 
 
 def _meta(v):
@@ -268,6 +270,23 @@ def _fusible(ins, env):
     return v.shape, None
 
 
+def _deferrable(ins, read, env, owner, acc, later):
+    """The one unsealed group whose sums a scalar instruction reads, when the instruction
+    may run after that group's loop instead (0-d values only, no guard), else None."""
+    kind, out = ins[0], ins[1]
+    if kind not in (CALL, FUNC) or not read or np.ndim(env[out]) != 0 or \
+            isinstance(env[out], tuple):
+        return None
+    groups = set()
+    for s in read:
+        if np.ndim(env[s]) != 0:
+            return None
+        g = later.get(s) if s in later else owner.get(s) if s in acc else None
+        if g is not None and not g.sealed:
+            groups.add(g)
+    return groups.pop() if len(groups) == 1 else None
+
+
 def groups(program, env):
     """The fused groups of ``program`` (a list of :class:`Fused`), found in one pass over
     its instructions with the values ``env`` of a probe replay.
@@ -279,10 +298,18 @@ def groups(program, env):
     ins_list = program.instructions
     owner = {}          # slot -> its group
     acc = set()         # slots that are a group's accumulator
+    later = {}          # slot -> the group after whose loop its (deferred) instruction runs
     found = []
     for k, ins in enumerate(ins_list):
         read = reads(ins)
         f = _fusible(ins, env)
+        g = _deferrable(ins, read, env, owner, acc, later)
+        if g is not None:
+            # A scalar computed from a sum (``0.5 * np.sum(e)``, a loss's terms) does not
+            # end the loop: it moves after it.
+            g.deferred.append(k)
+            later[ins[1]] = g
+            continue
         join = []
         if f is not None:
             shape, row = f
@@ -290,6 +317,8 @@ def groups(program, env):
             for s in read:
                 g = owner.get(s)
                 if g is None:
+                    if s in later:      # a scalar computed after the loop
+                        blocked.add(later[s])
                     continue
                 # A member cannot read an accumulator of its own group (the sum is not
                 # complete inside the loop), nor join a sealed group or another shape.
@@ -303,7 +332,7 @@ def groups(program, env):
             if len(({g.row for g in join} | {row}) - {None}) > 1:
                 join = []       # sums over rows of different lengths: two loops
         for s in read:
-            g = owner.get(s)
+            g = owner.get(s) or later.get(s)
             if g is not None and g not in join:
                 g.sealed = True
         if f is None:
@@ -316,6 +345,9 @@ def groups(program, env):
                     owner[ins_list[m][1]] = g
                 if h.row is not None:
                     g.row = h.row
+                g.deferred += h.deferred
+                for m in h.deferred:
+                    later[ins_list[m][1]] = g
                 found.remove(h)
             g.members.sort()
         else:
@@ -340,6 +372,7 @@ def _describe(program, env, g, owner, acc):
     fz.shape, fz.size, fz.members = g.shape, int(np.prod(g.shape)), list(g.members)
     fz.position = g.members[-1]
     fz.row = g.row
+    fz.deferred = sorted(g.deferred)
     fz.inputs, fz.kinds, fz.in_dtypes, fz.body, fz.sums = [], [], [], [], []
     fz.in_shapes, fz.flat = [], []
     keyed = {}
@@ -728,14 +761,15 @@ def lower_fused(program, leaves):
                 [program.n_inputs]) + 1
     for fz, g in found:
         dropped.update(fz.members)
+        dropped.update(fz.deferred)
         results = fz.outputs + [s[0] for s in fz.sums]
         if len(results) == 1:
-            replaced[fz.position] = [(FUNC, results[0], g, tuple(fz.inputs), {})]
+            lines = [(FUNC, results[0], g, tuple(fz.inputs), {})]
         else:
             lines = [(FUNC, fresh, g, tuple(fz.inputs), {})]
             lines += [(ITEM, s, i, (Slot(fresh),), {}) for i, s in enumerate(results)]
-            replaced[fz.position] = lines
             fresh += 1
+        replaced[fz.position] = lines + [program.instructions[k] for k in fz.deferred]
     instructions = []
     for k, ins in enumerate(program.instructions):
         if k in replaced:

@@ -310,3 +310,16 @@ def test_what_no_loop_takes_stays_numpy_and_right(x):
     got, want = jg(x), ad.grad(f)(x)
     assert got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=1e-3 if x.dtype == np.float16 else 1e-14)
+
+
+def test_a_loss_scaled_after_its_sum_keeps_one_loop():
+    # 0.5 * np.sum(e) reads the sum: it runs after the loop instead of ending it, so the
+    # forward chain and its cotangents are one loop.
+    def f(x):
+        e = np.exp(-x * x) * x
+        return 0.5 * np.sum(e * e) + 1.0
+    g = ad.value_and_grad(f)
+    jg = ad.jit(g)
+    prog = check(jg, g, (RNG.uniform(-1, 1, 300),), rtol=1e-13)
+    assert len(fusion.kernels(prog)) == 1 and fusion.kernels(prog)[0].deferred
+    check(jg, g, (RNG.uniform(-1, 1, 300),), rtol=1e-13)
