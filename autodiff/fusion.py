@@ -158,7 +158,7 @@ class Fused:
     order, ``operands`` as ``("r", slot)`` (a register), ``("a"|"g"|"s", j)`` (input
     ``j``) or ``("l", number)``, each with its dtype (for ``index_add`` the fifth entry is
     its slice's ``(start, stop, step)``). ``outputs``: the member slots read outside the
-    group. ``sums``: ``(slot, operand slot, dtype, type, shape)`` of the accumulators;
+    group. ``sums``: ``(slot, (operand, its dtype), dtype, type, shape)`` of the accumulators;
     ``row``: the length of the summed rows (``size`` for a full sum). ``position``: the
     index of the instruction the group's call replaces; ``members``: the instructions';
     ``deferred``: the scalar instructions reading its sums that run right after it.
@@ -168,11 +168,36 @@ class Fused:
 
 
 class _Group:
-    __slots__ = ("members", "shape", "sealed", "row", "deferred")
+    __slots__ = ("members", "shape", "sealed", "row", "deferred", "succ")
 
     def __init__(self, shape):
         self.members, self.shape, self.sealed, self.row = [], shape, False, None
         self.deferred = []      # scalar instructions of its sums, moved after its loop
+        self.succ = set()       # the groups with a member reading one of its values
+
+    def reaches(self, other):
+        """Whether ``other`` reads (through groups) a value of this group."""
+        stack, seen = [self], set()
+        while stack:
+            g = stack.pop()
+            if g is other:
+                return True
+            if id(g) not in seen:
+                seen.add(id(g))
+                stack.extend(g.succ)
+        return False
+
+    def open(self):
+        """Whether every group reading this one's values may still run later."""
+        stack, seen = list(self.succ), set()
+        while stack:
+            g = stack.pop()
+            if g.sealed:
+                return False
+            if id(g) not in seen:
+                seen.add(id(g))
+                stack.extend(g.succ)
+        return True
 
 
 def _meta(v):
@@ -287,18 +312,23 @@ def _deferrable(ins, read, env, owner, acc, later):
     return groups.pop() if len(groups) == 1 else None
 
 
-def groups(program, env):
+def groups(program, env, strict=False):
     """The fused groups of ``program`` (a list of :class:`Fused`), found in one pass over
     its instructions with the values ``env`` of a probe replay.
 
     An instruction joins the unsealed groups of the values it reads (merging them) when it
     is fusible with their shape; any other reader of a group's value seals the group (no
-    member may come after an outside reader). Groups of fewer than two members are dropped.
+    member may come after an outside reader), except (unless ``strict``) a member of
+    another group: that one only has to run after it (``_schedule`` orders the loops), so
+    a gradient's scatter-adds (``index_add``, in a loop of their own) do not end the loop
+    that computes their operands. A group grows only while every group reading it may
+    still run later, and never into a cycle. Groups of fewer than two members are dropped.
     """
     ins_list = program.instructions
     owner = {}          # slot -> its group
     acc = set()         # slots that are a group's accumulator
     later = {}          # slot -> the group after whose loop its (deferred) instruction runs
+    shares = {}         # slot computed outside every group -> the groups reading it
     found = []
     for k, ins in enumerate(ins_list):
         read = reads(ins)
@@ -326,34 +356,68 @@ def groups(program, env):
                     blocked.add(g)
                 elif g not in join:
                     join.append(g)
-            join = [g for g in join if g not in blocked]
+            join = [g for g in join if g not in blocked and g.open()]
             if ins[2].name == "index_add":
                 join = []       # it reads its operand shifted: never in the same loop
             if len(({g.row for g in join} | {row}) - {None}) > 1:
                 join = []       # sums over rows of different lengths: two loops
+            if any(a is not b and a.reaches(b) for a in join for b in join):
+                join = []       # one reads the other through a third: not one loop
+            if not join:
+                # Siblings: a loop already reading one of the same inputs takes it too
+                # (the forward chain and a cotangent chain of one slice, say).
+                for s in read:
+                    for g in shares.get(s, ()):
+                        if not g.sealed and g.shape == shape and g not in blocked and \
+                                g.open() and len({g.row, row} - {None}) <= 1:
+                            join = [g]
+                            break
+                    if join:
+                        break
+        target = None
+        if f is not None:
+            if join:
+                target = join[0]
+                for h in join[1:]:
+                    target.members += h.members
+                    for m in h.members:
+                        owner[ins_list[m][1]] = target
+                    if h.row is not None:
+                        target.row = h.row
+                    target.deferred += h.deferred
+                    for m in h.deferred:
+                        later[ins_list[m][1]] = target
+                    target.succ |= h.succ
+                    for q in found:
+                        if h in q.succ:
+                            q.succ.discard(h)
+                            q.succ.add(target)
+                    for lst in shares.values():
+                        if h in lst:
+                            lst[:] = [target if x is h else x for x in lst]
+                    found.remove(h)
+                target.succ.discard(target)
+                target.members.sort()
+            else:
+                target = _Group(shape)
+                found.append(target)
         for s in read:
             g = owner.get(s) or later.get(s)
-            if g is not None and g not in join:
+            if g is None or g is target:
+                continue
+            if target is not None and not strict and not target.reaches(g):
+                g.succ.add(target)      # read by a member of another loop: runs before it
+            else:
                 g.sealed = True
         if f is None:
             continue
-        if join:
-            g = join[0]
-            for h in join[1:]:
-                g.members += h.members
-                for m in h.members:
-                    owner[ins_list[m][1]] = g
-                if h.row is not None:
-                    g.row = h.row
-                g.deferred += h.deferred
-                for m in h.deferred:
-                    later[ins_list[m][1]] = g
-                found.remove(h)
-            g.members.sort()
-        else:
-            g = _Group(shape)
-            found.append(g)
+        g = target
         g.members.append(k)
+        for s in read:
+            if s not in owner and s not in later:
+                lst = shares.setdefault(s, [])
+                if g not in lst:
+                    lst.append(g)
         owner[ins[1]] = g
         if row is not None:
             g.row = row
@@ -421,7 +485,7 @@ def _describe(program, env, g, owner, acc):
             continue
         ops = [operand(a) for a in args]
         if out in acc:
-            fz.sums.append((out, args[0].index, v.dtype, type(v), np.shape(v)))
+            fz.sums.append((out, operand(args[0]), v.dtype, type(v), np.shape(v)))
             continue
         name = fn.name if fn.name in _OPERATORS or fn.name in _COMPARISONS or \
             fn.name in ("where", "power") else _ufunc_of(fn)
@@ -540,8 +604,8 @@ def _emit_cpu(fz):
         dtypes[out] = dt
     for j, out in enumerate(fz.outputs):
         body.append(f"o{j}[i] = {reg[out]}")
-    for j, (out, x, dt, _, _) in enumerate(fz.sums):
-        body.append(f"t{j} += np.float64({reg[x]})")     # the operand is always a member
+    for j, (out, (op, have), dt, _, _) in enumerate(fz.sums):
+        body.append(f"t{j} += {get(op, have, np.dtype(np.float64))}")
     sizes = [f"d{k}" for k in range(D)] if nested else ["n"]
     if fz.sums:
         sizes += ["nb"] if nested else ["row", "nb"]
@@ -718,6 +782,90 @@ def _agrees(got, want):
 
 
 # ----- The lowering -----
+def _compiled(program, env, strict):
+    """``(group, its compiled call)`` for every group that compiles and agrees with the
+    probe replay's values."""
+    found = []
+    for fz in groups(program, env, strict):
+        try:
+            g = _wrapper(fz, _compile(_emit_cpu(fz)))
+            got = g(*[_fill(a, env) for a in fz.inputs])
+        except Exception as e:      # noqa: BLE001 - a kernel Numba refuses stays NumPy
+            warnings.warn(f"ad.jit: a fused loop of {program.name} was left out: {e}",
+                          RuntimeWarning, stacklevel=3)
+            continue
+        got = got if isinstance(got, tuple) else (got,)
+        want = [env[s] for s in fz.outputs] + [env[s[0]] for s in fz.sums]
+        if not all(_agrees(a, b) for a, b in zip(got, want)):
+            warnings.warn(f"ad.jit: a fused loop of {program.name} disagreed with NumPy "
+                          "and was left out (please report this)", RuntimeWarning,
+                          stacklevel=3)
+            continue
+        found.append((fz, g))
+    return found
+
+
+def _schedule(program, loops):
+    """Where each loop runs: ``(k, rank)`` per loop, meaning just before instruction ``k``
+    (after loops of lower rank there), or None when no order works.
+
+    A loop runs after its last member (and its deferred scalars right after it), before
+    the first instruction outside every loop that reads one of its values, and before the
+    loops whose members read its values; as late as that allows."""
+    ins_list = program.instructions
+    where = {}          # instruction index -> its loop
+    made = {}           # slot -> the loop computing it
+    for j, fz in enumerate(loops):
+        for m in fz.members + fz.deferred:
+            where[m] = j
+            made[ins_list[m][1]] = j
+    deadline = [len(ins_list)] * len(loops)
+    succ = [set() for _ in loops]
+    for k, ins in enumerate(ins_list):
+        q = where.get(k)
+        for s in reads(ins):
+            p = made.get(s)
+            if p is None or p == q:
+                continue
+            if q is None:
+                deadline[p] = min(deadline[p], k)
+            else:
+                succ[p].add(q)
+    at, state = [None] * len(loops), [0] * len(loops)
+
+    def visit(p):           # at[p] = min(deadline, the successors' places); None: a cycle
+        if state[p] == 1:
+            return False
+        if state[p] == 2:
+            return True
+        state[p] = 1
+        e = deadline[p]
+        for q in succ[p]:
+            if not visit(q):
+                return False
+            e = min(e, at[q][0])
+        state[p] = 2
+        at[p] = (e, 0)
+        return True
+    for p in range(len(loops)):
+        if not visit(p):
+            return None
+    for p, fz in enumerate(loops):
+        if at[p][0] <= max(fz.members + fz.deferred):
+            return None
+    # Ranks: a loop after every loop it reads, among those placed at one instruction.
+    rank = [0] * len(loops)
+    changed = True
+    while changed:
+        changed = False
+        for p in range(len(loops)):
+            for q in succ[p]:
+                if rank[q] <= rank[p]:
+                    rank[q] = rank[p] + 1
+                    changed = True
+    return [(at[p][0], rank[p]) for p in range(len(loops))]
+
+
 def lower_fused(program, leaves):
     """A replay of ``program`` with its elementwise chains fused, or ``None`` (no group of
     two or more instructions, Numba unavailable, or a guard of these inputs failed)."""
@@ -732,36 +880,26 @@ def lower_fused(program, leaves):
             program._fuse_tries = tries + 1
             program._calls = _program.NUMBA_AFTER - 1
         return None
-    found = []
     try:
         _cache_dir()
     except OSError:
         return None
-    for fz in groups(program, env):
-        try:
-            g = _wrapper(fz, _compile(_emit_cpu(fz)))
-            got = g(*[_fill(a, env) for a in fz.inputs])
-        except Exception as e:      # noqa: BLE001 - a kernel Numba refuses stays NumPy
-            warnings.warn(f"ad.jit: a fused loop of {program.name} was left out: {e}",
-                          RuntimeWarning, stacklevel=2)
-            continue
-        got = got if isinstance(got, tuple) else (got,)
-        want = [env[s] for s in fz.outputs] + [env[s[0]] for s in fz.sums]
-        if not all(_agrees(a, b) for a, b in zip(got, want)):
-            warnings.warn(f"ad.jit: a fused loop of {program.name} disagreed with NumPy "
-                          "and was left out (please report this)", RuntimeWarning,
-                          stacklevel=2)
-            continue
-        found.append((fz, g))
-    if not found:
+    for strict in (False, True):
+        # The loops that only order themselves against each other; if dropping one (a
+        # group of one, a kernel Numba refused) leaves no order, the strict grouping.
+        found = _compiled(program, env, strict)
+        order = _schedule(program, [fz for fz, _ in found]) if found else None
+        if not found or order is not None:
+            break
+    if not found or order is None:
         return None
-    replaced = {}
-    dropped = set()
     fresh = max([i[1] for i in program.instructions if i[1] is not None] +
                 [program.n_inputs]) + 1
-    for fz, g in found:
-        dropped.update(fz.members)
-        dropped.update(fz.deferred)
+    calls = {}          # position -> the loops that run just before that instruction
+    moved = set()
+    for at, (fz, g) in zip(order, found):
+        moved.update(fz.members)
+        moved.update(fz.deferred)
         results = fz.outputs + [s[0] for s in fz.sums]
         if len(results) == 1:
             lines = [(FUNC, results[0], g, tuple(fz.inputs), {})]
@@ -769,13 +907,14 @@ def lower_fused(program, leaves):
             lines = [(FUNC, fresh, g, tuple(fz.inputs), {})]
             lines += [(ITEM, s, i, (Slot(fresh),), {}) for i, s in enumerate(results)]
             fresh += 1
-        replaced[fz.position] = lines + [program.instructions[k] for k in fz.deferred]
+        calls.setdefault(at[0], []).append((at[1], lines +
+                                            [program.instructions[k] for k in fz.deferred]))
     instructions = []
-    for k, ins in enumerate(program.instructions):
-        if k in replaced:
-            instructions += replaced[k]
-        elif k not in dropped:
-            instructions.append(ins)
+    for k in range(len(program.instructions) + 1):
+        for _, lines in sorted(calls.get(k, ()), key=lambda c: c[0]):
+            instructions += lines
+        if k < len(program.instructions) and k not in moved:
+            instructions.append(program.instructions[k])
     lowered = _types.SimpleNamespace(instructions=tuple(instructions), types=program.types,
                                      n_inputs=program.n_inputs, outputs=program.outputs,
                                      name=program.name)

@@ -323,3 +323,17 @@ def test_a_loss_scaled_after_its_sum_keeps_one_loop():
     prog = check(jg, g, (RNG.uniform(-1, 1, 300),), rtol=1e-13)
     assert len(fusion.kernels(prog)) == 1 and fusion.kernels(prog)[0].deferred
     check(jg, g, (RNG.uniform(-1, 1, 300),), rtol=1e-13)
+
+
+def test_loops_read_by_other_loops_keep_growing():
+    # Rosenbrock's value and gradient: the scatter-adds of the slices' cotangents are a
+    # loop of their own, reading (shifted) the values of the loop of the forward chain and
+    # its cotangents; that does not end the first loop (strict grouping would: 3 loops).
+    g = ad.value_and_grad(rosen)
+    jg = ad.jit(g)
+    x = RNG.uniform(-1, 1, 50)
+    prog = check(jg, g, (x,), rtol=1e-13)
+    assert len(fusion.kernels(prog)) == 2
+    env = fusion._probe(prog, (x,))
+    strict = fusion.groups(prog, env, strict=True)
+    assert len(strict) == 3 and fusion._schedule(prog, strict) is not None
