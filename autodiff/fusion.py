@@ -295,16 +295,19 @@ def _fusible(ins, env):
     return v.shape, None
 
 
+def _zero_d(v):
+    return type(v) in _NUMBERS or (isinstance(v, (np.ndarray, np.generic)) and v.ndim == 0)
+
+
 def _deferrable(ins, read, env, owner, acc, later):
     """The one unsealed group whose sums a scalar instruction reads, when the instruction
     may run after that group's loop instead (0-d values only, no guard), else None."""
     kind, out = ins[0], ins[1]
-    if kind not in (CALL, FUNC) or not read or np.ndim(env[out]) != 0 or \
-            isinstance(env[out], tuple):
+    if kind not in (CALL, FUNC) or not read or not _zero_d(env[out]):
         return None
     groups = set()
     for s in read:
-        if np.ndim(env[s]) != 0:
+        if not _zero_d(env[s]):
             return None
         g = later.get(s) if s in later else owner.get(s) if s in acc else None
         if g is not None and not g.sealed:
@@ -884,6 +887,16 @@ def lower_fused(program, leaves):
         _cache_dir()
     except OSError:
         return None
+    try:
+        return _lower(program, env)
+    except Exception as e:      # noqa: BLE001 - never a failed replay: the plain backend
+        warnings.warn(f"ad.jit: {program.name} stays on the plain backend: the fused "
+                      f"lowering failed ({type(e).__name__}: {e}); please report this",
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _lower(program, env):
     for strict in (False, True):
         # The loops that only order themselves against each other; if dropping one (a
         # group of one, a kernel Numba refused) leaves no order, the strict grouping.

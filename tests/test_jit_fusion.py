@@ -337,3 +337,38 @@ def test_loops_read_by_other_loops_keep_growing():
     env = fusion._probe(prog, (x,))
     strict = fusion.groups(prog, env, strict=True)
     assert len(strict) == 3 and fusion._schedule(prog, strict) is not None
+
+
+def test_a_compiled_training_step_past_the_tier_matches_the_eager_loop(monkeypatch):
+    monkeypatch.setattr(_program, "array_backend", [None])
+    from autodiff import nn
+    lowered = []
+
+    def spy(program, leaves):
+        run = fusion.lower_fused(program, leaves)
+        lowered.append(run)
+        return run
+    _program.array_backend[0] = spy
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((16, 8)), rng.integers(0, 3, 16)
+
+    def make():
+        r = np.random.default_rng(2)
+        m = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 3))
+        for p in m.parameters():
+            p.value[...] = r.standard_normal(p.value.shape) * 0.3
+        return m, nn.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    m1, o1 = make()
+    m2, o2 = make()
+    step = nn.compile_step(m1, nn.functional.cross_entropy, o1)
+    for _ in range(HOT + 5):
+        l1 = step(X, y)
+        o2.zero_grad()
+        loss = nn.functional.cross_entropy(m2(X), y)
+        loss.backward()
+        o2.step()
+        np.testing.assert_allclose(l1, float(loss.value), rtol=1e-12)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(p1.value, p2.value, rtol=1e-11, atol=1e-14)
+    assert any(run is not None and run.fused for run in lowered)
