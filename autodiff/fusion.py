@@ -11,20 +11,26 @@ The loop bodies are not written by hand: each instruction's scalar code is the p
 own implementation ufunc (``np.sin(x)``, ``x * y``), and the cotangent loops are the
 instructions the partials recorded during the reverse sweep.
 
-Three steps, each a function of its own:
+Four steps, each a function of its own:
 
 * ``groups(program, values)`` (target-neutral): which instructions fuse, from the
-  instruction list and the metadata of one probe replay. A group is a list of members in
-  program order, its inputs (arrays of the group's shape, or 0-d values), its outputs and
-  accumulators, and the position where it runs (its last member's: no instruction between
-  its first and last member reads a member, so moving them there is valid).
-* ``_emit_cpu(group)``: the loop's source for Numba (``njit(cache=True)``). A CUDA emitter
-  for ``autodiff.gpu`` is one more function of the same ``Fused`` description: the body
-  lines unchanged, the loop ``for i in range(n)`` replaced by ``i = cuda.grid(1)`` with a
-  bounds check, accumulators by a grid-stride block reduction; ``lower_fused`` would take
-  the emitter as an argument.
-* ``lower_fused(program, leaves)``: the replay: a generated Python function (the plain
-  backend's, ``program._generate``) in which each group is one call of its kernel.
+  instruction list and the values of one probe replay (shapes, dtypes, layouts). A group
+  (:class:`Fused`) lists its members in program order, its inputs (arrays that broadcast to
+  its shape, 0-d values, constants of one number become literals), its outputs, its
+  accumulators, and the scalar instructions reading its sums that run right after it.
+  Besides the elementwise primitives it takes ``index_add`` of a 1-d slice (the transpose
+  of ``x[a:b:c]``, read at shifted positions), so a gradient's scatter-adds fuse with the
+  adds combining them.
+* ``_schedule(program, groups)`` (target-neutral): where each loop runs: after its last
+  member, before the first outside instruction reading it, before the loops reading it.
+* ``_emit_cpu(group)``: the loop's source for Numba (``njit(cache=True)``): one flat loop,
+  or one loop per axis when an input broadcasts or is strided. A CUDA emitter for
+  ``autodiff.gpu`` is one more function of the same ``Fused`` description: the body lines
+  unchanged, the loops replaced by ``i = cuda.grid(1)`` with a bounds check (the
+  multi-index unravelled from ``i``), the block sums by a grid-stride block reduction;
+  ``_compiled`` would take the emitter (and the device's compile call) as arguments.
+* ``lower_fused(program, leaves)``: the replay: the plain backend's generated Python
+  function (``program._generate``) in which each group is one call of its kernel.
 
 Tiered as the scalar backend: ``Program`` calls ``lower_fused`` once a program has replayed
 ``program.NUMBA_AFTER`` times on the plain backend, so a function called a few times never
@@ -43,6 +49,7 @@ warning.
 import hashlib
 import importlib.util
 import math
+import operator
 import os
 import sys
 import threading
@@ -108,7 +115,7 @@ def _ufunc_of(prim):
 # ----- The probe: one replay that keeps every value's metadata -----
 _CHECKS = {"value": _same, "shape": lambda v, k: np.shape(v) == k,
            "bool": lambda v, k: bool(v) == k, "int": lambda v, k: int(v) == k,
-           "index": lambda v, k: __import__("operator").index(v) == k}
+           "index": lambda v, k: operator.index(v) == k}
 
 
 def _fill(t, env):
@@ -463,7 +470,8 @@ def _describe(program, env, g, owner, acc):
             return ("l", a), None
         v = env[a.index] if type(a) is Slot else a
         if type(a) is np.ndarray and a.size and a.dtype in _FLOATS + (_BOOL,) and \
-                bool(np.all(a == a.flat[0])):
+                bool(np.all(a == a.flat[0])) and (a.dtype == _BOOL or bool(
+                    np.all(np.signbit(a) == np.signbit(a.flat[0])))):
             # A constant array of one number (the seed of a sum's cotangent, ones): a
             # literal of its dtype, so the loop does not read it.
             return ("l", a.flat[0].item()), a.dtype

@@ -372,3 +372,17 @@ def test_a_compiled_training_step_past_the_tier_matches_the_eager_loop(monkeypat
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(p1.value, p2.value, rtol=1e-11, atol=1e-14)
     assert any(run is not None and run.fused for run in lowered)
+
+
+def test_a_program_reaching_the_tier_on_a_guard_miss_is_lowered_on_a_later_call():
+    def f(x):
+        y = np.sin(x) * x + 1.0
+        return np.sum(y * y) if np.sum(x) > 0 else np.sum(np.exp(y) - y)
+    jg = ad.jit(ad.grad(f))
+    x = RNG.uniform(0, 1, 30)
+    for _ in range(3 * HOT):                # both branches in turn: every other call
+        for s in (1.0, -1.0):               # the first program misses its guard
+            np.testing.assert_allclose(jg(s * x), ad.grad(f)(s * x), rtol=1e-14)
+    progs = jg._cache[next(iter(jg._cache))]
+    assert len(progs) == 2 and all(p.backend == "fused" for p in progs)
+    assert any(getattr(p, "_fuse_tries", 0) for p in progs)      # the miss path ran
