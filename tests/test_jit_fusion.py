@@ -15,6 +15,7 @@ import pytest
 
 import autodiff as ad
 from autodiff import fusion, program as _program
+from autodiff.tree import flatten
 
 numba = pytest.importorskip("numba")
 pytestmark = [pytest.mark.skipif(not fusion.available(), reason="fusion switched off"),
@@ -44,8 +45,7 @@ def check(jf, f, args, rtol=1e-14, kernels=1, atol=0.0):
     assert len(fusion.kernels(prog)) >= kernels
     got = jf(*args)
     want = f(*args)
-    flat_got = got if isinstance(got, tuple) else (got,)
-    flat_want = want if isinstance(want, tuple) else (want,)
+    flat_got, flat_want = flatten(got)[0], flatten(want)[0]
     ref = plain(prog, *args)
     for g, w, p in zip(flat_got, flat_want, ref):
         assert type(g) is type(p), (type(g), type(p))
@@ -386,3 +386,54 @@ def test_a_program_reaching_the_tier_on_a_guard_miss_is_lowered_on_a_later_call(
     progs = jg._cache[next(iter(jg._cache))]
     assert len(progs) == 2 and all(p.backend == "fused" for p in progs)
     assert any(getattr(p, "_fuse_tries", 0) for p in progs)      # the miss path ran
+
+
+def _random_program(seed):
+    """A random value of elementwise chains, broadcasts, sums (full and last-axis), masks,
+    strided views, slices and matmuls (the schedule's and the grouping's corner cases)."""
+    r = np.random.default_rng(seed)
+    steps = [(r.integers(0, 12), r.integers(0, 1000, 3)) for _ in range(r.integers(6, 14))]
+
+    def f(x, W):
+        pool, scal, vecs = [x, np.tanh(x @ W)], [np.sum(x) * 0.01], [x[0], x[:, 1]]
+        for op, (a, b, c) in steps:
+            A, B = pool[a % len(pool)], pool[b % len(pool)]
+            v, s = vecs[c % len(vecs)], scal[c % len(scal)]
+            if op == 0:
+                pool.append(np.sin(A) * B)
+            elif op == 1:
+                pool.append(A / (1.0 + B * B))
+            elif op == 2:
+                pool.append(np.exp(-A * A) + v)
+            elif op == 3:
+                scal.append(np.sum(A * B) * 0.1)
+            elif op == 4:
+                vecs.append(np.sum(A * A, axis=-1) * 0.1)
+            elif op == 5:
+                pool.append(np.where(A > 0, A, 0.1 * A) - s * B)
+            elif op == 6:
+                pool.append(np.maximum(A, B) + np.minimum(A, 0.3))
+            elif op == 7:
+                pool.append((A @ W) * 0.5 + B)
+            elif op == 8:
+                pool.append(A.T.T[::-1] * 2.0 - B)
+            elif op == 9:
+                vecs.append(np.concatenate([v[1:] * 2.0 - v[:-1] ** 2, v[:1]]))
+            elif op == 10:
+                pool.append(np.tanh(A) * s + np.sqrt(B * B + 1.0))
+            else:
+                scal.append(0.5 * np.sum(np.abs(A)) + scal[-1] * 0.5)
+        return np.sum(pool[-1] * pool[-2]) + sum(scal) + sum(np.sum(np.sin(u)) for u in vecs)
+    return f
+
+
+@pytest.mark.parametrize("seed", [0, 20, 50])
+def test_random_programs(seed):
+    g = ad.value_and_grad(_random_program(seed), argnums=(0, 1))
+    jg = ad.jit(g)
+    rng = np.random.default_rng(seed)
+    args = (rng.uniform(-1, 1, (6, 6)), rng.uniform(-1, 1, (6, 6)))
+    prog = check(jg, g, args, rtol=1e-11, atol=1e-13, kernels=3)
+    assert prog.backend == "fused"
+    check(jg, g, (rng.uniform(-1, 1, (6, 6)), rng.uniform(-1, 1, (6, 6))), rtol=1e-11,
+          atol=1e-13)
