@@ -19,6 +19,9 @@ Lowering. A program is lowered to a backend by walking its instructions once:
 * ``numba`` (``autodiff/compiled.py``): programs on Python floats only, run by a compiled
   interpreter over a flat opcode array, once a program has replayed ``NUMBA_AFTER`` times
   on the Python backend (tiered, so a function called a few times never imports Numba).
+* ``fused`` (``autodiff/fusion.py``): array programs, tiered the same way: the plain
+  replay with each maximal chain of elementwise instructions (and a sum closing it) run
+  as one Numba loop.
 
 A new target (a CUDA backend for ``autodiff.gpu``: fused elementwise kernels, library calls
 for the rest) is one more function ``lower_<target>(program)`` reading the same
@@ -41,6 +44,9 @@ NUMBA_AFTER = 20
 #: The scalar backend (``compiled.lower_numba``), set by ``autodiff.tracing`` when it loads:
 #: program.py imports no backend, so the backends may import the program's definitions.
 scalar_backend = [None]
+#: The array backend (``fusion.lower_fused(program, leaves)``: elementwise chains fused into
+#: Numba loops), set the same way; tried after the same number of replays.
+array_backend = [None]
 
 
 class GuardMiss(Exception):
@@ -121,7 +127,7 @@ class Program:
         self.instructions, self.outputs = _prune(*_cse(tuple(instructions), tuple(outputs)))
         self._plain = None
         self._bound = None
-        self.backend = None     # "python" or "numba" once lowered
+        self.backend = None     # "python", "numba" or "fused" once lowered
         self._calls = 0
 
     @property
@@ -145,9 +151,11 @@ class Program:
             if calls == NUMBA_AFTER:
                 self._calls = None
                 fast = None if scalar_backend[0] is None else scalar_backend[0](self, self.types)
+                if fast is None and array_backend[0] is not None:
+                    fast = array_backend[0](self, leaves)
                 if fast is not None:
                     run = self._plain = fast
-                    self.backend = "numba"
+                    self.backend = getattr(fast, "backend", "numba")
         return run(*leaves)
 
     def bound(self, *leaves):

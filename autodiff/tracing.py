@@ -32,6 +32,7 @@ from .core import (NO_KW, bind, box_types, close_level, live_levels, new_level,
                    opaque_types)
 from . import program as _program
 from .compiled import lower_numba
+from .fusion import lower_fused
 from .program import CALL, CONST, FUNC, GUARD, ITEM, GuardMiss, Program, Slot
 from .tree import flatten, unflatten
 
@@ -175,6 +176,7 @@ class Tracer(Box):
 
 box_types.add(Tracer)
 _program.scalar_backend[0] = lower_numba     # scalar programs move to Numba when hot
+_program.array_backend[0] = lower_fused      # array programs: elementwise chains fused
 opaque_types.add(Tracer)
 core.recording_types.add(Tracer)
 _new = object.__new__

@@ -4,7 +4,12 @@ Each row times, in interleaved rounds on one pinned thread, the function ``f`` i
 baseline), the eager derivative, the ``ad.jit``-compiled derivative (steady state: the
 program replayed) and, where installed, ``jax.jit`` of the same derivative; medians of the
 per-round times and of the ratios to ``f``. The first call (recording, or JAX's trace and
-compile) is timed separately, once, in a fresh jitted function.
+compile) is timed separately, once, in a fresh jitted function, and so is the tier-up (the
+slowest of the next calls: the replay on which a hot program moves to Numba, the fused
+loops' compilation or their load from Numba's on-disk cache included). Every contender is
+called past the tier before timing (``program.NUMBA_AFTER``), so ``ad.jit`` rows are its
+steady state; the backend each program ended on is in brackets (``fused: k loops`` when
+its elementwise chains run as Numba loops, autodiff/fusion.py).
 
     python benchmarks/bench_jit.py            # results in benchmarks/results_jit.md
     python benchmarks/bench_jit.py --quick    # a short run (also written there)
@@ -25,7 +30,8 @@ PINNED = harness.pin_to_one_core(ARGS.cpu)
 import numpy as np  # noqa: E402
 
 import autodiff as ad  # noqa: E402
-from autodiff import nn  # noqa: E402
+from autodiff import fusion, nn  # noqa: E402
+from autodiff import program as _program  # noqa: E402
 
 try:
     import jax  # noqa: E402
@@ -54,18 +60,44 @@ def first_call(make, *args):
     return time.perf_counter() - t
 
 
+WARM = _program.NUMBA_AFTER + 5       # calls that take a program past the tier
+
+
+def tier_up(make, *args):
+    """The slowest of calls 2 … WARM of a fresh jitted function (the call that lowers the
+    program to Numba's backends is one of them)."""
+    fn = make()
+    fn(*args)
+    worst = 0.0
+    for _ in range(WARM):
+        t = time.perf_counter()
+        fn(*args)
+        worst = max(worst, time.perf_counter() - t)
+    return worst
+
+
+def backend(jf, *args):
+    """The backend the program of ``jf`` on ``args`` replays on, past the tier."""
+    prog = jf.program(*args)
+    k = len(fusion.kernels(prog))
+    return f"{prog.backend}: {k} loops" if k else prog.backend
+
+
 ROWS = []
 
 
-def row(title, f, contenders, firsts=(), target=None):
+def row(title, f, contenders, firsts=(), target=None, where=None):
     f()
     timed = []
     for name, fn in contenders:
-        fn()
+        for _ in range(WARM):       # past the tier: the steady state is timed
+            fn()
         timed.append((_C(name), fn))
     _, base, done = harness.time_interleaved(f, timed, _Cfg)
     tf = statistics.median(base)
     cells = {c.name: (statistics.median(c.times), statistics.median(c.ratios)) for c in done}
+    if where:
+        title = f"{title} [{where()}]"
     ROWS.append((title, tf, cells, dict(firsts), target))
     print(title, f"f {harness.fmt_time(tf)}",
           "  ".join(f"{k} {harness.fmt_time(t)} ({r:.2f}x f)" for k, (t, r) in cells.items()),
@@ -115,43 +147,52 @@ def main():
     g_e, g_j = ad.grad(chain_plain), ad.jit(ad.grad(chain_plain))
     row("scalar chain 1000 ops, grad (per call; per op: /1000)", lambda: chain_plain(0.3),
         [("eager grad", lambda: g_e(0.3)), ("ad.jit grad", lambda: g_j(0.3))],
-        [("ad.jit", first_call(lambda: ad.jit(ad.grad(chain_plain)), 0.3))])
+        [("ad.jit", first_call(lambda: ad.jit(ad.grad(chain_plain)), 0.3)),
+         ("ad.jit tier-up", tier_up(lambda: ad.jit(ad.grad(chain_plain)), 0.3))],
+        where=lambda: backend(g_j, 0.3))
 
     for n in (10, 100_000):
         x = rng.uniform(-1, 1, n)
         ge, gj = ad.grad(rosen), ad.jit(ad.grad(rosen))
         cont = [("eager grad", lambda: ge(x)), ("ad.jit grad", lambda: gj(x))]
-        firsts = [("ad.jit", first_call(lambda: ad.jit(ad.grad(rosen)), x))]
+        firsts = [("ad.jit", first_call(lambda: ad.jit(ad.grad(rosen)), x)),
+                  ("ad.jit tier-up", tier_up(lambda: ad.jit(ad.grad(rosen)), x))]
         if jax is not None:
             jr = lambda x: jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
             jg = jax.jit(jax.grad(jr))
             xj = jnp.asarray(x)
             cont.append(("jax.jit grad", lambda: jg(xj).block_until_ready()))
             firsts.append(("jax.jit", first_call(lambda: jax.jit(jax.grad(jr)), xj)))
-        row(f"Rosenbrock grad n={n}", lambda: rosen(x), cont, firsts, "<= 1.5x f")
+        row(f"Rosenbrock grad n={n}", lambda: rosen(x), cont, firsts, "<= 1.5x f",
+            where=lambda: backend(gj, x))
 
     pos = rng.uniform(0, 10, (1024 if not ARGS.quick else 256, 3))
     ge, gj = ad.grad(lj), ad.jit(ad.grad(lj))
     row(f"Lennard-Jones grad N={pos.shape[0]}", lambda: lj(pos),
         [("eager grad", lambda: ge(pos)), ("ad.jit grad", lambda: gj(pos))],
-        [("ad.jit", first_call(lambda: ad.jit(ad.grad(lj)), pos))], "<= 1.3x f")
+        [("ad.jit", first_call(lambda: ad.jit(ad.grad(lj)), pos)),
+         ("ad.jit tier-up", tier_up(lambda: ad.jit(ad.grad(lj)), pos))], "<= 1.3x f",
+        where=lambda: backend(gj, pos))
 
     x = rng.uniform(-1, 1, 100)
     he, hj = ad.hessian(rosen), ad.jit(ad.hessian(rosen))
     cont = [("eager hessian", lambda: he(x)), ("ad.jit hessian", lambda: hj(x))]
-    firsts = [("ad.jit", first_call(lambda: ad.jit(ad.hessian(rosen)), x))]
+    firsts = [("ad.jit", first_call(lambda: ad.jit(ad.hessian(rosen)), x)),
+              ("ad.jit tier-up", tier_up(lambda: ad.jit(ad.hessian(rosen)), x))]
     if jax is not None:
         jr = lambda x: jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
         jh = jax.jit(jax.hessian(jr))
         xj = jnp.asarray(x)
         cont.append(("jax.jit hessian", lambda: jh(xj).block_until_ready()))
         firsts.append(("jax.jit", first_call(lambda: jax.jit(jax.hessian(jr)), xj)))
-    row("Rosenbrock Hessian n=100", lambda: rosen(x), cont, firsts, "within 1.5x of JAX jit")
+    row("Rosenbrock Hessian n=100", lambda: rosen(x), cont, firsts, "within 1.5x of JAX jit",
+        where=lambda: backend(hj, x))
 
     u = rng.uniform(0, 0.5, 200)
     je, jj = ad.jacfwd(bratu), ad.jit(ad.jacfwd(bratu))
     cont = [("eager jacfwd", lambda: je(u)), ("ad.jit jacfwd", lambda: jj(u))]
-    firsts = [("ad.jit", first_call(lambda: ad.jit(ad.jacfwd(bratu)), u))]
+    firsts = [("ad.jit", first_call(lambda: ad.jit(ad.jacfwd(bratu)), u)),
+              ("ad.jit tier-up", tier_up(lambda: ad.jit(ad.jacfwd(bratu)), u))]
     if jax is not None:
         def jbratu(u):
             h = 1.0 / (u.shape[0] + 1)
@@ -163,13 +204,15 @@ def main():
         cont.append(("jax.jit jacfwd", lambda: jjac(uj).block_until_ready()))
         firsts.append(("jax.jit", first_call(lambda: jax.jit(jax.jacfwd(jbratu)), uj)))
     row("Bratu Jacobian n=200 (jacfwd)", lambda: bratu(u), cont, firsts,
-        "within 1.5x of JAX jit")
+        "within 1.5x of JAX jit", where=lambda: backend(jj, u))
 
     x, v = rng.uniform(-1, 1, 1000), rng.uniform(-1, 1, 1000)
     hv = ad.jit(lambda x, v: ad.hvp(ext_rosen, x, v))
     cont = [("eager hvp", lambda: ad.hvp(ext_rosen, x, v)), ("ad.jit hvp", lambda: hv(x, v))]
     firsts = [("ad.jit", first_call(lambda: ad.jit(lambda x, v: ad.hvp(ext_rosen, x, v)),
-                                    x, v))]
+                                    x, v)),
+              ("ad.jit tier-up", tier_up(lambda: ad.jit(lambda x, v: ad.hvp(ext_rosen, x, v)),
+                                         x, v))]
     if jax is not None:
         def jext(x):
             a, b = x[0::2], x[1::2]
@@ -182,7 +225,7 @@ def main():
         cont.append(("jax.jit hvp", lambda: jh(xj, vj).block_until_ready()))
         firsts.append(("jax.jit", first_call(lambda: jax.jit(jhvp), xj, vj)))
     row("extended Rosenbrock hvp n=1000", lambda: ext_rosen(x), cont, firsts,
-        "within 1.5x of JAX jit")
+        "within 1.5x of JAX jit", where=lambda: backend(hv, x, v))
 
     # MLP training step against the NumPy forward pass
     X, y = rng.standard_normal((32, 64)), rng.integers(0, 10, 32)

@@ -93,10 +93,11 @@ def _is_numba(modname):
     return bool(modname) and modname.lstrip(".").split(".")[0] == "numba"
 
 
-# The one lazy Numba import the engine may hold: ad.jit's scalar backend compiles its
-# interpreter the first time a scalar program is lowered (never at import time, which the
-# tests above check by running code).
-LAZY_NUMBA = {("compiled.py", "_numba_interpreter")}
+# The lazy Numba imports the engine may hold: ad.jit's scalar backend compiles its
+# interpreter the first time a scalar program is lowered, and the fused backend its loops
+# the first time an array program is (never at import time, which the tests above check
+# by running code).
+LAZY_NUMBA = {("compiled.py", "_numba_interpreter"), ("fusion.py", "_numba")}
 
 
 class _ImportScan(ast.NodeVisitor):
