@@ -87,6 +87,43 @@ class SGD(Optimizer):
         p -= w1
 
 
+    def _fused_ok(self, group):
+        return type(self)._update is SGD._update and _numbers(
+            group["lr"], group["weight_decay"], group["momentum"], group["dampening"])
+
+    def _fused_plan(self, v, state, group):
+        wd, mu, damp = group["weight_decay"], group["momentum"], group["dampening"]
+        b = state.get("momentum_buffer") if mu else None
+        static = ("SGD", bool(wd), bool(mu), b is not None, bool(damp),
+                  bool(group["nesterov"]), bool(group.get("maximize")))
+        return dict(static=static, reads=() if b is None else (b,),
+                    writes=("momentum_buffer",) if mu else (), set={},
+                    hyper=(group["lr"], wd, mu, 1.0 - damp))
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        _, has_wd, has_mu, has_buf, has_damp, nesterov, maximize = static
+        lr, wd, mu, undamped = hyper
+        if maximize:
+            g = -g
+        if has_wd:
+            g = p * wd + g
+        new = ()
+        if has_mu:
+            if has_buf:
+                b = bufs[0] * mu
+                b = b + g * undamped if has_damp else b + g
+            else:
+                b = g                           # the first step's buffer is the gradient
+            new = (b,)
+            g = b * mu + g if nesterov else b
+        return p - g * lr, new
+
+
+def _numbers(*values):
+    """Hyper-parameters a recorded update can take as inputs: Python or NumPy numbers."""
+    return all(type(v) in (float, int) or isinstance(v, np.floating) for v in values)
+
+
 class Adam(Optimizer):
     """m = β₁m + (1-β₁)g, v = β₂v + (1-β₂)g², p -= lr/(1-β₁ᵗ) · m/(√v/√(1-β₂ᵗ) + ε);
     ``amsgrad`` uses the running maximum of v; ``weight_decay`` adds ``wd·p`` to g (or,
@@ -147,6 +184,43 @@ class Adam(Optimizer):
         np.multiply(m, lr / bc1, out=w2)             # g is not needed any more
         np.divide(w2, w1, out=w1)
         p -= w1
+
+
+    def _fused_ok(self, group):
+        return type(self)._update is Adam._update and _numbers(
+            group["lr"], group["eps"], group["weight_decay"], *group["betas"])
+
+    def _fused_plan(self, v, state, group):
+        lr, (b1, b2) = group["lr"], group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
+        t = state.get("step", 0) + 1
+        decoupled = bool(wd) and bool(group.get("decoupled_weight_decay", self._decoupled))
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        reads = tuple(state[k] if k in state else np.zeros_like(v) for k in names)
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        static = ("Adam", bool(wd), decoupled, bool(group["amsgrad"]),
+                  bool(group.get("maximize")))
+        hyper = (1.0 - lr * wd, wd, b1, 1.0 - b1, b2, 1.0 - b2, math.sqrt(bc2), eps, lr / bc1)
+        return dict(static=static, reads=reads, writes=names, set={"step": t}, hyper=hyper)
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        _, has_wd, decoupled, amsgrad, maximize = static
+        shrink, wd, b1, c1, b2, c2, sqrt_bc2, eps, step_size = hyper
+        if maximize:
+            g = -g
+        if has_wd:
+            if decoupled:
+                p = p * shrink
+            else:
+                g = p * wd + g
+        m = bufs[0] * b1 + g * c1
+        v = bufs[1] * b2 + g * c2 * g
+        new = (m, v)
+        if amsgrad:
+            v = np.maximum(bufs[2], v)
+            new = (m, new[1], v)
+        denom = np.sqrt(v) / sqrt_bc2 + eps
+        return p - m * step_size / denom, new
 
 
 class AdamW(Adam):

@@ -170,6 +170,30 @@ class Optimizer:
                 self._update(v, g, state, group, (w1, w2))
         return loss
 
+    # ----- the update as a function of arrays (nn.compile_step records it) -----
+    def _fused_ok(self, group):
+        """Whether ``_fused_plan``/``_fused_update`` can replace ``_update`` for this group:
+        an optimizer without a functional form (or a subclass with its own ``_update``)
+        runs its eager update after ``nn.compile_step``'s replay."""
+        return False
+
+    def _fused_plan(self, v, state, group):
+        """The next update of the parameter whose array is ``v``, as a pure function: a dict
+        with ``static`` (hashable: what steers the update's Python, part of the program's
+        signature), ``reads`` (the state buffers it takes, in order; zeros of ``v``'s shape
+        where the eager update would create them), ``writes`` (the names of the buffers it
+        returns, in order), ``hyper`` (the numbers that change between steps, such as the
+        learning rate and bias corrections: inputs of the program, never constants) and
+        ``set`` (state entries to store once the step is taken, such as the step count).
+        It changes nothing itself."""
+        raise NotImplementedError
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        """``(new p, new buffers)`` from ``p``, its gradient ``g``, the ``reads`` buffers
+        and the ``hyper`` numbers of ``_fused_plan``: the operations of ``_update`` in the
+        same order, so the numbers are the eager update's."""
+        raise NotImplementedError
+
     # ----- PyTorch's state-dict format -----
     def _work(self, v):
         """Three work arrays of ``v``'s shape and dtype (the update's two, and one for a
