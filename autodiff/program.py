@@ -134,8 +134,11 @@ class Program:
     def __call__(self, *leaves):
         run = self._plain
         if run is None:
-            run = self._plain = _lower(self, bound=False)
-            self.backend = "python"
+            # A long scalar program goes to the Numba interpreter at once (compiled.py).
+            run = None if scalar_backend[0] is None else scalar_backend[0](self, self.types,
+                                                                          early=True)
+            self.backend, self._calls = ("python", self._calls) if run is None else ("numba", None)
+            run = self._plain = run or _lower(self, bound=False)
         elif self._calls is not None:
             # Tiered: a scalar program replayed often moves to the Numba interpreter (whose
             # first use in a process costs Numba's import, about a second). A local copy:

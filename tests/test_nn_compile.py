@@ -341,3 +341,24 @@ def test_fit_compile_fuses_the_update():
     np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-12)
     for a, b in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(b.value, a.value, rtol=1e-12, atol=1e-14)
+
+
+def test_no_memory_growth_over_many_compiled_steps():
+    import gc
+    import tracemalloc
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    opt = nn.optim.Adam(model.parameters(), lr=1e-3)
+    step = nn.compile_step(model, nn.functional.cross_entropy, opt)
+    X, y = np.linspace(-1, 1, 40).reshape(8, 5), np.arange(8) % 3
+    for _ in range(100):
+        step(X, y)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(2000):
+        step(X, y)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert after - before < 50_000, after - before
+    assert step.jitted.recordings == 1
