@@ -103,8 +103,17 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
 
     run = ad.jit(program, static_argnums=(0,))
 
-    # Which optimizer group updates each parameter (None: the optimizer does not hold it).
-    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    # Which optimizer group updates each parameter (absent: the optimizer does not hold
+    # it), rebuilt when the groups change (add_param_group, load_state_dict's new dicts).
+    groups_seen, group_of = [None], {}
+
+    def groups():
+        seen = tuple((id(g), len(g["params"])) for g in optimizer.param_groups)
+        if seen != groups_seen[0]:
+            group_of.clear()
+            group_of.update((id(p), g) for g in optimizer.param_groups for p in g["params"])
+            groups_seen[0] = seen
+        return group_of
 
     def fusable():
         return all(optimizer._fused_ok(g) for g in optimizer.param_groups) and all(
@@ -120,6 +129,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
         leaves.append(np.asarray(meta(X)))
         leaves.append(np.asarray(meta(y)))
         plans, layout, hypers, blocks, n_reads = [], [], [], {}, 0
+        group_of = groups()
         for p, v in zip(params, values):
             group = group_of.get(id(p)) if fused else None
             if group is None:
