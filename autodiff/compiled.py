@@ -2,7 +2,7 @@
 compiled interpreter over a flat opcode array.
 
 A program whose every value is a Python float (the scalar chain, a Newton iteration on
-numbers, the gradient of either: ``ad.jit(ad.grad(f))(1.5)``) is lowered to an ``int64``
+numbers, the gradient of either: ``ad.jit(ad.grad(f))(1.5)``) is lowered to an ``int32``
 array of rows ``(opcode, out, a, b, c)`` over one ``float64`` register file holding the
 inputs, the constants and every intermediate. A product or a ``sin``/``cos``/``exp`` whose
 only use is the next operation's operand is fused into it (``a·b + c``, ``a·b − c``,
@@ -258,7 +258,11 @@ def lower_numba(program, types, early=False):
         return None
     run = _numba_interpreter()
     rows = _fuse(code, {r for r, _ in outs})
-    code = np.asarray([row for row, _ in rows], dtype=np.int64).reshape(-1, 5)
+    # int32 rows: half the bytes of int64 to stream per replay (a replay after the caches
+    # were flushed, by a garbage collection say, waits on memory more than it computes).
+    if len(regs0) >= 2 ** 31:
+        return None
+    code = np.asarray([row for row, _ in rows], dtype=np.int32).reshape(-1, 5)
     # A failing guard's row -> its instruction (GuardMiss reports the instruction).
     guard_at = {k: src for k, (_, src) in enumerate(rows) if src is not None}
     template = np.asarray(regs0, dtype=np.float64)
