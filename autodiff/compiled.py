@@ -4,12 +4,13 @@ compiled interpreter over a flat opcode array.
 A program whose every value is a Python float (the scalar chain, a Newton iteration on
 numbers, the gradient of either: ``ad.jit(ad.grad(f))(1.5)``) is lowered to an ``int32``
 array of rows ``(opcode, out, a, b, c)`` over one ``float64`` register file holding the
-inputs, the constants and every intermediate. A product or a ``sin``/``cos``/``exp`` whose
-only use is the next operation's operand is fused into it (``a·b + c``, ``a·b − c``,
-``c − a·b``, ``a·cos(b)``, ``a·(b/c)``: the adjoint patterns of the reverse sweep), the
-same roundings in the same order, so a gradient is about a third fewer opcodes. The interpreter is compiled once per
-installation (``numba.njit(cache=True)``, on-disk) whatever the program, so compile time
-does not grow with program length; a replay then costs some nanoseconds per operation
+inputs, the constants and every intermediate. A product, a quotient or a
+``sin``/``cos``/``exp`` with one use only is fused into the operation that uses it
+(``a·b + c``, ``a·b − c``, ``c − a·b``, ``a·cos(b)``, ``a·(b/c)``: the adjoint patterns
+of the reverse sweep), with the same roundings in the same order: a gradient is about a
+third fewer opcodes. The interpreter is compiled once per installation
+(``numba.njit(cache=True)``, on-disk) whatever the program, so compile time does not grow
+with program length; a replay then costs some nanoseconds per operation
 instead of a Python call. Guards are opcodes too: a failing one returns its row and the
 replay raises ``GuardMiss`` as the Python backend does.
 

@@ -18,7 +18,8 @@ Lowering. A program is lowered to a backend by walking its instructions once:
   by an outer ``ad.jit``.
 * ``numba`` (``autodiff/compiled.py``): programs on Python floats only, run by a compiled
   interpreter over a flat opcode array, once a program has replayed ``NUMBA_AFTER`` times
-  on the Python backend (tiered, so a function called a few times never imports Numba).
+  on the Python backend (tiered, so a function called a few times never imports Numba), or
+  at its first replay when it is long or the interpreter is loaded already.
 
 A new target (a CUDA backend for ``autodiff.gpu``: fused elementwise kernels, library calls
 for the rest) is one more function ``lower_<target>(program)`` reading the same

@@ -13,6 +13,13 @@ corrections: inputs, never constants, so a scheduler's new learning rate takes e
 no new recording) and returns the new values, written back in place into the parameters'
 and the state's arrays. Optimizers without a functional form (RMSprop, Adagrad, a subclass
 with its own ``_update``) run their eager update after the replay.
+
+Cost: on the Python backend each operation of the update makes a new array and the
+write-back copies the results (the eager update works in place in scratch arrays), so the
+fused step is about as fast as an eager update after the replay (SGD), or some 20 % slower
+(Adam: three arrays copied back per parameter); a backend that fuses elementwise chains
+makes each parameter's update one pass. The call itself is cheap: the arguments are one
+flat tuple of arrays and numbers, ``ad.jit``'s fast signature path.
 """
 import numpy as np
 

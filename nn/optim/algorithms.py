@@ -4,6 +4,8 @@ Each update writes into the parameter's array, its state buffers (allocated once
 shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries.
 The operations are the same, in the same order, as the expressions they replace
 (``p -= (lr / bc1) * m / d``), so the numbers are bitwise those of the allocating form.
+SGD and Adam (AdamW) also have that allocating form as a pure function of arrays
+(``_fused_plan``, ``_fused_update``), which ``nn.compile_step`` records into its program.
 """
 import math
 
