@@ -143,38 +143,45 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
                 plans.append(None)
                 layout.append(None)
                 continue
-            state = optimizer.state.get(p) or {}
+            state = optimizer.state.get(p)
+            if state is None:           # (the eager step makes it too, empty)
+                state = optimizer.state[id(p)] = {}
             plan = optimizer._fused_plan(v, state, group)
-            plans.append(plan)
+            reads, n_hyper = plan["reads"], plan["n_hyper"]
+            plans.append((v, state, plan))
+            # One block of numbers per group and step count, shared by its parameters.
             block = (id(group), plan["static"], plan["set"].get("step"))
             h = blocks.get(block)
             if h is None:
                 h = blocks[block] = len(hypers)
-                hypers.extend(plan["hyper"])
-            layout.append((plan["static"], len(plan["reads"]), h, len(plan["hyper"])))
-            leaves.extend(plan["reads"])
-            n_reads += len(plan["reads"])
+                hypers.extend(optimizer._fused_hyper(group, plan))
+            layout.append((plan["static"], len(reads), h, n_hyper))
+            leaves.extend(reads)
+            n_reads += len(reads)
         leaves.extend(hypers)
         return (modes, len(buffers), n_reads, tuple(layout)), leaves, plans
 
     def write_back(flat, plans):
-        """The replay's new values into the parameters' and the state's arrays."""
+        """The replay's new values into the parameters' and the state's arrays: the i-th
+        buffer written goes into the i-th buffer read, where there is one."""
         k = 2 + n_params
-        for p, plan in zip(params, plans):
-            if plan is None:
+        for entry in plans:
+            if entry is None:
                 continue
-            np.copyto(p.value, flat[k])
+            v, state, plan = entry
+            np.copyto(v, flat[k])
             k += 1
-            state = optimizer.state.get(p)
-            if state is None:
-                state = optimizer.state[id(p)] = {}
-            state.update(plan["set"])
-            for name in plan["writes"]:
-                a = state.get(name)
-                if type(a) is np.ndarray and a.shape == flat[k].shape:
+            if plan["set"]:
+                state.update(plan["set"])
+            reads = plan["reads"]
+            for i, name in enumerate(plan["writes"]):
+                if i < len(reads):
+                    a = reads[i]
                     np.copyto(a, flat[k])
+                    if state.get(name) is not a:        # zeros the plan made: kept now
+                        state[name] = a
                 else:           # a new buffer: a copy (the replay's array may be a .grad)
-                    state[name] = np.array(flat[k], dtype=p.value.dtype)
+                    state[name] = np.array(flat[k], dtype=v.dtype)
                 k += 1
 
     def step(X, y):

@@ -99,8 +99,11 @@ class SGD(Optimizer):
         static = ("SGD", bool(wd), bool(mu), b is not None, bool(damp),
                   bool(group["nesterov"]), bool(group.get("maximize")))
         return dict(static=static, reads=() if b is None else (b,),
-                    writes=("momentum_buffer",) if mu else (), set={},
-                    hyper=(group["lr"], wd, mu, 1.0 - damp))
+                    writes=("momentum_buffer",) if mu else (), set={}, n_hyper=4)
+
+    def _fused_hyper(self, group, plan):
+        return (group["lr"], group["weight_decay"], group["momentum"],
+                1.0 - group["dampening"])
 
     def _fused_update(self, static, p, g, bufs, hyper):
         _, has_wd, has_mu, has_buf, has_damp, nesterov, maximize = static
@@ -193,17 +196,21 @@ class Adam(Optimizer):
             group["lr"], group["eps"], group["weight_decay"], *group["betas"])
 
     def _fused_plan(self, v, state, group):
-        lr, (b1, b2) = group["lr"], group["betas"]
-        eps, wd = group["eps"], group["weight_decay"]
-        t = state.get("step", 0) + 1
+        wd = group["weight_decay"]
         decoupled = bool(wd) and bool(group.get("decoupled_weight_decay", self._decoupled))
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
         reads = tuple(state[k] if k in state else np.zeros_like(v) for k in names)
-        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
         static = ("Adam", bool(wd), decoupled, bool(group["amsgrad"]),
                   bool(group.get("maximize")))
-        hyper = (1.0 - lr * wd, wd, b1, 1.0 - b1, b2, 1.0 - b2, math.sqrt(bc2), eps, lr / bc1)
-        return dict(static=static, reads=reads, writes=names, set={"step": t}, hyper=hyper)
+        return dict(static=static, reads=reads, writes=names,
+                    set={"step": state.get("step", 0) + 1}, n_hyper=9)
+
+    def _fused_hyper(self, group, plan):
+        lr, (b1, b2) = group["lr"], group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
+        t = plan["set"]["step"]
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        return (1.0 - lr * wd, wd, b1, 1.0 - b1, b2, 1.0 - b2, math.sqrt(bc2), eps, lr / bc1)
 
     def _fused_update(self, static, p, g, bufs, hyper):
         _, has_wd, decoupled, amsgrad, maximize = static

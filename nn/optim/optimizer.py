@@ -182,16 +182,21 @@ class Optimizer:
         with ``static`` (hashable: what steers the update's Python, part of the program's
         signature), ``reads`` (the state buffers it takes, in order; zeros of ``v``'s shape
         where the eager update would create them), ``writes`` (the names of the buffers it
-        returns, in order), ``hyper`` (the numbers that change between steps, such as the
-        learning rate and bias corrections: inputs of the program, never constants) and
-        ``set`` (state entries to store once the step is taken, such as the step count).
-        It changes nothing itself."""
+        returns, in order: the i-th goes into the i-th of ``reads`` where there is one),
+        ``n_hyper`` (how many numbers ``_fused_hyper`` gives) and ``set`` (state entries to
+        store once the step is taken, such as the step count). It changes nothing."""
+        raise NotImplementedError
+
+    def _fused_hyper(self, group, plan):
+        """The numbers of the update that change between steps (learning rate, bias
+        corrections, …) for a ``plan`` of this group: inputs of the recorded program,
+        never constants, so a scheduler's new rate needs no new recording."""
         raise NotImplementedError
 
     def _fused_update(self, static, p, g, bufs, hyper):
         """``(new p, new buffers)`` from ``p``, its gradient ``g``, the ``reads`` buffers
-        and the ``hyper`` numbers of ``_fused_plan``: the operations of ``_update`` in the
-        same order, so the numbers are the eager update's."""
+        and the ``_fused_hyper`` numbers: the operations of ``_update`` in the same order,
+        so the numbers are the eager update's."""
         raise NotImplementedError
 
     # ----- PyTorch's state-dict format -----
