@@ -386,3 +386,24 @@ def test_groups_changed_after_compiling_are_followed():
         for a, b in zip(pe, pc):
             np.testing.assert_allclose(b.value, a.value, rtol=1e-13, atol=1e-15)
     _assert_same_state(o1, o2)
+
+
+def test_a_guard_that_fails_records_again_and_updates_once():
+    def loss_fn(out, y):                # a branch on a value: a guard in the program
+        err = nn.functional.mse_loss(out, y)
+        return err * 2.0 if np.sum(out) > 0 else err
+    rng = np.random.default_rng(12)
+    eager = _model(1)
+    compiled = copy.deepcopy(eager)
+    o1 = nn.optim.SGD(eager.parameters(), lr=0.05, momentum=0.9)
+    o2 = nn.optim.SGD(compiled.parameters(), lr=0.05, momentum=0.9)
+    step = nn.compile_step(compiled, loss_fn, o2)
+    for k in range(8):
+        X = rng.standard_normal((8, 5)) * (1 if k % 2 else -1) + (2 if k % 2 else -2)
+        y = rng.standard_normal((8, 1))
+        assert step(X, y) == pytest.approx(_eager_step(eager, o1, X, y, loss_fn), rel=1e-12)
+        for a, b in zip(eager.parameters(), compiled.parameters()):
+            np.testing.assert_allclose(b.value, a.value, rtol=1e-12, atol=1e-14)
+    assert any(g[2] == "bool" for g in step.program(X, y).guards)
+    assert step.jitted.recordings >= 3      # both branches (and the first step) recorded
+    _assert_same_state(o1, o2)
