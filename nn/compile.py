@@ -115,7 +115,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
     groups_seen, group_of = [None], {}
 
     def groups():
-        seen = tuple((id(g), len(g["params"])) for g in optimizer.param_groups)
+        seen = tuple((id(g), *map(id, g["params"])) for g in optimizer.param_groups)
         if seen != groups_seen[0]:
             group_of.clear()
             group_of.update((id(p), g) for g in optimizer.param_groups for p in g["params"])
