@@ -5,20 +5,21 @@ The model is called as a pure function of its parameters (``functional_call``), 
 recording sees the parameters as inputs, not as constants: the program replays with each
 step's new weights. The gradient of the loss, the reverse sweep included, and the
 optimizer's update are recorded once per batch shape. The update is the optimizer's own
-functional form (``Optimizer._fused_plan``/``_fused_update``: SGD with momentum, dampening,
-Nesterov and weight decay; Adam and AdamW with amsgrad), whose operations are those of the
-eager update in the same order, so the numbers are the eager loop's. The program takes the
+functional form (``Optimizer._fused_plan``/``_fused_hyper``/``_fused_update``: SGD with
+momentum, dampening, Nesterov and weight decay; Adam and AdamW with amsgrad; RMSprop,
+centered or with momentum; Adagrad), whose operations are those of the eager update in the
+same order, so the numbers are the eager loop's. The program takes the
 parameters, the optimizer's state buffers and the update's numbers (learning rate, bias
 corrections: inputs, never constants, so a scheduler's new learning rate takes effect with
 no new recording) and returns the new values, written back in place into the parameters'
-and the state's arrays. Optimizers without a functional form (RMSprop, Adagrad, a subclass
-with its own ``_update``) run their eager update after the replay.
+and the state's arrays. An optimizer without a functional form (one's own ``Optimizer``
+subclass, or a subclass with its own ``_update``) runs its eager update after the replay.
 
 Cost: on the Python backend each operation of the update makes a new array and the
 write-back copies the results (the eager update works in place in scratch arrays), so the
-fused step is about as fast as an eager update after the replay (SGD), or some 20 % slower
-(Adam: three arrays copied back per parameter); a backend that fuses elementwise chains
-makes each parameter's update one pass. The call itself is cheap: the arguments are one
+fused step is about as fast as an eager update after the replay (SGD), or some 10–20 %
+slower (Adam: three arrays copied back per parameter); a backend that fuses elementwise
+chains makes each parameter's update one pass. The call itself is cheap: the arguments are one
 flat tuple of arrays and numbers, ``ad.jit``'s fast signature path.
 """
 import numpy as np
@@ -38,8 +39,9 @@ _STATEFUL = ("Dropout", "BatchNorm1d", "BatchNorm2d")
 def compile_step(model, loss_fn, optimizer):
     """``step(X, y)``: ``optimizer.zero_grad()``, ``loss_fn(model(X), y)``, its backward
     pass and ``optimizer.step()``, returning the loss as a float, with the eager loop's
-    numbers. The forward pass, the backward pass and the update (SGD, Adam, AdamW; other
-    optimizers update eagerly after the replay) are recorded once per input signature
+    numbers. The forward pass, the backward pass and the update (SGD, Adam, AdamW,
+    RMSprop, Adagrad; an optimizer of one's own updates eagerly after the replay) are
+    recorded once per input signature
     (``ad.jit``) and replayed afterwards; the parameters' ``.grad`` and the optimizer's
     state are those the eager loop leaves, so training may go on either way.
 

@@ -116,6 +116,15 @@ OPTIMIZERS = {
     "adam-amsgrad-wd": lambda p: nn.optim.Adam(p, lr=1e-2, weight_decay=0.1, amsgrad=True),
     "adamw": lambda p: nn.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.99)),
     "adam-maximize": lambda p: nn.optim.Adam(p, lr=1e-3, maximize=True),
+    "rmsprop": lambda p: nn.optim.RMSprop(p, lr=1e-2),
+    "rmsprop-centered-momentum-wd": lambda p: nn.optim.RMSprop(
+        p, lr=1e-2, momentum=0.5, centered=True, weight_decay=1e-2),
+    "rmsprop-momentum-maximize": lambda p: nn.optim.RMSprop(p, lr=1e-3, momentum=0.9,
+                                                            maximize=True),
+    "adagrad": lambda p: nn.optim.Adagrad(p, lr=1e-1),
+    "adagrad-decay-wd-maximize": lambda p: nn.optim.Adagrad(
+        p, lr=1e-1, lr_decay=0.1, weight_decay=1e-2, initial_accumulator_value=0.5,
+        maximize=True),
 }
 
 
@@ -251,9 +260,15 @@ def test_resume_either_way_from_a_compiled_state():
 
 
 def test_optimizers_without_a_functional_form_update_eagerly():
+    class Mine(nn.optim.Optimizer):     # an optimizer of one's own: no functional form
+        def __init__(self, params, lr):
+            super().__init__(params, dict(lr=lr))
+
+        def _update(self, p, g, state, group, work):
+            state["n"] = state.get("n", 0) + 1
+            p -= group["lr"] / state["n"] * g
     rng = np.random.default_rng(8)
-    for make in (lambda p: nn.optim.RMSprop(p, lr=1e-2, momentum=0.5),
-                 lambda p: nn.optim.Adagrad(p, lr=1e-1)):
+    for make in (lambda p: Mine(p, lr=1e-1),):
         eager = _model()
         compiled = copy.deepcopy(eager)
         o1, o2 = make(eager.parameters()), make(compiled.parameters())

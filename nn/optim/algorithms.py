@@ -4,8 +4,8 @@ Each update writes into the parameter's array, its state buffers (allocated once
 shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries.
 The operations are the same, in the same order, as the expressions they replace
 (``p -= (lr / bc1) * m / d``), so the numbers are bitwise those of the allocating form.
-SGD and Adam (AdamW) also have that allocating form as a pure function of arrays
-(``_fused_plan``, ``_fused_update``), which ``nn.compile_step`` records into its program.
+Each also has that allocating form as a pure function of arrays (``_fused_plan``,
+``_fused_hyper``, ``_fused_update``), which ``nn.compile_step`` records into its program.
 """
 import math
 
@@ -306,6 +306,53 @@ class RMSprop(Optimizer):
         p -= w1
 
 
+    def _fused_ok(self, group):
+        return type(self)._update is RMSprop._update and _numbers(
+            group["lr"], group["alpha"], group["eps"], group["weight_decay"],
+            group["momentum"])
+
+    def _fused_plan(self, v, state, group):
+        mu, centered = group["momentum"], bool(group["centered"])
+        names = ("square_avg",) + (("momentum_buffer",) if mu > 0 else ()) + \
+            (("grad_avg",) if centered else ())
+        reads = tuple(state[k] if k in state else np.zeros_like(v) for k in names)
+        static = ("RMSprop", bool(group["weight_decay"]), mu > 0, centered,
+                  bool(group.get("maximize")))
+        return dict(static=static, reads=reads, writes=names,
+                    set={"step": state.get("step", 0) + 1}, n_hyper=6)
+
+    def _fused_hyper(self, group, plan):
+        a = group["alpha"]
+        return (group["lr"], group["weight_decay"], a, 1.0 - a, group["eps"],
+                group["momentum"])
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        _, has_wd, has_mu, centered, maximize = static
+        lr, wd, a, c, eps, mu = hyper
+        if maximize:
+            g = -g
+        if has_wd:
+            g = p * wd + g
+        v = bufs[0] * a + g * c * g
+        new = [v]
+        if has_mu:
+            b = bufs[1]
+        if centered:
+            ga = bufs[-1] * a + g * c
+            d = np.sqrt(v - ga * ga) + eps
+        else:
+            d = np.sqrt(v) + eps
+        if has_mu:
+            b = b * mu + g / d
+            new.append(b)
+            step = b * lr
+        else:
+            step = g * lr / d
+        if centered:
+            new.append(ga)
+        return p - step, tuple(new)
+
+
 class Adagrad(Optimizer):
     """s += g², p -= lr/(1 + (t-1)·decay) · g/(√s + ε). The state is made at
     construction (PyTorch's habit, with the constructor's ``initial_accumulator_value``
@@ -350,3 +397,30 @@ class Adagrad(Optimizer):
         np.multiply(g, clr, out=w2)
         np.divide(w2, w1, out=w1)
         p -= w1
+
+    def _fused_ok(self, group):
+        return type(self)._update is Adagrad._update and _numbers(
+            group["lr"], group["lr_decay"], group["eps"], group["weight_decay"],
+            group["initial_accumulator_value"])
+
+    def _fused_plan(self, v, state, group):
+        s = state.get("sum")
+        if s is None:                                # a group added later
+            s = np.full_like(v, group["initial_accumulator_value"])
+        return dict(static=("Adagrad", bool(group["weight_decay"]),
+                            bool(group.get("maximize"))), reads=(s,),
+                    writes=("sum",), set={"step": state.get("step", 0) + 1}, n_hyper=3)
+
+    def _fused_hyper(self, group, plan):
+        t = plan["set"]["step"]
+        return (group["weight_decay"], group["lr"] / (1.0 + (t - 1) * group["lr_decay"]),
+                group["eps"])
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        wd, clr, eps = hyper
+        if static[2]:
+            g = -g
+        if static[1]:
+            g = p * wd + g
+        s = bufs[0] + g * g
+        return p - g * clr / (np.sqrt(s) + eps), (s,)
