@@ -459,6 +459,7 @@ class _Jitted:
         self._lock = threading.Lock()
         self._misses = {}
         self._static_pos = {}       # number of positional arguments -> static positions
+        self._fast = {}             # the fast path's keys -> lists of self._cache
         self.recordings = 0
         functools.update_wrapper(self, f)
 
@@ -483,9 +484,10 @@ class _Jitted:
         return tuple(statics), static_pos, (tuple(dyn_args), dyn_kw), n
 
     def _flat_key(self, args):
-        """The common case's key and leaves, fast: positional arguments that are each a
-        plain array or a Python number (or static). ``(None, None)`` otherwise; the key
-        equals the one the general path computes for these arguments."""
+        """The common case's ``(signature, statics)`` and leaves, fast: positional
+        arguments that are each a plain array or a Python number (or static).
+        ``(None, None)`` otherwise. With the treedef of a flat tuple in front, it is the
+        key the general path computes for these arguments."""
         n = len(args)
         static_pos = self._static_pos.get(n)
         if static_pos is None:
@@ -517,11 +519,7 @@ class _Jitted:
                     sig.append(t)
                 else:
                     return None, None
-        m = len(leaves)
-        treedef = _FLAT_TREEDEFS.get(m)
-        if treedef is None:
-            treedef = _FLAT_TREEDEFS[m] = flatten((tuple(range(m)), {}))[1]
-        return (treedef, tuple(sig), statics), leaves
+        return (tuple(sig), statics), leaves
 
     def __call__(self, *args, **kwargs):
         if not kwargs:
@@ -529,7 +527,17 @@ class _Jitted:
             key, leaves = self._flat_key(args)
             if key is not None:
                 try:
-                    progs = self._cache.get(key)
+                    # (signature, statics) -> the cache's list for the general key (the
+                    # treedef, implied by the signature's length, is not hashed again).
+                    progs = self._fast.get(key)
+                    if progs is None:
+                        m = len(leaves)
+                        treedef = _FLAT_TREEDEFS.get(m)
+                        if treedef is None:
+                            treedef = _FLAT_TREEDEFS[m] = flatten((tuple(range(m)), {}))[1]
+                        progs = self._cache.get((treedef,) + key)
+                        if progs is not None:
+                            self._fast[key] = progs
                 except TypeError:       # an unhashable static: the general path says so
                     progs = None
                 if progs:
@@ -539,7 +547,7 @@ class _Jitted:
                         except GuardMiss:
                             continue
                         if progs[0] is not prog:
-                            self._touch(key, prog)
+                            self._touch_list(progs, prog)
                         return _outputs(prog, flat)
         statics, static_pos, dyn, n = self._split(args, kwargs)
         leaves, treedef = flatten(dyn)
@@ -576,6 +584,12 @@ class _Jitted:
         if tracked:
             return _outputs(prog, prog.bound(*leaves))
         return out
+
+    def _touch_list(self, lst, prog):
+        with self._lock:
+            if lst and lst[0] is not prog and prog in lst:
+                lst.remove(prog)
+                lst.insert(0, prog)
 
     def _touch(self, key, prog):
         with self._lock:
@@ -627,6 +641,7 @@ class _Jitted:
     def clear_cache(self):
         with self._lock:
             self._cache.clear()
+            self._fast.clear()
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
