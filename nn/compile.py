@@ -31,6 +31,11 @@ from .module import Module, functional_call
 
 __all__ = ["compile_step"]
 
+#: Record the optimizer's update into the step's program (False: run the eager update
+#: after the replay, the faster choice on the Python backend for Adam-like updates until
+#: elementwise chains are fused; the numbers are the same either way).
+FUSED_UPDATE = True
+
 # Layers whose forward in training mode draws random numbers or writes running statistics:
 # a recording would bake the draws in, and a replay would skip the writes.
 _STATEFUL = ("Dropout", "BatchNorm1d", "BatchNorm2d")
@@ -125,7 +130,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
         return group_of
 
     def fusable():
-        return all(optimizer._fused_ok(g) for g in optimizer.param_groups) and all(
+        return FUSED_UPDATE and all(optimizer._fused_ok(g) for g in optimizer.param_groups) and all(
             type(p.value) is np.ndarray for p in params)
 
     def inputs(X, y, fused):

@@ -422,3 +422,24 @@ def test_a_guard_that_fails_records_again_and_updates_once():
     assert any(g[2] == "bool" for g in step.program(X, y).guards)
     assert step.jitted.recordings >= 3      # both branches (and the first step) recorded
     _assert_same_state(o1, o2)
+
+
+def test_the_eager_update_switch_gives_the_same_numbers(monkeypatch):
+    from autodiff.nn import compile as compile_module
+    rng = np.random.default_rng(13)
+    a = _model()
+    b = copy.deepcopy(a)
+    oa, ob = (nn.optim.Adam(m.parameters(), lr=1e-2, amsgrad=True) for m in (a, b))
+    sa = nn.compile_step(a, nn.functional.cross_entropy, oa)
+    sb = nn.compile_step(b, nn.functional.cross_entropy, ob)
+    for k in range(4):
+        X, y = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
+        monkeypatch.setattr(compile_module, "FUSED_UPDATE", k % 2 == 0)
+        assert sb.fused() == (k % 2 == 0)
+        monkeypatch.setattr(compile_module, "FUSED_UPDATE", True)
+        la = sa(X, y)
+        monkeypatch.setattr(compile_module, "FUSED_UPDATE", k % 2 == 0)
+        assert sb(X, y) == pytest.approx(la, rel=1e-12)     # switched between steps
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(q.value, p.value, rtol=1e-13, atol=1e-15)
+    _assert_same_state(oa, ob)
