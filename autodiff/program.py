@@ -18,7 +18,8 @@ Lowering. A program is lowered to a backend by walking its instructions once:
   by an outer ``ad.jit``.
 * ``numba`` (``autodiff/compiled.py``): programs on Python floats only, run by a compiled
   interpreter over a flat opcode array, once a program has replayed ``NUMBA_AFTER`` times
-  on the Python backend (tiered, so a function called a few times never imports Numba).
+  on the Python backend (tiered, so a function called a few times never imports Numba), or
+  at its first replay when it is long or the interpreter is loaded already.
 * ``fused`` (``autodiff/fusion.py``): array programs, tiered the same way: the plain
   replay with each maximal chain of elementwise instructions (and a sum closing it) run
   as one Numba loop.
@@ -140,8 +141,11 @@ class Program:
     def __call__(self, *leaves):
         run = self._plain
         if run is None:
-            run = self._plain = _lower(self, bound=False)
-            self.backend = "python"
+            # A long scalar program goes to the Numba interpreter at once (compiled.py).
+            run = None if scalar_backend[0] is None else scalar_backend[0](self, self.types,
+                                                                          early=True)
+            self.backend, self._calls = ("python", self._calls) if run is None else ("numba", None)
+            run = self._plain = run or _lower(self, bound=False)
         elif self._calls is not None:
             # Tiered: a scalar program replayed often moves to the Numba interpreter (whose
             # first use in a process costs Numba's import, about a second). A local copy:

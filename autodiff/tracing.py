@@ -377,7 +377,7 @@ def _leaf_signature(x):
     v = meta(x)
     t = type(v)
     if t is np.ndarray:
-        return (v.shape, v.dtype.str)
+        return (v.shape, v.dtype)       # (a dtype hashes faster than its .str)
     if t is float or t is int or t is bool or t is complex:
         return t
     if isinstance(v, np.generic):
@@ -386,6 +386,29 @@ def _leaf_signature(x):
         f"ad.jit: an argument of type {t.__name__} is not an array or a number, so it "
         "cannot be traced. Mark it static (ad.jit(f, static_argnums=...) or "
         "static_argnames=...), or pass arrays.")
+
+
+#: Number of leaves -> the treedef of ``(tuple of that many leaves, {})``: the dynamic
+#: arguments of a call with positional arrays and numbers only.
+_FLAT_TREEDEFS = {}
+
+
+def _out_kind(out_tree):
+    """How a program's outputs are rebuilt: 0 one leaf, 1 a flat tuple, 2 a pytree."""
+    if out_tree == ():
+        return 0
+    if out_tree[0] is tuple and all(c == () for c in out_tree[1]):
+        return 1
+    return 2
+
+
+def _outputs(prog, flat):
+    kind = getattr(prog, "out_kind", 2)
+    if kind == 0:
+        return flat[0]
+    if kind == 1:
+        return flat if type(flat) is tuple else tuple(flat)
+    return unflatten(prog.out_tree, flat)
 
 
 class UnhashableStaticArgument(TypeError, ValueError):
@@ -437,6 +460,8 @@ class _Jitted:
         self._cache = collections.OrderedDict()
         self._lock = threading.Lock()
         self._misses = {}
+        self._static_pos = {}       # number of positional arguments -> static positions
+        self._fast = {}             # the fast path's keys -> lists of self._cache
         self.recordings = 0
         functools.update_wrapper(self, f)
 
@@ -460,7 +485,72 @@ class _Jitted:
                 dyn_kw[k] = kwargs[k]
         return tuple(statics), static_pos, (tuple(dyn_args), dyn_kw), n
 
+    def _flat_key(self, args):
+        """The common case's ``(signature, statics)`` and leaves, fast: positional
+        arguments that are each a plain array or a Python number (or static).
+        ``(None, None)`` otherwise. With the treedef of a flat tuple in front, it is the
+        key the general path computes for these arguments."""
+        n = len(args)
+        static_pos = self._static_pos.get(n)
+        if static_pos is None:
+            static_pos = self._static_pos[n] = frozenset(
+                i % n for i in self.static_argnums if -n <= i < n)
+        sig = []
+        if static_pos:
+            leaves, statics = [], []
+            for i, a in enumerate(args):
+                if i in static_pos:
+                    statics.append((i, a))
+                    continue
+                t = type(a)
+                if t is np.ndarray:
+                    sig.append((a.shape, a.dtype))
+                elif t is float or t is int or t is bool or t is complex:
+                    sig.append(t)
+                else:
+                    return None, None
+                leaves.append(a)
+            statics = tuple(statics)
+        else:
+            leaves, statics = args, ()
+            for a in args:
+                t = type(a)
+                if t is np.ndarray:
+                    sig.append((a.shape, a.dtype))
+                elif t is float or t is int or t is bool or t is complex:
+                    sig.append(t)
+                else:
+                    return None, None
+        return (tuple(sig), statics), leaves
+
     def __call__(self, *args, **kwargs):
+        if not kwargs:
+            # The fast path: a tuple of arrays and numbers (no pytree walk, no boxes).
+            key, leaves = self._flat_key(args)
+            if key is not None:
+                try:
+                    # (signature, statics) -> the cache's list for the general key (the
+                    # treedef, implied by the signature's length, is not hashed again).
+                    progs = self._fast.get(key)
+                    if progs is None:
+                        m = len(leaves)
+                        treedef = _FLAT_TREEDEFS.get(m)
+                        if treedef is None:
+                            treedef = _FLAT_TREEDEFS[m] = flatten((tuple(range(m)), {}))[1]
+                        progs = self._cache.get((treedef,) + key)
+                        if progs is not None:
+                            self._fast[key] = progs
+                except TypeError:       # an unhashable static: the general path says so
+                    progs = None
+                if progs:
+                    for prog in tuple(progs):
+                        try:
+                            flat = prog(*leaves)
+                        except GuardMiss:
+                            continue
+                        if progs[0] is not prog:
+                            self._touch_list(progs, prog)
+                        return _outputs(prog, flat)
         statics, static_pos, dyn, n = self._split(args, kwargs)
         leaves, treedef = flatten(dyn)
         sig = tuple(_leaf_signature(x) for x in leaves)
@@ -475,7 +565,7 @@ class _Jitted:
             except GuardMiss:
                 continue
             self._touch(key, prog)
-            return unflatten(prog.out_tree, flat)
+            return _outputs(prog, flat)
         plain = [meta(x) for x in leaves]
         prog, out = self._record(statics, static_pos, treedef, plain, n)
         with self._lock:
@@ -494,8 +584,14 @@ class _Jitted:
                 "branching on values. Mark such arguments static, or use np.where.",
                 RuntimeWarning, stacklevel=2)
         if tracked:
-            return unflatten(prog.out_tree, prog.bound(*leaves))
+            return _outputs(prog, prog.bound(*leaves))
         return out
+
+    def _touch_list(self, lst, prog):
+        with self._lock:
+            if lst and lst[0] is not prog and prog in lst:
+                lst.remove(prog)
+                lst.insert(0, prog)
 
     def _touch(self, key, prog):
         with self._lock:
@@ -520,6 +616,7 @@ class _Jitted:
             out = self.f(*args, **kwargs)
             out_leaves, out_tree = flatten(out)
             prog = rec.finish(len(plain), out_leaves, out_tree)
+            prog.out_kind = _out_kind(out_tree)
         finally:
             with _count_lock:
                 core.recording[0] -= 1
@@ -546,6 +643,7 @@ class _Jitted:
     def clear_cache(self):
         with self._lock:
             self._cache.clear()
+            self._fast.clear()
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)

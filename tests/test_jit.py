@@ -423,3 +423,85 @@ def test_recording_every_call_warns():
     with pytest.warns(RuntimeWarning, match="recorded 32 times"):
         for k in range(40):
             assert np.array_equal(jf(np.full(2, float(k))), np.full(2, k) * (2 * k))
+
+
+def _fusable_patterns(x, y):
+    """Every fused opcode of the interpreter: a·b + c, c + a·b, a·b − c, c − a·b, a·sin,
+    cos(b)·a, a·exp, a·(b/c), (b/c)·a; a product that is also an output is not fused."""
+    for _ in range(6):
+        p = x * y
+        x = p * 0.2 + 0.3 * y - np.sin(x) * 0.2 + 0.1 * np.cos(y)
+        y = 0.5 - x * 0.25 + np.exp(x * 0.01) * 1e-3 + y * (x / 3.0) * 0.1 \
+            + (1.0 / (2.0 + y * y)) * 0.01
+        if x > 0.2:
+            x = x - 0.1
+    return x * y + p, p
+
+
+def test_fused_opcodes_give_the_eager_numbers():
+    from autodiff import compiled
+    f = lambda x, y: _fusable_patterns(x, y)[0]     # noqa: E731
+    jg = ad.jit(ad.value_and_grad(f, argnums=(0, 1)))
+    jf = ad.jit(_fusable_patterns)
+    for x0, y0 in [(0.3, 0.7), (1.1, -0.4), (0.3, 0.7), (2.5, 1.5)] + [(0.2, 0.9)] * 25:
+        got, want = jg(x0, y0), ad.value_and_grad(f, argnums=(0, 1))(x0, y0)
+        assert got[0] == want[0] and got[1] == want[1]      # the same roundings
+        assert jf(x0, y0) == tuple(float(v) for v in _fusable_patterns(x0, y0))
+    prog = jg.program(0.2, 0.9)
+    if compiled.available():
+        assert prog.backend == "numba"
+        rows = compiled._fuse(*_rows_of(prog))
+        fused = {row[0] for row, _ in rows}
+        assert fused & {compiled._MULADD, compiled._MULCOS, compiled._MULDIV}
+        assert len(rows) < len(prog)
+
+
+def _rows_of(prog):
+    """The interpreter's rows of a lowered scalar program, and its output registers."""
+    run = prog._plain
+    cells = dict(zip(run.__code__.co_freevars, (c.cell_contents for c in run.__closure__)))
+    code = [tuple(int(v) for v in r) for r in cells["code"]]
+    return code, set(cells["out_regs"])
+
+
+def test_long_scalar_program_skips_the_python_backend():
+    from autodiff import compiled
+    if not compiled.available():
+        pytest.skip("Numba not installed")
+
+    def chain(x):
+        for _ in range(60):
+            x = x * 1.0001 + np.sin(x) * 0.001 - 0.0005
+        return x
+    jg = ad.jit(ad.grad(chain))
+    jg(0.3)                             # recorded
+    prog = jg.program(0.3)
+    assert len(prog) >= compiled.EARLY_LENGTH // 4
+    jg(0.3)                             # the first replay: already on the interpreter
+    assert prog.backend == "numba"      # (loaded by now, or the program is long)
+    assert jg(0.4) == ad.grad(chain)(0.4)
+
+
+def test_fast_call_path_keys_like_the_general_one():
+    calls = []
+
+    def f(a, s, b):
+        calls.append(1)
+        return a * s + b, (b,)
+    jf = ad.jit(f, static_argnums=1)
+    a, b = np.arange(3.0), np.ones(3)
+    for _ in range(3):
+        out = jf(a, 2.0, b)             # positional arrays: the fast path
+        np.testing.assert_array_equal(out[0], a * 2.0 + b)
+        assert type(out) is tuple and type(out[1]) is tuple
+    prog = jf.program(a, 2.0, b)        # the general path's key finds the same program
+    assert len(calls) == 1 and jf.recordings == 1 and len(prog) >= 1
+    jf(a, 3.0, b)                       # another static value: recorded again
+    jf(a.astype(np.float32), 2.0, b)    # another dtype too
+    assert len(calls) == 3
+    with pytest.raises(TypeError, match="unhashable"):
+        jf(a, [2.0], b)
+    # A guard still fires on the fast path.
+    g = ad.jit(lambda x: x * 2.0 if np.sum(x) > 0 else -x)
+    for v in (1.0, -1.0, 1.0, -1.0):
+        np.testing.assert_array_equal(g(np.full(2, v)), np.full(2, abs(v) * (2 if v > 0 else 1)))

@@ -4,6 +4,8 @@ Each update writes into the parameter's array, its state buffers (allocated once
 shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries.
 The operations are the same, in the same order, as the expressions they replace
 (``p -= (lr / bc1) * m / d``), so the numbers are bitwise those of the allocating form.
+Each also has that allocating form as a pure function of arrays (``_fused_plan``,
+``_fused_hyper``, ``_fused_update``), which ``nn.compile_step`` records into its program.
 """
 import math
 
@@ -87,6 +89,46 @@ class SGD(Optimizer):
         p -= w1
 
 
+    def _fused_ok(self, group):
+        return type(self)._update is SGD._update and _numbers(
+            group["lr"], group["weight_decay"], group["momentum"], group["dampening"])
+
+    def _fused_plan(self, v, state, group):
+        wd, mu, damp = group["weight_decay"], group["momentum"], group["dampening"]
+        b = state.get("momentum_buffer") if mu else None
+        static = ("SGD", bool(wd), bool(mu), b is not None, bool(damp),
+                  bool(group["nesterov"]), bool(group.get("maximize")))
+        return dict(static=static, reads=() if b is None else (b,),
+                    writes=("momentum_buffer",) if mu else (), set={}, n_hyper=4)
+
+    def _fused_hyper(self, group, plan):
+        return (group["lr"], group["weight_decay"], group["momentum"],
+                1.0 - group["dampening"])
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        _, has_wd, has_mu, has_buf, has_damp, nesterov, maximize = static
+        lr, wd, mu, undamped = hyper
+        if maximize:
+            g = -g
+        if has_wd:
+            g = p * wd + g
+        new = ()
+        if has_mu:
+            if has_buf:
+                b = bufs[0] * mu
+                b = b + g * undamped if has_damp else b + g
+            else:
+                b = g                           # the first step's buffer is the gradient
+            new = (b,)
+            g = b * mu + g if nesterov else b
+        return p - g * lr, new
+
+
+def _numbers(*values):
+    """Hyper-parameters a recorded update can take as inputs: Python or NumPy numbers."""
+    return all(type(v) in (float, int) or isinstance(v, np.floating) for v in values)
+
+
 class Adam(Optimizer):
     """m = β₁m + (1-β₁)g, v = β₂v + (1-β₂)g², p -= lr/(1-β₁ᵗ) · m/(√v/√(1-β₂ᵗ) + ε);
     ``amsgrad`` uses the running maximum of v; ``weight_decay`` adds ``wd·p`` to g (or,
@@ -147,6 +189,47 @@ class Adam(Optimizer):
         np.multiply(m, lr / bc1, out=w2)             # g is not needed any more
         np.divide(w2, w1, out=w1)
         p -= w1
+
+
+    def _fused_ok(self, group):
+        return type(self)._update is Adam._update and _numbers(
+            group["lr"], group["eps"], group["weight_decay"], *group["betas"])
+
+    def _fused_plan(self, v, state, group):
+        wd = group["weight_decay"]
+        decoupled = bool(wd) and bool(group.get("decoupled_weight_decay", self._decoupled))
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        reads = tuple(state[k] if k in state else np.zeros_like(v) for k in names)
+        static = ("Adam", bool(wd), decoupled, bool(group["amsgrad"]),
+                  bool(group.get("maximize")))
+        return dict(static=static, reads=reads, writes=names,
+                    set={"step": state.get("step", 0) + 1}, n_hyper=9)
+
+    def _fused_hyper(self, group, plan):
+        lr, (b1, b2) = group["lr"], group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
+        t = plan["set"]["step"]
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        return (1.0 - lr * wd, wd, b1, 1.0 - b1, b2, 1.0 - b2, math.sqrt(bc2), eps, lr / bc1)
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        _, has_wd, decoupled, amsgrad, maximize = static
+        shrink, wd, b1, c1, b2, c2, sqrt_bc2, eps, step_size = hyper
+        if maximize:
+            g = -g
+        if has_wd:
+            if decoupled:
+                p = p * shrink
+            else:
+                g = p * wd + g
+        m = bufs[0] * b1 + g * c1
+        v = bufs[1] * b2 + g * c2 * g
+        new = (m, v)
+        if amsgrad:
+            v = np.maximum(bufs[2], v)
+            new = (m, new[1], v)
+        denom = np.sqrt(v) / sqrt_bc2 + eps
+        return p - m * step_size / denom, new
 
 
 class AdamW(Adam):
@@ -223,6 +306,53 @@ class RMSprop(Optimizer):
         p -= w1
 
 
+    def _fused_ok(self, group):
+        return type(self)._update is RMSprop._update and _numbers(
+            group["lr"], group["alpha"], group["eps"], group["weight_decay"],
+            group["momentum"])
+
+    def _fused_plan(self, v, state, group):
+        mu, centered = group["momentum"], bool(group["centered"])
+        names = ("square_avg",) + (("momentum_buffer",) if mu > 0 else ()) + \
+            (("grad_avg",) if centered else ())
+        reads = tuple(state[k] if k in state else np.zeros_like(v) for k in names)
+        static = ("RMSprop", bool(group["weight_decay"]), mu > 0, centered,
+                  bool(group.get("maximize")))
+        return dict(static=static, reads=reads, writes=names,
+                    set={"step": state.get("step", 0) + 1}, n_hyper=6)
+
+    def _fused_hyper(self, group, plan):
+        a = group["alpha"]
+        return (group["lr"], group["weight_decay"], a, 1.0 - a, group["eps"],
+                group["momentum"])
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        _, has_wd, has_mu, centered, maximize = static
+        lr, wd, a, c, eps, mu = hyper
+        if maximize:
+            g = -g
+        if has_wd:
+            g = p * wd + g
+        v = bufs[0] * a + g * c * g
+        new = [v]
+        if has_mu:
+            b = bufs[1]
+        if centered:
+            ga = bufs[-1] * a + g * c
+            d = np.sqrt(v - ga * ga) + eps
+        else:
+            d = np.sqrt(v) + eps
+        if has_mu:
+            b = b * mu + g / d
+            new.append(b)
+            step = b * lr
+        else:
+            step = g * lr / d
+        if centered:
+            new.append(ga)
+        return p - step, tuple(new)
+
+
 class Adagrad(Optimizer):
     """s += g², p -= lr/(1 + (t-1)·decay) · g/(√s + ε). The state is made at
     construction (PyTorch's habit, with the constructor's ``initial_accumulator_value``
@@ -267,3 +397,30 @@ class Adagrad(Optimizer):
         np.multiply(g, clr, out=w2)
         np.divide(w2, w1, out=w1)
         p -= w1
+
+    def _fused_ok(self, group):
+        return type(self)._update is Adagrad._update and _numbers(
+            group["lr"], group["lr_decay"], group["eps"], group["weight_decay"],
+            group["initial_accumulator_value"])
+
+    def _fused_plan(self, v, state, group):
+        s = state.get("sum")
+        if s is None:                                # a group added later
+            s = np.full_like(v, group["initial_accumulator_value"])
+        return dict(static=("Adagrad", bool(group["weight_decay"]),
+                            bool(group.get("maximize"))), reads=(s,),
+                    writes=("sum",), set={"step": state.get("step", 0) + 1}, n_hyper=3)
+
+    def _fused_hyper(self, group, plan):
+        t = plan["set"]["step"]
+        return (group["weight_decay"], group["lr"] / (1.0 + (t - 1) * group["lr_decay"]),
+                group["eps"])
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        wd, clr, eps = hyper
+        if static[2]:
+            g = -g
+        if static[1]:
+            g = p * wd + g
+        s = bufs[0] + g * g
+        return p - g * clr / (np.sqrt(s) + eps), (s,)

@@ -170,6 +170,35 @@ class Optimizer:
                 self._update(v, g, state, group, (w1, w2))
         return loss
 
+    # ----- the update as a function of arrays (nn.compile_step records it) -----
+    def _fused_ok(self, group):
+        """Whether ``_fused_plan``/``_fused_update`` can replace ``_update`` for this group:
+        an optimizer without a functional form (or a subclass with its own ``_update``)
+        runs its eager update after ``nn.compile_step``'s replay."""
+        return False
+
+    def _fused_plan(self, v, state, group):
+        """The next update of the parameter whose array is ``v``, as a pure function: a dict
+        with ``static`` (hashable: what steers the update's Python, part of the program's
+        signature), ``reads`` (the state buffers it takes, in order; zeros of ``v``'s shape
+        where the eager update would create them), ``writes`` (the names of the buffers it
+        returns, in order: the i-th goes into the i-th of ``reads`` where there is one),
+        ``n_hyper`` (how many numbers ``_fused_hyper`` gives) and ``set`` (state entries to
+        store once the step is taken, such as the step count). It changes nothing."""
+        raise NotImplementedError
+
+    def _fused_hyper(self, group, plan):
+        """The numbers of the update that change between steps (learning rate, bias
+        corrections, …) for a ``plan`` of this group: inputs of the recorded program,
+        never constants, so a scheduler's new rate needs no new recording."""
+        raise NotImplementedError
+
+    def _fused_update(self, static, p, g, bufs, hyper):
+        """``(new p, new buffers)`` from ``p``, its gradient ``g``, the ``reads`` buffers
+        and the ``_fused_hyper`` numbers: the operations of ``_update`` in the same order,
+        so the numbers are the eager update's."""
+        raise NotImplementedError
+
     # ----- PyTorch's state-dict format -----
     def _work(self, v):
         """Three work arrays of ``v``'s shape and dtype (the update's two, and one for a
