@@ -133,19 +133,44 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
         return FUSED_UPDATE and all(optimizer._fused_ok(g) for g in optimizer.param_groups) and all(
             type(p.value) is np.ndarray for p in params)
 
+    # Which parameters the loss reaches, per mode and batch signature: the eager loop
+    # leaves ``.grad`` None on the others and the optimizer skips them (no weight decay, no
+    # momentum step), so the compiled step must too. The recorded gradient cannot tell
+    # (an unreached parameter's zeros and a constant gradient both record as constants), so
+    # one eager backward pass per signature finds them, as the eager loop would.
+    reach_of = {}
+
+    def reached(X, y, modes):
+        key = (modes, np.shape(meta(X)), np.result_type(meta(X)).str, np.shape(meta(y)))
+        r = reach_of.get(key)
+        if r is None:
+            saved = [p.grad for p in params]
+            for p in params:
+                p.grad = None
+            try:
+                out = model(X)
+                target = y if prepare_target is None else prepare_target(y, out)
+                loss_fn(out, target).backward()
+                r = reach_of[key] = tuple(p.grad is not None for p in params)
+            finally:
+                for p, g in zip(params, saved):
+                    p.grad = g
+        return r
+
     def inputs(X, y, fused):
-        """(layout, leaves, plans) of this step; ``plans`` change nothing yet."""
+        """(layout, leaves, plans, reached) of this step; ``plans`` change nothing yet."""
         buffers = [np.asarray(meta(b)) for m in modules for b in m._buffers.values()
                    if b is not None]
         modes = tuple(m.training for m in modules)
+        reach = reached(X, y, modes)
         values = [p.value for p in params]
         leaves = values + buffers
         leaves.append(np.asarray(meta(X)))
         leaves.append(np.asarray(meta(y)))
         plans, layout, hypers, blocks, n_reads = [], [], [], {}, 0
         group_of = groups()
-        for p, v in zip(params, values):
-            group = group_of.get(id(p)) if fused else None
+        for p, v, hit in zip(params, values, reach):
+            group = group_of.get(id(p)) if fused and hit else None
             if group is None:
                 plans.append(None)
                 layout.append(None)
@@ -166,7 +191,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
             leaves.extend(reads)
             n_reads += len(reads)
         leaves.extend(hypers)
-        return (modes, len(buffers), n_reads, tuple(layout)), leaves, plans
+        return (modes, len(buffers), n_reads, tuple(layout)), leaves, plans, reach
 
     def write_back(flat, plans):
         """The replay's new values into the parameters' and the state's arrays: the i-th
@@ -202,10 +227,10 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
                         "eager loop (fit(..., compile=False)), or call model.eval() first.")
         optimizer.zero_grad()
         fused = fusable()
-        layout, leaves, plans = inputs(X, y, fused)
+        layout, leaves, plans, reach = inputs(X, y, fused)
         flat = run(layout, *leaves)
-        for p, g in zip(params, flat[2:2 + n_params]):
-            p.grad = g
+        for p, g, hit in zip(params, flat[2:2 + n_params], reach):
+            p.grad = g if hit else None
         if fused:
             write_back(flat, plans)
         else:
@@ -214,7 +239,7 @@ def _compile_step(model, loss_fn, optimizer, prepare_target=None):
         return float(flat[0])
 
     def program_of(X, y):
-        layout, leaves, _ = inputs(X, y, fusable())
+        layout, leaves, _, _ = inputs(X, y, fusable())
         return run.program(layout, *leaves)
 
     step.last_output = None

@@ -443,3 +443,38 @@ def test_the_eager_update_switch_gives_the_same_numbers(monkeypatch):
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_allclose(q.value, p.value, rtol=1e-13, atol=1e-15)
     _assert_same_state(oa, ob)
+
+
+class _TwoHeads(nn.Module):
+    """A model whose second head the loss never reaches (eager: its ``.grad`` stays None)."""
+
+    def __init__(self):
+        super().__init__()
+        self.used = nn.Linear(4, 3)
+        self.unused = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("opt", [lambda p: nn.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                 lambda p: nn.optim.AdamW(p, lr=1e-2, weight_decay=0.1)])
+def test_unreached_parameters_are_skipped_as_in_the_eager_loop(opt, fused, monkeypatch):
+    from autodiff.nn import compile as compile_module
+    monkeypatch.setattr(compile_module, "FUSED_UPDATE", fused)
+    rng = np.random.default_rng(5)
+    eager = _TwoHeads()
+    compiled = copy.deepcopy(eager)
+    o1, o2 = opt(eager.parameters()), opt(compiled.parameters())
+    step = nn.compile_step(compiled, nn.functional.mse_loss, o2)
+    for _ in range(3):
+        X, y = rng.standard_normal((8, 4)), rng.standard_normal((8, 3))
+        o1.zero_grad()
+        nn.functional.mse_loss(eager(X), y).backward()
+        o1.step()
+        step(X, y)
+    assert compiled.unused.weight.grad is None and eager.unused.weight.grad is None
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        np.testing.assert_allclose(b.value, a.value, rtol=1e-12, atol=1e-14)
+    assert compiled.unused.weight not in o2.state and id(compiled.unused.weight) not in o2.state
