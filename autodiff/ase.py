@@ -28,8 +28,10 @@ the helpers take the atoms' ``pbc`` unless given one.
 ((4, 3), (6,))
 """
 import contextvars
+import functools
 
 import numpy as np
+import scipy.sparse as _sps
 
 try:
     from ase import Atoms
@@ -41,7 +43,7 @@ except ImportError as e:  # pragma: no cover - exercised only without ASE
                       "(or pip install ase)") from e
 
 from .api import value_and_grad
-from .boxes import unbox
+from .boxes import meta, unbox
 
 __all__ = ["Calculator", "minimum_image", "all_pairs", "neighbor_list", "NeighborList"]
 
@@ -77,13 +79,46 @@ def minimum_image(d, cell, pbc=None):
 
 def all_pairs(positions, cell=None, pbc=None):
     """Every pair ``i < j`` once: ``(i, j, d)`` with ``d = r_j − r_i`` (minimum image when
-    periodic). ``sum(u(|d|))`` is then the pair energy with no double counting."""
+    periodic). ``sum(u(|d|))`` is then the pair energy with no double counting. ``i`` and
+    ``j`` are read-only (kept between calls for each atom count)."""
     n = len(positions)
+    i, j, B = _pairs(n, _float_dtype(positions))
+    mask = _pbc(pbc) if cell is not None else np.zeros(3, bool)
+    if not mask.any():
+        return i, j, B @ positions
+    # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
+    ds = B @ (positions @ np.linalg.inv(cell))
+    shift = np.round(unbox(ds))
+    if not mask.all():
+        shift = np.where(mask, shift, 0.0)
+    return i, j, (ds - shift) @ cell
+
+
+def _float_dtype(x):
+    dt = np.result_type(meta(x))
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _pairs(n, dtype):
     i, j = np.triu_indices(n, k=1)
-    d = positions[j] - positions[i]
-    if cell is not None and _pbc(pbc).any():
-        d = minimum_image(d, cell, pbc)
-    return i, j, d
+    i.setflags(write=False)
+    j.setflags(write=False)
+    return i, j, _difference_matrix(i, j, n, dtype)
+
+
+def _difference_matrix(i, j, n, dtype=np.float64):
+    """The sparse ``P × n`` matrix ``B`` with ``(B @ r)[p] = r[j[p]] − r[i[p]]`` (row ``p``:
+    −1 at column ``i[p]``, +1 at ``j[p]``; a pair of an atom with its own image is a zero
+    row). The pair gathers' reverse, two scatter-adds of ``P`` rows, is then one sparse
+    product ``Bᵀ ḡ``; the forward ``-r_i + r_j`` is exactly ``r_j - r_i``."""
+    P = len(i)
+    idx_t = np.int32 if max(n, 2 * P) < 2 ** 31 else np.int64
+    cols = np.empty(2 * P, idx_t)
+    cols[0::2], cols[1::2] = i, j
+    vals = np.empty(2 * P, dtype)
+    vals[0::2], vals[1::2] = -1, 1
+    return _sps.csr_array((vals, cols, np.arange(0, 2 * P + 1, 2, dtype=idx_t)), shape=(P, n))
 
 
 def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
@@ -96,7 +131,8 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     relaxations) a :class:`NeighborList` keeps its list between calls.
     """
     i, j, S = _search(positions, cell, cutoff, pbc, numbers)
-    return i, j, _displacements(positions, cell, i, j, S.astype(float))
+    B = _difference_matrix(i, j, len(positions), _float_dtype(positions))
+    return i, j, _displacements(positions, cell, B, S.astype(float))
 
 
 def _search(positions, cell, cutoff, pbc, numbers=None):
@@ -106,8 +142,9 @@ def _search(positions, cell, cutoff, pbc, numbers=None):
     return _ase_neighbor_list("ijS", atoms, float(cutoff))
 
 
-def _displacements(positions, cell, i, j, S):
-    return positions[j] - positions[i] + S @ cell
+def _displacements(positions, cell, B, S):
+    """``r_j − r_i + S h`` for every pair, ``B`` the pairs' difference matrix."""
+    return B @ positions + S @ cell
 
 
 class NeighborList:
@@ -140,12 +177,14 @@ class NeighborList:
                 > (0.5 * self.skin) ** 2):
             self._i, self._j, S = _search(r, h, self.cutoff + self.skin, mask)
             self._S = S.astype(float)
+            self._B = _difference_matrix(self._i, self._j, len(r))
             self._key, self._r0 = key, r.copy()
             self.rebuilds += 1
-        D0 = _displacements(r, h, self._i, self._j, self._S)
-        keep = np.sum(D0 * D0, axis=-1) < self.cutoff ** 2
+        D0 = _displacements(r, h, self._B, self._S)
+        keep = np.einsum("pi,pi->p", D0, D0) < self.cutoff ** 2
         i, j, S = self._i[keep], self._j[keep], self._S[keep]
-        return i, j, _displacements(positions, cell, i, j, S)
+        B = _difference_matrix(i, j, len(r), _float_dtype(positions))
+        return i, j, _displacements(positions, cell, B, S)
 
 
 def _voigt(s):

@@ -244,3 +244,43 @@ def test_energy_may_take_pbc_and_a_nonfinite_energy_raises():
     with pytest.raises(FloatingPointError):
         with np.errstate(divide="ignore", invalid="ignore"):
             a.get_potential_energy()
+
+
+def test_pair_helpers_match_explicit_gathers_in_both_modes():
+    # all_pairs / neighbor_list build displacements with a sparse difference matrix:
+    # the same numbers as r[j] - r[i] (+ S h), and the same derivatives (both modes,
+    # second order, float32 kept), with partial periodicity too.
+    atoms = argon(n=1, rattle=0.2, seed=11)
+    r, h = atoms.positions.copy(), atoms.cell.array.copy()
+    for pbc in (True, False, (True, False, True)):
+        i, j, d = all_pairs(r, h, pbc)
+        assert not i.flags.writeable and not j.flags.writeable
+        # (fractional coordinates per atom, then differences: equal to round-off)
+        np.testing.assert_allclose(d, minimum_image(r[j] - r[i], h, pbc), rtol=0,
+                                   atol=1e-13)
+
+        def ours(r, h):
+            return np.sum(np.exp(-0.1 * np.sum(all_pairs(r, h, pbc)[2] ** 2, axis=-1)))
+
+        def theirs(r, h):
+            i, j = np.triu_indices(len(r), k=1)
+            d = minimum_image(r[j] - r[i], h, pbc)
+            return np.sum(np.exp(-0.1 * np.sum(d ** 2, axis=-1)))
+        for tr in (ad.grad, ad.jacfwd, ad.hessian):
+            got = ad.tree.flatten(tr(ours, argnums=(0, 1))(r, h))[0]
+            want = ad.tree.flatten(tr(theirs, argnums=(0, 1))(r, h))[0]
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+        ad.check_grads(ours, (r, h), order=1, modes=("fwd", "rev"))
+    i, j, d = all_pairs(r)                          # no cell: plain differences
+    np.testing.assert_array_equal(d, r[j] - r[i])
+    r32, h32 = r.astype(np.float32), h.astype(np.float32)
+    assert all_pairs(r32, h32)[2].dtype == np.float32
+    assert all_pairs(r32)[2].dtype == np.float32
+    assert ad.grad(lambda r: np.sum(all_pairs(r, h32)[2] ** 2))(r32).dtype == np.float32
+    i, j, D = neighbor_list(r, h, 4.0)
+    S = ase.neighborlist.neighbor_list("S", atoms, 4.0)
+    np.testing.assert_allclose(D, r[j] - r[i] + S @ h, rtol=0, atol=1e-14)
+    g = ad.grad(lambda r: np.sum(neighbor_list(r, h, 4.0)[2] ** 3))(r)
+    want = ad.grad(lambda r: np.sum((r[j] - r[i] + S @ h) ** 3))(r)
+    np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
