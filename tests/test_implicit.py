@@ -392,3 +392,26 @@ def test_scalar_path_is_taken_at_first_order(monkeypatch):
     ad.jvp(lambda T: f(_e, T), (0.2,), (1.0,))
     ad.jacrev(f)(_e, 0.2)
     assert seen == ["_root_vjp_scalar", "_root_jvp_scalar", "_root_vjp_scalar"]
+
+
+def test_batched_matvec_rules_equal_the_unbatched_ones():
+    # ops/linalg.py folds a batch of matrix-vector products (jacfwd/jacrev of J @ x, as
+    # in the dense tangent system of a fixed point) into one matrix product
+    rng = np.random.default_rng(2)
+    for dt in (np.float64, np.float32, np.complex128):
+        J = (rng.standard_normal((6, 5)) + (1j * rng.standard_normal((6, 5))
+                                             if dt is np.complex128 else 0)).astype(dt)
+        x = rng.standard_normal(5).astype(dt)
+        for f in (lambda x: J @ x, lambda x: x @ J.T, lambda x: np.tanh(J @ x) @ J):
+            hol = dt is np.complex128
+            jf = ad.jacfwd(f, holomorphic=True)(x) if hol else ad.jacfwd(f)(x)
+            jr = ad.jacrev(f, holomorphic=True)(x) if hol else ad.jacrev(f)(x)
+            cols = np.stack([ad.jvp(f, (x,), (e,))[1] for e in np.eye(5, dtype=dt)], -1)
+            assert jf.dtype == jr.dtype == np.result_type(f(x))
+            tol = 1e-5 if dt is np.float32 else 1e-13
+            np.testing.assert_allclose(jf, cols, rtol=tol, atol=tol)
+            np.testing.assert_allclose(jr, cols, rtol=tol, atol=tol)
+    A = rng.standard_normal((3, 4, 4))              # stacks still broadcast as before
+    y = rng.standard_normal((4, 2))
+    close(ad.jacfwd(lambda y: A @ y)(y), ad.jacrev(lambda y: A @ y)(y), rtol=1e-13)
+    close(ad.jacfwd(lambda y: np.ones((0, 4)) @ y)(y), np.zeros((0, 2, 4, 2)))
