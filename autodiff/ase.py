@@ -85,9 +85,9 @@ def all_pairs(positions, cell=None, pbc=None):
     i, j, B = _pairs(n, _float_dtype(positions))
     mask = _pbc(pbc) if cell is not None else np.zeros(3, bool)
     if not mask.any():
-        return i, j, B @ positions
+        return i, j, _differences(B, i, j, positions)
     # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
-    ds = B @ (positions @ np.linalg.inv(cell))
+    ds = _differences(B, i, j, positions @ np.linalg.inv(cell))
     shift = np.round(unbox(ds))
     if not mask.all():
         shift = np.where(mask, shift, 0.0)
@@ -132,7 +132,7 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     """
     i, j, S = _search(positions, cell, cutoff, pbc, numbers)
     B = _difference_matrix(i, j, len(positions), _float_dtype(positions))
-    return i, j, _displacements(positions, cell, B, S.astype(float))
+    return i, j, _displacements(positions, cell, B, S.astype(float), i, j)
 
 
 def _search(positions, cell, cutoff, pbc, numbers=None):
@@ -142,9 +142,15 @@ def _search(positions, cell, cutoff, pbc, numbers=None):
     return _ase_neighbor_list("ijS", atoms, float(cutoff))
 
 
-def _displacements(positions, cell, B, S):
+def _differences(B, i, j, x):
+    """``x[j] − x[i]`` by the difference matrix (no pairs: the gathers, which keep the
+    empty shapes in both sweeps)."""
+    return B @ x if len(i) else x[j] - x[i]
+
+
+def _displacements(positions, cell, B, S, i, j):
     """``r_j − r_i + S h`` for every pair, ``B`` the pairs' difference matrix."""
-    return B @ positions + S @ cell
+    return _differences(B, i, j, positions) + S @ cell
 
 
 class NeighborList:
@@ -164,7 +170,7 @@ class NeighborList:
         if cutoff <= 0 or skin < 0:
             raise ValueError(f"need cutoff > 0 and skin >= 0, got {cutoff} and {skin}")
         self.cutoff, self.skin = float(cutoff), float(skin)
-        self._key = None
+        self._key = self._kept = None
         self.rebuilds = 0
 
     def __call__(self, positions, cell, pbc=None):
@@ -179,12 +185,22 @@ class NeighborList:
             self._S = S.astype(float)
             self._B = _difference_matrix(self._i, self._j, len(r))
             self._key, self._r0 = key, r.copy()
+            self._kept = None
             self.rebuilds += 1
-        D0 = _displacements(r, h, self._B, self._S)
+        D0 = _displacements(r, h, self._B, self._S, self._i, self._j)
         keep = np.einsum("pi,pi->p", D0, D0) < self.cutoff ** 2
-        i, j, S = self._i[keep], self._j[keep], self._S[keep]
-        B = _difference_matrix(i, j, len(r), _float_dtype(positions))
-        return i, j, _displacements(positions, cell, B, S)
+        dtype = _float_dtype(positions)
+        # The pairs within the cutoff change only when one crosses it: keep them (and
+        # their difference matrix) until the mask differs.
+        if self._kept is None or self._kept[0] != dtype or not np.array_equal(keep,
+                                                                              self._keep):
+            i, j, S = self._i[keep], self._j[keep], self._S[keep]
+            i.setflags(write=False)
+            j.setflags(write=False)
+            self._keep = keep
+            self._kept = (dtype, i, j, S, _difference_matrix(i, j, len(r), dtype))
+        _, i, j, S, B = self._kept
+        return i, j, _displacements(positions, cell, B, S, i, j)
 
 
 def _voigt(s):

@@ -272,6 +272,11 @@ def test_pair_helpers_match_explicit_gathers_in_both_modes():
             for a, b in zip(got, want):
                 np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
         ad.check_grads(ours, (r, h), order=1, modes=("fwd", "rev"))
+    for m in (0, 1):                                # no pairs: empty, in both sweeps
+        assert all_pairs(r[:m], h)[2].shape == (0, 3)
+        np.testing.assert_array_equal(
+            ad.grad(lambda r: np.sum(all_pairs(r, h)[2] ** 2) + np.sum(r))(r[:m]),
+            np.ones((m, 3)))
     i, j, d = all_pairs(r)                          # no cell: plain differences
     np.testing.assert_array_equal(d, r[j] - r[i])
     r32, h32 = r.astype(np.float32), h.astype(np.float32)
@@ -284,3 +289,23 @@ def test_pair_helpers_match_explicit_gathers_in_both_modes():
     g = ad.grad(lambda r: np.sum(neighbor_list(r, h, 4.0)[2] ** 3))(r)
     want = ad.grad(lambda r: np.sum((r[j] - r[i] + S @ h) ** 3))(r)
     np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+
+def test_verlet_list_follows_pairs_crossing_the_cutoff_between_rebuilds():
+    # a dimer in a large box, moved across the cutoff in steps below skin/2: no rebuild,
+    # but the returned pairs follow (the kept pairs are reused only while the mask holds)
+    nl = NeighborList(3.0, skin=1.0)
+    h = np.eye(3) * 20.0
+    seen = []
+    for x in (2.8, 2.9, 3.1, 3.2, 2.95):
+        r = np.array([[5.0, 5.0, 5.0], [5.0 + x, 5.0, 5.0]])
+        i, j, D = nl(r, h)
+        want = neighbor_list(r, h, 3.0)
+        assert sorted(zip(i, j)) == sorted(zip(*want[:2]))
+        np.testing.assert_allclose(np.abs(D[:, 0]), x if len(i) else [], rtol=1e-14)
+        g = ad.grad(lambda r: np.sum(nl(r, h)[2] ** 2))(r)
+        np.testing.assert_allclose(g, np.array([[-4 * x, 0, 0], [4 * x, 0, 0]])
+                                   if x < 3.0 else np.zeros((2, 3)), rtol=1e-14)
+        seen.append(len(i))
+    assert seen == [2, 2, 0, 0, 2] and nl.rebuilds == 1
+    assert not i.flags.writeable
