@@ -43,7 +43,8 @@ except ImportError as e:  # pragma: no cover - exercised only without ASE
                       "(or pip install ase)") from e
 
 from .api import value_and_grad
-from .boxes import meta, unbox
+from .boxes import data, meta, unbox
+from .tracing import jit as _jit
 
 __all__ = ["Calculator", "minimum_image", "all_pairs", "neighbor_list", "NeighborList"]
 
@@ -73,7 +74,7 @@ def minimum_image(d, cell, pbc=None):
     if not mask.any():
         return d
     s = d @ np.linalg.inv(cell)
-    shift = np.where(mask, np.round(unbox(s)), 0.0)
+    shift = np.where(mask, np.round(data(s)), 0.0)     # (recorded under ad.jit)
     return (s - shift) @ cell
 
 
@@ -88,7 +89,7 @@ def all_pairs(positions, cell=None, pbc=None):
         return i, j, _differences(B, i, j, positions)
     # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
     ds = _differences(B, i, j, positions @ np.linalg.inv(cell))
-    shift = np.round(unbox(ds))
+    shift = np.round(data(ds))
     if not mask.all():
         shift = np.where(mask, shift, 0.0)
     return i, j, (ds - shift) @ cell
@@ -218,11 +219,18 @@ class Calculator(_ASECalculator):
 
     ``energy`` may also take a ``pbc`` keyword (the atoms' periodic directions); the
     helpers of this module use them by default either way.
+
+    ``jit=True`` records the sweep with ``ad.jit`` once per signature (atom count, dtypes,
+    ``pbc``) and replays it: ``ad.jit``'s semantics, so arrays ``energy`` closes over are
+    constants of the recording. It pays for energies whose Python decisions do not read the
+    positions (:func:`all_pairs`); a neighbour search reads them, so with
+    :func:`neighbor_list` or a :class:`NeighborList` each call records again (right, but
+    slower than ``jit=False``).
     """
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
     nolabel = True
 
-    def __init__(self, energy, **kwargs):
+    def __init__(self, energy, jit=False, **kwargs):
         super().__init__(**kwargs)
         self.energy = energy
         try:
@@ -232,9 +240,15 @@ class Calculator(_ASECalculator):
                 p.kind is p.VAR_KEYWORD for p in params.values())
         except (TypeError, ValueError):
             self._takes_pbc = False
-        self._sweep = value_and_grad(self._strained, argnums=(0, 1))
+        self.jit = bool(jit)
+        sweep = value_and_grad(self._strained, argnums=(0, 1))
+        sweep_r = value_and_grad(self._unstrained)
+        if self.jit:        # pbc (a tuple of bools) is static: the helpers read it
+            sweep, sweep_r = _jit(sweep, static_argnums=(4,)), _jit(sweep_r, static_argnums=(3,))
+        self._sweep, self._sweep_r = sweep, sweep_r
 
     def _call(self, positions, cell, numbers, pbc):
+        pbc = np.array(pbc, dtype=bool)
         if self._takes_pbc:
             return self.energy(positions, cell, numbers, pbc=pbc)
         return self.energy(positions, cell, numbers)
@@ -244,25 +258,27 @@ class Calculator(_ASECalculator):
         deform = np.eye(3) + strain
         return self._call(positions @ deform.T, cell @ deform.T, numbers, pbc)
 
+    def _unstrained(self, positions, cell, numbers, pbc):
+        return self._call(positions, cell, numbers, pbc)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         positions = np.array(atoms.positions, dtype=float)
         cell = np.array(atoms.cell.array, dtype=float)
         numbers = np.array(atoms.numbers)
-        pbc = np.array(atoms.pbc, dtype=bool)
+        pbc = tuple(bool(p) for p in np.broadcast_to(atoms.pbc, (3,)))
         periodic_cell = atoms.cell.rank == 3
         if "stress" in properties and not periodic_cell:
             raise PropertyNotImplementedError(
                 "stress needs a three-dimensional cell (atoms.cell.rank == 3)")
-        token = _current_pbc.set(pbc)
+        token = _current_pbc.set(np.array(pbc, dtype=bool))
         try:
             if periodic_cell:
                 energy, (grad_r, grad_e) = self._sweep(positions, np.zeros((3, 3)), cell,
                                                        numbers, pbc)
             else:
-                energy, grad_r = value_and_grad(
-                    lambda r: self._call(r, cell, numbers, pbc))(positions)
+                energy, grad_r = self._sweep_r(positions, cell, numbers, pbc)
                 grad_e = None
         finally:
             _current_pbc.reset(token)

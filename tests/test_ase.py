@@ -309,3 +309,33 @@ def test_verlet_list_follows_pairs_crossing_the_cutoff_between_rebuilds():
         seen.append(len(i))
     assert seen == [2, 2, 0, 0, 2] and nl.rebuilds == 1
     assert not i.flags.writeable
+
+
+def test_jit_calculator_replays_and_records_again_when_it_must():
+    atoms = argon(n=3, rattle=0.1, seed=9)
+    eager, jitted = Calculator(lj_all_pairs), Calculator(lj_all_pairs, jit=True)
+    for step in range(3):
+        atoms.positions[step, 1] += 0.07          # moved atoms: replayed, ASE's numbers
+        a, _ = compare(atoms, jitted, ase_lj())
+        b, _ = compare(atoms, eager, ase_lj())
+        np.testing.assert_array_equal(a.get_forces(), b.get_forces())
+    assert jitted._sweep.recordings == 1
+    compare(argon(n=4, rattle=0.1), jitted, ase_lj())            # another atom count
+    assert jitted._sweep.recordings == 2
+    m = atoms.copy()
+    m.pbc = (True, True, False)                                  # another pbc: recorded
+    compare(m, jitted, Calculator(lj_all_pairs))
+    assert jitted._sweep.recordings == 3
+    # a neighbour list reads the positions: each new configuration records again, right
+    nl = NeighborList(RC)
+    calc = Calculator(lambda r, h, z: 0.5 * np.sum(lj_pair(np.sum(nl(r, h)[2] ** 2, -1))),
+                      jit=True)
+    for step in range(2):
+        atoms.positions[0, 0] += 0.05
+        compare(atoms, calc, ase_lj())
+    assert calc._sweep.recordings == 2
+    mol = molecule("CH4")                                        # no cell: forces only
+    mol.calc = Calculator(lambda r, h, z: np.sum(all_pairs(r)[2] ** 2), jit=True)
+    i, j = np.triu_indices(5, k=1)
+    np.testing.assert_allclose(mol.get_forces(), -ad.grad(
+        lambda r: np.sum((r[j] - r[i]) ** 2))(mol.positions), rtol=1e-13, atol=1e-13)
