@@ -534,7 +534,8 @@ def _compiled_sweep(spec, ans, dleaves):
     an ``ad.jit`` function (or a param is not an array or number)."""
     F = spec.owner.F
     tracing = sys.modules.get(__package__ + ".tracing")
-    if tracing is None or type(F) is not tracing._Jitted:
+    if tracing is None or type(F) is not tracing._Jitted or F.static_argnums \
+            or F.static_argnames:       # (static params would reach F as traced values)
         return None
     leaves = list(spec.leaves)
     for i, v in zip(spec.tracked, dleaves):

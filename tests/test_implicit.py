@@ -415,3 +415,16 @@ def test_batched_matvec_rules_equal_the_unbatched_ones():
     y = rng.standard_normal((4, 2))
     close(ad.jacfwd(lambda y: A @ y)(y), ad.jacrev(lambda y: A @ y)(y), rtol=1e-13)
     close(ad.jacfwd(lambda y: np.ones((0, 4)) @ y)(y), np.zeros((0, 2, 4, 2)))
+
+
+def test_jitted_residual_with_static_params_stays_eager():
+    F = ad.jit(lambda mu, e, T, n, kind: occupation(mu, e, T, n) * (2.0 if kind == "x2"
+                                                                   else 1.0),
+               static_argnums=(4,))
+
+    @ad.custom_root(F)
+    def fermi(mu0, e, T, n, kind):
+        return so.brentq(occupation, -10.0, 10.0, args=(e, T, n), xtol=1e-14)
+    g = ad.grad(lambda T: fermi(0.0, _e, T, 18.0, "x2"))(0.2)
+    close(g, ad.grad(lambda T: fermi_scalar(0.0, _e, T, 18.0))(0.2), rtol=1e-12)
+    assert F not in implicit._SWEEPS
