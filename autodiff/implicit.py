@@ -18,7 +18,9 @@ uses ``F = T(x) - x``). Two primitives carry them:
 Both rules call the tangent solve again, so every order of derivative is one more linear solve
 with the same matrix (factorised once per call) and never another run of the solver. In the
 common first-order case (nothing tracked by an outer transform, a dense system) ``∂F/∂x``
-and ``∂F/∂θ`` come from one sweep of ``F`` together. ``x0``
+and ``∂F/∂θ`` come from one sweep of ``F`` together; for a scalar unknown that sweep records
+``F`` on the scalar itself and the tangent solve is a division, and an ``F`` given as an
+``ad.jit`` function has the sweep recorded once per signature and replayed. ``x0``
 gets no derivative (JAX's semantics). A tangent system that cannot be solved (a singular
 ``∂F/∂x``, a Krylov solve that does not converge) raises instead of returning a number.
 """
