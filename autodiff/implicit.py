@@ -18,13 +18,17 @@ uses ``F = T(x) - x``). Two primitives carry them:
 Both rules call the tangent solve again, so every order of derivative is one more linear solve
 with the same matrix (factorised once per call) and never another run of the solver. In the
 common first-order case (nothing tracked by an outer transform, a dense system) ``∂F/∂x``
-and ``∂F/∂θ`` come from one sweep of ``F`` together. ``x0``
+and ``∂F/∂θ`` come from one sweep of ``F`` together; for a scalar unknown that sweep records
+``F`` on the scalar itself and the tangent solve is a division, and an ``F`` given as an
+``ad.jit`` function has the sweep recorded once per signature and replayed. ``x0``
 gets no derivative (JAX's semantics). A tangent system that cannot be solved (a singular
 ``∂F/∂x``, a Krylov solve that does not converge) raises instead of returning a number.
 """
 import functools
 import importlib
 import math
+import sys
+import weakref
 
 import numpy as np
 
@@ -352,6 +356,8 @@ def _root_jvp(tangents, ans, *dleaves, spec):
         k = next(i for i, t in enumerate(tangents) if t is not None)
         return np.zeros(_lead(tangents[k], dleaves[k]) + (0,), spec.dtype)
     if _dense(spec) and _plain(ans, *dleaves, *tangents):
+        if spec.xshapes == [()]:
+            return _root_jvp_scalar(tangents, ans, dleaves, spec)
         return _root_jvp_dense(tangents, ans, dleaves, spec)
     u = _push_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), list(tangents))
     if u is None:
@@ -364,6 +370,8 @@ def _root_vjp(g, ans, *dleaves, spec):
         return [np.zeros(_lead(g, ans) + shape_of(x), np.result_type(unbox(x)))
                 for x in dleaves]
     if _dense(spec) and _plain(g, ans, *dleaves):
+        if spec.xshapes == [()]:
+            return _root_vjp_scalar(g, ans, dleaves, spec)
         return _root_vjp_dense(g, ans, dleaves, spec)
     mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
     return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
@@ -429,6 +437,157 @@ def _root_vjp_dense(g, ans, dleaves, spec):
         cts = [-c for c in sweep([MU], nb=1)[1:]]
     return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
             for c, x in zip(cts, dleaves)]
+
+
+# A scalar unknown (one 0-d leaf, the root_scalar/brentq family), first order, nothing
+# tracked outside: F is recorded on the scalar itself (no flat vector, no index or reshape
+# in the recording), ∂F/∂x and ∂F/∂θ come from one sweep and the tangent solve is a
+# division. The numbers are those of the dense path with n = 1.
+def _one_entry(spec, out):
+    leaves = flatten(out)[0]
+    if len(leaves) != 1 or math.prod(shape_of(leaves[0])) != 1:
+        size = sum(math.prod(shape_of(v)) for v in leaves)
+        raise ValueError(
+            f"{spec.owner.name}: the residual has {size} entries for a solution of 1: "
+            "F(x, *params) must return as many numbers as x holds (a square system).")
+    return leaves[0]
+
+
+def _scalar_residual(spec):
+    def F(x, *ls):
+        args, kwargs = spec.params(ls)
+        return _one_entry(spec, spec.owner.residual(unflatten(spec.xtree, [x]), args, kwargs))
+    return F
+
+
+def _scalar_slope(spec, a):
+    """``∂F/∂x`` at the root as a float, refused where the theorem gives no derivative."""
+    a = float(np.reshape(np.asarray(a, dtype=np.float64), ()))
+    if not np.isfinite(a):
+        raise np.linalg.LinAlgError(
+            f"{spec.owner.name}: ∂F/∂x at the solution holds non-finite values; the "
+            "implicit function theorem gives no derivative there.")
+    if a == 0:
+        raise np.linalg.LinAlgError(
+            f"{spec.owner.name}: ∂F/∂x is singular at the solution (it is 0): the root is "
+            "not isolated, so the implicit function theorem gives no derivative. Check that "
+            "F has an isolated root in x there (for a fixed point: that ∂T/∂x ≠ 1).")
+    return a
+
+
+def _root_jvp_scalar(tangents, ans, dleaves, spec):
+    """ẋ = -(∂F/∂θ·θ̇) / (∂F/∂x): one forward sweep of 1 + B directions (or, for an F given
+    as an ``ad.jit`` function, its compiled reverse sweep contracted with θ̇)."""
+    k = next(i for i, t in enumerate(tangents) if t is not None)
+    lead = _lead(tangents[k], dleaves[k])
+    nb = math.prod(lead) if lead else 1
+    dt = np.result_type(spec.dtype, *[t for t in tangents if t is not None])
+    compiled = _compiled_sweep(spec, ans, dleaves)
+    if compiled is not None:
+        a, grads = compiled
+        U = np.zeros(nb)
+        for t, b in zip(tangents, grads):
+            if t is not None:
+                U = U + np.reshape(t, (nb, -1)) @ np.reshape(np.asarray(b, np.float64), (-1,))
+        U = U.reshape(nb, 1)
+    else:
+        seeds = [np.concatenate([np.ones(1, dt), np.zeros(nb, dt)])]
+        for t, v in zip(tangents, dleaves):
+            if t is not None:
+                shape = shape_of(v)
+                t = np.concatenate([np.zeros((1,) + shape, dt),
+                                    np.reshape(t, (nb,) + shape).astype(dt, copy=False)])
+            seeds.append(t)
+        T = _push_flat(_scalar_residual(spec), [ans[0], *dleaves], seeds)
+        T = np.zeros((1 + nb, 1)) if T is None else \
+            np.reshape(np.asarray(T, dtype=np.float64), (1 + nb, 1))
+        a, U = T[0, 0], T[1:]
+    Y = (-U / _scalar_slope(spec, a)).astype(dt, copy=False)
+    return np.reshape(Y, lead + (1,)) if lead else Y[0]
+
+
+def _root_vjp_scalar(g, ans, dleaves, spec):
+    """θ̄ = -(x̄ / (∂F/∂x)) ∂F/∂θ: one reverse sweep of F gives ∂F/∂x and ∂F/∂θ together."""
+    compiled = _compiled_sweep(spec, ans, dleaves)
+    if compiled is not None:
+        a, rows = compiled
+    else:
+        _, _, values, sweep = _pull(_scalar_residual(spec), None, [ans[0], *dleaves],
+                                    lambda ls: ls, transform="custom_root")
+        r = values[0]
+        a, *rows = sweep([np.ones(shape_of(r), np.result_type(r))])
+    MU = np.reshape(np.asarray(g, dtype=np.float64), (-1, 1)) / _scalar_slope(spec, a)
+    lead = _lead(g, ans)
+    cts = [(-MU) * np.reshape(b, (1, -1)) for b in rows]
+    return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
+            for c, x in zip(cts, dleaves)]
+
+
+# F given as an ``ad.jit`` function: its caller has accepted jit's semantics for F (arrays
+# it closes over are constants of its program), so the sweep of F at the root may be
+# recorded once per signature too and replayed; F's own recording is inlined into it.
+# Kept per F (weakly), per params layout and kind of residual.
+_SWEEPS = weakref.WeakKeyDictionary()
+_ARRAYLIKE = (np.ndarray, np.generic, float, int)
+
+
+def _compiled_sweep(spec, ans, dleaves):
+    """``(∂F/∂x, [∂F/∂θ_k])`` at the root from a compiled sweep, or ``None`` when F is not
+    an ``ad.jit`` function (or a param is not an array or number)."""
+    F = spec.owner.F
+    tracing = sys.modules.get(__package__ + ".tracing")
+    if tracing is None or type(F) is not tracing._Jitted or F.static_argnums \
+            or F.static_argnames:       # (static params would reach F as traced values)
+        return None
+    leaves = list(spec.leaves)
+    for i, v in zip(spec.tracked, dleaves):
+        leaves[i] = v
+    if not all(isinstance(v, _ARRAYLIKE) for v in leaves):
+        return None
+    key = (spec.ptree, tuple(spec.tracked), spec.xtree, type(spec.owner))
+    per_f = _SWEEPS.setdefault(F, {})
+    fn = per_f.get(key)
+    if fn is None:
+        fn = per_f[key] = tracing.jit(_sweep_function(spec))
+    return fn(ans[0], *leaves)
+
+
+def _sweep_function(spec):
+    """``(x, *leaves) ↦ (∂F/∂x, ∂F/∂θ_tracked…)``, built from nothing of this call but its
+    layout (the jitted function outlives it)."""
+    from .api import grad
+    owner, ptree, tracked, xtree = spec.owner, spec.ptree, list(spec.tracked), spec.xtree
+    residual = type(owner).residual
+    stand_in = _Stand(owner.F, owner.name)      # residual() reads only .F and .name
+
+    def sweep(x, *leaves):
+        def r(x, *tl):
+            ls = list(leaves)
+            for i, v in zip(tracked, tl):
+                ls[i] = v
+            args, kwargs = unflatten(ptree, ls)
+            out = _one_entry(stand_in, residual(stand_in, unflatten(xtree, [x]), args, kwargs))
+            return np.reshape(out, ())
+        return grad(r, argnums=tuple(range(1 + len(tracked))))(
+            x, *[leaves[i] for i in tracked])
+
+    def compiled(x, *leaves):
+        a, *rows = sweep(x, *leaves)
+        return a, rows
+    return compiled
+
+
+class _Stand:
+    """What a residual and its error messages read of the solver object; F held weakly,
+    as ``_SWEEPS`` holds it (a strong reference from its own entry would keep it alive)."""
+
+    def __init__(self, F, name):
+        self._F, self.name = weakref.ref(F), name
+        self.owner = self
+
+    @property
+    def F(self):
+        return self._F()
 
 
 def _plain_tree(t):

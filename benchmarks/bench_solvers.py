@@ -31,7 +31,8 @@ ARGS, CFG = harness.parse_args(
     repeats=("rounds per workload", 11, 3),
     min_time=("minimum seconds per timing; sets the inner loop count", 0.05, 0.01),
     budget=("seconds one contender may spend timing one workload", 10.0, 1.0),
-    only="comma-separated workloads to run: fermi,fermi20k,bratu,meanfield")
+    only="comma-separated workloads to run: fermi,fermi20k,fermi_jit,fermi20k_jit,bratu,"
+         "meanfield")
 PINNED_CPU = harness.pin_to_one_core(ARGS.cpu)
 
 import numpy as np  # noqa: E402
@@ -70,27 +71,51 @@ def central(f, x, dx, h=1e-5):
 
 
 # ----- the workloads ---------------------------------------------------------------------
-def workload_fermi(levels=2000):
-    """brentq: the Fermi level mu with sum_i f_FD(e_i, mu, T) = N for ``levels`` levels."""
+class SolveCounter:
+    """``scipy.optimize`` as ``autodiff.scipy.optimize`` sees it, counting the brentq solves
+    (for an ``F`` given as ``ad.jit`` function, whose replays run no Python to count)."""
+
+    def __init__(self):
+        self.plain = 0
+
+    def __getattr__(self, name):
+        return getattr(so, name)
+
+    def brentq(self, *a, **k):
+        self.plain += 1
+        return so.brentq(*a, **k)
+
+
+SOLVES = SolveCounter()
+aso._so = SOLVES
+
+
+def workload_fermi(levels=2000, jit=False):
+    """brentq: the Fermi level mu with sum_i f_FD(e_i, mu, T) = N for ``levels`` levels;
+    with ``jit``, F is given as ``ad.jit(occ)`` (its sweep at the root is then compiled
+    too)."""
     rng = np.random.default_rng(0)
     e = np.sort(rng.standard_normal(levels))
     T, N = 0.05, 0.45 * levels
 
     def occ(mu, e, T):
         return np.sum(1.0 / (1.0 + np.exp((e - mu) / T))) - N
-    g = counted(occ)
-    mu = lambda e, T: aso.brentq(g, -10.0, 10.0, args=(e, T))
+    g = SOLVES if jit else counted(occ)
+    F = ad.jit(occ) if jit else g
+    mu = lambda e, T: aso.brentq(F, -10.0, 10.0, args=(e, T))
     de = rng.standard_normal(e.shape)
+    tag = ", F = ad.jit(occ)" if jit else ""
     return Workload(
-        f"fermi{levels}", f"brentq, Fermi level of {levels} levels: dmu/de (grad), dmu/dT "
-        "(jvp)",
+        f"fermi{levels}", f"brentq, Fermi level of {levels} levels{tag}: dmu/de (grad), "
+        "dmu/dT (jvp)",
         lambda: mu(e, T),
         [("grad dmu/d(e, T)", lambda: ad.grad(mu, argnums=(0, 1))(e, T),
           lambda: (ad.grad(mu)(e, T) @ de, central(lambda s: mu(e + s * de, T), 0.0, 1.0))),
          ("jvp dmu/dT", lambda: ad.jvp(lambda T: mu(e, T), (T,), (1.0,))[1],
           lambda: (ad.jvp(lambda T: mu(e, T), (T,), (1.0,))[1],
                    central(lambda s: mu(e, T + s), 0.0, 1.0)))],
-        [("scipy.optimize.brentq", lambda: so.brentq(g, -10.0, 10.0, args=(e, T)))], g)
+        [] if jit else [("scipy.optimize.brentq", lambda: so.brentq(g, -10.0, 10.0,
+                                                                    args=(e, T)))], g)
 
 
 def workload_bratu():
@@ -147,6 +172,8 @@ def workload_meanfield():
 
 
 WORKLOADS = {"fermi": workload_fermi, "fermi20k": lambda: workload_fermi(20000),
+             "fermi_jit": lambda: workload_fermi(jit=True),
+             "fermi20k_jit": lambda: workload_fermi(20000, jit=True),
              "bratu": workload_bratu, "meanfield": workload_meanfield}
 
 
@@ -217,7 +244,8 @@ def main():
            "the plain solve, then every derivative call); inner loops sized so each timing "
            f"lasts ≥ {CFG.min_time * 1e3:.0f} ms; figure = median over rounds of (call time "
            "/ solve time). *solver runs* counts SciPy's plain-value calls of the function "
-           "during one derivative call, in solves. *rel. err* is against a central finite "
+           "during one derivative call, in solves (for `F = ad.jit(occ)`, the calls of SciPy's "
+           "brentq). *rel. err* is against a central finite "
            "difference (h = 1e-5) of the solve.",
            f"- **Load average** (1 min) at end: {harness.loadavg()}", "",
            "| workload | call | solve | call time | ratio | solver runs | rel. err vs FD | "

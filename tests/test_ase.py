@@ -244,3 +244,98 @@ def test_energy_may_take_pbc_and_a_nonfinite_energy_raises():
     with pytest.raises(FloatingPointError):
         with np.errstate(divide="ignore", invalid="ignore"):
             a.get_potential_energy()
+
+
+def test_pair_helpers_match_explicit_gathers_in_both_modes():
+    # all_pairs / neighbor_list build displacements with a sparse difference matrix:
+    # the same numbers as r[j] - r[i] (+ S h), and the same derivatives (both modes,
+    # second order, float32 kept), with partial periodicity too.
+    atoms = argon(n=1, rattle=0.2, seed=11)
+    r, h = atoms.positions.copy(), atoms.cell.array.copy()
+    for pbc in (True, False, (True, False, True)):
+        i, j, d = all_pairs(r, h, pbc)
+        assert not i.flags.writeable and not j.flags.writeable
+        # (fractional coordinates per atom, then differences: equal to round-off)
+        np.testing.assert_allclose(d, minimum_image(r[j] - r[i], h, pbc), rtol=0,
+                                   atol=1e-13)
+
+        def ours(r, h):
+            return np.sum(np.exp(-0.1 * np.sum(all_pairs(r, h, pbc)[2] ** 2, axis=-1)))
+
+        def theirs(r, h):
+            i, j = np.triu_indices(len(r), k=1)
+            d = minimum_image(r[j] - r[i], h, pbc)
+            return np.sum(np.exp(-0.1 * np.sum(d ** 2, axis=-1)))
+        for tr in (ad.grad, ad.jacfwd, ad.hessian):
+            got = ad.tree.flatten(tr(ours, argnums=(0, 1))(r, h))[0]
+            want = ad.tree.flatten(tr(theirs, argnums=(0, 1))(r, h))[0]
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+        ad.check_grads(ours, (r, h), order=1, modes=("fwd", "rev"))
+    for m in (0, 1):                                # no pairs: empty, in both sweeps
+        assert all_pairs(r[:m], h)[2].shape == (0, 3)
+        np.testing.assert_array_equal(
+            ad.grad(lambda r: np.sum(all_pairs(r, h)[2] ** 2) + np.sum(r))(r[:m]),
+            np.ones((m, 3)))
+    i, j, d = all_pairs(r)                          # no cell: plain differences
+    np.testing.assert_array_equal(d, r[j] - r[i])
+    r32, h32 = r.astype(np.float32), h.astype(np.float32)
+    assert all_pairs(r32, h32)[2].dtype == np.float32
+    assert all_pairs(r32)[2].dtype == np.float32
+    assert ad.grad(lambda r: np.sum(all_pairs(r, h32)[2] ** 2))(r32).dtype == np.float32
+    i, j, D = neighbor_list(r, h, 4.0)
+    S = ase.neighborlist.neighbor_list("S", atoms, 4.0)
+    np.testing.assert_allclose(D, r[j] - r[i] + S @ h, rtol=0, atol=1e-14)
+    g = ad.grad(lambda r: np.sum(neighbor_list(r, h, 4.0)[2] ** 3))(r)
+    want = ad.grad(lambda r: np.sum((r[j] - r[i] + S @ h) ** 3))(r)
+    np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+
+def test_verlet_list_follows_pairs_crossing_the_cutoff_between_rebuilds():
+    # a dimer in a large box, moved across the cutoff in steps below skin/2: no rebuild,
+    # but the returned pairs follow (the kept pairs are reused only while the mask holds)
+    nl = NeighborList(3.0, skin=1.0)
+    h = np.eye(3) * 20.0
+    seen = []
+    for x in (2.8, 2.9, 3.1, 3.2, 2.95):
+        r = np.array([[5.0, 5.0, 5.0], [5.0 + x, 5.0, 5.0]])
+        i, j, D = nl(r, h)
+        want = neighbor_list(r, h, 3.0)
+        assert sorted(zip(i, j)) == sorted(zip(*want[:2]))
+        np.testing.assert_allclose(np.abs(D[:, 0]), x if len(i) else [], rtol=1e-14)
+        g = ad.grad(lambda r: np.sum(nl(r, h)[2] ** 2))(r)
+        np.testing.assert_allclose(g, np.array([[-4 * x, 0, 0], [4 * x, 0, 0]])
+                                   if x < 3.0 else np.zeros((2, 3)), rtol=1e-14)
+        seen.append(len(i))
+    assert seen == [2, 2, 0, 0, 2] and nl.rebuilds == 1
+    assert not i.flags.writeable
+
+
+def test_jit_calculator_replays_and_records_again_when_it_must():
+    atoms = argon(n=3, rattle=0.1, seed=9)
+    eager, jitted = Calculator(lj_all_pairs), Calculator(lj_all_pairs, jit=True)
+    for step in range(3):
+        atoms.positions[step, 1] += 0.07          # moved atoms: replayed, ASE's numbers
+        a, _ = compare(atoms, jitted, ase_lj())
+        b, _ = compare(atoms, eager, ase_lj())
+        np.testing.assert_array_equal(a.get_forces(), b.get_forces())
+    assert jitted._sweep.recordings == 1
+    compare(argon(n=4, rattle=0.1), jitted, ase_lj())            # another atom count
+    assert jitted._sweep.recordings == 2
+    m = atoms.copy()
+    m.pbc = (True, True, False)                                  # another pbc: recorded
+    compare(m, jitted, Calculator(lj_all_pairs))
+    assert jitted._sweep.recordings == 3
+    # a neighbour list reads the positions: each new configuration records again, right
+    nl = NeighborList(RC)
+    calc = Calculator(lambda r, h, z: 0.5 * np.sum(lj_pair(np.sum(nl(r, h)[2] ** 2, -1))),
+                      jit=True)
+    for step in range(2):
+        atoms.positions[0, 0] += 0.05
+        compare(atoms, calc, ase_lj())
+    assert calc._sweep.recordings == 2
+    mol = molecule("CH4")                                        # no cell: forces only
+    mol.calc = Calculator(lambda r, h, z: np.sum(all_pairs(r)[2] ** 2), jit=True)
+    i, j = np.triu_indices(5, k=1)
+    np.testing.assert_allclose(mol.get_forces(), -ad.grad(
+        lambda r: np.sum((r[j] - r[i]) ** 2))(mol.positions), rtol=1e-13, atol=1e-13)

@@ -285,3 +285,146 @@ def test_static_params_travel_untouched():
 def test_untracked_call_is_the_solver_itself():
     calls["n"] = 0
     assert newton_sqrt(1.0, 4.0) == 2.0 and calls["n"] == 1
+
+
+# ----- the scalar fast path (one 0-d unknown, first order) against the general path -----
+def occupation(mu, e, T, n):
+    return np.sum(1.0 / (1.0 + np.exp((e - mu) / T))) - n
+
+
+def _fermi_solver(F, shape):
+    @ad.custom_root(F)
+    def fermi(mu0, e, T, n):
+        mu = so.brentq(occupation, -10.0, 10.0, args=(e, T, n), xtol=1e-14)
+        return np.full(shape, mu)
+    return fermi
+
+
+_e = np.sort(np.random.default_rng(5).standard_normal(40))
+# scalar unknown (fast path) and the same unknown as a 1-vector (the dense path, n = 1)
+fermi_scalar = _fermi_solver(occupation, ())
+fermi_vector = _fermi_solver(lambda mu, e, T, n: np.reshape(occupation(mu[0], e, T, n), (1,)),
+                             (1,))
+
+
+def _both(e, T, n=18.0):
+    return fermi_scalar(0.0, e, T, n), fermi_vector(np.zeros(1), e, T, n)[0]
+
+
+@pytest.mark.parametrize("transform", [
+    lambda f: ad.grad(f, argnums=(0, 1)),
+    lambda f: (lambda e, T: ad.jvp(lambda T: f(e, T), (T,), (1.0,))[1]),
+    lambda f: (lambda e, T: ad.jvp(f, (e, T), (np.linspace(-1, 1, 40), 0.3))[1]),
+    lambda f: (lambda e, T: ad.vjp(f, e, T)[1](2.0)),
+    lambda f: ad.jacfwd(lambda e, T: f(e, T) * np.ones(2), argnums=(0, 1)),
+    lambda f: ad.jacrev(lambda e, T: f(e, T) * np.ones(2), argnums=(0, 1)),
+    lambda f: ad.hessian(f, argnums=1),
+    lambda f: ad.jacfwd(ad.grad(f, argnums=1), argnums=0),
+])
+def test_scalar_path_equals_the_general_path(transform):
+    T = 0.2
+    got = transform(lambda e, T: _both(e, T)[0])(_e, T)
+    want = transform(lambda e, T: _both(e, T)[1])(_e, T)
+    for a, b in zip(flatten(got)[0], flatten(want)[0]):
+        close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_scalar_path_against_finite_differences_and_float32():
+    f = lambda e, T: fermi_scalar(0.0, e, T, 18.0)
+    ad.check_grads(f, (_e, 0.2), order=2, rtol=RTOL, atol=ATOL)
+    e32, T32 = _e.astype(np.float32), np.float32(0.2)
+    ge, gT = ad.grad(f, argnums=(0, 1))(e32, T32)
+    assert ge.dtype == np.float32 and np.result_type(gT) == np.float32
+    we, wT = ad.grad(lambda e, T: fermi_vector(np.zeros(1), e, T, 18.0)[0],
+                     argnums=(0, 1))(e32, T32)
+    assert we.dtype == np.float32
+    close(ge, we, rtol=1e-6)
+    close(gT, wT, rtol=1e-6)
+
+
+def test_scalar_path_singular_and_wrong_size_residual_raise():
+    @ad.custom_root(lambda x, a: (x - a) ** 2)      # a double root: ∂F/∂x = 0 there
+    def double(x0, a):
+        return a
+    for call in (lambda: ad.grad(lambda a: double(0.0, a))(1.0),
+                 lambda: ad.jvp(lambda a: double(0.0, a), (1.0,), (1.0,))):
+        with pytest.raises(np.linalg.LinAlgError, match="singular"):
+            call()
+
+    @ad.custom_root(lambda x, a: np.stack([x - a, x + a]))
+    def two(x0, a):
+        return a
+    with pytest.raises(ValueError, match="as many numbers as x holds"):
+        ad.grad(lambda a: two(0.0, a))(1.0)
+
+
+# ----- F given as an ad.jit function: the sweep of F is compiled too ---------------------
+def test_jitted_residual_gives_the_eager_numbers_and_records_once():
+    F = ad.jit(occupation)
+    fermi_jit = _fermi_solver(F, ())
+    f_jit = lambda e, T: fermi_jit(0.0, e, T, 18.0)
+    f_eager = lambda e, T: fermi_scalar(0.0, e, T, 18.0)
+    for tr in (lambda f: ad.grad(f, argnums=(0, 1)),
+               lambda f: (lambda e, T: ad.jvp(f, (e, T), (np.cos(e), 0.3))[1]),
+               lambda f: ad.jacrev(lambda e, T: f(e, T) * np.ones(3), argnums=(0, 1)),
+               lambda f: ad.jacfwd(lambda e, T: f(e, T) * np.ones(3), argnums=(0, 1)),
+               lambda f: ad.hessian(f, argnums=1)):
+        for a, b in zip(flatten(tr(f_jit)(_e, 0.2))[0], flatten(tr(f_eager)(_e, 0.2))[0]):
+            close(a, b, rtol=1e-12, atol=1e-14)
+    sweeps = implicit._SWEEPS[F]
+    before = {k: v.recordings for k, v in sweeps.items()}
+    for T in (0.2, 0.25, 0.3):
+        ad.grad(f_jit, argnums=(0, 1))(_e, T)
+    assert {k: v.recordings for k, v in sweeps.items()} == before     # replayed
+    # another signature (float32) records once more, and gives float32 cotangents
+    g32 = ad.grad(f_jit)(_e.astype(np.float32), np.float32(0.2))
+    assert g32.dtype == np.float32
+
+
+def test_scalar_path_is_taken_at_first_order(monkeypatch):
+    seen = []
+    for name in ("_root_vjp_scalar", "_root_jvp_scalar"):
+        rule = getattr(implicit, name)
+        monkeypatch.setattr(implicit, name,
+                            lambda *a, _r=rule, _n=name: seen.append(_n) or _r(*a))
+    f = lambda e, T: fermi_scalar(0.0, e, T, 18.0)
+    ad.grad(f, argnums=(0, 1))(_e, 0.2)
+    ad.jvp(lambda T: f(_e, T), (0.2,), (1.0,))
+    ad.jacrev(f)(_e, 0.2)
+    assert seen == ["_root_vjp_scalar", "_root_jvp_scalar", "_root_vjp_scalar"]
+
+
+def test_batched_matvec_rules_equal_the_unbatched_ones():
+    # ops/linalg.py folds a batch of matrix-vector products (jacfwd/jacrev of J @ x, as
+    # in the dense tangent system of a fixed point) into one matrix product
+    rng = np.random.default_rng(2)
+    for dt in (np.float64, np.float32, np.complex128):
+        J = (rng.standard_normal((6, 5)) + (1j * rng.standard_normal((6, 5))
+                                             if dt is np.complex128 else 0)).astype(dt)
+        x = rng.standard_normal(5).astype(dt)
+        for f in (lambda x: J @ x, lambda x: x @ J.T, lambda x: np.tanh(J @ x) @ J):
+            hol = dt is np.complex128
+            jf = ad.jacfwd(f, holomorphic=True)(x) if hol else ad.jacfwd(f)(x)
+            jr = ad.jacrev(f, holomorphic=True)(x) if hol else ad.jacrev(f)(x)
+            cols = np.stack([ad.jvp(f, (x,), (e,))[1] for e in np.eye(5, dtype=dt)], -1)
+            assert jf.dtype == jr.dtype == np.result_type(f(x))
+            tol = 1e-5 if dt is np.float32 else 1e-13
+            np.testing.assert_allclose(jf, cols, rtol=tol, atol=tol)
+            np.testing.assert_allclose(jr, cols, rtol=tol, atol=tol)
+    A = rng.standard_normal((3, 4, 4))              # stacks still broadcast as before
+    y = rng.standard_normal((4, 2))
+    close(ad.jacfwd(lambda y: A @ y)(y), ad.jacrev(lambda y: A @ y)(y), rtol=1e-13)
+    close(ad.jacfwd(lambda y: np.ones((0, 4)) @ y)(y), np.zeros((0, 2, 4, 2)))
+
+
+def test_jitted_residual_with_static_params_stays_eager():
+    F = ad.jit(lambda mu, e, T, n, kind: occupation(mu, e, T, n) * (2.0 if kind == "x2"
+                                                                   else 1.0),
+               static_argnums=(4,))
+
+    @ad.custom_root(F)
+    def fermi(mu0, e, T, n, kind):
+        return so.brentq(occupation, -10.0, 10.0, args=(e, T, n), xtol=1e-14)
+    g = ad.grad(lambda T: fermi(0.0, _e, T, 18.0, "x2"))(0.2)
+    close(g, ad.grad(lambda T: fermi_scalar(0.0, _e, T, 18.0))(0.2), rtol=1e-12)
+    assert F not in implicit._SWEEPS

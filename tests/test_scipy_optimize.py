@@ -458,3 +458,25 @@ def test_newton_scalar_array_and_failure():
         aso.newton(lambda x: x ** 2 + 1, 1.0, maxiter=5)
     with pytest.raises(aso.ConvergenceError, match="newton"):
         aso.newton(lambda x: x ** 2 + 1, 1.0, maxiter=5, disp=False)
+
+
+def test_scalar_solvers_with_an_ad_jit_function_use_its_compiled_sweep(monkeypatch):
+    from autodiff import implicit
+    used = []
+    orig = implicit._compiled_sweep
+    monkeypatch.setattr(implicit, "_compiled_sweep",
+                        lambda *a: used.append(orig(*a) is not None) or orig(*a))
+    f = ad.jit(lambda x, a, b: x ** 3 + b * x - a)
+    calls = [lambda a, b: aso.brentq(f, -5.0, 5.0, args=(a, b)),
+             lambda a, b: aso.root_scalar(f, args=(a, b), bracket=(-5.0, 5.0)).root,
+             lambda a, b: aso.root_scalar(f, args=(a, b), x0=1.0).root,
+             lambda a, b: aso.newton(f, 1.0, args=(a, b))]
+    for call in calls:
+        x = call(2.0, 1.0)
+        want = np.array([1.0, -x]) / (3 * x ** 2 + 1.0)       # dx/d(a, b)
+        np.testing.assert_allclose(ad.grad(call, argnums=(0, 1))(2.0, 1.0), want,
+                                   rtol=1e-10)
+        np.testing.assert_allclose(ad.jvp(call, (2.0, 1.0), (1.0, 0.5))[1], want @ [1, 0.5],
+                                   rtol=1e-10)
+    assert used == [True] * 8                     # every call replayed the compiled sweep
+    assert len(implicit._SWEEPS[f]) == 1          # one layout, recorded once, shared

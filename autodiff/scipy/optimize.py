@@ -165,7 +165,9 @@ def root_scalar(f, args=(), method=None, bracket=None, fprime=None, fprime2=None
     if not sol.converged:
         _failed(f"root_scalar(method={sol.method!r})", sol.flag)
     if _tracked(args):
-        sol.root = _implicit("root_scalar", lambda x, *a: _first(f(x, *a)), sol.root, args)
+        # f itself when it returns the value alone (an ad.jit f keeps its compiled sweep)
+        F = (lambda x, *a: _first(f(x, *a))) if fprime is True else f
+        sol.root = _implicit("root_scalar", F, sol.root, args)
     return sol
 
 
@@ -244,7 +246,7 @@ def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=Non
         _failed("newton", out[1].flag if scalar else
                 f"elements {np.flatnonzero(~np.asarray(out.converged)).tolist()} did not")
     if _tracked(args):
-        x = _implicit("newton", lambda y, *a: func(y, *a), x, args)
+        x = _implicit("newton", func, x, args)
         out = (x, out[1]) if scalar else out._replace(root=x)
         if scalar:
             out[1].root = x
