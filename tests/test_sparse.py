@@ -617,3 +617,27 @@ def test_threads_share_a_function_with_blocks(monkeypatch):
     assert not errors
     (plan,) = jac._plans.values()
     assert plan.spans is not None and len(plan.spans) == jac.n_colours
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (0, 0)])
+@pytest.mark.parametrize("trailing", [(), (3,)])
+def test_constant_sparse_matrix_with_no_rows_or_columns(shape, trailing):
+    # A matrix with no rows (an empty pair list) or no columns: both rules, both modes,
+    # batched, against the dense matrix.
+    import scipy.sparse as sps
+    rng = np.random.default_rng(3)
+    A = sps.csr_array(np.zeros(shape))
+    D = np.zeros(shape)
+    x = rng.standard_normal((shape[1],) + trailing)
+
+    def f(x, M):
+        y = M @ x
+        return np.sum(y ** 2) + np.sum(np.sin(x))
+
+    for tr in (ad.grad, ad.jacfwd, ad.jacrev):
+        got = tr(lambda x: f(x, A))(x)
+        want = tr(lambda x: f(x, D))(x)
+        np.testing.assert_allclose(got, want)
+        assert np.shape(got) == np.shape(want)
+    y = ad.jacrev(lambda x: A @ x)(x)
+    assert y.shape == (shape[0],) + trailing + (shape[1],) + trailing

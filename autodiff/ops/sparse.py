@@ -20,6 +20,7 @@ array([[2., 0.],
        [1., 3.]])
 """
 import functools
+import math
 import sys
 
 import numpy as np
@@ -44,9 +45,11 @@ def _apply(x, matrix, core):
     if len(s) == core == 1:
         return np.asarray(M @ x)
     n = s[-core]
-    X = np.moveaxis(np.asarray(x), -core, 0).reshape(n, -1)
-    Y = np.asarray(M @ X)
     rest = s[:len(s) - core] + s[len(s) - core + 1:]
+    # The other axes' size given explicitly: ``reshape(0, -1)`` cannot infer it (a matrix
+    # with no rows, as the transpose in a reverse rule of one with no columns).
+    X = np.moveaxis(np.asarray(x), -core, 0).reshape(n, math.prod(rest))
+    Y = np.asarray(M @ X)
     return np.moveaxis(Y.reshape((M.shape[0],) + rest), 0, -core)
 
 
