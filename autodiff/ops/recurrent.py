@@ -24,11 +24,12 @@ array([[0.5, 0.5]])
 """
 import numpy as np
 
-from ..arrays import ndim_of
+from ..arrays import lead, ndim_of
 from . import dependency
 from .define import defprim
 
-__all__ = ["lstm_cell", "gru_cell", "lstm_cell_p", "gru_cell_p"]
+__all__ = ["lstm_cell", "gru_cell", "lstm_cell_p", "gru_cell_p", "lstm_sequence",
+           "gru_sequence", "lstm_sequence_p", "gru_sequence_p"]
 
 
 def _sigmoid(x):
@@ -168,6 +169,335 @@ def gru_cell(xp, hp, h):
     state ``h`` (…, H): ``h'``. See the module docstring."""
     return gru_cell_p(xp, hp, h)
 
+
+# ----- Whole sequences: one primitive per layer and direction (as torch's _VF.lstm) -----
+# A layer of T steps written with the cells records 2T matmuls, T cells and T getitems, and
+# its reverse sweep runs ~6T backward calls plus a full-size scatter per step. The sequence
+# primitives run the loop inside one record: per step only ``h W_hhᵀ`` and the gates (in
+# place, on plain arrays); the reverse rule recomputes every step's gates from the saved
+# states with one matmul over the stacked steps, runs back-propagation through time in one
+# loop, and forms ``dW_hh`` with one matmul over the stacked steps. Both rules are NumPy
+# calls on whatever they receive (loops over steps of array expressions), so they are
+# differentiable again, to any order, in both modes, batched.
+#
+# Shapes: ``xp`` (T, …, k·H) the input projections of all steps (biases included),
+# ``w_hh`` (k·H, H), states (…, H). ``reverse=True`` runs from step T−1 down to 0 (the
+# backward direction of a bidirectional layer); output step t is always the state after
+# reading input t. ``steps`` is the sequence length, passed by the wrappers so that a recorded
+# program states its loop's length (ONNX export unrolls the loop, so a length that changes
+# with the batch size must be refused there, not written as a fixed one).
+def _check_seq(name, xp, k, w_hh, states, steps):
+    s0 = np.shape(states[0])
+    H = s0[-1] if s0 else 0
+    ok = (np.ndim(xp) >= 2 and np.shape(xp)[1:-1] == s0[:-1] and np.shape(xp)[-1] == k * H
+          and np.shape(w_hh) == (k * H, H) and all(np.shape(s) == s0 for s in states))
+    if not ok:
+        raise ValueError(f"{name}: inputs of shapes {np.shape(xp)} (xp), {np.shape(w_hh)} "
+                         f"(w_hh), {[np.shape(s) for s in states]} (states) do not fit "
+                         f"(need (T, ..., {k}·H), ({k}·H, H) and (..., H))")
+    if np.shape(xp)[0] == 0:
+        raise ValueError(f"{name}: the sequence has no time steps")
+    if steps is not None and steps != np.shape(xp)[0]:
+        raise ValueError(f"{name}: steps={steps} but xp has {np.shape(xp)[0]} time steps")
+
+
+def _plain(*xs):
+    """Plain float arrays only (no tracked values, no other array types): the fast paths."""
+    return all(type(x) is np.ndarray and x.dtype.kind == "f" for x in xs)
+
+
+def _order(T, reverse):
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def _at(x, t, nd):
+    """Step ``t`` of a stack of steps with ``nd`` axes (a leading batch of directions kept)."""
+    return x[(Ellipsis, t) + (slice(None),) * (nd - 1)]
+
+
+def _prev(states, s0, reverse):
+    """The state each step starts from: ``s0`` then the outputs, shifted one step."""
+    if reverse:
+        return np.concatenate([states[1:], s0[None]], axis=0)
+    return np.concatenate([s0[None], states[:-1]], axis=0)
+
+
+def _proj(hprev, w, like):
+    """``hprev @ wᵀ`` over all steps in one matmul: (T, …, H) by (B?, k·H, H) gives
+    (B?, T, …, k·H) (``w`` may be a tangent with a leading batch of directions)."""
+    H = np.shape(hprev)[-1]
+    flat = np.reshape(hprev, (-1, H)) @ np.swapaxes(w, -1, -2)
+    return np.reshape(flat, lead(w, like) + np.shape(hprev)[:-1] + (np.shape(w)[-2],))
+
+
+def _outer(d, hprev, like):
+    """``Σ_steps dᵀ hprev`` in one matmul: the weight's cotangent (B?, k·H, H)."""
+    kH, H = np.shape(d)[-1], np.shape(hprev)[-1]
+    flat = np.reshape(d, lead(d, like) + (-1, kH))
+    return np.swapaxes(flat, -1, -2) @ np.reshape(hprev, (-1, H))
+
+
+# LSTM: output (2, T, …, H), the hidden and cell states after each step.
+def _lstm_affine(H, dt):
+    """Per-column factors that make the four gates one tanh: σ(a) = ½ tanh(½a) + ½ for i, f,
+    o and tanh(a) for g, i.e. ``gates = tanh(a · scale) · scale + shift`` (scale ½ or 1)."""
+    scale = np.full(4 * H, 0.5, dt)
+    scale[2 * H:3 * H] = 1.0
+    return scale, np.where(scale == 1.0, 0.0, 0.5).astype(dt)
+
+
+def _lstm_seq(xp, w_hh, h0, c0, reverse=False, steps=None):
+    _check_seq("lstm_sequence", xp, 4, w_hh, (h0, c0), steps)
+    T, H = np.shape(xp)[0], np.shape(c0)[-1]
+    dt = np.result_type(xp, w_hh, h0, c0)
+    out = np.empty((2,) + np.shape(xp)[:-1] + (H,), dt)
+    w_t = np.ascontiguousarray(np.swapaxes(w_hh, 0, 1), dtype=dt)
+    scale, shift = _lstm_affine(H, dt)
+    a = np.empty(np.shape(xp)[1:], dt)
+    ig = np.empty(np.shape(c0), dt)
+    i, f, g, o = (a[..., k * H:(k + 1) * H] for k in range(4))
+    h, c = h0, c0
+    for t in _order(T, reverse):                # every operation in place
+        np.matmul(h, w_t, out=a)
+        a += xp[t]
+        a *= scale
+        np.tanh(a, out=a)
+        a *= scale
+        a += shift                              # a = (i, f, g, o)
+        c2, h2 = out[1, t], out[0, t]
+        np.multiply(f, c, out=c2)
+        np.multiply(i, g, out=ig)
+        c2 += ig
+        np.tanh(c2, out=h2)
+        h2 *= o
+        h, c = h2, c2
+    return out
+
+
+def _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse):
+    """The reverse rule on plain arrays (first order, no batch of cotangents): the same
+    mathematics as ``_lstm_seq_vjp`` with every step's operations in place."""
+    T, H = np.shape(xp)[0], np.shape(c0)[-1]
+    dt = np.result_type(g, ans, xp, w_hh)
+    M = np.size(c0) // H if H else 0
+    hs, cs = ans[0].reshape(T, M, H), ans[1].reshape(T, M, H)
+    hprev, cprev = np.empty((T, M, H), dt), np.empty((T, M, H), dt)
+    first, rest = (slice(T - 1, T), slice(0, T - 1)) if reverse else (slice(0, 1), slice(1, T))
+    hprev[first], cprev[first] = np.reshape(h0, (1, M, H)), np.reshape(c0, (1, M, H))
+    later = slice(0, T - 1) if not reverse else slice(1, T)
+    hprev[rest], cprev[rest] = hs[later], cs[later]
+    scale, shift = _lstm_affine(H, dt)
+    gates = np.matmul(hprev.reshape(T * M, H), np.swapaxes(w_hh, 0, 1)).reshape(T, M, 4 * H)
+    gates += xp.reshape(T, M, 4 * H)
+    gates *= scale
+    np.tanh(gates, out=gates)
+    gates *= scale
+    gates += shift
+    gates = gates.reshape(T, M, 4, H)
+    i, f, gg, o = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2], gates[:, :, 3]
+    tc = np.tanh(cs)
+    d = np.empty((T, M, 4, H), dt)              # ∂c'/∂a for i, f, g; ∂h'/∂a_o
+    np.multiply(gg, i * (1.0 - i), out=d[:, :, 0])
+    np.multiply(cprev, f * (1.0 - f), out=d[:, :, 1])
+    np.multiply(i, 1.0 - gg * gg, out=d[:, :, 2])
+    np.multiply(tc, o * (1.0 - o), out=d[:, :, 3])
+    P = o * (1.0 - tc * tc)                     # ∂h'/∂c'
+    gh, gc = g[0].reshape(T, M, H), g[1].reshape(T, M, H)
+    da = np.empty((T, M, 4, H), dt)
+    dh, dc, tmp = np.zeros((M, H), dt), np.zeros((M, H), dt), np.empty((M, H), dt)
+    for t in reversed(_order(T, reverse)):      # back-propagation through time
+        dh += gh[t]
+        dc += gc[t]
+        np.multiply(dh, P[t], out=tmp)
+        dc += tmp
+        np.multiply(d[t, :, :3], dc[:, None], out=da[t, :, :3])
+        np.multiply(d[t, :, 3], dh, out=da[t, :, 3])
+        dc *= f[t]
+        np.matmul(da[t].reshape(M, 4 * H), w_hh, out=dh)
+    da = da.reshape(T, M, 4 * H)
+    dw = np.matmul(da.reshape(T * M, 4 * H).T, hprev.reshape(T * M, H))
+    return (da.reshape(np.shape(xp)), dw, dh.reshape(np.shape(h0)), dc.reshape(np.shape(c0)))
+
+
+def _lstm_seq_saved(ans, xp, w_hh, h0, c0, reverse):
+    """Every step's gates and derivative factors, recomputed from the saved states with one
+    matmul: ``P = o (1 − tanh² c')`` (∂h'/∂c') and the four blocks' ``∂c'/∂a`` (i, f, g)
+    and ``∂h'/∂a_o``."""
+    hprev, cprev = _prev(ans[0], h0, reverse), _prev(ans[1], c0, reverse)
+    i, f, g, o = _lstm_gates(xp + hprev @ np.swapaxes(w_hh, -1, -2))
+    tanh_c = np.tanh(ans[1])
+    d = (g * (i * (1.0 - i)), cprev * (f * (1.0 - f)), i * (1.0 - g * g),
+         tanh_c * (o * (1.0 - o)))
+    return hprev, f, o * (1.0 - tanh_c * tanh_c), d
+
+
+def _lstm_seq_jvp(tangents, ans, xp, w_hh, h0, c0, reverse=False, steps=None):
+    txp, tw, th, tc = tangents
+    nd = ndim_of(xp)
+    hprev, f, P, (di, df, dg, do) = _lstm_seq_saved(ans, xp, w_hh, h0, c0, reverse)
+    base = txp
+    if tw is not None:                          # hprev · tw_hhᵀ for all steps at once
+        base = _proj(hprev, tw, w_hh) if base is None else base + _proj(hprev, tw, w_hh)
+    w_t = np.swapaxes(w_hh, -1, -2)
+    hs, cs = [None] * len(f), [None] * len(f)
+    for t in _order(len(f), reverse):
+        ta = None if base is None else _at(base, t, nd)
+        if th is not None:
+            ta = th @ w_t if ta is None else ta + th @ w_t
+        dc = dh = 0.0
+        if ta is not None:
+            ti, tf, tg, to = _blocks(ta, 4)
+            dc = ti * di[t] + tf * df[t] + tg * dg[t]
+            dh = to * do[t]
+        if tc is not None:
+            dc = dc + f[t] * tc
+        th, tc = dh + P[t] * dc, dc
+        hs[t], cs[t] = th, tc
+    return np.stack([np.stack(hs, axis=-nd), np.stack(cs, axis=-nd)], axis=-(nd + 1))
+
+
+def _lstm_seq_vjp(g, ans, xp, w_hh, h0, c0, reverse=False, steps=None):
+    if _plain(g, ans, xp, w_hh, h0, c0) and np.ndim(g) == np.ndim(ans):
+        return _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse)
+    nd = ndim_of(xp)
+    hprev, f, P, (di, df, dg, do) = _lstm_seq_saved(ans, xp, w_hh, h0, c0, reverse)
+    gh, gc = _at(g, 0, nd + 1), _at(g, 1, nd + 1)
+    dh = dc = None
+    das = [None] * len(f)
+    for t in reversed(_order(len(f), reverse)):   # back-propagation through time
+        dh = _at(gh, t, nd) if dh is None else _at(gh, t, nd) + dh
+        dc = _at(gc, t, nd) + dh * P[t] if dc is None else _at(gc, t, nd) + dh * P[t] + dc
+        da = np.concatenate([dc * di[t], dc * df[t], dc * dg[t], dh * do[t]], axis=-1)
+        das[t] = da
+        dc = dc * f[t]
+        dh = da @ w_hh
+    da = np.stack(das, axis=-nd)
+    return da, _outer(da, hprev, xp), dh, dc
+
+
+lstm_sequence_p = defprim("lstm_sequence", _lstm_seq, jvp=_lstm_seq_jvp, vjp=_lstm_seq_vjp,
+                          flops=lambda ans, xp, w_hh, h0, c0, **kw:
+                          2 * np.size(xp) * np.shape(c0)[-1] + 30 * np.size(ans) // 2)
+
+
+# GRU: output (T, …, H), the state after each step.
+def _gru_seq(xp, w_hh, b_hh, h0, reverse=False, steps=None):
+    _check_seq("gru_sequence", xp, 3, w_hh, (h0,), steps)
+    if np.shape(b_hh) != np.shape(w_hh)[:1]:
+        raise ValueError(f"gru_sequence: b_hh of shape {np.shape(b_hh)} does not fit w_hh of "
+                         f"shape {np.shape(w_hh)}")
+    T, H = np.shape(xp)[0], np.shape(h0)[-1]
+    dt = np.result_type(xp, w_hh, b_hh, h0)
+    out = np.empty(np.shape(xp)[:-1] + (H,), dt)
+    w_t = np.ascontiguousarray(np.swapaxes(w_hh, 0, 1), dtype=dt)
+    hp = np.empty(np.shape(xp)[1:], dt)
+    rz = np.empty(np.shape(h0)[:-1] + (2 * H,), dt)
+    n = np.empty(np.shape(h0), dt)
+    h = h0
+    for t in _order(T, reverse):
+        np.matmul(h, w_t, out=hp)
+        hp += b_hh
+        x = xp[t]
+        np.add(x[..., :2 * H], hp[..., :2 * H], out=rz)
+        rz *= 0.5                               # σ = (1 + tanh(a/2)) / 2, in place
+        np.tanh(rz, out=rz)
+        rz += 1.0
+        rz *= 0.5
+        np.multiply(rz[..., :H], hp[..., 2 * H:], out=n)
+        n += x[..., 2 * H:]
+        np.tanh(n, out=n)
+        h2 = out[t]                             # h' = n + z (h − n)
+        np.subtract(h, n, out=h2)
+        h2 *= rz[..., H:]
+        h2 += n
+        h = h2
+    return out
+
+
+def _gru_seq_saved(ans, xp, w_hh, b_hh, h0, reverse):
+    hprev = _prev(ans, h0, reverse)
+    r, z, n, hn = _gru_parts(xp, hprev @ np.swapaxes(w_hh, -1, -2) + b_hh)
+    return hprev, r, z, n, hn
+
+
+def _gru_seq_jvp(tangents, ans, xp, w_hh, b_hh, h0, reverse=False, steps=None):
+    txp, tw, tb, th = tangents
+    nd = ndim_of(xp)
+    hprev, r, z, n, hn = _gru_seq_saved(ans, xp, w_hh, b_hh, h0, reverse)
+    hp = None if tw is None else _proj(hprev, tw, w_hh)    # hprev · tw_hhᵀ, all steps
+    if tb is not None:                          # the same every step: (B?, 1, …, 3H)
+        tb = np.reshape(tb, lead(tb, b_hh) + (1,) * (nd - 2) + np.shape(b_hh))
+    dr, dz, dn = r * (1.0 - r), z * (1.0 - z), 1.0 - n * n
+    w_t = np.swapaxes(w_hh, -1, -2)
+    hs = [None] * len(r)
+    for t in _order(len(r), reverse):
+        tx = None if txp is None else _at(txp, t, nd)
+        thp = None if hp is None else _at(hp, t, nd)
+        if tb is not None:
+            thp = tb if thp is None else thp + tb
+        if th is not None:
+            thp = th @ w_t if thp is None else thp + th @ w_t
+        t_ar = t_az = t_an = t_hn = 0.0
+        if tx is not None:
+            t_ar, t_az, t_an = _blocks(tx, 3)
+        if thp is not None:
+            hr, hz, t_hn = _blocks(thp, 3)
+            t_ar, t_az = t_ar + hr, t_az + hz
+        tr, tz = dr[t] * t_ar, dz[t] * t_az
+        tn = dn[t] * (t_an + tr * hn[t] + r[t] * t_hn)
+        out = tn + tz * (hprev[t] - n[t]) - z[t] * tn
+        if th is not None:
+            out = out + z[t] * th
+        hs[t] = th = out
+    return np.stack(hs, axis=-nd)
+
+
+def _gru_seq_vjp(g, ans, xp, w_hh, b_hh, h0, reverse=False, steps=None):
+    nd = ndim_of(xp)
+    hprev, r, z, n, hn = _gru_seq_saved(ans, xp, w_hh, b_hh, h0, reverse)
+    a_z = (hprev - n) * (z * (1.0 - z))
+    a_n = (1.0 - z) * (1.0 - n * n)
+    a_r = hn * (r * (1.0 - r))
+    dh = None
+    dxs, dhs = [None] * len(r), [None] * len(r)
+    for t in reversed(_order(len(r), reverse)):
+        dh = _at(g, t, nd) if dh is None else _at(g, t, nd) + dh
+        dan = dh * a_n[t]
+        dr = dan * a_r[t]
+        dz = dh * a_z[t]
+        dxs[t] = np.concatenate([dr, dz, dan], axis=-1)
+        dhs[t] = dhp = np.concatenate([dr, dz, dan * r[t]], axis=-1)
+        dh = dh * z[t] + dhp @ w_hh
+    dxp, dhp = np.stack(dxs, axis=-nd), np.stack(dhs, axis=-nd)
+    db = np.sum(np.reshape(dhp, lead(dhp, xp) + (-1, np.shape(b_hh)[0])), axis=-2)
+    return dxp, _outer(dhp, hprev, xp), db, dh
+
+
+gru_sequence_p = defprim("gru_sequence", _gru_seq, jvp=_gru_seq_jvp, vjp=_gru_seq_vjp,
+                         flops=lambda ans, xp, w_hh, b_hh, h0, **kw:
+                         2 * np.size(xp) * np.shape(h0)[-1] + 25 * np.size(ans))
+
+
+def lstm_sequence(xp, w_hh, h0, c0, reverse=False):
+    """A whole LSTM layer (one direction) from the input projections ``xp`` (T, …, 4H) — all
+    of ``x W_ihᵀ + b_ih + b_hh`` — the recurrent weight ``w_hh`` (4H, H) and the initial
+    states ``h0``, ``c0`` (…, H): the hidden and cell states after every step, stacked as
+    (2, T, …, H). Step t: ``a = xp[t] + h W_hhᵀ``, then :func:`lstm_cell`'s equations.
+    ``reverse=True`` reads the steps from T−1 down to 0."""
+    return lstm_sequence_p(xp, w_hh, h0, c0, reverse=bool(reverse), steps=np.shape(xp)[0])
+
+
+def gru_sequence(xp, w_hh, b_hh, h0, reverse=False):
+    """A whole GRU layer (one direction) from the input projections ``xp = x W_ihᵀ + b_ih``
+    (T, …, 3H), ``w_hh`` (3H, H), ``b_hh`` (3H,) and the initial state ``h0`` (…, H): the
+    state after every step, (T, …, H). Step t: ``hp = h W_hhᵀ + b_hh``, then
+    :func:`gru_cell`'s equations. ``reverse=True`` reads the steps from T−1 down to 0."""
+    return gru_sequence_p(xp, w_hh, b_hh, h0, reverse=bool(reverse),
+                          steps=np.shape(xp)[0])
+
+
 # ----- Dependency structure (the sparsity mode) -----
 lstm_cell_p.sparsity = dependency.lstm_cell
 gru_cell_p.sparsity = dependency.gru_cell
+lstm_sequence_p.sparsity = dependency.sequence
+gru_sequence_p.sparsity = dependency.sequence
