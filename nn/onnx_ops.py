@@ -370,11 +370,13 @@ def _split(cx, x, k, width):
 
 
 def _lstm_step(cx, a, c, width):
-    """The nodes of one LSTM cell on pre-activations ``a`` and state ``c``: ``(h', c')``."""
+    """The nodes of one LSTM cell on pre-activations ``a`` and state ``c``:
+    ``(h', c', (i, f, g, o))``."""
     i, f, g, o = _split(cx, a, 4, width)
     i, f, o = (cx.node("Sigmoid", [t]) for t in (i, f, o))
-    c2 = cx.node("Add", [cx.node("Mul", [f, c]), cx.node("Mul", [i, cx.node("Tanh", [g])])])
-    return cx.node("Mul", [o, cx.node("Tanh", [c2])]), c2
+    g = cx.node("Tanh", [g])
+    c2 = cx.node("Add", [cx.node("Mul", [f, c]), cx.node("Mul", [i, g])])
+    return cx.node("Mul", [o, cx.node("Tanh", [c2])]), c2, (i, f, g, o)
 
 
 def _lstm_cell(cx, args, kw, vals, vkw, out):
@@ -382,8 +384,8 @@ def _lstm_cell(cx, args, kw, vals, vkw, out):
     h' = o tanh c'."""
     dt = out.dtype
     c_val = vals[1]
-    h2, c2 = _lstm_step(cx, cx.tensor(args[0], dt), cx.tensor(args[1], dt),
-                        np.shape(c_val)[-1])
+    h2, c2, _ = _lstm_step(cx, cx.tensor(args[0], dt), cx.tensor(args[1], dt),
+                           np.shape(c_val)[-1])
     axis = -(np.ndim(c_val) + 1)
     ax = cx.const([axis], np.int64)
     return cx.node("Concat", [cx.node("Unsqueeze", [h2, ax]), cx.node("Unsqueeze", [c2, ax])],
@@ -418,21 +420,21 @@ def _steps(cx, kw, xp, steps, state, step):
 
 
 def _lstm_sequence(cx, args, kw, vals, vkw, out):
-    """(2, T, …, H): every step's ``a = xp[t] + h W_hhᵀ``, then the cell's nodes."""
+    """(T, 6, …, H), every step's h, c, i, f, g, o: ``a = xp[t] + h W_hhᵀ``, then the
+    cell's nodes."""
     dt = out.dtype
     width = np.shape(vals[3])[-1]
     w_t = cx.node("Transpose", [cx.tensor(args[1], dt)], perm=[1, 0])
 
     def step(x_t, state):
-        h, c = state
-        h, c = _lstm_step(cx, cx.node("Add", [x_t, cx.node("MatMul", [h, w_t])]), c, width)
-        return (h, c), (h, c)
+        h, c, gates = _lstm_step(cx, cx.node("Add", [x_t, cx.node("MatMul", [state[0], w_t])]),
+                                 state[1], width)
+        ax0 = cx.const([0], np.int64)
+        rows = [cx.node("Unsqueeze", [v, ax0]) for v in (h, c) + gates]
+        return (cx.node("Concat", rows, axis=0),), (h, c)
 
-    hs, cs = _steps(cx, kw, cx.tensor(args[0], dt), np.shape(vals[0])[0],
-                    (cx.tensor(args[2], dt), cx.tensor(args[3], dt)), step)
-    ax0 = cx.const([0], np.int64)
-    return cx.node("Concat", [cx.node("Unsqueeze", [hs, ax0]), cx.node("Unsqueeze", [cs, ax0])],
-                   axis=0)
+    return _steps(cx, kw, cx.tensor(args[0], dt), np.shape(vals[0])[0],
+                  (cx.tensor(args[2], dt), cx.tensor(args[3], dt)), step)[0]
 
 
 def _gru_sequence(cx, args, kw, vals, vkw, out):

@@ -269,7 +269,7 @@ class LSTM(RNNBase):
         hc = lstm_sequence(xp, w_hh, self._initial(h_init, j, batch, xp.dtype),
                            self._initial(c_init, j, batch, xp.dtype), reverse=reverse)
         last = 0 if reverse else -1
-        return hc[0], hc[0, last], hc[1, last]
+        return hc[:, 0], hc[last, 0], hc[last, 1]
 
 
 class GRU(RNNBase):

@@ -237,73 +237,83 @@ def _outer(d, hprev, like):
     return np.swapaxes(flat, -1, -2) @ np.reshape(hprev, (-1, H))
 
 
-# LSTM: output (2, T, …, H), the hidden and cell states after each step.
+# LSTM: output (T, 6, …, H), every step's h, c and gates i, f, g, o. The gates are what the
+# reverse rule needs (saved, as torch's kernel keeps its workspace, instead of recomputed
+# with another matmul over all steps); they are outputs like the states, so every rule
+# covers them (a cotangent on them is added in, a tangent of them given). Each step's six
+# rows are contiguous: the loops' elementwise operations run on contiguous memory.
 def _lstm_affine(H, dt):
     """Per-column factors that make the four gates one tanh: σ(a) = ½ tanh(½a) + ½ for i, f,
     o and tanh(a) for g, i.e. ``gates = tanh(a · scale) · scale + shift`` (scale ½ or 1)."""
-    scale = np.full(4 * H, 0.5, dt)
-    scale[2 * H:3 * H] = 1.0
-    return scale, np.where(scale == 1.0, 0.0, 0.5).astype(dt)
+    scale = np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dt), H)
+    return scale, np.repeat(np.array([0.5, 0.5, 0.0, 0.5], dt), H)
 
 
 def _lstm_seq(xp, w_hh, h0, c0, reverse=False, steps=None):
     _check_seq("lstm_sequence", xp, 4, w_hh, (h0, c0), steps)
     T, H = np.shape(xp)[0], np.shape(c0)[-1]
+    M = np.size(c0) // H if H else 0
     dt = np.result_type(xp, w_hh, h0, c0)
-    out = np.empty((2,) + np.shape(xp)[:-1] + (H,), dt)
+    out = np.empty((T, 6, M, H), dt)
     w_t = np.ascontiguousarray(np.swapaxes(w_hh, 0, 1), dtype=dt)
     scale, shift = _lstm_affine(H, dt)
-    a = np.empty(np.shape(xp)[1:], dt)
-    ig = np.empty(np.shape(c0), dt)
-    i, f, g, o = (a[..., k * H:(k + 1) * H] for k in range(4))
-    h, c = h0, c0
+    a = np.empty((M, 4 * H), dt)
+    a4 = a.reshape(M, 4, H).transpose(1, 0, 2)          # the same memory, by gate
+    ig = np.empty((M, H), dt)
+    xs = np.reshape(xp, (T, M, 4 * H))
+    h, c = np.reshape(h0, (M, H)), np.reshape(c0, (M, H))
     for t in _order(T, reverse):                # every operation in place
         np.matmul(h, w_t, out=a)
-        a += xp[t]
+        a += xs[t]
         a *= scale
         np.tanh(a, out=a)
         a *= scale
-        a += shift                              # a = (i, f, g, o)
-        c2, h2 = out[1, t], out[0, t]
+        a += shift                              # a = [i f g o]
+        h2, c2, i, f, g, o = y = out[t]
+        np.copyto(y[2:], a4)
         np.multiply(f, c, out=c2)
         np.multiply(i, g, out=ig)
         c2 += ig
         np.tanh(c2, out=h2)
         h2 *= o
         h, c = h2, c2
-    return out
+    return out.reshape((T, 6) + np.shape(c0))
+
+
+def _gate_slopes(i, f, g, o):
+    """σ' = σ(1 − σ) and tanh' = 1 − tanh² of the four gates, from their values."""
+    return i * (1.0 - i), f * (1.0 - f), 1.0 - g * g, o * (1.0 - o)
 
 
 def _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse):
     """The reverse rule on plain arrays (first order, no batch of cotangents): the same
     mathematics as ``_lstm_seq_vjp`` with every step's operations in place."""
     T, H = np.shape(xp)[0], np.shape(c0)[-1]
-    dt = np.result_type(g, ans, xp, w_hh)
     M = np.size(c0) // H if H else 0
-    hs, cs = ans[0].reshape(T, M, H), ans[1].reshape(T, M, H)
+    dt = np.result_type(g, ans, xp, w_hh)
+    y, g = ans.reshape(T, 6, M, H), g.reshape(T, 6, M, H)
+    hs, cs, i, f, gg, o = (y[:, k] for k in range(6))
     hprev, cprev = np.empty((T, M, H), dt), np.empty((T, M, H), dt)
-    first, rest = (slice(T - 1, T), slice(0, T - 1)) if reverse else (slice(0, 1), slice(1, T))
-    hprev[first], cprev[first] = np.reshape(h0, (1, M, H)), np.reshape(c0, (1, M, H))
-    later = slice(0, T - 1) if not reverse else slice(1, T)
+    first, rest, later = ((T - 1, slice(0, T - 1), slice(1, T)) if reverse
+                          else (0, slice(1, T), slice(0, T - 1)))
+    hprev[first], cprev[first] = np.reshape(h0, (M, H)), np.reshape(c0, (M, H))
     hprev[rest], cprev[rest] = hs[later], cs[later]
-    scale, shift = _lstm_affine(H, dt)
-    gates = np.matmul(hprev.reshape(T * M, H), np.swapaxes(w_hh, 0, 1)).reshape(T, M, 4 * H)
-    gates += xp.reshape(T, M, 4 * H)
-    gates *= scale
-    np.tanh(gates, out=gates)
-    gates *= scale
-    gates += shift
-    gates = gates.reshape(T, M, 4, H)
-    i, f, gg, o = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2], gates[:, :, 3]
+    gates = y[:, 2:]
+    slope = gates * (1.0 - gates)               # σ' of i, f, o; the g row fixed below
+    si, sf, sg, so = (slope[:, k] for k in range(4))
+    np.multiply(gg, gg, out=sg)
+    np.subtract(1.0, sg, out=sg)
     tc = np.tanh(cs)
     d = np.empty((T, M, 4, H), dt)              # ∂c'/∂a for i, f, g; ∂h'/∂a_o
-    np.multiply(gg, i * (1.0 - i), out=d[:, :, 0])
-    np.multiply(cprev, f * (1.0 - f), out=d[:, :, 1])
-    np.multiply(i, 1.0 - gg * gg, out=d[:, :, 2])
-    np.multiply(tc, o * (1.0 - o), out=d[:, :, 3])
+    np.multiply(gg, si, out=d[:, :, 0])
+    np.multiply(cprev, sf, out=d[:, :, 1])
+    np.multiply(i, sg, out=d[:, :, 2])
+    np.multiply(tc, so, out=d[:, :, 3])
     P = o * (1.0 - tc * tc)                     # ∂h'/∂c'
-    gh, gc = g[0].reshape(T, M, H), g[1].reshape(T, M, H)
+    direct = g[:, 2:]                           # cotangents on the gates themselves
+    direct = (direct * slope).transpose(0, 2, 1, 3) if direct.any() else None
     da = np.empty((T, M, 4, H), dt)
+    gh, gc = g[:, 0], g[:, 1]
     dh, dc, tmp = np.zeros((M, H), dt), np.zeros((M, H), dt), np.empty((M, H), dt)
     for t in reversed(_order(T, reverse)):      # back-propagation through time
         dh += gh[t]
@@ -312,62 +322,72 @@ def _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse):
         dc += tmp
         np.multiply(d[t, :, :3], dc[:, None], out=da[t, :, :3])
         np.multiply(d[t, :, 3], dh, out=da[t, :, 3])
+        if direct is not None:
+            da[t] += direct[t]
         dc *= f[t]
         np.matmul(da[t].reshape(M, 4 * H), w_hh, out=dh)
-    da = da.reshape(T, M, 4 * H)
-    dw = np.matmul(da.reshape(T * M, 4 * H).T, hprev.reshape(T * M, H))
+    da = da.reshape(T * M, 4 * H)
+    dw = np.matmul(da.T, hprev.reshape(T * M, H))
     return (da.reshape(np.shape(xp)), dw, dh.reshape(np.shape(h0)), dc.reshape(np.shape(c0)))
 
 
-def _lstm_seq_saved(ans, xp, w_hh, h0, c0, reverse):
-    """Every step's gates and derivative factors, recomputed from the saved states with one
-    matmul: ``P = o (1 − tanh² c')`` (∂h'/∂c') and the four blocks' ``∂c'/∂a`` (i, f, g)
+def _lstm_seq_saved(ans, nd, h0, c0, reverse):
+    """From the saved output: the states each step starts from, the forget gate, the gates'
+    slopes, ``P = o (1 − tanh² c')`` (∂h'/∂c') and the four blocks' ``∂c'/∂a`` (i, f, g)
     and ``∂h'/∂a_o``."""
-    hprev, cprev = _prev(ans[0], h0, reverse), _prev(ans[1], c0, reverse)
-    i, f, g, o = _lstm_gates(xp + hprev @ np.swapaxes(w_hh, -1, -2))
-    tanh_c = np.tanh(ans[1])
-    d = (g * (i * (1.0 - i)), cprev * (f * (1.0 - f)), i * (1.0 - g * g),
-         tanh_c * (o * (1.0 - o)))
-    return hprev, f, o * (1.0 - tanh_c * tanh_c), d
+    hs, cs, i, f, g, o = (_at(ans, k, nd) for k in range(6))
+    hprev, cprev = _prev(hs, h0, reverse), _prev(cs, c0, reverse)
+    si, sf, sg, so = slopes = _gate_slopes(i, f, g, o)
+    tanh_c = np.tanh(cs)
+    d = (g * si, cprev * sf, i * sg, tanh_c * so)
+    return hprev, f, o * (1.0 - tanh_c * tanh_c), d, slopes
 
 
 def _lstm_seq_jvp(tangents, ans, xp, w_hh, h0, c0, reverse=False, steps=None):
     txp, tw, th, tc = tangents
     nd = ndim_of(xp)
-    hprev, f, P, (di, df, dg, do) = _lstm_seq_saved(ans, xp, w_hh, h0, c0, reverse)
+    hprev, f, P, (di, df, dg, do), (si, sf, sg, so) = _lstm_seq_saved(ans, nd, h0, c0,
+                                                                      reverse)
     base = txp
     if tw is not None:                          # hprev · tw_hhᵀ for all steps at once
         base = _proj(hprev, tw, w_hh) if base is None else base + _proj(hprev, tw, w_hh)
     w_t = np.swapaxes(w_hh, -1, -2)
-    hs, cs = [None] * len(f), [None] * len(f)
+    rows = [None] * len(f)                      # (th, tc, ti, tf, tg, to) of every step
     for t in _order(len(f), reverse):
         ta = None if base is None else _at(base, t, nd)
         if th is not None:
             ta = th @ w_t if ta is None else ta + th @ w_t
-        dc = dh = 0.0
-        if ta is not None:
-            ti, tf, tg, to = _blocks(ta, 4)
-            dc = ti * di[t] + tf * df[t] + tg * dg[t]
-            dh = to * do[t]
-        if tc is not None:
-            dc = dc + f[t] * tc
-        th, tc = dh + P[t] * dc, dc
-        hs[t], cs[t] = th, tc
-    return np.stack([np.stack(hs, axis=-nd), np.stack(cs, axis=-nd)], axis=-(nd + 1))
+        if ta is None:                          # only c0 moves, at the first step
+            dc = f[t] * tc
+            dh = P[t] * dc
+            tg = (0.0 * tc,) * 4
+        else:
+            ti, tf, tgg, to = _blocks(ta, 4)
+            tg = (ti * si[t], tf * sf[t], tgg * sg[t], to * so[t])
+            dc = ti * di[t] + tf * df[t] + tgg * dg[t]
+            if tc is not None:
+                dc = dc + f[t] * tc
+            dh = to * do[t] + P[t] * dc
+        th, tc = dh, dc
+        rows[t] = np.stack((dh, dc) + tg, axis=-nd)
+    return np.stack(rows, axis=-(nd + 1))
 
 
 def _lstm_seq_vjp(g, ans, xp, w_hh, h0, c0, reverse=False, steps=None):
     if _plain(g, ans, xp, w_hh, h0, c0) and np.ndim(g) == np.ndim(ans):
         return _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse)
     nd = ndim_of(xp)
-    hprev, f, P, (di, df, dg, do) = _lstm_seq_saved(ans, xp, w_hh, h0, c0, reverse)
-    gh, gc = _at(g, 0, nd + 1), _at(g, 1, nd + 1)
+    hprev, f, P, (di, df, dg, do), slopes = _lstm_seq_saved(ans, nd, h0, c0, reverse)
+    gr = [_at(g, k, nd) for k in range(6)]
+    direct = np.concatenate([gr[2 + k] * slopes[k] for k in range(4)], axis=-1)
     dh = dc = None
     das = [None] * len(f)
     for t in reversed(_order(len(f), reverse)):   # back-propagation through time
-        dh = _at(gh, t, nd) if dh is None else _at(gh, t, nd) + dh
-        dc = _at(gc, t, nd) + dh * P[t] if dc is None else _at(gc, t, nd) + dh * P[t] + dc
+        gh, gc = _at(gr[0], t, nd), _at(gr[1], t, nd)
+        dh = gh if dh is None else gh + dh
+        dc = gc + dh * P[t] if dc is None else gc + dh * P[t] + dc
         da = np.concatenate([dc * di[t], dc * df[t], dc * dg[t], dh * do[t]], axis=-1)
+        da = da + _at(direct, t, nd)
         das[t] = da
         dc = dc * f[t]
         dh = da @ w_hh
@@ -377,7 +397,7 @@ def _lstm_seq_vjp(g, ans, xp, w_hh, h0, c0, reverse=False, steps=None):
 
 lstm_sequence_p = defprim("lstm_sequence", _lstm_seq, jvp=_lstm_seq_jvp, vjp=_lstm_seq_vjp,
                           flops=lambda ans, xp, w_hh, h0, c0, **kw:
-                          2 * np.size(xp) * np.shape(c0)[-1] + 30 * np.size(ans) // 2)
+                          2 * np.size(xp) * np.shape(c0)[-1] + 5 * np.size(ans))
 
 
 # GRU: output (T, …, H), the state after each step.
@@ -481,9 +501,9 @@ gru_sequence_p = defprim("gru_sequence", _gru_seq, jvp=_gru_seq_jvp, vjp=_gru_se
 def lstm_sequence(xp, w_hh, h0, c0, reverse=False):
     """A whole LSTM layer (one direction) from the input projections ``xp`` (T, …, 4H) — all
     of ``x W_ihᵀ + b_ih + b_hh`` — the recurrent weight ``w_hh`` (4H, H) and the initial
-    states ``h0``, ``c0`` (…, H): the hidden and cell states after every step, stacked as
-    (2, T, …, H). Step t: ``a = xp[t] + h W_hhᵀ``, then :func:`lstm_cell`'s equations.
-    ``reverse=True`` reads the steps from T−1 down to 0."""
+    states ``h0``, ``c0`` (…, H): every step's hidden and cell states and gates
+    ``h, c, i, f, g, o``, shape (T, 6, …, H). Step t: ``a = xp[t] + h W_hhᵀ``, then
+    :func:`lstm_cell`'s equations. ``reverse=True`` reads the steps from T−1 down to 0."""
     return lstm_sequence_p(xp, w_hh, h0, c0, reverse=bool(reverse), steps=np.shape(xp)[0])
 
 
