@@ -115,7 +115,10 @@ class RNNBase(Module):
     def _project(self, inp, w_ih, b_ih, b_hh, swap):
         """The input projection ``x W_ihᵀ + b_ih`` of all steps in one product, time-major
         (``swap``: ``inp`` is batch-major)."""
-        xp = F.linear(inp, w_ih, b_ih)
+        shape = np.shape(inp)
+        # As one 2-D product: NumPy runs a 3-D one as a loop of small ones (~3× slower).
+        xp = np.reshape(F.linear(np.reshape(inp, (-1, shape[-1])), w_ih, b_ih),
+                        shape[:-1] + (np.shape(w_ih)[0],))
         return np.swapaxes(xp, 0, 1) if swap else xp
 
     def _layer(self, xp, w_hh, b_hh, h_init, c_init, j, reverse):
