@@ -256,7 +256,7 @@ def _lstm_seq(xp, w_hh, h0, c0, reverse=False, steps=None):
     dt = np.result_type(xp, w_hh, h0, c0)
     out = np.empty((T, 6, M, H), dt)
     w_t = np.ascontiguousarray(np.swapaxes(w_hh, 0, 1), dtype=dt)
-    scale, shift = _lstm_affine(H, dt)
+    scale, shift = (v.reshape(4, H)[:, :1, None] for v in _lstm_affine(H, dt))
     a = np.empty((M, 4 * H), dt)
     a4 = a.reshape(M, 4, H).transpose(1, 0, 2)          # the same memory, by gate
     ig = np.empty((M, H), dt)
@@ -265,12 +265,12 @@ def _lstm_seq(xp, w_hh, h0, c0, reverse=False, steps=None):
     for t in _order(T, reverse):                # every operation in place
         np.matmul(h, w_t, out=a)
         a += xs[t]
-        a *= scale
-        np.tanh(a, out=a)
-        a *= scale
-        a += shift                              # a = [i f g o]
         h2, c2, i, f, g, o = y = out[t]
-        np.copyto(y[2:], a4)
+        gates = y[2:]
+        np.multiply(a4, scale, out=gates)       # gates = tanh(a · scale) · scale + shift
+        np.tanh(gates, out=gates)
+        gates *= scale
+        gates += shift
         np.multiply(f, c, out=c2)
         np.multiply(i, g, out=ig)
         c2 += ig
@@ -299,29 +299,39 @@ def _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse):
     hprev[first], cprev[first] = np.reshape(h0, (M, H)), np.reshape(c0, (M, H))
     hprev[rest], cprev[rest] = hs[later], cs[later]
     gates = y[:, 2:]
-    slope = gates * (1.0 - gates)               # σ' of i, f, o; the g row fixed below
-    si, sf, sg, so = (slope[:, k] for k in range(4))
-    np.multiply(gg, gg, out=sg)
-    np.subtract(1.0, sg, out=sg)
-    tc = np.tanh(cs)
-    d = np.empty((T, M, 4, H), dt)              # ∂c'/∂a for i, f, g; ∂h'/∂a_o
-    np.multiply(gg, si, out=d[:, :, 0])
-    np.multiply(cprev, sf, out=d[:, :, 1])
-    np.multiply(i, sg, out=d[:, :, 2])
-    np.multiply(tc, so, out=d[:, :, 3])
-    P = o * (1.0 - tc * tc)                     # ∂h'/∂c'
     direct = g[:, 2:]                           # cotangents on the gates themselves
-    direct = (direct * slope).transpose(0, 2, 1, 3) if direct.any() else None
+    if direct.any():
+        slope = gates * (1.0 - gates)           # σ' of i, f, o, and tanh' of g:
+        np.subtract(1.0, gg * gg, out=slope[:, 2])
+        direct = (direct * slope).transpose(0, 2, 1, 3)
+    else:
+        direct = None
+    tc = np.tanh(cs)
+    # By gate, in place: ∂c'/∂a for i, f, g (g σ'_i, c σ'_f, i tanh'_g) and ∂h'/∂a_o
+    # (tanh c' σ'_o); then P = o (1 − tanh² c') = ∂h'/∂c'.
+    d = np.subtract(1.0, gates)
+    d *= gates
+    d[:, 0] *= gg
+    d[:, 1] *= cprev
+    dg = d[:, 2]
+    np.multiply(gg, gg, out=dg)
+    np.subtract(1.0, dg, out=dg)
+    dg *= i
+    d[:, 3] *= tc
+    P = np.multiply(tc, tc)
+    np.subtract(1.0, P, out=P)
+    P *= o
     da = np.empty((T, M, 4, H), dt)
-    gh, gc = g[:, 0], g[:, 1]
-    dh, dc, tmp = np.zeros((M, H), dt), np.zeros((M, H), dt), np.empty((M, H), dt)
+    by_gate = da.transpose(0, 2, 1, 3)          # the same memory, (T, 4, M, H)
+    ghc = g[:, :2]
+    dhc, tmp = np.zeros((2, M, H), dt), np.empty((M, H), dt)
+    dh, dc = dhc
     for t in reversed(_order(T, reverse)):      # back-propagation through time
-        dh += gh[t]
-        dc += gc[t]
+        dhc += ghc[t]
         np.multiply(dh, P[t], out=tmp)
         dc += tmp
-        np.multiply(d[t, :, :3], dc[:, None], out=da[t, :, :3])
-        np.multiply(d[t, :, 3], dh, out=da[t, :, 3])
+        np.multiply(d[t, :3], dc, out=by_gate[t, :3])
+        np.multiply(d[t, 3], dh, out=by_gate[t, 3])
         if direct is not None:
             da[t] += direct[t]
         dc *= f[t]
