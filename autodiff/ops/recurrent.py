@@ -293,11 +293,10 @@ def _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse):
     dt = np.result_type(g, ans, xp, w_hh)
     y, g = ans.reshape(T, 6, M, H), g.reshape(T, 6, M, H)
     hs, cs, i, f, gg, o = (y[:, k] for k in range(6))
-    hprev, cprev = np.empty((T, M, H), dt), np.empty((T, M, H), dt)
+    hprev = np.empty((T, M, H), dt)             # contiguous, for dW_hh's one product
     first, rest, later = ((T - 1, slice(0, T - 1), slice(1, T)) if reverse
                           else (0, slice(1, T), slice(0, T - 1)))
-    hprev[first], cprev[first] = np.reshape(h0, (M, H)), np.reshape(c0, (M, H))
-    hprev[rest], cprev[rest] = hs[later], cs[later]
+    hprev[first], hprev[rest] = np.reshape(h0, (M, H)), hs[later]
     gates = y[:, 2:]
     direct = g[:, 2:]                           # cotangents on the gates themselves
     if direct.any():
@@ -312,7 +311,8 @@ def _lstm_seq_vjp_arrays(g, ans, xp, w_hh, h0, c0, reverse):
     d = np.subtract(1.0, gates)
     d *= gates
     d[:, 0] *= gg
-    d[:, 1] *= cprev
+    d[first, 1] *= np.reshape(c0, (M, H))       # (the cell state each step starts from)
+    d[rest, 1] *= cs[later]
     dg = d[:, 2]
     np.multiply(gg, gg, out=dg)
     np.subtract(1.0, dg, out=dg)
