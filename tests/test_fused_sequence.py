@@ -155,6 +155,20 @@ def test_float32_is_kept_and_shapes_are_checked():
     assert ad.grad(lambda w: np.sum(lstm_sequence(e[0], w, e[2], e[3])))(e[1]).shape == (8, 2)
 
 
+def test_empty_batches_of_directions():
+    """jacrev of a function of an empty input pulls zero cotangents (a batch of none)."""
+    xp, w, h0, c0 = lstm_args(T=2, S=(2,), H=1)
+    gx, gw, gb, gh = gru_args(T=2, S=(2,), H=1)
+    A, B = np.ones((xp.size, 0)), np.ones((gx.size, 0))
+    f = lambda e: lstm_sequence(xp + np.reshape(A @ e, xp.shape), w, h0, c0)     # noqa
+    g = lambda e: gru_sequence(gx + np.reshape(B @ e, gx.shape), gw, gb, gh)     # noqa
+    for fn, out in ((f, (2, 6, 2, 1)), (g, (2, 2, 1))):
+        for jac in (ad.jacfwd, ad.jacrev):
+            assert jac(fn)(np.zeros(0)).shape == out + (0,)
+        hess = ad.jacrev(ad.grad(lambda v: np.sum(np.sin(fn(v)))))     # no cotangent at all
+        assert hess(np.zeros(0)).shape == (0, 0)
+
+
 def test_sparsity_is_conservative_and_jacobians_right():
     xp, w, h0, c0 = lstm_args(T=2, S=(2,), H=1)
     f = lambda xp: lstm_sequence(xp, w, h0, c0)          # noqa: E731

@@ -1,4 +1,5 @@
-"""Fused recurrent cells: one LSTM or GRU time step as one primitive — for speed.
+"""Fused recurrent cells and layers: one LSTM or GRU time step, or a whole sequence, as one
+primitive — for speed.
 
 Written with the engine's primitives, an LSTM step records a sigmoid, three slices, two
 tanh, three products and a sum (each one record and one backward call); fused, it is one
@@ -18,9 +19,17 @@ PyTorch's order (r, z, n), ``h`` (…, H):
 
     r, z = σ(xp_r + hp_r), σ(xp_z + hp_z),   n = tanh(xp_n + r hp_n),   h' = n + z (h − n)
 
+``lstm_sequence(xp, w_hh, h0, c0, reverse=False)`` and ``gru_sequence(xp, w_hh, b_hh, h0,
+reverse=False)`` run those steps over a whole sequence (``a = xp[t] + h W_hhᵀ``, resp.
+``hp = h W_hhᵀ + b_hh``) inside one record, as torch's ``_VF.lstm`` does: nn.LSTM and nn.GRU
+are one such record per layer and direction (see the section below for shapes and rules).
+
 >>> a, c = np.zeros((1, 8)), np.ones((1, 2))
 >>> lstm_cell(a, c)[1]                    # c' = σ(0)·1 + σ(0)·tanh(0)
 array([[0.5, 0.5]])
+>>> y = lstm_sequence(np.zeros((3, 1, 8)), np.zeros((8, 2)), np.zeros((1, 2)), np.ones((1, 2)))
+>>> y.shape, y[0, 1]                      # (T, [h, c, i, f, g, o], batch, H); c after step 0
+((3, 6, 1, 2), array([[0.5, 0.5]]))
 """
 import numpy as np
 
@@ -226,15 +235,21 @@ def _proj(hprev, w, like):
     """``hprev @ wᵀ`` over all steps in one matmul: (T, …, H) by (B?, k·H, H) gives
     (B?, T, …, k·H) (``w`` may be a tangent with a leading batch of directions)."""
     H = np.shape(hprev)[-1]
-    flat = np.reshape(hprev, (-1, H)) @ np.swapaxes(w, -1, -2)
+    flat = np.reshape(hprev, (_rows(hprev), H)) @ np.swapaxes(w, -1, -2)
     return np.reshape(flat, lead(w, like) + np.shape(hprev)[:-1] + (np.shape(w)[-2],))
 
 
 def _outer(d, hprev, like):
     """``Σ_steps dᵀ hprev`` in one matmul: the weight's cotangent (B?, k·H, H)."""
     kH, H = np.shape(d)[-1], np.shape(hprev)[-1]
-    flat = np.reshape(d, lead(d, like) + (-1, kH))
-    return np.swapaxes(flat, -1, -2) @ np.reshape(hprev, (-1, H))
+    flat = np.reshape(d, lead(d, like) + (_rows(hprev), kH))
+    return np.swapaxes(flat, -1, -2) @ np.reshape(hprev, (_rows(hprev), H))
+
+
+def _rows(x):
+    """The number of rows of ``x`` folded to (rows, last axis), stated (a -1 is ambiguous
+    when a batch of directions is empty)."""
+    return int(np.prod(np.shape(x)[:-1], dtype=np.int64))
 
 
 # LSTM: output (T, 6, …, H), every step's h, c and gates i, f, g, o. The gates are what the
@@ -499,7 +514,7 @@ def _gru_seq_vjp(g, ans, xp, w_hh, b_hh, h0, reverse=False, steps=None):
         dhs[t] = dhp = np.concatenate([dr, dz, dan * r[t]], axis=-1)
         dh = dh * z[t] + dhp @ w_hh
     dxp, dhp = np.stack(dxs, axis=-nd), np.stack(dhs, axis=-nd)
-    db = np.sum(np.reshape(dhp, lead(dhp, xp) + (-1, np.shape(b_hh)[0])), axis=-2)
+    db = np.sum(np.reshape(dhp, lead(dhp, xp) + (_rows(xp), np.shape(b_hh)[0])), axis=-2)
     return dxp, _outer(dhp, hprev, xp), db, dh
 
 
