@@ -270,19 +270,19 @@ def _lstm_seq(xp, w_hh, h0, c0, reverse=False, steps=None):
     M = np.size(c0) // H if H else 0
     dt = np.result_type(xp, w_hh, h0, c0)
     out = np.empty((T, 6, M, H), dt)
-    w_t = np.ascontiguousarray(np.swapaxes(w_hh, 0, 1), dtype=dt)
+    # By gate: h @ w4[k] is gate k's pre-activation, written straight into the output's
+    # rows (a batch of four products; contiguous throughout, no strided pass).
+    w4 = np.ascontiguousarray(np.reshape(w_hh, (4, H, H)).transpose(0, 2, 1), dtype=dt)
+    x4 = np.ascontiguousarray(np.reshape(xp, (T, M, 4, H)).transpose(0, 2, 1, 3))
     scale, shift = (v.reshape(4, H)[:, :1, None] for v in _lstm_affine(H, dt))
-    a = np.empty((M, 4 * H), dt)
-    a4 = a.reshape(M, 4, H).transpose(1, 0, 2)          # the same memory, by gate
     ig = np.empty((M, H), dt)
-    xs = np.reshape(xp, (T, M, 4 * H))
     h, c = np.reshape(h0, (M, H)), np.reshape(c0, (M, H))
     for t in _order(T, reverse):                # every operation in place
-        np.matmul(h, w_t, out=a)
-        a += xs[t]
         h2, c2, i, f, g, o = y = out[t]
         gates = y[2:]
-        np.multiply(a4, scale, out=gates)       # gates = tanh(a · scale) · scale + shift
+        np.matmul(h, w4, out=gates)
+        gates += x4[t]
+        gates *= scale                          # gates = tanh(a · scale) · scale + shift
         np.tanh(gates, out=gates)
         gates *= scale
         gates += shift
