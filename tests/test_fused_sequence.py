@@ -332,3 +332,24 @@ def test_seam_programs_through_a_sequence_block(seed):
     program = seams.Program((structure, shapes, f32, zeros, pseed, steps, inject))
     assert any(s.block is BLOCK for s in program.steps)
     seams.check(program)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_module_jacobians_both_modes_wrt_input_and_initial_state(kind):
+    from autodiff import nn
+    nn.init.manual_seed(9)
+    m = getattr(nn, kind)(2, 3, num_layers=2, bidirectional=True, batch_first=True)
+    params = {n: p.value for n, p in m.named_parameters()}
+    r = np.random.default_rng(10)
+    x, h0 = r.standard_normal((2, 4, 2)), r.standard_normal((4, 2, 3))
+
+    def f(x, h0):
+        state = (h0, np.cos(h0)) if kind == "LSTM" else h0
+        out, fin = nn.functional_call(m, params, x, state)
+        return np.concatenate([np.reshape(out, -1), np.reshape(fin[-1] if kind == "LSTM"
+                                                               else fin, -1)])
+
+    for k in (0, 1):
+        np.testing.assert_allclose(ad.jacfwd(f, k)(x, h0), ad.jacrev(f, k)(x, h0),
+                                   rtol=1e-12, atol=1e-13)
+    ad.check_grads(f, (x, h0), order=1, modes=("fwd", "rev"))
