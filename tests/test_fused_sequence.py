@@ -125,6 +125,19 @@ def test_fast_reverse_path_equals_the_general_one(reverse):
             np.testing.assert_allclose(a, b[0], rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("S", [(3,), (), (2, 2)])
+def test_fast_gru_reverse_path_equals_the_general_one(reverse, S):
+    xp, w, b, h0 = gru_args(T=5, S=S, H=2)
+    ans = R._gru_seq(xp, w, b, h0, reverse)
+    g = RNG.standard_normal(ans.shape)
+    fast = R._gru_seq_vjp(g, ans, xp, w, b, h0, reverse)
+    general = R._gru_seq_vjp(g[None], ans, xp, w, b, h0, reverse)
+    for a, c in zip(fast, general):
+        assert a.shape == c.shape[1:]
+        np.testing.assert_allclose(a, c[0], rtol=1e-13, atol=1e-14)
+
+
 def test_float32_is_kept_and_shapes_are_checked():
     args = lstm_args(dtype=np.float32)
     y = lstm_sequence(*args)

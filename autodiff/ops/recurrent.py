@@ -459,10 +459,15 @@ def _gru_seq(xp, w_hh, b_hh, h0, reverse=False, steps=None):
     return out
 
 
+def _gru_gates(hprev, xp, w_hh, b_hh):
+    """Every step's r, z, n and ``hp``'s n block, recomputed from the states each step
+    starts from with one product ``hp = hprev W_hhᵀ + b_hh`` over all steps."""
+    return _gru_parts(xp, _proj(hprev, w_hh, w_hh) + b_hh)
+
+
 def _gru_seq_saved(ans, xp, w_hh, b_hh, h0, reverse):
     hprev = _prev(ans, h0, reverse)
-    r, z, n, hn = _gru_parts(xp, hprev @ np.swapaxes(w_hh, -1, -2) + b_hh)
-    return hprev, r, z, n, hn
+    return (hprev,) + _gru_gates(hprev, xp, w_hh, b_hh)
 
 
 def _gru_seq_jvp(tangents, ans, xp, w_hh, b_hh, h0, reverse=False, steps=None):
@@ -497,7 +502,42 @@ def _gru_seq_jvp(tangents, ans, xp, w_hh, b_hh, h0, reverse=False, steps=None):
     return np.stack(hs, axis=-nd)
 
 
+def _gru_seq_vjp_arrays(g, ans, xp, w_hh, b_hh, h0, reverse):
+    """The reverse rule on plain arrays (first order, no batch of cotangents): the same
+    mathematics as ``_gru_seq_vjp``, each step's operations in place into the cotangents."""
+    T, H = np.shape(xp)[0], np.shape(h0)[-1]
+    M = np.size(h0) // H if H else 0
+    dt = np.result_type(g, ans, xp, w_hh, b_hh)
+    hs, g = ans.reshape(T, M, H), g.reshape(T, M, H)
+    hprev = np.empty((T, M, H), dt)             # contiguous, for dW_hh's one product
+    first, rest, later = ((T - 1, slice(0, T - 1), slice(1, T)) if reverse
+                          else (0, slice(1, T), slice(0, T - 1)))
+    hprev[first], hprev[rest] = np.reshape(h0, (M, H)), hs[later]
+    r, z, n, hn = _gru_gates(hprev, np.reshape(xp, (T, M, 3 * H)), w_hh, b_hh)
+    a_z = (hprev - n) * (z * (1.0 - z))         # ∂h'/∂a_z, ∂h'/∂a_n, ∂n/∂a_r · (1/∂a_n)
+    a_n = (1.0 - z) * (1.0 - n * n)
+    a_r = hn * (r * (1.0 - r))
+    dx, dhp = np.empty((T, M, 3 * H), dt), np.empty((T, M, 3 * H), dt)
+    dh, tmp = np.zeros((M, H), dt), np.empty((M, H), dt)
+    for t in reversed(_order(T, reverse)):
+        dh += g[t]
+        dr, dz, dan = _blocks(dx[t], 3)
+        np.multiply(dh, a_n[t], out=dan)
+        np.multiply(dan, a_r[t], out=dr)
+        np.multiply(dh, a_z[t], out=dz)
+        dhp[t, :, :2 * H] = dx[t, :, :2 * H]
+        np.multiply(dan, r[t], out=dhp[t, :, 2 * H:])
+        np.multiply(dh, z[t], out=tmp)
+        np.matmul(dhp[t], w_hh, out=dh)
+        dh += tmp
+    flat = dhp.reshape(T * M, 3 * H)
+    return (dx.reshape(np.shape(xp)), np.matmul(flat.T, hprev.reshape(T * M, H)),
+            flat.sum(axis=0), dh.reshape(np.shape(h0)))
+
+
 def _gru_seq_vjp(g, ans, xp, w_hh, b_hh, h0, reverse=False, steps=None):
+    if _plain(g, ans, xp, w_hh, b_hh, h0) and np.ndim(g) == np.ndim(ans):
+        return _gru_seq_vjp_arrays(g, ans, xp, w_hh, b_hh, h0, reverse)
     nd = ndim_of(xp)
     hprev, r, z, n, hn = _gru_seq_saved(ans, xp, w_hh, b_hh, h0, reverse)
     a_z = (hprev - n) * (z * (1.0 - z))
