@@ -8,14 +8,14 @@
 The model's call ``model(example_input)`` is recorded once by ``ad.jit``'s recorder into a
 program (the input a slot, parameters and buffers constants, which become the graph's
 initializers), and every instruction is written as ONNX nodes: custom ``forward`` methods,
-residual connections, Embedding (Gather), RNN/LSTM/GRU (the fused ``lstm_cell``/``gru_cell``
-primitives), attention written with matmul/softmax/masks, convolutions, pooling,
-normalisation, the activations, the losses' forward parts, reshapes, transposes,
-indexing, concatenation, reductions, comparisons and ``where``. The nn layers with one ONNX
-operator (Linear, Conv1d/2d, the pools, BatchNorm, LayerNorm, Flatten, Dropout, the
-activations: ``SUPPORTED``) are written as that operator when the module is the nn class
-itself. A primitive with no ONNX mapping is a ``NotImplementedError`` naming it and the
-layer it ran in.
+residual connections, Embedding (Gather), RNN/LSTM/GRU (the fused ``lstm_sequence``,
+``gru_sequence``, ``lstm_cell`` and ``gru_cell`` primitives, unrolled), attention written
+with matmul/softmax/masks, convolutions, pooling, normalisation, the activations, the losses'
+forward parts, reshapes, transposes, indexing, concatenation, reductions, comparisons and
+``where``. The nn layers with one ONNX operator (Linear, Conv1d/2d, the pools, BatchNorm,
+LayerNorm, Flatten, Dropout, the activations: ``SUPPORTED``) are written as that operator
+when the module is the nn class itself. A primitive with no ONNX mapping is a
+``NotImplementedError`` naming it and the layer it ran in.
 
 The graph is the one path the example took. Python loops are unrolled: a recurrent layer's
 graph has the example's sequence length fixed (only the batch axis is dynamic). Python

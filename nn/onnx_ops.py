@@ -369,35 +369,95 @@ def _split(cx, x, k, width):
     return names
 
 
+def _lstm_step(cx, a, c, width):
+    """The nodes of one LSTM cell on pre-activations ``a`` and state ``c``:
+    ``(h', c', (i, f, g, o))``."""
+    i, f, g, o = _split(cx, a, 4, width)
+    i, f, o = (cx.node("Sigmoid", [t]) for t in (i, f, o))
+    g = cx.node("Tanh", [g])
+    c2 = cx.node("Add", [cx.node("Mul", [f, c]), cx.node("Mul", [i, g])])
+    return cx.node("Mul", [o, cx.node("Tanh", [c2])]), c2, (i, f, g, o)
+
+
 def _lstm_cell(cx, args, kw, vals, vkw, out):
     """(h', c') stacked: i, f, g, o = σ, σ, tanh, σ of the four blocks; c' = f c + i g,
     h' = o tanh c'."""
     dt = out.dtype
     c_val = vals[1]
-    h = np.shape(c_val)[-1]
-    i, f, g, o = _split(cx, cx.tensor(args[0], dt), 4, h)
-    c = cx.tensor(args[1], dt)
-    i, f, o = (cx.node("Sigmoid", [t]) for t in (i, f, o))
-    c2 = cx.node("Add", [cx.node("Mul", [f, c]), cx.node("Mul", [i, cx.node("Tanh", [g])])])
-    h2 = cx.node("Mul", [o, cx.node("Tanh", [c2])])
+    h2, c2, _ = _lstm_step(cx, cx.tensor(args[0], dt), cx.tensor(args[1], dt),
+                           np.shape(c_val)[-1])
     axis = -(np.ndim(c_val) + 1)
     ax = cx.const([axis], np.int64)
     return cx.node("Concat", [cx.node("Unsqueeze", [h2, ax]), cx.node("Unsqueeze", [c2, ax])],
                    axis=axis)
 
 
-def _gru_cell(cx, args, kw, vals, vkw, out):
-    """r, z = σ(x_r + h_r), σ(x_z + h_z); n = tanh(x_n + r h_n); h' = n + z (h - n)."""
-    dt = out.dtype
-    width = np.shape(vals[2])[-1]
-    xr, xz, xn = _split(cx, cx.tensor(args[0], dt), 3, width)
-    hr, hz, hn = _split(cx, cx.tensor(args[1], dt), 3, width)
-    h = cx.tensor(args[2], dt)
+def _gru_step(cx, x, hp, h, width):
+    """The nodes of one GRU cell: r, z = σ(x_r + h_r), σ(x_z + h_z); n = tanh(x_n + r h_n);
+    h' = n + z (h - n)."""
+    xr, xz, xn = _split(cx, x, 3, width)
+    hr, hz, hn = _split(cx, hp, 3, width)
     r = cx.node("Sigmoid", [cx.node("Add", [xr, hr])])
     z = cx.node("Sigmoid", [cx.node("Add", [xz, hz])])
     n = cx.node("Tanh", [cx.node("Add", [xn, cx.node("Mul", [r, hn])])])
     return cx.node("Add", [n, cx.node("Mul", [z, cx.node("Sub", [h, n])])])
 
 
+def _steps(cx, kw, xp, steps, state, step):
+    """A recurrent layer unrolled (the example's sequence length is fixed in the graph, as
+    for the Python loop of the cells): ``step(x_t, state) -> (output, state)`` per step in
+    the layer's direction, the outputs stacked on axis 0 in time order."""
+    reverse = bool(cx.static(kw["reverse"], "a recurrent layer's direction"))
+    if kw.get("steps") is not None:         # the length the recordings agree on, or refused
+        steps = int(cx.static(kw["steps"], "a recurrent layer's sequence length"))
+    ys = [None] * steps
+    ax0 = cx.const([0], np.int64)
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        x_t = cx.node("Gather", [xp, cx.const(t, np.int64)], axis=0)
+        y, state = step(x_t, state)
+        ys[t] = [cx.node("Unsqueeze", [v, ax0]) for v in y]
+    return [cx.node("Concat", list(col), axis=0) for col in zip(*ys)]
+
+
+def _lstm_sequence(cx, args, kw, vals, vkw, out):
+    """(T, 6, …, H), every step's h, c, i, f, g, o: ``a = xp[t] + h W_hhᵀ``, then the
+    cell's nodes."""
+    dt = out.dtype
+    width = np.shape(vals[3])[-1]
+    w_t = cx.node("Transpose", [cx.tensor(args[1], dt)], perm=[1, 0])
+
+    def step(x_t, state):
+        h, c, gates = _lstm_step(cx, cx.node("Add", [x_t, cx.node("MatMul", [state[0], w_t])]),
+                                 state[1], width)
+        ax0 = cx.const([0], np.int64)
+        rows = [cx.node("Unsqueeze", [v, ax0]) for v in (h, c) + gates]
+        return (cx.node("Concat", rows, axis=0),), (h, c)
+
+    return _steps(cx, kw, cx.tensor(args[0], dt), np.shape(vals[0])[0],
+                  (cx.tensor(args[2], dt), cx.tensor(args[3], dt)), step)[0]
+
+
+def _gru_sequence(cx, args, kw, vals, vkw, out):
+    """(T, …, H): every step's ``hp = h W_hhᵀ + b_hh``, then the cell's nodes."""
+    dt = out.dtype
+    width = np.shape(vals[3])[-1]
+    w_t = cx.node("Transpose", [cx.tensor(args[1], dt)], perm=[1, 0])
+    b = cx.tensor(args[2], dt)
+
+    def step(x_t, h):
+        h = _gru_step(cx, x_t, cx.node("Add", [cx.node("MatMul", [h, w_t]), b]), h, width)
+        return (h,), h
+
+    return _steps(cx, kw, cx.tensor(args[0], dt), np.shape(vals[0])[0],
+                  cx.tensor(args[3], dt), step)[0]
+
+
+def _gru_cell(cx, args, kw, vals, vkw, out):
+    """r, z = σ(x_r + h_r), σ(x_z + h_z); n = tanh(x_n + r h_n); h' = n + z (h - n)."""
+    dt = out.dtype
+    return _gru_step(cx, cx.tensor(args[0], dt), cx.tensor(args[1], dt),
+                     cx.tensor(args[2], dt), np.shape(vals[2])[-1])
+
+
 EMITTERS.update(conv2d=_conv2d, max_pool2d=_max_pool2d, lstm_cell=_lstm_cell,
-                gru_cell=_gru_cell)
+                gru_cell=_gru_cell, lstm_sequence=_lstm_sequence, gru_sequence=_gru_sequence)

@@ -1,10 +1,13 @@
-"""Recurrent layers — ``RNN``, ``LSTM``, ``GRU`` — as PyTorch defines them, unrolled in Python.
+"""Recurrent layers — ``RNN``, ``LSTM``, ``GRU`` — as PyTorch defines them.
 
-Each layer is a loop over time steps: one matrix product ``h W_hhᵀ`` and one fused cell
-primitive per step (``autodiff.ops.recurrent``: the gates and the new state, with rules
-that are differentiable again), so every derivative — of the input, the initial state and
-each parameter, in either mode, to any order — comes from the tape. The input projection ``x W_ihᵀ + b_ih`` of a whole layer is one matrix product before
-the loop; only ``h W_hhᵀ`` runs per step. Parameter names, shapes, gate order and the default
+The input projection ``x W_ihᵀ + b_ih`` of a whole layer is one matrix product; the
+recurrence of each layer and direction is then one primitive for LSTM and GRU
+(``lstm_sequence``/``gru_sequence`` in ``autodiff.ops.recurrent``: the loop over time steps
+and back-propagation through time inside one record, with rules that are differentiable
+again), and a Python loop of ``h W_hhᵀ`` and ``tanh``/``relu`` per step for RNN. Every
+derivative — of the input, the initial state and each parameter, in either mode, to any
+order — comes from the tape. The cells (LSTMCell, GRUCell) are one step: ``h W_hhᵀ`` and the
+fused ``lstm_cell``/``gru_cell`` primitive. Parameter names, shapes, gate order and the default
 initialisation (uniform in ±1/√hidden_size) are PyTorch's, so a ``state_dict`` copies across
 by name:
 
@@ -28,7 +31,7 @@ import math
 
 import numpy as np
 
-from autodiff.ops.recurrent import gru_cell, lstm_cell
+from autodiff.ops.recurrent import gru_cell, gru_sequence, lstm_cell, lstm_sequence
 
 from . import functional as F
 from . import init
@@ -109,6 +112,33 @@ class RNNBase(Module):
     def _cell(self, xp, state, w_hh_t, b_hh):
         raise NotImplementedError
 
+    def _project(self, inp, w_ih, b_ih, b_hh, swap):
+        """The input projection ``x W_ihᵀ + b_ih`` of all steps in one product, time-major
+        (``swap``: ``inp`` is batch-major)."""
+        shape = np.shape(inp)
+        # As one 2-D product: NumPy runs a 3-D one as a loop of small ones (~3× slower).
+        xp = np.reshape(F.linear(np.reshape(inp, (-1, shape[-1])), w_ih, b_ih),
+                        shape[:-1] + (np.shape(w_ih)[0],))
+        return np.swapaxes(xp, 0, 1) if swap else xp
+
+    def _layer(self, xp, w_hh, b_hh, h_init, c_init, j, reverse):
+        """One layer and direction over the whole sequence, from its input projection:
+        ``(outputs, h_last, c_last)``. This base runs the cells step by step (RNN); LSTM and
+        GRU run one sequence primitive instead."""
+        seq, batch = np.shape(xp)[:2]
+        state = self._initial(h_init, j, batch, xp.dtype)
+        w_hh_t = w_hh.T
+        ys = [None] * seq
+        for t in (range(seq - 1, -1, -1) if reverse else range(seq)):
+            ys[t], state = self._cell(xp[t], state, w_hh_t, b_hh)
+        return np.stack(ys), state, None
+
+    def _initial(self, given, j, batch, dtype):
+        """Layer-direction ``j``'s initial state: the given one, or zeros."""
+        if given is not None:
+            return given[j]
+        return np.zeros((batch, self.hidden_size), dtype=dtype)
+
     # ----- shapes -----
     def _check_state(self, s, batch, unbatched, what):
         want = (self.num_layers * (2 if self.bidirectional else 1),) + \
@@ -138,9 +168,10 @@ class RNNBase(Module):
         unbatched = nd == 2
         if unbatched:
             x = x[:, None]
-        elif self.batch_first:
-            x = np.swapaxes(x, 0, 1)
-        seq, batch = np.shape(x)[:2]
+        # The first layer's input projection runs on the input as given (a contiguous
+        # matmul), the recurrence on time-major steps.
+        swap = not unbatched and self.batch_first
+        batch, seq = np.shape(x)[:2] if swap else np.shape(x)[1::-1]
         if seq == 0:
             raise ValueError(f"{name}: the input has no time steps")
 
@@ -166,25 +197,12 @@ class RNNBase(Module):
                 w_hh = getattr(self, f"weight_hh_l{k}{sfx}")
                 b_ih = getattr(self, f"bias_ih_l{k}{sfx}") if self.bias else None
                 b_hh = getattr(self, f"bias_hh_l{k}{sfx}") if self.bias else None
-                xp = inp @ w_ih.T                          # the whole layer's input at once
-                if b_ih is not None:
-                    xp = xp + b_ih
-                zeros = np.zeros((batch, self.hidden_size), dtype=xp.dtype)
-                h = zeros if h_init is None else h_init[j]
-                state = h
+                xp = self._project(inp, w_ih, b_ih, b_hh, swap and k == 0)
+                y, h, c = self._layer(xp, w_hh, b_hh, h_init, c_init, j, d == 1)
+                outs.append(y)
+                h_n.append(h)
                 if self._has_cell:
-                    state = (h, zeros if c_init is None else c_init[j])
-                w_hh_t = w_hh.T
-                steps = range(seq - 1, -1, -1) if d else range(seq)
-                ys = [None] * seq
-                for t in steps:
-                    ys[t], state = self._cell(xp[t], state, w_hh_t, b_hh)
-                outs.append(np.stack(ys))
-                if self._has_cell:
-                    h_n.append(state[0])
-                    c_n.append(state[1])
-                else:
-                    h_n.append(state)
+                    c_n.append(c)
             inp = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)
             if self.dropout and self.training and k < self.num_layers - 1:
                 inp = F.dropout(inp, self.dropout, True, rng=init.default_generator())
@@ -195,7 +213,7 @@ class RNNBase(Module):
         if unbatched:
             out, h_n = out[:, 0], h_n[:, 0]
             c_n = c_n[:, 0] if c_n is not None else None
-        elif self.batch_first:
+        elif swap:
             out = np.swapaxes(out, 0, 1)
         return (out, (h_n, c_n)) if self._has_cell else (out, h_n)
 
@@ -245,6 +263,17 @@ class LSTM(RNNBase):
 
     _cell = staticmethod(_lstm_cell)
 
+    def _project(self, inp, w_ih, b_ih, b_hh, swap):
+        # Both biases enter the pre-activations only as their sum: one add of a vector.
+        return super()._project(inp, w_ih, None if b_ih is None else b_ih + b_hh, None, swap)
+
+    def _layer(self, xp, w_hh, b_hh, h_init, c_init, j, reverse):
+        batch = np.shape(xp)[1]
+        hc = lstm_sequence(xp, w_hh, self._initial(h_init, j, batch, xp.dtype),
+                           self._initial(c_init, j, batch, xp.dtype), reverse=reverse)
+        last = 0 if reverse else -1
+        return hc[:, 0], hc[last, 0], hc[last, 1]
+
 
 class GRU(RNNBase):
     """Gated recurrent unit; gates r, z, n stacked in that order in ``weight_ih_l{k}``
@@ -253,6 +282,13 @@ class GRU(RNNBase):
     _gates = 3
 
     _cell = staticmethod(_gru_cell)
+
+    def _layer(self, xp, w_hh, b_hh, h_init, c_init, j, reverse):
+        if b_hh is None:
+            b_hh = np.zeros(np.shape(w_hh)[0], dtype=xp.dtype)
+        y = gru_sequence(xp, w_hh, b_hh, self._initial(h_init, j, np.shape(xp)[1], xp.dtype),
+                         reverse=reverse)
+        return y, y[0 if reverse else -1], None
 
 
 # ----- Cells: one step as a layer (PyTorch's RNNCell, LSTMCell, GRUCell) -----

@@ -10,7 +10,7 @@ def make(Case):
                                    conv_transpose2d)
     from autodiff.ops.normalization import standardize
     from autodiff.ops.pooling import max_pool2d, pool_gather_p, pool_scatter_p
-    from autodiff.ops.recurrent import gru_cell, lstm_cell
+    from autodiff.ops.recurrent import gru_cell, gru_sequence, lstm_cell, lstm_sequence
 
     x, w = ((2, 2, 5, 5), "real"), ((3, 2, 3, 3), "real")
     img = ((2, 2, 6, 7), "real")
@@ -26,6 +26,19 @@ def make(Case):
         Case("gru_cell", "gru_cell-chained",
              lambda xp, hp, h: gru_cell(xp, hp * h[..., :1], gru_cell(xp, hp, h)),
              (((3, 9), "real"), ((3, 9), "real"), ((3, 3), "real"))),
+        # Whole sequences (xp (T, batch, k·H), w_hh (k·H, H), states (batch, H)); all rows
+        # of the LSTM's output (states and gates) count.
+        Case("lstm_sequence", "lstm_sequence", lambda xp, w, h, c: lstm_sequence(xp, w, h, c),
+             (((3, 2, 8), "real"), ((8, 2), "unit"), ((2, 2), "real"), ((2, 2), "real"))),
+        Case("lstm_sequence", "lstm_sequence-reverse-unbatched",
+             lambda xp, w, h, c: lstm_sequence(xp * 2.0, w, h, c, reverse=True) ** 2,
+             (((3, 4), "real"), ((4, 1), "unit"), ((1,), "real"), ((1,), "real"))),
+        Case("gru_sequence", "gru_sequence",
+             lambda xp, w, b, h: gru_sequence(xp, w, b, h),
+             (((3, 2, 6), "real"), ((6, 2), "unit"), ((6,), "real"), ((2, 2), "real"))),
+        Case("gru_sequence", "gru_sequence-reverse-unbatched",
+             lambda xp, w, b, h: gru_sequence(xp, w, b, h, reverse=True) ** 2,
+             (((3, 3), "real"), ((3, 1), "unit"), ((3,), "real"), ((1,), "real"))),
         # ----- standardisation (batch and layer norm; autodiff/ops/normalization.py) -----
         Case("standardize", "standardize-batchnorm-axes",
              lambda x: standardize(x, (0, 2, 3), 1e-5), (((3, 2, 2, 2), "real"),)),

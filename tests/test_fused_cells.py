@@ -66,14 +66,22 @@ def test_cells_refuse_mismatched_shapes_and_keep_float32():
     assert g.dtype == np.float32
 
 
-def test_lstm_records_one_cell_per_step():
+def test_lstm_records_one_sequence_per_layer_and_direction_and_cells_one_cell():
     from autodiff import nn
-    lstm = nn.LSTM(3, 4)
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
     with ad.Tape() as tape:
         out, _ = lstm(ad.Variable(np.ones((5, 2, 3))))
     names = [r.primitive for r in tape]
-    assert names.count("lstm_cell") == 5
-    assert len(names) < 5 * 8 + 12          # a handful of records per step, not hundreds
+    assert names.count("lstm_sequence") == 4 and "lstm_cell" not in names
+    assert len(names) < 60                  # a handful of records per layer, none per step
+    gru = nn.GRU(3, 4)
+    with ad.Tape() as tape:
+        gru(ad.Variable(np.ones((5, 2, 3))))
+    assert [r.primitive for r in tape].count("gru_sequence") == 1
+    cell = nn.LSTMCell(3, 4)
+    with ad.Tape() as tape:
+        cell(ad.Variable(np.ones((2, 3))))
+    assert [r.primitive for r in tape].count("lstm_cell") == 1
 
 
 def test_max_pool_matches_torch_and_shares_ties():

@@ -25,7 +25,7 @@ from ..core import box_types, shape_of
 __all__ = ["elementwise", "select", "gather", "scatter_add", "reduction", "slices", "scan", "einsum",
            "matmul", "linear", "correlate", "interp", "conv2d", "conv2d_transpose_x",
            "conv2d_grad_w", "dense", "stacked", "active", "union", "lstm_cell", "gru_cell",
-           "pooling", "groups"]
+           "sequence", "pooling", "groups"]
 
 
 def _sp():
@@ -515,6 +515,13 @@ def gru_cell(prim, ans, args, pats, kw):
             r, cols = _blocks_relation(shape_of(ans), shape_of(h), shape_of(arg), k, False)
             parts.append(_local(r, cols, _size(shape_of(ans)), _size(shape_of(arg))) @ p)
     return union(parts)
+
+
+def sequence(prim, ans, args, pats, kw):
+    """A whole recurrent layer (lstm_sequence, gru_sequence): conservatively dense. Each
+    state reads every earlier step and the whole recurrent weight; that the batch rows are
+    independent of each other is what this rule forgoes."""
+    return dense(prim, ans, args, pats, kw)
 
 
 def pooling(prim, ans, args, pats, kw):
