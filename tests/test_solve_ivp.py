@@ -423,3 +423,21 @@ def test_large_stiff_systems_get_the_sparse_ad_jacobian():
           - np.sum(scipy_solve_ivp(heat, (0, 0.5), u0, method="BDF", args=(40.0 - h,),
                                    rtol=1e-10, atol=1e-12, jac_sparsity=pattern).y[:, -1])) / (2 * h)
     assert abs(g - fd) <= 1e-4 * abs(fd)
+
+
+@pytest.mark.parametrize("method", ["RK45", "BDF"])
+def test_an_empty_t_eval_gives_empty_arrays_in_every_mode(method):
+    # SciPy returns lists for an empty t_eval; the documented shapes are t (0,), y (n, 0).
+    def osc(t, y, k):
+        return np.stack([y[1], -k * y[0]])
+
+    def f(k):
+        return integrate.solve_ivp(osc, (0.0, 1.0), np.array([1.0, 0.5]), method=method,
+                                   t_eval=np.zeros(0), args=(k,)).y
+    res = integrate.solve_ivp(osc, (0.0, 1.0), np.array([1.0, 0.5]), method=method,
+                              t_eval=np.zeros(0), args=(1.3,))
+    assert type(res.t) is np.ndarray and res.t.shape == (0,)
+    assert type(res.y) is np.ndarray and res.y.shape == (2, 0)
+    assert np.shape(ad.jvp(f, (1.3,), (1.0,))[1]) == (2, 0)
+    assert np.shape(ad.jacrev(f)(1.3)) == (2, 0)
+    assert np.shape(ad.jacfwd(f)(1.3)) == (2, 0)

@@ -686,6 +686,13 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
                        vectorized=vectorized, args=plain_args or None, **opts)
     if res.status < 0:
         raise _failed(f"solve_ivp ({_name(method)})", res.message, _FIX_IVP)
+    if type(res.t) is not np.ndarray:
+        # SciPy returns empty lists for an empty ``t_eval``; its documented types are
+        # arrays ``t`` (0,) and ``y`` (n, 0), which every later step (and the user) expects.
+        y0_ = np.asarray(unbox(y0))
+        res.t = np.asarray(res.t, dtype=float)
+        res.y = np.zeros((y0_.shape[0] if y0_.ndim else 1, 0),
+                         dtype=np.result_type(y0_, float))
     if not tracked:
         return res
     if np.iscomplexobj(res.y):
