@@ -84,6 +84,53 @@ def _scatter(g, w, size, ksize, stride, padding, dilation, ceil_mode):
     return acc[..., pt:pt + h, pl:pl + wd]
 
 
+def _scatter_untied(g, x, ans, ksize, stride, padding, dilation, ceil_mode):
+    """``pool_scatter(g, W)`` without building ``W``: with ``W_k = [x_k = ans] / n`` (``n``
+    the window's number of maxima) tap k receives ``(g / n)·[x_k = ans]``, written straight
+    into its slice when the windows do not overlap; ``n`` is computed only if some window
+    is tied. None when a maximum is NaN (no tap equals it): the caller's general path."""
+    size = shape_of(x)[-2:]
+    out, pads = geometry(size, ksize, stride, padding, dilation, ceil_mode)
+    xp = _padded(x, pads, -np.inf)
+    taps = tap_slices(out, ksize, stride, dilation)
+    eqs, hits = [], 0
+    for sl in taps:
+        e = np.equal(xp[sl], ans)
+        hits += np.count_nonzero(e)
+        eqs.append(e)
+    if hits != ans.size:             # a tie (more hits) or a NaN maximum (fewer)
+        dt = np.uint8 if len(eqs) < 256 else np.int64
+        n = np.add(eqs[0], eqs[1], dtype=dt) if len(eqs) > 1 else eqs[0].astype(dt)
+        for e in eqs[2:]:
+            n += e
+        if not n.all():
+            return None
+        g = g / n
+    disjoint = all(d * (k - 1) < s for k, s, d in zip(ksize, stride, dilation))
+    cover = disjoint and all(d == 1 and s == k and o * k == m
+                             for k, s, d, o, m in zip(ksize, stride, dilation, out,
+                                                      shape_of(xp)[-2:]))
+    dtype = np.result_type(g, x.dtype, np.float32)
+    acc = (np.empty if cover else np.zeros)(shape_of(xp), dtype=dtype)
+    for sl, e in zip(taps, eqs):
+        if disjoint:
+            np.multiply(g, e, out=acc[sl])
+        else:
+            acc[sl] += g * e
+    (pt, pb), (pl, pr) = pads
+    return acc[..., pt:pt + size[0], pl:pl + size[1]]
+
+
+def _max_pool_vjp(g, ans, x, **geo):
+    # A first-order sweep on plain arrays skips the weights when nothing is tied.
+    if type(g) is np.ndarray and type(x) is np.ndarray and type(ans) is np.ndarray \
+            and g.shape == ans.shape:
+        r = _scatter_untied(g, x, ans, **geo)
+        if r is not None:
+            return r
+    return pool_scatter_p(g, _w_of(ans, x, **geo), size=shape_of(x)[-2:], **geo)
+
+
 # ----- The three primitives -----
 # ``geo``: ksize, stride, padding (one int per axis), dilation (pairs) and ceil_mode.
 def _w_of(ans, x, **geo):
@@ -94,8 +141,7 @@ max_pool2d_p = defprim(
     "max_pool2d", _max_pool,
     jvp=(lambda t, ans, x, **geo: pool_gather_p(t, _w_of(ans, x, **geo),
                                                  size=shape_of(x)[-2:], **geo),),
-    vjp=(lambda g, ans, x, **geo: pool_scatter_p(g, _w_of(ans, x, **geo),
-                                                  size=shape_of(x)[-2:], **geo),))
+    vjp=(_max_pool_vjp,))
 
 pool_gather_p = defprim(
     "pool_gather", _gather,
