@@ -23,6 +23,7 @@ or input channels (C) — and unfolded after: ``_conv``, ``_conv_t``, ``_conv_w`
 array([[10., 18.],
        [42., 50.]])
 """
+import sys
 import weakref
 
 import numpy as np
@@ -59,9 +60,13 @@ def _cols(x, ksize, stride, padding, dilation):
     q·s + j·d]``, one contiguous copy; and (Ho, Wo)."""
     v = _windows(x, ksize, stride, padding, dilation)
     n, c, ho, wo, kh, kw = v.shape
-    cols = np.empty((c, kh, kw, n, ho, wo), dtype=v.dtype)
-    np.copyto(cols, v.transpose(1, 4, 5, 0, 2, 3))
-    return cols.reshape(c * kh * kw, n * ho * wo), (ho, wo)
+    cols = _SPARE.pop((c * kh * kw, n * ho * wo, v.dtype), None)
+    if cols is None:
+        cols = np.empty((c * kh * kw, n * ho * wo), dtype=v.dtype)
+    else:
+        _spare_bytes[0] -= cols.nbytes
+    np.copyto(cols.reshape(c, kh, kw, n, ho, wo), v.transpose(1, 4, 5, 0, 2, 3))
+    return cols, (ho, wo)
 
 
 def _flat_g(g):
@@ -75,14 +80,32 @@ def _flat_g(g):
 # finds its call's entry by the identity of both (the output is new per call, so an entry
 # never answers for another call); an entry goes when the output is freed. The total is
 # capped (past it the gradient rebuilds its windows, as a nested derivative always does).
+# A dropped matrix that nothing else holds is kept as a spare (one per shape; the oldest go
+# past a cap) for the next call of the same shape: a training loop then reuses its buffers
+# instead of asking the system for fresh pages every step.
 _SAVED = {}
 _SAVED_CAP = 256 * 2 ** 20
 _saved_bytes = [0]
+_SPARE = {}
+_SPARE_CAP = 64 * 2 ** 20
+_spare_bytes = [0]
 
 
 def _forget(key, nbytes):
-    if _SAVED.pop(key, None) is not None:
-        _saved_bytes[0] -= nbytes
+    e = _SAVED.pop(key, None)
+    if e is None:
+        return
+    _saved_bytes[0] -= nbytes
+    cols = e[3]
+    del e
+    k = cols.shape + (cols.dtype,)
+    # Only this frame refers to it (getrefcount counts its argument too).
+    if sys.getrefcount(cols) != 2 or k in _SPARE or nbytes > _SPARE_CAP:
+        return
+    while _spare_bytes[0] + nbytes > _SPARE_CAP:          # the oldest spares make room
+        _spare_bytes[0] -= _SPARE.pop(next(iter(_SPARE))).nbytes
+    _SPARE[k] = cols
+    _spare_bytes[0] += nbytes
 
 
 def _save(ans, x, geo, cols):

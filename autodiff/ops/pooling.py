@@ -40,14 +40,22 @@ def _padded(x, pads, fill):
 
 
 # ----- The NumPy implementations (plain arrays) -----
+def _max_of(views):
+    ans = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
+    for v in views[2:]:
+        np.maximum(ans, v, out=ans)
+    return ans
+
+
 def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
+    """The window maximum is separable: over the kernel's rows first (whole padded rows,
+    so the inner loops run along contiguous memory), then over its columns — kh + kw
+    elementwise maxima instead of kh·kw."""
     out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
     xp = _padded(x, pads, -np.inf)
-    taps = tap_slices(out, ksize, stride, dilation)
-    ans = xp[taps[0]].copy()
-    for sl in taps[1:]:
-        np.maximum(ans, xp[sl], out=ans)
-    return ans
+    (ho, wo), (kh, kw), (sh, sw), (dh, dw) = out, ksize, stride, dilation
+    rows = _max_of([xp[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, :] for i in range(kh)])
+    return _max_of([rows[..., j * dw:j * dw + sw * (wo - 1) + 1:sw] for j in range(kw)])
 
 
 def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
