@@ -60,11 +60,7 @@ def _cols(x, ksize, stride, padding, dilation):
     q·s + j·d]``, one contiguous copy; and (Ho, Wo)."""
     v = _windows(x, ksize, stride, padding, dilation)
     n, c, ho, wo, kh, kw = v.shape
-    cols = _SPARE.pop((c * kh * kw, n * ho * wo, v.dtype), None)
-    if cols is None:
-        cols = np.empty((c * kh * kw, n * ho * wo), dtype=v.dtype)
-    else:
-        _spare_bytes[0] -= cols.nbytes
+    cols = _take((c * kh * kw, n * ho * wo), v.dtype)
     np.copyto(cols.reshape(c, kh, kw, n, ho, wo), v.transpose(1, 4, 5, 0, 2, 3))
     return cols, (ho, wo)
 
@@ -91,6 +87,27 @@ _SPARE_CAP = 64 * 2 ** 20
 _spare_bytes = [0]
 
 
+def _take(shape, dtype):
+    """A spare buffer of this shape and dtype, or a new one (uninitialised either way)."""
+    a = _SPARE.pop(tuple(shape) + (np.dtype(dtype),), None)
+    if a is None:
+        return np.empty(shape, dtype=dtype)
+    _spare_bytes[0] -= a.nbytes
+    return a
+
+
+def _give(a, owners):
+    """Keep ``a`` as a spare if the caller's ``owners`` references are all there are
+    (``sys.getrefcount`` also counts its own argument and this frame's)."""
+    k = a.shape + (a.dtype,)
+    if sys.getrefcount(a) != owners + 2 or k in _SPARE or a.nbytes > _SPARE_CAP:
+        return
+    while _spare_bytes[0] + a.nbytes > _SPARE_CAP:        # the oldest spares make room
+        _spare_bytes[0] -= _SPARE.pop(next(iter(_SPARE))).nbytes
+    _SPARE[k] = a
+    _spare_bytes[0] += a.nbytes
+
+
 def _forget(key, nbytes):
     e = _SAVED.pop(key, None)
     if e is None:
@@ -98,14 +115,17 @@ def _forget(key, nbytes):
     _saved_bytes[0] -= nbytes
     cols = e[3]
     del e
-    k = cols.shape + (cols.dtype,)
-    # Only this frame refers to it (getrefcount counts its argument too).
-    if sys.getrefcount(cols) != 2 or k in _SPARE or nbytes > _SPARE_CAP:
-        return
-    while _spare_bytes[0] + nbytes > _SPARE_CAP:          # the oldest spares make room
-        _spare_bytes[0] -= _SPARE.pop(next(iter(_SPARE))).nbytes
-    _SPARE[k] = cols
-    _spare_bytes[0] += nbytes
+    _give(cols, 1)
+
+
+def _release(ans):
+    """Hand the saved window matrix of the call that gave ``ans`` back as a spare (its
+    weight gradient is done; a second sweep would rebuild it)."""
+    e = _SAVED.get(id(ans))
+    if e is not None and e[0]() is ans:
+        nbytes = e[3].nbytes
+        del e
+        _forget(id(ans), nbytes)
 
 
 def _save(ans, x, geo, cols):
@@ -157,13 +177,19 @@ def _conv2d_transpose_x(g, w, size, stride, padding, dilation):
     (sh, sw), (dh, dw) = stride, dilation
     h, wd = size
     _check_out(g, (h, wd), (kh, kw), stride, padding, dilation, "conv2d_transpose_x")
-    cols = np.matmul(w.reshape(o, -1).T, _flat_g(g)).reshape(c, kh, kw, n, ho, wo)
-    out = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=cols.dtype)
+    gf = _flat_g(g)
+    dtype = np.result_type(w, gf)
+    buf = _take((c * kh * kw, n * ho * wo), dtype) if dtype.kind == "f" else None
+    buf = np.matmul(w.reshape(o, -1).T, gf, out=buf)
+    cols = buf.reshape(c, kh, kw, n, ho, wo)
+    out = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dtype)
     dst = out.transpose(1, 0, 2, 3)                                  # (C, N, H, W) view
     for i in range(kh):
         for j in range(kw):
             dst[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                 j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, i, j]
+    del cols
+    _give(buf, 1)
     if pt or pb or pl or pr:
         out = np.ascontiguousarray(out[:, :, pt:pt + h, pl:pl + wd])
     return out
@@ -184,7 +210,10 @@ def _grad_w_rule(g, ans, x, w, **kw):
     if type(g) is np.ndarray and type(x) is np.ndarray and g.ndim == 4:
         cols = _saved(ans, x, (_hw(w), kw["stride"], kw["padding"], kw["dilation"]))
         if cols is not None:
-            return _conv2d_grad_w(x, g, _hw(w), cols=cols, **kw)
+            gw = _conv2d_grad_w(x, g, _hw(w), cols=cols, **kw)
+            del cols
+            _release(ans)
+            return gw
     return _conv_w(x, g, _hw(w), kw)
 
 
