@@ -334,6 +334,7 @@ GEOMETRIES = [
     dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)),
     dict(stride=(2, 1), padding=((1, 1), (2, 0)), dilation=(1, 2)),
     dict(stride=(1, 3), padding=((0, 2), (1, 1)), dilation=(2, 1)),
+    dict(stride=(2, 3), padding=((0, 0), (0, 0)), dilation=(1, 1)),    # more taps than pixels
 ]
 
 

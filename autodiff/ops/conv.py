@@ -41,7 +41,8 @@ __all__ = ["conv2d", "conv1d", "conv_transpose2d", "conv2d_p", "conv2d_transpose
 # Layout: the window matrix ("im2col") is ``cols`` (C·kh·kw, N·Ho·Wo), C-contiguous, built by
 # one copy of a strided view whose innermost axis runs along the image rows. Each of the
 # three convolutions is then BLAS GEMMs on contiguous (or plainly transposed) operands:
-# ``y = W cols`` (one per image), ``∂w = g colsᵀ``, ``cols_g = Wᵀ g`` (W the weight as
+# ``y = W cols`` (one per image), ``∂w = g colsᵀ`` (one, or one per image for few taps),
+# ``cols_g = Wᵀ g`` (W the weight as
 # (O, C·kh·kw), g the cotangent as (O, N·Ho·Wo)). The forward's ``cols`` is kept for the weight gradient of the
 # same call (``_saved``), so a training step builds each window matrix once.
 def _windows(x, ksize, stride, padding, dilation):
@@ -200,8 +201,15 @@ def _conv2d_grad_w(x, g, ksize, stride, padding, dilation, cols=None):
     _check_out(g, x.shape[2:], ksize, stride, padding, dilation, "conv2d_grad_w")
     if cols is None:
         cols = _cols(x, ksize, stride, padding, dilation)[0]
-    gw = np.matmul(_flat_g(g), cols.T)                                # (O, C·kh·kw)
-    return gw.reshape((g.shape[1], x.shape[1]) + tuple(ksize))
+    n, o, ho, wo = g.shape
+    if cols.shape[0] <= ho * wo:
+        # Few taps: one GEMM per image on g as it lies, summed over the images (the
+        # (N, O, C·kh·kw) partials are no larger than g), instead of transposing g.
+        gw = np.matmul(g.reshape(n, o, ho * wo),
+                       cols.reshape(-1, n, ho * wo).transpose(1, 2, 0)).sum(axis=0)
+    else:
+        gw = np.matmul(_flat_g(g), cols.T)                            # (O, C·kh·kw)
+    return gw.reshape((o, x.shape[1]) + tuple(ksize))
 
 
 def _grad_w_rule(g, ans, x, w, **kw):
