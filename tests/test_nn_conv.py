@@ -506,3 +506,22 @@ def test_conv_spare_buffers_never_alias_a_live_result():
     wv.grad = None
     loss.backward()
     np.testing.assert_allclose(wv.grad, first, rtol=1e-6)
+
+
+@pytest.mark.parametrize("geo", POOLS[:3], ids=range(3))
+def test_max_pool_reverse_in_blocks_of_the_leading_axis(geo, monkeypatch):
+    """The fast path walks the leading axis in blocks (here of one image each): the same
+    result as the weighted scatter, ties in some blocks only, and a NaN in the last block
+    still sends the whole call to the general path."""
+    from autodiff.ops import pooling as P
+    monkeypatch.setattr(P, "_BLOCK_BYTES", 1)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4, 2, 6, 7)).astype(np.float32)
+    x[1] = np.maximum(x[1], 0)
+    ans = P.max_pool2d_p(x, **geo)
+    g = rng.standard_normal(ans.shape).astype(np.float32)
+    want = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=(6, 7), **geo)
+    np.testing.assert_allclose(P._scatter_untied(g, x, ans, **geo), want, rtol=1e-6)
+    x[3, 1, 2, 2] = np.nan
+    ans = P.max_pool2d_p(x, **geo)
+    assert P._scatter_untied(g, x, ans, **geo) is None

@@ -95,12 +95,35 @@ def _scatter(g, w, size, ksize, stride, padding, dilation, ceil_mode):
 def _scatter_untied(g, x, ans, ksize, stride, padding, dilation, ceil_mode):
     """``pool_scatter(g, W)`` without building ``W``: with ``W_k = [x_k = ans] / n`` (``n``
     the window's number of maxima) tap k receives ``(g / n)·[x_k = ans]``, written straight
-    into its slice when the windows do not overlap; ``n`` is computed only if some window
-    is tied. None when a maximum is NaN (no tap equals it): the caller's general path."""
+    into its slice when the windows do not overlap; ``n`` is computed only where some
+    window is tied. None when a maximum is NaN (no tap equals it): the caller's general
+    path. Blocks of the leading axis go through all taps at once, while they are in cache."""
     size = shape_of(x)[-2:]
     out, pads = geometry(size, ksize, stride, padding, dilation, ceil_mode)
     xp = _padded(x, pads, -np.inf)
     taps = tap_slices(out, ksize, stride, dilation)
+    disjoint = all(d * (k - 1) < s for k, s, d in zip(ksize, stride, dilation))
+    cover = disjoint and all(d == 1 and s == k and o * k == m
+                             for k, s, d, o, m in zip(ksize, stride, dilation, out,
+                                                      shape_of(xp)[-2:]))
+    dtype = np.result_type(g, x.dtype, np.float32)
+    acc = (np.empty if cover else np.zeros)(shape_of(xp), dtype=dtype)
+    if xp.ndim > 2 and xp.shape[0] > 1:
+        per = max(1, _BLOCK_BYTES // max(1, xp[0].nbytes))
+        blocks = [slice(i, i + per) for i in range(0, xp.shape[0], per)]
+    else:
+        blocks = [slice(None)]
+    for b in blocks:
+        if not _untied_block(g[b], xp[b], ans[b], acc[b], taps, disjoint):
+            return None
+    (pt, pb), (pl, pr) = pads
+    return acc[..., pt:pt + size[0], pl:pl + size[1]]
+
+
+_BLOCK_BYTES = 2 ** 19         # one block of the leading axis: a few hundred KiB, in L2
+
+
+def _untied_block(g, xp, ans, acc, taps, disjoint):
     eqs, hits = [], 0
     for sl in taps:
         e = np.equal(xp[sl], ans)
@@ -112,21 +135,14 @@ def _scatter_untied(g, x, ans, ksize, stride, padding, dilation, ceil_mode):
         for e in eqs[2:]:
             n += e
         if not n.all():
-            return None
+            return False
         g = g / n
-    disjoint = all(d * (k - 1) < s for k, s, d in zip(ksize, stride, dilation))
-    cover = disjoint and all(d == 1 and s == k and o * k == m
-                             for k, s, d, o, m in zip(ksize, stride, dilation, out,
-                                                      shape_of(xp)[-2:]))
-    dtype = np.result_type(g, x.dtype, np.float32)
-    acc = (np.empty if cover else np.zeros)(shape_of(xp), dtype=dtype)
     for sl, e in zip(taps, eqs):
         if disjoint:
             np.multiply(g, e, out=acc[sl])
         else:
             acc[sl] += g * e
-    (pt, pb), (pl, pr) = pads
-    return acc[..., pt:pt + size[0], pl:pl + size[1]]
+    return True
 
 
 def _max_pool_vjp(g, ans, x, **geo):
