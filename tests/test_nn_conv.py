@@ -404,15 +404,16 @@ def test_conv_saved_windows_answer_only_their_call_and_go_with_it():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_net_step_gradients_match_torch_float32_and_repeated_steps(dtype):
-    """Two training steps of a small conv net (the saved windows and reused buffers in
-    play): losses and every gradient equal torch's from the same weights."""
+    """Two training steps of a small conv net, one convolution grouped (the saved windows
+    and reused buffers in play): losses and every gradient equal torch's from the same
+    weights, in the weights' dtype."""
     torch = pytest.importorskip("torch")
     ours = nn.Sequential(nn.Conv2d(2, 4, 3, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 3, 2, padding=1, dtype=dtype), nn.ReLU(),
+                         nn.Conv2d(4, 4, 2, padding=1, groups=2, dtype=dtype), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Flatten())
     t = torch.nn
     theirs = t.Sequential(t.Conv2d(2, 4, 3), t.ReLU(), t.MaxPool2d(2),
-                          t.Conv2d(4, 3, 2, padding=1), t.ReLU(), t.MaxPool2d(2),
+                          t.Conv2d(4, 4, 2, padding=1, groups=2), t.ReLU(), t.MaxPool2d(2),
                           t.Flatten()).to(torch.float32 if dtype == np.float32
                                           else torch.float64)
     with torch.no_grad():
@@ -422,7 +423,7 @@ def test_conv_net_step_gradients_match_torch_float32_and_repeated_steps(dtype):
     rng = np.random.default_rng(9)
     for step in range(2):
         x = rng.standard_normal((3, 2, 10, 9)).astype(dtype)
-        r = rng.standard_normal((3, 12)).astype(dtype)
+        r = rng.standard_normal((3, 16)).astype(dtype)
         loss = np.sum(ours(x) * r)
         loss.backward()
         tl = (theirs(torch.from_numpy(x)) * torch.from_numpy(r)).sum()

@@ -1,8 +1,8 @@
 """Convolution: ``conv2d`` and the two primitives its reverse rule needs — primitives for speed.
 
 ``conv2d(x, w)`` is PyTorch's cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw),
-``y[n,o,p,q] = Σ_{c,i,j} xpad[n, c, p·s + i·d, q·s + j·d] · w[o,c,i,j]``: im2col by a strided
-window view, then one ``tensordot`` (BLAS), no loop over pixels. As a composition of
+``y[n,o,p,q] = Σ_{c,i,j} xpad[n, c, p·s + i·d, q·s + j·d] · w[o,c,i,j]``: im2col (one copy of
+a strided window view), then BLAS matrix products, no loop over pixels. As a composition of
 indexing and ``matmul`` it would record one node per kernel tap and scatter back through
 each; as a primitive its rules are two other convolutions:
 

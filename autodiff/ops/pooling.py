@@ -14,7 +14,8 @@ equally (the engine's rule for ``max``; PyTorch gives all of it to one).
 Each is the other's transpose, so every derivative of any order is one of the two again.
 ``W`` is locally constant in ``x`` (it changes only where the maximum switches), so it is
 computed from the primal values. A leading batch of directions on ``t`` or ``g`` broadcasts
-against ``W`` as it stands.
+against ``W`` as it stands. A first-order reverse sweep on plain arrays skips ``W``: it
+scatters ``g / #maxima`` through the tap masks (``_scatter_untied``), the same numbers.
 
 >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
 >>> max_pool2d(x, (2, 2), (2, 2))[0, 0]
