@@ -526,3 +526,16 @@ def test_max_pool_reverse_in_blocks_of_the_leading_axis(geo, monkeypatch):
     x[3, 1, 2, 2] = np.nan
     ans = P.max_pool2d_p(x, **geo)
     assert P._scatter_untied(g, x, ans, **geo) is None
+
+
+def test_conv_on_plain_arrays_keeps_no_window_matrix():
+    """Inference on plain arrays records nothing, so outputs kept alive hold no windows."""
+    from autodiff.ops import conv as C
+    rng = np.random.default_rng(13)
+    n = len(C._SAVED)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    kept = [F.conv2d(x, w, padding=1) for _ in range(3)]
+    assert len(C._SAVED) == n
+    np.testing.assert_allclose(kept[0], C.conv2d_p(x, w, stride=(1, 1),
+                                                   padding=((1, 1), (1, 1)),
+                                                   dilation=(1, 1)), rtol=1e-12)

@@ -42,9 +42,9 @@ __all__ = ["conv2d", "conv1d", "conv_transpose2d", "conv2d_p", "conv2d_transpose
 # one copy of a strided view whose innermost axis runs along the image rows. Each of the
 # three convolutions is then BLAS GEMMs on contiguous (or plainly transposed) operands:
 # ``y = W cols`` (one per image), ``∂w = g colsᵀ`` (one, or one per image for few taps),
-# ``cols_g = Wᵀ g`` (W the weight as
-# (O, C·kh·kw), g the cotangent as (O, N·Ho·Wo)). The forward's ``cols`` is kept for the weight gradient of the
-# same call (``_saved``), so a training step builds each window matrix once.
+# ``cols_g = Wᵀ g`` (W the weight as (O, C·kh·kw), g the cotangent as (O, N·Ho·Wo)). The
+# forward's ``cols`` is kept for the weight gradient of the same call (``_saved``), so a
+# training step builds each window matrix once.
 def _windows(x, ksize, stride, padding, dilation):
     """im2col as a view: (N, C, Ho, Wo, kh, kw) with ``[..., p, q, i, j] =
     xpad[..., p·s + i·d, q·s + j·d]``."""
@@ -149,7 +149,7 @@ def _saved(ans, x, geo):
     return e[3]
 
 
-def _conv2d(x, w, stride, padding, dilation):
+def _conv2d(x, w, stride, padding, dilation, save=True):
     ksize = w.shape[2:]
     cols, (ho, wo) = _cols(x, ksize, stride, padding, dilation)
     o, n = w.shape[0], x.shape[0]
@@ -157,7 +157,10 @@ def _conv2d(x, w, stride, padding, dilation):
     # strided block of cols, and no output transpose is needed.
     y = np.matmul(w.reshape(o, -1), cols.reshape(-1, n, ho * wo).transpose(1, 0, 2))
     y = y.reshape(n, o, ho, wo)
-    _save(y, x, (ksize, stride, padding, dilation), cols)
+    if save:
+        _save(y, x, (ksize, stride, padding, dilation), cols)
+    else:
+        _give(cols, 1)
     return y
 
 
@@ -390,7 +393,11 @@ def conv2d(x, w, stride=1, padding=0, dilation=1):
     if min(out) < 1:
         raise ValueError(f"conv2d: kernel {shape_of(w)[2:]} (dilation {dilation}) is larger "
                          f"than the padded input {shape_of(x)[2:]}")
-    y = conv2d_p(x, w, stride=stride, padding=padding, dilation=dilation)
+    if type(x) is np.ndarray and type(w) is np.ndarray:
+        # Plain arrays: nothing is recorded, so no window matrix is kept for a gradient.
+        y = _conv2d(x, w, stride=stride, padding=padding, dilation=dilation, save=False)
+    else:
+        y = conv2d_p(x, w, stride=stride, padding=padding, dilation=dilation)
     return np.reshape(y, shape_of(y)[1:]) if single else y
 
 
