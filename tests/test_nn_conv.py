@@ -539,3 +539,26 @@ def test_conv_on_plain_arrays_keeps_no_window_matrix():
     np.testing.assert_allclose(kept[0], C.conv2d_p(x, w, stride=(1, 1),
                                                    padding=((1, 1), (1, 1)),
                                                    dilation=(1, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", [((2, 1), (2, 1), (1, 0), (1, 1), False),
+                                          ((1, 3), (1, 2), (0, 1), (1, 1), True),
+                                          ((3, 3), (2, 2), (1, 1), (2, 1), False)])
+def test_max_pool_forward_in_blocks_equals_a_window_loop(k, s, p, d, ceil, monkeypatch):
+    """The separable, blocked forward against the plain window maximum (kernels with one
+    row or one column included)."""
+    from autodiff.ops import pooling as P
+    from autodiff.ops.windows import geometry
+    monkeypatch.setattr(P, "_BLOCK_BYTES", 1)
+    x = np.random.default_rng(14).standard_normal((3, 2, 7, 8)).astype(np.float32)
+    got = P._max_pool(x, k, s, p, d, ceil)
+    out, pads = geometry((7, 8), k, s, p, d, ceil)
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads, constant_values=-np.inf)
+    want = np.empty(x.shape[:2] + out, np.float32)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            win = xp[..., i * s[0]:i * s[0] + d[0] * (k[0] - 1) + 1:d[0],
+                     j * s[1]:j * s[1] + d[1] * (k[1] - 1) + 1:d[1]]
+            want[..., i, j] = win.max(axis=(-2, -1))
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float32

@@ -41,11 +41,25 @@ def _padded(x, pads, fill):
 
 
 # ----- The NumPy implementations (plain arrays) -----
-def _max_of(views):
-    ans = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
+def _max_of(views, out=None):
+    if len(views) == 1:
+        if out is None:
+            return views[0].copy()
+        np.copyto(out, views[0])
+        return out
+    ans = np.maximum(views[0], views[1], out=out)
     for v in views[2:]:
         np.maximum(ans, v, out=ans)
     return ans
+
+
+def _blocks(xp):
+    """Slices of the leading axis of about ``_BLOCK_BYTES`` each (the whole array if it
+    has no leading axis): work that visits every tap goes block by block, in cache."""
+    if xp.ndim > 2 and xp.shape[0] > 1:
+        per = max(1, _BLOCK_BYTES // max(1, xp[0].nbytes))
+        return [slice(i, i + per) for i in range(0, xp.shape[0], per)]
+    return [slice(None)]
 
 
 def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
@@ -55,8 +69,13 @@ def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
     out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
     xp = _padded(x, pads, -np.inf)
     (ho, wo), (kh, kw), (sh, sw), (dh, dw) = out, ksize, stride, dilation
-    rows = _max_of([xp[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, :] for i in range(kh)])
-    return _max_of([rows[..., j * dw:j * dw + sw * (wo - 1) + 1:sw] for j in range(kw)])
+    ans = np.empty(shape_of(xp)[:-2] + (ho, wo), dtype=xp.dtype)
+    for b in _blocks(xp):
+        xb = xp[b]
+        rows = _max_of([xb[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, :] for i in range(kh)])
+        _max_of([rows[..., j * dw:j * dw + sw * (wo - 1) + 1:sw] for j in range(kw)],
+                out=ans[b])
+    return ans
 
 
 def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
@@ -109,12 +128,7 @@ def _scatter_untied(g, x, ans, ksize, stride, padding, dilation, ceil_mode):
                                                       shape_of(xp)[-2:]))
     dtype = np.result_type(g, x.dtype, np.float32)
     acc = (np.empty if cover else np.zeros)(shape_of(xp), dtype=dtype)
-    if xp.ndim > 2 and xp.shape[0] > 1:
-        per = max(1, _BLOCK_BYTES // max(1, xp[0].nbytes))
-        blocks = [slice(i, i + per) for i in range(0, xp.shape[0], per)]
-    else:
-        blocks = [slice(None)]
-    for b in blocks:
+    for b in _blocks(xp):
         if not _untied_block(g[b], xp[b], ans[b], acc[b], taps, disjoint):
             return None
     (pt, pb), (pl, pr) = pads
