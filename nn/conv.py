@@ -1,12 +1,14 @@
 """Convolution and pooling, as functions (PyTorch's signatures) and as layers.
 
 Convolution is the engine's ``conv2d`` primitive (``autodiff/ops/conv.py``) plus a bias;
-``conv1d`` is ``conv2d`` on a height-1 image. Pooling is a composition: the input is padded
-(with -inf for max, 0 for average), each of the kh·kw kernel taps is a strided slice, and
-the slices are combined pairwise with ``maximum`` or ``add`` (elementwise operations on
-whole slices: NumPy's reductions over small trailing axes are ~20× slower). Tied maxima
-share the derivative (the engine's ``maximum`` rule; PyTorch gives all of it to one), and
-every derivative is exact to any order.
+``conv1d`` is ``conv2d`` on a height-1 image. Max pooling on NumPy arrays is the engine's
+``max_pool2d`` primitive (``autodiff/ops/pooling.py``); average pooling, and max pooling on
+another array type, are compositions: the input is padded (with -inf for max, 0 for
+average), each of the kh·kw kernel taps is a strided slice, and the slices are combined
+pairwise with ``maximum`` or ``add`` (elementwise operations on whole slices: NumPy's
+reductions over small trailing axes are ~20× slower). Tied maxima share the derivative
+(the engine's ``maximum`` rule; PyTorch gives all of it to one), and every derivative is
+exact to any order.
 
 >>> import numpy as np
 >>> from autodiff import nn

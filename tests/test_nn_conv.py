@@ -327,3 +327,238 @@ def test_errors():
         nn.BatchNorm1d(2)(np.ones((1, 2)))
     with pytest.raises(ValueError, match="4D"):
         nn.BatchNorm2d(2)(np.ones((3, 2)))
+
+
+# ----- The fast paths of a first-order sweep (autodiff/ops/conv.py, pooling.py) -----
+GEOMETRIES = [
+    dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)),
+    dict(stride=(2, 1), padding=((1, 1), (2, 0)), dilation=(1, 2)),
+    dict(stride=(1, 3), padding=((0, 2), (1, 1)), dilation=(2, 1)),
+    dict(stride=(2, 3), padding=((0, 0), (0, 0)), dilation=(1, 1)),    # more taps than pixels
+]
+
+
+@pytest.mark.parametrize("geo", GEOMETRIES, ids=range(len(GEOMETRIES)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 3])
+def test_conv_weight_gradient_reuses_the_forward_windows(geo, dtype, n):
+    """The reverse sweep's ∂w uses the window matrix its forward call saved; it equals
+    ⟨g, conv2d(x, ·)⟩'s gradient rebuilt from scratch (the primitive conv2d_grad_w) and
+    the forward equals a per-pixel sum, in float32 and float64."""
+    from autodiff.ops import conv as C
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, 3, 7, 8)).astype(dtype)
+    w = rng.standard_normal((4, 3, 2, 3)).astype(dtype)
+    y = C.conv2d_p(x, w, **geo)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    (pt, pb), (pl, pr) = geo["padding"]
+    xp = np.pad(x.astype(float), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    (sh, sw), (dh, dw) = geo["stride"], geo["dilation"]
+    want = np.zeros(y.shape)
+    for p in range(y.shape[2]):
+        for q in range(y.shape[3]):
+            rows = p * sh + dh * np.arange(2)
+            cols = q * sw + dw * np.arange(3)
+            win = xp[:, :, rows[:, None], cols[None, :]]
+            want[:, :, p, q] = np.einsum("ncij,ocij->no", win, w)
+    np.testing.assert_allclose(y, want, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    assert C._saved(y, x, ((2, 3), geo["stride"], geo["padding"], geo["dilation"])) is not None
+    fast = C._grad_w_rule(g, y, x, w, **geo)
+    slow = C.conv2d_grad_w_p(x, g, ksize=(2, 3), **geo)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, slow)
+    # Through the engine: the gradient of ⟨g, conv2d(x, w)⟩ in w.
+    gw = ad.grad(lambda w: np.sum(C.conv2d_p(x, w, **geo) * g))(w)
+    np.testing.assert_allclose(gw, slow, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_conv_saved_windows_answer_only_their_call_and_go_with_it():
+    import gc
+
+    from autodiff.ops import conv as C
+    rng = np.random.default_rng(8)
+    kw = dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1))
+    geo = ((3, 3),) + tuple(kw.values())
+    x, x2 = rng.standard_normal((2, 1, 6, 6)), rng.standard_normal((2, 1, 6, 6))
+    w = rng.standard_normal((2, 1, 3, 3))
+    y = C.conv2d_p(x, w, **kw)
+    assert C._saved(y, x2, geo) is None                         # another input
+    assert C._saved(y, x, ((3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))) is None   # geometry
+    assert C._saved(C.conv2d_p(x, w, **kw), x, geo) is not None  # its own call only
+    assert C._saved(y.copy(), x, geo) is None
+    n = len(C._SAVED)
+    del y
+    gc.collect()
+    assert len(C._SAVED) == n - 1
+    # A freed matrix is reused by the next call of its shape, and results stay right.
+    for _ in range(3):
+        x = rng.standard_normal((2, 1, 6, 6))
+        g = rng.standard_normal((2, 2, 4, 4))
+        y = C.conv2d_p(x, w, **kw)
+        np.testing.assert_allclose(C._grad_w_rule(g, y, x, w, **kw),
+                                   C._conv2d_grad_w(x, g, (3, 3), **kw), rtol=1e-12)
+        del y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_net_step_gradients_match_torch_float32_and_repeated_steps(dtype):
+    """Two training steps of a small conv net, one convolution grouped (the saved windows
+    and reused buffers in play): losses and every gradient equal torch's from the same
+    weights, in the weights' dtype."""
+    torch = pytest.importorskip("torch")
+    ours = nn.Sequential(nn.Conv2d(2, 4, 3, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 4, 2, padding=1, groups=2, dtype=dtype), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten())
+    t = torch.nn
+    theirs = t.Sequential(t.Conv2d(2, 4, 3), t.ReLU(), t.MaxPool2d(2),
+                          t.Conv2d(4, 4, 2, padding=1, groups=2), t.ReLU(), t.MaxPool2d(2),
+                          t.Flatten()).to(torch.float32 if dtype == np.float32
+                                          else torch.float64)
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            theirs.get_parameter(name).copy_(torch.from_numpy(np.asarray(p.value)))
+    tol = dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else TOL
+    rng = np.random.default_rng(9)
+    for step in range(2):
+        x = rng.standard_normal((3, 2, 10, 9)).astype(dtype)
+        r = rng.standard_normal((3, 16)).astype(dtype)
+        loss = np.sum(ours(x) * r)
+        loss.backward()
+        tl = (theirs(torch.from_numpy(x)) * torch.from_numpy(r)).sum()
+        tl.backward()
+        np.testing.assert_allclose(np.asarray(loss.value), tl.item(), **tol)
+        for name, p in ours.named_parameters():
+            assert p.grad.dtype == dtype
+            np.testing.assert_allclose(p.grad, theirs.get_parameter(name).grad.numpy(), **tol)
+        ours.zero_grad()
+        theirs.zero_grad()
+
+
+POOLS = [
+    dict(ksize=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False),
+    dict(ksize=(2, 2), stride=(2, 2), padding=(1, 0), dilation=(1, 1), ceil_mode=True),
+    dict(ksize=(3, 2), stride=(2, 1), padding=(1, 1), dilation=(1, 2), ceil_mode=True),
+    dict(ksize=(2, 3), stride=(3, 3), padding=(0, 1), dilation=(2, 1), ceil_mode=False),
+]
+
+
+@pytest.mark.parametrize("geo", POOLS, ids=range(len(POOLS)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_reverse_fast_path_equals_the_weighted_scatter(geo, dtype, ties):
+    """The first-order reverse rule (masks, no weights) gives what pool_scatter with the
+    weights gives: ties share, overlapping windows add up, padding reads nothing."""
+    from autodiff.ops import pooling as P
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
+    if ties:                                   # ReLU-like: many windows all zero
+        x = np.maximum(x, 0).astype(dtype)
+        x[0, 0, :3, :3] = 1.5
+    ans = P.max_pool2d_p(x, **geo)
+    g = rng.standard_normal(ans.shape).astype(dtype)
+    fast = P._scatter_untied(g, x, ans, **geo)
+    assert fast is not None and fast.shape == x.shape and fast.dtype == dtype
+    slow = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=x.shape[-2:], **geo)
+    np.testing.assert_allclose(fast, slow, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    np.testing.assert_allclose(P._max_pool_vjp(g, ans, x, **geo), slow,
+                               rtol=1e-6 if dtype == np.float32 else 1e-15)
+    # 3-D input (C, H, W) and a single image
+    a3 = P.max_pool2d_p(x[0], **geo)
+    np.testing.assert_allclose(P._max_pool_vjp(g[0], a3, x[0], **geo), slow[0],
+                               rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+
+def test_max_pool_reverse_with_a_nan_maximum_takes_the_general_path():
+    from autodiff.ops import pooling as P
+    geo = dict(ksize=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False)
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.nan
+    ans = P.max_pool2d_p(x, **geo)
+    g = np.ones(ans.shape)
+    assert P._scatter_untied(g, x, ans, **geo) is None
+    with np.errstate(invalid="ignore"):
+        got = P._max_pool_vjp(g, ans, x, **geo)
+        want = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=(4, 4), **geo)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[0, 0, :2, :2]).all() and got[0, 0, 3, 3] == 1.0
+
+
+def test_conv_spare_buffers_never_alias_a_live_result():
+    """Results computed with recycled buffers stay intact after later calls, and a second
+    sweep over the same tape (its window matrix already handed back) is still right."""
+    from autodiff.ops import conv as C
+    rng = np.random.default_rng(11)
+    kw = dict(stride=(1, 1), padding=((1, 1), (0, 1)), dilation=(1, 1))
+    w = rng.standard_normal((3, 2, 3, 2)).astype(np.float32)
+    gs = [rng.standard_normal((2, 3, 5, 6)).astype(np.float32) for _ in range(3)]
+    outs = [C._conv2d_transpose_x(g, w, (5, 6), **kw) for g in gs]
+    copies = [o.copy() for o in outs]
+    for _ in range(2):
+        [C._conv2d_transpose_x(g * 2, w, (5, 6), **kw) for g in gs]
+    for o, c in zip(outs, copies):
+        np.testing.assert_array_equal(o, c)
+    x = ad.Variable(rng.standard_normal((2, 2, 5, 6)).astype(np.float32))
+    wv = ad.Variable(w)
+    loss = np.sum(C.conv2d(x, wv, padding=(1, 0)) ** 2)
+    loss.backward(retain_graph=True)
+    first = wv.grad.copy()
+    wv.grad = None
+    loss.backward()
+    np.testing.assert_allclose(wv.grad, first, rtol=1e-6)
+
+
+@pytest.mark.parametrize("geo", POOLS[:3], ids=range(3))
+def test_max_pool_reverse_in_blocks_of_the_leading_axis(geo, monkeypatch):
+    """The fast path walks the leading axis in blocks (here of one image each): the same
+    result as the weighted scatter, ties in some blocks only, and a NaN in the last block
+    still sends the whole call to the general path."""
+    from autodiff.ops import pooling as P
+    monkeypatch.setattr(P, "_BLOCK_BYTES", 1)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4, 2, 6, 7)).astype(np.float32)
+    x[1] = np.maximum(x[1], 0)
+    ans = P.max_pool2d_p(x, **geo)
+    g = rng.standard_normal(ans.shape).astype(np.float32)
+    want = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=(6, 7), **geo)
+    np.testing.assert_allclose(P._scatter_untied(g, x, ans, **geo), want, rtol=1e-6)
+    x[3, 1, 2, 2] = np.nan
+    ans = P.max_pool2d_p(x, **geo)
+    assert P._scatter_untied(g, x, ans, **geo) is None
+
+
+def test_conv_on_plain_arrays_keeps_no_window_matrix():
+    """Inference on plain arrays records nothing, so outputs kept alive hold no windows."""
+    from autodiff.ops import conv as C
+    rng = np.random.default_rng(13)
+    n = len(C._SAVED)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    kept = [F.conv2d(x, w, padding=1) for _ in range(3)]
+    assert len(C._SAVED) == n
+    np.testing.assert_allclose(kept[0], C.conv2d_p(x, w, stride=(1, 1),
+                                                   padding=((1, 1), (1, 1)),
+                                                   dilation=(1, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", [((2, 1), (2, 1), (1, 0), (1, 1), False),
+                                          ((1, 3), (1, 2), (0, 1), (1, 1), True),
+                                          ((3, 3), (2, 2), (1, 1), (2, 1), False)])
+def test_max_pool_forward_in_blocks_equals_a_window_loop(k, s, p, d, ceil, monkeypatch):
+    """The separable, blocked forward against the plain window maximum (kernels with one
+    row or one column included)."""
+    from autodiff.ops import pooling as P
+    from autodiff.ops.windows import geometry
+    monkeypatch.setattr(P, "_BLOCK_BYTES", 1)
+    x = np.random.default_rng(14).standard_normal((3, 2, 7, 8)).astype(np.float32)
+    got = P._max_pool(x, k, s, p, d, ceil)
+    out, pads = geometry((7, 8), k, s, p, d, ceil)
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads, constant_values=-np.inf)
+    want = np.empty(x.shape[:2] + out, np.float32)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            win = xp[..., i * s[0]:i * s[0] + d[0] * (k[0] - 1) + 1:d[0],
+                     j * s[1]:j * s[1] + d[1] * (k[1] - 1) + 1:d[1]]
+            want[..., i, j] = win.max(axis=(-2, -1))
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float32

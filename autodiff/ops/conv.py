@@ -1,8 +1,8 @@
 """Convolution: ``conv2d`` and the two primitives its reverse rule needs — primitives for speed.
 
 ``conv2d(x, w)`` is PyTorch's cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw),
-``y[n,o,p,q] = Σ_{c,i,j} xpad[n, c, p·s + i·d, q·s + j·d] · w[o,c,i,j]``: im2col by a strided
-window view, then one ``tensordot`` (BLAS), no loop over pixels. As a composition of
+``y[n,o,p,q] = Σ_{c,i,j} xpad[n, c, p·s + i·d, q·s + j·d] · w[o,c,i,j]``: im2col (one copy of
+a strided window view), then BLAS matrix products, no loop over pixels. As a composition of
 indexing and ``matmul`` it would record one node per kernel tap and scatter back through
 each; as a primitive its rules are two other convolutions:
 
@@ -23,6 +23,9 @@ or input channels (C) — and unfolded after: ``_conv``, ``_conv_t``, ``_conv_w`
 array([[10., 18.],
        [42., 50.]])
 """
+import sys
+import weakref
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -35,6 +38,13 @@ __all__ = ["conv2d", "conv1d", "conv_transpose2d", "conv2d_p", "conv2d_transpose
 
 
 # ----- NumPy implementations (plain arrays only) -----
+# Layout: the window matrix ("im2col") is ``cols`` (C·kh·kw, N·Ho·Wo), C-contiguous, built by
+# one copy of a strided view whose innermost axis runs along the image rows. Each of the
+# three convolutions is then BLAS GEMMs on contiguous (or plainly transposed) operands:
+# ``y = W cols`` (one per image), ``∂w = g colsᵀ`` (one, or one per image for few taps),
+# ``cols_g = Wᵀ g`` (W the weight as (O, C·kh·kw), g the cotangent as (O, N·Ho·Wo)). The
+# forward's ``cols`` is kept for the weight gradient of the same call (``_saved``), so a
+# training step builds each window matrix once.
 def _windows(x, ksize, stride, padding, dilation):
     """im2col as a view: (N, C, Ho, Wo, kh, kw) with ``[..., p, q, i, j] =
     xpad[..., p·s + i·d, q·s + j·d]``."""
@@ -46,10 +56,112 @@ def _windows(x, ksize, stride, padding, dilation):
     return v[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def _conv2d(x, w, stride, padding, dilation):
-    v = _windows(x, shape_of(w)[2:], stride, padding, dilation)
-    y = np.tensordot(w, v, axes=((1, 2, 3), (1, 4, 5)))            # (O, N, Ho, Wo)
-    return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+def _cols(x, ksize, stride, padding, dilation):
+    """The window matrix (C·kh·kw, N·Ho·Wo): ``[(c,i,j), (n,p,q)] = xpad[n, c, p·s + i·d,
+    q·s + j·d]``, one contiguous copy; and (Ho, Wo)."""
+    v = _windows(x, ksize, stride, padding, dilation)
+    n, c, ho, wo, kh, kw = v.shape
+    cols = _take((c * kh * kw, n * ho * wo), v.dtype)
+    np.copyto(cols.reshape(c, kh, kw, n, ho, wo), v.transpose(1, 4, 5, 0, 2, 3))
+    return cols, (ho, wo)
+
+
+def _flat_g(g):
+    """The cotangent (N, O, Ho, Wo) as the matrix (O, N·Ho·Wo)."""
+    n, o, ho, wo = g.shape
+    return np.ascontiguousarray(np.swapaxes(g.reshape(n, o, ho * wo), 0, 1)).reshape(o, -1)
+
+
+# Window matrices of recent forward calls, for their weight gradients: id(ans) → (ans, x,
+# key, cols) with weak references to the call's output and input. The reverse rule of w
+# finds its call's entry by the identity of both (the output is new per call, so an entry
+# never answers for another call); an entry goes when the output is freed. The total is
+# capped (past it the gradient rebuilds its windows, as a nested derivative always does).
+# A dropped matrix that nothing else holds is kept as a spare (one per shape; the oldest go
+# past a cap) for the next call of the same shape: a training loop then reuses its buffers
+# instead of asking the system for fresh pages every step.
+_SAVED = {}
+_SAVED_CAP = 256 * 2 ** 20
+_saved_bytes = [0]
+_SPARE = {}
+_SPARE_CAP = 64 * 2 ** 20
+_spare_bytes = [0]
+
+
+def _take(shape, dtype):
+    """A spare buffer of this shape and dtype, or a new one (uninitialised either way)."""
+    a = _SPARE.pop(tuple(shape) + (np.dtype(dtype),), None)
+    if a is None:
+        return np.empty(shape, dtype=dtype)
+    _spare_bytes[0] -= a.nbytes
+    return a
+
+
+def _give(a, owners):
+    """Keep ``a`` as a spare if the caller's ``owners`` references are all there are
+    (``sys.getrefcount`` also counts its own argument and this frame's)."""
+    k = a.shape + (a.dtype,)
+    if sys.getrefcount(a) != owners + 2 or k in _SPARE or a.nbytes > _SPARE_CAP:
+        return
+    while _spare_bytes[0] + a.nbytes > _SPARE_CAP:        # the oldest spares make room
+        _spare_bytes[0] -= _SPARE.pop(next(iter(_SPARE))).nbytes
+    _SPARE[k] = a
+    _spare_bytes[0] += a.nbytes
+
+
+def _forget(key, nbytes):
+    e = _SAVED.pop(key, None)
+    if e is None:
+        return
+    _saved_bytes[0] -= nbytes
+    cols = e[3]
+    del e
+    _give(cols, 1)
+
+
+def _release(ans):
+    """Hand the saved window matrix of the call that gave ``ans`` back as a spare (its
+    weight gradient is done; a second sweep would rebuild it)."""
+    e = _SAVED.get(id(ans))
+    if e is not None and e[0]() is ans:
+        nbytes = e[3].nbytes
+        del e
+        _forget(id(ans), nbytes)
+
+
+def _save(ans, x, geo, cols):
+    if _saved_bytes[0] + cols.nbytes > _SAVED_CAP:
+        return
+    try:
+        key, nb = id(ans), cols.nbytes
+        ref = weakref.ref(ans, lambda _r, key=key, nb=nb: _forget(key, nb))
+        _SAVED[key] = (ref, weakref.ref(x), geo, cols)
+        _saved_bytes[0] += nb
+    except TypeError:                   # an array type without weak references
+        pass
+
+
+def _saved(ans, x, geo):
+    """The window matrix the forward call that returned ``ans`` from ``x`` built, or None."""
+    e = _SAVED.get(id(ans))
+    if e is None or e[0]() is not ans or e[1]() is not x or e[2] != geo:
+        return None
+    return e[3]
+
+
+def _conv2d(x, w, stride, padding, dilation, save=True):
+    ksize = w.shape[2:]
+    cols, (ho, wo) = _cols(x, ksize, stride, padding, dilation)
+    o, n = w.shape[0], x.shape[0]
+    # One GEMM per image straight into (N, O, Ho·Wo): each image's columns are a plain
+    # strided block of cols, and no output transpose is needed.
+    y = np.matmul(w.reshape(o, -1), cols.reshape(-1, n, ho * wo).transpose(1, 0, 2))
+    y = y.reshape(n, o, ho, wo)
+    if save:
+        _save(y, x, (ksize, stride, padding, dilation), cols)
+    else:
+        _give(cols, 1)
+    return y
 
 
 def _check_out(g, size, ksize, stride, padding, dilation, name):
@@ -60,27 +172,60 @@ def _check_out(g, size, ksize, stride, padding, dilation, name):
 
 
 def _conv2d_transpose_x(g, w, size, stride, padding, dilation):
-    """col2im: scatter ``wᵀg`` back onto the padded image, one strided slice per kernel tap
-    (kh·kw slices, never a loop over pixels), then crop the padding."""
+    """col2im: ``cols_g = Wᵀ g`` (one GEMM), scattered back onto the padded image by one
+    strided slice-add per kernel tap (kh·kw of them, never a loop over pixels), then the
+    padding is cropped."""
     n, _, ho, wo = g.shape
-    _, c, kh, kw = w.shape
+    o, c, kh, kw = w.shape
     (pt, pb), (pl, pr) = padding
     (sh, sw), (dh, dw) = stride, dilation
     h, wd = size
     _check_out(g, (h, wd), (kh, kw), stride, padding, dilation, "conv2d_transpose_x")
-    out = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=np.result_type(g, w))
-    cols = np.tensordot(w, g, axes=(0, 1)).transpose(3, 0, 1, 2, 4, 5)   # (N, C, kh, kw, Ho, Wo)
+    gf = _flat_g(g)
+    dtype = np.result_type(w, gf)
+    buf = _take((c * kh * kw, n * ho * wo), dtype) if dtype.kind == "f" else None
+    buf = np.matmul(w.reshape(o, -1).T, gf, out=buf)
+    cols = buf.reshape(c, kh, kw, n, ho, wo)
+    out = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dtype)
+    dst = out.transpose(1, 0, 2, 3)                                  # (C, N, H, W) view
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, :, i, j]
-    return np.ascontiguousarray(out[:, :, pt:pt + h, pl:pl + wd])
+            dst[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, i, j]
+    del cols
+    _give(buf, 1)
+    if pt or pb or pl or pr:
+        out = np.ascontiguousarray(out[:, :, pt:pt + h, pl:pl + wd])
+    return out
 
 
-def _conv2d_grad_w(x, g, ksize, stride, padding, dilation):
+def _conv2d_grad_w(x, g, ksize, stride, padding, dilation, cols=None):
+    """``∂w = g colsᵀ``: one GEMM against the window matrix (the forward's, if given)."""
     _check_out(g, x.shape[2:], ksize, stride, padding, dilation, "conv2d_grad_w")
-    v = _windows(x, ksize, stride, padding, dilation)
-    return np.tensordot(g, v, axes=((0, 2, 3), (0, 2, 3)))          # (O, C, kh, kw)
+    if cols is None:
+        cols = _cols(x, ksize, stride, padding, dilation)[0]
+    n, o, ho, wo = g.shape
+    if cols.shape[0] <= ho * wo:
+        # Few taps: one GEMM per image on g as it lies, summed over the images (the
+        # (N, O, C·kh·kw) partials are no larger than g), instead of transposing g.
+        gw = np.matmul(g.reshape(n, o, ho * wo),
+                       cols.reshape(-1, n, ho * wo).transpose(1, 2, 0)).sum(axis=0)
+    else:
+        gw = np.matmul(_flat_g(g), cols.T)                            # (O, C·kh·kw)
+    return gw.reshape((o, x.shape[1]) + tuple(ksize))
+
+
+def _grad_w_rule(g, ans, x, w, **kw):
+    """The reverse rule of ``w``: on plain arrays (a first-order sweep) it reuses the window
+    matrix of the forward call that gave ``ans``; otherwise it is the primitive again."""
+    if type(g) is np.ndarray and type(x) is np.ndarray and g.ndim == 4:
+        cols = _saved(ans, x, (_hw(w), kw["stride"], kw["padding"], kw["dilation"]))
+        if cols is not None:
+            gw = _conv2d_grad_w(x, g, _hw(w), cols=cols, **kw)
+            del cols
+            _release(ans)
+            return gw
+    return _conv_w(x, g, _hw(w), kw)
 
 
 # ----- Batched operands: fold the batch of directions into an independent axis -----
@@ -156,7 +301,7 @@ conv2d_p = defprim(
     jvp=(lambda t, ans, x, w, **kw: _conv(t, w, kw),
          lambda t, ans, x, w, **kw: _conv(x, t, kw)),
     vjp=(lambda g, ans, x, w, **kw: _conv_t(g, w, _hw(x), kw),
-         lambda g, ans, x, w, **kw: _conv_w(x, g, _hw(w), kw)))
+         _grad_w_rule))
 
 # ``conv2d_transpose_x(g, w, size)``: (N, O, Ho, Wo) → (N, C, *size); linear in g and in w.
 conv2d_transpose_x_p = defprim(
@@ -248,7 +393,11 @@ def conv2d(x, w, stride=1, padding=0, dilation=1):
     if min(out) < 1:
         raise ValueError(f"conv2d: kernel {shape_of(w)[2:]} (dilation {dilation}) is larger "
                          f"than the padded input {shape_of(x)[2:]}")
-    y = conv2d_p(x, w, stride=stride, padding=padding, dilation=dilation)
+    if type(x) is np.ndarray and type(w) is np.ndarray:
+        # Plain arrays: nothing is recorded, so no window matrix is kept for a gradient.
+        y = _conv2d(x, w, stride=stride, padding=padding, dilation=dilation, save=False)
+    else:
+        y = conv2d_p(x, w, stride=stride, padding=padding, dilation=dilation)
     return np.reshape(y, shape_of(y)[1:]) if single else y
 
 
