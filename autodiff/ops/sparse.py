@@ -42,11 +42,11 @@ def _apply(x, matrix, core):
     M = matrix
     s = np.shape(x)
     if len(s) == core == 1:
-        return np.asarray(M @ x)
+        return np.asarray(M @ x).reshape(M.shape[:1])   # SciPy's coo_array drops a 1-row axis
     n = s[-core]
-    X = np.moveaxis(np.asarray(x), -core, 0).reshape(n, -1)
-    Y = np.asarray(M @ X)
     rest = s[:len(s) - core] + s[len(s) - core + 1:]
+    X = np.moveaxis(np.asarray(x), -core, 0).reshape(n, int(np.prod(rest, dtype=np.int64)))
+    Y = np.asarray(M @ X)
     return np.moveaxis(Y.reshape((M.shape[0],) + rest), 0, -core)
 
 
