@@ -591,3 +591,38 @@ def _jit_closure(rng, shapes, dtype):
         c = env[j]
         return ad.jit(lambda u: u * np.cos(np.sum(c)))(env[-1])
     return fn, (lambda env: env[-1] * np.cos(np.sum(env[j])))
+
+
+# ----- nn's grad mode inside a transform -----
+@fused("grad_mode_in_transform")
+def _grad_mode(rng, shapes, dtype):
+    """``nn.no_grad()`` (or ``inference_mode``, ``set_grad_enabled(False)``, the decorator)
+    around a computation inside a transform: transforms are not affected (torch.func's
+    rule), so it is differentiated as ever; while it is open the eager record path checks
+    the mode. On the eager tape itself (the checks' Variables) it would record nothing,
+    which is PyTorch's meaning, so there the block computes with recording on."""
+    from autodiff.core import EAGER_REVERSE
+    k = int(rng.integers(4))
+    body = _SMOOTH_BODIES[int(rng.integers(len(_SMOOTH_BODIES)))]
+
+    def fn(env):
+        y = env[-1]
+        if type(y) is ad.Variable and y.level == EAGER_REVERSE:
+            return body(y)
+        if k == 0:
+            with nn.no_grad():
+                return body(y)
+        if k == 1:
+            with nn.inference_mode():
+                with nn.enable_grad():          # nested: back on, then off again
+                    pass
+                return body(y)
+        if k == 2:
+            with nn.set_grad_enabled(False):
+                return body(y)
+        return nn.no_grad()(body)(y)
+    return fn, (lambda env: body(env[-1]))
+
+
+_SMOOTH_BODIES = [lambda y: np.sin(y) * y, lambda y: np.exp(-y * y) + np.sum(y),
+                  lambda y: np.tanh(y) * np.cos(y)]
