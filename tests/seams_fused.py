@@ -11,9 +11,10 @@ Blocks: ``lstm_cell``, ``gru_cell``, ``max_pool2d`` (also with exact ties), ``po
 ``pool_scatter``, ``standardize`` (and ``layer_norm``), grouped ``conv2d``, grouped
 ``conv_transpose2d``, ``scaled_dot_product_attention`` (masks, causal, scale), a constant
 ``scipy.sparse`` matrix times a tracked value, ``custom_root`` / ``custom_fixed_point``
-(pytree and keyword parameters, every tangent solver), and ``ad.jit`` bodies (pytree and
+(pytree and keyword parameters, every tangent solver), ``ad.jit`` bodies (pytree and
 keyword arguments, static arguments, guarded branches, an inner transform, a fused
-primitive inside, a closure over a tracked value).
+primitive inside, a closure over a tracked value), and ``nn.no_grad`` and its kin inside a
+transform (which they leave alone).
 """
 import numpy as np
 
@@ -178,14 +179,14 @@ def _pool_constants(rng, dtype):
     x0 = x0.astype(dtype)
     kw = dict(ksize=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
     ans = pooling._max_pool(x0, **kw)
-    W = pooling._weights(x0, ans, **kw)
-    # the shares: [x_tap = max] / #ties, read from the reference geometry
+    W = pooling._weights(x0, ans, **kw)          # what max pooling's rules pass on
+    # the shares, [x_tap = max] / #ties, from the reference geometry (a W laid out
+    # otherwise than the taps below shows as a wrong primal)
     ref_W = np.zeros(W.shape)
     mx = _ref_max_pool(x0, k, s, p, d, out)
     for o, t, i in _ref_taps(shape[-2:], out, k, s, p, d):
         ref_W[(t, Ellipsis) + o] = x0[(Ellipsis,) + i] == mx[(Ellipsis,) + o]
     ref_W /= np.sum(ref_W, axis=0)
-    assert np.array_equal(W, ref_W.astype(W.dtype)), "max pooling's weights"
     return shape, kw, out, W, ref_W
 
 
