@@ -395,12 +395,9 @@ def _constant(ans, level):
     return _node(ans, level, None, None, None, None)
 
 
-def _node(ans, level, prim, parents, args, kw):
+def _record_node(ans, level, prim, parents, args, kw):
     """A new record: the output value of ``prim`` applied to ``args`` (saved for the sweep),
     its parents [(argument index, Variable)], numbered in creation order."""
-    if grad_off[0] and parents is not None and level == EAGER_REVERSE and \
-            not grad_enabled.get():
-        parents = prim = args = kw = None       # nn.no_grad(): a value, no record
     v = _new(Variable)
     v.value = ans
     v.level = level
@@ -417,6 +414,28 @@ def _node(ans, level, prim, parents, args, kw):
 
 
 _new = object.__new__
+
+
+def _record_node_no_grad(ans, level, prim, parents, args, kw):
+    """``_record_node`` while ``nn.no_grad()`` is open in some thread: on the eager tape of
+    a thread where it is, a value and no record."""
+    if parents is not None and level == EAGER_REVERSE and not grad_enabled.get():
+        parents = prim = args = kw = None
+    return _record_node(ans, level, prim, parents, args, kw)
+
+
+#: The record maker the operations call (a module global, looked up at each call). Grad
+#: mode swaps it (``grad_mode_changed``) so that the common path, no ``no_grad`` block open
+#: anywhere, pays nothing for the check: the record path is the hot path of every
+#: eager operation (the scalar chain's microseconds).
+_node = _record_node
+
+
+def grad_mode_changed():
+    """Choose the record maker for ``grad_off[0]`` (the no-grad blocks open in all threads);
+    ``nn.grad_mode`` calls it, under its lock, after every change of the count."""
+    global _node
+    _node = _record_node_no_grad if grad_off[0] else _record_node
 
 
 def _apply_elementwise(prim, args, level):

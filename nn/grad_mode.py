@@ -16,8 +16,10 @@ variable), as in PyTorch.
 (False, [0.5, 0.5, 0.5])
 """
 import functools
+import threading
 
 from autodiff.core import eager_grad_enabled, grad_enabled, grad_off
+from autodiff.reverse import grad_mode_changed
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled"]
 
@@ -27,13 +29,18 @@ def is_grad_enabled():
     return eager_grad_enabled()
 
 
+_lock = threading.Lock()
+
+
 def _set(mode):
-    """Set this thread's mode; ``grad_off[0]`` counts the threads where it is off."""
+    """Set this thread's mode; ``grad_off[0]`` counts the threads where it is off, and the
+    eager record path checks the mode only while that count is not zero (the lock keeps
+    the count and that choice consistent across threads)."""
     was = grad_enabled.get()
-    if was and not mode:
-        grad_off[0] += 1
-    elif mode and not was:
-        grad_off[0] -= 1
+    if bool(was) != bool(mode):
+        with _lock:
+            grad_off[0] += 1 if was else -1
+            grad_mode_changed()
     grad_enabled.set(mode)
     return was
 

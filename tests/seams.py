@@ -68,6 +68,13 @@ class Block:
 
 
 SEAM_BLOCKS = []     # engine seams (custom rules, checkpoint, assignment, views, ...)
+
+#: A known defect the fuzzer steps around until it is fixed (its strict xfail test in
+#: tests/test_seams_fused.py turns into a failure then, which says to drop this): the
+#: convolutions' batched rules cannot take an empty batch of directions (jacfwd of a
+#: function of an empty input, jacrev of an empty output). Blocks tagged with it skip the
+#: batched checks only in that case.
+KNOWN_EMPTY_BATCH = "known defect: empty batch"
 CASE_BLOCKS = []     # registry primitives, from the case table (tests/cases*.py)
 
 
@@ -163,6 +170,9 @@ def _case_blocks():
             if prim == "irfft" and 0 in shapes[-1]:
                 return None          # NumPy's irfft/hfft of an empty input, padded to n, reads
                                      # uninitialised memory: no reference to compare with
+            if prim == "solve_ivp" and 0 in shapes[-1]:
+                return None          # SciPy returns lists for an empty t_eval (a known defect
+                                     # of the tracked version: tests/test_seams_fused.py)
             sq = _squash(dom, dtype)
             return (lambda env: _realify(fn(sq(env[-1]))),) * 2
         register_block(f"case[{case.id}]", build, table=CASE_BLOCKS, tags=(case.prim,))
@@ -927,7 +937,7 @@ class _Checker:
         self.rtol, self.atol = _tol(prog.dtype)
         self.stats = collections.Counter()
         self.keeps_dtype = False
-        self._jumps = self._reaches = None
+        self._jumps = self._reaches = self._convention = None
         # primal vs NumPy: float64 to rounding; float32 to rounding amplified by the program
         # (an ulp of a rad2deg of 100 is 1e-5)
         self.primal_scale = 1e-2 if prog.dtype == np.float64 else 1.0
@@ -942,6 +952,11 @@ class _Checker:
         msg = _close(got, want, self.rtol * scale, self.atol * scale)
         if msg:
             self.fail(kind, msg)
+
+    def same_shape(self, what, got, want):
+        """The shape NumPy gives (``expect`` compares flattened values only)."""
+        if np.shape(got) != np.shape(want):
+            self.fail(f"{what} shape", f"{np.shape(got)} != NumPy's {np.shape(want)}")
 
     def tangent_reaches_vjp(self):
         """Whether a tangent reaches a reverse-only block: a value it reads changes when the
@@ -979,7 +994,43 @@ class _Checker:
             self._jumps = _step_at_kink(self.p, self.rng, shape_only=True) is not None
         if self._jumps:
             self.stats["value-dependent shape"] += 1
-        return not self._jumps
+            return False
+        if self._convention is None:
+            self._convention = self.first_order_convention_point()
+        if self._convention:
+            self.stats["block at a kink (first order)"] += 1
+        return not self._convention
+
+    def first_order_convention_point(self, tries=2):
+        """Whether a first derivative that misses the central difference is a block's
+        convention at a point where that block is not differentiable in its own inputs,
+        while the program happens to be smooth along the direction: ``max(x) + min(x)`` at a
+        tie is linear along every line, but not differentiable, and the chain rule gives
+        the convention's value (tied maxima share), as JAX and PyTorch do. Only where a
+        step is at a kink, and a step away from the point the reverse derivative agrees
+        with the central difference again: a rule wrong on a neighbourhood is reported."""
+        p = self.p
+        if not self.n or _step_at_kink(p, self.rng) is None:
+            return False
+        x, f = self.join(p.leaves), p.function()
+        ref64 = lambda vec: p.run(self.split(vec, np.float64), reference=True)  # noqa: E731
+        for _ in range(tries):
+            y = x + 1e-3 * self.rng.standard_normal(self.n)
+            v = self.rng.standard_normal(self.n)
+            try:
+                fd = _fd_reliable(ref64, y, v, 1e-6)
+                if fd is None:
+                    return False
+                out, pull = ad.vjp(f, *self.args(self.split(y, p.dtype)))
+                out = np.asarray(out)
+                u = self.rng.standard_normal(out.shape).astype(out.dtype)
+                cts = pull(u)
+                jtu = self.join(self.leaves_of(cts if p.structure == "two_args" else cts[0]))
+            except Exception:                                    # noqa: BLE001
+                return False
+            if _close(jtu @ v, _flat(u) @ fd, self.rtol * 10, self.atol * 10):
+                return False
+        return True
 
     def split(self, vec, dtype):
         out, k = [], 0
@@ -1058,6 +1109,7 @@ class _Checker:
         if p.plain:
             got = self.call("primal", lambda: f(*self.args()), refuse=False)
             self.expect("primal vs NumPy", got, want, self.primal_scale)
+            self.same_shape("primal", got, want)
             if np.asarray(got).dtype != want.dtype:
                 self.fail("primal dtype", f"{np.asarray(got).dtype} != NumPy's {want.dtype}")
         v = self.rng.standard_normal(self.n)
@@ -1078,6 +1130,7 @@ class _Checker:
             if not p.forward and self.tangent_reaches_vjp():
                 self.fail("custom_vjp under forward mode", "jvp did not refuse")
             self.expect("jvp primal vs NumPy", out, want, self.primal_scale)
+            self.same_shape("jvp primal", out, want)
             if fd is not None and self.fd_agrees(jv, fd):
                 self.expect("jvp vs central difference", jv, fd, 10)
             if same_dtype and np.asarray(jv).dtype != p.dtype:
@@ -1089,6 +1142,7 @@ class _Checker:
         try:
             out, pull = self.call("rev vjp", lambda: ad.vjp(f, *self.args()))
             self.expect("vjp primal vs NumPy", out, want, self.primal_scale)
+            self.same_shape("vjp primal", out, want)
             cts = self.call("rev vjp pullback",
                             lambda: pull(np.reshape(u, want.shape).astype(want.dtype)))
             leaves = self.leaves_of(cts if p.structure == "two_args" else cts[0])
@@ -1105,6 +1159,9 @@ class _Checker:
         # ---- Jacobians ----
         argnums = (0, 1) if p.structure == "two_args" else 0
         Jf = Jr = None
+        if (self.n == 0 or m == 0) and any(KNOWN_EMPTY_BATCH in s.block.tags for s in p.steps):
+            self.stats["known defect: an empty batch of directions"] += 1
+            return self.stats
         try:
             Jf = self.matrix(self.call("fwd jacfwd",
                                        lambda: ad.jacfwd(f, argnums)(*self.args())), m, "jacfwd")
@@ -1391,6 +1448,11 @@ def check(program, seed=0):
         return _Checker(program, np.random.default_rng(seed)).run()
 
 
+# The fused primitives' and the newer entry points' blocks (after everything they import).
+import seams_fused  # noqa: E402,F401
+
 if __name__ == "__main__":          # python tests/seams.py "<spec>": rerun one reproducer
     import ast
-    print(check(Program(ast.literal_eval(sys.argv[1]))))
+
+    import seams                    # the module the blocks registered into (not __main__)
+    print(seams.check(seams.Program(ast.literal_eval(sys.argv[1]))))

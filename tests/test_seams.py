@@ -97,3 +97,57 @@ def test_the_checker_catches_a_wrong_second_derivative():
                             lambda x, t: np.cos(ad.stop_gradient(x)) * t)
     assert kind is not None and ("central difference of grad" in kind or "hessian" in kind), \
         kind
+
+
+def _kind_with_blocks(builds, spec_of):
+    """The failure kind of the program ``spec_of(first index)`` whose seam steps are the
+    temporary blocks ``builds`` (None if it passes)."""
+    blocks = [seams.register_block(f"temporary_{i}", b, table=[]) for i, b in
+              enumerate(builds)]
+    first = len(seams.SEAM_BLOCKS)
+    seams.SEAM_BLOCKS.extend(blocks)
+    try:
+        seams.check(spec_of(first))
+    except seams.SeamFailure as e:
+        return e.kind
+    finally:
+        del seams.SEAM_BLOCKS[first:]
+    return None
+
+
+def test_the_checker_compares_shapes():
+    """A result with NumPy's values in another shape fails (values are compared flat)."""
+    def build(rng, shapes, dtype):
+        return (lambda env: np.sin(env[-1])[..., None]), (lambda env: np.sin(env[-1]))
+    kind = _kind_with_blocks([build], lambda i: (0, (3, 3), False, False, 1, ((0, i, 0),), 0))
+    assert kind == "primal shape", kind
+
+
+def test_a_convention_point_is_allowed_but_a_wrong_rule_next_to_a_kink_is_not():
+    """``max + min`` at a tie is linear along every line but not differentiable: the
+    engine's convention (ties share) is allowed there. A wrong rule in a program with a
+    block at a kink is still reported: a step away, it still misses the differences."""
+    seams.check((3, (3, 3), False, True, 2802,
+                 ((1, 190, 931), (1, 15415, 6), (0, 3099, 16145)), 0))
+    import autodiff as ad
+
+    def kink(rng, shapes, dtype):           # |y| at the input's exact zeros (a kink) ...
+        return (lambda env: np.abs(env[-1]),) * 2
+
+    def square(rng, shapes, dtype):         # ... squared: the program is smooth there
+        return (lambda env: env[-1] ** 2,) * 2
+
+    def wrong(rng, shapes, dtype):
+        @ad.custom_jvp
+        def f(x):
+            return np.sin(ad.stop_gradient(x))
+
+        @f.defjvp
+        def f_jvp(primals, tangents):
+            return np.sin(primals[0]), 1.01 * np.cos(primals[0]) * tangents[0]
+        return (lambda env: f(env[-1])), (lambda env: np.sin(env[-1]))
+    seed = next(s for s in range(100) if np.any(seams.Program(
+        (0, (3, 3), False, True, s, (), 0)).leaves[0] == 0))
+    kind = _kind_with_blocks([kink, square, wrong], lambda i: (
+        0, (3, 3), False, True, seed, ((0, i, 0), (0, i + 1, 0), (0, i + 2, 0)), 0))
+    assert kind == "jvp vs central difference", kind

@@ -43,7 +43,7 @@ def _apply(x, matrix, core):
     M = matrix
     s = np.shape(x)
     if len(s) == core == 1:
-        return np.asarray(M @ x)
+        return np.asarray(M @ x).reshape(M.shape[:1])   # SciPy's coo_array drops a 1-row axis
     n = s[-core]
     rest = s[:len(s) - core] + s[len(s) - core + 1:]
     # The other axes' size given explicitly: ``reshape(0, -1)`` cannot infer it (a matrix
