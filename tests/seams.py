@@ -69,12 +69,6 @@ class Block:
 
 SEAM_BLOCKS = []     # engine seams (custom rules, checkpoint, assignment, views, ...)
 
-#: A known defect the fuzzer steps around until it is fixed (its strict xfail test in
-#: tests/test_seams_fused.py turns into a failure then, which says to drop this): the
-#: convolutions' batched rules cannot take an empty batch of directions (jacfwd of a
-#: function of an empty input, jacrev of an empty output). Blocks tagged with it skip the
-#: batched checks only in that case.
-KNOWN_EMPTY_BATCH = "known defect: empty batch"
 CASE_BLOCKS = []     # registry primitives, from the case table (tests/cases*.py)
 
 
@@ -170,9 +164,6 @@ def _case_blocks():
             if prim == "irfft" and 0 in shapes[-1]:
                 return None          # NumPy's irfft/hfft of an empty input, padded to n, reads
                                      # uninitialised memory: no reference to compare with
-            if prim == "solve_ivp" and 0 in shapes[-1]:
-                return None          # SciPy returns lists for an empty t_eval (a known defect
-                                     # of the tracked version: tests/test_seams_fused.py)
             sq = _squash(dom, dtype)
             return (lambda env: _realify(fn(sq(env[-1]))),) * 2
         register_block(f"case[{case.id}]", build, table=CASE_BLOCKS, tags=(case.prim,))
@@ -1159,9 +1150,6 @@ class _Checker:
         # ---- Jacobians ----
         argnums = (0, 1) if p.structure == "two_args" else 0
         Jf = Jr = None
-        if (self.n == 0 or m == 0) and any(KNOWN_EMPTY_BATCH in s.block.tags for s in p.steps):
-            self.stats["known defect: an empty batch of directions"] += 1
-            return self.stats
         try:
             Jf = self.matrix(self.call("fwd jacfwd",
                                        lambda: ad.jacfwd(f, argnums)(*self.args())), m, "jacfwd")

@@ -24,7 +24,7 @@ from autodiff.ops import pooling, recurrent
 from autodiff.boxes import Box
 from autodiff.ops.normalization import standardize
 
-from seams import KNOWN_EMPTY_BATCH, _const, _earlier, _size, register_block
+from seams import _const, _earlier, _size, register_block
 
 F = nn.functional
 FUSED = []          # the blocks registered here (tests/test_seams_fused.py drives them)
@@ -306,7 +306,7 @@ def _conv_weight(rng, shapes, wshape, dtype):
     return lambda env: W0 + np.reshape(t(env), wshape)
 
 
-@fused("fused_conv2d_groups", tags=(KNOWN_EMPTY_BATCH,))
+@fused("fused_conv2d_groups")
 def _conv2d(rng, shapes, dtype):
     groups, ci, co = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
     n, h, wd = int(rng.integers(1, 3)), int(rng.integers(2, 4)), int(rng.integers(2, 4))
@@ -335,7 +335,7 @@ def _conv2d(rng, shapes, dtype):
     return fn, ref
 
 
-@fused("fused_conv_transpose2d_groups", tags=(KNOWN_EMPTY_BATCH,))
+@fused("fused_conv_transpose2d_groups")
 def _conv_t(rng, shapes, dtype):
     groups, ci, co = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
     h, wd = int(rng.integers(1, 3)), int(rng.integers(1, 3))

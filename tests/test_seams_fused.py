@@ -94,10 +94,6 @@ def test_sparse_product_of_an_empty_axis_under_a_batch():
     assert J.shape == (2, 3, 0, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the convolutions' batched rules fold an "
-                   "empty batch of directions by dividing by its size (ops/conv.py "
-                   "_split0/_split1: ZeroDivisionError); drop seams.KNOWN_EMPTY_BATCH "
-                   "with the fix")
 def test_conv_rules_take_an_empty_batch_of_directions():
     rng = np.random.default_rng(0)
     A, b = rng.standard_normal((9, 0)), rng.standard_normal(9)
@@ -177,10 +173,6 @@ def test_grad_mode_count_across_threads():
     assert core.grad_off[0] == 0 and reverse._node is reverse._record_node
 
 
-@pytest.mark.xfail(strict=True, reason="defect: solve_ivp with an empty t_eval (SciPy "
-                   "returns res.y = [] then) fails under forward mode with AttributeError "
-                   "(autodiff/scipy/ivp.py reads res.y.T); a fix reads res.y as an (n, 0) "
-                   "array")
 def test_solve_ivp_with_an_empty_t_eval_under_forward_mode():
     from autodiff.scipy import integrate
 

@@ -69,7 +69,8 @@ def _cols(x, ksize, stride, padding, dilation):
 def _flat_g(g):
     """The cotangent (N, O, Ho, Wo) as the matrix (O, N·Ho·Wo)."""
     n, o, ho, wo = g.shape
-    return np.ascontiguousarray(np.swapaxes(g.reshape(n, o, ho * wo), 0, 1)).reshape(o, -1)
+    return np.ascontiguousarray(np.swapaxes(g.reshape(n, o, ho * wo), 0, 1)).reshape(
+        o, n * ho * wo)
 
 
 # Window matrices of recent forward calls, for their weight gradients: id(ans) → (ans, x,
@@ -155,7 +156,9 @@ def _conv2d(x, w, stride, padding, dilation, save=True):
     o, n = w.shape[0], x.shape[0]
     # One GEMM per image straight into (N, O, Ho·Wo): each image's columns are a plain
     # strided block of cols, and no output transpose is needed.
-    y = np.matmul(w.reshape(o, -1), cols.reshape(-1, n, ho * wo).transpose(1, 0, 2))
+    # (sizes written out, never -1: any of them may be 0, an empty batch of directions)
+    taps = cols.shape[0]
+    y = np.matmul(w.reshape(o, taps), cols.reshape(taps, n, ho * wo).transpose(1, 0, 2))
     y = y.reshape(n, o, ho, wo)
     if save:
         _save(y, x, (ksize, stride, padding, dilation), cols)
@@ -184,7 +187,7 @@ def _conv2d_transpose_x(g, w, size, stride, padding, dilation):
     gf = _flat_g(g)
     dtype = np.result_type(w, gf)
     buf = _take((c * kh * kw, n * ho * wo), dtype) if dtype.kind == "f" else None
-    buf = np.matmul(w.reshape(o, -1).T, gf, out=buf)
+    buf = np.matmul(w.reshape(o, c * kh * kw).T, gf, out=buf)
     cols = buf.reshape(c, kh, kw, n, ho, wo)
     out = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dtype)
     dst = out.transpose(1, 0, 2, 3)                                  # (C, N, H, W) view
@@ -209,7 +212,7 @@ def _conv2d_grad_w(x, g, ksize, stride, padding, dilation, cols=None):
         # Few taps: one GEMM per image on g as it lies, summed over the images (the
         # (N, O, C·kh·kw) partials are no larger than g), instead of transposing g.
         gw = np.matmul(g.reshape(n, o, ho * wo),
-                       cols.reshape(-1, n, ho * wo).transpose(1, 2, 0)).sum(axis=0)
+                       cols.reshape(cols.shape[0], n, ho * wo).transpose(1, 2, 0)).sum(axis=0)
     else:
         gw = np.matmul(_flat_g(g), cols.T)                            # (O, C·kh·kw)
     return gw.reshape((o, x.shape[1]) + tuple(ksize))
@@ -244,10 +247,9 @@ def _merge0(a):
     return np.reshape(a, (s[0] * s[1],) + s[2:])
 
 
-def _split0(y, b):
-    """(B·N, …) → (B, N, …)."""
-    s = shape_of(y)
-    return np.reshape(y, (b, s[0] // b) + s[1:])
+def _split0(y, b, n):
+    """(B·N, …) → (B, N, …) (sizes given: B may be 0)."""
+    return np.reshape(y, (b, n) + shape_of(y)[1:])
 
 
 def _merge1(a):
@@ -256,36 +258,40 @@ def _merge1(a):
     return np.reshape(np.transpose(a, _SWAP01), (s[1], s[0] * s[2]) + s[3:])
 
 
-def _split1(y, b):
-    """(M, B·C, …) → (B, M, C, …)."""
+def _split1(y, b, c):
+    """(M, B·C, …) → (B, M, C, …) (sizes given: B may be 0)."""
     s = shape_of(y)
-    return np.transpose(np.reshape(y, (s[0], b, s[1] // b) + s[2:]), _SWAP01)
+    return np.transpose(np.reshape(y, (s[0], b, c) + s[2:]), _SWAP01)
 
 
 def _conv(x, w, kw):
     """``conv2d`` where ``x`` (B, N, C, H, W) or ``w`` (B, O, C, kh, kw) may be batched."""
     if _batched(x):                                   # B joins the images
-        return _split0(conv2d_p(_merge0(x), w, **kw), shape_of(x)[0])
+        return _split0(conv2d_p(_merge0(x), w, **kw), *shape_of(x)[:2])
     if _batched(w):                                   # B joins the output channels
-        return _split1(conv2d_p(x, _merge0(w), **kw), shape_of(w)[0])
+        return _split1(conv2d_p(x, _merge0(w), **kw), *shape_of(w)[:2])
     return conv2d_p(x, w, **kw)
 
 
 def _conv_t(g, w, size, kw):
     """``conv2d_transpose_x`` where ``g`` (B, N, O, Ho, Wo) or ``w`` may be batched."""
     if _batched(g):                                   # B joins the images
-        return _split0(conv2d_transpose_x_p(_merge0(g), w, size=size, **kw), shape_of(g)[0])
+        return _split0(conv2d_transpose_x_p(_merge0(g), w, size=size, **kw),
+                       *shape_of(g)[:2])
     if _batched(w):                                   # B joins the input channels
-        return _split1(conv2d_transpose_x_p(g, _merge1(w), size=size, **kw), shape_of(w)[0])
+        return _split1(conv2d_transpose_x_p(g, _merge1(w), size=size, **kw),
+                       shape_of(w)[0], shape_of(w)[2])
     return conv2d_transpose_x_p(g, w, size=size, **kw)
 
 
 def _conv_w(x, g, ksize, kw):
     """``conv2d_grad_w`` where ``x`` (B, N, C, H, W) or ``g`` (B, N, O, Ho, Wo) may be batched."""
     if _batched(x):                                   # B joins the input channels
-        return _split1(conv2d_grad_w_p(_merge1(x), g, ksize=ksize, **kw), shape_of(x)[0])
+        return _split1(conv2d_grad_w_p(_merge1(x), g, ksize=ksize, **kw),
+                       shape_of(x)[0], shape_of(x)[2])
     if _batched(g):                                   # B joins the output channels
-        return _split0(conv2d_grad_w_p(x, _merge1(g), ksize=ksize, **kw), shape_of(g)[0])
+        return _split0(conv2d_grad_w_p(x, _merge1(g), ksize=ksize, **kw),
+                       shape_of(g)[0], shape_of(g)[2])
     return conv2d_grad_w_p(x, g, ksize=ksize, **kw)
 
 
