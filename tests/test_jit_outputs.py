@@ -97,6 +97,25 @@ def test_max_pool_weights_recorded_not_guarded():
         assert jt.recordings == 1
 
 
+def test_eig_refusal_is_a_recorded_check():
+    # eig's "no derivative at a repeated eigenvalue" test is one recorded call guarded by
+    # its outcome, and so is whether the spectrum is real (NumPy's eig then returns real
+    # arrays): fresh matrices replay, one program per kind, and a defective one raises
+    f = lambda a: np.sum(np.real(np.linalg.eigvals(a)) ** 2)
+    jf, jg = ad.jit(f), ad.jit(ad.grad(f))
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for _ in range(8):
+        a = rng.normal(size=(3, 3))
+        kinds.add(np.iscomplexobj(np.linalg.eigvals(a)))
+        _same(jf(a), f(a))
+        _same(jg(a), ad.grad(f)(a))
+    assert kinds == {False, True}
+    assert jf.recordings == jg.recordings == 2
+    with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+        jg(np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]]))
+
+
 def test_value_branch_still_guarded():
     # a genuine Python branch on values keeps its guard, and each branch is right
     def f(x):
