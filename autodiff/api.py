@@ -12,8 +12,9 @@ import threading
 import numpy as np
 
 from .arrays import as_like, is_host, zeros
-from .boxes import meta, unbox
-from .core import batched_levels, box_types, close_level, is_complex, new_level, shape_of
+from .boxes import P, meta, unbox
+from .core import (batched_levels, box_types, close_level, is_complex, new_level,
+                   recording_types, shape_of)
 from .forward import Dual
 from .reverse import Variable, backward_pass, origin
 from .tree import flatten, structure, unflatten
@@ -181,7 +182,13 @@ def _like_input(g, x):
     if tg in box_types:         # tracked by an outer transform, or recorded by ad.jit
         dt = getattr(meta(g), "dtype", None)
         if dt is not None and dt != v.dtype and dt.kind == "f" and v.dtype.kind == "f":
-            return g.astype(v.dtype)
+            g = g.astype(v.dtype)
+        if tg in recording_types and type(meta(g)) is not np.ndarray \
+                and (type(v) is np.ndarray or isinstance(v, np.generic)):
+            # Recorded by ad.jit: as above, NumPy's scalar becomes the input's 0-d array, by
+            # an instruction (the replay computes a scalar again); astype is linear, so
+            # transforms of the replay differentiate through it.
+            g = P["astype"](g, dtype=v.dtype)
     return g
 
 
@@ -527,7 +534,7 @@ def _concat(parts, shape, dtype):
         return parts[0][1]
     if all(p is None for _, p in parts):
         return None
-    like = unbox(next(p for _, p in parts if p is not None))
+    like = meta(next(p for _, p in parts if p is not None))
     return np.concatenate([zeros((n,) + shape, dtype, like=like) if p is None else p
                            for n, p in parts])
 
@@ -553,7 +560,7 @@ def jacfwd(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
         shapes, dtypes = [s for s, _ in in_sd], [d for _, d in in_sd]
         runs = []
         for a, b in _chunks(sum(int(np.prod(s)) for s in shapes), chunk_size, "jacfwd"):
-            seeds, sizes = _basis(shapes, dtypes, a, b, [unbox(x) for x in leaves])
+            seeds, sizes = _basis(shapes, dtypes, a, b, [meta(x) for x in leaves])
             values, tans, tree, aux = _push(_with_kwargs(f, kwargs), args, leaves, rebuild,
                                             seeds, batched=1, has_aux=has_aux,
                                             transform="jacfwd")
@@ -565,7 +572,7 @@ def jacfwd(f, argnums=0, has_aux=False, holomorphic=False, chunk_size=None):
             blocks, start = [], 0
             for (ish, dt), n in zip(in_sd, sizes):
                 if t is None:
-                    blocks.append(zeros(osh + ish, dt, like=unbox(v)))
+                    blocks.append(zeros(osh + ish, dt, like=meta(v)))
                 else:
                     blk = t[start:start + n]                    # (n,) + osh
                     blk = np.moveaxis(blk, 0, -1) if len(osh) else blk
@@ -587,7 +594,7 @@ def _jacrev_from(f, pulled, holomorphic=False, chunk_size=None):
     shapes, dtypes = [s for s, _ in out_sd], [d for _, d in out_sd]
     runs = []
     for a, b in _chunks(sum(int(np.prod(s)) for s in shapes), chunk_size, "jacrev"):
-        seeds, sizes = _basis(shapes, dtypes, a, b, [unbox(v) for v in values])
+        seeds, sizes = _basis(shapes, dtypes, a, b, [meta(v) for v in values])
         runs.append((b - a, sweep(seeds, nb=1)))                 # each (b-a,) + in.shape
     grads = [_concat([(n, g[i]) for n, g in runs], np.shape(meta(x)), _tangent_dtype(x))
              for i, x in enumerate(leaves)]

@@ -7,7 +7,7 @@ of directions on one leading axis (``jacfwd`` pushes all basis vectors in one sw
 import numpy as np
 
 from .arrays import broadcast, dtype_of, zeros
-from .boxes import Box, meta, unbox
+from .boxes import Box, meta
 from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
                    real_like, shape_of)
 
@@ -99,7 +99,7 @@ class Dual(Box):
         """``value`` as a Dual of this level with a zero tangent (batch axes included)."""
         batch = shape_of(self.tangent)[:ndim_of(self.tangent) - ndim_of(self.value)]
         return _dual(value, zeros(batch + shape_of(value), np.result_type(value),
-                                  like=unbox(value)), self.level)
+                                  like=meta(value)), self.level)
 
     def _assignable(self):
         pass

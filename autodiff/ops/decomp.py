@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from ..boxes import lift, meta, unbox
+from ..boxes import lift, meta, recorded, unbox
 from ..core import is_complex, lead, ndim_of, shape_of
 from . import dependency
 from .define import defprim, handles, norm_axes
@@ -252,20 +252,26 @@ def _eig_differentiable(w, v):
     """Refuse where eig has no derivative: at a repeated eigenvalue the eigenvalues split
     along each direction (and the vectors are not determined), and at a defective matrix
     (eigenvectors nearly dependent) the first-order formulas divide by ~0. Silent numbers
-    there (zeros, or 1e15) would be wrong."""
-    w0, v0 = np.asarray(unbox(w)), np.asarray(unbox(v))
-    n = w0.shape[-1]
-    if n < 2 or w0.size == 0:
-        return
-    d = np.abs(w0[..., :, None] - w0[..., None, :]) + np.where(np.eye(n, dtype=bool), np.inf, 0)
-    scale = max(1.0, float(np.max(np.abs(w0))))
-    if float(np.min(d)) <= 1e-9 * scale or float(np.max(np.linalg.cond(v0))) > 1e8:
+    there (zeros, or 1e15) would be wrong. Under ``ad.jit`` the test is one recorded call
+    and its outcome a guard (not the numbers of ``w`` and ``v``)."""
+    if lift(_not_differentiable, w, v):
         raise np.linalg.LinAlgError(
             "np.linalg.eig: no derivative at a matrix with a repeated eigenvalue or nearly "
             "dependent eigenvectors (a defective matrix): the eigenvalues split along each "
             "direction there. For a symmetric or Hermitian matrix use np.linalg.eigh; "
             "otherwise differentiate a function that stays smooth there (np.trace, "
             "np.linalg.det) or perturb the matrix.")
+
+
+def _not_differentiable(w0, v0):
+    """Whether eigenvalues ``w0`` repeat or eigenvectors ``v0`` are nearly dependent."""
+    w0, v0 = np.asarray(w0), np.asarray(v0)
+    n = w0.shape[-1]
+    if n < 2 or w0.size == 0:
+        return False
+    d = np.abs(w0[..., :, None] - w0[..., None, :]) + np.where(np.eye(n, dtype=bool), np.inf, 0)
+    scale = max(1.0, float(np.max(np.abs(w0))))
+    return bool(float(np.min(d)) <= 1e-9 * scale or float(np.max(np.linalg.cond(v0))) > 1e8)
 
 
 def _eig_jvp(t, ans, a):
@@ -301,7 +307,12 @@ eig_p = defprim("eig", _eig_impl, jvp=(_eig_jvp,), vjp=(_eig_vjp,), flops=_cube)
 
 def _eig_parts(a):
     n = _square(a, "eig")
-    return _unpack(eig_p(a), (n,), (n, n))
+    p = eig_p(a)
+    if recorded(p):
+        # NumPy's eig is real or complex by the values (a real spectrum or not): under
+        # ad.jit that outcome is guarded, or a replay would run the other dtype's program.
+        bool(lift(np.iscomplexobj, p))
+    return _unpack(p, (n,), (n, n))
 
 
 @handles(np.linalg.eig)

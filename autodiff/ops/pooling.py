@@ -25,7 +25,7 @@ array([[ 5.,  7.],
 import numpy as np
 
 from ..arrays import shape_of
-from ..boxes import unbox
+from ..boxes import lift
 from . import dependency
 from .define import defprim
 from .windows import geometry, pool_output_size, tap_slices  # noqa: F401
@@ -79,8 +79,12 @@ def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
 
 
 def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
-    """``W`` (taps, *ans.shape): each tap's share of the derivative at each output."""
-    x, ans = unbox(x), unbox(ans)
+    """``W`` (taps, *ans.shape): each tap's share of the derivative at each output.
+    Piecewise constant (no derivative): under ``ad.jit`` one recorded call, not a guard."""
+    return lift(_plain_weights, x, ans, ksize, stride, padding, dilation, ceil_mode)
+
+
+def _plain_weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
     out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
     xp = _padded(x, pads, -np.inf)
     taps = tap_slices(out, ksize, stride, dilation)
