@@ -78,7 +78,9 @@ _OPERATORS = {"add": "({0} + {1})", "subtract": "({0} - {1})", "multiply": "({0}
                       "({2} if {0} == {2} else {0})))",
               # NumPy's loops: maximum/minimum propagate NaN (the first operand's on ties).
               "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
-              "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})"}
+              "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
+              # np.maximum(x, 0)
+              "relu": "({0} if ({0} >= {2} or {0} != {0}) else {2})"}
 _COMPARISONS = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
                 "equal": "==", "not_equal": "!="}
 #: Primitives whose implementation ufunc Numba compiles on scalars (``np.<name>(x)``).
@@ -603,7 +605,7 @@ def _emit_cpu(fz):
             y = ops[1][0][1]
             # NumPy's impl squares for the exponent 2 (np.square: x*x), else calls pow.
             code = f"({a} * {a})" if type(y) is int and y == 2 else f"({a} ** {_lit(y, dt)})"
-        elif name in ("reciprocal", "sign"):
+        elif name in ("reciprocal", "sign", "relu"):
             a = get(*ops[0], dt)
             code = _OPERATORS[name].format(a, _lit(1, dt), _lit(0, dt))
         elif name in _OPERATORS:

@@ -14,6 +14,7 @@ from scipy.special import erf
 from autodiff.arrays import as_like
 from autodiff.boxes import lift, meta, recorded, unbox
 from autodiff.core import ndim_of, opaque_types, shape_of
+from autodiff.ops.elementwise import relu_p
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.shape import getitem_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
@@ -209,8 +210,8 @@ def relu6(x, inplace=False):
 
 
 def relu(x, inplace=False):
-    """max(x, 0), with relu'(0) = 0 (PyTorch's and JAX's choice)."""
-    return np.where(x > 0, x, 0.0)
+    """max(x, 0), with relu'(0) = 0 (PyTorch's and JAX's choice); NaN stays NaN."""
+    return relu_p(x)
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):

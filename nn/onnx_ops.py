@@ -33,7 +33,7 @@ for _name, _op in [("negative", "Neg"), ("absolute", "Abs"), ("exp", "Exp"), ("l
                    ("arcsinh", "Asinh"), ("arccosh", "Acosh"), ("arctanh", "Atanh"),
                    ("erf", "Erf"), ("expit", "Sigmoid"), ("floor", "Floor"), ("ceil", "Ceil"),
                    ("sign", "Sign"), ("rint", "Round"), ("positive", "Identity"),
-                   ("stop_gradient", "Identity"), ("logical_not", "Not")]:
+                   ("stop_gradient", "Identity"), ("logical_not", "Not"), ("relu", "Relu")]:
     _unary(_name, _op)
 for _name, _op in [("add", "Add"), ("subtract", "Sub"), ("multiply", "Mul"),
                    ("divide", "Div"), ("power", "Pow"), ("maximum", "Max"),

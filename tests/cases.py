@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special as sp
 
+from autodiff.ops.elementwise import relu_p as _relu
 from autodiff.ops.linalg import linear_p as linear
 from autodiff.ops.softmax import softmax_cross_entropy
 from autodiff.scipy.special import log_softmax, logsumexp, polygamma, softmax
@@ -99,6 +100,7 @@ CASES += _shapes_unary("arctan", np.arctan)
 CASES += _shapes_unary("sinh", np.sinh)
 CASES += _shapes_unary("cosh", np.cosh)
 CASES += _shapes_unary("tanh", np.tanh)
+CASES += _shapes_unary("relu", lambda x: _relu(x) * x, "nonzero")
 CASES += [Case("where", "where", lambda x, y: np.where(x > 0, x * y, np.sin(y)),
                (((2, 3), "real"), ((3,), "real"))),
           Case("where", "clip", lambda x: np.clip(x, -0.5, 0.7) * x, (((4, 3), "real"),)),

@@ -57,7 +57,9 @@ def _same(a, b, scalar_float=False):
         assert type(x) is type(y), (type(x), type(y))
         assert np.shape(x) == np.shape(y)
         assert np.result_type(x) == np.result_type(y)
-        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+        # past the tier the fused backend sums in another order: round-off of the dtype
+        f32 = np.result_type(y) == np.float32
+        np.testing.assert_allclose(x, y, rtol=1e-6 if f32 else 1e-10, atol=1e-7 if f32 else 1e-12)
 
 
 @pytest.mark.parametrize("f", [rosen, mixed, masked, shifted], ids=lambda f: f.__name__)
