@@ -678,11 +678,19 @@ def _emit_cpu(fz):
         reg[out] = f"v{len(reg)}"      # numbered in the loop, not by slot: equal chains
         body.append(f"{reg[out]} = {code}")     # of any program share one kernel
         dtypes[out] = dt
+    # A placed output's element i goes to i + (i // M) * G + OFF of the concatenation
+    # (see _placed): the same M and G for all (the parts have the loop's shape). The
+    # (i // M) * G term is computed once per run of the innermost loop (``q``), so the
+    # store stays affine in it (a division per element would keep it from vectorising).
+    M, G = next(iter(fz.place.values()))[:2] if fz.place else (1, 0)
+    hoist = bool(G) and (nested and fz.shape[-1] and M % fz.shape[-1] == 0 or
+                         not nested and not fz.sums)
     for j, out in enumerate(fz.outputs):
         at = "i"
-        if j in fz.place:       # its place in the concatenation (see _placed)
-            M, G, OFF = fz.place[j][:3]
-            at = f"i + (i // {M}) * {G} + {OFF}" if G else f"i + {OFF}"
+        if j in fz.place:
+            OFF = fz.place[j][2]
+            at = (f"i + q + {OFF}" if hoist else f"i + (i // {M}) * {G} + {OFF}") if G \
+                else f"i + {OFF}"
         body.append(f"o{j}[{at}] = {reg[out]}")
     for j, (out, (op, have), dt, _, _) in enumerate(fz.sums):
         body.append(f"t{j} += {get(op, have, np.dtype(np.float64))}")
@@ -693,6 +701,11 @@ def _emit_cpu(fz):
             f"def kernel({', '.join(sizes + names + outs + parts)}):"]
     if not nested:
         if not fz.sums:
+            if hoist:           # runs of M elements, each placed after a gap of G
+                return "\n".join(head + [f"    for a in range(n // {M}):",
+                                          f"        q = a * {G}",
+                                          f"        for i in range(a * {M}, (a + 1) * {M}):"]
+                                 + ["            " + b for b in body]) + "\n"
             return "\n".join(head + ["    for i in range(n):"] +
                              ["        " + b for b in body]) + "\n"
         lines = head + [
@@ -710,6 +723,8 @@ def _emit_cpu(fz):
     for k in range(D - 1):
         lines.append(f"{pad}for j{k} in range(d{k}):")
         pad += "    "
+    if hoist:                   # M is a multiple of the row: one q per row
+        lines.append(f"{pad}q = (r * {last} // {M}) * {G}")
     if fz.sums:
         lines += [f"{pad}for b in range(nb):",
                   f"{pad}    lo = b * {BLOCK}",

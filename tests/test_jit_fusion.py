@@ -485,17 +485,29 @@ def test_a_concatenation_of_a_loops_outputs_is_written_by_the_loop(dtype, axis, 
         return np.concatenate([(a * b + 1.0).reshape(shape),
                                (np.sin(a) - b * b).reshape(shape)], axis=axis)
 
-    for fn in (f, g):
+    def h(a, b):        # the same loop closed by a sum (its other loop form)
+        parts = [a * b + 1.0, np.sin(a) - b * b, a / (1.0 + b * b)]
+        s = np.sum(np.cos(a) * b)
+        return np.concatenate([p.reshape(shape) for p in parts], axis=axis), s
+
+    def k(a, b):        # a broadcast operand: the loop over the multi-index
+        c = b[0]
+        parts = [a * c + 1.0, np.sin(a) - c * c]
+        return np.concatenate([p.reshape(shape) for p in parts], axis=axis)
+
+    for fn in (f, g, h, k):
+        # (h's sum adds in another order than NumPy's pairwise sum: round-off apart)
+        tol = 1e-6 if dtype == np.float32 else 1e-12 if fn is h else 1e-14
         jf = ad.jit(fn)
         args = tuple(RNG.uniform(-1, 1, (6, 5)).astype(dtype) for _ in range(2))
-        prog = check(jf, fn, args, rtol=1e-6 if dtype == np.float32 else 1e-14)
+        prog = check(jf, fn, args, rtol=tol, atol=1e-13 if fn is h else 0.0)
         placed = [k for k in fusion.kernels(prog) if k.place]
-        assert bool(placed) == (fn is f), "the concatenation stayed a NumPy call"
-        assert jf(*args).dtype == dtype
+        assert bool(placed) == (fn is not g), "the concatenation stayed a NumPy call"
+        assert flatten(jf(*args))[0][0].dtype == dtype
         args2 = tuple(RNG.uniform(-1, 1, (6, 5)).astype(dtype) for _ in range(2))
         # (sin may differ from NumPy's in the last bit: a tolerance, not equality)
-        np.testing.assert_allclose(jf(*args2), plain(prog, *args2)[0],
-                                   rtol=1e-6 if dtype == np.float32 else 1e-14)
+        for got, ref in zip(flatten(jf(*args2))[0], plain(prog, *args2)):
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=1e-13 if fn is h else 0.0)
 
 
 def test_a_concatenation_read_elsewhere_or_of_other_values_stays_numpy():
