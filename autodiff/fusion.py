@@ -62,7 +62,7 @@ from . import program as _program
 from .core import ufunc_table
 from .program import CALL, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
 
-__all__ = ["lower_fused", "groups", "kernels", "available"]
+__all__ = ["lower_fused", "groups", "kernels", "available", "gather"]
 
 #: Blocks of a sum: each is accumulated in a register, the blocks by NumPy's pairwise sum.
 BLOCK = 1024
@@ -787,6 +787,28 @@ def _compile(src):
                           nogil=True)(mod.kernel)
         _kernels[h] = k
         return k
+
+
+_GATHER = """import numpy as np
+
+
+def kernel(d, idx, out):
+    for i in range(idx.size):
+        out[i] = d[idx[i]]
+"""
+
+
+def gather():
+    """``kernel(d, idx, out)``: ``out[i] = d[idx[i]]`` (no bounds check: the caller
+    checks the indices once), compiled once and cached on disk, or ``None`` without
+    Numba. With ``int32`` indices it reads half the index bytes ``np.take`` does (which
+    converts any other index dtype to ``intp`` first): the sparse Jacobians' decompression."""
+    if not available():
+        return None
+    try:
+        return _compile(_GATHER)
+    except Exception:   # noqa: BLE001 - no kernel: the caller's np.take
+        return None
 
 
 def _flat(a):
