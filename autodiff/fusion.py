@@ -561,17 +561,19 @@ def _ratio(a, b):
     function's coefficients (``-4.4 * s`` beside ``s``) are then one array read."""
     if a.dtype != b.dtype or a.shape != b.shape or a.size < SMALL_MIN:
         return None
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    nz = np.flatnonzero(b.reshape(-1)[:SMALL_MIN])
+    a0, b0 = a.flat[:SMALL_MIN], b.flat[:SMALL_MIN]     # the start: a cheap first look
+    nz = np.flatnonzero(b0)
     if nz.size == 0:
         return None
-    k = nz[0]
-    lam = a.dtype.type(a.reshape(-1)[k] / b.reshape(-1)[k])
+    lam = a.dtype.type(a0[nz[0]] / b0[nz[0]])
     if not np.isfinite(lam):
         return None
     bits = np.dtype(f"u{a.dtype.itemsize}")
     with np.errstate(all="ignore"):
-        if not np.array_equal((lam * b).view(bits), a.view(bits)):
+        if not np.array_equal((lam * b0).view(bits), a0.view(bits)):
+            return None         # most pairs of a program's constants end here
+        fa, fb = np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1)
+        if not np.array_equal((lam * fb).view(bits), fa.view(bits)):
             return None
     return float(lam)
 
