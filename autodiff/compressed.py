@@ -9,8 +9,9 @@ any size. ``sparse_hessian(f)`` does the same for ``∇²f`` with a star colouri
 Hessian-vector products (forward over reverse), batched over the colours.
 
 Pattern and colouring are computed on the first call for an input shape and dtype and kept,
-with the sweep recorded by ``ad.jit`` (one program per block of colours, sized to stay in
-cache) and the decompression precomputed as one gather. Later calls on plain arrays replay
+with the sweep recorded by ``ad.jit`` (one program over all colours, cut into blocks only
+when its arrays would pass a few megabytes) and the decompression precomputed as one
+gather (a compiled loop over ``int32`` indices once a large plan is hot). Later calls on plain arrays replay
 the programs directly, gather the stored values and assemble the result around fresh copies
 of the index arrays: each call returns a new matrix that shares nothing with another.
 """
