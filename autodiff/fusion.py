@@ -62,7 +62,7 @@ from . import program as _program
 from .core import ufunc_table
 from .program import CALL, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
 
-__all__ = ["lower_fused", "groups", "kernels", "available"]
+__all__ = ["lower_fused", "groups", "kernels", "available", "gather"]
 
 #: Blocks of a sum: each is accumulated in a register, the blocks by NumPy's pairwise sum.
 BLOCK = 1024
@@ -165,15 +165,20 @@ class Fused:
     array of the group's shape read as one flat run; else by its multi-index). ``body``:
     ``(slot, primitive name, operands, dtype, computation dtype)`` per member in program
     order, ``operands`` as ``("r", slot)`` (a register), ``("a"|"g"|"s", j)`` (input
-    ``j``) or ``("l", number)``, each with its dtype (for ``index_add`` the fifth entry is
+    ``j``), ``("m", (j, number))`` (a constant equal to that number times constant input
+    ``j``, bit for bit: read once) or ``("l", number)``, each with its dtype (for ``index_add`` the fifth entry is
     its slice's ``(start, stop, step)``). ``outputs``: the member slots read outside the
     group. ``sums``: ``(slot, (operand, its dtype), dtype, type, shape)`` of the accumulators;
     ``row``: the length of the summed rows (``size`` for a full sum). ``position``: the
     index of the instruction the group's call replaces; ``members``: the instructions';
     ``deferred``: the scalar instructions reading its sums that run right after it.
+    ``place``: ``{j: (M, G, OFF, total, shape)}`` for outputs the loop writes straight
+    into their places in one concatenated array (see :func:`_placed`), else empty.
+    A constant input of small integers is passed as ``int8`` (its ``in_dtypes`` entry
+    stays the values' dtype: the loop converts, exactly); see :func:`_small`.
     """
     __slots__ = ("shape", "size", "inputs", "kinds", "in_dtypes", "in_shapes", "flat", "body",
-                 "outputs", "sums", "row", "position", "members", "deferred")
+                 "outputs", "sums", "row", "position", "members", "deferred", "place")
 
 
 class _Group:
@@ -449,9 +454,11 @@ def _describe(program, env, g, owner, acc):
     fz.position = g.members[-1]
     fz.row = g.row
     fz.deferred = sorted(g.deferred)
+    fz.place = {}
     fz.inputs, fz.kinds, fz.in_dtypes, fz.body, fz.sums = [], [], [], [], []
     fz.in_shapes, fz.flat = [], []
     keyed = {}
+    consts = []         # (input index, the constant array) of the constants read so far
 
     def operand(a, gather=False):
         if gather:          # an array read at shifted positions (index_add)
@@ -478,12 +485,21 @@ def _describe(program, env, g, owner, acc):
             # literal of its dtype, so the loop does not read it.
             return ("l", a.flat[0].item()), a.dtype
         key = ("v", a.index) if type(a) is Slot else ("c", id(a))
+        if key not in keyed and type(a) is np.ndarray:
+            for j, b in consts:
+                lam = _ratio(a, b)
+                if lam is not None:     # a = lam * b: the loop reads b once for both
+                    return ("m", (j, lam)), a.dtype
         if key not in keyed:
             keyed[key] = len(fz.inputs)
-            fz.inputs.append(a)
+            small = _small(a) if type(a) is np.ndarray else None
+            if type(a) is np.ndarray:
+                consts.append((keyed[key], a))
+            fz.inputs.append(a if small is None else small)
             s, dt = _meta(v)
             fz.kinds.append("s" if s == () else "a")
             fz.in_dtypes.append(dt if dt is not None else np.result_type(v))
+            v = v if small is None else small       # its layout is the int8 copy's
             fz.in_shapes.append(s)
             fz.flat.append(s == g.shape and (len(s) == 1 or v.flags.c_contiguous))
         j = keyed[key]
@@ -516,6 +532,52 @@ def _describe(program, env, g, owner, acc):
     fz.outputs = [ins_list[m][1] for m in g.members
                   if ins_list[m][1] in outside and ins_list[m][1] not in acc]
     return fz
+
+
+# ----- Constants: the seeds' folded values, read cheaply -----
+#: Constant arrays of at least this many elements are checked for the forms below.
+SMALL_MIN = 4096
+_I8 = np.dtype(np.int8)
+
+
+def _small(a):
+    """``a`` as ``int8`` when its values are small integers (no ``-0.0``), else ``None``.
+    The constants a program folds from seeds (the compressed sweep's indicator directions
+    and their stencils: 0, 1, -4, ...) are most of its memory traffic; as ``int8`` the loop
+    streams one byte per element instead of eight and converts it, exactly."""
+    if a.dtype not in _FLOATS or a.size < SMALL_MIN:
+        return None
+    if not bool(np.all(np.abs(a) <= 127)):          # NaN fails too
+        return None
+    a = np.ascontiguousarray(a)     # a seed's view (s[:, 0]) is strided
+    b = a.astype(_I8)
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    if not np.array_equal(b.astype(a.dtype).view(bits), a.view(bits)):
+        return None                                 # fractions, or a -0.0
+    return b
+
+
+def _ratio(a, b):
+    """The number ``lam`` with ``lam * b == a`` bit for bit (NumPy's product in ``a``'s
+    dtype, which the loop repeats), or ``None``: the seeds' constants scaled by the
+    function's coefficients (``-4.4 * s`` beside ``s``) are then one array read."""
+    if a.dtype != b.dtype or a.shape != b.shape or a.size < SMALL_MIN:
+        return None
+    a0, b0 = a.flat[:SMALL_MIN], b.flat[:SMALL_MIN]     # the start: a cheap first look
+    nz = np.flatnonzero(b0)
+    if nz.size == 0:
+        return None
+    lam = a.dtype.type(a0[nz[0]] / b0[nz[0]])
+    if not np.isfinite(lam):
+        return None
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    with np.errstate(all="ignore"):
+        if not np.array_equal((lam * b0).view(bits), a0.view(bits)):
+            return None         # most pairs of a program's constants end here
+        fa, fb = np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1)
+        if not np.array_equal((lam * fb).view(bits), fa.view(bits)):
+            return None
+    return float(lam)
 
 
 # ----- The CPU emitter (Numba) -----
@@ -578,9 +640,14 @@ def _emit_cpu(fz):
             return _lit(x, want)
         if kind == "r":
             return _cast(reg[x], dtypes[x], want)
+        if kind == "m":
+            j, lam = x
+            return _cast(f"({_lit(lam, dt)} * {get(('a', j), dt, dt)})", dt, want)
         if kind == "a" and x not in loaded:
             loaded.add(x)
-            body.append(f"x{x} = a{x}[{index(x)}]")
+            body.append(f"x{x} = np.{fz.in_dtypes[x].name}(a{x}[{index(x)}])"
+                        if type(fz.inputs[x]) is np.ndarray and fz.inputs[x].dtype == _I8
+                        else f"x{x} = a{x}[{index(x)}]")
         return _cast(f"x{x}" if kind == "a" else f"s{x}", dt, want)
 
     for out, name, ops, dt, cd in fz.body:
@@ -615,8 +682,20 @@ def _emit_cpu(fz):
         reg[out] = f"v{len(reg)}"      # numbered in the loop, not by slot: equal chains
         body.append(f"{reg[out]} = {code}")     # of any program share one kernel
         dtypes[out] = dt
+    # A placed output's element i goes to i + (i // M) * G + OFF of the concatenation
+    # (see _placed): the same M and G for all (the parts have the loop's shape). The
+    # (i // M) * G term is computed once per run of the innermost loop (``q``), so the
+    # store stays affine in it (a division per element would keep it from vectorising).
+    M, G = next(iter(fz.place.values()))[:2] if fz.place else (1, 0)
+    hoist = bool(G) and (nested and fz.shape[-1] and M % fz.shape[-1] == 0 or
+                         not nested and not fz.sums)
     for j, out in enumerate(fz.outputs):
-        body.append(f"o{j}[i] = {reg[out]}")
+        at = "i"
+        if j in fz.place:
+            OFF = fz.place[j][2]
+            at = (f"i + q + {OFF}" if hoist else f"i + (i // {M}) * {G} + {OFF}") if G \
+                else f"i + {OFF}"
+        body.append(f"o{j}[{at}] = {reg[out]}")
     for j, (out, (op, have), dt, _, _) in enumerate(fz.sums):
         body.append(f"t{j} += {get(op, have, np.dtype(np.float64))}")
     sizes = [f"d{k}" for k in range(D)] if nested else ["n"]
@@ -626,6 +705,11 @@ def _emit_cpu(fz):
             f"def kernel({', '.join(sizes + names + outs + parts)}):"]
     if not nested:
         if not fz.sums:
+            if hoist:           # runs of M elements, each placed after a gap of G
+                return "\n".join(head + [f"    for a in range(n // {M}):",
+                                          f"        q = a * {G}",
+                                          f"        for i in range(a * {M}, (a + 1) * {M}):"]
+                                 + ["            " + b for b in body]) + "\n"
             return "\n".join(head + ["    for i in range(n):"] +
                              ["        " + b for b in body]) + "\n"
         lines = head + [
@@ -643,6 +727,8 @@ def _emit_cpu(fz):
     for k in range(D - 1):
         lines.append(f"{pad}for j{k} in range(d{k}):")
         pad += "    "
+    if hoist:                   # M is a multiple of the row: one q per row
+        lines.append(f"{pad}q = (r * {last} // {M}) * {G}")
     if fz.sums:
         lines += [f"{pad}for b in range(nb):",
                   f"{pad}    lo = b * {BLOCK}",
@@ -707,6 +793,28 @@ def _compile(src):
         return k
 
 
+_GATHER = """import numpy as np
+
+
+def kernel(d, idx, out):
+    for i in range(idx.size):
+        out[i] = d[idx[i]]
+"""
+
+
+def gather():
+    """``kernel(d, idx, out)``: ``out[i] = d[idx[i]]`` (no bounds check: the caller
+    checks the indices once), compiled once and cached on disk, or ``None`` without
+    Numba. With ``int32`` indices it reads half the index bytes ``np.take`` does (which
+    converts any other index dtype to ``intp`` first): the sparse Jacobians' decompression."""
+    if not available():
+        return None
+    try:
+        return _compile(_GATHER)
+    except Exception:   # noqa: BLE001 - no kernel: the caller's np.take
+        return None
+
+
 def _flat(a):
     return a if a.ndim == 1 else a.reshape(-1)
 
@@ -749,12 +857,20 @@ def _wrapper(fz, kernel):
         # The recording's shapes (guards keep them): a mismatch would read out of bounds.
         lines.append("    if " + " or ".join(checks) + ": raise _miss(-1)")
     results = []
+    first = min(fz.place, default=None)
     for j, out in enumerate(fz.outputs):
         dt = next(b[3] for b in fz.body if b[0] == out)
         names[f"d{j}"] = dt
-        lines.append(f"    o{j} = _empty({fz.size}, d{j})")
+        if j in fz.place:       # one buffer for all: the concatenation's value
+            total, shape = fz.place[j][3:]
+            names[f"C{j}"] = shape
+            lines.append(f"    o{j} = _empty({total}, d{j})" if j == first else
+                         f"    o{j} = o{first}")
+            results.append(f"o{j}.reshape(C{j})" if j == first else "None")
+        else:
+            lines.append(f"    o{j} = _empty({fz.size}, d{j})")
+            results.append(f"o{j}.reshape(S)")
         call.append(f"o{j}")
-        results.append(f"o{j}.reshape(S)")
     for j, (out, x, dt, typ, shape) in enumerate(fz.sums):
         lines.append(f"    p{j} = _empty({rows * nb}, _f8)")
         call.append(f"p{j}")
@@ -906,6 +1022,80 @@ def lower_fused(program, leaves):
         return None
 
 
+def _placed(program, env, fz):
+    """Where a ``concatenate`` of this loop's outputs, each reshaped (the stacked tangents
+    of a function's outputs: ``np.stack([du, dv])``), can be written by the loop itself:
+    ``(placements, concatenate's slot, removed instruction indices)`` or ``None``.
+
+    Output ``o`` (flat index ``i``) reshaped to ``(outer, n, inner)`` around the axis is
+    the block ``(a, off + b, e)`` of the concatenation ``(outer, N, inner)``: its element
+    ``i + (i // (n·inner))·(N - n)·inner + off·inner``."""
+    ins_list = program.instructions
+    readers = {}
+    for k, ins in enumerate(ins_list):
+        for sl in reads(ins):
+            readers.setdefault(sl, []).append(k)
+    outs = {o.index for o in program.outputs if type(o) is Slot}
+    index = {o: j for j, o in enumerate(fz.outputs)}
+    for k, ins in enumerate(ins_list):
+        if ins[0] != CALL or getattr(ins[2], "name", None) != "concatenate" or \
+                ins[4].keys() - {"axis"} or not all(type(a) is Slot for a in ins[3]):
+            continue
+        c = env[ins[1]]
+        if type(c) is not np.ndarray or c.ndim == 0 or len(ins[3]) < 2:
+            continue
+        ax = ins[4].get("axis", 0)
+        if type(ax) is not int or not -c.ndim <= ax < c.ndim:
+            continue
+        ax %= c.ndim
+        inner = int(np.prod(c.shape[ax + 1:], dtype=np.int64))
+        place, removed, off = {}, [k], 0
+        for part in ins[3]:
+            r = next((m for m in range(k) if ins_list[m][1] == part.index), None)
+            if r is None or ins_list[r][0] != CALL or \
+                    getattr(ins_list[r][2], "name", None) != "reshape" or \
+                    len(ins_list[r][3]) != 1 or type(ins_list[r][3][0]) is not Slot:
+                break
+            o = ins_list[r][3][0].index
+            if o not in index or index[o] in place or readers.get(o) != [r] or \
+                    readers.get(part.index) != [k] or o in outs or part.index in outs or \
+                    env[part.index].dtype != c.dtype or env[o].dtype != c.dtype:
+                break
+            n = env[part.index].shape[ax]
+            place[index[o]] = (n * inner, (c.shape[ax] - n) * inner, off * inner,
+                               c.size, c.shape)
+            removed.append(r)
+            off += n
+        else:
+            if off == c.shape[ax]:
+                return place, ins[1], removed
+    return None
+
+
+def _place_all(program, env, found):
+    """Each loop's concatenation written in place where it compiles and agrees:
+    ``{loop index: (concatenate's slot, removed instructions)}``."""
+    done = {}
+    for q, (fz, g) in enumerate(found):
+        p = _placed(program, env, fz)
+        if p is None:
+            continue
+        fz.place = p[0]
+        try:
+            g2 = _wrapper(fz, _compile(_emit_cpu(fz)))
+            got = g2(*[_fill(a, env) for a in fz.inputs])
+            got = got if isinstance(got, tuple) else (got,)
+            ok = _agrees(got[min(fz.place)], env[p[1]])
+        except Exception:  # noqa: BLE001 - the loop as it was, the NumPy concatenate
+            ok = False
+        if not ok:
+            fz.place = {}
+            continue
+        found[q] = (fz, g2)
+        done[q] = p[1:]
+    return done
+
+
 def _lower(program, env):
     for strict in (False, True):
         # The loops that only order themselves against each other; if dropping one (a
@@ -920,10 +1110,15 @@ def _lower(program, env):
                 [program.n_inputs]) + 1
     calls = {}          # position -> the loops that run just before that instruction
     moved = set()
-    for at, (fz, g) in zip(order, found):
+    placed = _place_all(program, env, found)
+    for q, (at, (fz, g)) in enumerate(zip(order, found)):
         moved.update(fz.members)
         moved.update(fz.deferred)
         results = fz.outputs + [s[0] for s in fz.sums]
+        if q in placed:         # the loop's buffer is the concatenation's value
+            slot, removed = placed[q]
+            moved.update(removed)
+            results[min(fz.place)] = slot
         if len(results) == 1:
             lines = [(FUNC, results[0], g, tuple(fz.inputs), {})]
         else:

@@ -437,3 +437,116 @@ def test_random_programs(seed):
     assert prog.backend == "fused"
     check(jg, g, (rng.uniform(-1, 1, (6, 6)), rng.uniform(-1, 1, (6, 6))), rtol=1e-11,
           atol=1e-13)
+
+
+def _constants(prog):
+    return [a for k in fusion.kernels(prog) for a in k.inputs if type(a) is np.ndarray]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_seed_like_constants_are_read_as_bytes_and_scaled_copies_once(dtype):
+    # The constants a compressed sweep folds from its seeds: small integers (read as
+    # int8), their multiples by the function's coefficients (read once), fractions, and a
+    # constant with -0.0 (kept: int8 has no negative zero, and 1 / (x * -0.0) is -inf).
+    n = 2 * fusion.SMALL_MIN
+    S = (np.arange(n) % 3 == 0).astype(dtype) * dtype(2) - (np.arange(n) % 7 == 0)
+    S4 = dtype(-4.4) * S
+    F = RNG.uniform(-1, 1, n).astype(dtype)
+    Z = np.where(np.arange(n) % 2 == 0, dtype(-0.0), dtype(1.0)).astype(dtype)
+
+    def f(x):
+        return x * S + S4 * (x * x) + F * x + 1.0 / (x * Z + x * x * Z)
+
+    jf = ad.jit(f)
+    x = RNG.uniform(0.5, 1.5, n).astype(dtype)
+    with np.errstate(divide="ignore"):
+        prog = check(jf, f, (x,), rtol=2e-6 if dtype == np.float32 else 1e-14)
+    consts = _constants(prog)
+    assert sorted(str(a.dtype) for a in consts) == sorted(["int8", np.dtype(dtype).name,
+                                                           np.dtype(dtype).name])
+    with np.errstate(divide="ignore"):
+        got = jf(x)
+        assert got.dtype == dtype
+        assert np.isneginf(got[0]) and np.array_equal(got, f(x), equal_nan=True)
+        x2 = RNG.uniform(0.5, 1.5, n).astype(dtype)
+        np.testing.assert_array_equal(jf(x2), plain(prog, x2)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("axis,shape", [(0, (1, 6, 5)), (1, (6, 1, 5)), (-1, (6, 5, 1)),
+                                        (1, (6, 1, 5, 1))])
+def test_a_concatenation_of_a_loops_outputs_is_written_by_the_loop(dtype, axis, shape):
+    # np.stack of a function's outputs (and their tangents): no copy after the loop.
+    def f(a, b):
+        parts = [a * b + 1.0, np.sin(a) - b * b, a / (1.0 + b * b)]
+        return np.concatenate([p.reshape(shape) for p in parts], axis=axis) * 1.0
+
+    def g(a, b):        # parts of two loops (each reshaped as it is made): NumPy's
+        return np.concatenate([(a * b + 1.0).reshape(shape),
+                               (np.sin(a) - b * b).reshape(shape)], axis=axis)
+
+    def h(a, b):        # the same loop closed by a sum (its other loop form)
+        parts = [a * b + 1.0, np.sin(a) - b * b, a / (1.0 + b * b)]
+        s = np.sum(np.cos(a) * b)
+        return np.concatenate([p.reshape(shape) for p in parts], axis=axis), s
+
+    def k(a, b):        # a broadcast operand: the loop over the multi-index
+        c = b[0]
+        parts = [a * c + 1.0, np.sin(a) - c * c]
+        return np.concatenate([p.reshape(shape) for p in parts], axis=axis)
+
+    for fn in (f, g, h, k):
+        # (h's sum adds in another order than NumPy's pairwise sum: round-off apart)
+        tol = 1e-6 if dtype == np.float32 else 1e-12 if fn is h else 1e-14
+        jf = ad.jit(fn)
+        args = tuple(RNG.uniform(-1, 1, (6, 5)).astype(dtype) for _ in range(2))
+        prog = check(jf, fn, args, rtol=tol, atol=1e-13 if fn is h else 0.0)
+        placed = [k for k in fusion.kernels(prog) if k.place]
+        assert bool(placed) == (fn is not g), "the concatenation stayed a NumPy call"
+        assert flatten(jf(*args))[0][0].dtype == dtype
+        args2 = tuple(RNG.uniform(-1, 1, (6, 5)).astype(dtype) for _ in range(2))
+        # (sin may differ from NumPy's in the last bit: a tolerance, not equality)
+        for got, ref in zip(flatten(jf(*args2))[0], plain(prog, *args2)):
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=1e-13 if fn is h else 0.0)
+
+
+def test_a_concatenation_read_elsewhere_or_of_other_values_stays_numpy():
+    def f(a, b):
+        u = a * b + 1.0
+        v = np.sin(a) - b
+        w = u.reshape(1, 6, 5)
+        c = np.concatenate([w, v.reshape(1, 6, 5), b.reshape(1, 6, 5)], axis=0)
+        return c, np.sum(w)         # w and b read elsewhere: no placement
+
+    jf = ad.jit(f)
+    args = tuple(RNG.uniform(-1, 1, (6, 5)) for _ in range(2))
+    prog = check(jf, f, args)
+    assert not any(k.place for k in fusion.kernels(prog))
+
+
+def test_the_brusselator_sparse_jacobian_is_one_fused_loop_writing_its_stack():
+    N = 16
+
+    def bruss(y):
+        Y = y.reshape(2, N, N)
+        u, v = Y[0], Y[1]
+
+        def lap(a):
+            return (np.roll(a, 1, 0) + np.roll(a, -1, 0) + np.roll(a, 1, 1)
+                    + np.roll(a, -1, 1) - 4.0 * a)
+        du = 1.0 + u * u * v - 4.4 * u + 10.0 * lap(u)
+        dv = 3.4 * u - u * u * v + 10.0 * lap(v)
+        return np.stack([du, dv]).reshape(-1)
+
+    jac = ad.sparse_jacobian(bruss)
+    y = RNG.uniform(0, 1, 2 * N * N)
+    for _ in range(HOT + 1):
+        J = jac(y)
+    ((_, progs),) = jac._fast.values()
+    (prog,) = progs
+    assert prog.backend == "fused"
+    ks = fusion.kernels(prog)
+    assert len(ks) == 1 and ks[0].place
+    y2 = RNG.uniform(0, 1, 2 * N * N)
+    np.testing.assert_allclose(jac(y2).toarray(), ad.jacfwd(bruss)(y2), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(J.toarray(), ad.jacfwd(bruss)(y), rtol=1e-14, atol=0)

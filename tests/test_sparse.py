@@ -641,3 +641,32 @@ def test_constant_sparse_matrix_with_no_rows_or_columns(shape, trailing):
         assert np.shape(got) == np.shape(want)
     y = ad.jacrev(lambda x: A @ x)(x)
     assert y.shape == (shape[0],) + trailing + (shape[1],) + trailing
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_hot_large_decompression_gathers_in_a_compiled_loop_and_agrees(dtype):
+    from autodiff import compressed, fusion
+    n = compressed._GATHER_MIN // 2 + 10            # 3 entries a row: past the size
+
+    def f(x):
+        return np.sin(x[1:-1]) * x[2:] - x[:-2] ** 2
+
+    x = np.random.default_rng(3).uniform(-1, 1, n).astype(dtype)
+    hot, cold = ad.sparse_jacobian(f), ad.sparse_jacobian(f)
+    for _ in range(compressed._GATHER_AFTER + 1):
+        J = hot(x)
+    (plan,) = hot._plans.values()
+    assert bool(plan._gather) == (fusion.gather() is not None)
+    x2 = np.random.default_rng(4).uniform(-1, 1, n).astype(dtype)
+    J2, ref = hot(x2), cold(x2)
+    assert J2.dtype == ref.dtype == dtype
+    # (the sweeps' sin may differ in float32's last bit: fused loop against NumPy)
+    np.testing.assert_allclose(J2.data, ref.data, rtol=1e-6 if dtype == np.float32 else 0)
+    D = np.random.default_rng(5).uniform(-1, 1, plan._need).astype(dtype)
+    np.testing.assert_array_equal(plan._values(D), D.take(plan.take))   # the gather, exact
+    np.testing.assert_array_equal(J2.indices, ref.indices)
+    np.testing.assert_array_equal(J2.indptr, ref.indptr)
+    np.testing.assert_allclose(J2.diagonal(0), -2 * x2[:-2], rtol=1e-6)
+    np.testing.assert_allclose(J2.diagonal(1), np.cos(x2[1:-1]) * x2[2:], rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(J.diagonal(2), np.sin(x[1:-1]), rtol=1e-6)
