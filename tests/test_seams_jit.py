@@ -132,6 +132,7 @@ def test_jitted_seam_programs_equal_eager(k):
         _check_program(p, rng)
 
 
+@pytest.mark.filterwarnings("error:ad.jit. a fused loop")     # a loop left out is a defect
 def test_jitted_seam_programs_past_the_tier_equal_eager(monkeypatch):
     # Past the tier the array programs run on the fused backend (when Numba is installed):
     # the same numbers, and guards still steer.
