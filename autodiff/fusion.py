@@ -58,9 +58,11 @@ import warnings
 
 import numpy as np
 
+from . import compiled as _compiled_backend
 from . import program as _program
 from .core import ufunc_table
 from .program import CALL, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
+from .program import fill as _fill
 
 __all__ = ["lower_fused", "groups", "kernels", "available", "gather"]
 
@@ -91,14 +93,9 @@ _BOOL = np.dtype(bool)
 _NUMBERS = (int, float, bool)
 
 
-def available():
-    """Whether the fused backend may be used (Numba installed, not switched off)."""
-    if os.environ.get("AUTODIFF_JIT_NUMBA", "1") == "0":
-        return False
-    try:
-        return importlib.util.find_spec("numba") is not None
-    except (ImportError, ValueError):
-        return False
+#: Whether the fused backend may be used: Numba installed and ``AUTODIFF_JIT_NUMBA`` not 0
+#: (the scalar backend's switch).
+available = _compiled_backend.available
 
 
 _ufunc_names = {}
@@ -120,17 +117,6 @@ _CHECKS = {"value": _same, "shape": lambda v, k: np.shape(v) == k,
            "index": lambda v, k: operator.index(v) == k}
 
 
-def _fill(t, env):
-    tt = type(t)
-    if tt is Slot:
-        return env[t.index]
-    if tt is tuple or tt is list:
-        return tt(_fill(a, env) for a in t)
-    if tt is dict:
-        return {k: _fill(v, env) for k, v in t.items()}
-    if tt is slice:
-        return slice(_fill(t.start, env), _fill(t.stop, env), _fill(t.step, env))
-    return t
 
 
 def _probe(program, leaves):

@@ -37,7 +37,7 @@ import numpy as np
 
 from .core import bind
 
-__all__ = ["Program", "Slot", "GuardMiss"]
+__all__ = ["Program", "Slot", "GuardMiss", "fill"]
 
 
 #: Replays of a scalar program on the Python backend before it moves to Numba's.
@@ -91,6 +91,21 @@ def _slots(t, out):
         _slots(t.stop, out)
         _slots(t.step, out)
     return out
+
+
+def fill(t, values):
+    """An argument template with its slots replaced by their values (``values[i]`` for
+    ``v{i}``), through tuples, lists, dicts and slices."""
+    tt = type(t)
+    if tt is Slot:
+        return values[t.index]
+    if tt is tuple or tt is list:
+        return tt(fill(a, values) for a in t)
+    if tt is dict:
+        return {k: fill(a, values) for k, a in t.items()}
+    if tt is slice:
+        return slice(fill(t.start, values), fill(t.stop, values), fill(t.step, values))
+    return t
 
 
 def reads(instr):

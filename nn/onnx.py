@@ -49,6 +49,7 @@ import numpy as np
 import autodiff as ad
 from autodiff.core import Primitive, bind
 from autodiff.program import CALL, CONST, FUNC, GUARD, ITEM, Slot
+from autodiff.program import fill as _sub
 from autodiff.tracing import Tracer
 
 from .module import Module, functional_call
@@ -498,18 +499,6 @@ def _where(paths, ins):
 
 
 # ----- Emitting -----
-def _sub(t, vals):
-    """A template with its slots replaced by the recorded values."""
-    tt = type(t)
-    if tt is Slot:
-        return vals[t.index]
-    if tt is tuple or tt is list:
-        return tt(_sub(a, vals) for a in t)
-    if tt is dict:
-        return {k: _sub(a, vals) for k, a in t.items()}
-    if tt is slice:
-        return slice(_sub(t.start, vals), _sub(t.stop, vals), _sub(t.step, vals))
-    return t
 
 
 def _dynamic(t):
