@@ -175,29 +175,23 @@ class _Group:
         self.deferred = []      # scalar instructions of its sums, moved after its loop
         self.succ = set()       # the groups with a member reading one of its values
 
-    def reaches(self, other):
-        """Whether ``other`` reads (through groups) a value of this group."""
-        stack, seen = [self], set()
+    def _downstream(self, start):
+        """Every group reachable from ``start`` through the readers (``succ``), once."""
+        stack, seen = list(start), set()
         while stack:
             g = stack.pop()
-            if g is other:
-                return True
             if id(g) not in seen:
                 seen.add(id(g))
+                yield g
                 stack.extend(g.succ)
-        return False
+
+    def reaches(self, other):
+        """Whether ``other`` reads (through groups) a value of this group."""
+        return any(g is other for g in self._downstream([self]))
 
     def open(self):
         """Whether every group reading this one's values may still run later."""
-        stack, seen = list(self.succ), set()
-        while stack:
-            g = stack.pop()
-            if g.sealed:
-                return False
-            if id(g) not in seen:
-                seen.add(id(g))
-                stack.extend(g.succ)
-        return True
+        return not any(g.sealed for g in self._downstream(self.succ))
 
 
 def _meta(v):

@@ -495,33 +495,24 @@ class _Jitted:
         if static_pos is None:
             static_pos = self._static_pos[n] = frozenset(
                 i % n for i in self.static_argnums if -n <= i < n)
-        sig = []
-        if static_pos:
-            leaves, statics = [], []
-            for i, a in enumerate(args):
-                if i in static_pos:
-                    statics.append((i, a))
-                    continue
-                t = type(a)
-                if t is np.ndarray:
-                    sig.append((a.shape, a.dtype))
-                elif t is float or t is int or t is bool or t is complex:
-                    sig.append(t)
-                else:
-                    return None, None
+        sig, statics = [], []
+        leaves = [] if static_pos else args
+        for i, a in enumerate(args):
+            if static_pos and i in static_pos:
+                statics.append((i, a))
+                continue
+            # _leaf_signature's answer for these two kinds, inlined: anything else (a
+            # box, a pytree, a NumPy scalar) takes the general path
+            t = type(a)
+            if t is np.ndarray:
+                sig.append((a.shape, a.dtype))
+            elif t is float or t is int or t is bool or t is complex:
+                sig.append(t)
+            else:
+                return None, None
+            if static_pos:
                 leaves.append(a)
-            statics = tuple(statics)
-        else:
-            leaves, statics = args, ()
-            for a in args:
-                t = type(a)
-                if t is np.ndarray:
-                    sig.append((a.shape, a.dtype))
-                elif t is float or t is int or t is bool or t is complex:
-                    sig.append(t)
-                else:
-                    return None, None
-        return (tuple(sig), statics), leaves
+        return (tuple(sig), tuple(statics)), leaves
 
     def __call__(self, *args, **kwargs):
         if not kwargs:

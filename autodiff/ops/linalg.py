@@ -346,15 +346,12 @@ def _linear_w_vjp(g, ans, x, w, b):
 
 
 def _linear(x, w, b):
-    # x wᵀ + b with the leading axes of x folded into rows (NumPy runs a stack of small
-    # products ~3× slower than one 2-D product) and b added in place (a second full-size
-    # temporary costs page faults at training sizes), where that keeps NumPy's dtype.
-    if type(x) is np.ndarray and x.ndim > 2 and x.flags.c_contiguous:
-        out = np.matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
-    else:
-        out = np.matmul(x, w.T)
-    if type(out) is np.ndarray and out.ndim and np.result_type(out, b) == out.dtype and \
-            np.broadcast_shapes(out.shape, np.shape(b)) == out.shape:
+    # x wᵀ + b: the leading axes of x folded into rows (``_mm``), and b added in place (a
+    # second full-size temporary costs page faults at training sizes) where that is
+    # NumPy's own result, a bias of the output's dtype and features.
+    out = _mm(x, w.T)
+    if type(out) is np.ndarray and type(b) is np.ndarray and b.dtype == out.dtype and \
+            b.shape == out.shape[-1:] and out.ndim:
         out += b
         return out
     return out + b

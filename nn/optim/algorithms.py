@@ -88,7 +88,6 @@ class SGD(Optimizer):
         np.multiply(g, group["lr"], out=w1)
         p -= w1
 
-
     def _fused_ok(self, group):
         return type(self)._update is SGD._update and _numbers(
             group["lr"], group["weight_decay"], group["momentum"], group["dampening"])
@@ -189,7 +188,6 @@ class Adam(Optimizer):
         np.multiply(m, lr / bc1, out=w2)             # g is not needed any more
         np.divide(w2, w1, out=w1)
         p -= w1
-
 
     def _fused_ok(self, group):
         return type(self)._update is Adam._update and _numbers(
@@ -304,7 +302,6 @@ class RMSprop(Optimizer):
             np.multiply(g, group["lr"], out=w2)
             np.divide(w2, w1, out=w1)
         p -= w1
-
 
     def _fused_ok(self, group):
         return type(self)._update is RMSprop._update and _numbers(
