@@ -27,6 +27,7 @@ the helpers take the atoms' ``pbc`` unless given one.
 >>> atoms.get_forces().shape, atoms.get_stress().shape
 ((4, 3), (6,))
 """
+import collections
 import contextvars
 import functools
 
@@ -43,7 +44,8 @@ except ImportError as e:  # pragma: no cover - exercised only without ASE
                       "(or pip install ase)") from e
 
 from .api import value_and_grad
-from .boxes import data, meta, unbox
+from .boxes import data, lift, meta, recorded, unbox
+from .ops.sparse import sparse_matmul_p
 from .tracing import jit as _jit
 
 __all__ = ["Calculator", "minimum_image", "all_pairs", "neighbor_list", "NeighborList"]
@@ -175,33 +177,113 @@ class NeighborList:
         self.rebuilds = 0
 
     def __call__(self, positions, cell, pbc=None):
-        r = np.asarray(unbox(positions), dtype=float)
-        h = np.asarray(unbox(cell), dtype=float)
         mask = _pbc(pbc)
+        if recorded((positions, cell)):
+            # Under ad.jit (``Calculator(jit=True)``): the list is found by one recorded
+            # call that each replay runs again on the new positions, so the program reads
+            # the pairs of the configuration it is given, not those of its recording (a
+            # replay with another pair count records again: the count is a shape).
+            i, j, S, B, BT = lift(self._pairs, positions, cell, mask)
+            if len(i) == 0:
+                return i, j, positions[j] - positions[i] + S @ cell
+            D = sparse_matmul_p(positions, matrix=B, core=2, transpose=BT)
+            return i, j, D + S @ cell
+        i, j, S, B = self._update(unbox(positions), unbox(cell), mask, _float_dtype(positions))
+        return i, j, _displacements(positions, cell, B, S, i, j)
+
+    def _pairs(self, positions, cell, mask):
+        return self._update(positions, cell, mask, _float_dtype(positions), True)
+
+    def _update(self, positions, cell, mask, dtype, transposed=False):
+        """The pairs within the cutoff at these plain positions: ``(i, j, S, B)``, and
+        ``Bᵀ`` after them when ``transposed``."""
+        r = np.ascontiguousarray(positions, dtype=float)
+        h = np.ascontiguousarray(cell, dtype=float)
         key = (len(r), h.tobytes(), mask.tobytes())
-        if (self._key != key
-                or np.max(np.sum((r - self._r0) ** 2, axis=-1), initial=0.0)
-                > (0.5 * self.skin) ** 2):
+        status = -1
+        if self._key == key:
+            # One pass: has an atom moved more than skin/2 (status -1), else has a pair
+            # crossed the cutoff (1) or not (0); the new mask is written into ``keep``.
+            keep = np.empty(len(self._i), bool)
+            status = _cutoff_pass()(r, self._r0, h, self._i, self._j, self._S,
+                                    self.cutoff ** 2, (0.5 * self.skin) ** 2, keep,
+                                    self._keep)
+        if status < 0:
             self._i, self._j, S = _search(r, h, self.cutoff + self.skin, mask)
-            self._S = S.astype(float)
-            self._B = _difference_matrix(self._i, self._j, len(r))
+            self._S = np.ascontiguousarray(S, dtype=float)
             self._key, self._r0 = key, r.copy()
-            self._kept = None
             self.rebuilds += 1
-        D0 = _displacements(r, h, self._B, self._S, self._i, self._j)
-        keep = np.einsum("pi,pi->p", D0, D0) < self.cutoff ** 2
-        dtype = _float_dtype(positions)
+            D0 = r[self._j] - r[self._i] + self._S @ h
+            keep = np.einsum("pi,pi->p", D0, D0) < self.cutoff ** 2
+            status = 1
         # The pairs within the cutoff change only when one crosses it: keep them (and
         # their difference matrix) until the mask differs.
-        if self._kept is None or self._kept[0] != dtype or not np.array_equal(keep,
-                                                                              self._keep):
+        if status or self._kept[0] != dtype:
             i, j, S = self._i[keep], self._j[keep], self._S[keep]
             i.setflags(write=False)
             j.setflags(write=False)
             self._keep = keep
-            self._kept = (dtype, i, j, S, _difference_matrix(i, j, len(r), dtype))
-        _, i, j, S, B = self._kept
-        return i, j, _displacements(positions, cell, B, S, i, j)
+            B = _difference_matrix(i, j, len(r), dtype)
+            self._kept = (dtype, i, j, S, B, B.T)
+        return self._kept[1:] if transposed else self._kept[1:5]
+
+
+def _cutoff_pass_numpy(r, r0, h, i, j, S, rc2, half_skin2, keep, prev):
+    if np.max(np.sum((r - r0) ** 2, axis=-1), initial=0.0) > half_skin2:
+        return -1
+    D = r[j] - r[i] + S @ h
+    keep[:] = np.einsum("pi,pi->p", D, D) < rc2
+    return int(not np.array_equal(keep, prev))
+
+
+def _cutoff_pass_loops(r, r0, h, i, j, S, rc2, half_skin2, keep, prev):
+    for a in range(r.shape[0]):
+        d = 0.0
+        for k in range(3):
+            d += (r[a, k] - r0[a, k]) ** 2
+        if d > half_skin2:
+            return -1
+    changed = 0
+    for p in range(i.shape[0]):
+        a, b = i[p], j[p]
+        d = 0.0
+        for k in range(3):
+            x = r[b, k] - r[a, k] + S[p, 0] * h[0, k] + S[p, 1] * h[1, k] + S[p, 2] * h[2, k]
+            d += x * x
+        keep[p] = d < rc2
+        if keep[p] != prev[p]:
+            changed = 1
+    return changed
+
+
+_PASS = []
+
+
+def _cutoff_pass():
+    """The Verlet list's per-call check, compiled by Numba once (its loops are one pass
+    over the atoms and one over the pairs, against several NumPy passes); NumPy's where
+    Numba is missing or switched off (``AUTODIFF_JIT_NUMBA=0``)."""
+    if not _PASS:
+        import os
+        fn = _cutoff_pass_numpy
+        if os.environ.get("AUTODIFF_JIT_NUMBA", "1") != "0":
+            try:
+                import numba
+                fn = numba.njit(cache=True)(_cutoff_pass_loops)
+            except ImportError:     # pragma: no cover - numba is a core dependency
+                pass
+        _PASS.append(fn)
+    return _PASS[0]
+
+
+_NO_STRAIN = np.zeros((3, 3))
+_NO_STRAIN.setflags(write=False)
+
+
+def _volume(cell):
+    """``|det h|``, ASE's ``atoms.get_volume()``, as a triple product of the rows."""
+    (a, b, c), (d, e, f), (g, h, i) = cell.tolist()
+    return abs(a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g))
 
 
 def _voigt(s):
@@ -223,10 +305,18 @@ class Calculator(_ASECalculator):
     ``jit=True`` records the sweep with ``ad.jit`` once per signature (atom count, dtypes,
     ``pbc``) and replays it: ``ad.jit``'s semantics, so arrays ``energy`` closes over are
     constants of the recording. It pays for energies whose Python decisions do not read the
-    positions (:func:`all_pairs`); a neighbour search reads them, so with
-    :func:`neighbor_list` or a :class:`NeighborList` each call records again (right, but
-    slower than ``jit=False``).
+    positions: :func:`all_pairs`, and a :class:`NeighborList`, whose search each replay
+    runs again on the new positions (one recorded call), so the program reads the current
+    pairs. The number of pairs within the cutoff is a shape of the program: a replay with
+    another count records again. Where that keeps happening (molecular dynamics, where a
+    pair crosses the cutoff every few steps), the calculator runs eagerly for a while
+    (``JIT_BACKOFF`` calls) before it tries the recordings again, so it is never much
+    slower than ``jit=False``. :func:`neighbor_list` searches with ASE on every call and
+    records every time: use a :class:`NeighborList` with ``jit=True``.
     """
+    #: ``jit=True``: when more than half of the last ``JIT_WINDOW`` calls recorded, the
+    #: next ``JIT_BACKOFF`` calls run eagerly.
+    JIT_WINDOW, JIT_BACKOFF = 16, 64
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
     nolabel = True
 
@@ -241,11 +331,31 @@ class Calculator(_ASECalculator):
         except (TypeError, ValueError):
             self._takes_pbc = False
         self.jit = bool(jit)
-        sweep = value_and_grad(self._strained, argnums=(0, 1))
-        sweep_r = value_and_grad(self._unstrained)
+        self._eager = (value_and_grad(self._strained, argnums=(0, 1)),
+                       value_and_grad(self._unstrained))
+        self._sweep, self._sweep_r = self._eager
         if self.jit:        # pbc (a tuple of bools) is static: the helpers read it
-            sweep, sweep_r = _jit(sweep, static_argnums=(4,)), _jit(sweep_r, static_argnums=(3,))
-        self._sweep, self._sweep_r = sweep, sweep_r
+            self._sweep = _jit(self._eager[0], static_argnums=(4,))
+            self._sweep_r = _jit(self._eager[1], static_argnums=(3,))
+        self._recorded = collections.deque(maxlen=self.JIT_WINDOW)
+        self._eager_left = 0
+
+    def _run(self, periodic, *args):
+        """The value-and-gradient sweep, recorded and replayed with ``jit=True`` unless the
+        recordings are not being reused (see the class docstring)."""
+        sweep = self._sweep if periodic else self._sweep_r
+        if not self.jit or self._eager_left:
+            self._eager_left = max(0, self._eager_left - 1)
+            return self._eager[0 if periodic else 1](*args)
+        before = sweep.recordings
+        out = sweep(*args)
+        self._recorded.append(sweep.recordings != before)
+        if len(self._recorded) == self.JIT_WINDOW and \
+                2 * sum(self._recorded) > self.JIT_WINDOW:
+            self._eager_left = self.JIT_BACKOFF
+            self._recorded.clear()
+            sweep.clear_cache()     # (the recordings of counts gone by)
+        return out
 
     def _call(self, positions, cell, numbers, pbc):
         pbc = np.array(pbc, dtype=bool)
@@ -267,18 +377,18 @@ class Calculator(_ASECalculator):
         positions = np.array(atoms.positions, dtype=float)
         cell = np.array(atoms.cell.array, dtype=float)
         numbers = np.array(atoms.numbers)
-        pbc = tuple(bool(p) for p in np.broadcast_to(atoms.pbc, (3,)))
-        periodic_cell = atoms.cell.rank == 3
+        pbc = tuple(np.broadcast_to(atoms.pbc, (3,)).tolist())
+        periodic_cell = bool(cell.any(1).all())         # ASE's cell.rank == 3
         if "stress" in properties and not periodic_cell:
             raise PropertyNotImplementedError(
                 "stress needs a three-dimensional cell (atoms.cell.rank == 3)")
         token = _current_pbc.set(np.array(pbc, dtype=bool))
         try:
             if periodic_cell:
-                energy, (grad_r, grad_e) = self._sweep(positions, np.zeros((3, 3)), cell,
-                                                       numbers, pbc)
+                energy, (grad_r, grad_e) = self._run(True, positions, _NO_STRAIN, cell,
+                                                     numbers, pbc)
             else:
-                energy, grad_r = self._sweep_r(positions, cell, numbers, pbc)
+                energy, grad_r = self._run(False, positions, cell, numbers, pbc)
                 grad_e = None
         finally:
             _current_pbc.reset(token)
@@ -290,4 +400,4 @@ class Calculator(_ASECalculator):
         self.results["forces"] = -np.asarray(grad_r, dtype=float)
         if grad_e is not None:
             g = np.asarray(grad_e, dtype=float)
-            self.results["stress"] = _voigt(0.5 * (g + g.T)) / atoms.get_volume()
+            self.results["stress"] = _voigt(0.5 * (g + g.T)) / _volume(cell)

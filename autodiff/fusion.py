@@ -672,8 +672,15 @@ def _emit_cpu(fz):
         elif name == "power":
             a = get(*ops[0], dt)
             y = ops[1][0][1]
-            # NumPy's impl squares for the exponent 2 (np.square: x*x), else calls pow.
-            code = f"({a} * {a})" if type(y) is int and y == 2 else f"({a} ** {_lit(y, dt)})"
+            # NumPy's impl squares for the exponent 2 (np.square: x*x), else calls pow;
+            # a small whole exponent is multiplied out here (pow costs tens of cycles and
+            # the loop would wait on it; the product is within round-off of pow: _agrees).
+            if type(y) is int and y == 2:
+                code = f"({a} * {a})"
+            elif y in (3, 4) and float(y) == y:
+                code = f"({a} * {a} * {a})" if y == 3 else f"(({a} * {a}) * ({a} * {a}))"
+            else:
+                code = f"({a} ** {_lit(y, dt)})"
         elif name in ("reciprocal", "sign", "relu"):
             a = get(*ops[0], dt)
             code = _OPERATORS[name].format(a, _lit(1, dt), _lit(0, dt))

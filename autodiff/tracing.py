@@ -632,9 +632,11 @@ class _Jitted:
         return self._cache[key][0]
 
     def clear_cache(self):
+        """Drop every recording (and the count of recordings made for one signature)."""
         with self._lock:
             self._cache.clear()
             self._fast.clear()
+            self._misses.clear()
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)

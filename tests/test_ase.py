@@ -326,16 +326,119 @@ def test_jit_calculator_replays_and_records_again_when_it_must():
     m.pbc = (True, True, False)                                  # another pbc: recorded
     compare(m, jitted, Calculator(lj_all_pairs))
     assert jitted._sweep.recordings == 3
-    # a neighbour list reads the positions: each new configuration records again, right
+    # a NeighborList's search is one recorded call that every replay runs again: moved
+    # atoms replay with the current pairs; another count within the cutoff records again
     nl = NeighborList(RC)
     calc = Calculator(lambda r, h, z: 0.5 * np.sum(lj_pair(np.sum(nl(r, h)[2] ** 2, -1))),
                       jit=True)
-    for step in range(2):
-        atoms.positions[0, 0] += 0.05
+    counts = []
+    for step in range(3):
+        atoms.positions[0, 0] += 0.02
         compare(atoms, calc, ase_lj())
+        counts.append(len(nl._kept[1]))
+    assert calc._sweep.recordings == len(set(counts)) == 1
+    atoms.positions[0, 0] += 0.6    # pairs cross the cutoff (and past skin/2: rebuilt)
+    compare(atoms, calc, ase_lj())
+    assert len(nl._kept[1]) != counts[0] and nl.rebuilds == 2
     assert calc._sweep.recordings == 2
     mol = molecule("CH4")                                        # no cell: forces only
     mol.calc = Calculator(lambda r, h, z: np.sum(all_pairs(r)[2] ** 2), jit=True)
     i, j = np.triu_indices(5, k=1)
     np.testing.assert_allclose(mol.get_forces(), -ad.grad(
         lambda r: np.sum((r[j] - r[i]) ** 2))(mol.positions), rtol=1e-13, atol=1e-13)
+
+
+def _verlet_energy(nl):
+    def energy(positions, cell, numbers):
+        i, j, D = nl(positions, cell)
+        return 0.5 * np.sum(lj_pair(np.sum(D * D, axis=-1)))
+    return energy
+
+
+def test_jit_verlet_list_replays_the_current_pairs_in_both_modes():
+    # the pairs (i, j) reach the energy as values of the program: a species-dependent
+    # energy reads numbers[i], numbers[j] at each replay; the strain derivative (stress)
+    # flows through D = B r + S h in the program as in the eager sweep
+    def energy_of(nl):
+        def energy(positions, cell, numbers):
+            i, j, D = nl(positions, cell)
+            w = np.where(numbers[i] == numbers[j], 1.0, 0.5)
+            return 0.5 * np.sum(w * lj_pair(np.sum(D * D, axis=-1)))
+        return energy
+    atoms = argon(n=3, rattle=0.05, seed=4)
+    atoms.numbers[::3] = 36
+    eager = Calculator(energy_of(NeighborList(RC)))
+    jitted = Calculator(energy_of(NeighborList(RC)), jit=True)
+    rng = np.random.default_rng(3)
+    for step in range(6):
+        a, b = compare(atoms, jitted, eager, tol=1e-12)
+        assert np.abs(a.get_stress()).max() > 1e-5
+        atoms.positions += rng.normal(0, 0.004, atoms.positions.shape)
+    assert jitted._sweep.recordings < 6          # replayed where the count held
+
+
+def test_jit_md_run_with_verlet_list_follows_eager_and_backs_off():
+    # MD: a pair crosses the cutoff every few steps, so a jitted sweep keeps recording;
+    # the calculator then runs eagerly for a while (no warning, eager's numbers)
+    import warnings
+    atoms = argon(n=3, rattle=0.1, seed=5)
+    atoms.set_momenta(np.random.default_rng(0).normal(0, 0.4, (len(atoms), 3)))
+    ends = []
+    for jit in (False, True):
+        a = atoms.copy()
+        a.calc = calc = Calculator(_verlet_energy(NeighborList(RC)), jit=jit)
+        calc.JIT_WINDOW, calc.JIT_BACKOFF = 4, 6
+        calc._recorded = type(calc._recorded)(maxlen=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            VelocityVerlet(a, timestep=5 * units.fs).run(40)
+        ends.append((a.positions.copy(), a.get_total_energy()))
+        if jit:
+            assert 0 < calc._sweep.recordings < 40
+            assert calc.JIT_BACKOFF >= calc._eager_left
+    np.testing.assert_allclose(ends[1][0], ends[0][0], rtol=0, atol=1e-10)
+    assert abs(ends[1][1] - ends[0][1]) < 1e-10
+
+
+def test_jit_backoff_runs_eagerly_then_tries_the_recordings_again():
+    nl = NeighborList(3.0, skin=1.0)
+    calc = Calculator(lambda r, h, z: 0.5 * np.sum(np.exp(-np.sum(nl(r, h)[2] ** 2, -1))),
+                      jit=True)
+    calc.JIT_WINDOW, calc.JIT_BACKOFF = 2, 3
+    calc._recorded = type(calc._recorded)(maxlen=2)
+    h = np.eye(3) * 20.0
+    recorded = []
+    # a trimer whose third atom moves in and out of range: the count changes each call
+    for x in (2.5, 3.5, 2.6, 3.6, 2.7, 2.8, 2.8, 2.8, 2.8):
+        atoms = Atoms("Ar3", positions=[[5, 5, 5], [7, 5, 5], [7 + x, 5, 5]], cell=h,
+                      pbc=True)
+        ref = Calculator(lambda r, h, z: 0.5 * np.sum(np.exp(-np.sum(
+            neighbor_list(r, h, 3.0)[2] ** 2, -1))))
+        compare(atoms, calc, ref, tol=1e-13)
+        recorded.append(calc._sweep.recordings)
+    # two calls recorded (the window), so three run eagerly (no recording); then the
+    # jitted sweep records once more and replays while the count holds
+    assert recorded == [1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert calc._eager_left == 0
+
+
+def test_cutoff_pass_loops_equal_numpy():
+    # the Verlet list's per-call check: Numba's loops and the NumPy fallback agree
+    from autodiff.ase import _cutoff_pass, _cutoff_pass_loops, _cutoff_pass_numpy
+    rng = np.random.default_rng(0)
+    r0 = rng.uniform(0, 10, (30, 3))
+    h = np.diag([10.0, 11.0, 12.0]) + 0.3 * np.triu(rng.standard_normal((3, 3)), 1)
+    i, j = (a.astype(np.intp) for a in np.triu_indices(30, 1))
+    S = rng.integers(-1, 2, (len(i), 3)).astype(float)
+    prev = rng.random(len(i)) < 0.5
+    for move, fn in [(m, f) for m in (0.01, 0.2, 2.0)
+                     for f in (_cutoff_pass(), _cutoff_pass_loops, _cutoff_pass_numpy)]:
+        r = r0 + move          # every atom moved by move·√3: past skin/2 for the last
+        keep = np.zeros(len(i), bool)
+        got = fn(r, r0, h, i, j, S, 36.0, 0.25, keep, prev)
+        want_keep = np.zeros(len(i), bool)
+        want = _cutoff_pass_numpy(r, r0, h, i, j, S, 36.0, 0.25, want_keep, prev)
+        assert got == want
+        if want >= 0:
+            np.testing.assert_array_equal(keep, want_keep)
+            assert want == int(not np.array_equal(want_keep, prev))

@@ -573,3 +573,16 @@ def test_a_nested_loop_reads_and_writes_through_row_views(dtype):
         np.testing.assert_array_equal(got[0], ref[0])      # +, -, *: bit for bit
         assert got[0].dtype == dtype
         np.testing.assert_allclose(got[1], ref[1], rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_small_whole_powers_are_multiplied_out_within_round_off(dtype):
+    # x**3 and x**4 (and their derivatives, 3 x**2 ...) as products in the loop, not pow
+    def f(x):
+        return np.sum(x ** 3 - 0.5 * x ** 4 + x ** 2.5)
+    jg = ad.jit(ad.grad(f))
+    x = RNG.uniform(0.5, 2.0, 50).astype(dtype)
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    prog = check(jg, ad.grad(f), (x,), rtol=rtol)
+    body = "\n".join(fusion._emit_cpu(k) for k in fusion.kernels(prog))
+    assert body.count("**") == 1           # x ** 1.5 (of d x**2.5) alone calls pow

@@ -434,6 +434,40 @@ def test_sparse_times_tracked_both_sides_all_transforms(name):
     ad.check_grads(lambda x: np.sin(A @ x), (x,), order=2)
 
 
+def test_sparse_matmul_with_its_transpose_given_in_all_transforms_and_as_a_jit_value():
+    # transpose=Aᵀ: the rules never transpose A (a matrix made at each replay of an
+    # ad.jit program, a neighbour list's, is a value of the program)
+    from autodiff.boxes import lift
+    from autodiff.ops.sparse import sparse_matmul_p
+    A = sps.csr_array(np.array([[1.0, -1.0, 0.0], [0.0, 2.0, 1.0], [0.5, 0.0, 0.0],
+                                [0.0, 0.0, 3.0]]))
+    D = A.toarray()
+    X = np.linspace(0.5, 1.5, 6).reshape(3, 2)
+    f = lambda X: np.sum(np.sin(sparse_matmul_p(X, matrix=A, core=2, transpose=A.T)) ** 2)
+    fd = lambda X: np.sum(np.sin(D @ X) ** 2)
+    for jac in (ad.jacfwd, ad.jacrev):
+        np.testing.assert_allclose(jac(f)(X), jac(fd)(X), atol=1e-14)
+    np.testing.assert_allclose(ad.hessian(f)(X), ad.hessian(fd)(X), atol=1e-12)
+    ad.check_grads(f, (X,), order=2)
+    scale = [1.0]
+
+    def made(X):          # a fresh matrix at each replay, read from outside the program
+        M = A * scale[0]
+        return M, M.T
+
+    def g(X):
+        M, MT = lift(made, X)
+        return np.sum(np.sin(sparse_matmul_p(X, matrix=M, core=2, transpose=MT)) ** 2)
+    jg = ad.jit(ad.value_and_grad(g))
+    for s in (1.0, 2.0, -0.5):
+        scale[0] = s
+        v, dg = jg(X)
+        w, dw = ad.value_and_grad(lambda X: np.sum(np.sin((s * D) @ X) ** 2))(X)
+        np.testing.assert_allclose(v, w, rtol=1e-14)
+        np.testing.assert_allclose(dg, dw, rtol=1e-13, atol=1e-15)
+    assert jg.recordings == 1
+
+
 def test_sparse_product_entry_points_and_refusals():
     A = _A
     x = np.linspace(0.5, 1.5, 4)

@@ -4,7 +4,10 @@ One primitive, ``sparse_matmul(x, matrix=M, core=c)``: the product of a constant
 matrix ``M`` with ``x`` along ``x``'s axis ``-c`` (``c = 1``: ``x`` is a vector or a stack
 of them; ``c = 2``: the rows of a matrix ``x``). It is linear in ``x``, so its JVP is the
 same product of the tangent and its VJP the product with ``Mᵀ`` (a plain transpose, also
-for complex values: JAX's convention). Every other product reduces to it: ``A @ x`` is
+for complex values: JAX's convention). ``transpose=Mᵀ`` may come with ``M``: then the
+VJP uses it, and ``M`` is never transposed by a rule (a matrix made afresh at each replay
+of an ``ad.jit`` program, a neighbour list's, is a value of the program that its rules
+cannot transpose). Every other product reduces to it: ``A @ x`` is
 ``M = A`` along the vector or the matrix's rows, ``x @ A`` is ``M = Aᵀ`` along ``x``'s last
 axis. Leading axes of ``x`` ride along, which is how a batch of tangents goes through.
 
@@ -37,13 +40,15 @@ def is_sparse(a):
     return sps is not None and sps.issparse(a)
 
 
-def _apply(x, matrix, core):
+def _apply(x, matrix, core, transpose=None):
     """``matrix`` applied along axis ``-core`` of the plain array ``x``; other axes ride
     along."""
     M = matrix
     s = np.shape(x)
     if len(s) == core == 1:
         return np.asarray(M @ x).reshape(M.shape[:1])   # SciPy's coo_array drops a 1-row axis
+    if len(s) == core == 2 and type(x) is np.ndarray and M.format in ("csr", "csc"):
+        return M @ x                                    # (no other axes to move)
     n = s[-core]
     rest = s[:len(s) - core] + s[len(s) - core + 1:]
     # The other axes' size given explicitly: ``reshape(0, -1)`` cannot infer it (a matrix
@@ -53,17 +58,21 @@ def _apply(x, matrix, core):
     return np.moveaxis(Y.reshape((M.shape[0],) + rest), 0, -core)
 
 
-def _sparse_matmul_jvp(t, ans, x, matrix, core):
-    return sparse_matmul_p(t, matrix=matrix, core=core)
+def _sparse_matmul_jvp(t, ans, x, matrix, core, transpose=None):
+    if transpose is None:
+        return sparse_matmul_p(t, matrix=matrix, core=core)
+    return sparse_matmul_p(t, matrix=matrix, core=core, transpose=transpose)
 
 
-def _sparse_matmul_vjp(g, ans, x, matrix, core):
-    return sparse_matmul_p(g, matrix=matrix.T, core=core)
+def _sparse_matmul_vjp(g, ans, x, matrix, core, transpose=None):
+    if transpose is None:
+        return sparse_matmul_p(g, matrix=matrix.T, core=core)
+    return sparse_matmul_p(g, matrix=transpose, core=core, transpose=matrix)
 
 
 sparse_matmul_p = defprim(
     "sparse_matmul", _apply, jvp=(_sparse_matmul_jvp,), vjp=(_sparse_matmul_vjp,),
-    flops=lambda ans, x, matrix, core: 2 * matrix.nnz * max(np.size(x) // max(
+    flops=lambda ans, x, matrix, core, transpose=None: 2 * matrix.nnz * max(np.size(x) // max(
         shape_of(x)[-core], 1), 1))
 
 
