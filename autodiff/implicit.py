@@ -32,8 +32,9 @@ import weakref
 
 import numpy as np
 
-from .api import _pull, _push
+from .api import _level, _one, _pull, _push
 from .boxes import unbox
+from .reverse import Variable, backward_pass, origin
 from .core import Primitive, bind, box_types, ndim_of, shape_of
 from .tree import flatten, unflatten
 
@@ -96,6 +97,17 @@ def _pull_flat(fun, prims, ct, out_ndim):
 
 
 # ----- one call: how the flat vector z maps to x, and the params to their leaves -----
+_FLAT = {}
+
+
+def _flat_params(k):
+    """The treedef of ``(args, kwargs)`` for ``k`` positional leaves and no keywords."""
+    d = _FLAT.get(k)
+    if d is None:
+        d = _FLAT[k] = flatten((tuple(range(k)), {}))[1]
+    return d
+
+
 class _Spec:
     """One call of a decorated solver: the flat layout of ``x``, the params split into the
     tracked leaves (the primitives' arguments) and everything else (kept here), the
@@ -115,11 +127,17 @@ class _Spec:
         leaves = list(self.leaves)
         for i, v in zip(self.tracked, dleaves):
             leaves[i] = v
+        if self.ptree == _flat_params(len(leaves)):    # (args of leaves, no kwargs)
+            return tuple(leaves), {}
         return unflatten(self.ptree, leaves)
 
     # x
     def record(self, x):
         """Lay out the solver's result ``x`` and return it as a flat vector."""
+        if type(x) is float:            # a scalar solver's root (SciPy's brentq family)
+            self.xtree, self.xshapes, self.sizes, self.n = (), [()], [1], 1
+            self.dtype = np.dtype(np.float64)
+            return np.array([x])
         leaves, self.xtree = flatten(x)
         name = self.owner.name
         if not leaves:
@@ -148,7 +166,8 @@ class _Spec:
         """``x``'s pytree from the flat ``z`` (slices and reshapes: differentiable)."""
         if len(self.xshapes) == 1:
             s = self.xshapes[0]
-            return unflatten(self.xtree, [z[0] if s == () else np.reshape(z, s)])
+            x = z[0] if s == () else np.reshape(z, s)
+            return x if self.xtree == () else unflatten(self.xtree, [x])
         out, k = [], 0
         for s, m in zip(self.xshapes, self.sizes):
             out.append(z[k] if s == () else np.reshape(z[k:k + m], s))
@@ -444,6 +463,9 @@ def _root_vjp_dense(g, ans, dleaves, spec):
 # in the recording), ∂F/∂x and ∂F/∂θ come from one sweep and the tangent solve is a
 # division. The numbers are those of the dense path with n = 1.
 def _one_entry(spec, out):
+    t = type(out)
+    if (t in box_types or t is np.ndarray) and math.prod(shape_of(out)) == 1 or t is float:
+        return out
     leaves = flatten(out)[0]
     if len(leaves) != 1 or math.prod(shape_of(leaves[0])) != 1:
         size = sum(math.prod(shape_of(v)) for v in leaves)
@@ -456,13 +478,15 @@ def _one_entry(spec, out):
 def _scalar_residual(spec):
     def F(x, *ls):
         args, kwargs = spec.params(ls)
-        return _one_entry(spec, spec.owner.residual(unflatten(spec.xtree, [x]), args, kwargs))
+        if spec.xtree != ():
+            x = unflatten(spec.xtree, [x])
+        return _one_entry(spec, spec.owner.residual(x, args, kwargs))
     return F
 
 
 def _scalar_slope(spec, a):
     """``∂F/∂x`` at the root as a float, refused where the theorem gives no derivative."""
-    a = float(np.reshape(np.asarray(a, dtype=np.float64), ()))
+    a = float(a) if type(a) is float else float(np.asarray(a, dtype=np.float64).reshape(()))
     if not np.isfinite(a):
         raise np.linalg.LinAlgError(
             f"{spec.owner.name}: ∂F/∂x at the solution holds non-finite values; the "
@@ -475,52 +499,60 @@ def _scalar_slope(spec, a):
     return a
 
 
+def _scalar_sweep(spec, ans, dleaves):
+    """``(∂F/∂x, [∂F/∂θ_k])`` at the root from one reverse sweep of ``F``: compiled when
+    ``F`` is an ``ad.jit`` function, else recorded on fresh leaves of a level of its own
+    (``api._pull``'s steps without its pytree layers: the hot path of every scalar root)."""
+    compiled = _compiled_sweep(spec, ans, dleaves)
+    if compiled is not None:
+        return compiled
+    with _level() as level:
+        xv = Variable(ans[0], level=level)
+        tv = [Variable(v, level=level) for v in dleaves]
+        out = _scalar_residual(spec)(xv, *tv)
+    if type(out) is not Variable or out.level != level:
+        return 0.0, [None] * len(dleaves)         # F does not depend on x or θ: singular
+    got = {id(v): g for v, g in backward_pass([(out, _one(out.value))])}
+    a = got.get(id(origin(xv)), 0.0)
+    return a, [got.get(id(origin(v))) for v in tv]
+
+
 def _root_jvp_scalar(tangents, ans, dleaves, spec):
-    """ẋ = -(∂F/∂θ·θ̇) / (∂F/∂x): one forward sweep of 1 + B directions (or, for an F given
-    as an ``ad.jit`` function, its compiled reverse sweep contracted with θ̇)."""
+    """ẋ = -(∂F/∂θ·θ̇) / (∂F/∂x): F has one output, so one reverse sweep gives ∂F/∂x and
+    every ∂F/∂θ, contracted with the tangents (a forward sweep would carry 1 + B
+    directions through every operation)."""
     k = next(i for i, t in enumerate(tangents) if t is not None)
     lead = _lead(tangents[k], dleaves[k])
     nb = math.prod(lead) if lead else 1
     dt = np.result_type(spec.dtype, *[t for t in tangents if t is not None])
-    compiled = _compiled_sweep(spec, ans, dleaves)
-    if compiled is not None:
-        a, grads = compiled
-        U = np.zeros(nb)
-        for t, b in zip(tangents, grads):
-            if t is not None:
-                U = U + np.reshape(t, (nb, -1)) @ np.reshape(np.asarray(b, np.float64), (-1,))
-        U = U.reshape(nb, 1)
-    else:
-        seeds = [np.concatenate([np.ones(1, dt), np.zeros(nb, dt)])]
-        for t, v in zip(tangents, dleaves):
-            if t is not None:
-                shape = shape_of(v)
-                t = np.concatenate([np.zeros((1,) + shape, dt),
-                                    np.reshape(t, (nb,) + shape).astype(dt, copy=False)])
-            seeds.append(t)
-        T = _push_flat(_scalar_residual(spec), [ans[0], *dleaves], seeds)
-        T = np.zeros((1 + nb, 1)) if T is None else \
-            np.reshape(np.asarray(T, dtype=np.float64), (1 + nb, 1))
-        a, U = T[0, 0], T[1:]
-    Y = (-U / _scalar_slope(spec, a)).astype(dt, copy=False)
+    a, grads = _scalar_sweep(spec, ans, dleaves)
+    U = np.zeros(nb)
+    for t, b in zip(tangents, grads):
+        if t is not None and b is not None:
+            U = U + np.reshape(t, (nb, -1)) @ np.reshape(np.asarray(b, np.float64), (-1,))
+    Y = (-U / _scalar_slope(spec, a)).astype(dt, copy=False).reshape(nb, 1)
     return np.reshape(Y, lead + (1,)) if lead else Y[0]
 
 
 def _root_vjp_scalar(g, ans, dleaves, spec):
     """θ̄ = -(x̄ / (∂F/∂x)) ∂F/∂θ: one reverse sweep of F gives ∂F/∂x and ∂F/∂θ together."""
-    compiled = _compiled_sweep(spec, ans, dleaves)
-    if compiled is not None:
-        a, rows = compiled
-    else:
-        _, _, values, sweep = _pull(_scalar_residual(spec), None, [ans[0], *dleaves],
-                                    lambda ls: ls, transform="custom_root")
-        r = values[0]
-        a, *rows = sweep([np.ones(shape_of(r), np.result_type(r))])
-    MU = np.reshape(np.asarray(g, dtype=np.float64), (-1, 1)) / _scalar_slope(spec, a)
+    a, rows = _scalar_sweep(spec, ans, dleaves)
+    a = _scalar_slope(spec, a)
     lead = _lead(g, ans)
-    cts = [(-MU) * np.reshape(b, (1, -1)) for b in rows]
-    return [np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x))
-            for c, x in zip(cts, dleaves)]
+    if not lead:                        # one cotangent: a scale of each row
+        s = -float(np.asarray(g, dtype=np.float64).reshape(-1)[0]) / a
+        return [np.zeros(shape_of(x), np.result_type(x)) if b is None else
+                (np.asarray(b, dtype=np.float64) * s).reshape(shape_of(x))
+                for b, x in zip(rows, dleaves)]
+    MU = np.asarray(g, dtype=np.float64).reshape(-1, 1) / a
+    out = []
+    for b, x in zip(rows, dleaves):
+        if b is None:
+            out.append(np.zeros(lead + shape_of(x), np.result_type(x)))
+            continue
+        c = (-MU) * np.reshape(b, (1, -1))
+        out.append(np.reshape(c, lead + shape_of(x)) if lead else np.reshape(c[0], shape_of(x)))
+    return out
 
 
 # F given as an ``ad.jit`` function: its caller has accepted jit's semantics for F (arrays
@@ -606,11 +638,29 @@ class _Implicit:
         self.name = f"{self.kind}[{getattr(solver, '__name__', 'solver')}]"
         self.prim = Primitive(self.name, _root_impl, jvp=_root_jvp, vjp=_root_vjp)
 
+    @classmethod
+    def solved(cls, name, F, x_star, args, kwargs):
+        """``x_star``, a solution already found on plain values (``autodiff.scipy.optimize``
+        runs SciPy's solver first), as a function of the tracked values in ``args`` and
+        ``kwargs``: a call of the decorated form without decorating a solver per call."""
+        self = object.__new__(cls)
+        self.F, self.solve, self.tol, self.has_aux = F, "auto", 1e-10, False
+        self.solver = _Given(x_star)
+        self.name = name = f"{cls.kind}[{name}]"
+        prim = _PRIMS.get(name)
+        if prim is None:
+            prim = _PRIMS[name] = Primitive(name, _root_impl, jvp=_root_jvp, vjp=_root_vjp)
+        self.prim = prim
+        return self._bind(None, args, kwargs)
+
     def residual(self, x, args, kwargs):
         return self.F(x, *args, **kwargs)
 
     def __call__(self, x0, *args, **kwargs):
         x0 = _plain_tree(x0)            # no derivative through the initial guess (JAX)
+        return self._bind(x0, args, kwargs)
+
+    def _bind(self, x0, args, kwargs):
         leaves, ptree = flatten((args, kwargs))
         if not any(type(v) in box_types for v in leaves):
             return self.solver(x0, *args, **kwargs)
@@ -626,6 +676,21 @@ class _Implicit:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+#: The primitives of ``_Implicit.solved``, one per solver name.
+_PRIMS = {}
+
+
+class _Given:
+    """The solver of an already solved call: its solution, whatever it is asked."""
+    __slots__ = ("x",)
+
+    def __init__(self, x):
+        self.x = x
+
+    def __call__(self, x0, *args, **kwargs):
+        return self.x
 
 
 class _ImplicitFixedPoint(_Implicit):

@@ -13,11 +13,11 @@ def flatten(tree):
 
 def _flatten(t, leaves):
     tt = type(t)
-    if tt is tuple or tt is list:
-        return (tt, tuple(_flatten(c, leaves) for c in t))
+    if tt is tuple or tt is list:       # (list comprehensions: no generator frames)
+        return (tt, tuple([_flatten(c, leaves) for c in t]))
     if tt is dict:
         keys = sorted(t)
-        return (dict, tuple(keys), tuple(_flatten(t[k], leaves) for k in keys))
+        return (dict, tuple(keys), tuple([_flatten(t[k], leaves) for k in keys]))
     if t is None:
         return (None,)
     if isinstance(t, tuple) and hasattr(tt, "_fields"):
@@ -48,7 +48,7 @@ def _build(d, it):
         return {k: _build(c, it) for k, c in zip(d[1], d[2])}
     if kind is _NamedTuple:
         return d[1](*[_build(c, it) for c in d[2]])
-    return kind(_build(c, it) for c in d[1])
+    return kind([_build(c, it) for c in d[1]])
 
 
 class _Leaf:

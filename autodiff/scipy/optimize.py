@@ -68,11 +68,8 @@ def _vector(out):
 def _implicit(name, F, x_star, args, kwargs=None, fixed_point=False):
     """``x_star`` as a function of the tracked values in ``args`` (and ``kwargs``), by the
     implicit function theorem on ``F(x, *args, **kwargs) = 0`` (or ``x = F(x, ...)``)."""
-    def solver(x0, *a, **k):
-        return x_star
-    solver.__name__ = name
     cls = _ImplicitFixedPoint if fixed_point else _Implicit
-    return cls(solver, F, "auto", 1e-10, False)(None, *args, **(kwargs or {}))
+    return cls.solved(name, F, x_star, args, kwargs or {})
 
 
 def _first(out):
