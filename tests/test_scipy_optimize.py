@@ -480,3 +480,51 @@ def test_scalar_solvers_with_an_ad_jit_function_use_its_compiled_sweep(monkeypat
                                    rtol=1e-10)
     assert used == [True] * 8                     # every call replayed the compiled sweep
     assert len(implicit._SWEEPS[f]) == 1          # one layout, recorded once, shared
+
+
+def test_scalar_root_one_reverse_sweep_serves_every_mode_batched_and_float32():
+    # the scalar fast path (one reverse sweep of F, its rows contracted with the
+    # tangents): batched jacfwd over many directions, jvp, vjp, float32, 0-d params,
+    # a param F does not use (zero derivative), against the closed form
+    T = 0.1
+    mu = fermi_level(E, T)
+    f = 1 / (1 + np.exp((E - mu) / T))
+    w = f * (1 - f)
+    de_want = w / w.sum()
+    close(ad.jacfwd(fermi_level)(E, T), de_want)                      # 12 directions
+    close(ad.jacrev(fermi_level)(E, T), de_want)
+    t = np.cos(np.arange(12.0))
+    close(ad.jvp(lambda e: fermi_level(e, T), (E,), (t,))[1], de_want @ t)
+    _, pull = ad.vjp(lambda e, T: fermi_level(e, T), E, T)
+    ge, gT = pull(2.0)
+    close(ge, 2 * de_want)
+    close(gT, 2 * ad.grad(fermi_level, argnums=1)(E, T))
+    # float32 params: the derivative stays float32 (computed in float64, as the solve)
+    g32 = ad.grad(fermi_level)(E.astype(np.float32), np.float32(T))
+    assert g32.dtype == np.float32
+    close(g32, de_want, rtol=1e-5)
+    # a param F ignores gets zeros; an F without x is refused as singular
+    g = ad.grad(lambda e, c: aso.brentq(lambda x, e, c: occupancy(x, e, T, NEL), -3.0, 3.0,
+                                        args=(e, c)), argnums=(0, 1))(E, 1.5)
+    close(g[0], de_want)
+    assert g[1] == 0.0
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        ad.grad(lambda a: aso.brentq(lambda x, a: np.sign(x) * 0 + 0 * a - 1e-300 +
+                                     np.where(x > 0, 1.0, -1.0), -1.0, 1.0, args=(a,)))(0.3)
+
+
+def test_scalar_root_after_an_exception_in_f_during_the_sweep():
+    # F raises only when it sees tracked values (inside the rule's sweep): the error
+    # reaches the caller, and the next call is right (no level or tape left open)
+    state = {"fail": True}
+
+    def F(x, a):
+        if state["fail"] and type(a) is ad.Variable:
+            raise FloatingPointError("boom in the sweep")
+        return x ** 3 - a
+    cube_root = lambda a: aso.brentq(F, 0.0, 4.0, args=(a,))
+    with pytest.raises(FloatingPointError, match="boom"):
+        ad.grad(cube_root)(8.0)
+    state["fail"] = False
+    close(ad.grad(cube_root)(8.0), 1 / 12)
+    close(ad.grad(ad.grad(cube_root))(8.0), -2 / (9 * 8.0 ** (5 / 3)))   # second order
