@@ -434,13 +434,22 @@ def _root_jvp_dense(tangents, ans, dleaves, spec):
 
 
 def _root_vjp_dense(g, ans, dleaves, spec):
-    """θ̄ = -(∂F/∂θ)ᵀ A⁻ᵀ x̄ from one recording of F: a sweep of the n basis cotangents gives
-    A (and (∂F/∂θ)ᵀ of each), a second sweep (or a contraction, when small) θ̄."""
+    """θ̄ = -(∂F/∂θ)ᵀ A⁻ᵀ x̄. For few cotangents (a gradient): A from a forward sweep of
+    the n basis tangents of x alone, then one reverse sweep of F in θ for the solved rows
+    (measured on the mean field of 200 sites: 20 % less than the batched reverse sweep
+    below, which also carries every basis cotangent to θ). For many (a Jacobian): one
+    recording of F, whose sweep of the n basis cotangents gives A and (∂F/∂θ)ᵀ of each,
+    contracted with A⁻ᵀ x̄ (or swept once more, when large)."""
     n = spec.n
-    _, _, _, sweep = _pull(lambda z, *ls: spec.Fz(z, ls), None, [ans, *dleaves],
-                           lambda ls: ls, retain=True, transform="custom_root")
     lead = _lead(g, ans)
     G = np.reshape(np.asarray(g, dtype=np.float64), (-1, n))
+    if 4 * G.shape[0] <= n:
+        MU = _factor(spec, ans, dleaves)(G, True).astype(spec.dtype, copy=False)
+        ct = np.reshape(MU, lead + (n,)) if lead else MU[0]
+        cts = _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), ct, 1)
+        return [-np.asarray(c) for c in cts]
+    _, _, _, sweep = _pull(lambda z, *ls: spec.Fz(z, ls), None, [ans, *dleaves],
+                           lambda ls: ls, retain=True, transform="custom_root")
     if n == 1:      # one row: an unbatched sweep is cheaper
         rows = [np.reshape(r, (1,) + shape_of(r)) for r in sweep([np.ones(1, spec.dtype)])]
     else:
