@@ -34,7 +34,7 @@ import numpy as np
 
 from .api import _pull, _push
 from .boxes import unbox
-from .core import Primitive, bind, box_types, ndim_of, shape_of
+from .core import Primitive, bind, box_types, live_levels, ndim_of, shape_of
 from .tree import flatten, unflatten
 
 __all__ = ["custom_root", "custom_fixed_point", "DENSE_MAX"]
@@ -160,6 +160,7 @@ class _Spec:
         args, kwargs = self.params(dleaves)
         out = self.owner.residual(self.unpack(z), args, kwargs)
         leaves = flatten(out)[0]
+        _check_closure(self.owner, leaves, [z, *dleaves])
         flat = [np.reshape(v, (-1,)) for v in leaves]
         r = flat[0] if len(flat) == 1 else np.concatenate(flat)
         if shape_of(r) != (self.n,):
@@ -168,6 +169,36 @@ class _Spec:
                 f"entries for a solution of {self.n}: F(x, *params) must return as many "
                 "numbers as x holds (a square system).")
         return r
+
+
+# ----- F closing over a tracked value -----
+# Only the params are the primitive's inputs, so no rule sees x's dependence on a value
+# tracked by a transform that F closes over: its derivative would be silently wrong. F's
+# value (not its tangent) depends on the levels of what it was given; one more is a closure.
+def _levels(v, into):
+    while type(v) in box_types:
+        into.add(v.level)
+        v = v.value
+    return into
+
+
+def _check_closure(owner, out, inputs):
+    """Raise when ``out`` (F's result, a pytree) depends on a tracked value other than
+    ``inputs`` (what F was given)."""
+    seen = set()
+    for v in flatten(out)[0]:
+        _levels(v, seen)
+    if not seen:
+        return
+    given = set()
+    for v in inputs:
+        _levels(v, given)
+    if not seen <= given:
+        raise TypeError(
+            f"{owner.name}: F(x, *params) depends on a value tracked by an enclosing "
+            "transform that is not one of the params (F closes over it), so the derivative "
+            "of the solution with respect to it would be lost. Pass that value to the "
+            "solver as one of the params instead.")
 
 
 # ----- the tangent system A y = r, A = ∂F/∂x at the solution -----
@@ -242,11 +273,15 @@ class _Krylov:
         self.spec = spec
         self.op = linear_operator(lambda z_: spec.Fz(z_, dleaves), z)
         self.solve = solve
+        # an operator evaluated in float32 cannot meet a residual below its rounding
+        dt = np.result_type(self.op.dtype, spec.dtype)
+        self.tol = max(spec.owner.tol, 10 * float(np.finfo(dt if dt.kind == "f"
+                                                             else np.float64).eps))
 
     def __call__(self, R, transpose):
         from scipy.sparse.linalg import gmres
         op = self.op.T if transpose else self.op
-        spec, tol = self.spec, self.spec.owner.tol
+        spec, tol = self.spec, self.tol
         out = np.zeros_like(R)
         for k, b in enumerate(R):
             bnorm = np.linalg.norm(b)
@@ -254,6 +289,10 @@ class _Krylov:
                 continue
             if self.solve is not None:
                 y = np.asarray(self.solve(op, b), dtype=np.float64).reshape(-1)
+                if y.shape != b.shape:
+                    raise ValueError(
+                        f"{spec.owner.name}: solve(op, b) returned {y.size} numbers for a "
+                        f"tangent system of {b.size} unknowns; it must return y with op(y) = b.")
                 info = 0
             else:
                 n = spec.n
@@ -369,12 +408,21 @@ def _root_vjp(g, ans, *dleaves, spec):
     if spec.n == 0:
         return [np.zeros(_lead(g, ans) + shape_of(x), np.result_type(unbox(x)))
                 for x in dleaves]
-    if _dense(spec) and _plain(g, ans, *dleaves):
-        if spec.xshapes == [()]:
-            return _root_vjp_scalar(g, ans, dleaves, spec)
-        return _root_vjp_dense(g, ans, dleaves, spec)
-    mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
-    return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
+    try:
+        if _dense(spec) and _plain(g, ans, *dleaves):
+            if spec.xshapes == [()]:
+                return _root_vjp_scalar(g, ans, dleaves, spec)
+            return _root_vjp_dense(g, ans, dleaves, spec)
+        mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
+        return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
+    except TypeError as e:
+        # F closing over a value of this very reverse sweep's transform meets it after
+        # that transform returned (the sweep runs then): name the cause
+        if not str(e).startswith("a value tracked by a reverse-mode transform"):
+            raise
+        raise TypeError(f"{spec.owner.name}: F(x, *params) closes over a value tracked by the "
+                        "transform being differentiated, which is not one of the params; "
+                        "pass that value to the solver as one of the params instead.") from e
 
 
 def _check_options(kind, solve, tol):
@@ -456,7 +504,9 @@ def _one_entry(spec, out):
 def _scalar_residual(spec):
     def F(x, *ls):
         args, kwargs = spec.params(ls)
-        return _one_entry(spec, spec.owner.residual(unflatten(spec.xtree, [x]), args, kwargs))
+        out = _one_entry(spec, spec.owner.residual(unflatten(spec.xtree, [x]), args, kwargs))
+        _check_closure(spec.owner, out, [x, *ls])
+        return out
     return F
 
 
@@ -613,7 +663,12 @@ class _Implicit:
         x0 = _plain_tree(x0)            # no derivative through the initial guess (JAX)
         leaves, ptree = flatten((args, kwargs))
         if not any(type(v) in box_types for v in leaves):
-            return self.solver(x0, *args, **kwargs)
+            out = self.solver(x0, *args, **kwargs)
+            if len(live_levels) > 2:        # a transform is running (levels 0, 1: eager)
+                x = out[0] if self.has_aux and isinstance(out, (tuple, list)) else out
+                if not any(type(v) in box_types for v in flatten(x)[0]):
+                    _check_closure(self, self.residual(x, args, kwargs), ())
+            return out
         for v in leaves:
             if type(v) in box_types and np.result_type(unbox(v)).kind == "c":
                 raise NotImplementedError(
