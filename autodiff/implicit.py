@@ -141,7 +141,10 @@ class _Spec:
         self.xshapes = [shape_of(v) for v in leaves]
         self.sizes = [math.prod(s) for s in self.xshapes]
         self.n = sum(self.sizes)
-        self.dtype = np.result_type(*[np.result_type(v) for v in leaves])
+        dtypes = [np.result_type(v) for v in leaves]
+        self.dtype = np.result_type(*dtypes)
+        # leaves of a narrower dtype than the flat vector's get theirs back (float32 stays)
+        self.casts = None if all(d == self.dtype for d in dtypes) else dtypes
         return np.concatenate([np.ravel(np.asarray(v, dtype=self.dtype)) for v in leaves])
 
     def unpack(self, z):
@@ -153,6 +156,8 @@ class _Spec:
         for s, m in zip(self.xshapes, self.sizes):
             out.append(z[k] if s == () else np.reshape(z[k:k + m], s))
             k += m
+        if self.casts is not None:
+            out = [v if d == self.dtype else v.astype(d) for v, d in zip(out, self.casts)]
         return unflatten(self.xtree, out)
 
     def Fz(self, z, dleaves):

@@ -426,6 +426,24 @@ def test_float32_krylov_is_held_to_float32_rounding_not_float64():
             close(J, np.diag(1 / (2 * x.astype(float) + 1)), rtol=1e-5, atol=1e-6)
 
 
+def test_a_float32_leaf_next_to_a_float64_leaf_stays_float32():
+    # (before: the tracked solution's float32 leaf came back float64)
+    @ad.custom_root(lambda x, a: {"s": x["s"] ** 2 - a[0], "v": 3 * x["v"] - a[1:] * x["s"]})
+    def solver(x0, a):
+        s = np.sqrt(a[0]).astype(np.float32)
+        return {"s": s, "v": a[1:] * np.float64(s) / 3}
+    a = np.array([4.0, 1.0, 2.0])
+    f = lambda a: solver(None, a)
+    x, t = ad.jvp(f, (a,), (np.ones(3),))
+    assert np.result_type(x["s"]) == np.result_type(t["s"]) == np.float32
+    assert np.result_type(x["v"]) == np.result_type(t["v"]) == np.float64
+    J = ad.jacfwd(f)(a)
+    assert np.result_type(J["s"]) == np.float32 and np.result_type(J["v"]) == np.float64
+    close(J["s"], np.array([0.25, 0.0, 0.0]), rtol=1e-6)
+    close(J["v"], ad.jacrev(f)(a)["v"], rtol=1e-6)
+    ad.check_grads(f, (a,), order=2, rtol=1e-4, atol=1e-5)
+
+
 def test_zero_d_solutions_and_params():
     @ad.custom_root(F_sq)
     def solver(x0, a):
@@ -641,6 +659,66 @@ def test_a_call_with_nothing_tracked_is_the_solver_itself():
     x, aux = solver(np.zeros(2), np.array([1.0, 2.0]), k=3)
     assert aux is marker and type(x) is np.ndarray and calls == {"F": 0, "solver": 1}
     assert solver.__name__ == "solver"
+
+
+def test_a_jitted_F_closing_over_a_tracked_value_is_refused_by_jit():
+    def x_of(c, a):
+        F = ad.jit(lambda x, a: x ** 2 - a * c)
+
+        @ad.custom_root(F)
+        def solver(x0, a):
+            return np.sqrt(a * ad.stop_gradient(c))
+        return solver(None, a)
+    for call in (lambda: ad.grad(lambda c: ad.grad(lambda a: x_of(c, a))(4.0))(4.0),
+                 lambda: ad.jvp(x_of, (4.0, 4.0), (1.0, 1.0))):
+        with pytest.raises(TypeError, match="captured by a closure"):
+            call()
+    close(ad.grad(lambda a: x_of(4.0, a))(4.0), 0.5, rtol=1e-12)
+
+
+def test_eager_variables_and_duals():
+    sq = ad.custom_root(lambda x, a: x ** 2 - a)(lambda x0, a: np.sqrt(a))
+    a = ad.Variable(4.0)
+    x = sq(None, a)
+    x.backward()
+    close(a.grad, 0.25, rtol=1e-12)
+    close(sq(None, ad.Dual(4.0, 1.0)).tangent, 0.25, rtol=1e-12)
+
+
+def test_a_param_given_twice_and_a_solver_inside_F():
+    rep = ad.custom_root(lambda x, a, b: x - a * b)(lambda x0, a, b: a * b)
+    close(ad.grad(lambda a: rep(None, a, a))(3.0), 6.0, rtol=1e-12)
+    close(ad.hessian(lambda a: rep(None, a, a))(3.0), 2.0, rtol=1e-12)
+    close(ad.jacrev(lambda a: rep(None, a, a))(np.array([1.0, 2.0])), np.diag([2.0, 4.0]))
+    # bilevel: F itself calls a decorated solver (of the params and of x)
+    Fi = lambda y, a: y ** 3 + y - a
+    inner = ad.custom_root(Fi)(
+        lambda y0, a: so.brentq(lambda y: Fi(y, a), -10, 10, xtol=1e-15))
+    Fo = lambda x, a: x ** 2 - inner(None, a * x) - 1
+    outer = ad.custom_root(Fo)(
+        lambda x0, a: so.brentq(lambda x: Fo(x, a), 0.5, 10, xtol=1e-15))
+    ad.check_grads(lambda a: outer(None, a), (1.3,), order=2, rtol=1e-6, atol=1e-8)
+
+
+def test_has_aux_under_jit_replays_the_aux():
+    T = lambda x, a: np.cos(a * x)
+
+    @ad.custom_fixed_point(T, has_aux=True)
+    def fp(x0, a):
+        x, i = 0.5, 0
+        while True:
+            xn, i = T(x, a), i + 1
+            if abs(xn - x) < 1e-14:
+                return xn, {"iterations": i}
+            x = xn
+    for tr in (lambda f: f, lambda f: ad.grad(f, has_aux=True),
+               lambda f: ad.value_and_grad(f, has_aux=True)):
+        f = lambda a: fp(None, a)
+        j = ad.jit(tr(f))
+        for a in (1.0, 0.3, 0.7):
+            got, want = j(a), tr(f)(a)
+            close(got, want, rtol=1e-12)              # the iteration count included
+            assert flatten(got)[1] == flatten(want)[1]
 
 
 # ----- exceptions, complex values, threads -------------------------------------------
