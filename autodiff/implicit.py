@@ -717,6 +717,8 @@ def custom_root(F, *, solve="auto", tol=1e-10, has_aux=False):
     converge ``RuntimeError``. The solver's result is trusted to solve ``F = 0`` (check it
     in the solver: a wrong root gets the derivative of a wrong root). With
     ``has_aux=True`` the solver returns ``(x, aux)``; ``aux`` is not differentiated.
+    ``F`` may close over plain arrays; a value tracked by a transform must be one of the
+    params (an ``F`` that closes over one raises ``TypeError``: its derivative would be lost).
 
     >>> import autodiff as ad
     >>> F = lambda x, a: x ** 2 - a
