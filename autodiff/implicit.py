@@ -278,6 +278,7 @@ class _Krylov:
         self.spec = spec
         self.op = linear_operator(lambda z_: spec.Fz(z_, dleaves), z)
         self.solve = solve
+        self.nonzero = False            # ∂F/∂x seen to be nonzero
         # an operator evaluated in float32 cannot meet a residual below its rounding
         dt = np.result_type(self.op.dtype, spec.dtype)
         self.tol = max(spec.owner.tol, 10 * float(np.finfo(dt if dt.kind == "f"
@@ -291,6 +292,9 @@ class _Krylov:
         for k, b in enumerate(R):
             bnorm = np.linalg.norm(b)
             if bnorm == 0:
+                # y = 0, unless ∂F/∂x is singular: refuse the plainest case, ∂F/∂x = 0 (a
+                # double root), as the dense LU does (a zero b never reaches the check below)
+                self._refuse_zero(op)
                 continue
             if self.solve is not None:
                 y = np.asarray(self.solve(op, b), dtype=np.float64).reshape(-1)
@@ -315,6 +319,17 @@ class _Krylov:
                     "few thousand unknowns) or a looser tol=.")
             out[k] = y
         return out
+
+    def _refuse_zero(self, op):
+        # (the error of a failed solve, as for a nonzero b with this operator)
+        if not self.nonzero:
+            v = np.random.default_rng(0).standard_normal(self.spec.n)
+            if not np.any(op.matvec(v)):
+                raise RuntimeError(
+                    f"{self.spec.owner.name}: the Krylov solve did not solve the tangent "
+                    "system: ∂F/∂x is 0 at the solution, so the root is not isolated and the "
+                    "implicit function theorem gives no derivative.")
+            self.nonzero = True
 
 
 def _dense(spec):

@@ -529,6 +529,17 @@ def test_krylov_that_does_not_converge_raises():
         ad.grad(lambda b: solver(None, b) @ np.arange(n))(b)      # Sᵀy = g: no y
     with pytest.raises(RuntimeError, match="did not solve the tangent system"):
         ad.jvp(lambda b: solver(None, b), (b,), (rng.standard_normal(n),))
+    # a double root: ∂F/∂x = 0 and ∂F/∂θ = 0, so the forward right-hand side is 0 (before:
+    # a zero tangent, silently, where the solver's own derivative is 1)
+    @ad.custom_root(lambda x, a: (x - a) ** 2, solve="krylov")
+    def double(x0, a):
+        return np.array(a, dtype=float)
+    a = np.array([1.0, 2.0])
+    for call in (lambda: ad.jvp(lambda a: double(None, a), (a,), (np.ones(2),)),
+                 lambda: ad.jacfwd(lambda a: double(None, a))(a),
+                 lambda: ad.grad(lambda a: np.sum(double(None, a)))(a)):
+        with pytest.raises(RuntimeError, match="did not solve the tangent system"):
+            call()
     # a given solve whose answer does not solve the system raises the same way
     bad = ad.custom_root(lambda x, b: 2 * x - b, solve=lambda op, r: r)(lambda x0, b: b / 2)
     with pytest.raises(RuntimeError, match="did not solve the tangent system"):
