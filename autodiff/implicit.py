@@ -165,7 +165,7 @@ class _Spec:
         args, kwargs = self.params(dleaves)
         out = self.owner.residual(self.unpack(z), args, kwargs)
         leaves = flatten(out)[0]
-        _check_closure(self.owner, leaves, [z, *dleaves])
+        _check_closure(self.owner, leaves, (z, *dleaves))
         flat = [np.reshape(v, (-1,)) for v in leaves]
         r = flat[0] if len(flat) == 1 else np.concatenate(flat)
         if shape_of(r) != (self.n,):
@@ -180,25 +180,20 @@ class _Spec:
 # Only the params are the primitive's inputs, so no rule sees x's dependence on a value
 # tracked by a transform that F closes over: its derivative would be silently wrong. F's
 # value (not its tangent) depends on the levels of what it was given; one more is a closure.
-def _levels(v, into):
-    while type(v) in box_types:
-        into.add(v.level)
-        v = v.value
-    return into
+def _levels(values):
+    out = set()
+    for v in values:
+        while type(v) in box_types:
+            out.add(v.level)
+            v = v.value
+    return out
 
 
-def _check_closure(owner, out, inputs):
-    """Raise when ``out`` (F's result, a pytree) depends on a tracked value other than
-    ``inputs`` (what F was given)."""
-    seen = set()
-    for v in flatten(out)[0]:
-        _levels(v, seen)
-    if not seen:
-        return
-    given = set()
-    for v in inputs:
-        _levels(v, given)
-    if not seen <= given:
+def _check_closure(owner, leaves, inputs):
+    """Raise when F's result ``leaves`` depend on a tracked value other than ``inputs``
+    (what F was given)."""
+    seen = _levels(leaves)
+    if seen and not seen <= _levels(inputs):
         raise TypeError(
             f"{owner.name}: F(x, *params) depends on a value tracked by an enclosing "
             "transform that is not one of the params (F closes over it), so the derivative "
@@ -525,7 +520,7 @@ def _scalar_residual(spec):
     def F(x, *ls):
         args, kwargs = spec.params(ls)
         out = _one_entry(spec, spec.owner.residual(unflatten(spec.xtree, [x]), args, kwargs))
-        _check_closure(spec.owner, out, [x, *ls])
+        _check_closure(spec.owner, (out,), (x, *ls))
         return out
     return F
 
@@ -687,7 +682,7 @@ class _Implicit:
             if len(live_levels) > 2:        # a transform is running (levels 0, 1: eager)
                 x = out[0] if self.has_aux and isinstance(out, (tuple, list)) else out
                 if not any(type(v) in box_types for v in flatten(x)[0]):
-                    _check_closure(self, self.residual(x, args, kwargs), ())
+                    _check_closure(self, flatten(self.residual(x, args, kwargs))[0], ())
             return out
         for v in leaves:
             if type(v) in box_types and np.result_type(unbox(v)).kind == "c":

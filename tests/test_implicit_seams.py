@@ -761,6 +761,32 @@ def test_an_exception_inside_F_then_the_next_call_is_right(solve, shape):
     close(np.reshape(ad.hessian(f)(a), want_h.shape), want_h, rtol=1e-5)
 
 
+def test_an_exception_in_the_solver_or_a_given_solve_then_the_next_call_is_right():
+    state = {"solver": False, "solve": False}
+    F = lambda x, a: x ** 3 + x - a
+
+    def lin(op, b):
+        if state["solve"]:
+            raise ValueError("boom in solve")
+        return spla.gmres(op, b, rtol=1e-13, atol=0.0)[0]
+
+    def solver(x0, a):
+        if state["solver"]:
+            raise ValueError("boom in solver")
+        return newton(F, np.zeros_like(a), a)
+    s = ad.custom_root(F, solve=lin)(solver)
+    f = lambda a: np.sum(np.sin(s(None, a)))
+    a = np.array([1.0, 2.0])
+    want = ad.hessian(f)(a)
+    for key in state:
+        state[key] = True
+        with pytest.raises(ValueError, match="boom in"):
+            ad.hessian(f)(a)
+        state[key] = False
+        close(ad.hessian(f)(a), want, rtol=1e-12)
+        close(ad.jit(ad.hessian(f))(a), want, rtol=1e-12)
+
+
 def test_complex_params_are_refused_complex_untracked_params_travel():
     @ad.custom_root(lambda x, a, z: x ** 2 - a * abs(z))
     def solver(x0, a, z):
