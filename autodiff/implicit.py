@@ -194,9 +194,10 @@ def _check_closure(owner, leaves, inputs):
     (what F was given)."""
     seen = _levels(leaves)
     if seen and not seen <= _levels(inputs):
+        f = "T" if getattr(owner, "kind", "") == "custom_fixed_point" else "F"
         raise TypeError(
-            f"{owner.name}: F(x, *params) depends on a value tracked by an enclosing "
-            "transform that is not one of the params (F closes over it), so the derivative "
+            f"{owner.name}: {f}(x, *params) depends on a value tracked by an enclosing "
+            f"transform that is not one of the params ({f} closes over it), so the derivative "
             "of the solution with respect to it would be lost. Pass that value to the "
             "solver as one of the params instead.")
 

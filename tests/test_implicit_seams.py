@@ -627,6 +627,26 @@ def test_a_closure_over_a_tracked_value_is_refused(solve, shape):
     close(ad.hessian(lambda a: s(4.0, a))(4.0), -n / 16, rtol=1e-10)
 
 
+def test_a_fixed_point_map_closing_over_a_tracked_value_is_refused():
+    def x_of(c, a):
+        T = lambda x, a: 0.5 * np.cos(x) * c + a
+
+        @ad.custom_fixed_point(T)
+        def solver(x0, a):
+            x, cv = 0.0, ad.stop_gradient(c)
+            for _ in range(200):
+                x = 0.5 * np.cos(x) * cv + a
+            return x
+        return solver(None, a)
+    for call in (lambda: ad.grad(lambda c: x_of(c, 0.3))(1.0),
+                 lambda: ad.grad(lambda c: ad.grad(lambda a: x_of(c, a))(0.3))(1.0),
+                 lambda: ad.jvp(x_of, (1.0, 0.3), (1.0, 1.0))):
+        with pytest.raises(TypeError, match=r"T\(x, \*params\) depends on a value tracked"):
+            call()
+    x = x_of(1.0, 0.3)
+    close(ad.grad(lambda a: x_of(1.0, a))(0.3), 1 / (1 + 0.5 * np.sin(x)), rtol=1e-10)
+
+
 def test_passing_the_closed_over_value_as_a_param_is_right():
     def x_of(c, a):
         F = lambda x, a, c: x ** 2 - a * c
