@@ -34,8 +34,8 @@ import numpy as np
 
 from .api import _level, _one, _pull, _push
 from .boxes import unbox
+from .core import Primitive, bind, box_types, live_levels, ndim_of, shape_of
 from .reverse import Variable, backward_pass, origin
-from .core import Primitive, bind, box_types, ndim_of, shape_of
 from .tree import flatten, unflatten
 
 __all__ = ["custom_root", "custom_fixed_point", "DENSE_MAX"]
@@ -136,7 +136,7 @@ class _Spec:
         """Lay out the solver's result ``x`` and return it as a flat vector."""
         if type(x) is float:            # a scalar solver's root (SciPy's brentq family)
             self.xtree, self.xshapes, self.sizes, self.n = (), [()], [1], 1
-            self.dtype = np.dtype(np.float64)
+            self.dtype, self.casts = np.dtype(np.float64), None
             return np.array([x])
         leaves, self.xtree = flatten(x)
         name = self.owner.name
@@ -159,7 +159,10 @@ class _Spec:
         self.xshapes = [shape_of(v) for v in leaves]
         self.sizes = [math.prod(s) for s in self.xshapes]
         self.n = sum(self.sizes)
-        self.dtype = np.result_type(*[np.result_type(v) for v in leaves])
+        dtypes = [np.result_type(v) for v in leaves]
+        self.dtype = np.result_type(*dtypes)
+        # leaves of a narrower dtype than the flat vector's get theirs back (float32 stays)
+        self.casts = None if all(d == self.dtype for d in dtypes) else dtypes
         return np.concatenate([np.ravel(np.asarray(v, dtype=self.dtype)) for v in leaves])
 
     def unpack(self, z):
@@ -172,6 +175,8 @@ class _Spec:
         for s, m in zip(self.xshapes, self.sizes):
             out.append(z[k] if s == () else np.reshape(z[k:k + m], s))
             k += m
+        if self.casts is not None:
+            out = [v if d == self.dtype else v.astype(d) for v, d in zip(out, self.casts)]
         return unflatten(self.xtree, out)
 
     def Fz(self, z, dleaves):
@@ -179,6 +184,7 @@ class _Spec:
         args, kwargs = self.params(dleaves)
         out = self.owner.residual(self.unpack(z), args, kwargs)
         leaves = flatten(out)[0]
+        _check_closure(self.owner, leaves, (z, *dleaves))
         flat = [np.reshape(v, (-1,)) for v in leaves]
         r = flat[0] if len(flat) == 1 else np.concatenate(flat)
         if shape_of(r) != (self.n,):
@@ -187,6 +193,32 @@ class _Spec:
                 f"entries for a solution of {self.n}: F(x, *params) must return as many "
                 "numbers as x holds (a square system).")
         return r
+
+
+# ----- F closing over a tracked value -----
+# Only the params are the primitive's inputs, so no rule sees x's dependence on a value
+# tracked by a transform that F closes over: its derivative would be silently wrong. F's
+# value (not its tangent) depends on the levels of what it was given; one more is a closure.
+def _levels(values):
+    out = set()
+    for v in values:
+        while type(v) in box_types:
+            out.add(v.level)
+            v = v.value
+    return out
+
+
+def _check_closure(owner, leaves, inputs):
+    """Raise when F's result ``leaves`` depend on a tracked value other than ``inputs``
+    (what F was given)."""
+    seen = _levels(leaves)
+    if seen and not seen <= _levels(inputs):
+        f = "T" if getattr(owner, "kind", "") == "custom_fixed_point" else "F"
+        raise TypeError(
+            f"{owner.name}: {f}(x, *params) depends on a value tracked by an enclosing "
+            f"transform that is not one of the params ({f} closes over it), so the derivative "
+            "of the solution with respect to it would be lost. Pass that value to the "
+            "solver as one of the params instead.")
 
 
 # ----- the tangent system A y = r, A = ∂F/∂x at the solution -----
@@ -261,18 +293,30 @@ class _Krylov:
         self.spec = spec
         self.op = linear_operator(lambda z_: spec.Fz(z_, dleaves), z)
         self.solve = solve
+        self.nonzero = False            # ∂F/∂x seen to be nonzero
+        # an operator evaluated in float32 cannot meet a residual below its rounding
+        dt = np.result_type(self.op.dtype, spec.dtype)
+        self.tol = max(spec.owner.tol, 10 * float(np.finfo(dt if dt.kind == "f"
+                                                             else np.float64).eps))
 
     def __call__(self, R, transpose):
         from scipy.sparse.linalg import gmres
         op = self.op.T if transpose else self.op
-        spec, tol = self.spec, self.spec.owner.tol
+        spec, tol = self.spec, self.tol
         out = np.zeros_like(R)
         for k, b in enumerate(R):
             bnorm = np.linalg.norm(b)
             if bnorm == 0:
+                # y = 0, unless ∂F/∂x is singular: refuse the plainest case, ∂F/∂x = 0 (a
+                # double root), as the dense LU does (a zero b never reaches the check below)
+                self._refuse_zero(op)
                 continue
             if self.solve is not None:
                 y = np.asarray(self.solve(op, b), dtype=np.float64).reshape(-1)
+                if y.shape != b.shape:
+                    raise ValueError(
+                        f"{spec.owner.name}: solve(op, b) returned {y.size} numbers for a "
+                        f"tangent system of {b.size} unknowns; it must return y with op(y) = b.")
                 info = 0
             else:
                 n = spec.n
@@ -290,6 +334,17 @@ class _Krylov:
                     "few thousand unknowns) or a looser tol=.")
             out[k] = y
         return out
+
+    def _refuse_zero(self, op):
+        # (the error of a failed solve, as for a nonzero b with this operator)
+        if not self.nonzero:
+            v = np.random.default_rng(0).standard_normal(self.spec.n)
+            if not np.any(op.matvec(v)):
+                raise RuntimeError(
+                    f"{self.spec.owner.name}: the Krylov solve did not solve the tangent "
+                    "system: ∂F/∂x is 0 at the solution, so the root is not isolated and the "
+                    "implicit function theorem gives no derivative.")
+            self.nonzero = True
 
 
 def _dense(spec):
@@ -388,12 +443,21 @@ def _root_vjp(g, ans, *dleaves, spec):
     if spec.n == 0:
         return [np.zeros(_lead(g, ans) + shape_of(x), np.result_type(unbox(x)))
                 for x in dleaves]
-    if _dense(spec) and _plain(g, ans, *dleaves):
-        if spec.xshapes == [()]:
-            return _root_vjp_scalar(g, ans, dleaves, spec)
-        return _root_vjp_dense(g, ans, dleaves, spec)
-    mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
-    return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
+    try:
+        if _dense(spec) and _plain(g, ans, *dleaves):
+            if spec.xshapes == [()]:
+                return _root_vjp_scalar(g, ans, dleaves, spec)
+            return _root_vjp_dense(g, ans, dleaves, spec)
+        mu = _solve_p(g, ans, *dleaves, spec=spec, transpose=True)
+        return [-c for c in _pull_flat(lambda *ls: spec.Fz(ans, ls), list(dleaves), mu, 1)]
+    except TypeError as e:
+        # F closing over a value of this very reverse sweep's transform meets it after
+        # that transform returned (the sweep runs then): name the cause
+        if not str(e).startswith("a value tracked by a reverse-mode transform"):
+            raise
+        raise TypeError(f"{spec.owner.name}: F(x, *params) closes over a value tracked by the "
+                        "transform being differentiated, which is not one of the params; "
+                        "pass that value to the solver as one of the params instead.") from e
 
 
 def _check_options(kind, solve, tol):
@@ -487,9 +551,10 @@ def _one_entry(spec, out):
 def _scalar_residual(spec):
     def F(x, *ls):
         args, kwargs = spec.params(ls)
-        if spec.xtree != ():
-            x = unflatten(spec.xtree, [x])
-        return _one_entry(spec, spec.owner.residual(x, args, kwargs))
+        xs = x if spec.xtree == () else unflatten(spec.xtree, [x])
+        out = _one_entry(spec, spec.owner.residual(xs, args, kwargs))
+        _check_closure(spec.owner, (out,), (x, *ls))
+        return out
     return F
 
 
@@ -672,7 +737,12 @@ class _Implicit:
     def _bind(self, x0, args, kwargs):
         leaves, ptree = flatten((args, kwargs))
         if not any(type(v) in box_types for v in leaves):
-            return self.solver(x0, *args, **kwargs)
+            out = self.solver(x0, *args, **kwargs)
+            if len(live_levels) > 2:        # a transform is running (levels 0, 1: eager)
+                x = out[0] if self.has_aux and isinstance(out, (tuple, list)) else out
+                if not any(type(v) in box_types for v in flatten(x)[0]):
+                    _check_closure(self, flatten(self.residual(x, args, kwargs))[0], ())
+            return out
         for v in leaves:
             if type(v) in box_types and np.result_type(unbox(v)).kind == "c":
                 raise NotImplementedError(
@@ -731,6 +801,8 @@ def custom_root(F, *, solve="auto", tol=1e-10, has_aux=False):
     converge ``RuntimeError``. The solver's result is trusted to solve ``F = 0`` (check it
     in the solver: a wrong root gets the derivative of a wrong root). With
     ``has_aux=True`` the solver returns ``(x, aux)``; ``aux`` is not differentiated.
+    ``F`` may close over plain arrays; a value tracked by a transform must be one of the
+    params (an ``F`` that closes over one raises ``TypeError``: its derivative would be lost).
 
     >>> import autodiff as ad
     >>> F = lambda x, a: x ** 2 - a
