@@ -600,6 +600,15 @@ def _times(parts):
     return np.concatenate(pieces)
 
 
+def _free_dense(method):
+    """Whether the solver's dense output costs no evaluations of ``fun`` (DOP853's does: three
+    per step, which would change ``nfev`` from what SciPy's own call reports)."""
+    if isinstance(method, str):
+        return method in ("RK45", "RK23", "Radau", "BDF", "LSODA")
+    return isinstance(method, type) and issubclass(
+        method, (si.RK45, si.RK23, si.Radau, si.BDF, si.LSODA))
+
+
 def _as_array(x):
     """A list of values some of which are tracked, as one tracked array."""
     if isinstance(x, (list, tuple)) and any(_tracked(a) for a in flatten(list(x))[0]):
@@ -618,19 +627,22 @@ def _samples_at(y0, t0, ts, p, kw):
     return Y[np.argsort(order)]
 
 
-class _Solution:
-    """The dense output ``sol(t)`` of a differentiated solve: SciPy's ``OdeSolution`` values,
-    differentiable in ``y0`` and ``args`` (and ``t``) by the same sensitivities as ``.y``, one
-    solve per call."""
+class _Solution(si.OdeSolution):
+    """The dense output ``sol(t)``: SciPy's ``OdeSolution`` (its attributes and, at plain
+    inputs, its very values), differentiable in ``y0`` and ``args`` and in ``t`` (``f(t, y(t))``)
+    by the same sensitivities as ``.y``, one solve per call."""
 
-    def __init__(self, ode, y0, t0, p, kw):
+    def __init__(self, ode, y0, t0, p, kw):        # shares SciPy's interpolants, no copy
+        self.__dict__.update(ode.__dict__)
         self.ode, self._args = ode, (y0, t0, p, kw)
 
-    def __getattr__(self, name):          # ts, interpolants, t_min, t_max, ...
+    def __getattr__(self, name):          # anything SciPy sets later on its own object
         return getattr(self.__dict__["ode"], name)
 
     def __call__(self, t):
         y0, t0, p, kw = self._args
+        if not any(_tracked(v) for v in (t, y0, t0, p)):
+            return self.ode(t)
         scalar = np.ndim(unbox(t)) == 0
         ts = np.reshape(t, (-1,)) if _tracked(t) else np.reshape(np.asarray(t, float), (-1,))
         Y = _samples_at(y0, t0, ts, p, kw)
@@ -719,11 +731,12 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     y0 = _as_array(y0)
     t_eval = None if t_eval is None else _as_array(t_eval)
     tracked = tracked or _tracked(y0) or (t_eval is not None and _tracked(t_eval))
-    # differentiated, the dense output is kept: the adjoint runs along it
+    # differentiated, the dense output is kept where it is free: the adjoint runs along it
     try:
         res = si.solve_ivp(fun, (unbox(t0), unbox(t1)), unbox(y0), method=method,
                            t_eval=None if t_eval is None else unbox(t_eval),
-                           dense_output=dense_output or bool(tracked), events=events,
+                           dense_output=dense_output or bool(tracked) and _free_dense(method),
+                           events=events,
                            vectorized=vectorized, args=plain_args or None, **opts)
     except TypeError as exc:
         s0, z0 = unbox(t0), np.asarray(unbox(y0), dtype=float)
@@ -742,7 +755,7 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
         res.t = np.asarray(res.t, dtype=float)
         res.y = np.zeros((y0_.shape[0] if y0_.ndim else 1, 0),
                          dtype=np.result_type(y0_, float))
-    if not tracked:
+    if not (tracked or dense_output) or (not tracked and np.iscomplexobj(res.y)):
         return res
     if np.iscomplexobj(res.y):
         raise NotImplementedError("solve_ivp: derivatives of a complex solution are not "
@@ -777,6 +790,9 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
               # t₀'s cotangent needs ȳ₀'s: t̄₀ = -(ȳ₀ - g₀)·f(t₀, y₀)
               y0_active=_tracked(y0) or _tracked(t0),
               primal=primal)
+    if not tracked:              # plain inputs: SciPy's result, with sol(t) differentiable in t
+        res.sol = _Solution(res.sol, y0v, t0, p, kw)
+        return res
 
     ev_list = ([] if events is None else list(events) if isinstance(events, (list, tuple))
                else [events])
