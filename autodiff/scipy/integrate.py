@@ -261,9 +261,12 @@ def odeint(func, y0, t, args=(), rtol=None, atol=None, mxstep=0, hmax=0.0, tfirs
     floating-point ``args``; the result has shape ``(len(t), y0.size)`` as in SciPy.
 
     ``func(y, t, *args)`` (``func(t, y, *args)`` with ``tfirst``) is written with NumPy and
-    may return a list. Derivatives are as accurate as the solves: pass tight ``rtol`` and
-    ``atol`` (e.g. 1e-10) when they matter. Other arguments (ints, callables) pass through
-    unchanged; ``Dfun``, ``full_output`` and the banded options are not supported.
+    may return a list; ``y0`` is 0-d or 1-D (SciPy's ``ValueError`` otherwise), ``rtol`` and
+    ``atol`` scalars or arrays of its size. Derivatives are as accurate as the solves: pass
+    tight ``rtol`` and ``atol`` (e.g. 1e-10) when they matter. Other arguments (ints,
+    callables) pass through unchanged; a ``func`` that closes over a tracked value is a
+    ``TypeError`` (pass it in ``args``); ``Dfun``, ``full_output`` and the banded options are
+    not supported.
     """
     y0, t = _arr(_as_array(y0)), _arr(_as_array(t))     # lists may hold tracked values
     if ndim_of(y0) > 1:                       # SciPy's words; a flattened y would reach a

@@ -693,13 +693,15 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     - Without ``t_eval``, ``.t`` holds SciPy's step times, chosen by the step control; the
       derivative of ``.y`` holds those times fixed (only ``t_span``'s ends and event times
       move with the inputs).
-    - ``dense_output=True``: ``sol(t)`` is differentiable too (one sensitivity solve per
-      call).
+    - ``dense_output=True``: ``sol(t)`` (an ``OdeSolution``) is differentiable too, also in
+      ``t`` when the solve itself is plain (one sensitivity solve per call).
     - ``events``: ``t_events`` and ``y_events`` are differentiable (the event time by the
       implicit function theorem); a terminal event's time ends ``.t``. An event met
       tangentially has no derivative and raises ``ValueError``.
     - A solver failure (SciPy's status -1) raises ``RuntimeError`` with SciPy's message;
-      complex ``y0`` is solved but not differentiated (``NotImplementedError``).
+      complex ``y0`` is solved but not differentiated (``NotImplementedError``). ``fun`` or an
+      event that closes over a tracked value is a ``TypeError``: pass the value in ``args``.
+    - ``rtol`` and ``atol`` may be arrays of the state's size, as in SciPy.
 
     >>> import autodiff as ad
     >>> def y_end(y0):
