@@ -85,9 +85,9 @@ def _refuse_closures(exc, solver, probes):
         if any(type(v) in box_types for v in flatten(out)[0]):
             raise TypeError(
                 f"{solver}: `{name}` returned a tracked value when called with plain numbers: "
-                "it closes over a value being differentiated, whose derivative the solve "
-                f"cannot follow. Pass that value through `args=` ({name} receives it as an "
-                "extra argument) instead of capturing it.") from exc
+                "it closes over a tracked value (an input of a transform or of ad.jit), whose "
+                "derivative the solve cannot follow. Pass that value through `args=` "
+                f"({name} receives it as an extra argument) instead of capturing it.") from exc
     raise exc
 
 
