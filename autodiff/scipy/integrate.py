@@ -37,12 +37,13 @@ import numpy as np
 import scipy.integrate as si
 
 from ..api import jacfwd
+from ..boxes import unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from ..ops import dependency
 from ..ops.define import defprim, norm_axes
 from ..reverse import Variable, backward_pass
-from .ivp import (_FIX, _failed, _vector, adjoint_p, adjoint_sweep,  # noqa: F401
-                  dense_solution, ivp_p, solve_ivp)
+from .ivp import (_FIX, _as_array, _failed, _refuse_closures, _tiled, _tol, _vector,  # noqa: F401
+                  adjoint_p, adjoint_sweep, dense_solution, ivp_p, solve_ivp)
 from .stiff import ivp_jacobian  # noqa: F401  (the AD Jacobian for solve_ivp's jac=)
 
 __all__ = ["trapezoid", "cumulative_trapezoid", "simpson", "odeint", "solve_ivp", "ivp_jacobian"]
@@ -172,14 +173,19 @@ def _solve(y0, t, p, func, rtol, atol, mxstep, hmax):
     with warnings.catch_warnings():
         warnings.simplefilter("error", si.ODEintWarning)
         try:
-            return si.odeint(lambda y, s: func(y, s, p), y0, t, rtol=rtol, atol=atol,
-                             mxstep=mxstep, hmax=hmax)
+            return si.odeint(lambda y, s: func(y, s, p), y0, t, rtol=_array(rtol),
+                             atol=_array(atol), mxstep=mxstep, hmax=hmax)
         except si.ODEintWarning as e:
             msg = str(e).split(" Run with full_output")[0]
             raise _failed("odeint", f"LSODA: {msg}",
                           f"Raise mxstep (the steps allowed per output interval, now "
-                          f"{mxstep or 500}), loosen rtol/atol (now {rtol:g}/{atol:g}), or add "
+                          f"{mxstep or 500}), loosen rtol/atol (now {np.min(rtol):g}/"
+                          f"{np.min(atol):g}), or add "
                           "output times; check that func stays finite.") from None
+
+
+def _array(tol):
+    return np.asarray(tol, dtype=float) if np.ndim(tol) else tol
 
 
 def _jac(func, n, y, s, p):
@@ -212,7 +218,9 @@ def _odeint_jvp(tans, ans, y0, t, p, *, func, **opt):
     if s0 is not None or tp is not None:
         z0 = np.concatenate([y0, np.ravel(np.zeros(b + (n,)) if s0 is None else s0)])
         q = p if tp is None else np.concatenate([p, np.ravel(tp)])
-        z = odeint_p(z0, t, q, func=_sensitivity_system(func, n, m, b, tp is not None), **opt)
+        copies = 1 + int(np.prod(b, dtype=int))        # (y, S): the state's tolerances each
+        opt_ = dict(opt, rtol=_tiled(opt["rtol"], copies), atol=_tiled(opt["atol"], copies))
+        z = odeint_p(z0, t, q, func=_sensitivity_system(func, n, m, b, tp is not None), **opt_)
         s = np.reshape(z[:, n:], (nt,) + b + (n,))
         out = np.moveaxis(s, 0, -2) if b else s
     if tt is not None:                       # moving tᵢ moves the sample along the flow
@@ -253,11 +261,20 @@ def odeint(func, y0, t, args=(), rtol=None, atol=None, mxstep=0, hmax=0.0, tfirs
     floating-point ``args``; the result has shape ``(len(t), y0.size)`` as in SciPy.
 
     ``func(y, t, *args)`` (``func(t, y, *args)`` with ``tfirst``) is written with NumPy and
-    may return a list. Derivatives are as accurate as the solves: pass tight ``rtol`` and
-    ``atol`` (e.g. 1e-10) when they matter. Other arguments (ints, callables) pass through
-    unchanged; ``Dfun``, ``full_output`` and the banded options are not supported.
+    may return a list; ``y0`` is 0-d or 1-D (SciPy's ``ValueError`` otherwise), ``rtol`` and
+    ``atol`` scalars or arrays of its size. Derivatives are as accurate as the solves: pass
+    tight ``rtol`` and ``atol`` (e.g. 1e-10) when they matter. Other arguments (ints,
+    callables) pass through unchanged; a ``func`` that closes over a tracked value is a
+    ``TypeError`` (pass it in ``args``); ``Dfun``, ``full_output`` and the banded options are
+    not supported.
     """
-    y0, t = np.ravel(_arr(y0)), _arr(t)        # SciPy's func sees y flat, as does ours
+    y0, t = _arr(_as_array(y0)), _arr(_as_array(t))     # lists may hold tracked values
+    if ndim_of(y0) > 1:                       # SciPy's words; a flattened y would reach a
+        raise ValueError("Initial condition y0 must be one-dimensional.")  # func written for
+    y0 = np.ravel(y0)                         # another shape: a 0-d y0 is one value
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"odeint: extra arguments must be in a tuple, got "
+                        f"{type(args).__name__} (e.g. `args=(k,)`).")
     diff = []                                 # (index, size, shape) of the packed args
     parts = []
     args = list(args)
@@ -278,10 +295,16 @@ def odeint(func, y0, t, args=(), rtol=None, atol=None, mxstep=0, hmax=0.0, tfirs
             k += size
         return _vector(func(s, y, *a) if tfirst else func(y, s, *a))
 
-    opt = dict(rtol=1.49012e-8 if rtol is None else float(rtol),
-               atol=1.49012e-8 if atol is None else float(atol),
+    opt = dict(rtol=1.49012e-8 if rtol is None else _tol(rtol),
+               atol=1.49012e-8 if atol is None else _tol(atol),
                mxstep=int(mxstep), hmax=float(hmax))
-    return odeint_p(y0, t, p, func=flat, **opt)
+    try:
+        return odeint_p(y0, t, p, func=flat, **opt)
+    except TypeError as exc:
+        plain = [unbox(a) for a in args]
+        s0 = unbox(t)[0] if np.size(unbox(t)) else 0.0
+        _refuse_closures(exc, "odeint", [("func", lambda: func(s0, unbox(y0), *plain) if tfirst
+                                          else func(unbox(y0), s0, *plain))])
 
 
 # Dependency structure (the sparsity mode): a solution depends on every input of the solve.

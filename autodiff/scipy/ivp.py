@@ -72,11 +72,41 @@ _FIX_IVP = ("Loosen rtol/atol, use an implicit method (BDF, Radau, LSODA) for a 
             "problem, or check that fun stays finite along the solution.")
 
 
+def _refuse_closures(exc, solver, probes):
+    """Re-raise the ``TypeError`` SciPy's solve met as a clear one when it came from a
+    function that closes over a tracked value: called with plain numbers, it returned a
+    tracked one, whose derivative the solve cannot follow. ``probes`` are ``(name, call)``
+    pairs, each ``call()`` evaluating one of the user's functions at the initial point."""
+    for name, call in probes:
+        try:
+            out = call()
+        except Exception:          # noqa: BLE001  (the probe only asks; SciPy's error stands)
+            continue
+        if any(type(v) in box_types for v in flatten(out)[0]):
+            raise TypeError(
+                f"{solver}: `{name}` returned a tracked value when called with plain numbers: "
+                "it closes over a tracked value (an input of a transform or of ad.jit), whose "
+                "derivative the solve cannot follow. Pass that value through `args=` "
+                f"({name} receives it as an extra argument) instead of capturing it.") from exc
+    raise exc
+
+
 def _implicit(method):
     """Whether ``method`` (a name or an ``OdeSolver`` class) solves with a Jacobian."""
     if isinstance(method, str):
         return method in ("BDF", "Radau", "LSODA")
     return isinstance(method, type) and issubclass(method, (si.BDF, si.Radau, si.LSODA))
+
+
+def _tol(x):
+    """A tolerance as a keyword of the primitives: a float, or a tuple of floats when it is
+    given per component (SciPy takes ``rtol`` and ``atol`` as arrays of the state's size)."""
+    return tuple(float(v) for v in np.ravel(x)) if np.ndim(x) else float(x)
+
+
+def _tiled(tol, copies):
+    """A per-component tolerance for ``copies`` stacked copies of the state."""
+    return tuple(np.tile(np.asarray(tol, dtype=float), copies)) if np.ndim(tol) else tol
 
 
 def _vector(out):
@@ -315,7 +345,8 @@ def _solve(y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active, pri
     sign = 1.0 if t[-1] > t[0] else -1.0
     u, inv = np.unique(sign * t, return_inverse=True)
     sol = si.solve_ivp(lambda s, y: fun(s, y, p), (t[0], t[-1]), y0, method=method,
-                       t_eval=sign * u, rtol=rtol,
+                       t_eval=sign * u,
+                       rtol=np.asarray(rtol, dtype=float) if np.ndim(rtol) else rtol,
                        atol=np.asarray(atol, dtype=float) if np.ndim(atol) else atol,
                        **_solver_jac(fun, jac, method, p), **dict(opts))
     if sol.status < 0:
@@ -359,10 +390,8 @@ def _augmented(kw, n, m, k):
         col = jacfwd(lambda y: aug(s, np.concatenate([y, z[n:]]), q))(z[:n])
         return _block_lower(col, n, k + 1, method)
 
-    atol = kw["atol"]
-    if np.ndim(atol):
-        atol = tuple(np.tile(np.asarray(atol, dtype=float), k + 1))
-    return dict(kw, fun=aug, jac=augjac, atol=atol, y0_active=True, primal=None)
+    return dict(kw, fun=aug, jac=augjac, rtol=_tiled(kw["rtol"], k + 1),
+                atol=_tiled(kw["atol"], k + 1), y0_active=True, primal=None)
 
 
 def _sensitivities(tans, ans, y0, t, p, kw):
@@ -470,7 +499,9 @@ def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active
             ysol = _dense_forward(fun, J, method, t, y0, p, rtol, sol_atol, step,
                                   1.0 if refine is None else refine)
         lam, a = adjoint_sweep(lambda y, s: _jac_yp(fun, n, y, s, p), ysol, t, gs, m,
-                               rtol=rtol, atol=float(np.min(sol_atol)), max_step=step,
+                               # (λ, a) is not the state: its tolerances are the tightest
+                               rtol=float(np.min(rtol)), atol=float(np.min(sol_atol)),
+                               max_step=step,
                                # a stiff adjoint goes to LSODA (dense Jacobian, BDF past
                                # 1000 unknowns): SciPy's BDF fails on Robertson's adjoint
                                method="LSODA" if _implicit(method) else method,
@@ -485,7 +516,8 @@ def _adjoint(g, y0, t, p, *, fun, jac, method, rtol, atol, opts, sens, y0_active
 def _dense_forward(fun, J, method, t, y0, p, rtol, sol_atol, step, refine):
     return dense_solution(lambda s, y: fun(s, y, p), lambda s, y: _dense(J(s, y, p))
                               if method == "LSODA" else J(s, y, p), (t[0], t[-1]), y0,
-                          rtol=max(rtol * refine, 100 * np.finfo(float).eps),
+                          rtol=np.maximum(np.asarray(rtol, dtype=float) * refine,
+                                          100 * np.finfo(float).eps),
                           atol=sol_atol * refine, max_step=step, method=method,
                           what=f"the reverse mode of {_name(method)} (the dense forward "
                                "solve)")
@@ -568,6 +600,15 @@ def _times(parts):
     return np.concatenate(pieces)
 
 
+def _free_dense(method):
+    """Whether the solver's dense output costs no evaluations of ``fun`` (DOP853's does: three
+    per step, which would change ``nfev`` from what SciPy's own call reports)."""
+    if isinstance(method, str):
+        return method in ("RK45", "RK23", "Radau", "BDF", "LSODA")
+    return isinstance(method, type) and issubclass(
+        method, (si.RK45, si.RK23, si.Radau, si.BDF, si.LSODA))
+
+
 def _as_array(x):
     """A list of values some of which are tracked, as one tracked array."""
     if isinstance(x, (list, tuple)) and any(_tracked(a) for a in flatten(list(x))[0]):
@@ -576,26 +617,35 @@ def _as_array(x):
     return x
 
 
-class _Solution:
-    """The dense output ``sol(t)`` of a differentiated solve: SciPy's ``OdeSolution`` values,
-    differentiable in ``y0`` and ``args`` (and ``t``) by the same sensitivities as ``.y``, one
-    solve per call."""
+def _samples_at(y0, t0, ts, p, kw):
+    """``Y(tsᵢ)`` for 1-D times ``ts`` in any order: ``ivp_p`` wants its samples in the
+    direction of integration (the farthest last, it ends the solve), so they go in sorted by
+    their distance from ``t₀`` and come back in the order given."""
+    order = np.argsort(np.abs(np.asarray(unbox(ts), dtype=float) - float(unbox(t0))),
+                       kind="stable")
+    Y = ivp_p(y0, _times([t0, ts[order]]), p, **kw)[1:]
+    return Y[np.argsort(order)]
 
-    def __init__(self, ode, y0, t0, p, kw):
+
+class _Solution(si.OdeSolution):
+    """The dense output ``sol(t)``: SciPy's ``OdeSolution`` (its attributes and, at plain
+    inputs, its very values), differentiable in ``y0`` and ``args`` and in ``t`` (``f(t, y(t))``)
+    by the same sensitivities as ``.y``, one solve per call."""
+
+    def __init__(self, ode, y0, t0, p, kw):        # shares SciPy's interpolants, no copy
+        self.__dict__.update(ode.__dict__)
         self.ode, self._args = ode, (y0, t0, p, kw)
 
-    def __getattr__(self, name):          # ts, interpolants, t_min, t_max, ...
+    def __getattr__(self, name):          # anything SciPy sets later on its own object
         return getattr(self.__dict__["ode"], name)
 
     def __call__(self, t):
         y0, t0, p, kw = self._args
+        if not any(_tracked(v) for v in (t, y0, t0, p)):
+            return self.ode(t)
         scalar = np.ndim(unbox(t)) == 0
         ts = np.reshape(t, (-1,)) if _tracked(t) else np.reshape(np.asarray(t, float), (-1,))
-        # the primitive wants the samples in the direction of integration: sort, then undo
-        sign = 1.0 if self.ode.ts[-1] >= self.ode.ts[0] else -1.0
-        order = np.argsort(sign * np.asarray(unbox(ts), dtype=float), kind="stable")
-        Y = ivp_p(y0, _times([t0, ts[order]]), p, **kw)[1:]
-        Y = Y[np.argsort(order)]
+        Y = _samples_at(y0, t0, ts, p, kw)
         return Y[0] if scalar else Y.T
 
 
@@ -606,7 +656,9 @@ def _event_times(events, found, y0, t0, p, kw, f, call_args):
     theorem's derivative, the second makes it exact to third order."""
     te = np.asarray([s for _, s in found], dtype=float)
     for _ in range(2):
-        Y = ivp_p(y0, _times([t0, te]), p, **kw)[1:]
+        # events of several functions are found out of time order (SciPy lists them by
+        # function): _samples_at sorts them for the solve
+        Y = _samples_at(y0, t0, te, p, kw)
         new = []
         for j, (i, _) in enumerate(found):
             ev = events[i]
@@ -641,13 +693,15 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     - Without ``t_eval``, ``.t`` holds SciPy's step times, chosen by the step control; the
       derivative of ``.y`` holds those times fixed (only ``t_span``'s ends and event times
       move with the inputs).
-    - ``dense_output=True``: ``sol(t)`` is differentiable too (one sensitivity solve per
-      call).
+    - ``dense_output=True``: ``sol(t)`` (an ``OdeSolution``) is differentiable too, also in
+      ``t`` when the solve itself is plain (one sensitivity solve per call).
     - ``events``: ``t_events`` and ``y_events`` are differentiable (the event time by the
       implicit function theorem); a terminal event's time ends ``.t``. An event met
       tangentially has no derivative and raises ``ValueError``.
     - A solver failure (SciPy's status -1) raises ``RuntimeError`` with SciPy's message;
-      complex ``y0`` is solved but not differentiated (``NotImplementedError``).
+      complex ``y0`` is solved but not differentiated (``NotImplementedError``). ``fun`` or an
+      event that closes over a tracked value is a ``TypeError``: pass the value in ``args``.
+    - ``rtol`` and ``atol`` may be arrays of the state's size, as in SciPy.
 
     >>> import autodiff as ad
     >>> def y_end(y0):
@@ -679,11 +733,21 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     y0 = _as_array(y0)
     t_eval = None if t_eval is None else _as_array(t_eval)
     tracked = tracked or _tracked(y0) or (t_eval is not None and _tracked(t_eval))
-    # differentiated, the dense output is kept: the adjoint runs along it
-    res = si.solve_ivp(fun, (unbox(t0), unbox(t1)), unbox(y0), method=method,
-                       t_eval=None if t_eval is None else unbox(t_eval),
-                       dense_output=dense_output or bool(tracked), events=events,
-                       vectorized=vectorized, args=plain_args or None, **opts)
+    # differentiated, the dense output is kept where it is free: the adjoint runs along it
+    try:
+        res = si.solve_ivp(fun, (unbox(t0), unbox(t1)), unbox(y0), method=method,
+                           t_eval=None if t_eval is None else unbox(t_eval),
+                           dense_output=dense_output or bool(tracked) and _free_dense(method),
+                           events=events,
+                           vectorized=vectorized, args=plain_args or None, **opts)
+    except TypeError as exc:
+        s0, z0 = unbox(t0), np.asarray(unbox(y0), dtype=float)
+        z0 = z0[:, None] if vectorized else z0
+        evs = ([] if events is None else list(events) if isinstance(events, (list, tuple))
+               else [events])
+        _refuse_closures(exc, "solve_ivp", [("fun", lambda: fun(s0, z0, *plain_args))] + [
+            ("events", lambda e=e: e(s0, np.asarray(unbox(y0), dtype=float), *plain_args))
+            for e in evs])
     if res.status < 0:
         raise _failed(f"solve_ivp ({_name(method)})", res.message, _FIX_IVP)
     if type(res.t) is not np.ndarray:
@@ -693,7 +757,7 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
         res.t = np.asarray(res.t, dtype=float)
         res.y = np.zeros((y0_.shape[0] if y0_.ndim else 1, 0),
                          dtype=np.result_type(y0_, float))
-    if not tracked:
+    if not (tracked or dense_output) or (not tracked and np.iscomplexobj(res.y)):
         return res
     if np.iscomplexobj(res.y):
         raise NotImplementedError("solve_ivp: derivatives of a complex solution are not "
@@ -722,12 +786,15 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
     primal = _Primal(unbox(y0v), float(unbox(t0)), unbox(p), res.t, res.y.T, res.sol)
     if not dense_output:
         res.sol = None
-    kw = dict(fun=F, jac=None, method=method, rtol=float(opts.get("rtol", 1e-3)),
-              atol=tuple(np.ravel(atol)) if np.ndim(atol) else float(atol),
+    kw = dict(fun=F, jac=None, method=method, rtol=_tol(opts.get("rtol", 1e-3)),
+              atol=_tol(atol),
               opts=tuple(shared.items()), sens=sensitivity,
               # t₀'s cotangent needs ȳ₀'s: t̄₀ = -(ȳ₀ - g₀)·f(t₀, y₀)
               y0_active=_tracked(y0) or _tracked(t0),
               primal=primal)
+    if not tracked:              # plain inputs: SciPy's result, with sol(t) differentiable in t
+        res.sol = _Solution(res.sol, y0v, t0, p, kw)
+        return res
 
     ev_list = ([] if events is None else list(events) if isinstance(events, (list, tuple))
                else [events])
@@ -756,7 +823,7 @@ def solve_ivp(fun, t_span, y0, method="RK45", t_eval=None, dense_output=False, e
         y = Y.T
     res.t, res.y = out_t, y
     if found:
-        Ye = ivp_p(y0v, _times([t0, te]), p, **kw)[1:]
+        Ye = _samples_at(y0v, t0, te, p, kw)
         t_events, y_events, j = [], [], 0
         for te_i in res.t_events:
             c = len(te_i)
