@@ -66,35 +66,115 @@ def _pbc(pbc):
 def minimum_image(d, cell, pbc=None):
     """Displacements ``d`` (shape ``(..., 3)``) folded to their nearest periodic image.
 
-    In fractional coordinates ``s = d h⁻¹``, the image is ``(s − round(s)) h`` along the
-    periodic directions. That is the nearest image when the interaction range is below half
-    the distance between opposite cell faces (always so for the pairs that matter in an
-    orthorhombic cell); use :func:`neighbor_list` for longer ranges or skewed cells. The
-    rounding is locally constant, so derivatives flow through ``d`` and ``cell`` only.
+    In fractional coordinates ``s = d h⁻¹`` the image is ``(s − n) h`` with ``n`` integer
+    along the periodic directions: ``n = round(s)``, which is the nearest image when the
+    cell's vectors are orthogonal; in a skewed cell the images that rounding leaves longer
+    than half the cell's smallest width are moved to the nearest one (ASE's ``find_mic``).
+    A zero cell vector is completed (ASE's ``complete_cell``) along a direction that is not
+    periodic, and refused along a periodic one. ``n`` is locally constant, so derivatives
+    flow through ``d`` and ``cell`` only.
     """
     mask = _pbc(pbc)
     if not mask.any():
         return d
-    s = d @ np.linalg.inv(cell)
-    shift = np.where(mask, np.round(data(s)), 0.0)     # (recorded under ad.jit)
-    return (s - shift) @ cell
+    h = _complete(cell, mask)
+    s = d @ np.linalg.inv(h)
+    return (s - _image_shift(s, h, mask)) @ h
 
 
-def all_pairs(positions, cell=None, pbc=None):
-    """Every pair ``i < j`` once: ``(i, j, d)`` with ``d = r_j − r_i`` (minimum image when
-    periodic). ``sum(u(|d|))`` is then the pair energy with no double counting. ``i`` and
-    ``j`` are read-only (kept between calls for each atom count)."""
+def all_pairs(positions, cell=None, pbc=None, cutoff=None):
+    """Every pair ``i < j`` once: ``(i, j, d)`` with ``d = r_j − r_i`` (the nearest image,
+    as :func:`minimum_image`, when periodic). ``sum(u(|d|))`` is then the pair energy with
+    no double counting. ``i`` and ``j`` are read-only (kept between calls per atom count).
+
+    One image per pair is the periodic energy only for an interaction range below half the
+    cell's smallest width (the distance between opposite faces, ``V / |a × b|``): beyond
+    it a pair has several images in range and an atom sees its own. Give the energy's
+    ``cutoff`` to have that checked (a ``ValueError`` when it fails); use
+    :func:`neighbor_list` or a :class:`NeighborList` for small cells.
+    """
     n = len(positions)
     i, j, B = _pairs(n, _float_dtype(positions))
     mask = _pbc(pbc) if cell is not None else np.zeros(3, bool)
     if not mask.any():
         return i, j, _differences(B, i, j, positions)
+    h = _complete(cell, mask)
+    if cutoff is not None:
+        _check_cutoff(h, mask, cutoff)
     # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
-    ds = _differences(B, i, j, positions @ np.linalg.inv(cell))
-    shift = np.round(data(ds))
-    if not mask.all():
-        shift = np.where(mask, shift, 0.0)
-    return i, j, (ds - shift) @ cell
+    ds = _differences(B, i, j, positions @ np.linalg.inv(h))
+    return i, j, (ds - _image_shift(ds, h, mask)) @ h
+
+
+def _widths(h):
+    """The distances between opposite faces of the cell ``h`` (rows): ``V / |b × c|``..."""
+    cross = np.cross(h[[1, 2, 0]], h[[2, 0, 1]])
+    return np.abs(np.linalg.det(h)) / np.sqrt(np.sum(cross * cross, axis=-1))
+
+
+def _check_cutoff(h, mask, cutoff):
+    # (on the values: a comparison, so a guard under ad.jit, not one on the cell's numbers)
+    half = 0.5 * np.min(_widths(data(h))[mask])
+    if not cutoff < half:
+        raise ValueError(
+            f"all_pairs keeps one image per pair, which is the periodic energy only for a "
+            f"cutoff below half the cell's smallest periodic width ({float(meta(half)):.6g} Å here); "
+            f"with cutoff {float(cutoff):.6g} some pairs have several images within range "
+            "(and atoms see their own): use neighbor_list or a NeighborList")
+
+
+def _complete(cell, mask):
+    """``cell`` with its zero vectors completed (ASE's ``complete_cell``) where the
+    direction is not periodic, so it can be inverted; a constant added, so derivatives
+    still flow to the given rows."""
+    if not recorded(cell) and np.asarray(meta(cell)).any(1).all():
+        return cell                     # (the common case, eagerly: nothing to complete)
+    return cell + lift(_completion, cell, mask)
+
+
+def _completion(cell, mask):
+    c = np.asarray(cell)
+    zero = ~c.any(1)
+    if (zero & mask).any():
+        raise ValueError(
+            f"pbc is {mask.tolist()} but cell vector(s) {np.flatnonzero(zero & mask).tolist()}"
+            " are zero: give the cell a length along every periodic direction, or set pbc "
+            "False there")
+    from ase.geometry import complete_cell
+    return (complete_cell(c) - c).astype(c.dtype)
+
+
+def _image_shift(s, h, mask):
+    """The integer shifts ``n`` (as floats, ``s``'s dtype) that take fractional
+    displacements ``s`` to their nearest image ``(s − n) h``. Rounding is exact when the
+    cell's vectors are orthogonal (a guard under ``ad.jit``); a skewed cell corrects the
+    rounded images on the plain values (one recorded call under ``ad.jit``)."""
+    hd = data(h)
+    g = hd @ hd.T
+    if np.all(np.abs(g - g * np.eye(3)) <= 1e-12 * np.max(np.abs(g))):
+        shift = np.round(data(s))       # (recorded under ad.jit)
+        return shift if mask.all() else np.where(mask, shift, 0.0)
+    return lift(_skewed_shift, s, h, mask)
+
+
+def _skewed_shift(s, h, mask):
+    n = np.where(mask, np.round(s), 0.0).astype(s.dtype)
+    if not len(n):
+        return n
+    hf = np.asarray(h, dtype=float)
+    flat = n.reshape(-1, 3)
+    d = (s.reshape(-1, 3) - flat) @ hf
+    # Any image shorter than half the smallest width is the nearest (another differs by a
+    # lattice vector, at least that width long); only the longer ones may have a nearer one.
+    half = 0.5 * np.min(_widths(hf)[mask])
+    far = np.flatnonzero(np.einsum("pi,pi->p", d, d) > half * half)
+    if len(far):
+        from ase.geometry import find_mic
+        v, _ = find_mic(d[far], hf, mask)
+        better = np.sum(v * v, axis=-1) < np.sum(d[far] ** 2, axis=-1) * (1 - 1e-12)
+        far, v = far[better], v[better]
+        flat[far] += np.round((d[far] - v) @ np.linalg.inv(hf))
+    return n
 
 
 def _float_dtype(x):
@@ -133,15 +213,18 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     differentiating: exact wherever no pair crosses the cutoff. For repeated calls (MD,
     relaxations) a :class:`NeighborList` keeps its list between calls.
     """
-    i, j, S = _search(positions, cell, cutoff, pbc, numbers)
-    B = _difference_matrix(i, j, len(positions), _float_dtype(positions))
-    return i, j, _displacements(positions, cell, B, S.astype(float), i, j)
+    i, j, S = _search(positions, cell, cutoff, _pbc(pbc), numbers)
+    dtype = _float_dtype(positions)
+    B = _difference_matrix(i, j, len(positions), dtype)
+    return i, j, _displacements(positions, cell, B, S.astype(dtype), i, j)
 
 
-def _search(positions, cell, cutoff, pbc, numbers=None):
+def _search(positions, cell, cutoff, mask, numbers=None):
     r = np.asarray(unbox(positions), dtype=float)
+    h = np.asarray(unbox(cell), dtype=float)
+    _completion(h, mask)        # (ASE would search a zero periodic vector as a unit one)
     atoms = Atoms(numbers=np.ones(len(r), int) if numbers is None else unbox(numbers),
-                  positions=r, cell=np.asarray(unbox(cell), dtype=float), pbc=_pbc(pbc))
+                  positions=r, cell=h, pbc=mask)
     return _ase_neighbor_list("ijS", atoms, float(cutoff))
 
 
@@ -224,7 +307,7 @@ class NeighborList:
             j.setflags(write=False)
             self._keep = keep
             B = _difference_matrix(i, j, len(r), dtype)
-            self._kept = (dtype, i, j, S, B, B.T)
+            self._kept = (dtype, i, j, S.astype(dtype), B, B.T)
         return self._kept[1:] if transposed else self._kept[1:5]
 
 
@@ -360,8 +443,14 @@ class Calculator(_ASECalculator):
     def _call(self, positions, cell, numbers, pbc):
         pbc = np.array(pbc, dtype=bool)
         if self._takes_pbc:
-            return self.energy(positions, cell, numbers, pbc=pbc)
-        return self.energy(positions, cell, numbers)
+            out = self.energy(positions, cell, numbers, pbc=pbc)
+        else:
+            out = self.energy(positions, cell, numbers)
+        if np.ndim(meta(out)) != 0:
+            raise TypeError(f"the energy must return a scalar (a float or a 0-d array), "
+                            f"got an array of shape {np.shape(meta(out))}; sum it, or "
+                            "index a single element")
+        return out
 
     def _strained(self, positions, strain, cell, numbers, pbc):
         # The strain acts on positions and cell alike; at ε = 0 the values are unchanged.
@@ -397,7 +486,7 @@ class Calculator(_ASECalculator):
             raise FloatingPointError(f"the energy is {energy} at these positions")
         self.results["energy"] = energy
         self.results["free_energy"] = energy
-        self.results["forces"] = -np.asarray(grad_r, dtype=float)
+        self.results["forces"] = 0.0 - np.asarray(grad_r, dtype=float)  # (no −0.0)
         if grad_e is not None:
             g = np.asarray(grad_e, dtype=float)
             self.results["stress"] = _voigt(0.5 * (g + g.T)) / _volume(cell)
