@@ -146,18 +146,17 @@ def _completion(cell, mask):
 
 def _image_shift(s, h, mask):
     """The integer shifts ``n`` (as floats, ``s``'s dtype) that take fractional
-    displacements ``s`` to their nearest image ``(s − n) h``. Rounding is exact when the
-    cell's vectors are orthogonal (a guard under ``ad.jit``); a skewed cell corrects the
-    rounded images on the plain values (one recorded call under ``ad.jit``)."""
-    hd = data(h)
-    g = hd @ hd.T
+    displacements ``s`` to their nearest image ``(s − n) h``, from the plain values (one
+    recorded call under ``ad.jit``, which each replay runs again). Rounding is exact when
+    the cell's vectors are orthogonal; in a skewed cell the rounded images are corrected."""
+    return lift(_nearest_shift, s, h, mask)
+
+
+def _nearest_shift(s, h, mask):
+    g = h @ h.T
     if np.all(np.abs(g - g * np.eye(3)) <= 1e-12 * np.max(np.abs(g))):
-        shift = np.round(data(s))       # (recorded under ad.jit)
-        return shift if mask.all() else np.where(mask, shift, 0.0)
-    return lift(_skewed_shift, s, h, mask)
-
-
-def _skewed_shift(s, h, mask):
+        shift = np.round(s)
+        return shift if mask.all() else np.where(mask, shift, 0.0).astype(s.dtype)
     n = np.where(mask, np.round(s), 0.0).astype(s.dtype)
     if not len(n):
         return n
