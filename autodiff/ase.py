@@ -413,6 +413,9 @@ class Calculator(_ASECalculator):
         except (TypeError, ValueError):
             self._takes_pbc = False
         self.jit = bool(jit)
+        self._build()
+
+    def _build(self):
         self._eager = (value_and_grad(self._strained, argnums=(0, 1)),
                        value_and_grad(self._unstrained))
         self._sweep, self._sweep_r = self._eager
@@ -421,6 +424,17 @@ class Calculator(_ASECalculator):
             self._sweep_r = _jit(self._eager[1], static_argnums=(3,))
         self._recorded = collections.deque(maxlen=self.JIT_WINDOW)
         self._eager_left = 0
+
+    # Pickled (multiprocessing, copies) without the sweeps, which are rebuilt: a jitted
+    # one records again. ``energy`` itself must be picklable (a module-level function).
+    _UNPICKLED = ("_eager", "_sweep", "_sweep_r", "_recorded", "_eager_left")
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._UNPICKLED}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._build()
 
     def _run(self, periodic, *args):
         """The value-and-gradient sweep, recorded and replayed with ``jit=True`` unless the
@@ -462,6 +476,10 @@ class Calculator(_ASECalculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        if atoms is None:
+            raise ValueError("no atoms to calculate: attach the calculator (atoms.calc = "
+                             "calc) and ask the atoms (atoms.get_forces()), or pass them")
+        properties = ("energy",) if properties is None else properties
         positions = np.array(atoms.positions, dtype=float)
         cell = np.array(atoms.cell.array, dtype=float)
         numbers = np.array(atoms.numbers)

@@ -704,3 +704,48 @@ def test_morse_in_a_skewed_slab_equals_ase(jit):
     atoms.pbc = (True, True, False)
     atoms.rattle(0.03, seed=2)
     same(atoms, Calculator(energy, jit=jit), MorsePotential())
+
+
+# ----- the calculator as an object: files, copies, direct calls -----
+
+def lj_module_level(positions, cell, numbers):
+    return lj_nl()(positions, cell, numbers)
+
+
+@JIT
+def test_calculator_pickles_copies_and_writes_results(jit, tmp_path):
+    import copy
+    import pickle
+    from ase.io import Trajectory, read, write
+    atoms = argon(rattle=0.1)
+    atoms.calc = calc = Calculator(lj_module_level, jit=jit)
+    e, F, S = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    for other in (pickle.loads(pickle.dumps(calc)), copy.deepcopy(calc)):
+        assert other.jit == jit and other.results["energy"] == e        # results kept
+        b = atoms.copy()
+        b.positions[0, 0] += 0.05
+        same(b, other, ase_lj())
+    assert atoms.get_potential_energy() == e                 # the original is untouched
+    with Trajectory(str(tmp_path / "a.traj"), "w") as t:
+        t.write(atoms)
+    write(str(tmp_path / "a.extxyz"), atoms)
+    for name, tol in (("a.traj", 1e-14), ("a.extxyz", 1e-7)):     # (8 decimals)
+        b = read(str(tmp_path / name))
+        assert abs(b.get_potential_energy() - e) < tol
+        np.testing.assert_allclose(b.get_forces(), F, rtol=0, atol=tol)
+        np.testing.assert_allclose(b.get_stress(), S, rtol=0, atol=tol)
+
+
+def test_direct_calculate_calls():
+    atoms = argon()
+    calc = Calculator(lj_nl())
+    calc.calculate(atoms)                                     # ASE's default: energy
+    calc.calculate(atoms, None)
+    calc.calculate(atoms, ["energy", "forces", "stress"])
+    ref = atoms.copy()
+    ref.calc = ase_lj()
+    assert abs(calc.results["energy"] - ref.get_potential_energy()) < 1e-10
+    np.testing.assert_allclose(calc.results["stress"], ref.get_stress(), atol=1e-10)
+    lonely = Calculator(lj_nl(), atoms=atoms.copy())          # attached, nothing computed
+    with pytest.raises(ValueError, match="no atoms"):
+        lonely.get_potential_energy()
