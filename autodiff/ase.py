@@ -87,11 +87,11 @@ def all_pairs(positions, cell=None, pbc=None, cutoff=None):
     as :func:`minimum_image`, when periodic). ``sum(u(|d|))`` is then the pair energy with
     no double counting. ``i`` and ``j`` are read-only (kept between calls per atom count).
 
-    One image per pair is the periodic energy only for an interaction range below half the
-    cell's smallest width (the distance between opposite faces, ``V / |a × b|``): beyond
-    it a pair has several images in range and an atom sees its own. Give the energy's
-    ``cutoff`` to have that checked (a ``ValueError`` when it fails); use
-    :func:`neighbor_list` or a :class:`NeighborList` for small cells.
+    One image per pair is the periodic energy only for an interaction range at most half
+    the cell's shortest periodic translation: beyond it a pair may have several images in
+    range (and an atom see its own). Give the energy's ``cutoff`` to have that checked (a
+    ``ValueError`` when it fails); use :func:`neighbor_list` or a :class:`NeighborList`
+    for small cells.
     """
     n = len(positions)
     i, j, B = _pairs(n, _float_dtype(positions))
@@ -113,14 +113,23 @@ def _widths(h):
 
 
 def _check_cutoff(h, mask, cutoff):
-    # (on the values: a comparison, so a guard under ad.jit, not one on the cell's numbers)
-    half = 0.5 * np.min(_widths(data(h))[mask])
-    if not cutoff < half:
+    # (a comparison of a recorded call's value: a guard under ad.jit, not one on the cell)
+    shortest = lift(_shortest_period, h, mask)
+    if not 2 * cutoff <= shortest:
         raise ValueError(
             f"all_pairs keeps one image per pair, which is the periodic energy only for a "
-            f"cutoff below half the cell's smallest periodic width ({float(meta(half)):.6g} Å here); "
-            f"with cutoff {float(cutoff):.6g} some pairs have several images within range "
-            "(and atoms see their own): use neighbor_list or a NeighborList")
+            f"cutoff at most half the cell's shortest periodic translation "
+            f"({float(meta(shortest)):.6g} Å here); with cutoff {float(cutoff):.6g} some "
+            "pairs have several images within range (and atoms may see their own): use "
+            "neighbor_list or a NeighborList")
+
+
+def _shortest_period(h, mask):
+    """The length of the shortest lattice vector along the periodic directions (the first
+    of ASE's Minkowski-reduced basis)."""
+    from ase.geometry import minkowski_reduce
+    reduced, _ = minkowski_reduce(np.asarray(h, dtype=float), pbc=mask)
+    return np.asarray(np.min(np.sqrt(np.sum(reduced[mask] ** 2, axis=-1))))
 
 
 def _complete(cell, mask):

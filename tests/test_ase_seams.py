@@ -364,7 +364,7 @@ def test_small_cells_need_the_neighbor_list(jit):
             assert abs(a.get_potential_energy()) > 1e-3
         b = atoms.copy()
         b.calc = Calculator(lj_all_pairs(check=True), jit=jit)
-        with pytest.raises(ValueError, match="half the cell's smallest periodic width"):
+        with pytest.raises(ValueError, match="half the cell's shortest periodic translation"):
             b.get_potential_energy()
     r = np.zeros((1, 3))
     assert all_pairs(r, np.eye(3))[2].shape == (0, 3)
@@ -749,3 +749,36 @@ def test_direct_calculate_calls():
     lonely = Calculator(lj_nl(), atoms=atoms.copy())          # attached, nothing computed
     with pytest.raises(ValueError, match="no atoms"):
         lonely.get_potential_energy()
+
+
+@JIT
+def test_all_pairs_cutoff_check_is_exact_and_tilted_slabs_equal_ase(jit):
+    # the check is on the shortest periodic translation (2 rc at most), not on face
+    # distances: a slab with a tilted, non-periodic c vector keeps the 15.78 Å period
+    atoms = argon(n=(3, 3, 2), rattle=0.1)
+    c = atoms.cell.array.copy()
+    c[2] = [6.0, 4.0, 10.52]
+    atoms.set_cell(c, scale_atoms=True)
+    atoms.pbc = (True, True, False)
+    for e in (lj_all_pairs(check=True), lj_nl()):
+        a, _ = same(atoms, Calculator(e, jit=jit), ase_lj())
+        assert np.abs(a.get_stress()[3:]).max() > 1e-6
+    r = np.random.default_rng(0).uniform(0, 10, (5, 3))
+    fn = ad.jit(all_pairs, static_argnums=(2, 3)) if jit else all_pairs
+    fn(r, np.eye(3) * 10.0, True, 5.0)                      # 2 rc = the period: fine
+    with pytest.raises(ValueError, match="several images"):
+        fn(r, np.eye(3) * 10.0, True, 5.01)
+    skew = np.array([[10.0, 0, 0], [9.0, 4.0, 0], [0, 0, 10.0]])  # shortest: |b − a| ≈ 4.12
+    fn(r, skew, (True, False, True), 4.9)                   # b is not periodic
+    with pytest.raises(ValueError, match="several images"):
+        fn(r, skew, True, 2.1)
+    fn(r, skew, True, 2.0)
+
+
+def test_a_cell_only_energy_gives_its_pressure():
+    # E = p·det(h): σ = (1/|V|) ∂E/∂ε = p·sign(det h)·I, whatever the handedness
+    for h, sign in ((np.diag([5.0, 6, 7]), 1), (np.diag([5.0, 6, 7])[[1, 0, 2]], -1)):
+        a = Atoms("Ar", positions=[[0, 0, 0]], cell=h, pbc=True)
+        a.calc = Calculator(lambda r, h, z: 0.1 * np.linalg.det(h))
+        np.testing.assert_allclose(a.get_stress(), sign * np.array([0.1] * 3 + [0] * 3),
+                                   atol=1e-15)
