@@ -355,15 +355,8 @@ def _cutoff_pass():
     over the atoms and one over the pairs, against several NumPy passes); NumPy's where
     Numba is missing or switched off (``AUTODIFF_JIT_NUMBA=0``)."""
     if not _PASS:
-        import os
-        fn = _cutoff_pass_numpy
-        if os.environ.get("AUTODIFF_JIT_NUMBA", "1") != "0":
-            try:
-                import numba
-                fn = numba.njit(cache=True)(_cutoff_pass_loops)
-            except ImportError:     # pragma: no cover - numba is a core dependency
-                pass
-        _PASS.append(fn)
+        from .fusion import loops
+        _PASS.append(loops(_cutoff_pass_loops) or _cutoff_pass_numpy)
     return _PASS[0]
 
 

@@ -64,7 +64,7 @@ from .core import ufunc_table
 from .program import CALL, FUNC, GUARD, ITEM, GuardMiss, Slot, _same, reads
 from .program import fill as _fill
 
-__all__ = ["lower_fused", "groups", "kernels", "available", "gather"]
+__all__ = ["lower_fused", "groups", "kernels", "available", "gather", "loops"]
 
 #: Blocks of a sum: each is accumulated in a register, the blocks by NumPy's pairwise sum.
 BLOCK = 1024
@@ -816,6 +816,18 @@ def kernel(d, idx, out):
     for i in range(idx.size):
         out[i] = d[idx[i]]
 """
+
+
+def loops(fn):
+    """``fn``, a function of plain loops over arrays, compiled by Numba (cached on disk),
+    or ``None`` where Numba is missing or switched off (``AUTODIFF_JIT_NUMBA=0``): for
+    modules with one hot loop of their own (``autodiff.ase``'s neighbour-list check)."""
+    if not available():
+        return None
+    try:
+        return _numba().njit(cache=True, nogil=True)(fn)
+    except Exception:   # noqa: BLE001 - no kernel: the caller's NumPy version
+        return None
 
 
 def gather():
