@@ -218,13 +218,36 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     positions and cell so forces and stress flow through it; sum pair terms with a factor ½.
 
     The list itself is found from the primal values, so it is held fixed while
-    differentiating: exact wherever no pair crosses the cutoff. For repeated calls (MD,
-    relaxations) a :class:`NeighborList` keeps its list between calls.
+    differentiating: exact wherever no pair crosses the cutoff. Under ``ad.jit`` the search
+    is one recorded call that each replay runs again, as a :class:`NeighborList`'s is. For
+    repeated calls (MD, relaxations) a :class:`NeighborList` keeps its list between calls.
     """
-    i, j, S = _search(positions, cell, cutoff, _pbc(pbc), numbers)
+    mask = _pbc(pbc)
+    if recorded((positions, cell)):
+        return _replayed_pairs(positions, cell, lift(_listed, positions, cell, mask,
+                                                     float(cutoff)))
+    i, j, S = _search(positions, cell, cutoff, mask, numbers)
     dtype = _float_dtype(positions)
     B = _difference_matrix(i, j, len(positions), dtype)
     return i, j, _displacements(positions, cell, B, S.astype(dtype), i, j)
+
+
+def _listed(positions, cell, mask, cutoff):
+    """``neighbor_list``'s search on plain values: ``(i, j, S, B, Bᵀ)``."""
+    i, j, S = _search(positions, cell, cutoff, mask)
+    dtype = _float_dtype(positions)
+    B = _difference_matrix(i, j, len(positions), dtype)
+    return i, j, S.astype(dtype), B, B.T
+
+
+def _replayed_pairs(positions, cell, found):
+    """``(i, j, D)`` from a recorded search's ``(i, j, S, B, Bᵀ)``: program values, so a
+    replay reads the pairs of the configuration it is given, not those of its recording
+    (a replay with another pair count records again: the count is a shape)."""
+    i, j, S, B, BT = found
+    if len(i) == 0:
+        return i, j, positions[j] - positions[i] + S @ cell
+    return i, j, sparse_matmul_p(positions, matrix=B, core=2, transpose=BT) + S @ cell
 
 
 def _search(positions, cell, cutoff, mask, numbers=None):
@@ -271,14 +294,8 @@ class NeighborList:
         mask = _pbc(pbc)
         if recorded((positions, cell)):
             # Under ad.jit (``Calculator(jit=True)``): the list is found by one recorded
-            # call that each replay runs again on the new positions, so the program reads
-            # the pairs of the configuration it is given, not those of its recording (a
-            # replay with another pair count records again: the count is a shape).
-            i, j, S, B, BT = lift(self._pairs, positions, cell, mask)
-            if len(i) == 0:
-                return i, j, positions[j] - positions[i] + S @ cell
-            D = sparse_matmul_p(positions, matrix=B, core=2, transpose=BT)
-            return i, j, D + S @ cell
+            # call that each replay runs again on the new positions.
+            return _replayed_pairs(positions, cell, lift(self._pairs, positions, cell, mask))
         i, j, S, B = self._update(unbox(positions), unbox(cell), mask, _float_dtype(positions))
         return i, j, _displacements(positions, cell, B, S, i, j)
 
@@ -395,8 +412,8 @@ class Calculator(_ASECalculator):
     another count records again. Where that keeps happening (molecular dynamics, where a
     pair crosses the cutoff every few steps), the calculator runs eagerly for a while
     (``JIT_BACKOFF`` calls) before it tries the recordings again, so it is never much
-    slower than ``jit=False``. :func:`neighbor_list` searches with ASE on every call and
-    records every time: use a :class:`NeighborList` with ``jit=True``.
+    slower than ``jit=False``. :func:`neighbor_list`'s search is one recorded call too
+    (ASE's search at each replay); a :class:`NeighborList` keeps its list between calls.
     """
     #: ``jit=True``: when more than half of the last ``JIT_WINDOW`` calls recorded, the
     #: next ``JIT_BACKOFF`` calls run eagerly.

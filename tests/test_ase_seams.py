@@ -782,3 +782,58 @@ def test_a_cell_only_energy_gives_its_pressure():
         a.calc = Calculator(lambda r, h, z: 0.1 * np.linalg.det(h))
         np.testing.assert_allclose(a.get_stress(), sign * np.array([0.1] * 3 + [0] * 3),
                                    atol=1e-15)
+
+
+def test_jit_neighbor_list_replays_its_search():
+    # neighbor_list's search is one recorded call: a replay on moved atoms reads their
+    # pairs (ASE's numbers every step), and records again only for a new pair count
+    atoms = argon(n=2, rattle=0.1, seed=2)
+    atoms.set_momenta(np.random.default_rng(1).normal(0, 0.3, (len(atoms), 3)))
+    calc = Calculator(lj_nl(), jit=True)
+    a, b = atoms.copy(), atoms.copy()
+    a.calc, b.calc = calc, ase_lj()
+    counts = set()
+    for step in range(12):
+        VelocityVerlet(a, timestep=4 * units.fs).run(1)
+        VelocityVerlet(b, timestep=4 * units.fs).run(1)
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-10)
+        same(a, calc, ase_lj())
+        counts.add(len(neighbor_list(a.positions, a.cell.array, RC)[0]))
+    assert calc._sweep.recordings <= len(counts) < 12
+    f = ad.jit(lambda r, h: np.sum(neighbor_list(r, h, 4.0)[2] ** 2))
+    r, h = atoms.positions, atoms.cell.array
+    for k in range(3):
+        moved = r + 0.01 * k
+        D = neighbor_list(moved, h, 4.0)[2]
+        assert abs(f(moved, h) - np.sum(D ** 2)) < 1e-9
+        np.testing.assert_allclose(ad.grad(f)(moved, h), ad.grad(
+            lambda r: np.sum(neighbor_list(r, h, 4.0)[2] ** 2))(moved), atol=1e-10)
+    assert f.recordings == 1
+
+
+@JIT
+def test_a_value_dependent_refusal_mid_run(jit):
+    # a refusal decided on the values (a guard under jit) raises where it applies and
+    # the calculator goes on with ASE's numbers afterwards
+    inner = lj_verlet()
+
+    def energy(positions, cell, numbers):
+        i, j, D = inner.nl(positions, cell)
+        r2 = np.sum(D * D, axis=-1)
+        if np.any(r2 < 2.0 ** 2):
+            raise ValueError("atoms overlap")
+        return 0.5 * np.sum(lj_pair(r2))
+
+    atoms = argon(n=2, rattle=0.05)
+    calc = Calculator(energy, jit=jit)
+    for step in range(6):
+        a = atoms.copy()
+        if step == 3:
+            a.positions[1] = a.positions[0] + [1.0, 0.0, 0.0]
+        a.calc = calc
+        if step == 3:
+            with pytest.raises(ValueError, match="overlap"):
+                a.get_forces()
+        else:
+            same(a, calc, ase_lj())
+        atoms.positions[5, 0] += 0.01
