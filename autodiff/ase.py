@@ -77,7 +77,7 @@ def minimum_image(d, cell, pbc=None):
     mask = _pbc(pbc)
     if not mask.any():
         return d
-    h = _complete(cell, mask)
+    h = _complete(_cell(cell), mask)
     s = d @ np.linalg.inv(h)
     return (s - _image_shift(s, h, mask)) @ h
 
@@ -98,7 +98,7 @@ def all_pairs(positions, cell=None, pbc=None, cutoff=None):
     mask = _pbc(pbc) if cell is not None else np.zeros(3, bool)
     if not mask.any():
         return i, j, _differences(B, i, j, positions)
-    h = _complete(cell, mask)
+    h = _complete(_cell(cell), mask)
     if cutoff is not None:
         _check_cutoff(h, mask, cutoff)
     # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
@@ -130,6 +130,21 @@ def _shortest_period(h, mask):
     from ase.geometry import minkowski_reduce
     reduced, _ = minkowski_reduce(np.asarray(h, dtype=float), pbc=mask)
     return np.asarray(np.min(np.sqrt(np.sum(reduced[mask] ** 2, axis=-1))))
+
+
+def _cell(cell):
+    """A plain cell as ASE reads one (3 × 3 rows, three lengths, or lengths and angles, an
+    ``ase.cell.Cell``) as a 3 × 3 array; a tracked one must be 3 × 3."""
+    if meta(cell) is cell:
+        c = np.asarray(cell)
+        if c.shape != (3, 3):
+            from ase.cell import Cell
+            c = Cell.new(c).array
+        return c
+    if np.shape(meta(cell)) != (3, 3):
+        raise ValueError(f"a tracked cell must be 3 × 3 (rows a, b, c), got shape "
+                         f"{np.shape(meta(cell))}")
+    return cell
 
 
 def _complete(cell, mask):
@@ -222,7 +237,7 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     is one recorded call that each replay runs again, as a :class:`NeighborList`'s is. For
     repeated calls (MD, relaxations) a :class:`NeighborList` keeps its list between calls.
     """
-    mask = _pbc(pbc)
+    mask, cell = _pbc(pbc), _cell(cell)
     if recorded((positions, cell)):
         return _replayed_pairs(positions, cell, lift(_listed, positions, cell, mask,
                                                      float(cutoff)))
@@ -291,7 +306,7 @@ class NeighborList:
         self.rebuilds = 0
 
     def __call__(self, positions, cell, pbc=None):
-        mask = _pbc(pbc)
+        mask, cell = _pbc(pbc), _cell(cell)
         if recorded((positions, cell)):
             # Under ad.jit (``Calculator(jit=True)``): the list is found by one recorded
             # call that each replay runs again on the new positions.

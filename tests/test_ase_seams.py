@@ -837,3 +837,18 @@ def test_a_value_dependent_refusal_mid_run(jit):
         else:
             same(a, calc, ase_lj())
         atoms.positions[5, 0] += 0.01
+
+
+def test_helpers_take_a_cell_as_ase_does():
+    # an ase.cell.Cell, nested lists, three lengths, lengths and angles: ASE's forms
+    atoms = argon(n=2)
+    r, h = atoms.positions, atoms.cell.array
+    want = [all_pairs(r, h)[2], minimum_image(r[:3] - r[5], h),
+            neighbor_list(r, h, 4.0)[2], NeighborList(4.0)(r, h)[2]]
+    for cell in (atoms.cell, h.tolist(), [10.52] * 3, [10.52] * 3 + [90] * 3):
+        got = [all_pairs(r, cell)[2], minimum_image(r[:3] - r[5], cell),
+               neighbor_list(r, cell, 4.0)[2], NeighborList(4.0)(r, cell)[2]]
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="3 × 3"):
+        ad.grad(lambda c: np.sum(minimum_image(r[:3], c)))(np.full(3, 10.52))
