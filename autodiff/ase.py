@@ -107,7 +107,8 @@ def all_pairs(positions, cell=None, pbc=None, cutoff=None):
 
 
 def _widths(h):
-    """The distances between opposite faces of the cell ``h`` (rows): ``V / |b × c|``..."""
+    """The distances between opposite faces of the cell ``h`` (rows a, b, c):
+    ``|V| / |b × c|``, ``|V| / |c × a|``, ``|V| / |a × b|``."""
     cross = np.cross(h[[1, 2, 0]], h[[2, 0, 1]])
     return np.abs(np.linalg.det(h)) / np.sqrt(np.sum(cross * cross, axis=-1))
 
@@ -177,6 +178,9 @@ def _image_shift(s, h, mask):
 
 
 def _nearest_shift(s, h, mask):
+    """``_image_shift`` on plain values. In a skewed cell ``round(s)`` can leave an image
+    ``d = (s − n) h`` longer than the nearest: those are found by ASE's ``find_mic`` and
+    ``n`` is corrected by the integer ``(d − d_mic) h⁻¹``."""
     g = h @ h.T
     if np.all(np.abs(g - g * np.eye(3)) <= 1e-12 * np.max(np.abs(g))):
         shift = np.round(s)
