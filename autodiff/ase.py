@@ -501,6 +501,12 @@ class Calculator(_ASECalculator):
             raise TypeError(f"the energy must return a scalar (a float or a 0-d array), "
                             f"got an array of shape {np.shape(meta(out))}; sum it, or "
                             "index a single element")
+        kind = np.result_type(meta(out)).kind
+        if kind in "iu":        # a constant (integers carry no derivative): zero forces
+            return float(out)
+        if kind != "f":
+            raise TypeError(f"the energy must be real (eV), got a {np.result_type(meta(out))}"
+                            " value")
         return out
 
     def _strained(self, positions, strain, cell, numbers, pbc):

@@ -159,7 +159,8 @@ def test_results_are_invalidated_by_every_change(jit):
     assert not calc.check_state(atoms)
 
 
-@pytest.mark.parametrize("ret", ["0-d array", "float", "float64", "float32 0-d", "python"])
+@pytest.mark.parametrize("ret", ["0-d array", "float", "float64", "float32 0-d", "python",
+                                 "int"])
 @JIT
 def test_energy_may_return_a_float_or_a_0d_array(ret, jit):
     def energy(positions, cell, numbers):
@@ -173,6 +174,8 @@ def test_energy_may_return_a_float_or_a_0d_array(ret, jit):
             return np.float64(2.5)                 # a constant: zero forces and stress
         if ret == "float32 0-d":
             return np.asarray(2.5, dtype=np.float32)
+        if ret == "int":
+            return 2                                          # a constant integer energy
         return 2.5
     atoms = argon(n=1, rattle=0.2)
     atoms.calc = Calculator(energy, jit=jit)
@@ -185,7 +188,7 @@ def test_energy_may_return_a_float_or_a_0d_array(ret, jit):
         same(atoms, atoms.calc, ref.calc, tol=1e-13)
         assert np.abs(F).max() > 1e-6
     else:
-        assert e == 2.5
+        assert e == (2.0 if ret == "int" else 2.5)
         np.testing.assert_array_equal(F, np.zeros((4, 3)))
         np.testing.assert_array_equal(S, np.zeros(6))
         assert not np.signbit(F).any()                          # no −0.0
@@ -200,6 +203,11 @@ def test_a_non_scalar_or_nonfinite_energy_is_refused_by_name(jit):
     atoms.calc = Calculator(lambda r, h, z: np.sum(r ** 2).reshape(1), jit=jit)
     with pytest.raises(TypeError, match="shape \\(1,\\)"):
         atoms.get_forces()
+    for energy in (lambda r, h, z: True, lambda r, h, z: 1j * np.sum(r),
+                   lambda r, h, z: np.complex128(1.0)):
+        atoms.calc = Calculator(energy, jit=jit)
+        with pytest.raises(TypeError, match="energy must be real"):
+            atoms.get_potential_energy()
     atoms.calc = Calculator(lambda r, h, z: np.sum(np.log(r[:, 0] - r[0, 0])), jit=jit)
     with np.errstate(divide="ignore", invalid="ignore"):
         with pytest.raises(FloatingPointError, match="energy is"):
