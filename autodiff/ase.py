@@ -90,8 +90,9 @@ def all_pairs(positions, cell=None, pbc=None, cutoff=None):
     One image per pair is the periodic energy only for an interaction range at most half
     the cell's shortest periodic translation: beyond it a pair may have several images in
     range (and an atom see its own). Give the energy's ``cutoff`` to have that checked (a
-    ``ValueError`` when it fails); use :func:`neighbor_list` or a :class:`NeighborList`
-    for small cells.
+    ``ValueError`` when it fails; in a skewed cell, pairs beyond it may then keep a
+    farther image, which such an energy ignores); use :func:`neighbor_list` or a
+    :class:`NeighborList` for small cells.
     """
     n = len(positions)
     i, j, B = _pairs(n, _float_dtype(positions))
@@ -103,7 +104,7 @@ def all_pairs(positions, cell=None, pbc=None, cutoff=None):
         _check_cutoff(h, mask, cutoff)
     # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
     ds = _differences(B, i, j, positions @ np.linalg.inv(h))
-    return i, j, (ds - _image_shift(ds, h, mask)) @ h
+    return i, j, (ds - _image_shift(ds, h, mask, cutoff)) @ h
 
 
 def _widths(h):
@@ -169,39 +170,61 @@ def _completion(cell, mask):
     return (complete_cell(c) - c).astype(c.dtype)
 
 
-def _image_shift(s, h, mask):
+def _image_shift(s, h, mask, reach=None):
     """The integer shifts ``n`` (as floats, ``s``'s dtype) that take fractional
     displacements ``s`` to their nearest image ``(s − n) h``, from the plain values (one
     recorded call under ``ad.jit``, which each replay runs again). Rounding is exact when
-    the cell's vectors are orthogonal; in a skewed cell the rounded images are corrected."""
-    return lift(_nearest_shift, s, h, mask)
+    the cell's vectors are orthogonal; in a skewed cell the rounded images are corrected
+    (those within ``reach`` only, when given: farther ones may keep a farther image)."""
+    return lift(_nearest_shift, s, h, mask, np.inf if reach is None else float(reach))
 
 
-def _nearest_shift(s, h, mask):
+def _nearest_shift(s, h, mask, reach):
     """``_image_shift`` on plain values. In a skewed cell ``round(s)`` can leave an image
-    ``d = (s − n) h`` longer than the nearest: those are found by ASE's ``find_mic`` and
-    ``n`` is corrected by the integer ``(d − d_mic) h⁻¹``."""
+    ``d = (s − n) h`` longer than the nearest one, but only when ``|d|`` exceeds half the
+    cell's smallest width ``w`` (another image differs by a lattice vector, at least ``w``
+    long): those are searched among the 27 neighbours in a Minkowski-reduced basis, where
+    the nearest image lies, and ``n`` is corrected by the integer ``(d − d_min) h⁻¹``.
+    Nothing needs correcting when ``reach ≤ w/2``: an image that near is the rounded one."""
     g = h @ h.T
     if np.all(np.abs(g - g * np.eye(3)) <= 1e-12 * np.max(np.abs(g))):
         shift = np.round(s)
         return shift if mask.all() else np.where(mask, shift, 0.0).astype(s.dtype)
     n = np.where(mask, np.round(s), 0.0).astype(s.dtype)
-    if not len(n):
-        return n
     hf = np.asarray(h, dtype=float)
+    half = 0.5 * np.min(_widths(hf)[mask])
+    if not len(n) or reach <= half:
+        return n
     flat = n.reshape(-1, 3)
     d = (s.reshape(-1, 3) - flat) @ hf
-    # Any image shorter than half the smallest width is the nearest (another differs by a
-    # lattice vector, at least that width long); only the longer ones may have a nearer one.
-    half = 0.5 * np.min(_widths(hf)[mask])
     far = np.flatnonzero(np.einsum("pi,pi->p", d, d) > half * half)
     if len(far):
-        from ase.geometry import find_mic
-        v, _ = find_mic(d[far], hf, mask)
+        v = _nearest_images(d[far], hf, mask)
         better = np.sum(v * v, axis=-1) < np.sum(d[far] ** 2, axis=-1) * (1 - 1e-12)
         far, v = far[better], v[better]
         flat[far] += np.round((d[far] - v) @ np.linalg.inv(hf))
     return n
+
+
+def _nearest_images(d, h, mask):
+    """The nearest periodic images of the vectors ``d`` (rows): wrapped in a
+    Minkowski-reduced basis (ASE's ``minkowski_reduce``) of the periodic lattice, then the
+    shortest of the wrapped vector and its 26 neighbours (or 8, or 2, with fewer periodic
+    directions: the Voronoi-relevant vectors lie among them)."""
+    from ase.geometry import minkowski_reduce
+    R, _ = minkowski_reduce(h, pbc=mask)
+    if not mask.all():
+        # Non-periodic rows orthogonal to the periodic ones: wrapping then rounds the
+        # orthogonal projection onto the periodic lattice, not an oblique one.
+        q, _ = np.linalg.qr(R[mask].T, mode="complete")
+        R = R.copy()
+        R[~mask] = q[:, mask.sum():].T
+    s = d @ np.linalg.inv(R)
+    d0 = (s - np.where(mask, np.round(s), 0.0)) @ R
+    k = np.array(np.meshgrid(*[[-1, 0, 1] if p else [0] for p in mask], indexing="ij"))
+    x = d0[None] + (k.reshape(3, -1).T @ R)[:, None]         # (neighbours, vectors, 3)
+    best = np.argmin(np.einsum("kvi,kvi->kv", x, x), axis=0)
+    return x[best, np.arange(len(d))]
 
 
 def _float_dtype(x):

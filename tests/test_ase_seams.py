@@ -313,9 +313,14 @@ def test_minimum_image_is_the_nearest_image_in_skewed_cells(kind, pbc, jit):
     d = rng.uniform(-15, 15, (400, 3))
     fn = ad.jit(minimum_image, static_argnums=(2,)) if jit else minimum_image
     got = fn(d, h, pbc)
-    want, _ = find_mic(d, h, pbc)
-    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(want, axis=1),
-                               rtol=1e-12)
+    # the nearest image by brute force (ASE's find_mic misses some with mixed pbc)
+    per = np.broadcast_to(pbc, 3)
+    k = np.array(np.meshgrid(*[range(-9, 10) if p else [0] for p in per], indexing="ij"))
+    images = d[:, None] - (k.reshape(3, -1).T @ h)[None]
+    want = np.min(np.linalg.norm(images, axis=-1), axis=1)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), want, rtol=1e-12)
+    if per.all():
+        np.testing.assert_allclose(want, find_mic(d, h, pbc)[1], rtol=1e-12)
     # an image of d: d − got is a lattice vector of the periodic directions
     n = (d - got) @ np.linalg.inv(h)
     np.testing.assert_allclose(n, np.round(n), atol=1e-9)
@@ -860,3 +865,25 @@ def test_helpers_take_a_cell_as_ase_does():
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="3 × 3"):
         ad.grad(lambda c: np.sum(minimum_image(r[:3], c)))(np.full(3, 10.52))
+
+
+@pytest.mark.parametrize("pbc", [True, (True, False, True)])
+@JIT
+def test_all_pairs_takes_the_nearest_image_in_skewed_cells(pbc, jit):
+    h = skewed_cell("strong") * 1.5
+    r = np.random.default_rng(8).uniform(0, 1, (30, 3)) @ h
+    i, j = np.triu_indices(30, 1)
+    want = minimum_image(r[j] - r[i], h, pbc)
+    fn = ad.jit(all_pairs, static_argnums=(2, 3)) if jit else all_pairs
+    np.testing.assert_allclose(np.linalg.norm(fn(r, h, pbc)[2], axis=1),
+                               np.linalg.norm(want, axis=1), rtol=1e-12)
+    # with the energy's cutoff, the pairs within it are the nearest images
+    rc = 0.5 * min(abs(np.linalg.det(h)) / np.linalg.norm(np.cross(h[(k + 1) % 3],
+                                                                   h[(k + 2) % 3]))
+                   for k in range(3))
+    d = fn(r, h, pbc, rc)[2]
+    near = np.linalg.norm(want, axis=1) < rc
+    assert near.sum() > 10
+    np.testing.assert_allclose(np.linalg.norm(d[near], axis=1),
+                               np.linalg.norm(want[near], axis=1), rtol=1e-12)
+    assert np.all(np.linalg.norm(d[~near], axis=1) >= rc * (1 - 1e-12))
