@@ -44,7 +44,7 @@ except ImportError as e:  # pragma: no cover - exercised only without ASE
                       "(or pip install ase)") from e
 
 from .api import value_and_grad
-from .boxes import data, lift, meta, recorded, unbox
+from .boxes import lift, meta, recorded, unbox
 from .ops.sparse import sparse_matmul_p
 from .tracing import jit as _jit
 

@@ -11,7 +11,7 @@ import pytest
 
 ase = pytest.importorskip("ase")
 from ase import Atoms, units  # noqa: E402
-from ase.build import bulk, molecule  # noqa: E402
+from ase.build import bulk  # noqa: E402
 from ase.calculators.calculator import PropertyNotImplementedError  # noqa: E402
 from ase.calculators.emt import EMT, beta as EMT_BETA  # noqa: E402
 from ase.calculators.lj import LennardJones  # noqa: E402
