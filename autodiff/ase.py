@@ -10,10 +10,12 @@ with respect to the positions ``R`` and the strain ``ε`` at ``ε = 0`` in one r
     forces  F = −∂E/∂R,        stress  σ = (1/V) ∂E/∂ε   (ASE's sign, Voigt xx yy zz yz xz xy).
 
 Periodic energies are written with the helpers here: :func:`minimum_image` (displacements
-folded into the cell), :func:`all_pairs` (every pair once, minimum image) and
-:func:`neighbor_list` (ASE's own neighbour list, every pair in both directions, with the
-displacement vectors rebuilt differentiably from positions and cell). Inside a calculation
-the helpers take the atoms' ``pbc`` unless given one.
+folded to their nearest image, in any cell), :func:`all_pairs` (every pair once, nearest
+image: the periodic energy for a range up to half the shortest period, which
+``cutoff=`` checks) and :func:`neighbor_list` (ASE's own neighbour list, every pair in
+both directions, with the displacement vectors rebuilt differentiably from positions and
+cell: right for any cell and range). Inside a calculation the helpers take the atoms'
+``pbc`` unless given one.
 
 >>> import numpy as np
 >>> from ase.build import bulk
