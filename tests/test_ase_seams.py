@@ -278,11 +278,12 @@ def test_mixed_and_missing_periodicity_equal_ase(case, energy, jit):
     same(atoms, Calculator(e, jit=jit), ase_lj())
 
 
-def test_a_zero_cell_vector_along_a_periodic_direction_is_refused():
+@JIT
+def test_a_zero_cell_vector_along_a_periodic_direction_is_refused(jit):
     # (ASE's own neighbour list would search it as a unit vector: nonsense pairs)
     atoms = Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]], pbc=True)
     for e in (lj_nl(), lj_verlet(), lj_all_pairs()):
-        atoms.calc = Calculator(e)
+        atoms.calc = Calculator(e, jit=jit)
         with pytest.raises(ValueError, match="cell vector.*zero"):
             atoms.get_potential_energy()
     with pytest.raises(ValueError, match="cell vector"):
@@ -788,11 +789,12 @@ def test_all_pairs_cutoff_check_is_exact_and_tilted_slabs_equal_ase(jit):
     fn(r, skew, True, 2.0)
 
 
-def test_a_cell_only_energy_gives_its_pressure():
+@JIT
+def test_a_cell_only_energy_gives_its_pressure(jit):
     # E = p·det(h): σ = (1/|V|) ∂E/∂ε = p·sign(det h)·I, whatever the handedness
     for h, sign in ((np.diag([5.0, 6, 7]), 1), (np.diag([5.0, 6, 7])[[1, 0, 2]], -1)):
         a = Atoms("Ar", positions=[[0, 0, 0]], cell=h, pbc=True)
-        a.calc = Calculator(lambda r, h, z: 0.1 * np.linalg.det(h))
+        a.calc = Calculator(lambda r, h, z: 0.1 * np.linalg.det(h), jit=jit)
         np.testing.assert_allclose(a.get_stress(), sign * np.array([0.1] * 3 + [0] * 3),
                                    atol=1e-15)
 
