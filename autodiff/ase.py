@@ -32,6 +32,7 @@ cell: right for any cell and range). Inside a calculation the helpers take the a
 import collections
 import contextvars
 import functools
+import threading
 
 import numpy as np
 import scipy.sparse as _sps
@@ -333,6 +334,14 @@ class NeighborList:
         self.cutoff, self.skin = float(cutoff), float(skin)
         self._key = self._kept = None
         self.rebuilds = 0
+        self._lock = threading.Lock()   # one list, shared by calculators in threads
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __call__(self, positions, cell, pbc=None):
         mask, cell = _pbc(pbc), _cell(cell)
@@ -349,6 +358,10 @@ class NeighborList:
     def _update(self, positions, cell, mask, dtype, transposed=False):
         """The pairs within the cutoff at these plain positions: ``(i, j, S, B)``, and
         ``Bᵀ`` after them when ``transposed``."""
+        with self._lock:
+            return self._update_locked(positions, cell, mask, dtype, transposed)
+
+    def _update_locked(self, positions, cell, mask, dtype, transposed):
         r = np.ascontiguousarray(positions, dtype=float)
         h = np.ascontiguousarray(cell, dtype=float)
         key = (len(r), h.tobytes(), mask.tobytes())

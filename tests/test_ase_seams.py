@@ -889,3 +889,49 @@ def test_all_pairs_takes_the_nearest_image_in_skewed_cells(pbc, jit):
     np.testing.assert_allclose(np.linalg.norm(d[near], axis=1),
                                np.linalg.norm(want[near], axis=1), rtol=1e-12)
     assert np.all(np.linalg.norm(d[~near], axis=1) >= rc * (1 - 1e-12))
+
+
+@JIT
+def test_one_neighbor_list_shared_by_calculators_in_two_threads(jit):
+    # one energy (and its NeighborList) behind two calculators in two threads: the list
+    # is updated under a lock, so each structure gets its own pairs (rebuilt as needed)
+    import pickle
+    import sys
+    e = lj_verlet()
+    rng = np.random.default_rng(0)
+    jobs = [(argon(n=2, rattle=0.1, seed=k), rng.normal(0, 0.02, (15, 32, 3)))
+            for k in range(2)]
+    results, errors = {}, []
+
+    def run(k):
+        try:
+            a = jobs[k][0].copy()
+            a.calc = Calculator(e, jit=jit)
+            out = []
+            for m in jobs[k][1]:
+                a.positions += m
+                out.append((a.get_potential_energy(), a.get_forces()))
+            results[k] = out
+        except Exception as exc:        # pragma: no cover - reported below
+            errors.append(exc)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors
+    for k, (atoms, moves) in enumerate(jobs):
+        a = atoms.copy()
+        a.calc = ase_lj()
+        for m, (en, F) in zip(moves, results[k]):
+            a.positions += m
+            assert abs(en - a.get_potential_energy()) < 1e-10
+            np.testing.assert_allclose(F, a.get_forces(), rtol=0, atol=1e-10)
+    nl = pickle.loads(pickle.dumps(e.nl))                   # (the lock is not pickled)
+    r, h = jobs[0][0].positions, jobs[0][0].cell.array
+    np.testing.assert_array_equal(nl(r, h)[2], e.nl(r, h)[2])
