@@ -47,7 +47,7 @@ except ImportError as e:  # pragma: no cover - exercised only without ASE
                       "(or pip install ase)") from e
 
 from .api import value_and_grad
-from .boxes import lift, meta, recorded, unbox
+from .boxes import data, lift, meta, recorded, unbox
 from .ops.sparse import sparse_matmul_p
 from .tracing import jit as _jit
 
@@ -80,9 +80,9 @@ def minimum_image(d, cell, pbc=None):
     mask = _pbc(pbc)
     if not mask.any():
         return d
-    h = _complete(_cell(cell), mask)
+    h, orthogonal = _complete(_cell(cell), mask)
     s = d @ np.linalg.inv(h)
-    return (s - _image_shift(s, h, mask)) @ h
+    return (s - _image_shift(s, h, mask, orthogonal)) @ h
 
 
 def all_pairs(positions, cell=None, pbc=None, cutoff=None):
@@ -102,12 +102,12 @@ def all_pairs(positions, cell=None, pbc=None, cutoff=None):
     mask = _pbc(pbc) if cell is not None else np.zeros(3, bool)
     if not mask.any():
         return i, j, _differences(B, i, j, positions)
-    h = _complete(_cell(cell), mask)
+    h, orthogonal = _complete(_cell(cell), mask)
     if cutoff is not None:
         _check_cutoff(h, mask, cutoff)
     # In fractional coordinates, per atom: one n × 3 product instead of one per pair.
     ds = _differences(B, i, j, positions @ np.linalg.inv(h))
-    return i, j, (ds - _image_shift(ds, h, mask, cutoff)) @ h
+    return i, j, (ds - _image_shift(ds, h, mask, orthogonal, cutoff)) @ h
 
 
 def _widths(h):
@@ -153,12 +153,24 @@ def _cell(cell):
 
 
 def _complete(cell, mask):
-    """``cell`` with its zero vectors completed (ASE's ``complete_cell``) where the
-    direction is not periodic, so it can be inverted; a constant added, so derivatives
-    still flow to the given rows."""
-    if not recorded(cell) and np.asarray(meta(cell)).any(1).all():
-        return cell                     # (the common case, eagerly: nothing to complete)
-    return cell + lift(_completion, cell, mask)
+    """``(h, orthogonal)``: ``cell`` with its zero vectors completed (ASE's
+    ``complete_cell``) where the direction is not periodic, so it can be inverted (a
+    constant added: derivatives still flow to the given rows), and under ``ad.jit``
+    whether its rows are orthogonal (one recorded call and a guard decide both; ``None``
+    eagerly, where the shift decides on the values)."""
+    if not recorded(cell):
+        c = np.asarray(meta(cell))
+        return (cell if c.any(1).all() else cell + _completion(c, mask)), None
+    kind = int(lift(_cell_kind, cell, mask))
+    return (cell if kind < 2 else cell + lift(_completion, cell, mask)), kind % 2 == 0
+
+
+def _cell_kind(cell, mask):
+    """2 × (a vector needs completing) + (its rows are not orthogonal)."""
+    c = np.asarray(cell)
+    full = c.any(1).all()
+    h = c if full else c + _completion(c, mask)
+    return np.asarray(2 * (not full) + (not _orthogonal(h)))
 
 
 def _completion(cell, mask):
@@ -173,13 +185,24 @@ def _completion(cell, mask):
     return (complete_cell(c) - c).astype(c.dtype)
 
 
-def _image_shift(s, h, mask, reach=None):
+def _image_shift(s, h, mask, orthogonal, reach=None):
     """The integer shifts ``n`` (as floats, ``s``'s dtype) that take fractional
-    displacements ``s`` to their nearest image ``(s − n) h``, from the plain values (one
-    recorded call under ``ad.jit``, which each replay runs again). Rounding is exact when
-    the cell's vectors are orthogonal; in a skewed cell the rounded images are corrected
-    (those within ``reach`` only, when given: farther ones may keep a farther image)."""
+    displacements ``s`` to their nearest image ``(s − n) h``. Rounding is exact when the
+    cell's vectors are orthogonal (under ``ad.jit`` it stays in the program, where the
+    fused backend joins it to the elementwise work around it); in a skewed cell the
+    rounded images are corrected (those within ``reach`` only, when given: farther ones
+    may keep a farther image), from the plain values (one recorded call under ``ad.jit``,
+    which each replay runs again)."""
+    if orthogonal:
+        shift = np.round(data(s))
+        return shift if mask.all() else np.where(mask, shift, 0.0)
     return lift(_nearest_shift, s, h, mask, np.inf if reach is None else float(reach))
+
+
+def _orthogonal(h):
+    """Whether the rows of ``h`` are mutually orthogonal (to round-off)."""
+    g = h @ h.T
+    return np.all(np.abs(g - g * np.eye(3)) <= 1e-12 * np.max(np.abs(g)))
 
 
 def _nearest_shift(s, h, mask, reach):
@@ -189,8 +212,7 @@ def _nearest_shift(s, h, mask, reach):
     long): those are searched among the 27 neighbours in a Minkowski-reduced basis, where
     the nearest image lies, and ``n`` is corrected by the integer ``(d − d_min) h⁻¹``.
     Nothing needs correcting when ``reach ≤ w/2``: an image that near is the rounded one."""
-    g = h @ h.T
-    if np.all(np.abs(g - g * np.eye(3)) <= 1e-12 * np.max(np.abs(g))):
+    if _orthogonal(h):
         shift = np.round(s)
         return shift if mask.all() else np.where(mask, shift, 0.0).astype(s.dtype)
     n = np.where(mask, np.round(s), 0.0).astype(s.dtype)
