@@ -935,3 +935,22 @@ def test_one_neighbor_list_shared_by_calculators_in_two_threads(jit):
     nl = pickle.loads(pickle.dumps(e.nl))                   # (the lock is not pickled)
     r, h = jobs[0][0].positions, jobs[0][0].cell.array
     np.testing.assert_array_equal(nl(r, h)[2], e.nl(r, h)[2])
+
+
+def test_one_jitted_all_pairs_across_cell_kinds():
+    # orthogonal (rounding in the program), skewed (corrected), a zero vector along a
+    # non-periodic direction (completed): a guard tells them apart, each value is right
+    f = ad.jit(lambda r, h: all_pairs(r, h, (True, True, False))[2])
+    g = ad.jit(ad.grad(lambda r, h: np.sum(np.sin(all_pairs(r, h, (True, True, False))[2])),
+                       argnums=(0, 1)))
+    r = np.random.default_rng(3).uniform(0, 6, (9, 3))
+    cells = [np.diag([6.0, 6.5, 7.0]), skewed_cell("strong"), np.diag([6.0, 6.5, 0.0]),
+             np.diag([6.2, 6.5, 7.0]), skewed_cell("triclinic")]
+    for h in cells + cells[::-1]:
+        want = all_pairs(r, h, (True, True, False))[2]
+        np.testing.assert_allclose(f(r, h), want, rtol=0, atol=1e-12)
+        gw = ad.grad(lambda r, h: np.sum(np.sin(all_pairs(r, h, (True, True, False))[2])),
+                     argnums=(0, 1))(r, h)
+        for a, b in zip(g(r, h), gw):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert f.recordings <= 3
