@@ -283,6 +283,8 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     """ASE's neighbour list within ``cutoff``: ``(i, j, D)``, every pair in both directions
     (ASE's ``neighbor_list("ijS", ...)``), ``D = r_j − r_i + S h`` rebuilt from the tracked
     positions and cell so forces and stress flow through it; sum pair terms with a factor ½.
+    ``cutoff`` takes ASE's forms: one distance, per-atom radii (a pair when closer than
+    ``r_i + r_j``), or a dict ``{(Z_i, Z_j): distance}``, which needs ``numbers``.
 
     The list itself is found from the primal values, so it is held fixed while
     differentiating: exact wherever no pair crosses the cutoff. Under ``ad.jit`` the search
@@ -290,18 +292,22 @@ def neighbor_list(positions, cell, cutoff, pbc=None, numbers=None):
     repeated calls (MD, relaxations) a :class:`NeighborList` keeps its list between calls.
     """
     mask, cell = _pbc(pbc), _cell(cell)
+    if isinstance(cutoff, dict) and numbers is None:
+        raise ValueError("a cutoff per pair of species needs numbers=")
+    cutoff = cutoff if isinstance(cutoff, dict) or np.ndim(cutoff) else float(cutoff)
     if recorded((positions, cell)):
-        return _replayed_pairs(positions, cell, lift(_listed, positions, cell, mask,
-                                                     float(cutoff)))
+        search = functools.partial(_listed, mask=mask, cutoff=cutoff)
+        return _replayed_pairs(positions, cell, lift(search, positions, cell) if numbers
+                               is None else lift(search, positions, cell, numbers))
     i, j, S = _search(positions, cell, cutoff, mask, numbers)
     dtype = _float_dtype(positions)
     B = _difference_matrix(i, j, len(positions), dtype)
     return i, j, _displacements(positions, cell, B, S.astype(dtype), i, j)
 
 
-def _listed(positions, cell, mask, cutoff):
+def _listed(positions, cell, numbers=None, *, mask, cutoff):
     """``neighbor_list``'s search on plain values: ``(i, j, S, B, Bᵀ)``."""
-    i, j, S = _search(positions, cell, cutoff, mask)
+    i, j, S = _search(positions, cell, cutoff, mask, numbers)
     dtype = _float_dtype(positions)
     B = _difference_matrix(i, j, len(positions), dtype)
     return i, j, S.astype(dtype), B, B.T
@@ -323,7 +329,9 @@ def _search(positions, cell, cutoff, mask, numbers=None):
     _completion(h, mask)        # (ASE would search a zero periodic vector as a unit one)
     atoms = Atoms(numbers=np.ones(len(r), int) if numbers is None else unbox(numbers),
                   positions=r, cell=h, pbc=mask)
-    return _ase_neighbor_list("ijS", atoms, float(cutoff))
+    if not isinstance(cutoff, dict):
+        cutoff = np.asarray(cutoff, dtype=float) if np.ndim(cutoff) else float(cutoff)
+    return _ase_neighbor_list("ijS", atoms, cutoff)
 
 
 def _differences(B, i, j, x):

@@ -954,3 +954,32 @@ def test_one_jitted_all_pairs_across_cell_kinds():
         for a, b in zip(g(r, h), gw):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     assert f.recordings <= 3
+
+
+@JIT
+def test_neighbor_list_takes_ases_cutoff_forms(jit):
+    from ase.neighborlist import neighbor_list as ase_neighbor_list
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.numbers[::3] = 79
+    atoms.rattle(0.05, seed=2)
+    r, h, z = atoms.positions, atoms.cell.array, atoms.numbers
+    forms = (3.0, np.where(z == 79, 1.6, 1.3),
+             {(29, 29): 2.6, (29, 79): 3.0, (79, 79): 3.2})
+    for cutoff in forms:
+        i, j, S = ase_neighbor_list("ijS", atoms, cutoff)
+
+        def energy(r, h, cutoff=cutoff):
+            return np.sum(np.exp(-neighbor_list(r, h, cutoff, numbers=z)[2] ** 2))
+        fn = ad.jit(energy) if jit else energy
+        got_i, got_j, D = neighbor_list(r, h, cutoff, numbers=z)
+        np.testing.assert_array_equal(got_i, i)
+        np.testing.assert_array_equal(got_j, j)
+        np.testing.assert_allclose(D, r[j] - r[i] + S @ h, rtol=0, atol=1e-13)
+        assert abs(fn(r, h) - np.sum(np.exp(-(r[j] - r[i] + S @ h) ** 2))) < 1e-10
+        np.testing.assert_allclose(
+            ad.grad(fn, argnums=(0, 1))(r, h)[1],
+            ad.grad(lambda h: np.sum(np.exp(-(r[j] - r[i] + S @ h) ** 2)))(h), atol=1e-10)
+    assert len(ase_neighbor_list("i", atoms, forms[0])) != len(
+        ase_neighbor_list("i", atoms, forms[1]))          # (the forms differ here)
+    with pytest.raises(ValueError, match="needs numbers"):
+        neighbor_list(r, h, forms[2])
