@@ -72,7 +72,8 @@ def minimum_image(d, cell, pbc=None):
     In fractional coordinates ``s = d h⁻¹`` the image is ``(s − n) h`` with ``n`` integer
     along the periodic directions: ``n = round(s)``, which is the nearest image when the
     cell's vectors are orthogonal; in a skewed cell the images that rounding leaves longer
-    than half the cell's smallest width are moved to the nearest one (ASE's ``find_mic``).
+    than half the cell's smallest width are moved to the nearest one (searched in a
+    Minkowski-reduced basis, as ASE's ``find_mic`` does, but right with mixed ``pbc`` too).
     A zero cell vector is completed (ASE's ``complete_cell``) along a direction that is not
     periodic, and refused along a periodic one. ``n`` is locally constant, so derivatives
     flow through ``d`` and ``cell`` only.
