@@ -79,11 +79,72 @@ def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def _failed(what, message):
+def _failed(what, message, cause=None):
     raise ConvergenceError(f"{what} did not converge: {str(message).rstrip('.')}. Its "
                            "result would be a wrong number with a wrong derivative; change "
                            "x0, the bracket, the tolerances or maxiter (options=) and call "
-                           "again.")
+                           "again.") from cause
+
+
+def _closure_error(what):
+    return TypeError(
+        f"{what}: the function returns a tracked value on plain inputs: it closes over a "
+        "value tracked by an enclosing transform (ad.grad, ad.jvp, ad.jit, ...), whose "
+        "derivative SciPy's solver cannot carry (the solution would get a wrong one). Pass "
+        "that value through args=(...), as fun(x, *args), and the solution is "
+        "differentiated with respect to it.")
+
+
+def _diagnose(what, e, x, args, funs, kwargs=None):
+    """After SciPy's solver raised ``e``: a clear error for its two causes seen from here
+    (otherwise ``e`` stands). A function of ``funs`` that closes over a tracked value makes
+    SciPy convert a tracked number, and its message would name the wrong fix; a
+    ``RuntimeError`` SciPy raises itself (``brentq``, ``newton`` with ``disp=True``,
+    ``fixed_point``) is a convergence failure."""
+    if isinstance(e, ConvergenceError):
+        return
+    plain = _plain(tuple(args))
+    k = _plain(kwargs or {})
+    for f in funs:
+        if not callable(f):
+            continue
+        try:
+            out = f(x, *plain, **k)
+        except Exception:
+            continue
+        if _tracked(out):
+            raise _closure_error(what) from e
+    if type(e) is RuntimeError and _raised_in_scipy(e):
+        _failed(what, e, e)
+
+
+def _raised_in_scipy(e):
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("scipy.")
+
+
+def _refuse_tracked(what, **given):
+    """Only ``args`` (and ``kwargs``) are differentiated: a tracked value elsewhere (bounds,
+    ``f_scale``) would reach SciPy, which converts it (a misleading error), so it is refused
+    here, naming the fix."""
+    for name, v in given.items():
+        if v is not None and not callable(v) and _tracked(v):
+            raise NotImplementedError(
+                f"{what}: derivatives with respect to {name} are not supported (only the "
+                f"values in args are differentiated); pass a plain {name} (x.value), or make "
+                "the quantity part of args, for instance by rescaling the variables.")
+
+
+def _check_result(what, x):
+    """SciPy's result is tracked only when the function closed over a tracked value (SciPy
+    ran on plain ones): its derivative would be that of the iterations (for the secant
+    method, a wrong one), so it is refused."""
+    if _tracked(x):
+        raise _closure_error(what)
 
 
 # ----- roots -----
@@ -100,8 +161,15 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
     if jac is None and meth in ("hybr", "lm"):
         def jac(x, *a):
             return np.asarray(jacfwd(lambda y: _vector(fun(y, *a)))(x))
-    res = _so.root(fun, _plain(x0), args=plain,
-                   method=method, jac=jac, tol=tol, callback=callback, options=options)
+    x0 = _plain(x0)
+    try:
+        res = _so.root(fun, x0, args=plain,
+                       method=method, jac=jac, tol=tol, callback=callback, options=options)
+    except Exception as e:
+        _diagnose(f"root(method={method!r})", e, np.asarray(x0, dtype=float), args,
+                  (fun, jac))
+        raise
+    _check_result(f"root(method={method!r})", res.x)
     if not res.success:
         _failed(f"root(method={method!r})", res.message)
     if _tracked(args):
@@ -122,10 +190,16 @@ def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49
         def fprime(x, *a):
             J = np.asarray(jacfwd(lambda y: _vector(func(y, *a)))(x))
             return J.T if col_deriv else J
-    x, info, ier, mesg = _so.fsolve(func, _plain(x0), args=plain, fprime=fprime,
-                                    full_output=True, col_deriv=col_deriv, xtol=xtol,
-                                    maxfev=maxfev, band=band, epsfcn=epsfcn, factor=factor,
-                                    diag=diag)
+    x0 = _plain(x0)
+    try:
+        x, info, ier, mesg = _so.fsolve(func, x0, args=plain, fprime=fprime,
+                                        full_output=True, col_deriv=col_deriv, xtol=xtol,
+                                        maxfev=maxfev, band=band, epsfcn=epsfcn,
+                                        factor=factor, diag=diag)
+    except Exception as e:
+        _diagnose("fsolve", e, np.asarray(x0, dtype=float), args, (func, fprime))
+        raise
+    _check_result("fsolve", x)
     if ier != 1:
         _failed("fsolve", mesg)
     if _tracked(args):
@@ -159,9 +233,17 @@ def root_scalar(f, args=(), method=None, bracket=None, fprime=None, fprime2=None
         fprime = _scalar_derivative(f, 1)
     if meth == "halley" and fprime2 is None and fprime is not True:
         fprime2 = _scalar_derivative(f, 2)
-    sol = _so.root_scalar(f, args=plain, method=meth, bracket=_plain(bracket), fprime=fprime,
-                          fprime2=fprime2, x0=_plain(x0), x1=_plain(x1), xtol=xtol, rtol=rtol,
-                          maxiter=maxiter, options=options)
+    bracket, x0, x1 = _plain(bracket), _plain(x0), _plain(x1)
+    try:
+        sol = _so.root_scalar(f, args=plain, method=meth, bracket=bracket, fprime=fprime,
+                              fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
+                              maxiter=maxiter, options=options)
+    except Exception as e:
+        at = x0 if x0 is not None else bracket[0] if bracket is not None else None
+        if at is not None:
+            _diagnose(f"root_scalar(method={meth!r})", e, at, args, (f, fprime, fprime2))
+        raise
+    _check_result(f"root_scalar(method={sol.method!r})", sol.root)
     if not sol.converged:
         _failed(f"root_scalar(method={sol.method!r})", sol.flag)
     if _tracked(args):
@@ -185,6 +267,15 @@ def _bracketed(name, f, a, b, args, full_output, disp, **kw):
     return (x, r) if full_output else x
 
 
+def _bracket_call(name, f, a, b, args, full_output, disp, **kw):
+    """``_bracketed`` with the clear errors of :func:`_diagnose`."""
+    try:
+        return _bracketed(name, f, a, b, args, full_output, disp, **kw)
+    except Exception as e:
+        _diagnose(name, e, unbox(a), args if isinstance(args, tuple) else (args,), (f,))
+        raise
+
+
 def brentq(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.brentq``, differentiable in ``args``: ``dx = -∂f/∂args / f'(x)``.
@@ -193,35 +284,35 @@ def brentq(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100
     converged with ``disp=True``: ``RuntimeError``); not converged with ``disp=False``
     raises :class:`ConvergenceError`. The bracket gets no derivative. ``brenth``,
     ``ridder``, ``bisect`` and ``toms748`` are the same with SciPy's other methods."""
-    return _bracketed("brentq", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+    return _bracket_call("brentq", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
                       maxiter=maxiter)
 
 
 def brenth(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.brenth``, differentiable in ``args`` (as :func:`brentq`)."""
-    return _bracketed("brenth", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+    return _bracket_call("brenth", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
                       maxiter=maxiter)
 
 
 def ridder(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.ridder``, differentiable in ``args`` (as :func:`brentq`)."""
-    return _bracketed("ridder", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+    return _bracket_call("ridder", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
                       maxiter=maxiter)
 
 
 def bisect(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.bisect``, differentiable in ``args`` (as :func:`brentq`)."""
-    return _bracketed("bisect", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
+    return _bracket_call("bisect", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
                       maxiter=maxiter)
 
 
 def toms748(f, a, b, args=(), k=1, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
             full_output=False, disp=True):
     """``scipy.optimize.toms748``, differentiable in ``args`` (as :func:`brentq`)."""
-    return _bracketed("toms748", f, a, b, args, full_output, disp, k=k, xtol=xtol, rtol=rtol,
+    return _bracket_call("toms748", f, a, b, args, full_output, disp, k=k, xtol=xtol, rtol=rtol,
                       maxiter=maxiter)
 
 
@@ -238,9 +329,18 @@ def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=Non
         def fprime(x, *a):
             one = 1.0 if np.ndim(x) == 0 else np.ones(np.shape(x))
             return np.asarray(jvp(lambda y: func(y, *a), (x,), (one,))[1])
-    out = _so.newton(func, _plain(x0), fprime=fprime, args=plain, tol=tol, maxiter=maxiter,
-                     fprime2=fprime2, x1=_plain(x1), rtol=rtol, full_output=True, disp=disp)
-    scalar = np.ndim(out[0]) == 0
+    x0 = _plain(x0)
+    try:
+        out = _so.newton(func, x0, fprime=fprime, args=plain, tol=tol, maxiter=maxiter,
+                         fprime2=fprime2, x1=_plain(x1), rtol=rtol, full_output=True,
+                         disp=disp)
+    except Exception as e:
+        _diagnose("newton", e, x0, args, (func, fprime, fprime2))
+        raise
+    # SciPy's array form (size > 1) returns a namedtuple (root, converged, zero_der); its
+    # scalar form (a size-1 array x0 included) a pair (x, RootResults)
+    scalar = not hasattr(out, "zero_der")
+    _check_result("newton", out[0])
     x, ok = (out[0], out[1].converged) if scalar else (out.root, np.all(out.converged))
     if not ok:
         _failed("newton", out[1].flag if scalar else
@@ -261,8 +361,14 @@ def fixed_point(func, x0, args=(), xtol=1e-08, maxiter=500, method="del2"):
     not converge."""
     if not isinstance(args, tuple):
         args = (args,)
-    x = _so.fixed_point(func, _plain(x0), args=_plain(args), xtol=xtol, maxiter=maxiter,
-                        method=method)
+    x0 = _plain(x0)
+    try:
+        x = _so.fixed_point(func, x0, args=_plain(args), xtol=xtol, maxiter=maxiter,
+                            method=method)
+    except Exception as e:
+        _diagnose("fixed_point", e, x0, args, (func,))
+        raise
+    _check_result("fixed_point", x)
     if not np.all(np.isfinite(x)):
         _failed("fixed_point", "it returned non-finite values")
     if _tracked(args):
@@ -323,6 +429,7 @@ _NEEDS_HESS = {"dogleg", "trust-exact"}
 _HANDLE_BOUNDS = {"nelder-mead", "powell", "l-bfgs-b", "tnc", "slsqp", "trust-constr", "cobyla",
                   "cobyqa"}            # the others ignore bounds (SciPy warns), and so do we
 _TAKES_HESSP = {"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"}
+_HANDLE_CONSTRAINTS = {"cobyla", "cobyqa", "slsqp", "trust-constr"}
 
 
 def _has_constraints(constraints):
@@ -346,14 +453,18 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     :class:`ConvergenceError` when ``success`` is False."""
     if not isinstance(args, tuple):
         args = (args,)
-    cons = _constraint_dicts(constraints)
-    tracked = _tracked(args) or bool(cons) and _tracked([c.get("args", ()) for c in cons])
     if method is None:
         meth = "slsqp" if _has_constraints(constraints) else (
             "l-bfgs-b" if bounds is not None else "bfgs")
     else:
         meth = method.lower() if isinstance(method, str) else None
-    if tracked and _has_constraints(constraints) and cons is None:
+    # constraints count where the method uses them: the others ignore them (SciPy warns),
+    # and a KKT system with constraints the solution does not satisfy is a wrong derivative
+    cons = _constraint_dicts(constraints) if meth in _HANDLE_CONSTRAINTS else []
+    tracked = _tracked(args) or bool(cons) and _tracked([c.get("args", ()) for c in cons])
+    _refuse_tracked(f"minimize(method={meth!r})", bounds=bounds)
+    if tracked and meth in _HANDLE_CONSTRAINTS and _has_constraints(constraints) \
+            and cons is None:
         raise NotImplementedError(
             f"minimize(method={meth!r}): derivatives through LinearConstraint or "
             "NonlinearConstraint objects are not implemented; pass the constraints as dicts "
@@ -376,10 +487,19 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         elif meth in _TAKES_HESSP:
             def hessp(x, p, *a):
                 return np.asarray(hvp(lambda y: value(y, *a), x, p))
-    res = _so.minimize(fun, _plain(x0), args=_plain(args), method=method, jac=jac, hess=hess,
-                       hessp=hessp, bounds=bounds,
-                       constraints=constraints if cons is None else _plain_constraints(cons),
-                       tol=tol, callback=callback, options=options)
+    x0 = _plain(x0)
+    try:
+        res = _so.minimize(fun, x0, args=_plain(args), method=method, jac=jac, hess=hess,
+                           hessp=hessp, bounds=bounds,
+                           constraints=constraints if not cons else _plain_constraints(cons),
+                           tol=tol, callback=callback, options=options)
+    except Exception as e:
+        what = f"minimize(method={meth!r})"
+        x = np.atleast_1d(np.asarray(x0, dtype=float))
+        _diagnose(what, e, x, args, (value, jac if callable(jac) else None, hess))
+        for c in cons or ():
+            _diagnose(what, e, x, tuple(c.get("args", ())), (c.get("fun"), c.get("jac")))
+        raise
     if not res.success:
         _failed(f"minimize(method={meth!r})", res.message)
     if tracked:
@@ -524,12 +644,19 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
         def jac(x, *a, **k):
             return np.atleast_2d(np.asarray(jacobian(lambda y: _vector(fun(y, *a, **k)))(x)))
     extra = {} if workers is None else {"workers": workers}
-    res = _so.least_squares(fun, _plain(x0), jac=jac, bounds=bounds, method=method, ftol=ftol,
-                            xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
-                            diff_step=diff_step, tr_solver=tr_solver, tr_options=tr_options,
-                            jac_sparsity=jac_sparsity, max_nfev=max_nfev, verbose=verbose,
-                            args=_plain(args), kwargs=_plain(kwargs), callback=callback,
-                            **extra)
+    _refuse_tracked("least_squares", bounds=bounds, f_scale=f_scale)
+    x0 = _plain(x0)
+    try:
+        res = _so.least_squares(fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol,
+                                xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
+                                f_scale=f_scale, diff_step=diff_step, tr_solver=tr_solver,
+                                tr_options=tr_options, jac_sparsity=jac_sparsity,
+                                max_nfev=max_nfev, verbose=verbose, args=_plain(args),
+                                kwargs=_plain(kwargs), callback=callback, **extra)
+    except Exception as e:
+        _diagnose(f"least_squares(method={method!r})", e, np.atleast_1d(np.asarray(
+            x0, dtype=float)), args, (fun, jac), kwargs)
+        raise
     if not res.success:
         _failed(f"least_squares(method={method!r})", res.message)
     if tracked:
