@@ -103,6 +103,15 @@ def _diagnose(what, e, x, args, funs, kwargs=None):
     ``fixed_point``) is a convergence failure."""
     if isinstance(e, ConvergenceError):
         return
+    _closure_check(what, x, args, funs, kwargs, e)
+    if type(e) is RuntimeError and _raised_in_scipy(e):
+        _failed(what, e, e)
+
+
+def _closure_check(what, x, args, funs, kwargs=None, cause=None):
+    """Raise the closure error when one of ``funs`` at ``(x, *args)`` returns a tracked
+    value (run where SciPy failed: a solver may also just stop on the values it could not
+    read)."""
     plain = _plain(tuple(args))
     k = _plain(kwargs or {})
     for f in funs:
@@ -113,9 +122,7 @@ def _diagnose(what, e, x, args, funs, kwargs=None):
         except Exception:
             continue
         if _tracked(out):
-            raise _closure_error(what) from e
-    if type(e) is RuntimeError and _raised_in_scipy(e):
-        _failed(what, e, e)
+            raise _closure_error(what) from cause
 
 
 def _raised_in_scipy(e):
@@ -171,6 +178,7 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
         raise
     _check_result(f"root(method={method!r})", res.x)
     if not res.success:
+        _closure_check(f"root(method={method!r})", np.asarray(x0, dtype=float), args, (fun,))
         _failed(f"root(method={method!r})", res.message)
     if _tracked(args):
         value = _first if jac is True else (lambda o: o)
@@ -201,6 +209,7 @@ def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49
         raise
     _check_result("fsolve", x)
     if ier != 1:
+        _closure_check("fsolve", np.asarray(x0, dtype=float), args, (func,))
         _failed("fsolve", mesg)
     if _tracked(args):
         x = _implicit("fsolve", lambda y, *a: _vector(func(y, *a)), x, args)
@@ -245,6 +254,8 @@ def root_scalar(f, args=(), method=None, bracket=None, fprime=None, fprime2=None
         raise
     _check_result(f"root_scalar(method={sol.method!r})", sol.root)
     if not sol.converged:
+        if x0 is not None or bracket is not None:
+            _closure_check("root_scalar", x0 if x0 is not None else bracket[0], args, (f,))
         _failed(f"root_scalar(method={sol.method!r})", sol.flag)
     if _tracked(args):
         # f itself when it returns the value alone (an ad.jit f keeps its compiled sweep)
@@ -343,6 +354,7 @@ def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=Non
     _check_result("newton", out[0])
     x, ok = (out[0], out[1].converged) if scalar else (out.root, np.all(out.converged))
     if not ok:
+        _closure_check("newton", x0, args, (func,))
         _failed("newton", out[1].flag if scalar else
                 f"elements {np.flatnonzero(~np.asarray(out.converged)).tolist()} did not")
     if _tracked(args):
@@ -402,8 +414,9 @@ def _kkt(name, gradient, x_star, lb, ub, args, kwargs=None):
     ``x_i - bound_i`` for active ones (strict complementarity assumed, and checked)."""
     x_star = np.asarray(x_star, dtype=float)
     g = np.asarray(gradient(x_star, *_plain(args), **_plain(kwargs or {})), dtype=float)
-    at_lo = x_star <= lb + 1e-8 * (1 + np.abs(lb))
-    at_hi = x_star >= ub - 1e-8 * (1 + np.abs(ub))
+    with np.errstate(invalid="ignore"):         # inf - inf: an absent bound
+        at_lo = x_star <= lb + 1e-8 * (1 + np.abs(lb))
+        at_hi = x_star >= ub - 1e-8 * (1 + np.abs(ub))
     scale = max(1.0, float(np.max(np.abs(g)))) if g.size else 1.0
     weak = (at_lo & (g <= 1e-8 * scale)) | (at_hi & (g >= -1e-8 * scale))
     if np.any(weak):
@@ -501,6 +514,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             _diagnose(what, e, x, tuple(c.get("args", ())), (c.get("fun"), c.get("jac")))
         raise
     if not res.success:
+        _closure_check(f"minimize(method={meth!r})", np.atleast_1d(np.asarray(
+            x0, dtype=float)), args, (value,))
         _failed(f"minimize(method={meth!r})", res.message)
     if tracked:
         def gradient(x, *a):
@@ -565,8 +580,9 @@ def _kkt_constrained(value, x_star, args, cons, lb, ub, tol=1e-8):
             np.abs(v) <= tol * (1 + np.max(np.abs(v), initial=0.0)))
         pieces.append((k, idx))
         kinds += [typ == "ineq"] * idx.size
-    lo = np.flatnonzero(x_star <= lb + tol * (1 + np.abs(lb))) if lb is not None else []
-    hi = np.flatnonzero(x_star >= ub - tol * (1 + np.abs(ub))) if ub is not None else []
+    with np.errstate(invalid="ignore"):         # inf - inf: an absent bound
+        lo = np.flatnonzero(x_star <= lb + tol * (1 + np.abs(lb))) if lb is not None else []
+        hi = np.flatnonzero(x_star >= ub - tol * (1 + np.abs(ub))) if ub is not None else []
     kinds += [True] * (len(lo) + len(hi))
     kinds = np.array(kinds, dtype=bool)
 
@@ -658,6 +674,8 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
             x0, dtype=float)), args, (fun, jac), kwargs)
         raise
     if not res.success:
+        _closure_check(f"least_squares(method={method!r})", np.atleast_1d(np.asarray(
+            x0, dtype=float)), args, (fun,), kwargs)
         _failed(f"least_squares(method={method!r})", res.message)
     if tracked:
         if callable(loss):
