@@ -833,3 +833,29 @@ def test_least_squares_losses_and_bounds(loss, bounds):
     Js = ad.jacrev(lambda s: fit(YY, {"s": s}))(1.0)
     close(Js, fd(lambda s: fit(YY, {"s": s[0]}, mod=so), np.array([1.0]))[:, 0],
           rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:delta_grad")
+@pytest.mark.parametrize("opts", [{}, {"gtol": 1e-12, "xtol": 1e-14}])
+def test_minimize_interior_point_bounds_are_seen_as_active(opts):
+    """trust-constr stops short of an active bound (x = 0.9996 for a bound at 1): that
+    coordinate is held on its bound, not taken as a stationary one (which gave the identity
+    instead of 0, silently)."""
+    f = lambda x, a: np.sum((x - a) ** 2)
+    xs = lambda a: aso.minimize(f, [0.5, 0.5], args=(a,), method="trust-constr",
+                                bounds=[(0, 1), (0, 1)], options=opts).x
+    close(ad.jacrev(xs)(np.array([0.5, 2.0])), [[1.0, 0.0], [0.0, 0.0]], atol=1e-9)
+    close(ad.jacfwd(xs)(np.array([0.5, 2.0])), [[1.0, 0.0], [0.0, 0.0]], atol=1e-9)
+    # near the bound but stationary there: free
+    close(ad.jacrev(xs)(np.array([0.5, 0.9999])), np.eye(2), atol=1e-6)
+
+
+@pytest.mark.parametrize("method,opts", [("Nelder-Mead", {"xatol": 0.05, "fatol": 0.5}),
+                                         ("Powell", {"xtol": 0.1, "ftol": 0.1})])
+def test_minimize_bounded_solution_that_is_not_stationary_is_refused(method, opts):
+    f = lambda x, a: 100 * np.sum((x - a) ** 2)
+    xs = lambda a: aso.minimize(f, [0.2, 0.2], args=(a,), method=method,
+                                bounds=[(0, 1), (0, 1)], options=opts).x
+    assert np.all(np.isfinite(xs(np.array([0.5, 2.0]))))        # the plain solve stands
+    with pytest.raises(ValueError, match="not stationary.*Tighten"):
+        ad.jacrev(xs)(np.array([0.5, 2.0]))

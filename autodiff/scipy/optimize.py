@@ -411,20 +411,36 @@ def _bound_arrays(bounds, n, pairs=True):
 
 def _kkt(name, gradient, x_star, lb, ub, args, kwargs=None):
     """The stationarity residual with the active bounds fixed: ``g_i`` for free coordinates,
-    ``x_i - bound_i`` for active ones (strict complementarity assumed, and checked)."""
+    ``x_i - bound_i`` for active ones (strict complementarity assumed, and checked).
+
+    A coordinate is active on a bound (to 1e-8) or near one (to 1e-3, where interior-point
+    methods such as ``trust-constr`` stop) with a gradient that clearly pushes it outward;
+    the others must be stationary: a solution that is neither would get the derivative of
+    an equation it does not satisfy, so it is refused."""
     x_star = np.asarray(x_star, dtype=float)
     g = np.asarray(gradient(x_star, *_plain(args), **_plain(kwargs or {})), dtype=float)
-    with np.errstate(invalid="ignore"):         # inf - inf: an absent bound
-        at_lo = x_star <= lb + 1e-8 * (1 + np.abs(lb))
-        at_hi = x_star >= ub - 1e-8 * (1 + np.abs(ub))
     scale = max(1.0, float(np.max(np.abs(g)))) if g.size else 1.0
-    weak = (at_lo & (g <= 1e-8 * scale)) | (at_hi & (g >= -1e-8 * scale))
+    clear = 1e-2 * scale                        # a gradient no stopping test leaves behind
+    with np.errstate(invalid="ignore"):         # inf - inf: an absent bound
+        on_lo = x_star <= lb + 1e-8 * (1 + np.abs(lb))
+        on_hi = x_star >= ub - 1e-8 * (1 + np.abs(ub))
+        at_lo = on_lo | (x_star <= lb + 1e-3 * (1 + np.abs(lb))) & (g > clear)
+        at_hi = on_hi | (x_star >= ub - 1e-3 * (1 + np.abs(ub))) & (g < -clear)
+    weak = (on_lo & (g <= 1e-8 * scale)) | (on_hi & (g >= -1e-8 * scale))
     if np.any(weak):
         raise ValueError(
             f"{name}: the solution sits on a bound whose multiplier is zero or has the wrong "
             f"sign (coordinates {np.flatnonzero(weak).tolist()}): the solution is not "
             "differentiable there (strict complementarity fails). Move the bound or "
             "reparametrise.")
+    off = ~(at_lo | at_hi) & (np.abs(g) > clear)
+    if np.any(off):
+        raise ValueError(
+            f"{name}: the solution is not stationary in the coordinates off the bounds "
+            f"({np.flatnonzero(off).tolist()}: |gradient| up to {np.max(np.abs(g[off])):.2e}"
+            "), so the implicit function theorem would give a wrong derivative. Tighten the "
+            "solver's tolerances (tol=, options=), or use a method that lands on the bounds "
+            "(L-BFGS-B, TNC, SLSQP for minimize; trf for least_squares).")
     active = at_lo | at_hi
     if not np.any(active):
         return None
