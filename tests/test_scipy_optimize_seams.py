@@ -467,6 +467,8 @@ def _closures():
         "newton-array": lambda a: aso.newton(lambda x: x ** 3 - a, np.ones(2))[0],
         "fsolve": lambda a: aso.fsolve(lambda x: x ** 3 - a, [1.0])[0],
         "minimize": lambda a: aso.minimize(lambda x: np.sum((x - a) ** 2), [1.0]).x[0],
+        "minimize-0d-x0": lambda a: aso.minimize(lambda x: (x[0] - a) ** 2, 1.0).x[0],
+        "least_squares-0d-x0": lambda a: aso.least_squares(lambda x: x[0] - a, 1.0).x[0],
         "minimize-nelder-mead": lambda a: aso.minimize(lambda x: np.sum((x - a) ** 2), [1.0],
                                                        method="Nelder-Mead").x[0],
         "minimize-constraint": lambda a: aso.minimize(

@@ -21,7 +21,15 @@ recomputed at the tracked solution, so they are differentiable too (``df*/dθ = 
 The solver's ``jac=``, ``hess=``/``hessp=`` and ``fprime=`` are filled from the engine
 (exact derivatives, not finite differences) where the method uses them and the caller gave
 none. A solver that did not converge raises :class:`ConvergenceError` (a ``RuntimeError``)
-where SciPy would only report or warn; where SciPy raises itself, its error stands.
+where SciPy would only report or warn, and where SciPy raises its own ``RuntimeError``
+(``brentq``, ``newton`` with ``disp=True``, ``fixed_point``; its message kept); SciPy's other
+errors (a bracket without a sign change: ``ValueError``) stand.
+
+Only ``args`` are differentiated. A function that closes over a value tracked by an
+enclosing transform (``lambda x: x - a`` inside ``ad.grad`` of ``a``) is refused with a
+``TypeError`` that says to pass ``a`` in ``args``: SciPy runs on plain numbers, so such a
+value would either stop it or give the derivative of its iterations (a wrong one for the
+secant method). Tracked bounds or ``f_scale`` are a ``NotImplementedError``.
 
 >>> import autodiff as ad
 >>> x = lambda a: brentq(lambda x, a: x ** 3 - a, 0.0, 4.0, args=(a,))
@@ -95,7 +103,7 @@ def _closure_error(what):
         "differentiated with respect to it.")
 
 
-def _diagnose(what, e, x, args, funs, kwargs=None):
+def _diagnose(what, e, x, args, funs, kwargs=None, vector=False):
     """After SciPy's solver raised ``e``: a clear error for its two causes seen from here
     (otherwise ``e`` stands). A function of ``funs`` that closes over a tracked value makes
     SciPy convert a tracked number, and its message would name the wrong fix; a
@@ -103,15 +111,23 @@ def _diagnose(what, e, x, args, funs, kwargs=None):
     ``fixed_point``) is a convergence failure."""
     if isinstance(e, ConvergenceError):
         return
-    _closure_check(what, x, args, funs, kwargs, e)
+    _closure_check(what, x, args, funs, kwargs, e, vector)
     if type(e) is RuntimeError and _raised_in_scipy(e):
         _failed(what, e, e)
 
 
-def _closure_check(what, x, args, funs, kwargs=None, cause=None):
+def _closure_check(what, x, args, funs, kwargs=None, cause=None, vector=False):
     """Raise the closure error when one of ``funs`` at ``(x, *args)`` returns a tracked
     value (run where SciPy failed: a solver may also just stop on the values it could not
-    read)."""
+    read). ``x`` is the plain ``x0``, made SciPy's float vector (``vector``: root, fsolve,
+    minimize, least_squares) or array where it converts."""
+    try:
+        if vector:
+            x = np.atleast_1d(np.asarray(x, dtype=float))
+        elif np.ndim(x) or isinstance(x, (list, tuple)):
+            x = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        pass
     plain = _plain(tuple(args))
     k = _plain(kwargs or {})
     for f in funs:
@@ -173,12 +189,11 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
         res = _so.root(fun, x0, args=plain,
                        method=method, jac=jac, tol=tol, callback=callback, options=options)
     except Exception as e:
-        _diagnose(f"root(method={method!r})", e, np.asarray(x0, dtype=float), args,
-                  (fun, jac))
+        _diagnose(f"root(method={method!r})", e, x0, args, (fun, jac), vector=True)
         raise
     _check_result(f"root(method={method!r})", res.x)
     if not res.success:
-        _closure_check(f"root(method={method!r})", np.asarray(x0, dtype=float), args, (fun,))
+        _closure_check(f"root(method={method!r})", x0, args, (fun,), vector=True)
         _failed(f"root(method={method!r})", res.message)
     if _tracked(args):
         value = _first if jac is True else (lambda o: o)
@@ -205,11 +220,11 @@ def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49
                                         maxfev=maxfev, band=band, epsfcn=epsfcn,
                                         factor=factor, diag=diag)
     except Exception as e:
-        _diagnose("fsolve", e, np.asarray(x0, dtype=float), args, (func, fprime))
+        _diagnose("fsolve", e, x0, args, (func, fprime), vector=True)
         raise
     _check_result("fsolve", x)
     if ier != 1:
-        _closure_check("fsolve", np.asarray(x0, dtype=float), args, (func,))
+        _closure_check("fsolve", x0, args, (func,), vector=True)
         _failed("fsolve", mesg)
     if _tracked(args):
         x = _implicit("fsolve", lambda y, *a: _vector(func(y, *a)), x, args)
@@ -291,48 +306,47 @@ def brentq(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100
            full_output=False, disp=True):
     """``scipy.optimize.brentq``, differentiable in ``args``: ``dx = -∂f/∂args / f'(x)``.
     Returns the root (a float when nothing is tracked), or ``(x, RootResults)`` with
-    ``full_output=True``. SciPy's errors stand (no sign change: ``ValueError``; not
-    converged with ``disp=True``: ``RuntimeError``); not converged with ``disp=False``
-    raises :class:`ConvergenceError`. The bracket gets no derivative. ``brenth``,
+    ``full_output=True``. No sign change: SciPy's ``ValueError``; not converged:
+    :class:`ConvergenceError` (a ``RuntimeError``, as SciPy's with ``disp=True``). The bracket gets no derivative. ``brenth``,
     ``ridder``, ``bisect`` and ``toms748`` are the same with SciPy's other methods."""
     return _bracket_call("brentq", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
-                      maxiter=maxiter)
+                         maxiter=maxiter)
 
 
 def brenth(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.brenth``, differentiable in ``args`` (as :func:`brentq`)."""
     return _bracket_call("brenth", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
-                      maxiter=maxiter)
+                         maxiter=maxiter)
 
 
 def ridder(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.ridder``, differentiable in ``args`` (as :func:`brentq`)."""
     return _bracket_call("ridder", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
-                      maxiter=maxiter)
+                         maxiter=maxiter)
 
 
 def bisect(f, a, b, args=(), xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
            full_output=False, disp=True):
     """``scipy.optimize.bisect``, differentiable in ``args`` (as :func:`brentq`)."""
     return _bracket_call("bisect", f, a, b, args, full_output, disp, xtol=xtol, rtol=rtol,
-                      maxiter=maxiter)
+                         maxiter=maxiter)
 
 
 def toms748(f, a, b, args=(), k=1, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100,
             full_output=False, disp=True):
     """``scipy.optimize.toms748``, differentiable in ``args`` (as :func:`brentq`)."""
-    return _bracket_call("toms748", f, a, b, args, full_output, disp, k=k, xtol=xtol, rtol=rtol,
-                      maxiter=maxiter)
+    return _bracket_call("toms748", f, a, b, args, full_output, disp, k=k, xtol=xtol,
+                         rtol=rtol, maxiter=maxiter)
 
 
 def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=None, x1=None,
            rtol=0.0, full_output=False, disp=True):
     """``scipy.optimize.newton`` (scalar, or elementwise on an array ``x0``, as SciPy),
     differentiable in ``args``. ``fprime`` is the engine's derivative unless given or
-    ``x1`` asks for the secant method. Not converged: SciPy's ``RuntimeError`` with
-    ``disp=True``, :class:`ConvergenceError` otherwise (for arrays: any element)."""
+    ``x1`` asks for the secant method. Not converged (for arrays: any element):
+    :class:`ConvergenceError`, a ``RuntimeError`` as SciPy's with ``disp=True``."""
     if not isinstance(args, tuple):
         args = (args,)
     plain = _plain(args)
@@ -369,8 +383,8 @@ def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=Non
 
 def fixed_point(func, x0, args=(), xtol=1e-08, maxiter=500, method="del2"):
     """``scipy.optimize.fixed_point``, differentiable in ``args``:
-    ``dx = (I - ∂func/∂x)⁻¹ ∂func/∂args·dargs``. SciPy raises ``RuntimeError`` when it does
-    not converge."""
+    ``dx = (I - ∂func/∂x)⁻¹ ∂func/∂args·dargs``. Not converged: :class:`ConvergenceError`
+    (a ``RuntimeError``, as SciPy's)."""
     if not isinstance(args, tuple):
         args = (args,)
     x0 = _plain(x0)
@@ -474,7 +488,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     """``scipy.optimize.minimize``, differentiable in ``args`` through the stationarity
     condition ``∇f(x*, args) = 0``: ``dx* = -H⁻¹ ∂(∇f)/∂args·dargs``. With ``bounds`` or
     ``constraints`` (dicts, their own ``args`` differentiable too) the KKT conditions with
-    the active set held fixed (see the module docstring); ``LinearConstraint`` and
+    the active set held fixed (see the module docstring; constraints count for the methods
+    that use them, as in SciPy, which ignores them elsewhere); ``LinearConstraint`` and
     ``NonlinearConstraint`` objects with tracked values raise ``NotImplementedError``.
     The constraints' ``jac`` is the engine's too. ``jac`` is the engine's gradient
     and ``hess``/``hessp`` its Hessian (products) where the method uses them and none was
@@ -524,14 +539,14 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
                            tol=tol, callback=callback, options=options)
     except Exception as e:
         what = f"minimize(method={meth!r})"
-        x = np.atleast_1d(np.asarray(x0, dtype=float))
-        _diagnose(what, e, x, args, (value, jac if callable(jac) else None, hess))
+        _diagnose(what, e, x0, args, (value, jac if callable(jac) else None, hess),
+                  vector=True)
         for c in cons or ():
-            _diagnose(what, e, x, tuple(c.get("args", ())), (c.get("fun"), c.get("jac")))
+            _diagnose(what, e, x0, tuple(c.get("args", ())), (c.get("fun"), c.get("jac")),
+                      vector=True)
         raise
     if not res.success:
-        _closure_check(f"minimize(method={meth!r})", np.atleast_1d(np.asarray(
-            x0, dtype=float)), args, (value,))
+        _closure_check(f"minimize(method={meth!r})", x0, args, (value,), vector=True)
         _failed(f"minimize(method={meth!r})", res.message)
     if tracked:
         def gradient(x, *a):
@@ -686,12 +701,12 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
                                 max_nfev=max_nfev, verbose=verbose, args=_plain(args),
                                 kwargs=_plain(kwargs), callback=callback, **extra)
     except Exception as e:
-        _diagnose(f"least_squares(method={method!r})", e, np.atleast_1d(np.asarray(
-            x0, dtype=float)), args, (fun, jac), kwargs)
+        _diagnose(f"least_squares(method={method!r})", e, x0, args, (fun, jac), kwargs,
+                  vector=True)
         raise
     if not res.success:
-        _closure_check(f"least_squares(method={method!r})", np.atleast_1d(np.asarray(
-            x0, dtype=float)), args, (fun,), kwargs)
+        _closure_check(f"least_squares(method={method!r})", x0, args, (fun,), kwargs,
+                       vector=True)
         _failed(f"least_squares(method={method!r})", res.message)
     if tracked:
         if callable(loss):
