@@ -494,6 +494,9 @@ def test_a_function_closing_over_a_tracked_value_is_refused_clearly(name, transf
     with pytest.raises(TypeError, match=r"closes over a value tracked.*args"):
         run()
     assert np.isfinite(call(8.0))                    # the plain call still works
+    # and so does the same transform with the value passed in args
+    close(ad.grad(lambda a: aso.brentq(lambda x, a: x ** 3 - a, 0.0, 4.0, args=(a,)))(8.0),
+          1 / 12, rtol=1e-10)
 
 
 # ----- ad.jit: a jitted function calling the solvers -------------------------------------
@@ -861,3 +864,37 @@ def test_minimize_bounded_solution_that_is_not_stationary_is_refused(method, opt
     assert np.all(np.isfinite(xs(np.array([0.5, 2.0]))))        # the plain solve stands
     with pytest.raises(ValueError, match="not stationary.*Tighten"):
         ad.jacrev(xs)(np.array([0.5, 2.0]))
+
+
+@pytest.mark.filterwarnings("ignore:delta_grad")
+@pytest.mark.parametrize("method,opts", [("trust-constr", {}),
+                                         ("trust-constr", {"gtol": 1e-12, "xtol": 1e-14}),
+                                         ("SLSQP", {"ftol": 1e-14})])
+def test_minimize_constraint_and_bound_nearly_active(method, opts):
+    """x = (0.1, 0.9): the bound x1 <= 0.9 and x0 + x1 <= 1 both active, so x is pinned
+    (derivative 0). trust-constr stops short of both (by 1e-4 with its defaults): they were
+    missed and the derivative came out as the identity, silently."""
+    f = lambda x, a: np.sum((x - a) ** 2)
+    cons = [{"type": "ineq", "fun": lambda x: 1.0 - np.sum(x)}]
+    xs = lambda a, b: aso.minimize(f, np.zeros(2), args=(a,), method=method, constraints=cons,
+                                   bounds=b, options=opts).x
+    a = np.array([1.0, 2.0])
+    close(xs(a, [(0, 0.9), (0, 0.9)]), [0.1, 0.9], atol=1e-3)
+    close(ad.jacrev(lambda a: xs(a, [(0, 0.9), (0, 0.9)]))(a), np.zeros((2, 2)), atol=1e-9)
+    close(ad.jacfwd(lambda a: xs(a, [(0, 0.9), (0, 0.9)]))(a), np.zeros((2, 2)), atol=1e-9)
+    # the constraint alone: the projection onto x0 + x1 <= 1
+    close(ad.jacrev(lambda a: xs(a, None))(a), [[0.5, -0.5], [-0.5, 0.5]], atol=1e-6)
+    # a near constraint that is not active (zero multiplier): the free derivative
+    a = np.array([0.3, 0.6999])
+    close(ad.jacrev(lambda a: xs(a, None))(a), np.eye(2), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:delta_grad")
+def test_minimize_constrained_solution_that_is_not_stationary_is_refused():
+    f = lambda x, a: np.sum((x - a) ** 2)
+    cons = [{"type": "ineq", "fun": lambda x: 10.0 - np.sum(x)}]
+    xs = lambda a: aso.minimize(f, np.zeros(2), args=(a,), method="trust-constr",
+                                constraints=cons, options={"gtol": 0.3, "xtol": 0.3}).x
+    assert np.all(np.isfinite(xs(np.array([1.0, 2.0]))))
+    with pytest.raises(ValueError, match="not stationary.*Tighten"):
+        ad.jacrev(xs)(np.array([1.0, 2.0]))

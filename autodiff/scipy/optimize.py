@@ -590,55 +590,87 @@ def _plain_constraints(cons):
     return out
 
 
-def _kkt_constrained(value, x_star, args, cons, lb, ub, tol=1e-8):
+def _kkt_constrained(value, x_star, args, cons, lb, ub, tol=1e-8, near=1e-3):
     """``x*`` of a constrained minimum, differentiated through the KKT conditions with the
     active set fixed: with ``c_A`` the equality and active inequality constraints (and active
     bounds), the multipliers ``λ`` solve ``∇f = Cᵀλ`` at ``x*`` (``C = ∂c_A/∂x``), and
     ``(x*, λ)`` is the root of ``(∇f - Cᵀλ, c_A)``. LICQ (``C`` of full row rank) and strict
     complementarity (``λ > 0`` on active inequalities) are checked; where they fail, the
-    solution is not differentiable and this raises."""
+    solution is not differentiable and this raises.
+
+    An inequality (or bound) is active when it holds with equality (to ``tol``), or nearly
+    (to ``near``, where interior-point methods such as ``trust-constr`` stop) with a clearly
+    positive multiplier; a solution whose ``∇f`` is not a combination of the active
+    constraints' gradients is refused (the derivative would be that of a wrong system)."""
     x_star = np.asarray(x_star, dtype=float)
     plain_args = _plain(args)
     cargs = tuple(tuple(c.get("args", ())) for c in cons)
     plain_cargs = _plain(cargs)
-    pieces, kinds = [], []
+
+    def gradient(x, *a):
+        return grad(lambda y: value(y, *a))(x)
+
+    g = np.asarray(gradient(x_star, *plain_args), dtype=float)
+    scale = max(1.0, float(np.max(np.abs(g)))) if g.size else 1.0
+    clear = 1e-2 * scale
+    # candidates: (constraint k or "lo"/"hi", index, inequality?, active to tol?)
+    cand = []
     for k, c in enumerate(cons):
         typ = str(c.get("type", "")).lower()
         if typ not in ("eq", "ineq"):
             raise ValueError(f"minimize: constraint type must be 'eq' or 'ineq', not {typ!r}")
         v = np.ravel(np.asarray(c["fun"](x_star, *plain_cargs[k]), dtype=float))
-        idx = np.arange(v.size) if typ == "eq" else np.flatnonzero(
-            np.abs(v) <= tol * (1 + np.max(np.abs(v), initial=0.0)))
-        pieces.append((k, idx))
-        kinds += [typ == "ineq"] * idx.size
+        m = 1 + np.max(np.abs(v), initial=0.0)
+        for i in range(v.size):
+            if typ == "eq":
+                cand.append((k, i, False, True))
+            elif v[i] <= near * m:
+                cand.append((k, i, True, bool(abs(v[i]) <= tol * m)))
     with np.errstate(invalid="ignore"):         # inf - inf: an absent bound
-        lo = np.flatnonzero(x_star <= lb + tol * (1 + np.abs(lb))) if lb is not None else []
-        hi = np.flatnonzero(x_star >= ub - tol * (1 + np.abs(ub))) if ub is not None else []
-    kinds += [True] * (len(lo) + len(hi))
-    kinds = np.array(kinds, dtype=bool)
+        for side, bnd, d in (("lo", lb, x_star - lb if lb is not None else None),
+                             ("hi", ub, ub - x_star if ub is not None else None)):
+            if bnd is None:
+                continue
+            m = 1 + np.abs(bnd)
+            for i in np.flatnonzero(np.isfinite(bnd) & (d <= near * m)):
+                cand.append((side, i, True, bool(d[i] <= tol * m[i])))
 
-    def c_act(x, ca):
-        parts = [_vector(cons[k]["fun"](x, *ca[k]))[idx] for k, idx in pieces if idx.size]
-        if len(lo):
-            parts.append(x[lo] - lb[lo])
-        if len(hi):
-            parts.append(ub[hi] - x[hi])
-        return anp.concatenate(parts) if parts else None
+    def c_act(x, ca, sel):
+        vals = {k: _vector(cons[k]["fun"](x, *ca[k])) for k in {e[0] for e in sel}
+                if not isinstance(k, str)}
+        parts = [x[i] - lb[i] if k == "lo" else ub[i] - x[i] if k == "hi" else vals[k][i]
+                 for k, i, _, _ in sel]
+        return anp.stack(parts) if parts else None
 
-    def gradient(x, *a):
-        return grad(lambda y: value(y, *a))(x)
+    def multipliers(sel):
+        C = np.atleast_2d(np.asarray(jacfwd(lambda y: c_act(y, plain_cargs, sel))(x_star),
+                                     dtype=float))
+        return C, np.linalg.lstsq(C.T, g, rcond=None)[0]
 
-    if not kinds.size:                        # nothing active: plain stationarity
+    # a nearly active inequality whose multiplier is not clearly positive is inactive
+    sel = list(cand)
+    while any(ineq and not exact for _, _, ineq, exact in sel):
+        C, lam = multipliers(sel)
+        loose = [j for j, e in enumerate(sel) if e[2] and not e[3]]
+        j = min(loose, key=lambda j: lam[j])
+        if lam[j] > clear:
+            break
+        del sel[j]
+    if not sel:                               # nothing active: plain stationarity
+        if np.max(np.abs(g), initial=0.0) > clear:
+            raise ValueError(
+                "minimize: the solution is not stationary and no constraint is active there "
+                f"(|∇f| up to {np.max(np.abs(g)):.2e}), so the implicit function theorem "
+                "would give a wrong derivative. Tighten the solver's tolerances (tol=, "
+                "options=).")
         return _implicit("minimize", gradient, x_star, args)
-    g = np.asarray(gradient(x_star, *plain_args), dtype=float)
-    C = np.atleast_2d(np.asarray(jacfwd(lambda y: c_act(y, plain_cargs))(x_star), dtype=float))
+    C, lam = multipliers(sel)
+    kinds = np.array([ineq for _, _, ineq, _ in sel], dtype=bool)
     sv = np.linalg.svd(C, compute_uv=False)
     if C.shape[0] > C.shape[1] or sv.min() <= 1e-10 * max(1.0, sv.max()):
         raise ValueError("minimize: the active constraints' gradients are linearly dependent "
                          "at the solution (LICQ fails): the multipliers, and so the "
                          "derivative, are not unique. Remove redundant constraints.")
-    lam = np.linalg.lstsq(C.T, g, rcond=None)[0]
-    scale = max(1.0, float(np.max(np.abs(g))))
     if np.max(np.abs(C.T @ lam - g)) > 1e-5 * scale:
         raise ValueError("minimize: the solution does not satisfy the KKT conditions to "
                          "accuracy (∇f is not a combination of the active constraints' "
@@ -651,7 +683,8 @@ def _kkt_constrained(value, x_star, args, cons, lb, ub, tol=1e-8):
 
     def F(xl, a, ca):
         x, lm = xl
-        return (grad(lambda y: value(y, *a) - anp.sum(lm * c_act(y, ca)))(x), c_act(x, ca))
+        return (grad(lambda y: value(y, *a) - anp.sum(lm * c_act(y, ca, sel)))(x),
+                c_act(x, ca, sel))
     return _implicit("minimize", F, (x_star, lam), (args, cargs))[0]
 
 
