@@ -898,3 +898,58 @@ def test_minimize_constrained_solution_that_is_not_stationary_is_refused():
     assert np.all(np.isfinite(xs(np.array([1.0, 2.0]))))
     with pytest.raises(ValueError, match="not stationary.*Tighten"):
         ad.jacrev(xs)(np.array([1.0, 2.0]))
+
+
+def test_minimize_vector_constraint_with_active_and_inactive_components():
+    """One ``ineq`` constraint returning three numbers: two active, one not."""
+    def cfun(x, s):
+        return ad.numpy.stack([s - x[0] - x[1], 2.0 - x[2], 5.0 + x[0]])
+    cons = {"type": "ineq", "fun": cfun, "args": (1.0,)}
+
+    def xs(a, s, mod=aso):
+        kw = {"jac": lambda x, a: 2 * (x - a) + 0.4 * x ** 3} if mod is so else {}
+        c = dict(cons, args=(s,))
+        return mod.minimize(_f2, np.zeros(3), args=(a,), method="SLSQP", constraints=c,
+                            options={"ftol": 1e-15}, **kw).x
+    a, s = np.array([1.0, 2.0, 5.0]), 1.0
+    x = xs(a, s)
+    close([x[0] + x[1], x[2]], [s, 2.0], atol=1e-10)
+    Ja, Js = ad.jacrev(xs, argnums=(0, 1))(a, s)
+    # (SciPy's own solve differences the constraint: a reference good to ~1e-5)
+    close(Ja, fd(lambda t: xs(t, s, so), a), rtol=1e-4, atol=1e-5)
+    close(Js, fd(lambda t: xs(a, t[0], so), np.array([s]))[:, 0], rtol=1e-4, atol=1e-5)
+    close(Ja[2], 0.0, atol=1e-12)
+    close(ad.jacfwd(xs, argnums=1)(a, s), Js, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_functions_the_engine_cannot_trace_are_solved_as_scipy_solves_them():
+    """np.array of a list of numbers, float(x), math.*: SciPy's own calls work on them, and so
+    do these (the engine's jac/fprime/hess are left out where they cannot run; they used to
+    make the plain call fail). A derivative then fails with the engine's clear error."""
+    import math
+    vec = lambda x, a: np.array([x[0] ** 2 - a, x[1] - 2.0])
+    sca = lambda x, a: float(x) ** 2 - a
+    calls = {
+        "root": lambda m, a: m.root(vec, [0.5, 0.5], args=(a,)).x,
+        "root-lm": lambda m, a: m.root(vec, [0.5, 0.5], args=(a,), method="lm").x,
+        "fsolve": lambda m, a: m.fsolve(vec, [0.5, 0.5], args=(a,)),
+        "minimize": lambda m, a: m.minimize(lambda x, a: np.sum(vec(x, a) ** 2), [0.5, 0.5],
+                                            args=(a,)).x,
+        "minimize-constraint": lambda m, a: m.minimize(
+            lambda x, a: np.sum((x - a) ** 2), [0.5, 0.5], args=(a,),
+            constraints={"type": "eq", "fun": lambda x: np.array([x[0] + x[1] - 1.0])}).x,
+        "least_squares": lambda m, a: m.least_squares(vec, [0.5, 0.5], args=(a,)).x,
+        "newton": lambda m, a: m.newton(sca, 0.5, args=(a,)),
+        "newton-array": lambda m, a: m.newton(
+            lambda x, a: np.array([math.sin(v) - a / 10 for v in x]), np.array([0.5, 3.0]),
+            args=(a,)),
+        "root_scalar": lambda m, a: m.root_scalar(sca, x0=0.5, args=(a,)).root,
+        "fixed_point": lambda m, a: m.fixed_point(lambda x, a: math.cos(a * float(x)), 0.5,
+                                                  args=(a,)),
+    }
+    for name, call in calls.items():
+        close(call(aso, 2.0), call(so, 2.0), rtol=1e-12, atol=1e-14)
+        with pytest.raises((TypeError, NotImplementedError),
+                           match=r"float\(x\)|np.asarray|autodiff.numpy|math"):
+            ad.grad(lambda a: np.sum(call(aso, a)))(2.0)

@@ -20,7 +20,9 @@ machinery) applied to the condition the solution satisfies:
 recomputed at the tracked solution, so they are differentiable too (``df*/dθ = ∂f/∂θ``).
 The solver's ``jac=``, ``hess=``/``hessp=`` and ``fprime=`` are filled from the engine
 (exact derivatives, not finite differences) where the method uses them and the caller gave
-none. A solver that did not converge raises :class:`ConvergenceError` (a ``RuntimeError``)
+none, and where the engine can trace the function (tried once at ``x0``): one it cannot
+(``np.array`` of a list of numbers, ``float(x)``, ``math.*``) gets SciPy's defaults, so the
+plain call is SciPy's own, and a derivative fails with the engine's error. A solver that did not converge raises :class:`ConvergenceError` (a ``RuntimeError``)
 where SciPy would only report or warn, and where SciPy raises its own ``RuntimeError``
 (``brentq``, ``newton`` with ``disp=True``, ``fixed_point``; its message kept); SciPy's other
 errors (a bracket without a sign change: ``ValueError``) stand.
@@ -162,11 +164,46 @@ def _refuse_tracked(what, **given):
                 "the quantity part of args, for instance by rescaling the variables.")
 
 
+def _probed(filled, x0, args, kwargs=None):
+    """``filled`` (a derivative from the engine) where it runs at ``x0``, else ``None``:
+    SciPy's default, as in SciPy's own call. A function the engine cannot trace
+    (``np.array`` of a list of numbers, ``float(x)``, ``math.*``) is so still solved as
+    SciPy solves it; only a derivative with respect to ``args`` then fails, with the
+    engine's error. The value at ``x0`` serves SciPy's first call, when it is there."""
+    kwargs = kwargs or {}
+    try:
+        first = filled(x0, *args, **kwargs)
+    except Exception:
+        return None
+    kept = [x0, first]
+
+    def d(x, *a, **k):
+        if kept:
+            x_first, out = kept
+            kept.clear()
+            if np.shape(x) == np.shape(x_first) and np.array_equal(x, x_first):
+                return out
+        return filled(x, *a, **k)
+    d.__name__ = getattr(filled, "__name__", "derivative")
+    return d
+
+
+def _start(x0, vector=True):
+    """``x0`` as SciPy hands it to the functions: a float vector (``vector``) or array."""
+    try:
+        x = np.asarray(x0)
+        if x.dtype.kind != "f":
+            x = x.astype(float)
+    except (TypeError, ValueError):
+        return x0
+    return np.ravel(x) if vector else (x if x.ndim else x[()])
+
+
 def _check_result(what, x):
     """SciPy's result is tracked only when the function closed over a tracked value (SciPy
     ran on plain ones): its derivative would be that of the iterations (for the secant
     method, a wrong one), so it is refused."""
-    if _tracked(x):
+    if type(x) in box_types:                    # (a result is one array or number)
         raise _closure_error(what)
 
 
@@ -181,10 +218,11 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
         args = (args,)
     plain = _plain(args)
     meth = method.lower() if isinstance(method, str) else method
+    x0 = _plain(x0)
     if jac is None and meth in ("hybr", "lm"):
         def jac(x, *a):
             return np.asarray(jacfwd(lambda y: _vector(fun(y, *a)))(x))
-    x0 = _plain(x0)
+        jac = _probed(jac, _start(x0), plain)
     try:
         res = _so.root(fun, x0, args=plain,
                        method=method, jac=jac, tol=tol, callback=callback, options=options)
@@ -209,11 +247,12 @@ def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49
     if not isinstance(args, tuple):
         args = (args,)
     plain = _plain(args)
+    x0 = _plain(x0)
     if fprime is None:
         def fprime(x, *a):
             J = np.asarray(jacfwd(lambda y: _vector(func(y, *a)))(x))
             return J.T if col_deriv else J
-    x0 = _plain(x0)
+        fprime = _probed(fprime, _start(x0), plain)
     try:
         x, info, ier, mesg = _so.fsolve(func, x0, args=plain, fprime=fprime,
                                         full_output=True, col_deriv=col_deriv, xtol=xtol,
@@ -253,11 +292,13 @@ def root_scalar(f, args=(), method=None, bracket=None, fprime=None, fprime2=None
     meth = method.lower() if isinstance(method, str) else method
     if meth is None and bracket is None and x0 is not None and not fprime and x1 is None:
         meth = "newton"        # SciPy's choice here; with an exact fprime it is Newton's
-    if meth in ("newton", "halley") and fprime is None:
-        fprime = _scalar_derivative(f, 1)
-    if meth == "halley" and fprime2 is None and fprime is not True:
-        fprime2 = _scalar_derivative(f, 2)
     bracket, x0, x1 = _plain(bracket), _plain(x0), _plain(x1)
+    at = None if x0 is None else _start(x0, vector=False)
+    if meth in ("newton", "halley") and fprime is None and at is not None:
+        fprime = _probed(_scalar_derivative(f, 1), at, plain)
+    if meth == "halley" and fprime2 is None and fprime is not True and at is not None \
+            and fprime is not None:
+        fprime2 = _probed(_scalar_derivative(f, 2), at, plain)
     try:
         sol = _so.root_scalar(f, args=plain, method=meth, bracket=bracket, fprime=fprime,
                               fprime2=fprime2, x0=x0, x1=x1, xtol=xtol, rtol=rtol,
@@ -350,11 +391,12 @@ def newton(func, x0, fprime=None, args=(), tol=1.48e-08, maxiter=50, fprime2=Non
     if not isinstance(args, tuple):
         args = (args,)
     plain = _plain(args)
+    x0 = _plain(x0)
     if fprime is None and x1 is None:
         def fprime(x, *a):
             one = 1.0 if np.ndim(x) == 0 else np.ones(np.shape(x))
             return np.asarray(jvp(lambda y: func(y, *a), (x,), (one,))[1])
-    x0 = _plain(x0)
+        fprime = _probed(fprime, _start(x0, vector=False), plain)
     try:
         out = _so.newton(func, x0, fprime=fprime, args=plain, tol=tol, maxiter=maxiter,
                          fprime2=fprime2, x1=_plain(x1), rtol=rtol, full_output=True,
@@ -521,21 +563,30 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     def value(x, *a):
         return _first(fun(x, *a)) if jac is True else fun(x, *a)
 
+    x0 = _plain(x0)
+    start, plain = _start(x0), _plain(args)
+    traced = None                # whether the engine's gradient ran at x0 (None: not tried)
     if jac is None and meth in _USES_JAC:
         def jac(x, *a):
             return np.asarray(grad(lambda y: value(y, *a))(x))
-    if hess is None and hessp is None:
+        jac = _probed(jac, start, plain)
+        traced = jac is not None
+    if hess is None and hessp is None and traced is not False:
         if meth in _NEEDS_HESS:
             def hess(x, *a):
                 return np.asarray(hessian(lambda y: value(y, *a))(x))
+            hess = _probed(hess, start, plain)
         elif meth in _TAKES_HESSP:
             def hessp(x, p, *a):
                 return np.asarray(hvp(lambda y: value(y, *a), x, p))
-    x0 = _plain(x0)
+            if not traced and _probed(lambda x, *a: hessp(x, np.ones_like(x), *a), start,
+                                      plain) is None:
+                hessp = None     # (SciPy's first hessp is at an unknown p: not kept)
     try:
         res = _so.minimize(fun, x0, args=_plain(args), method=method, jac=jac, hess=hess,
                            hessp=hessp, bounds=bounds,
-                           constraints=constraints if not cons else _plain_constraints(cons),
+                           constraints=constraints if not cons else
+                           _plain_constraints(cons, start),
                            tol=tol, callback=callback, options=options)
     except Exception as e:
         what = f"minimize(method={meth!r})"
@@ -575,9 +626,9 @@ def _constraint_dicts(constraints):
     return cons if all(isinstance(c, dict) for c in cons) else None
 
 
-def _plain_constraints(cons):
+def _plain_constraints(cons, x0):
     """SciPy's constraint dicts with plain ``args`` and, where missing, the engine's
-    Jacobian of each constraint."""
+    Jacobian of each constraint (where it runs: see :func:`_probed`)."""
     out = []
     for c in cons:
         c = dict(c)
@@ -585,7 +636,9 @@ def _plain_constraints(cons):
         if "jac" not in c or c["jac"] is None:
             def cjac(x, *a, _f=c["fun"]):
                 return np.atleast_2d(np.asarray(jacfwd(lambda y: _vector(_f(y, *a)))(x)))
-            c["jac"] = cjac
+            c["jac"] = _probed(cjac, x0, c["args"])
+            if c["jac"] is None:
+                del c["jac"]
         out.append(c)
     return out
 
@@ -720,12 +773,13 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
         args = (args,)
     kwargs = {} if kwargs is None else dict(kwargs)
     tracked = _tracked((args, kwargs))
-    if jac == "2-point" and jac_sparsity is None:
-        def jac(x, *a, **k):
-            return np.atleast_2d(np.asarray(jacobian(lambda y: _vector(fun(y, *a, **k)))(x)))
     extra = {} if workers is None else {"workers": workers}
     _refuse_tracked("least_squares", bounds=bounds, f_scale=f_scale)
     x0 = _plain(x0)
+    if jac == "2-point" and jac_sparsity is None:
+        def engine_jac(x, *a, **k):
+            return np.atleast_2d(np.asarray(jacobian(lambda y: _vector(fun(y, *a, **k)))(x)))
+        jac = _probed(engine_jac, _start(x0), _plain(args), _plain(kwargs)) or "2-point"
     try:
         res = _so.least_squares(fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol,
                                 xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
