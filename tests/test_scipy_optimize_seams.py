@@ -8,7 +8,6 @@ exception in a derivative sweep, and the solver's ``jac``/``hess``/``fprime`` fi
 engine (counted).
 """
 import inspect
-import warnings
 
 import numpy as np
 import pytest
@@ -953,3 +952,15 @@ def test_functions_the_engine_cannot_trace_are_solved_as_scipy_solves_them():
         with pytest.raises((TypeError, NotImplementedError),
                            match=r"float\(x\)|np.asarray|autodiff.numpy|math"):
             ad.grad(lambda a: np.sum(call(aso, a)))(2.0)
+
+
+def test_batched_paths_chunked_and_sparse():
+    r = lambda a: aso.root(system, np.zeros(3), args=(a,), tol=1e-13).x
+    J = ad.jacfwd(r)(A3)
+    close(ad.jacfwd(r, chunk_size=1)(A3), J, rtol=1e-12)
+    close(ad.jacrev(r, chunk_size=2)(A3), J, rtol=1e-12)
+    close(ad.jacobian(r, chunk_size=1)(A3), J, rtol=1e-12)
+    close(ad.sparse_jacobian(r)(A3).toarray(), J, rtol=1e-12)
+    w = lambda a: np.sum(r(a) ** 2)
+    close(ad.hessian(w, chunk_size=1)(A3), ad.hessian(w)(A3), rtol=1e-10)
+    close(ad.linear_operator(r, A3).matvec(np.ones(3)), J @ np.ones(3), rtol=1e-12)
