@@ -47,6 +47,10 @@ DENSE_MAX = 200
 CONTRACT_MAX = 1 << 22
 
 _SOLVES = ("auto", "dense", "krylov", "sparse")
+#: ``solve="auto"`` above ``DENSE_MAX``: more than ``BATCH_DIRECT`` right-hand sides at once
+#: (a Jacobian) are solved by one LU of ``∂F/∂x``, formed by a batched sweep, up to
+#: ``DIRECT_MAX`` unknowns, instead of one GMRES solve each.
+BATCH_DIRECT, DIRECT_MAX = 8, 2000
 
 
 # ----- batched jvp / vjp of a flat function, on values tracked or not -----
@@ -290,7 +294,7 @@ class _Krylov:
 
     def __init__(self, spec, z, dleaves, solve):
         from .api import linear_operator
-        self.spec = spec
+        self.spec, self.z, self.dleaves, self.direct = spec, z, dleaves, None
         self.op = linear_operator(lambda z_: spec.Fz(z_, dleaves), z)
         self.solve = solve
         self.nonzero = False            # ∂F/∂x seen to be nonzero
@@ -303,6 +307,14 @@ class _Krylov:
         from scipy.sparse.linalg import gmres
         op = self.op.T if transpose else self.op
         spec, tol = self.spec, self.tol
+        if self.solve is None and spec.owner.solve == "auto" and spec.n <= DIRECT_MAX and \
+                np.count_nonzero(np.any(R != 0, axis=-1)) > BATCH_DIRECT:
+            # Many right-hand sides (a Jacobian: one per output or input): one GMRES each
+            # would cost up to n operator applications apiece; ∂F/∂x formed once by a batched
+            # sweep and factorised serves them all.
+            if self.direct is None:
+                self.direct = _DenseLU(spec, _jac_dense(spec, self.z, self.dleaves))
+            return self.direct(R, transpose)
         out = np.zeros_like(R)
         for k, b in enumerate(R):
             bnorm = np.linalg.norm(b)
