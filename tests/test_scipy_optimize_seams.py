@@ -42,14 +42,7 @@ def fd(fn, theta, h=1e-3):
     return out.reshape(np.shape(fn(theta)) + theta.shape)
 
 
-def counting(f):
-    """``f`` with a count of its calls on plain values only: SciPy's own calls."""
-    def g(x, *a, **k):
-        if not any(type(v) in (ad.Dual, ad.Variable) for v in flatten((x, a, k))[0]):
-            g.plain += 1
-        return f(x, *a, **k)
-    g.plain = 0
-    return g
+from test_scipy_optimize import counting  # noqa: E402 (one counter for both files)
 
 
 # ----- signatures: SciPy's, parameter for parameter ------------------------------------
