@@ -322,6 +322,43 @@ def _value_and_grad_leaf(f, args, kwargs, argnum, x):
     return out, _zeros(x)
 
 
+def _value_and_grad_leaves(f, args, kwargs, nums):
+    """grad's common case with a tuple ``argnums`` of plain float or array arguments:
+    ``_pull``'s steps without the pytree layers."""
+    with _level() as level:
+        call = list(args)
+        vs = []
+        for n in nums:
+            call[n] = v = Variable(args[n], level=level)
+            vs.append(v)
+        out = f(*call, **kwargs)
+    if type(out) is not Variable or out.level != level:
+        if isinstance(out, (list, tuple, dict)) or not _scalar(meta(out)):
+            _not_scalar(f, out if isinstance(out, (list, tuple, dict)) else meta(out))
+        return out, tuple([_zeros(args[n]) for n in nums])
+    if not _scalar(meta(out.value)):
+        _not_scalar(f, meta(out.value))
+    got = {id(v): g for v, g in backward_pass([(out, _one(out.value))])}
+    gs = []
+    for v, n in zip(vs, nums):
+        g = got.get(id(origin(v)))          # the input as it was, before any x[i] = v
+        gs.append(_zeros(args[n]) if g is None else _like_input(g, args[n]))
+    return out.value, tuple(gs)
+
+
+def _leaf_argnums(argnums, args):
+    """``argnums`` when it is a tuple of distinct positions of plain float or float-array
+    arguments (the fast path of ``value_and_grad``), else ``None``."""
+    n = len(args)
+    for k in argnums:
+        if type(k) is not int or not 0 <= k < n:
+            return None
+        x = args[k]
+        if not (type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f"):
+            return None
+    return argnums if len(set(argnums)) == len(argnums) else None
+
+
 def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform="grad"):
     """``(f(x), ∇f(x))`` from one forward and one backward sweep (reverse mode).
 
@@ -337,6 +374,10 @@ def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform
             x = args[argnums]
             if type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f":
                 return _value_and_grad_leaf(f, args, kwargs, argnums, x)
+        elif type(argnums) is tuple and argnums and not has_aux and not holomorphic:
+            nums = _leaf_argnums(argnums, args)
+            if nums is not None:
+                return _value_and_grad_leaves(f, args, kwargs, nums)
         leaves, rebuild, pack = _flat_args(f, args, argnums, _transform)
         if holomorphic:
             _check_complex(f, "grad", leaves, None, True)

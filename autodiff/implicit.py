@@ -123,15 +123,29 @@ class _Spec:
         self.ptree = ptree
         self.tracked = [i for i, v in enumerate(leaves) if type(v) in box_types]
         self.leaves = [None if type(v) in box_types else v for v in leaves]
+        self.flat = ptree == _flat_params(len(leaves))      # (args of leaves, no kwargs)
         self.aux = None
         self.cache = None           # (z, leaves, factorisation): one point per call
+
+    @classmethod
+    def scalar(cls, owner, x, args):
+        """The spec of the scalar lane: the float root ``x`` of ``F(x, *args)``, every arg
+        a leaf (``_Implicit.solved``); ``x0`` holds the root."""
+        self = object.__new__(cls)
+        self.owner, self.x0, self.aux, self.cache = owner, x, None, None
+        self.ptree, self.flat = _flat_params(len(args)), True
+        self.tracked = [i for i, v in enumerate(args) if type(v) in box_types]
+        self.leaves = [None if type(v) in box_types else v for v in args]
+        self.xtree, self.xshapes, self.sizes, self.n = (), [()], [1], 1
+        self.dtype, self.casts = np.dtype(np.float64), None
+        return self
 
     # params
     def params(self, dleaves):
         leaves = list(self.leaves)
         for i, v in zip(self.tracked, dleaves):
             leaves[i] = v
-        if self.ptree == _flat_params(len(leaves)):    # (args of leaves, no kwargs)
+        if self.flat:
             return tuple(leaves), {}
         return unflatten(self.ptree, leaves)
 
@@ -585,17 +599,28 @@ def _scalar_slope(spec, a):
     return a
 
 
-def _scalar_sweep(spec, ans, dleaves):
+def _scalar_sweep(spec, x, dleaves):
     """``(∂F/∂x, [∂F/∂θ_k])`` at the root from one reverse sweep of ``F``: compiled when
     ``F`` is an ``ad.jit`` function, else recorded on fresh leaves of a level of its own
     (``api._pull``'s steps without its pytree layers: the hot path of every scalar root)."""
-    compiled = _compiled_sweep(spec, ans, dleaves)
+    compiled = _compiled_sweep(spec, x, dleaves)
     if compiled is not None:
         return compiled
     with _level() as level:
-        xv = Variable(ans[0], level=level)
+        xv = Variable(x, level=level)
         tv = [Variable(v, level=level) for v in dleaves]
-        out = _scalar_residual(spec)(xv, *tv)
+        if spec.flat and spec.xtree == () and type(spec.owner) is _Implicit:
+            # (the common case, _scalar_residual's steps inlined: F's own call)
+            leaves = list(spec.leaves)
+            for i, v in zip(spec.tracked, tv):
+                leaves[i] = v
+            out = spec.owner.F(xv, *leaves)
+            if not (type(out) is Variable and out.level == level
+                    and (type(out.value) is np.float64 or type(out.value) is float)):
+                out = _one_entry(spec, out)
+                _check_closure(spec.owner, (out,), (xv, *tv))
+        else:
+            out = _scalar_residual(spec)(xv, *tv)
     if type(out) is not Variable or out.level != level:
         return 0.0, [None] * len(dleaves)         # F does not depend on x or θ: singular
     got = {id(v): g for v, g in backward_pass([(out, _one(out.value))])}
@@ -611,7 +636,9 @@ def _root_jvp_scalar(tangents, ans, dleaves, spec):
     lead = _lead(tangents[k], dleaves[k])
     nb = math.prod(lead) if lead else 1
     dt = np.result_type(spec.dtype, *[t for t in tangents if t is not None])
-    a, grads = _scalar_sweep(spec, ans, dleaves)
+    if nb == 0:                         # no directions (jacfwd of an empty input)
+        return np.zeros(lead + (1,), dt)
+    a, grads = _scalar_sweep(spec, ans[0], dleaves)
     U = np.zeros(nb)
     for t, b in zip(tangents, grads):
         if t is not None and b is not None:
@@ -622,7 +649,7 @@ def _root_jvp_scalar(tangents, ans, dleaves, spec):
 
 def _root_vjp_scalar(g, ans, dleaves, spec):
     """θ̄ = -(x̄ / (∂F/∂x)) ∂F/∂θ: one reverse sweep of F gives ∂F/∂x and ∂F/∂θ together."""
-    a, rows = _scalar_sweep(spec, ans, dleaves)
+    a, rows = _scalar_sweep(spec, ans[0], dleaves)
     a = _scalar_slope(spec, a)
     lead = _lead(g, ans)
     if not lead:                        # one cotangent: a scale of each row
@@ -649,7 +676,7 @@ _SWEEPS = weakref.WeakKeyDictionary()
 _ARRAYLIKE = (np.ndarray, np.generic, float, int)
 
 
-def _compiled_sweep(spec, ans, dleaves):
+def _compiled_sweep(spec, x, dleaves):
     """``(∂F/∂x, [∂F/∂θ_k])`` at the root from a compiled sweep, or ``None`` when F is not
     an ``ad.jit`` function (or a param is not an array or number)."""
     F = spec.owner.F
@@ -667,7 +694,8 @@ def _compiled_sweep(spec, ans, dleaves):
     fn = per_f.get(key)
     if fn is None:
         fn = per_f[key] = tracing.jit(_sweep_function(spec))
-    return fn(ans[0], *leaves)
+    # (a Python float takes jit's fast path; a NumPy scalar would take its general path)
+    return fn(float(x) if type(x) is np.float64 else x, *leaves)
 
 
 def _sweep_function(spec):
@@ -733,10 +761,17 @@ class _Implicit:
         self.F, self.solve, self.tol, self.has_aux = F, "auto", 1e-10, False
         self.solver = _Given(x_star)
         self.name = name = f"{cls.kind}[{name}]"
-        prim = _PRIMS.get(name)
-        if prim is None:
-            prim = _PRIMS[name] = Primitive(name, _root_impl, jvp=_root_jvp, vjp=_root_vjp)
-        self.prim = prim
+        prims = _PRIMS.get(name)
+        if prims is None:
+            prims = _PRIMS[name] = (
+                Primitive(name, _root_impl, jvp=_root_jvp, vjp=_root_vjp),
+                Primitive(name, _scalar_impl, jvp=_scalar_jvp, vjp=_scalar_vjp))
+        self.prim = prims[0]
+        if type(x_star) is float and not kwargs and all(
+                type(a) in _LEAF_TYPES or type(a) in box_types for a in args):
+            tracked = [a for a in args if type(a) in box_types]
+            if tracked:
+                return bind(prims[1], *tracked, spec=_Spec.scalar(self, x_star, args))
         return self._bind(None, args, kwargs)
 
     def residual(self, x, args, kwargs):
@@ -769,8 +804,58 @@ class _Implicit:
         return f"<{self.name}>"
 
 
-#: The primitives of ``_Implicit.solved``, one per solver name.
+#: The primitives of ``_Implicit.solved``, a pair per solver name: the general one and
+#: the scalar lane's.
 _PRIMS = {}
+_LEAF_TYPES = (np.ndarray, float, int, np.float64, np.float32)
+
+
+# ----- the scalar lane -----
+# A departure from the general path on purpose (the hot path of SciPy's scalar solvers,
+# brentq and root_scalar, whose root is a Python float and whose args are arrays or
+# numbers): the primitive's output is the root itself, a Python float as SciPy returns it
+# (so float32 code around it stays float32, as on plain values), not a flat vector of one
+# entry indexed afterwards; the spec is made without the pytree walks. Its rules are the
+# general ones on the one-entry vector.
+def _scalar_impl(*dleaves, spec):
+    return spec.x0          # SciPy's Python float: NumPy's weak scalar (float32 stays)
+
+
+def _scalar_jvp(tangents, ans, *dleaves, spec):
+    if _plain(ans, *dleaves, *tangents) and all(
+            t is None or shape_of(t) == shape_of(x) for t, x in zip(tangents, dleaves)):
+        # one direction (jvp): ẋ = -(∂F/∂θ·θ̇) / (∂F/∂x), the rows contracted as they come
+        a, rows = _scalar_sweep(spec, ans, dleaves)
+        u = 0.0
+        for t, b in zip(tangents, rows):
+            if t is not None and b is not None:
+                u += float(b) * float(t) if ndim_of(t) == 0 else \
+                    float(np.dot(np.ravel(b), np.ravel(t)))
+        return -u / _scalar_slope(spec, a)          # a Python float, as the root
+    z = np.reshape(ans, (1,))
+    if _plain(ans, *dleaves, *tangents):
+        y = _root_jvp_scalar(tangents, z, dleaves, spec)
+    else:
+        y = _root_jvp(tangents, z, *dleaves, spec=spec)
+    y = np.reshape(y, shape_of(y)[:-1])
+    # the root is weakly typed: a batch of float32 tangents stays float32 (as one does)
+    dt = np.result_type(*[t for t in tangents if t is not None])
+    if dt == np.float32 and type(y) is np.ndarray and y.dtype == np.float64:
+        y = y.astype(np.float32)
+    return y
+
+
+def _scalar_vjp(g, ans, *dleaves, spec):
+    if (type(g) is float or type(g) is np.float64) and _plain(ans, *dleaves):
+        # one cotangent (grad): θ̄ = -(x̄ / (∂F/∂x)) ∂F/∂θ, rows scaled as they come
+        a, rows = _scalar_sweep(spec, ans, dleaves)
+        s = -float(g) / _scalar_slope(spec, a)
+        return [np.zeros(shape_of(x), np.result_type(x)) if b is None else b * s
+                for b, x in zip(rows, dleaves)]
+    z, g = np.reshape(ans, (1,)), np.reshape(g, shape_of(g) + (1,))
+    if _plain(g, ans, *dleaves):
+        return _root_vjp_scalar(g, z, dleaves, spec)
+    return _root_vjp(g, z, *dleaves, spec=spec)
 
 
 class _Given:

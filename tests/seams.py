@@ -1436,8 +1436,10 @@ def check(program, seed=0):
         return _Checker(program, np.random.default_rng(seed)).run()
 
 
-# The fused primitives' and the newer entry points' blocks (after everything they import).
+# The fused primitives' and the newer entry points' blocks (after everything they import),
+# and those of the solvers.
 import seams_fused  # noqa: E402,F401
+import seams_solvers  # noqa: E402,F401
 
 if __name__ == "__main__":          # python tests/seams.py "<spec>": rerun one reproducer
     import ast

@@ -42,10 +42,30 @@ def _mm(a, b):
     batch of matrix-vector products, ``jacfwd`` of ``J @ x``, is several times slower)."""
     if type(a) is np.ndarray and type(b) is np.ndarray and a.size and b.size:
         if b.ndim == 2 and a.ndim > 2:
-            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
+            a2 = a.reshape(-1, a.shape[-1])
+            out = _basis_times(a2, b)
+            if out is None:
+                out = a2 @ b
+            return out.reshape(a.shape[:-1] + b.shape[-1:])
         if a.ndim == 2 and b.ndim > 2:
             return mT(_mm(mT(b), mT(a)))
     return a @ b
+
+
+def _basis_times(x, b):
+    """``x @ b`` without the product when the ``(r, n)`` stack of directions ``x`` is the
+    basis ``[I; 0]`` a Jacobian's sweep seeds (``jacfwd``, ``jacrev``, the implicit
+    function theorem's ``∂F/∂x``): then it is ``b`` and zero rows. ``None`` otherwise; the
+    test reads O(1) entries before it reads all (n = 200: 10 µs against 0.2 ms)."""
+    r, n = x.shape
+    if r < n or r * n < 1024 or x[0, 0] != 1 or x[0, 1] != 0 or x[1, 0] != 0 \
+            or x[n - 1, n - 1] != 1 or x.dtype.kind not in "fc":
+        return None
+    if np.count_nonzero(x) != n or not (x[:n].diagonal() == 1).all():
+        return None
+    out = np.zeros((r, b.shape[1]), np.result_type(x, b))
+    out[:n] = b
+    return out
 
 
 matmul_p = defprim(

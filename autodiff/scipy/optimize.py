@@ -61,11 +61,28 @@ class ConvergenceError(RuntimeError):
 
 
 # ----- helpers -----
+def _leaves(args):
+    """``args`` itself when it is a tuple of leaves (the common ``args=(a, b)``: no pytree
+    walk), else ``None``."""
+    if type(args) is not tuple:
+        return None
+    for v in args:
+        t = type(v)
+        if t is tuple or t is list or t is dict or v is None or isinstance(v, tuple):
+            return None
+    return args
+
+
 def _tracked(tree):
-    return any(type(v) in box_types for v in flatten(tree)[0])
+    leaves = _leaves(tree)
+    if leaves is None:
+        leaves = flatten(tree)[0]
+    return any(type(v) in box_types for v in leaves)
 
 
 def _plain(tree):
+    if _leaves(tree) is not None:
+        return tuple([unbox(v) for v in tree])
     leaves, t = flatten(tree)
     return unflatten(t, [unbox(v) for v in leaves])
 
@@ -321,11 +338,12 @@ def _bracketed(name, f, a, b, args, full_output, disp, **kw):
     """SciPy's bracketing solver ``name`` on plain values, then the implicit derivative."""
     if not isinstance(args, tuple):
         args = (args,)
-    x, r = getattr(_so, name)(f, unbox(a), unbox(b), args=_plain(args), full_output=True,
-                              disp=disp, **kw)
+    tracked = _tracked(args)
+    x, r = getattr(_so, name)(f, unbox(a), unbox(b), args=_plain(args) if tracked else args,
+                              full_output=True, disp=disp, **kw)
     if not r.converged:
         _failed(name, r.flag)
-    if _tracked(args):
+    if tracked:
         x = _implicit(name, f, x, args)
         r.root = x
     return (x, r) if full_output else x
