@@ -4,6 +4,7 @@
 >>> ad.grad(lambda x: x ** 2)(3.0)
 6.0
 """
+from . import allocator  # noqa: F401  (the C allocator's thresholds for tapes)
 from . import ops  # noqa: F401  (fills the primitive registry)
 from .api import (derivative, elementwise_grad, grad, hessian, hvp, jacfwd, jacobian, jacrev,
                   jvp, linear_operator, linearize, stop_gradient, value_and_grad, vjp)
