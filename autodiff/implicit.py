@@ -837,6 +837,8 @@ def _scalar_jvp(tangents, ans, *dleaves, spec):
         y = _root_jvp_scalar(tangents, z, dleaves, spec)
     else:
         y = _root_jvp(tangents, z, *dleaves, spec=spec)
+        if y is None:                   # no tangent reaches F's value: none reaches x
+            return None
     y = np.reshape(y, shape_of(y)[:-1])
     # the root is weakly typed: a batch of float32 tangents stays float32 (as one does)
     dt = np.result_type(*[t for t in tangents if t is not None])

@@ -263,3 +263,14 @@ def test_scalar_root_with_no_directions_and_empty_params():
         assert J.shape == (0,)
     assert ad.grad(f)(np.zeros(0)).shape == (0,)
     close(ad.jacfwd(f)(np.zeros(2)), ad.jacrev(f)(np.zeros(2)))
+
+
+def test_scalar_root_of_an_f_that_ignores_its_tracked_param_under_jit():
+    # under ad.jit the rule takes the general path, whose tangent is None when no tangent
+    # reaches F's value: the root's tangent is then none too (found by the seam fuzzer)
+    f = lambda v: aso.brentq(lambda x, v: x ** 3 + x - 1.0, -5.0, 5.0, args=(v,)) * v
+    v = np.array([0.5, 2.0])
+    x = aso.brentq(lambda x: x ** 3 + x - 1.0, -5.0, 5.0)
+    for tr in (ad.jacfwd, ad.jacrev):
+        close(tr(f)(v), x * np.eye(2))
+        close(ad.jit(tr(f))(v), x * np.eye(2), rtol=1e-9)
