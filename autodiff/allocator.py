@@ -50,12 +50,13 @@ def _tune():
         return
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        version = libc.gnu_get_libc_version       # glibc only (musl has no mallopt knobs)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         _state[0] = "not glibc"
         return
-    del version
+    if not hasattr(libc, "gnu_get_libc_version"):      # musl: mallopt ignores these knobs
+        _state[0] = "not glibc"
+        return
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, MMAP_MAX) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_KEEP) == 1
     _state[0] = "set" if ok else "failed"

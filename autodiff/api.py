@@ -322,9 +322,15 @@ def _value_and_grad_leaf(f, args, kwargs, argnum, x):
     return out, _zeros(x)
 
 
+def _plain_float(x):
+    """A plain float or float array: an argument ``grad`` differentiates without pytrees."""
+    return type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f"
+
+
 def _value_and_grad_leaves(f, args, kwargs, nums):
     """grad's common case with a tuple ``argnums`` of plain float or array arguments:
-    ``_pull``'s steps without the pytree layers."""
+    ``_pull``'s steps without the pytree layers. (``_value_and_grad_leaf`` stays apart for
+    one argument: without the tuple and the dict it costs 1–4 µs less per call.)"""
     with _level() as level:
         call = list(args)
         vs = []
@@ -353,8 +359,7 @@ def _leaf_argnums(argnums, args):
     for k in argnums:
         if type(k) is not int or not 0 <= k < n:
             return None
-        x = args[k]
-        if not (type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f"):
+        if not _plain_float(args[k]):
             return None
     return argnums if len(set(argnums)) == len(argnums) else None
 
@@ -372,7 +377,7 @@ def value_and_grad(f, argnums=0, has_aux=False, holomorphic=False, *, _transform
     def value_and_grad_f(*args, **kwargs):
         if type(argnums) is int and not has_aux and not holomorphic and 0 <= argnums < len(args):
             x = args[argnums]
-            if type(x) is float or type(x) is np.ndarray and x.dtype.kind == "f":
+            if _plain_float(x):
                 return _value_and_grad_leaf(f, args, kwargs, argnums, x)
         elif type(argnums) is tuple and argnums and not has_aux and not holomorphic:
             nums = _leaf_argnums(argnums, args)

@@ -36,7 +36,7 @@ from .api import _level, _one, _pull, _push
 from .boxes import unbox
 from .core import Primitive, bind, box_types, live_levels, ndim_of, shape_of
 from .reverse import Variable, backward_pass, origin
-from .tree import flatten, unflatten
+from .tree import flatten, leaf_tuple, unflatten
 
 __all__ = ["custom_root", "custom_fixed_point", "DENSE_MAX"]
 
@@ -129,16 +129,15 @@ class _Spec:
 
     @classmethod
     def scalar(cls, owner, x, args):
-        """The spec of the scalar lane: the float root ``x`` of ``F(x, *args)``, every arg
-        a leaf (``_Implicit.solved``); ``x0`` holds the root."""
-        self = object.__new__(cls)
-        self.owner, self.x0, self.aux, self.cache = owner, x, None, None
-        self.ptree, self.flat = _flat_params(len(args)), True
-        self.tracked = [i for i, v in enumerate(args) if type(v) in box_types]
-        self.leaves = [None if type(v) in box_types else v for v in args]
+        """The spec of the scalar lane: the float root ``x`` of ``F(x, *args)``, ``args`` a
+        tuple of leaves (``_Implicit.solved``); ``x0`` holds the root."""
+        self = cls(owner, x, args, {}, args, _flat_params(len(args)))
+        self._float_layout()
+        return self
+
+    def _float_layout(self):
         self.xtree, self.xshapes, self.sizes, self.n = (), [()], [1], 1
         self.dtype, self.casts = np.dtype(np.float64), None
-        return self
 
     # params
     def params(self, dleaves):
@@ -153,8 +152,7 @@ class _Spec:
     def record(self, x):
         """Lay out the solver's result ``x`` and return it as a flat vector."""
         if type(x) is float:            # a scalar solver's root (SciPy's brentq family)
-            self.xtree, self.xshapes, self.sizes, self.n = (), [()], [1], 1
-            self.dtype, self.casts = np.dtype(np.float64), None
+            self._float_layout()
             return np.array([x])
         leaves, self.xtree = flatten(x)
         name = self.owner.name
@@ -574,14 +572,19 @@ def _one_entry(spec, out):
     return leaves[0]
 
 
-def _scalar_residual(spec):
-    def F(x, *ls):
-        args, kwargs = spec.params(ls)
-        xs = x if spec.xtree == () else unflatten(spec.xtree, [x])
-        out = _one_entry(spec, spec.owner.residual(xs, args, kwargs))
-        _check_closure(spec.owner, (out,), (x, *ls))
+def _scalar_residual(spec, x, ls):
+    """F at the scalar ``x`` and params ``ls`` (Variables of one level): its one entry,
+    refused when F closes over a tracked value. A float recorded at that level, the common
+    case, needs neither check's walk."""
+    args, kwargs = spec.params(ls)
+    xs = x if spec.xtree == () else unflatten(spec.xtree, [x])
+    out = spec.owner.residual(xs, args, kwargs)
+    if type(out) is Variable and out.level == x.level and \
+            (type(out.value) is float or type(out.value) is np.float64):
         return out
-    return F
+    out = _one_entry(spec, out)
+    _check_closure(spec.owner, (out,), (x, *ls))
+    return out
 
 
 def _scalar_slope(spec, a):
@@ -609,18 +612,7 @@ def _scalar_sweep(spec, x, dleaves):
     with _level() as level:
         xv = Variable(x, level=level)
         tv = [Variable(v, level=level) for v in dleaves]
-        if spec.flat and spec.xtree == () and type(spec.owner) is _Implicit:
-            # (the common case, _scalar_residual's steps inlined: F's own call)
-            leaves = list(spec.leaves)
-            for i, v in zip(spec.tracked, tv):
-                leaves[i] = v
-            out = spec.owner.F(xv, *leaves)
-            if not (type(out) is Variable and out.level == level
-                    and (type(out.value) is np.float64 or type(out.value) is float)):
-                out = _one_entry(spec, out)
-                _check_closure(spec.owner, (out,), (xv, *tv))
-        else:
-            out = _scalar_residual(spec)(xv, *tv)
+        out = _scalar_residual(spec, xv, tv)
     if type(out) is not Variable or out.level != level:
         return 0.0, [None] * len(dleaves)         # F does not depend on x or θ: singular
     got = {id(v): g for v, g in backward_pass([(out, _one(out.value))])}
@@ -638,6 +630,8 @@ def _root_jvp_scalar(tangents, ans, dleaves, spec):
     dt = np.result_type(spec.dtype, *[t for t in tangents if t is not None])
     if nb == 0:                         # no directions (jacfwd of an empty input)
         return np.zeros(lead + (1,), dt)
+    if not lead:
+        return np.array([_scalar_tangent(tangents, ans[0], dleaves, spec)], dt)
     a, grads = _scalar_sweep(spec, ans[0], dleaves)
     U = np.zeros(nb)
     for t, b in zip(tangents, grads):
@@ -647,16 +641,32 @@ def _root_jvp_scalar(tangents, ans, dleaves, spec):
     return np.reshape(Y, lead + (1,)) if lead else Y[0]
 
 
+def _scalar_tangent(tangents, x, dleaves, spec):
+    """One direction: ẋ = -(∂F/∂θ·θ̇) / (∂F/∂x) at the root ``x``, a float; the sweep's
+    rows contracted with the tangents as they come."""
+    a, rows = _scalar_sweep(spec, x, dleaves)
+    u = 0.0
+    for t, b in zip(tangents, rows):
+        if t is not None and b is not None:
+            u += float(np.dot(np.ravel(np.asarray(b, np.float64)), np.ravel(t)))
+    return -u / _scalar_slope(spec, a)
+
+
+def _scalar_cotangents(g, x, dleaves, spec):
+    """One cotangent, the float ``g``: θ̄ = -(g / (∂F/∂x)) ∂F/∂θ, each row scaled."""
+    a, rows = _scalar_sweep(spec, x, dleaves)
+    s = -g / _scalar_slope(spec, a)
+    return [np.zeros(shape_of(v), np.result_type(v)) if b is None else b * s
+            for b, v in zip(rows, dleaves)]
+
+
 def _root_vjp_scalar(g, ans, dleaves, spec):
     """θ̄ = -(x̄ / (∂F/∂x)) ∂F/∂θ: one reverse sweep of F gives ∂F/∂x and ∂F/∂θ together."""
+    lead = _lead(g, ans)
+    if not lead:
+        return _scalar_cotangents(float(np.reshape(g, (-1,))[0]), ans[0], dleaves, spec)
     a, rows = _scalar_sweep(spec, ans[0], dleaves)
     a = _scalar_slope(spec, a)
-    lead = _lead(g, ans)
-    if not lead:                        # one cotangent: a scale of each row
-        s = -float(np.asarray(g, dtype=np.float64).reshape(-1)[0]) / a
-        return [np.zeros(shape_of(x), np.result_type(x)) if b is None else
-                (np.asarray(b, dtype=np.float64) * s).reshape(shape_of(x))
-                for b, x in zip(rows, dleaves)]
     MU = np.asarray(g, dtype=np.float64).reshape(-1, 1) / a
     out = []
     for b, x in zip(rows, dleaves):
@@ -767,11 +777,12 @@ class _Implicit:
                 Primitive(name, _root_impl, jvp=_root_jvp, vjp=_root_vjp),
                 Primitive(name, _scalar_impl, jvp=_scalar_jvp, vjp=_scalar_vjp))
         self.prim = prims[0]
-        if type(x_star) is float and not kwargs and all(
-                type(a) in _LEAF_TYPES or type(a) in box_types for a in args):
-            tracked = [a for a in args if type(a) in box_types]
-            if tracked:
-                return bind(prims[1], *tracked, spec=_Spec.scalar(self, x_star, args))
+        if type(x_star) is float and not kwargs and leaf_tuple(args) is not None:
+            spec = _Spec.scalar(self, x_star, args)
+            if spec.tracked:
+                tracked = [args[i] for i in spec.tracked]
+                self._refuse_complex(tracked)
+                return bind(prims[1], *tracked, spec=spec)
         return self._bind(None, args, kwargs)
 
     def residual(self, x, args, kwargs):
@@ -790,15 +801,19 @@ class _Implicit:
                 if not any(type(v) in box_types for v in flatten(x)[0]):
                     _check_closure(self, flatten(self.residual(x, args, kwargs))[0], ())
             return out
-        for v in leaves:
-            if type(v) in box_types and np.result_type(unbox(v)).kind == "c":
+        spec = _Spec(self, x0, args, kwargs, leaves, ptree)
+        tracked = [leaves[i] for i in spec.tracked]
+        self._refuse_complex(tracked)
+        z = bind(self.prim, *tracked, spec=spec)
+        x = spec.unpack(z)
+        return (x, spec.aux) if self.has_aux else x
+
+    def _refuse_complex(self, tracked):
+        for v in tracked:
+            if np.result_type(unbox(v)).kind == "c":
                 raise NotImplementedError(
                     f"{self.name}: differentiating with respect to a complex parameter is not "
                     "supported; pass its real and imaginary parts as two real parameters.")
-        spec = _Spec(self, x0, args, kwargs, leaves, ptree)
-        z = bind(self.prim, *[leaves[i] for i in spec.tracked], spec=spec)
-        x = spec.unpack(z)
-        return (x, spec.aux) if self.has_aux else x
 
     def __repr__(self):
         return f"<{self.name}>"
@@ -807,7 +822,6 @@ class _Implicit:
 #: The primitives of ``_Implicit.solved``, a pair per solver name: the general one and
 #: the scalar lane's.
 _PRIMS = {}
-_LEAF_TYPES = (np.ndarray, float, int, np.float64, np.float32)
 
 
 # ----- the scalar lane -----
@@ -822,18 +836,12 @@ def _scalar_impl(*dleaves, spec):
 
 
 def _scalar_jvp(tangents, ans, *dleaves, spec):
-    if _plain(ans, *dleaves, *tangents) and all(
-            t is None or shape_of(t) == shape_of(x) for t, x in zip(tangents, dleaves)):
-        # one direction (jvp): ẋ = -(∂F/∂θ·θ̇) / (∂F/∂x), the rows contracted as they come
-        a, rows = _scalar_sweep(spec, ans, dleaves)
-        u = 0.0
-        for t, b in zip(tangents, rows):
-            if t is not None and b is not None:
-                u += float(b) * float(t) if ndim_of(t) == 0 else \
-                    float(np.dot(np.ravel(b), np.ravel(t)))
-        return -u / _scalar_slope(spec, a)          # a Python float, as the root
+    plain = _plain(ans, *dleaves, *tangents)
+    if plain and all(t is None or shape_of(t) == shape_of(x)
+                     for t, x in zip(tangents, dleaves)):
+        return _scalar_tangent(tangents, ans, dleaves, spec)  # a Python float, as the root
     z = np.reshape(ans, (1,))
-    if _plain(ans, *dleaves, *tangents):
+    if plain:
         y = _root_jvp_scalar(tangents, z, dleaves, spec)
     else:
         y = _root_jvp(tangents, z, *dleaves, spec=spec)
@@ -849,11 +857,7 @@ def _scalar_jvp(tangents, ans, *dleaves, spec):
 
 def _scalar_vjp(g, ans, *dleaves, spec):
     if (type(g) is float or type(g) is np.float64) and _plain(ans, *dleaves):
-        # one cotangent (grad): θ̄ = -(x̄ / (∂F/∂x)) ∂F/∂θ, rows scaled as they come
-        a, rows = _scalar_sweep(spec, ans, dleaves)
-        s = -float(g) / _scalar_slope(spec, a)
-        return [np.zeros(shape_of(x), np.result_type(x)) if b is None else b * s
-                for b, x in zip(rows, dleaves)]
+        return _scalar_cotangents(float(g), ans, dleaves, spec)
     z, g = np.reshape(ans, (1,)), np.reshape(g, shape_of(g) + (1,))
     if _plain(g, ans, *dleaves):
         return _root_vjp_scalar(g, z, dleaves, spec)

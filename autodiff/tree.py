@@ -2,13 +2,25 @@
 flattened to a list of leaves and rebuilt with the same structure (dict keys in sorted
 order, as JAX). ``None`` and empty containers are structure without leaves."""
 
-__all__ = ["flatten", "unflatten", "structure"]
+__all__ = ["flatten", "unflatten", "structure", "leaf_tuple"]
 
 
 def flatten(tree):
     """``(leaves, treedef)``; ``unflatten(treedef, leaves)`` rebuilds ``tree``."""
     leaves = []
     return leaves, _flatten(tree, leaves)
+
+
+def leaf_tuple(t):
+    """``t`` itself when it is a tuple of leaves (the common ``args=(a, b)``: ``flatten``
+    would list them as they are), else ``None``."""
+    if type(t) is not tuple:
+        return None
+    for v in t:
+        tv = type(v)
+        if tv is tuple or tv is list or tv is dict or v is None or isinstance(v, tuple):
+            return None
+    return t
 
 
 def _flatten(t, leaves):

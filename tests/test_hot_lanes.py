@@ -96,6 +96,10 @@ def test_scalar_lane_refuses_what_the_general_path_refuses():
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
         ad.jvp(lambda a: aso.brentq(lambda x, a: np.where(x > 0, 1.0, -1.0) + 0 * a,
                                     -1.0, 1.0, args=(a,)), (0.3,), (1.0,))
+    # a complex param is refused, as on the general path
+    with pytest.raises(NotImplementedError, match="complex parameter"):
+        ad.grad(lambda c: aso.brentq(lambda x, c: x ** 3 + x - np.real(c), -5.0, 5.0,
+                                     args=(c,)))(1.0 + 0.5j)
     outer = ad.Variable(2.0)
     with pytest.raises(TypeError, match="closes over"):
         ad.grad(lambda a: aso.brentq(lambda x, a: x ** 3 - a * outer, 0.0, 4.0,

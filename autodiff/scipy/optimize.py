@@ -46,7 +46,7 @@ from ..api import grad, hessian, hvp, jacfwd, jacobian, jvp
 from ..boxes import unbox
 from ..core import box_types
 from ..implicit import _Implicit, _ImplicitFixedPoint
-from ..tree import flatten, unflatten
+from ..tree import flatten, leaf_tuple, unflatten
 
 __all__ = ["root", "root_scalar", "brentq", "brenth", "ridder", "bisect", "toms748", "newton",
            "fsolve", "minimize", "least_squares", "fixed_point", "ConvergenceError",
@@ -61,27 +61,15 @@ class ConvergenceError(RuntimeError):
 
 
 # ----- helpers -----
-def _leaves(args):
-    """``args`` itself when it is a tuple of leaves (the common ``args=(a, b)``: no pytree
-    walk), else ``None``."""
-    if type(args) is not tuple:
-        return None
-    for v in args:
-        t = type(v)
-        if t is tuple or t is list or t is dict or v is None or isinstance(v, tuple):
-            return None
-    return args
-
-
 def _tracked(tree):
-    leaves = _leaves(tree)
+    leaves = leaf_tuple(tree)
     if leaves is None:
         leaves = flatten(tree)[0]
     return any(type(v) in box_types for v in leaves)
 
 
 def _plain(tree):
-    if _leaves(tree) is not None:
+    if leaf_tuple(tree) is not None:
         return tuple([unbox(v) for v in tree])
     leaves, t = flatten(tree)
     return unflatten(t, [unbox(v) for v in leaves])
