@@ -126,7 +126,8 @@ class Box:
     # ----- array metadata -----
     @property
     def shape(self):
-        return np.shape(meta(self))
+        v = meta(self)
+        return v.shape if type(v) is np.ndarray else np.shape(v)
 
     @shape.setter
     def shape(self, new):
@@ -135,7 +136,7 @@ class Box:
 
     @property
     def ndim(self):
-        return np.ndim(meta(self))
+        return ndim_of(meta(self))
 
     @property
     def size(self):

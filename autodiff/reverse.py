@@ -556,17 +556,30 @@ def backward_pass(roots, nb=0, retain=False):
                 if partials is not None:
                     # The hot path: an elementwise primitive; the cotangent is g·∂ans/∂x,
                     # summed back over broadcast axes (before negating: a smaller array).
+                    # sum_to, core.real_like and accumulate are inlined for the commonest
+                    # case, an array cotangent of an array of its own shape: the per-record
+                    # microseconds of every eager gradient.
                     ans = node.value
                     for i, p in parents:
                         d = partials[i]
+                        x = args[i]
                         gp = g if type(d) is float else g * d(ans, *args)
-                        if type(gp) is not float:
-                            gp = sum_to(gp, args[i], nb)
+                        if type(gp) is ndarray:
+                            if nb or type(x) is not ndarray or gp.shape != x.shape:
+                                gp = sum_to(gp, x, nb)
+                            if gp.dtype.kind == "c" and not is_complex(x):
+                                gp = gp.real
+                        elif type(gp) is not float:
+                            gp = sum_to(gp, x, nb)
+                            if is_complex(gp) and not is_complex(x):
+                                gp = np.real(gp)
                         if d == -1.0:
                             gp = -gp
-                        if type(gp) is not float and is_complex(gp) and not is_complex(args[i]):
-                            gp = np.real(gp)        # core.real_like, inlined: the hot path
-                        accumulate(p, gp)
+                        if p.g is None:
+                            p.g = gp
+                            push(heap, (-p.idx, p))
+                        else:
+                            accumulate(p, gp)
                 elif prim.vjp_into is not None and nb == 0 and type(g) is ndarray \
                         and g.dtype.kind != "c" and type(node.value) not in box_types \
                         and (parents[0][1].g is None

@@ -278,3 +278,81 @@ def test_scalar_root_of_an_f_that_ignores_its_tracked_param_under_jit():
     for tr in (ad.jacfwd, ad.jacrev):
         close(tr(f)(v), x * np.eye(2))
         close(ad.jit(tr(f))(v), x * np.eye(2), rtol=1e-9)
+
+
+# ----- the reverse sweep's elementwise step and the reductions on ndarrays ---------------
+# backward_pass inlines sum_to, real_like and the first accumulation for an array
+# cotangent of an array of its own shape; sum_to and sum use ndarray's methods where the
+# cotangent is an ndarray. Each against the general path: NumPy's functions on an ndarray
+# subclass (which the fast paths leave alone), and central differences.
+class _Sub(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("gshape,xshape,nb", [
+    ((4,), (), 0), ((3, 4), (4,), 0), ((3, 4), (3, 1), 0), ((3, 4), (1, 4), 0),
+    ((2, 3, 4), (3, 1), 0), ((5, 3, 4), (3, 4), 1), ((5, 3, 4), (4,), 1),
+    ((5, 3, 4), (), 1), ((5, 4), (1, 1, 4), 0), ((0, 3), (3,), 0), ((3,), (3,), 0)])
+def test_sum_to_on_ndarrays_equals_numpys_functions(gshape, xshape, nb):
+    from autodiff.arrays import sum_to
+    g = np.arange(float(np.prod(gshape))).reshape(gshape) + 0.5
+    fast = sum_to(g, np.ones(xshape), nb)
+    slow = sum_to(g.view(_Sub), np.ones(xshape), nb)
+    assert type(fast) is np.ndarray and fast.shape == np.shape(slow) == gshape[:nb] + xshape
+    np.testing.assert_array_equal(fast, np.asarray(slow))
+    assert sum_to(g.astype(np.float32), np.ones(xshape), nb).dtype == np.float32
+
+
+def _fd_grad(f, x, h=1e-6):
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        out[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return out
+
+
+SWEEP_PROGRAMS = [
+    # (f(x, y), x shape, y shape): broadcasting both ways, a float, 0-d, negated partials
+    (lambda x, y: np.sum(np.exp(x - y) / (1.0 + y * y)), (3, 1), (1, 4)),
+    (lambda x, y: np.sum(1.0 / (1.0 + np.exp((x - y) / 0.3))) - 2.0, (5,), ()),
+    (lambda x, y: np.sum(-(x * y) - x / y + (y - x) ** 2), (2, 3), (3,)),
+    (lambda x, y: np.sum(np.tanh(x) * np.sin(y)), (), (4,)),
+    (lambda x, y: np.sum(np.real(np.exp(1j * x) * y)), (3,), (3,)),   # complex to real
+]
+
+
+@pytest.mark.parametrize("k", range(len(SWEEP_PROGRAMS)))
+def test_sweep_elementwise_step_against_finite_differences(k):
+    f, xs, ys = SWEEP_PROGRAMS[k]
+    rng = np.random.default_rng(k)
+    x = rng.uniform(0.5, 1.5, xs) if xs else float(rng.uniform(0.5, 1.5))
+    y = rng.uniform(0.5, 1.5, ys) if ys else float(rng.uniform(0.5, 1.5))
+    gx, gy = ad.grad(f, argnums=(0, 1))(x, y)
+    assert np.shape(gx) == np.shape(x) and np.shape(gy) == np.shape(y)
+    close(gx, _fd_grad(lambda v: f(v, y), x), rtol=1e-7, atol=1e-8)
+    close(gy, _fd_grad(lambda v: f(x, v), y), rtol=1e-7, atol=1e-8)
+    # batched (jacrev's nb = 1 through the same step) and float32 kept
+    J = ad.jacrev(lambda x, y: f(x, y) * np.arange(1.0, 3.0), argnums=(0, 1))(x, y)
+    close(J[0], np.multiply.outer(np.arange(1.0, 3.0), gx), rtol=1e-12, atol=1e-12)
+    x32 = np.asarray(x, np.float32)
+    assert np.asarray(ad.grad(f)(x32, y)).dtype == np.float32
+
+
+def test_sum_with_dtype_reduces_in_that_dtype():
+    x = np.linspace(0.1, 1.0, 7)
+    f = lambda x: np.sum(x * x, dtype=np.float32)
+    v, g = ad.value_and_grad(f)(x)
+    assert np.asarray(v).dtype == np.float32 and v == np.sum(x * x, dtype=np.float32)
+    close(g, 2 * x, rtol=1e-6)
+    y, t = ad.jvp(f, (x,), (np.ones(7),))
+    assert np.asarray(t).dtype == np.float32
+    close(t, np.sum(2 * x), rtol=1e-6)
+
+
+def test_tracked_shape_and_ndim_of_every_value_kind():
+    for v in (2.0, np.float64(2.0), np.array(2.0), np.ones(3), np.ones((2, 0))):
+        seen = []
+        ad.grad(lambda x: (seen.append((x.shape, x.ndim)), np.sum(x * x))[1])(v)
+        assert seen == [(np.shape(v), np.ndim(v))]
