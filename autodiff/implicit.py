@@ -572,13 +572,19 @@ def _one_entry(spec, out):
     return leaves[0]
 
 
+_NO_KWARGS = {}
+
+
 def _scalar_residual(spec, x, ls):
     """F at the scalar ``x`` and params ``ls`` (Variables of one level): its one entry,
     refused when F closes over a tracked value. A float recorded at that level, the common
     case, needs neither check's walk."""
-    args, kwargs = spec.params(ls)
     xs = x if spec.xtree == () else unflatten(spec.xtree, [x])
-    out = spec.owner.residual(xs, args, kwargs)
+    if spec.flat and len(ls) == len(spec.leaves):
+        out = spec.owner.residual(xs, ls, _NO_KWARGS)       # every param tracked
+    else:
+        args, kwargs = spec.params(ls)
+        out = spec.owner.residual(xs, args, kwargs)
     if type(out) is Variable and out.level == x.level and \
             (type(out.value) is float or type(out.value) is np.float64):
         return out
@@ -810,7 +816,10 @@ class _Implicit:
 
     def _refuse_complex(self, tracked):
         for v in tracked:
-            if np.result_type(unbox(v)).kind == "c":
+            u = unbox(v)
+            if type(u) is float or type(u) is np.ndarray and u.dtype.kind == "f":
+                continue                # (the common case without NumPy's type promotion)
+            if np.result_type(u).kind == "c":
                 raise NotImplementedError(
                     f"{self.name}: differentiating with respect to a complex parameter is not "
                     "supported; pass its real and imaginary parts as two real parameters.")

@@ -18,13 +18,23 @@ def _batch_perm(axes, nb):
 
 
 # ----- Reshape and transpose -----
+# (ndarray's methods where the value is one: NumPy's functions add their dispatch, about
+# a microsecond per call of a replayed program or an eager sweep)
+def _reshape(x, shape):
+    return x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape)
+
+
+def _transpose(x, axes):
+    return x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes)
+
+
 reshape_p = defprim(
-    "reshape", lambda x, shape: np.reshape(x, shape),
+    "reshape", _reshape,
     jvp=(lambda t, ans, x, shape: np.reshape(t, lead(t, x) + shape_of(ans)),),
     vjp=(lambda g, ans, x, shape: np.reshape(g, lead(g, ans) + shape_of(x)),), flops=0)
 
 transpose_p = defprim(
-    "transpose", lambda x, axes: np.transpose(x, axes),
+    "transpose", _transpose,
     jvp=(lambda t, ans, x, axes: np.transpose(t, _batch_perm(axes, ndim_of(t) - len(axes))),),
     vjp=(lambda g, ans, x, axes: np.transpose(
         g, _batch_perm(tuple(np.argsort(axes)), ndim_of(g) - len(axes))),), flops=0)
@@ -153,7 +163,10 @@ def _norm_index(idx):
 
 def _basic(idx):
     """True when no integer array appears, so no position is picked twice."""
-    return all(not isinstance(i, np.ndarray) or i.dtype == bool for i in idx)
+    for i in idx:
+        if isinstance(i, np.ndarray) and i.dtype != bool:
+            return False
+    return True
 
 
 def _trailing(idx):
