@@ -533,7 +533,8 @@ def backward_pass(roots, nb=0, retain=False):
             node = pop(heap)[1]
             g = node.g
             node.g = None
-            owned.discard(id(g))
+            if owned:
+                owned.discard(id(g))
             prim = node.prim
             if prim is None:
                 leaves.append((node, g))
@@ -611,7 +612,8 @@ def backward_pass(roots, nb=0, retain=False):
                     for i, p in parents:
                         gp = rules[i](g, ans, *args, **kw)
                         if gp is not None:
-                            gp = real_like(gp, args[i])
+                            if type(gp) is not ndarray or gp.dtype.kind == "c":
+                                gp = real_like(gp, args[i])
                             accumulate(p, sum_to(gp, args[i], nb) if prim.broadcasts else gp)
             except Exception as e:
                 if hasattr(e, "add_note"):
@@ -641,6 +643,8 @@ def _buffer(a):
 def _independent(leaves, roots):
     """Each leaf gets its own array: a cotangent passed through unchanged (by ``add``,
     ``reshape``, …) may be the caller's array, or reach two leaves, or a view of either."""
+    if len(leaves) < 2 and not any(type(g) is np.ndarray for _, g in roots):
+        return leaves           # (nothing to share a buffer with: the common gradient)
     taken = {_buffer(g) for _, g in roots if type(g) is np.ndarray}
     out = []
     for leaf, g in leaves:
