@@ -177,7 +177,7 @@ def main():
                                  "PASS" if vs_jax <= 1.5 else "MISS"))
     took = f"{time.perf_counter() - t_start:.0f} s"
     libs = [("ase", __import__("ase")), ("jax", jax)]
-    vers = harness.versions([], autodiff.__version__, ["autodiff"], False, libs)
+    vers = harness.versions([], autodiff.__version__, ["autodiff"], "autodiff/", libs)
     md = harness.header_md("ASE calculator benchmark", took, harness.machine_info(), PINNED,
                            "OMP/MKL/OPENBLAS_NUM_THREADS=1, XLA one thread", vers)
     md += ["", f"- **Load average** (1 min) at end: {harness.loadavg()}", "",

@@ -230,7 +230,7 @@ def main():
                          "PASS" if r <= tgt else "MISS"))
         print(f"   ours {harness.fmt_time(t_o)}  torch {harness.fmt_time(t_t)}  ratio {r:.2f}")
     took = f"{time.perf_counter() - t_start:.0f} s"
-    vers = harness.versions([], autodiff.__version__, ["autodiff", "nn"], False,
+    vers = harness.versions([], autodiff.__version__, ["autodiff", "nn"], "autodiff/ or nn/",
                             [("torch", torch)])
     md = harness.header_md("Training steps beside PyTorch (float32)", took,
                            harness.machine_info(), PINNED,

@@ -237,7 +237,7 @@ def main():
                            f"{fmt_time(base)} | {fmt_time(t)} | {r:.2f}× | — | — | — | — |")
     took = f"{time.time() - t0:.0f} s"
     vers = harness.versions([("scipy", scipy.__version__)], ad.__version__,
-                            ["autodiff", "benchmarks"], None, {})
+                            ["autodiff", "benchmarks"], "autodiff/ or benchmarks/", {})
     md = harness.header_md("Solver benchmark results", took, machine, PINNED_CPU,
                            "OMP/MKL/OPENBLAS_NUM_THREADS=1", vers)
     md += [f"- **Method:** {CFG.repeats} interleaved rounds per workload (each round times "
