@@ -654,7 +654,10 @@ def _scalar_tangent(tangents, x, dleaves, spec):
     u = 0.0
     for t, b in zip(tangents, rows):
         if t is not None and b is not None:
-            u += float(np.dot(np.ravel(np.asarray(b, np.float64)), np.ravel(t)))
+            if type(t) is float and (type(b) is float or shape_of(b) == ()):
+                u += float(b) * t           # a scalar param: no array calls
+            else:
+                u += float(np.dot(np.ravel(np.asarray(b, np.float64)), np.ravel(t)))
     return -u / _scalar_slope(spec, a)
 
 
