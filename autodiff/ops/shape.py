@@ -185,6 +185,22 @@ def _batch_last(fn, t, nb, idx, *rest):
     return out.transpose((m - 1,) + tuple(range(m - 1)))
 
 
+def _batched(fn, t, nb, idx, shape=None):
+    """``fn(t, idx)``, or the scatter ``fn(t, idx, shape)`` into the unbatched ``shape``, for
+    ``t`` with ``nb`` leading batch axes. Basic indices (ints, slices, None, Ellipsis) get
+    the batch axes sliced in front: no transposes, and contiguous results. Others (arrays,
+    whose result axes NumPy may move to the front) reach ``t`` with its batch axes last."""
+    if nb == 0:
+        return fn(t, idx) if shape is None else fn(t, idx, shape)
+    lead = shape_of(t)[:nb]
+    for i in idx:
+        if type(i) not in _BASIC:
+            return _batch_last(fn, t, nb, idx) if shape is None else \
+                _batch_last(fn, t, nb, idx, shape + lead)
+    full = (slice(None),) * nb + idx
+    return fn(t, full) if shape is None else fn(t, full, lead + shape)
+
+
 def _take(x, idx):
     if type(x) is float:        # a 0-d cotangent seeded as a Python float (idx is ())
         x = np.float64(x)
@@ -230,19 +246,17 @@ def _scatter_add(acc, idx, g):
 
 getitem_p = defprim(
     "getitem", lambda x, idx: x[idx],
-    jvp=(lambda t, ans, x, idx: _batch_last(_take, t, ndim_of(t) - ndim_of(x), idx),),
-    vjp=(lambda g, ans, x, idx: _batch_last(
-        _put, g, ndim_of(g) - ndim_of(ans), idx,
-        shape_of(x) + shape_of(g)[:ndim_of(g) - ndim_of(ans)]),), flops=0)
+    jvp=(lambda t, ans, x, idx: _batched(_take, t, ndim_of(t) - ndim_of(x), idx),),
+    vjp=(lambda g, ans, x, idx: _batched(_put, g, ndim_of(g) - ndim_of(ans), idx,
+                                         shape_of(x)),), flops=0)
 
 # ``index_add(g, idx, shape)``: zeros of ``shape`` with ``g`` added at ``idx`` (the
 # transpose of indexing; repeated integer indices accumulate).
 index_add_p = defprim(
     "index_add", _index_add,
-    jvp=(lambda t, ans, g, idx, shape: _batch_last(
-        _put, t, ndim_of(t) - ndim_of(g), idx,
-        shape + shape_of(t)[:ndim_of(t) - ndim_of(g)]),),
-    vjp=(lambda c, ans, g, idx, shape: _batch_last(_take, c, ndim_of(c) - len(shape), idx),),
+    jvp=(lambda t, ans, g, idx, shape: _batched(_put, t, ndim_of(t) - ndim_of(g), idx,
+                                                shape),),
+    vjp=(lambda c, ans, g, idx, shape: _batched(_take, c, ndim_of(c) - len(shape), idx),),
     flops=0)
 
 

@@ -456,11 +456,14 @@ def _ivp_vjp(g, ans, y0, t, p, **kw):
     else:
         la = adjoint_p(g, y0, t, p, **kw)
     lam0 = la[..., :n]
-    # a sample with a zero cotangent moves nothing: f is evaluated only where one is not
+    # a sample with a zero cotangent moves nothing: f is evaluated only where one is not.
+    # A tracked cotangent (reverse over reverse) always takes the product: its value may be
+    # zero where its derivative is not (d/dg of g·f(tᵢ) is f(tᵢ)).
     gv = unbox(g)
+    tracked = type(g) in box_types
     gt = [-np.sum((lam0 - g[..., 0, :]) * fun(t[0], y0, p), axis=-1)]
     for i in range(1, nt):
-        if np.any(gv[..., i, :] != 0):
+        if tracked or np.any(gv[..., i, :] != 0):
             gt.append(np.sum(g[..., i, :] * fun(t[i], ans[i], p), axis=-1))
         else:
             gt.append(np.zeros(shape_of(g)[:nb]))
