@@ -154,7 +154,8 @@ def expand_to(g, axes, keepdims):
     nd = len(shape) + len(axes)
     for a in sorted(a + nd for a in axes):
         shape.insert(a, 1)
-    return np.reshape(g, tuple(shape)) if type(g) is float else g.reshape(tuple(shape))
+    # (a Python float or complex cotangent has no method: NumPy's function makes it 0-d)
+    return g.reshape(tuple(shape)) if hasattr(g, "reshape") else np.reshape(g, tuple(shape))
 
 
 def broadcast(g, shape):

@@ -266,7 +266,8 @@ if __name__ == "__main__":
         c = "<br>".join(f"{k}: {harness.fmt_time(t)} ({r:.2f}×)" for k, (t, r) in cells.items())
         fc = "<br>".join(f"{k}: {harness.fmt_time(t)}" for k, t in firsts.items())
         lines.append(f"| {title} | {harness.fmt_time(tf)} | {c} | {fc} | {target or ''} |")
-    text = "\n".join(lines) + "\n"
+    lines += [""] + harness.include_md("analysis_jit.md")     # the hand-written reading
+    text = "\n".join(lines).rstrip() + "\n"
     print(text)
     with open(os.path.join(harness.HERE, "results_jit.md"), "w") as fh:
         fh.write(text)

@@ -140,3 +140,14 @@ def test_check_grads_on_complex_functions_catches_a_conjugation_slip():
     wrong.defjvp(lambda primals, tangents: (np.exp(primals[0]), np.conj(np.exp(primals[0])) * tangents[0]))
     with pytest.raises(AssertionError):
         ad.check_grads(wrong, (Z,), order=1, modes=("fwd",))
+
+
+def test_a_python_complex_cotangent_reaches_a_reduction():
+    """imag's partial is the Python complex -1j, so a Python float cotangent times it is a
+    Python complex; the reductions' rules re-inserted the reduced axes with a method only
+    arrays have (the seam fuzzer found it: a complex prod read as real, then custom_root)."""
+    from autodiff.arrays import expand_to
+    assert np.shape(expand_to(1.5j, (-1,), False)) == (1,)
+    import seams
+    seams.check(seams.Program((0, (1, 0), False, False, 24769,
+                               ((1, 37891, 44456), (0, 26999, 38232)), 0)))
