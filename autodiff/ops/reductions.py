@@ -135,9 +135,7 @@ def _reducer(prim, name):
                 initial is None and where is None:         # np.sum(x): the common call
             return prim(a, axis=tuple(range(-ndim_of(a), 0)), keepdims=False)
         check_no_out(out, name)
-        dtype = _given(dtype, None)
-        if dtype is not None:           # NumPy reduces in the dtype asked for
-            a = a.astype(dtype)
+        a = _in_dtype(a, dtype)
         where, initial = _given(where, None), _given(initial, None)
         if type(initial) in box_types or type(where) in box_types:
             raise NotImplementedError(f"np.{name}(..., initial=/where=) with a tracked "
@@ -184,6 +182,7 @@ def _count(a, axes):
 def _mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     check_no_out(out, "mean")
     _no_where(where, "mean")
+    a = _in_dtype(a, dtype)
     axes = norm_axes(axis, ndim_of(a))
     return sum_p(a, axis=axes, keepdims=bool(keepdims)) / _nonzero(_count(a, axes), a)
 
@@ -223,6 +222,7 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None,
     """mean(|a - mean(a)|²) · n/(n - ddof)."""
     check_no_out(out, "var")
     _no_where(where, "var")
+    a = _in_dtype(a, dtype)
     if correction is not None:
         ddof = correction
     axes = norm_axes(axis, ndim_of(a))
@@ -289,6 +289,15 @@ def _given(v, default):
     return default if v is np._NoValue else v
 
 
+def _in_dtype(a, dtype):
+    """``a`` in the ``dtype=`` a reduction was given: NumPy reduces in that dtype (a float32
+    mean of float64 values is float32), so the result has it too."""
+    dtype = _given(dtype, None)
+    if dtype is None:
+        return a
+    return a.astype(dtype) if hasattr(a, "astype") else np.asarray(a, dtype=dtype)
+
+
 def _no_nan(a, fill):
     """``a`` with NaNs replaced by ``fill`` (where they get a zero derivative), and the mask."""
     nan = np.isnan(a)
@@ -301,6 +310,7 @@ def _nan_reducer(prim, fill, name):
         check_no_out(out, name)
         if _given(initial, None) is not None or _given(where, None) is not None:
             raise NotImplementedError(f"np.{name}(..., initial=/where=) on a tracked value")
+        a = _in_dtype(a, dtype)
         return prim(_no_nan(a, fill)[0], axis=reduce_axes(axis, ndim_of(a)),
                     keepdims=bool(_given(keepdims, False)))
     return handler
@@ -342,6 +352,7 @@ def _nan_count(nan, axes, keepdims, x):
 def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoValue):
     check_no_out(out, "nanmean")
     _no_where(where, "nanmean")
+    a = _in_dtype(a, dtype)
     axes, keepdims = reduce_axes(axis, ndim_of(a)), bool(_given(keepdims, False))
     x, nan = _no_nan(a, 0.0)
     return sum_p(x, axis=axes, keepdims=keepdims) / _nan_count(nan, axes, keepdims, x)
@@ -373,6 +384,7 @@ def _nan_divide(ss, dof):
 def _nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=np._NoValue,
             mean=np._NoValue, correction=np._NoValue):
     check_no_out(out, "nanvar")
+    a = _in_dtype(a, dtype)
     ddof = _given(correction, ddof)
     ss, dof, _ = _nanvar_parts(a, axis, ddof, keepdims, "nanvar", where)
     return _nan_divide(ss, dof)
@@ -383,6 +395,7 @@ def _nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where
             mean=np._NoValue, correction=np._NoValue):
     """sqrt(nanvar); identically 0 (derivative 0, not NaN) where one value is not NaN."""
     check_no_out(out, "nanstd")
+    a = _in_dtype(a, dtype)
     ddof = _given(correction, ddof)
     ss, dof, count = _nanvar_parts(a, axis, ddof, keepdims, "nanstd", where)
     v = _nan_divide(ss, dof)
