@@ -223,3 +223,31 @@ def test_eager_backward_through_assignment_and_tape():
     names = [r.primitive for r in tape]
     assert "setitem" in names
     assert names.index("multiply") < names.index("setitem")
+
+
+@pytest.mark.parametrize("shape,vshape", [((2, 2, 2), (2, 2)), ((3, 3), (5,)), ((3, 3), (2,)),
+                                          ((4, 3), (3,)), ((3, 3), ())])
+def test_fill_diagonal_takes_vals_entries_in_flat_order(shape, vshape):
+    """np.fill_diagonal writes through a.flat: val's entries in order, repeated or cut to
+    the diagonal's length. A val of another shape than the diagonal raised a broadcasting
+    error on tracked values (the seam fuzzer: a (2, 2) sum on a (2, 2, 2) array)."""
+    rng = np.random.default_rng(len(shape) + len(vshape))
+    a0, v0 = rng.standard_normal(shape), rng.standard_normal(vshape)
+
+    def f(a, v):
+        b = a * a
+        np.fill_diagonal(b, v)
+        return b
+
+    plain = f                   # on plain arrays: NumPy's own fill_diagonal
+    np.testing.assert_allclose(ad.jvp(f, (a0, v0), (np.ones(shape), np.ones(vshape)))[0],
+                               plain(a0, v0))
+    Ja, Jv = ad.jacrev(f, argnums=(0, 1))(a0, v0)
+    Fa, Fv = ad.jacfwd(f, argnums=(0, 1))(a0, v0)
+    np.testing.assert_allclose(Ja, Fa)
+    np.testing.assert_allclose(Jv, Fv)
+    h = 1e-6
+    dv = np.ones(vshape)
+    np.testing.assert_allclose(np.tensordot(Jv, dv, axes=len(vshape)) if vshape else Jv,
+                               (plain(a0, v0 + h * dv) - plain(a0, v0 - h * dv)) / (2 * h),
+                               atol=1e-7)

@@ -252,12 +252,22 @@ def _fill_diagonal(a, val, wrap=False):
     s = shape_of(a)
     if len(s) == 2 and not wrap:
         n = min(s)
-        a[np.arange(n), np.arange(n)] = val
+        idx = (np.arange(n), np.arange(n))
     else:
         flat = np.arange(int(np.prod(s))).reshape(s)
         probe = np.zeros(s, dtype=bool)
         np.fill_diagonal(probe, True, wrap=wrap)
-        a[np.unravel_index(flat[probe], s)] = val
+        idx = np.unravel_index(flat[probe], s)
+    m = len(idx[0])
+    if ndim_of(val) and m:
+        # NumPy writes through a.flat: val's entries in order, repeated or cut to the
+        # diagonal's length (a (2, 2) val on the diagonal of a (2, 2, 2) array: two of them)
+        v = np.ravel(val)
+        k = int(np.size(meta(v)))
+        if k != m:
+            v = v[np.arange(m) % k]
+        val = v
+    a[idx] = val
 
 
 @handles(np.put)
