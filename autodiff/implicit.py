@@ -34,7 +34,7 @@ import numpy as np
 
 from .api import _level, _one, _pull, _push
 from .boxes import unbox
-from .core import Primitive, bind, box_types, live_levels, ndim_of, shape_of
+from .core import NO_KW, Primitive, bind, box_types, live_levels, ndim_of, shape_of
 from .reverse import Variable, backward_pass, origin
 from .tree import flatten, leaf_tuple, unflatten
 
@@ -572,16 +572,13 @@ def _one_entry(spec, out):
     return leaves[0]
 
 
-_NO_KWARGS = {}
-
-
 def _scalar_residual(spec, x, ls):
     """F at the scalar ``x`` and params ``ls`` (Variables of one level): its one entry,
     refused when F closes over a tracked value. A float recorded at that level, the common
     case, needs neither check's walk."""
     xs = x if spec.xtree == () else unflatten(spec.xtree, [x])
     if spec.flat and len(ls) == len(spec.leaves):
-        out = spec.owner.residual(xs, ls, _NO_KWARGS)       # every param tracked
+        out = spec.owner.residual(xs, ls, NO_KW)           # every param tracked
     else:
         args, kwargs = spec.params(ls)
         out = spec.owner.residual(xs, args, kwargs)
