@@ -53,8 +53,9 @@ batched_levels = {}
 
 
 #: Levels whose transform is running (the eager ones always are). A box of any other level
-#: leaked out of its transform; only the slow paths (``apply``, ``backward``, assignment)
-#: look here, so the operator lanes pay nothing. Bounded by the nesting depth.
+#: leaked out of its transform: every operation starting from one raises (JAX's
+#: leaked-tracer error), the operator lanes included, for one set lookup (a leaked value
+#: in ``l * 2`` or ``np.sin(l)`` made a stale box). Bounded by the nesting depth.
 live_levels = {EAGER_REVERSE, EAGER_FORWARD}
 
 

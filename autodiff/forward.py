@@ -35,7 +35,7 @@ class Dual(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
-        if level not in live_levels:        # the slow path: the lanes skip this check
+        if level not in live_levels:        # (the lanes check it too: _apply_elementwise)
             raise leaked(self)
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
@@ -126,6 +126,8 @@ def _apply_elementwise(prim, args, level):
     """The hot path: a unary or binary elementwise primitive, no lists. With a batch of
     directions, a tangent of a lower-rank argument is padded so it broadcasts as the
     argument does."""
+    if level not in live_levels:        # a leaked box (JAX's leaked-tracer error)
+        raise leaked(next(x for x in args if type(x) is Dual and x.level == level))
     nb = batched_levels.get(level, 0) if batched_levels else 0
     partials = prim.partials
     if len(args) == 2:
@@ -171,7 +173,7 @@ def _apply_elementwise(prim, args, level):
         if prim.real_out:
             t = real_like(t, ans)      # abs, real, imag, angle: Re(d·t)
     if type(ans) is not float:
-        t = _full_shape(t, ans, nb, args, level)
+        t = _full_shape(t, ans, nb)
     # _dual() inlined: this is the scalar hot path, where a call costs ~10 % of an operation.
     out = _new(Dual)
     out.value = ans
@@ -234,17 +236,10 @@ def _zeros(batch, v):
     return zeros(batch + shape_of(v), dtype_of(v), like=v)
 
 
-def _full_shape(t, ans, nb, args=(), level=None):
+def _full_shape(t, ans, nb):
     """A tangent has the output's full shape (plus batch), even if it came from a scalar."""
     s = shape_of(t)
     target = shape_of(ans)
     if s[nb:] != target or len(s) != nb + len(target):
-        try:
-            t = broadcast(t, s[:nb] + target)
-        except ValueError:
-            if level is not None and level not in live_levels:
-                # a batched tangent of a transform that has returned (its batch is gone)
-                raise leaked(next(a for a in args if type(a) is Dual and a.level == level)) \
-                    from None
-            raise
+        t = broadcast(t, s[:nb] + target)
     return t

@@ -78,7 +78,7 @@ class Variable(Box):
 
     def apply(self, prim, args, kw):
         level = self.level
-        if level not in live_levels:        # the slow path: the lanes skip this check
+        if level not in live_levels:        # (the lanes check it too: _apply_elementwise)
             raise leaked(self)
         if prim.partials is not None:        # elementwise: unary or binary
             return _apply_elementwise(prim, args, level)
@@ -440,6 +440,8 @@ def grad_mode_changed():
 
 def _apply_elementwise(prim, args, level):
     """The hot path: record a unary or binary elementwise primitive, no loops."""
+    if level not in live_levels:        # a leaked box (JAX's leaked-tracer error): one
+        raise leaked(next(x for x in args if type(x) is Variable and x.level == level))
     a = args[0]
     if type(a) is Variable and a.level == level:
         av = a.value

@@ -282,6 +282,14 @@ LEAK_USES = {
     "assignment": lambda l: l.__setitem__(0, 1.0),
     "copy": lambda l: copy.deepcopy(l),
     "reshape": lambda l: l.reshape(3, 1),
+    # the operator and ufunc lanes (they made a stale box of the closed level)
+    "operator": lambda l: l * 2.0,
+    "reflected operator": lambda l: 2.0 - l,
+    "negation": lambda l: -l,
+    "power": lambda l: l ** 2,
+    "ufunc": lambda l: np.sin(l),
+    "binary ufunc": lambda l: np.maximum(l, 0.5),
+    "with a live value": lambda l: l + ad.Variable(np.ones(3)),
 }
 
 
@@ -291,6 +299,14 @@ def test_leaked_value_is_a_clear_error(transform, use):
     l = _leak(getattr(ad, transform), X3)
     with pytest.raises(TypeError, match=r"after that transform returned: it leaked"):
         LEAK_USES[use](l)
+
+
+@pytest.mark.parametrize("use", ["operator", "ufunc", "negation"])
+def test_a_leaked_value_of_jvp_is_a_clear_error(use):
+    box = []
+    ad.jvp(lambda y: (box.append(y * 1.0), np.sin(y))[1], (X3,), (X3,))
+    with pytest.raises(TypeError, match=r"forward-mode.*after that transform returned"):
+        LEAK_USES[use](box[0])
 
 
 def test_leaked_batched_dual_in_an_operator():
