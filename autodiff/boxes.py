@@ -741,8 +741,14 @@ def _foreign_caller():
             break
         parts.append(part)
     owner = top.f_locals.get("self")
-    # a method of a named object (scipy.stats.norm.pdf): name it by the object
-    path = [owner.name, fname] if isinstance(getattr(owner, "name", None), str) else [fname]
+    if fname == "__init__" and owner is not None:
+        # a constructor (scipy.sparse.csr_array((data, indices, indptr))): name its class
+        path = [type(owner).__name__]
+    elif isinstance(getattr(owner, "name", None), str):
+        # a method of a named object (scipy.stats.norm.pdf): name it by the object
+        path = [owner.name, fname]
+    else:
+        path = [fname]
     name = ".".join(parts + path)
     replacement = None
     if root == "scipy" and len(parts) >= 2:
@@ -755,6 +761,9 @@ def _foreign_caller():
                 replacement = ".".join(["autodiff.scipy", parts[1]] + path)
         except (ImportError, AttributeError):
             pass
+        if replacement is None and parts[1] == "sparse" and path[0][:3] in ("csr", "csc", "coo"):
+            # one tracked sparse type serves every constructor of stored values
+            replacement = "autodiff.scipy.sparse.csr_array"
     return name, replacement
 
 

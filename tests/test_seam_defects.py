@@ -373,6 +373,7 @@ import operator  # noqa: E402
 
 import scipy.integrate  # noqa: E402
 import scipy.linalg  # noqa: E402
+import scipy.sparse  # noqa: E402
 import scipy.signal  # noqa: E402
 import scipy.special  # noqa: E402
 import scipy.stats  # noqa: E402
@@ -417,6 +418,13 @@ HAZARDS = [
     ("scipy.integrate.quad", lambda x: scipy.integrate.quad(lambda t: t * x[0, 0], 0, 1),
      r"scipy\.integrate\.quad"),
     ("scipy.signal.convolve", lambda x: scipy.signal.convolve(x, x), r"scipy\.signal\.convolve"),
+    # a constructor is named by its class (it was named scipy.sparse.__init__)
+    ("scipy.sparse.csr_array", lambda x: scipy.sparse.csr_array(
+        (x[0], np.array([0, 1]), np.array([0, 1, 2])), shape=(2, 2)),
+     r"^scipy\.sparse\.csr_array converts.*`autodiff\.scipy\.sparse\.csr_array`"),
+    ("scipy.sparse.coo_matrix", lambda x: scipy.sparse.coo_matrix(
+        (x[0], (np.array([0, 1]), np.array([0, 1]))), shape=(2, 2)),
+     r"^scipy\.sparse\.coo_matrix converts.*`autodiff\.scipy\.sparse\.csr_array`"),
     ("x.astype(int)", lambda x: x.astype(int), r"astype\(int64\)"),
     ("x.astype(bool)", lambda x: x.astype(bool), r"astype\(bool\)"),
     ("x.astype(float32)", lambda x: x.astype(np.float32), WORKS),
