@@ -809,6 +809,11 @@ def _short(a):
     a = getattr(a, "value", a)
     if type(a) in box_types:
         return type(a).__name__
+    # options (axis=(0,), keepdims=False, an index (0, slice(1, None))) as they were given
+    if a is None or a is Ellipsis or isinstance(a, (bool, int, str, slice, np.dtype, type)):
+        return repr(a)
+    if type(a) is tuple:
+        return "(" + ", ".join(_short(i) for i in a) + ("," if len(a) == 1 else "") + ")"
     if np.ndim(a) == 0:
         try:
             return f"{float(a):.6g}"

@@ -774,6 +774,22 @@ def test_tape_records():
     close(x.grad, np.cos(2.0) * 2.0 + np.sin(2.0))
 
 
+def test_tape_shows_options_as_given():
+    """The Wengert list shows a record's options (axes, flags, indices) as Python wrote
+    them; an axis tuple read as ``array(1,)`` and ``keepdims=0``."""
+    with ad.Tape() as tape:
+        x = ad.Variable(np.ones((2, 3)))
+        np.sum(x * x, axis=1, keepdims=True)
+        x[0, 1:]
+        x.reshape(3, 2)
+        x * 2
+    text = str(tape)
+    assert "sum(v1, axis=(-1,), keepdims=True)" in text
+    assert "getitem(v0, idx=(0, slice(1, None, None)))" in text
+    assert "reshape(v0, shape=(3, 2))" in text
+    assert "multiply(v0, 2)" in text and "array(2, 3)" in text
+
+
 # ----- deep chains, plain NumPy code, control flow ------------------------------------
 
 def test_deep_chain_no_recursion_error():
