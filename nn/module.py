@@ -70,6 +70,9 @@ def _mover(device, dtype):
 class Module:
     """Base class of layers and models: subclass it, assign parameters and sub-modules in
     ``__init__``, compute in ``forward``."""
+    #: buffers ``state_dict`` leaves out (``register_buffer(..., persistent=False)``); a
+    #: module's own set is made by its first such buffer
+    _non_persistent_buffers_set = frozenset()
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -84,11 +87,16 @@ class Module:
         # A parameter frozen by requires_grad_(False) stays one when assigned back.
         is_param = isinstance(value, Parameter) or (
             name in self._parameters and type(value) is Variable and value.prim is None)
-        for d in (self._buffers, self._modules) if is_param else \
-                (self._parameters, self._buffers, self._modules):
-            d.pop(name, None)
+        if not (name in self._buffers and not is_param and not isinstance(value, Module)):
+            for d in (self._buffers, self._modules) if is_param else \
+                    (self._parameters, self._buffers, self._modules):
+                d.pop(name, None)
         if is_param:
             self._parameters[name] = value      # in its old place, as PyTorch's
+        elif name in self._buffers and not isinstance(value, Module):
+            # ``self.count = self.count + 1`` updates the buffer (PyTorch's habit); it had
+            # become a plain attribute, missing from state_dict()
+            self._buffers[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
         else:
@@ -108,9 +116,20 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, value):
-        """State that is saved but not trained (running means of BatchNorm)."""
-        self._buffers[name] = value
+    def register_buffer(self, name, tensor, persistent=True):
+        """State that is not trained (running means of BatchNorm): saved by
+        ``state_dict()`` unless ``persistent=False``; ``None`` registers the name only."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        if name not in self._buffers and (name in self._parameters or name in self._modules
+                                          or name in self.__dict__):
+            raise KeyError(f"attribute {name!r} already exists")
+        self._buffers[name] = tensor
+        names = self.__dict__.setdefault("_non_persistent_buffers_set", set())
+        if persistent:
+            names.discard(name)
+        else:
+            names.add(name)
 
     def register_parameter(self, name, value):
         self._parameters[name] = value
@@ -159,10 +178,18 @@ class Module:
     def parameters(self, recurse=True):
         return (p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix=""):
-        for mname, m in self.named_modules(prefix):
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, buffer) pairs, persistent or not; ``None`` buffers are skipped."""
+        seen = set()
+        for mname, m in self.named_modules(prefix) if recurse else [(prefix, self)]:
             for name, b in m._buffers.items():
+                if b is None or remove_duplicate and id(b) in seen:
+                    continue
+                seen.add(id(b))
                 yield (f"{mname}.{name}" if mname else name), b
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ----- modes and gradients -----
     def train(self, mode=True):
@@ -229,10 +256,10 @@ class Module:
             p.value = move(p.value)
             if p.grad is not None:
                 p.grad = move(p.grad)
-        for _, m, name in list(self._buffer_owners()):
-            b = m._buffers[name]
-            if b is not None and hasattr(b, "dtype"):
-                m._buffers[name] = move(b)
+        for m in self.modules():
+            for name, b in list(m._buffers.items()):
+                if b is not None and hasattr(b, "dtype"):
+                    m._buffers[name] = move(b)
         return self
 
     def cuda(self):
@@ -242,12 +269,20 @@ class Module:
         return self.to("cpu")
 
     # ----- state -----
-    def state_dict(self):
-        """Every parameter and buffer by dotted name, as plain NumPy arrays (copies)."""
-        # Every name of a shared parameter, as PyTorch's state_dict.
-        out = OrderedDict((n, _host_copy(p.value))
-                          for n, p in self.named_parameters(remove_duplicate=False))
-        out.update((n, _host_copy(b)) for n, b in self.named_buffers())
+    def state_dict(self, *, prefix="", keep_vars=False):
+        """Every parameter and persistent buffer by dotted name, as plain NumPy arrays
+        (copies; the Parameters themselves with ``keep_vars=True``), in PyTorch's order:
+        each module's parameters, then its buffers, then its children's. A shared
+        parameter comes under each of its names, as in PyTorch."""
+        out = OrderedDict()
+        for mname, m in self.named_modules(prefix):
+            dot = f"{mname}." if mname else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[dot + name] = p if keep_vars else _host_copy(p.value)
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent_buffers_set:
+                    out[dot + name] = b if keep_vars else _host_copy(b)
         return out
 
     def load_state_dict(self, state, strict=True):
@@ -276,9 +311,11 @@ class Module:
         return self
 
     def _buffer_owners(self):
+        """(dotted name, module, name) of the buffers ``state_dict`` saves."""
         for mname, m in self.named_modules():
-            for name in m._buffers:
-                yield (f"{mname}.{name}" if mname else name), m, name
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent_buffers_set:
+                    yield (f"{mname}.{name}" if mname else name), m, name
 
     # ----- display -----
     def extra_repr(self):

@@ -511,3 +511,57 @@ def test_float32_model_stays_float32():
         loss.backward()
         assert loss.value.dtype == np.float32, loss_fn.__name__
         assert all(p.grad.dtype == np.float32 for p in model.parameters()), loss_fn.__name__
+
+
+# ----- buffers and the order of state_dict (PyTorch's) -----
+def test_state_dict_order_is_pytorchs_module_by_module():
+    """Each module's parameters, then its buffers, then its children's (the buffers all
+    came last); code that zips two state dicts' values relies on it."""
+    torch = _torch()
+
+    def build(n):
+        return n.Sequential(n.Linear(3, 4), n.BatchNorm1d(4), n.ReLU(),
+                            n.Sequential(n.Linear(4, 2), n.BatchNorm1d(2)))
+    ours, theirs = build(nn), build(torch.nn)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for (k, a), (k2, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        assert k == k2
+        close(a, b.numpy())
+
+
+class _Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("count", np.zeros(1))
+        self.register_buffer("scratch", np.ones(2), persistent=False)
+        self.register_buffer("absent", None)
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x):
+        self.count = self.count + 1.0          # PyTorch's habit: assignment updates it
+        return self.lin(x)
+
+
+def test_assigning_a_buffer_updates_it():
+    m = _Counting()
+    m(np.ones((1, 2)))
+    m(np.ones((1, 2)))
+    assert list(m.state_dict()) == ["count", "lin.weight", "lin.bias"]
+    close(m.state_dict()["count"], [2.0])
+    assert [n for n, _ in m.named_buffers()] == ["count", "scratch"]
+    m2 = _Counting()
+    m2.load_state_dict(m.state_dict())         # strict: the non-persistent one not expected
+    close(m2.count, [2.0])
+    close(m2.scratch, [1.0, 1.0])
+
+
+def test_register_buffer_checks_and_keep_vars():
+    m = _Counting()
+    with pytest.raises(KeyError):
+        m.register_buffer("lin", np.zeros(1))          # a module's name
+    with pytest.raises(KeyError):
+        m.register_buffer("a.b", np.zeros(1))
+    sd = m.state_dict(keep_vars=True)
+    assert sd["lin.weight"] is m.lin.weight and sd["count"] is m.count
+    assert len(list(m.buffers())) == 2
