@@ -6,6 +6,7 @@ as attributes, in order, so ``parameters()``, ``state_dict()`` and ``repr`` need
 declarations. ``functional_call`` runs a module with other values in place of its
 parameters, which is how ``ad.grad`` differentiates a network as a pure function.
 """
+import itertools
 import weakref
 from collections import OrderedDict
 
@@ -65,6 +66,25 @@ def _mover(device, dtype):
             return gpu.to_device(v)
         return v
     return move
+
+
+class _HookHandle:
+    """What ``register_forward_hook`` returns (PyTorch's ``RemovableHandle``)."""
+    _ids = itertools.count()
+
+    def __init__(self, module, kind, fn):
+        self.id = next(self._ids)
+        self._hooks = module.__dict__.setdefault("_hooks", OrderedDict())
+        self._hooks[self.id] = (kind, fn)
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 class Module:
@@ -137,12 +157,62 @@ class Module:
     def add_module(self, name, module):
         self._modules[name] = module
 
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The sub-module at the dotted path ``target`` (``""``: this module)."""
+        m = self
+        for part in target.split(".") if target else ():
+            if part not in m._modules:
+                raise AttributeError(f"{type(m).__name__} has no submodule {part!r} "
+                                     f"(looking up {target!r})")
+            m = m._modules[part]
+        return m
+
+    def get_parameter(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._parameters:
+            raise AttributeError(f"{type(m).__name__} has no parameter {name!r}")
+        return m._parameters[name]
+
+    def get_buffer(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._buffers:
+            raise AttributeError(f"{type(m).__name__} has no buffer {name!r}")
+        return m._buffers[name]
+
     # ----- calling -----
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if not hooks:
+            return self.forward(*args, **kwargs)
+        for kind, fn in list(hooks.values()):          # PyTorch's forward pre-hooks first
+            if kind == "pre":
+                out = fn(self, args)
+                if out is not None:
+                    args = out if isinstance(out, tuple) else (out,)
+        result = self.forward(*args, **kwargs)
+        for kind, fn in list(hooks.values()):
+            if kind == "post":
+                out = fn(self, args, result)
+                if out is not None:
+                    result = out
+        return result
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args)`` before each call; a result other than ``None`` replaces
+        the positional arguments. Returns a handle whose ``remove()`` unregisters it."""
+        return _HookHandle(self, "pre", hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output)`` after each call; a result other than ``None``
+        replaces the output. Returns a handle whose ``remove()`` unregisters it."""
+        return _HookHandle(self, "post", hook)
 
     # ----- traversal -----
     def named_children(self):

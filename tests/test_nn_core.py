@@ -565,3 +565,36 @@ def test_register_buffer_checks_and_keep_vars():
     sd = m.state_dict(keep_vars=True)
     assert sd["lin.weight"] is m.lin.weight and sd["count"] is m.count
     assert len(list(m.buffers())) == 2
+
+
+# ----- forward hooks and dotted lookups (PyTorch's) -----
+def test_forward_hooks_as_pytorchs():
+    torch = _torch()
+
+    def build(n):
+        return n.Sequential(n.Linear(3, 4), n.Tanh(), n.Linear(4, 2))
+    ours, theirs = build(nn), build(torch.nn).double()
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = rng.standard_normal((5, 3))
+    seen = {}
+    handles = []
+    for lib, model in (("ours", ours), ("torch", theirs)):
+        handles += [
+            model[0].register_forward_hook(
+                lambda m, a, out, lib=lib: seen.__setitem__(lib, out)),
+            model[2].register_forward_pre_hook(lambda m, a: (2.0 * a[0],)),
+            model[2].register_forward_hook(lambda m, a, out: out - 1.0)]
+    y = ours(ad.Variable(x))
+    ty = theirs(torch.tensor(x, requires_grad=True))
+    close(y.value, ty.detach().numpy())
+    close(seen["ours"].value, seen["torch"].detach().numpy())
+    y.sum().backward()
+    ty.sum().backward()
+    close(ours[0].weight.grad, theirs[0].weight.grad.numpy())
+    for h in handles:
+        h.remove()
+    close(ours(x).value, theirs(torch.tensor(x)).detach().numpy())   # hooks gone
+    assert ours.get_submodule("2") is ours[2]
+    assert ours.get_parameter("0.weight") is ours[0].weight
+    with pytest.raises(AttributeError):
+        ours.get_submodule("5")
