@@ -281,9 +281,16 @@ class Box:
     def nonzero(self): return np.nonzero(data(self))
     def searchsorted(self, v, side="left"): return np.searchsorted(data(self), data(v), side)
 
-    def sort(self, axis=-1, kind=None):
-        """In place, as ``ndarray.sort``: the array becomes its sorted copy."""
-        self[...] = function_table[np.sort](self, axis, kind)
+    def sort(self, axis=-1, kind=None, *, dim=None, descending=False, stable=False):
+        """In place, as ``ndarray.sort``: the array becomes its sorted copy. With PyTorch's
+        ``dim=``, ``descending=`` or ``stable=``: PyTorch's ``(values, indices)``."""
+        if dim is None and not descending and not stable:
+            self[...] = function_table[np.sort](self, axis, kind)
+            return None
+        dim = axis if dim is None else dim
+        d = data(self)
+        idx = np.argsort(-d if descending else d, axis=dim, kind="stable")
+        return _SORT(np.take_along_axis(self, idx, axis=dim), idx)
 
     def dot(self, o): return function_table[np.dot](self, o)
     def ravel(self): return function_table[np.ravel](self)
@@ -415,6 +422,139 @@ class Box:
 
     def type_as(self, other):
         return self.astype(other.dtype)
+
+    # arithmetic and elementwise functions by PyTorch's method names
+    def neg(self): return -self
+    def square(self): return self * self
+    def reciprocal(self): return 1.0 / self
+    def rsqrt(self): return 1.0 / np.sqrt(self)
+    def log1p(self): return np.log1p(self)
+    def expm1(self): return np.expm1(self)
+    def sign(self): return np.sign(self)
+    def floor(self): return np.floor(self)
+    def ceil(self): return np.ceil(self)
+    def matmul(self, other): return self @ other
+    mm = bmm = matmul
+    def mul(self, other): return self * other
+    def maximum(self, other): return np.maximum(self, other)
+    def minimum(self, other): return np.minimum(self, other)
+    def clamp_min(self, min): return np.maximum(self, min)
+    def clamp_max(self, max): return np.minimum(self, max)
+    def lerp(self, end, weight): return self + weight * (end - self)
+
+    def erf(self):
+        import scipy.special
+        return scipy.special.erf(self)
+
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else alpha * other)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else alpha * other)
+
+    def div(self, other, *, rounding_mode=None):
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return np.floor_divide(self, other)
+        if rounding_mode == "trunc":
+            return np.trunc(self / other)
+        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', "
+                         f"got {rounding_mode!r}")
+
+    def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+        return function_table[np.clip](self, min, max)
+
+    def masked_fill(self, mask, value):
+        return np.where(data(mask), value, self)
+
+    def where(self, condition, other):
+        """PyTorch's ``x.where(condition, y)``: ``x`` where ``condition`` holds, else ``y``."""
+        return np.where(data(condition), self, other)
+
+    # reductions and norms with PyTorch's dim/keepdim
+    def amax(self, dim=None, keepdim=False):
+        return function_table[np.amax](self, axis=_dims(dim), keepdims=keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return function_table[np.amin](self, axis=_dims(dim), keepdims=keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        from .ops.softmax import logsumexp
+        return logsumexp(self, axis=_dims(dim), keepdims=keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """‖x‖_p over ``dim`` (all axes by default; ``"fro"`` is the 2-norm of the entries,
+        ``"nuc"`` the nuclear norm of the matrices over ``dim``, by default the last two)."""
+        if p == "nuc":
+            return np.linalg.norm(self, "nuc", axis=(-2, -1) if dim is None else tuple(dim),
+                                  keepdims=keepdim)
+        return np.linalg.vector_norm(self, ord=2 if p in ("fro", None) else p,
+                                     axis=_dims(dim), keepdims=keepdim)
+
+    # shapes and selections
+    def expand(self, *sizes):
+        """A broadcast view of ``sizes`` (``-1`` keeps a dimension; new ones lead)."""
+        if len(sizes) == 1 and not isinstance(sizes[0], (int, np.integer)):
+            sizes = tuple(sizes[0])
+        s = (1,) * (len(sizes) - self.ndim) + tuple(self.shape)
+        if len(s) != len(sizes):
+            raise RuntimeError(f"expand: {len(sizes)} sizes for a tensor of {self.ndim} dims")
+        return function_table[np.broadcast_to](
+            self.reshape(s), tuple(d if n == -1 else n for d, n in zip(s, sizes)))
+
+    def flip(self, *dims):
+        if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
+            dims = dims[0]
+        return np.flip(self, axis=tuple(dims))
+
+    def roll(self, shifts, dims=None): return np.roll(self, shifts, axis=dims)
+    def diff(self, n=1, dim=-1): return np.diff(self, n=n, axis=dim)
+    def gather(self, dim, index): return np.take_along_axis(self, data(index), axis=dim)
+    def index_select(self, dim, index): return np.take(self, data(index), axis=dim)
+    def masked_select(self, mask): return self[data(mask)]
+
+    def narrow(self, dim, start, length):
+        dim = dim % self.ndim
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    def unbind(self, dim=0):
+        dim = dim % self.ndim
+        return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces of ``split_size`` along ``dim`` (the last may be shorter), or of the
+        given sizes."""
+        n = self.shape[dim]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            step = int(split_size_or_sections)
+            sizes = [min(step, n - i) for i in range(0, n, step)] or [0]
+        else:
+            sizes = [int(k) for k in split_size_or_sections]
+            if sum(sizes) != n:
+                raise RuntimeError(f"split: sizes {sizes} do not add up to {n} (dim {dim})")
+        return tuple(self.narrow(dim, int(a), k)
+                     for a, k in zip(np.cumsum([0] + sizes[:-1]), sizes))
+
+    def chunk(self, chunks, dim=0):
+        """At most ``chunks`` pieces of ``ceil(n / chunks)`` along ``dim``."""
+        n = self.shape[dim]
+        return self.split(max(1, -(-n // chunks)), dim)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """``(values, indices)`` of the ``k`` largest (or smallest) entries along ``dim``;
+        the derivative goes to those entries."""
+        d = data(self)
+        idx = np.take(np.argsort(-d if largest else d, axis=dim, kind="stable"),
+                      np.arange(k), axis=dim)
+        return _TOPK(np.take_along_axis(self, idx, axis=dim), idx)
+
+    def new_zeros(self, size, dtype=None): return np.zeros(size, dtype or self.dtype)
+    def new_ones(self, size, dtype=None): return np.ones(size, dtype or self.dtype)
+    def new_full(self, size, fill_value, dtype=None):
+        return np.full(size, fill_value, dtype or self.dtype)
 
     # ----- formatting, rounding, copying: the primal, or a recorded copy -----
     def __format__(self, spec):
@@ -683,6 +823,13 @@ def _extremum(x, reduce, arg, pairwise, name, args, kw):
 
 
 _MINMAX = {name: collections.namedtuple(name, ["values", "indices"]) for name in ("max", "min")}
+_TOPK = collections.namedtuple("topk", ["values", "indices"])
+_SORT = collections.namedtuple("sort", ["values", "indices"])
+
+
+def _dims(dim):
+    """PyTorch's ``dim`` (an int, a list or a tuple) as NumPy's ``axis``."""
+    return tuple(dim) if isinstance(dim, list) else dim
 
 
 #: NumPy constructors that reach ``__array_function__`` only through ``like=``; filled by

@@ -1,0 +1,120 @@
+"""PyTorch's tensor methods on tracked values (a forward written for torch runs as it
+stands): values and gradients against torch's own, float64; inside transforms too."""
+import numpy as np
+import pytest
+
+import autodiff as ad
+from autodiff import nn
+
+torch = pytest.importorskip("torch")
+rng = np.random.default_rng(1)
+A = rng.standard_normal((2, 3, 4))
+
+
+def _index(a, arr):
+    return arr if not isinstance(a, torch.Tensor) else torch.tensor(arr, dtype=torch.int64)
+
+
+def _mask(a):
+    return (a > 0.3) if isinstance(a, torch.Tensor) else (a.value > 0.3)
+
+
+CASES = {
+    "expand": lambda a: a[:, :1].expand(2, 3, 4),
+    "expand, new leading dim": lambda a: a[0, 0].expand(3, -1),
+    "norm": lambda a: a.norm(),
+    "norm p=1 dim": lambda a: a.norm(p=1, dim=1),
+    "norm p=3 dims keepdim": lambda a: a.norm(3, dim=(0, 2), keepdim=True),
+    "clamp": lambda a: a.clamp(-0.5, 0.7),
+    "clamp min": lambda a: a.clamp(min=0.1),
+    "clamp_min": lambda a: a.clamp_min(0.0),
+    "matmul": lambda a: a.matmul(a.transpose(1, 2)),
+    "bmm": lambda a: a.bmm(a.transpose(1, 2)),
+    "mm": lambda a: a[0].mm(a[0].t()),
+    "masked_fill": lambda a: a.masked_fill(_mask(a), 0.5),
+    "masked_select": lambda a: a.masked_select(_mask(a)),
+    "where": lambda a: a.where(_mask(a), 0.0),
+    "chunk": lambda a: a.chunk(3, dim=2)[1],
+    "chunk, last shorter": lambda a: a.chunk(3, dim=2)[-1],
+    "split": lambda a: a.split(1, dim=1)[2],
+    "split sizes": lambda a: a.split([1, 3], dim=2)[1],
+    "unbind": lambda a: a.unbind(1)[1],
+    "narrow": lambda a: a.narrow(2, 1, 2),
+    "gather": lambda a: a.gather(2, _index(a, np.array([[[0], [3], [1]], [[2], [2], [0]]]))),
+    "index_select": lambda a: a.index_select(1, _index(a, np.array([0, 2]))),
+    "topk": lambda a: a.topk(2, dim=2)[0],
+    "topk smallest, indices": lambda a: a.topk(2, dim=1, largest=False)[1],
+    "sort dim": lambda a: a.sort(dim=2)[0],
+    "sort descending": lambda a: a.sort(dim=1, descending=True)[0],
+    "sort indices": lambda a: a.sort(dim=2)[1],
+    "amax": lambda a: a.amax(1),
+    "amin dims keepdim": lambda a: a.amin(dim=(0, 2), keepdim=True),
+    "logsumexp": lambda a: a.logsumexp(1),
+    "flip": lambda a: a.flip(0),
+    "flip two dims": lambda a: a.flip(0, 2),
+    "roll": lambda a: a.roll(1, 1),
+    "diff": lambda a: a.diff(dim=1),
+    "neg": lambda a: a.neg(),
+    "square": lambda a: a.square(),
+    "mul": lambda a: a.mul(2),
+    "div": lambda a: a.div(2),
+    "div floor": lambda a: a.div(0.3, rounding_mode="floor"),
+    "sub alpha": lambda a: a.sub(1, alpha=2),
+    "add alpha": lambda a: a.add(a, alpha=2),
+    "maximum": lambda a: a.maximum(a * 0 + 0.2),
+    "lerp": lambda a: a.lerp(a * 2, 0.3),
+    "erf": lambda a: a.erf(),
+    "rsqrt": lambda a: (a * a + 1).rsqrt(),
+    "reciprocal": lambda a: (a + 3).reciprocal(),
+    "log1p": lambda a: (a * a).log1p(),
+    "sign": lambda a: a.sign(),
+    "floor": lambda a: a.floor(),
+    "new_zeros": lambda a: a.new_zeros((2, 2)),
+    "new_full": lambda a: a.new_full((2,), 3.0),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_tensor_method_as_torchs(name):
+    f = CASES[name]
+    x = nn.Parameter(A.copy())
+    t = torch.tensor(A, requires_grad=True)
+    out, tout = f(x), f(t)
+    got = np.asarray(getattr(out, "value", out))
+    np.testing.assert_allclose(got, tout.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert got.shape == tuple(tout.shape)
+    if isinstance(out, ad.Variable) and tout.requires_grad:
+        w = rng.standard_normal(got.shape)
+        (out * w).sum().backward()
+        (tout * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["norm p=3 dims keepdim", "expand", "topk", "split sizes",
+                                  "logsumexp", "lerp", "clamp", "gather"])
+def test_tensor_methods_inside_transforms(name):
+    """A model's forward runs inside ad.grad/jacfwd/hessian: the methods work at every level;
+    the gradient and the Hessian (forward over reverse) against torch's."""
+    f = CASES[name]
+    a = A[0, :2, :3].copy() if name == "gather" else A[:1, :2].copy()
+    if name == "gather":
+        f = lambda x: x.gather(1, _index(x, np.array([[2, 0], [1, 1]])))  # noqa: E731
+    loss = lambda x: (np.sin(f(x)) if not isinstance(x, torch.Tensor)  # noqa: E731
+                      else torch.sin(f(x))).sum()
+    th = torch.autograd.functional.hessian(loss, torch.tensor(a)).numpy()
+    tg = torch.autograd.functional.jacobian(loss, torch.tensor(a)).numpy()
+    np.testing.assert_allclose(ad.grad(loss)(a), tg, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(ad.hessian(loss)(a), th, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(ad.jacrev(ad.grad(loss))(a), th, rtol=1e-11, atol=1e-12)
+
+
+def test_numpys_methods_keep_numpys_meaning():
+    """Where NumPy has the name, NumPy's meaning stays: sort() sorts in place, repeat
+    repeats elements."""
+    x = ad.Variable(np.array([3.0, 1.0, 2.0])) * 1.0
+    assert x.sort() is None
+    np.testing.assert_array_equal(x.value, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(ad.Variable(np.array([1.0, 2.0])).repeat(2).value,
+                                  [1.0, 1.0, 2.0, 2.0])
+    with pytest.raises(RuntimeError, match="at least one"):
+        x.clamp()
