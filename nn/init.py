@@ -9,7 +9,8 @@ import numpy as np
 
 __all__ = ["manual_seed", "default_generator", "calculate_gain", "uniform_", "normal_",
            "constant_", "zeros_", "ones_", "xavier_uniform_", "xavier_normal_",
-           "kaiming_uniform_", "kaiming_normal_"]
+           "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "orthogonal_", "eye_",
+           "dirac_"]
 
 _state = {"rng": np.random.default_rng(0)}
 
@@ -97,3 +98,54 @@ def kaiming_uniform_(p, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generat
 def kaiming_normal_(p, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     fan = _fans(p)[0 if mode == "fan_in" else 1]
     return normal_(p, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)
+
+
+def trunc_normal_(p, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """Normal(mean, std²) cut to ``[a, b]`` (absolute bounds, PyTorch's), by the inverse
+    CDF of a uniform draw between the bounds' probabilities."""
+    from scipy.special import ndtr, ndtri
+    lo, hi = ndtr((a - mean) / std), ndtr((b - mean) / std)
+    u = _rng(generator).uniform(lo, hi, size=np.shape(getattr(p, "value", p)))
+    return _set(p, np.clip(mean + std * ndtri(u), a, b))
+
+
+def orthogonal_(p, gain=1.0, generator=None):
+    """A (semi-)orthogonal matrix of the parameter's first axis by the product of the rest
+    (PyTorch's): Q of the QR factorisation of a normal draw, its signs fixed by R's diagonal
+    so the draw is uniform (Haar)."""
+    shape = np.shape(getattr(p, "value", p))
+    if len(shape) < 2:
+        raise ValueError("orthogonal_ needs a tensor of at least 2 dimensions")
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    a = _rng(generator).standard_normal((rows, cols))
+    if rows < cols:
+        a = a.T
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _set(p, gain * q.reshape(shape))
+
+
+def eye_(p):
+    """The identity of a 2-d parameter (ones on the diagonal of a rectangular one)."""
+    shape = np.shape(getattr(p, "value", p))
+    if len(shape) != 2:
+        raise ValueError("eye_ needs a 2-dimensional tensor")
+    return _set(p, np.eye(*shape))
+
+
+def dirac_(p, groups=1):
+    """A convolution kernel (out, in, *k) that passes its input through: one at the centre
+    of each kernel whose out and in channels match, per group (PyTorch's)."""
+    shape = np.shape(getattr(p, "value", p))
+    if len(shape) not in (3, 4, 5) or shape[0] % groups:
+        raise ValueError("dirac_ needs a 3-, 4- or 5-d tensor whose first dimension is "
+                         "divisible by groups")
+    out = shape[0] // groups
+    w = np.zeros(shape)
+    centre = tuple(k // 2 for k in shape[2:])
+    for g in range(groups):
+        for d in range(min(out, shape[1])):
+            w[(g * out + d, d) + centre] = 1.0
+    return _set(p, w)

@@ -598,3 +598,31 @@ def test_forward_hooks_as_pytorchs():
     assert ours.get_parameter("0.weight") is ours[0].weight
     with pytest.raises(AttributeError):
         ours.get_submodule("5")
+
+
+# ----- the other initialisers of torch.nn.init -----
+@pytest.mark.parametrize("shape", [(4, 6), (6, 4), (3, 2, 3, 3)])
+def test_orthogonal_init(shape):
+    w = nn.Parameter(np.zeros(shape))
+    nn.init.orthogonal_(w, gain=2.0, generator=np.random.default_rng(0))
+    m = w.value.reshape(shape[0], -1)
+    small = min(m.shape)
+    gram = m @ m.T if m.shape[0] == small else m.T @ m
+    close(gram, 4.0 * np.eye(small), 1e-12)
+
+
+def test_trunc_normal_eye_dirac_as_torchs():
+    torch = _torch()
+    w = nn.Parameter(np.zeros(200_000))
+    nn.init.trunc_normal_(w, mean=0.5, std=1.0, a=0.0, b=1.0,
+                          generator=np.random.default_rng(0))
+    assert w.value.min() >= 0.0 and w.value.max() <= 1.0
+    # the truncated normal's moments: mean 0.5 (symmetric), std 0.2841 (torch agrees)
+    t = torch.nn.init.trunc_normal_(torch.empty(200_000, dtype=torch.float64), 0.5, 1.0, 0.0, 1.0)
+    assert abs(w.value.mean() - 0.5) < 3e-3 and abs(w.value.std() - float(t.std())) < 3e-3
+    for shape, f, args in [((3, 5), "eye_", ()), ((4, 2, 3), "dirac_", ()),
+                           ((4, 4, 3, 3), "dirac_", (2,)), ((2, 3, 3, 3, 3), "dirac_", ())]:
+        w = nn.Parameter(np.ones(shape))
+        getattr(nn.init, f)(w, *args)
+        t = getattr(torch.nn.init, f)(torch.ones(shape, dtype=torch.float64), *args)
+        close(w.value, t.numpy())
