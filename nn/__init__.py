@@ -26,7 +26,8 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDi
                    MSELoss, NLLLoss, SmoothL1Loss)
 from .module import (Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList,
                      Sequential, functional_call)
-from .norm import BatchNorm1d, BatchNorm2d, GroupNorm
+from .norm import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d,
+                   InstanceNorm2d, RMSNorm)
 from .onnx import export_onnx
 from .optim import clip_grad_norm_, clip_grad_value_
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -46,7 +47,8 @@ __all__ = [
     "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d",
     "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "Upsample", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
-    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm1d",
+    "InstanceNorm2d", "RMSNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
     "GRUCell",
     "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
     "TransformerEncoder", "TransformerDecoder",

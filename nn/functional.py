@@ -515,10 +515,10 @@ def kl_div(input, target, reduction="mean", log_target=False):
 from .conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402
                    avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d, interpolate,
                    max_pool1d, max_pool2d)
-from .norm import batch_norm, group_norm, layer_norm  # noqa: E402
+from .norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm  # noqa: E402
 from .attention import scaled_dot_product_attention  # noqa: E402
 
 __all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
             "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
             "adaptive_avg_pool2d", "interpolate", "batch_norm", "layer_norm", "group_norm",
-            "scaled_dot_product_attention"]
+            "instance_norm", "rms_norm", "scaled_dot_product_attention"]

@@ -1,4 +1,5 @@
-"""Batch normalisation (and ``layer_norm`` as a function), with PyTorch's semantics.
+"""Batch, instance, group and RMS normalisation (and ``layer_norm`` as a function), with
+PyTorch's semantics.
 
 Training mode normalises with the batch's statistics over every axis but the channel axis 1
 (the biased variance), and updates the running statistics off the tape from the primal
@@ -21,7 +22,9 @@ from autodiff.ops.normalization import standardize
 
 from .module import Module, Parameter
 
-__all__ = ["batch_norm", "layer_norm", "group_norm", "BatchNorm1d", "BatchNorm2d", "GroupNorm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "BatchNorm1d",
+           "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+           "RMSNorm"]
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -100,6 +103,68 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if weight is not None:
         y = y * np.reshape(weight, bshape)
     return y if bias is None else y + np.reshape(bias, bshape)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """``torch.nn.functional.instance_norm`` on (N, C, …): each sample's channel normalised
+    over its spatial axes; PyTorch's way, a batch norm of the (1, N·C, …) reshape, so the
+    running statistics (when given) move by the samples' mean statistics."""
+    s = shape_of(input)
+    if len(s) < 3:
+        raise ValueError(f"instance_norm needs an input (N, C, L, ...), got shape {s}")
+    n, c = s[0], s[1]
+    rm = None if running_mean is None else np.tile(running_mean, n)
+    rv = None if running_var is None else np.tile(running_var, n)
+    y = np.reshape(batch_norm(np.reshape(input, (1, n * c) + tuple(s[2:])), rm, rv,
+                              training=use_input_stats, momentum=momentum, eps=eps), s)
+    if use_input_stats:
+        if running_mean is not None:
+            running_mean[...] = rm.reshape(n, c).mean(axis=0)
+        if running_var is not None:
+            running_var[...] = rv.reshape(n, c).mean(axis=0)
+    bshape = (1, c) + (1,) * (len(s) - 2)
+    if weight is not None:
+        y = y * np.reshape(weight, bshape)
+    return y if bias is None else y + np.reshape(bias, bshape)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``torch.nn.functional.rms_norm``: ``x / √(mean(x²) + ε)`` over the last
+    ``len(normalized_shape)`` axes, times ``weight``; ``ε`` defaults to the machine epsilon
+    of the input's dtype (PyTorch's)."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
+    k = len(normalized_shape)
+    if tuple(shape_of(input)[ndim_of(input) - k:]) != tuple(normalized_shape):
+        raise ValueError(f"rms_norm: input of shape {shape_of(input)} does not end with "
+                         f"normalized_shape {tuple(normalized_shape)}")
+    if eps is None:
+        dt = np.result_type(unbox(input))
+        eps = float(np.finfo(dt if dt.kind == "f" else np.float64).eps)
+    y = input / np.sqrt(np.mean(input * input, axis=tuple(range(-k, 0)), keepdims=True) + eps)
+    return y if weight is None else y * weight
+
+
+class RMSNorm(Module):
+    """``RMSNorm(normalized_shape, eps=None, elementwise_affine=True)``: ``rms_norm`` with a
+    ``weight`` of ones over ``normalized_shape``."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=np.float64):
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape, self.eps = tuple(normalized_shape), eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) \
+            if elementwise_affine else None
+
+    def forward(self, x):
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
 
 
 class GroupNorm(Module):
@@ -185,3 +250,47 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs, per channel C."""
     _dims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W) inputs, per channel C."""
+    _dims = (5,)
+
+
+class _InstanceNorm(_BatchNorm):
+    """PyTorch's defaults differ from batch norm's: no affine parameters and no running
+    statistics unless asked; with them, eval mode uses the running ones."""
+    _dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, dtype=np.float64):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
+    def forward(self, x):
+        if ndim_of(x) not in self._dims:
+            raise ValueError(f"{type(self).__name__}: expected "
+                             f"{' or '.join(f'{d}D' for d in self._dims)} input (got "
+                             f"{ndim_of(x)}D input)")
+        if ndim_of(x) == self._dims[0]:         # unbatched (C, ...): one sample
+            return self.forward(x[None])[0]
+        if shape_of(x)[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): input has "
+                             f"{shape_of(x)[1]} channels")
+        use_input = self.training or not self.track_running_stats
+        return instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             use_input, 0.0 if self.momentum is None else self.momentum,
+                             self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or unbatched (C, L) inputs."""
+    _dims = (2, 3)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or unbatched (C, H, W) inputs."""
+    _dims = (3, 4)
