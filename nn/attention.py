@@ -216,5 +216,3 @@ class MultiheadAttention(Module):
             weights = weights[0]
         return out, weights
 
-    def extra_repr(self):
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"

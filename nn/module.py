@@ -392,15 +392,15 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [f"{type(self).__name__}({self.extra_repr()}"]
-        if self._modules:
-            lines[0] = lines[0].rstrip("(") + "("
-            for name, m in self._modules.items():
-                sub = repr(m).replace("\n", "\n  ")
-                lines.append(f"  ({name}): {sub}")
-            lines.append(")")
-            return "\n".join(lines)
-        return lines[0] + ")"
+        """PyTorch's layout: ``Name(extra)``, or with sub-modules the extra text and each
+        ``(name): child`` on lines of their own."""
+        extra = self.extra_repr()
+        lines = (extra.split("\n") if extra else []) + [
+            f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if len(lines) == 1 and not self._modules:
+            return f"{type(self).__name__}({lines[0]})"
+        body = "".join("\n  " + line for line in lines)
+        return f"{type(self).__name__}({body}\n)" if lines else f"{type(self).__name__}()"
 
 
 class Sequential(Module):

@@ -626,3 +626,15 @@ def test_trunc_normal_eye_dirac_as_torchs():
         getattr(nn.init, f)(w, *args)
         t = getattr(torch.nn.init, f)(torch.ones(shape, dtype=torch.float64), *args)
         close(w.value, t.numpy())
+
+
+def test_repr_is_pytorchs_layout():
+    """Nested containers print as PyTorch's (a module with sub-modules and its own extra
+    text put the text on a line of its own; it ran into the opening parenthesis)."""
+    torch = _torch()
+
+    def build(n):
+        return n.Sequential(n.Linear(2, 3), n.ReLU(), n.Sequential(n.Tanh()),
+                            n.LSTM(10, 20, batch_first=True),
+                            n.ModuleList([n.Linear(1, 1)]), n.Sequential())
+    assert repr(build(nn)) == repr(build(torch.nn))
