@@ -19,11 +19,15 @@ from .fit import (Callback, CSVLogger, EarlyStopping, History, LambdaCallback,
                   evaluate, fit, predict)
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .io import load, load_metadata, save
-from .layers import (ELU, GELU, Dropout, Embedding, Flatten, Hardtanh, Identity, LayerNorm,
-                     LeakyReLU, Linear, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
-                     Softplus, Tanh, Unflatten)
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
-                   MSELoss, NLLLoss, SmoothL1Loss)
+from .layers import (CELU, ELU, GELU, GLU, SELU, CosineSimilarity, Dropout, Embedding, Flatten,
+                     Hardshrink, Hardsigmoid, Hardswish, Hardtanh, Identity, LayerNorm,
+                     LeakyReLU, Linear, LogSigmoid, LogSoftmax, Mish, PairwiseDistance, PReLU,
+                     ReLU, ReLU6, RReLU, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softshrink,
+                     Softsign, Tanh, Tanhshrink, Threshold, Unflatten)
+from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss,
+                   GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MarginRankingLoss, MSELoss, MultiLabelSoftMarginLoss, MultiMarginLoss,
+                   NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
 from .module import (Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList,
                      Sequential, functional_call)
 from .norm import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d,
@@ -54,10 +58,14 @@ __all__ = [
     "TransformerEncoder", "TransformerDecoder",
     # activations
     "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
-    "Softplus", "Softmax", "LogSoftmax",
+    "Softplus", "Softmax", "LogSoftmax", "SELU", "CELU", "LogSigmoid", "Hardswish",
+    "Hardsigmoid", "Softsign", "Softmin", "GLU", "Threshold", "Tanhshrink", "Softshrink",
+    "Hardshrink", "PReLU", "RReLU", "CosineSimilarity", "PairwiseDistance",
     # losses
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
-    "HuberLoss", "SmoothL1Loss", "KLDivLoss",
+    "HuberLoss", "SmoothL1Loss", "KLDivLoss", "CosineEmbeddingLoss", "MarginRankingLoss",
+    "HingeEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss", "TripletMarginLoss",
+    "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
     # functions, initialisation, optimisation, data, training, files
     "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
     "DataLoader", "TensorDataset",

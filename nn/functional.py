@@ -22,11 +22,17 @@ from autodiff.ops.softmax import logsumexp as _logsumexp
 from autodiff.ops.softmax import softmax_cross_entropy
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus",
-           "silu", "mish", "hardtanh", "relu6",
-           "softmax", "log_softmax", "dropout", "embedding", "one_hot", "pad", "normalize",
+           "silu", "mish", "hardtanh", "relu6", "selu", "celu", "logsigmoid", "hardswish",
+           "hardsigmoid", "softsign", "tanhshrink", "softshrink", "hardshrink", "threshold",
+           "prelu", "rrelu", "glu",
+           "softmax", "softmin", "log_softmax", "dropout", "embedding", "one_hot", "pad",
+           "normalize", "cosine_similarity", "pairwise_distance",
            "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "kl_div",
            "cross_entropy", "nll_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "logsumexp"]
+           "binary_cross_entropy_with_logits", "logsumexp",
+           "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
+           "poisson_nll_loss", "gaussian_nll_loss", "triplet_margin_loss", "soft_margin_loss",
+           "multilabel_soft_margin_loss", "multi_margin_loss"]
 
 
 class ShapeError(RuntimeError, ValueError):
@@ -189,6 +195,50 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     return input / n
 
 
+def _norm_last(d, p, axis, keepdim):
+    """‖d‖_p along ``axis`` with a zero derivative at d = 0 (PyTorch's choice for a norm,
+    where √ and the p-th root have none)."""
+    if p == np.inf:
+        return np.max(np.abs(d), axis=axis, keepdims=keepdim)
+    if p == -np.inf:
+        return np.min(np.abs(d), axis=axis, keepdims=keepdim)
+    if p == 0:      # the number of nonzero entries: no derivative
+        return np.sum((d != 0).astype(_float_dtype(d)), axis=axis, keepdims=keepdim)
+    if p == 1:
+        return np.sum(np.abs(d), axis=axis, keepdims=keepdim)
+    s = np.sum(d * d if p == 2 else np.abs(d) ** p, axis=axis, keepdims=keepdim)
+    pos = s > 0
+    safe = np.where(pos, s, 1.0)
+    return np.where(pos, np.sqrt(safe) if p == 2 else safe ** (1.0 / p), 0.0)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """``‖x1 - x2 + eps‖_p`` along the last axis of the broadcast inputs (PyTorch's
+    ``F.pairwise_distance``; ``p`` may be any number, ``inf`` or ``-inf``)."""
+    axis = max(ndim_of(x1), ndim_of(x2)) - 1
+    return _norm_last(x1 - x2 + eps, p, axis, keepdim)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """``Σ (x1/max(‖x1‖, ε)) (x2/max(‖x2‖, ε))`` along ``dim`` of the broadcast inputs
+    (PyTorch's ``F.cosine_similarity``).
+
+    As PyTorch, each vector is divided by its norm first (the result stays in [-1, 1]), and
+    the clamp at ``eps`` carries no derivative of its own: below ``eps`` the norm's derivative
+    still flows, so the gradients equal torch's for tiny vectors too.
+    """
+    shape = np.broadcast_shapes(shape_of(x1), shape_of(x2))
+    from autodiff.api import stop_gradient
+    out = None
+    for x in (x1, x2):
+        if shape_of(x) != shape:     # PyTorch expands first: a norm over the broadcast axis
+            x = np.broadcast_to(x, shape)
+        n = _norm_last(x, 2, dim, True)
+        n = n + stop_gradient(np.maximum(n, eps) - n)
+        out = x / n if out is None else out * (x / n)
+    return np.sum(out, axis=dim)
+
+
 # ----- Activations -----
 # ``inplace=`` is PyTorch's signature; accepted and ignored (values are never overwritten).
 def silu(x, inplace=False):
@@ -198,7 +248,7 @@ def silu(x, inplace=False):
 
 def mish(x, inplace=False):
     """x tanh(softplus(x))."""
-    return x * np.tanh(softplus(x))
+    return x * np.tanh(_softplus(x))
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
@@ -207,6 +257,113 @@ def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
 
 def relu6(x, inplace=False):
     return np.clip(x, 0.0, 6.0)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """λ·x above 0, λα(eˣ - 1) at and below (λ ≈ 1.0507, α ≈ 1.6733: self-normalising)."""
+    return _SELU_SCALE * elu(input, _SELU_ALPHA)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """x above 0, α(e^{x/α} - 1) at and below: the derivative is 1 at 0 from both sides."""
+    return np.where(input > 0, input, alpha * np.expm1(np.where(input > 0, 0.0, input) / alpha))
+
+
+def logsigmoid(input):
+    """log σ(x) = -softplus(-x): no overflow for any x."""
+    return -_softplus(-input)
+
+
+def hardswish(input, inplace=False):
+    """x·relu6(x + 3)/6; derivative 0 at x = -3 and 1 at x = 3 (PyTorch's)."""
+    x = input
+    return np.where(x <= -3.0, 0.0, np.where(x < 3.0, x * (x + 3.0) / 6.0, x))
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3)/6; derivative 1/6 strictly inside (-3, 3), 0 elsewhere (PyTorch's)."""
+    x = input
+    return np.where(x <= -3.0, 0.0, np.where(x < 3.0, x / 6.0 + 0.5, 1.0))
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    return input / (np.abs(input) + 1.0)
+
+
+def tanhshrink(input):
+    """x - tanh x."""
+    return input - np.tanh(input)
+
+
+def softshrink(input, lambd=0.5):
+    """x ∓ λ beyond ±λ, 0 on [-λ, λ] (derivative 0 at ±λ, as PyTorch)."""
+    if lambd < 0:
+        raise ShapeError(f"softshrink: lambda must be greater or equal to 0, got {lambd}")
+    x = input
+    return np.where(x > lambd, x - lambd, np.where(x < -lambd, x + lambd, 0.0))
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > λ, else 0 (derivative 0 at ±λ, as PyTorch)."""
+    x = input
+    return np.where((x > lambd) | (x < -lambd), x, 0.0)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, else ``value``."""
+    return np.where(input > threshold, input, value)
+
+
+def prelu(input, weight):
+    """x above 0, a·x at and below, with ``weight`` a scalar or one slope per channel (axis 1,
+    PyTorch's layout; an input of fewer than 2 axes has one channel)."""
+    nw, nd = ndim_of(weight), ndim_of(input)
+    if nw > 1:
+        raise ShapeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
+                         f"ndim = {nw}")
+    n = int(np.prod(shape_of(weight)))
+    if n == 1:
+        a = np.reshape(weight, ())           # a 0-d input stays 0-d
+    else:
+        c = shape_of(input)[1] if nd >= 2 else 1
+        if c != n:
+            raise ShapeError("Mismatch of parameter numbers and input channel size. Found "
+                             f"parameter numbers = {n} and channel size = {c}.")
+        a = np.reshape(weight, (n,) + (1,) * (nd - 2))
+    return np.where(input > 0, input, a * input)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, rng=None):
+    """Leaky ReLU with slope a ~ U(lower, upper) drawn per element where x ≤ 0 in training
+    (from ``nn.init``'s generator unless ``rng`` is given), and the fixed slope
+    (lower + upper)/2 otherwise (PyTorch's default ``training=False``)."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2.0)
+    if rng is None:
+        from .init import default_generator
+        rng = default_generator()
+    a = rng.uniform(lower, upper, np.shape(input)).astype(_float_dtype(input))
+    return np.where(input <= 0, a * input, input)
+
+
+def glu(input, dim=-1):
+    """a·σ(b) for the halves a, b of ``input`` along ``dim`` (a gated linear unit)."""
+    nd = ndim_of(input)
+    if nd == 0:
+        raise ShapeError("glu does not support scalars because halving size must be even")
+    d = dim % nd
+    n = shape_of(input)[d]
+    if n % 2:
+        raise ShapeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    first = [slice(None)] * nd
+    second = list(first)
+    first[d], second[d] = slice(0, n // 2), slice(n // 2, n)
+    return input[tuple(first)] * sigmoid(input[tuple(second)])
 
 
 def relu(x, inplace=False):
@@ -219,8 +376,10 @@ def leaky_relu(x, negative_slope=0.01, inplace=False):
 
 
 def elu(x, alpha=1.0, inplace=False):
-    # expm1 of min(x, 0): the unused branch never overflows, so its derivative is no NaN.
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+    # expm1 of x masked to 0 above 0: the unused branch never overflows (its derivative is
+    # no NaN), and at x = 0 the derivative is α, the lower branch's (PyTorch's and JAX's);
+    # np.minimum would split the tie and give α/2.
+    return np.where(x > 0, x, alpha * np.expm1(np.where(x > 0, 0.0, x)))
 
 
 def gelu(x, approximate="none"):
@@ -241,11 +400,19 @@ def sigmoid(x):
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
-def softplus(x, beta=1.0):
-    """log(1 + e^{βx}) / β, stable for large |x|."""
+def _softplus(x):
+    """log(1 + eˣ) = max(x, 0) + log1p(e^{-|x|}): no overflow, exact for every x."""
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + e^{βx}) / β, and x itself where βx > ``threshold`` (PyTorch's: there the two
+    differ by under e^{-threshold}/β, and the derivative is 1)."""
     bx = beta * x
-    out = np.maximum(bx, 0.0) + np.log1p(np.exp(-np.abs(bx)))
-    return out if beta == 1.0 else out / beta
+    out = _softplus(bx)
+    if beta != 1.0:
+        out = out / beta
+    return np.where(bx > threshold, x, out)
 
 
 def log_softmax(x, dim=-1, *, axis=None):
@@ -254,6 +421,19 @@ def log_softmax(x, dim=-1, *, axis=None):
 
 def softmax(x, dim=-1, *, axis=None):
     return np.exp(_log_softmax(x, axis=dim if axis is None else axis))
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along ``dim``; ``dim=None`` takes PyTorch's deprecated implicit choice
+    (axis 0 for 0-, 1- and 3-d inputs, else 1) with its warning; ``dtype`` casts first."""
+    if dim is None:
+        warnings.warn("Implicit dimension choice for softmin has been deprecated. Change the "
+                      "call to include dim=X as an argument.", UserWarning,
+                      stacklevel=_stacklevel)
+        dim = 0 if ndim_of(input) in (0, 1, 3) else 1
+    if dtype is not None:
+        input = input.astype(dtype) if hasattr(input, "astype") else np.asarray(input, dtype)
+    return np.exp(_log_softmax(-input, axis=dim))
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -485,8 +665,8 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean", pos_weight
         loss = np.maximum(input, 0.0) - input * target + np.log1p(np.exp(-np.abs(input)))
     else:
         pos_weight = np.asarray(unbox(pos_weight)).astype(dtype)
-        log_sig = -softplus(-input)
-        log_1m_sig = -softplus(input)
+        log_sig = -_softplus(-input)
+        log_1m_sig = -_softplus(input)
         loss = -(pos_weight * target * log_sig + (1.0 - target) * log_1m_sig)
     if weight is not None:
         loss = loss * np.asarray(unbox(weight)).astype(dtype)
@@ -510,6 +690,184 @@ def kl_div(input, target, reduction="mean", log_target=False):
         return np.sum(loss) / n
     return _reduce(loss, reduction)
 
+
+
+# ----- Margin, embedding and likelihood losses -----
+def _no_legacy(what, size_average, reduce):
+    if size_average is not None or reduce is not None:
+        raise TypeError(f"{what}: size_average= and reduce= are deprecated in PyTorch and not "
+                        "supported here; use reduction='mean', 'sum' or 'none'.")
+
+
+def _clamp_min0(z):
+    """max(z, 0) as PyTorch's ``clamp_min``: at z = 0 the derivative is 1."""
+    return np.where(z >= 0, z, 0.0)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                          reduction="mean"):
+    """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1, with
+    cos = x1·x2 / √((‖x1‖² + 10⁻¹²)(‖x2‖² + 10⁻¹²)) over the last axis (PyTorch's)."""
+    _no_legacy("cosine_embedding_loss", size_average, reduce)
+    td = ndim_of(target)
+    if td not in (0, 1):
+        raise ShapeError("0D or 1D target tensor expected, multi-target not supported")
+    d1, d2 = ndim_of(input1), ndim_of(input2)
+    if d1 != td + 1 or d2 != td + 1:
+        raise ShapeError(f"{td}D target tensor expects {td + 1}D input tensors, but found "
+                         f"inputs with sizes {list(shape_of(input1))} and "
+                         f"{list(shape_of(input2))}.")
+    m1 = np.sum(input1 * input1, axis=td) + 1e-12
+    m2 = np.sum(input2 * input2, axis=td) + 1e-12
+    cos = np.sum(input1 * input2, axis=td) / np.sqrt(m1 * m2)
+    loss = np.where(target == 1, 1.0 - cos, 0.0) + \
+        np.where(target == -1, _clamp_min0(cos - margin), 0.0)
+    return _reduce(loss, reduction)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                        reduction="mean"):
+    """max(0, -y (x1 - x2) + margin)."""
+    _no_legacy("margin_ranking_loss", size_average, reduce)
+    if not ndim_of(input1) == ndim_of(input2) == ndim_of(target):
+        raise ShapeError("margin_ranking_loss : All input tensors should have same dimension "
+                         f"but got sizes: input1: {shape_of(input1)}, input2: "
+                         f"{shape_of(input2)}, target: {shape_of(target)} ")
+    return _reduce(_clamp_min0(-target * (input1 - input2) + margin), reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    """x where y = 1, max(0, margin - x) where y = -1 (PyTorch's: a label that is neither
+    gets both terms)."""
+    _no_legacy("hinge_embedding_loss", size_average, reduce)
+    loss = np.where(target != 1, _clamp_min0(margin - input), 0.0) + \
+        np.where(target != -1, input, 0.0)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    """Poisson negative log-likelihood: eˣ - y·x of a log-rate x (``log_input``), else
+    x - y·log(x + eps); ``full`` adds Stirling's y log y - y + ½ log(2πy) where y > 1."""
+    _no_legacy("poisson_nll_loss", size_average, reduce)
+    if log_input:
+        loss = np.exp(input) - target * input
+    else:
+        loss = input - target * np.log(input + eps)
+    if full:
+        big = target > 1
+        # Evaluated at 1 where masked, so a target of 0 has no NaN derivative (torch: NaN).
+        t = np.where(big, target, 1.0)
+        stirling = t * np.log(t) - t + 0.5 * np.log((2.0 * math.pi) * t)
+        loss = loss + np.where(big, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """½(log max(σ², eps) + (x - y)²/max(σ², eps)) (+ ½ log 2π with ``full``).
+
+    ``var`` has the input's shape, or one axis fewer, or size 1 on one axis (one variance
+    shared along it), or is a float. As PyTorch, the clamp at ``eps`` carries no derivative
+    of its own (the derivative with respect to σ² flows as if unclamped)."""
+    from autodiff.api import stop_gradient
+    if isinstance(var, (int, float)):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = var * np.ones(shape_of(input), dtype=_float_dtype(input))
+    elif not recorded(var) and np.any(unbox(var) < 0):
+        raise ValueError("var has negative entry/entries")
+    si, sv = shape_of(input), shape_of(var)
+    if sv != si:
+        if si[:-1] == sv:
+            var = np.expand_dims(var, -1)
+        elif not (len(si) == len(sv) and sum(b for a, b in zip(si, sv) if a != b) == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    var = var + stop_gradient(np.maximum(var, eps) - var)
+    d = input - target
+    loss = 0.5 * (np.log(var) + d * d / var)
+    if full:
+        loss = loss + 0.5 * math.log(2.0 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)) with d = ``pairwise_distance(·, ·, p, eps)``;
+    ``swap`` uses min(d(a, n), d(p, n)) for the negative distance."""
+    _no_legacy("triplet_margin_loss", size_average, reduce)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    da, dp, dn = ndim_of(anchor), ndim_of(positive), ndim_of(negative)
+    if not da == dp == dn:
+        raise ShapeError("The anchor, positive, and negative tensors are expected to have the "
+                         f"same number of dimensions, but got: anchor {da}D, positive {dp}D, "
+                         f"and negative {dn}D inputs")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = np.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(_clamp_min0(margin + d_pos - d_neg), reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """log(1 + e^{-y·x}), as a softplus: no overflow for any y·x."""
+    _no_legacy("soft_margin_loss", size_average, reduce)
+    return _reduce(_softplus(-target * input), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    """-(1/C) Σ_c w_c (y_c log σ(x_c) + (1 - y_c) log σ(-x_c)) over the last axis (C
+    classes): one loss per sample."""
+    _no_legacy("multilabel_soft_margin_loss", size_average, reduce)
+    loss = -(target * logsigmoid(input) + (1.0 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * np.asarray(unbox(weight)).astype(_float_dtype(input))
+    c = shape_of(input)[-1]
+    return _reduce(np.sum(loss, axis=-1) / c, reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    """(1/C) Σ_{i≠y} w_y max(0, margin - x_y + x_i)^p of scores (N, C) or (C,) and integer
+    labels y, for p = 1 or 2; the derivative is 0 where the hinge is exactly 0 (PyTorch's)."""
+    _no_legacy("multi_margin_loss", size_average, reduce)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and np.ndim(unbox(weight)) != 1:
+        raise ValueError("weight must be one-dimensional")
+    nd = ndim_of(input)
+    if nd not in (1, 2):
+        raise ShapeError("multi_margin_loss: expected a vector (C,) or a matrix (N, C) of "
+                         f"scores, got shape {shape_of(input)}")
+    x = input[None] if nd == 1 else input
+    n, c = shape_of(x)
+    dtype = _float_dtype(input)
+    w = None if weight is None else _class_weight(weight, c, input, "multi_margin_loss")
+
+    def masks(t):
+        # One function of the labels (recorded as one call under ad.jit, nn.compile_step).
+        t = np.reshape(t, (-1,))
+        if t.shape[0] != n:
+            raise ShapeError(f"multi_margin_loss: inconsistent target size: {t.shape[0]} "
+                             f"labels for {n} samples")
+        labels, _ = _labels(t, c, "multi_margin_loss")
+        onehot = labels[:, None] == np.arange(c)
+        others = (~onehot).astype(dtype)
+        if w is not None:
+            others = others * w[labels][:, None]
+        return onehot.astype(dtype), others
+
+    onehot, others = lift(masks, target)
+    xy = np.sum(x * onehot, axis=1, keepdims=True)
+    h = relu(margin - xy + x)
+    if p == 2:
+        h = h * h
+    loss = np.sum(h * others, axis=1) / c
+    return _reduce(loss[0] if nd == 1 else loss, reduction)
 
 # ----- Convolution, pooling and normalisation (nn/conv.py, nn/norm.py) -----
 from .conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402

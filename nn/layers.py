@@ -15,7 +15,9 @@ from .module import Module, Parameter
 
 __all__ = ["Linear", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
            "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
-           "Softplus", "Softmax", "LogSoftmax"]
+           "Softplus", "Softmax", "LogSoftmax", "SELU", "CELU", "LogSigmoid", "Hardswish",
+           "Hardsigmoid", "Softsign", "Softmin", "GLU", "Threshold", "Tanhshrink", "Softshrink",
+           "Hardshrink", "PReLU", "RReLU", "CosineSimilarity", "PairwiseDistance"]
 
 
 class Linear(Module):
@@ -98,7 +100,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training, rng=init.default_generator())
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Embedding(Module):
@@ -192,10 +194,11 @@ class LayerNorm(Module):
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}"
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
-def _activation(name, fn, doc, **defaults):
+def _activation(name, fn, doc, _repr=None, **defaults):
     def __init__(self, *args, **kw):
         Module.__init__(self)
         params = dict(defaults)
@@ -208,7 +211,10 @@ def _activation(name, fn, doc, **defaults):
         return fn(x, **{k: getattr(self, k) for k in defaults})
 
     def extra_repr(self):
-        return ", ".join(f"{k}={getattr(self, k)}" for k in defaults)
+        if _repr is not None:
+            return _repr(self)
+        return ", ".join(f"{k}={getattr(self, k)!r}" if isinstance(getattr(self, k), str)
+                         else f"{k}={getattr(self, k)}" for k in defaults)
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward,
                                   "extra_repr": extra_repr, "__doc__": doc})
@@ -226,6 +232,87 @@ Hardtanh = _activation("Hardtanh", F.hardtanh, "x clipped to [min_val, max_val]"
 ReLU6 = _activation("ReLU6", F.relu6, "x clipped to [0, 6]")
 Tanh = _activation("Tanh", F.tanh, "tanh x")
 Sigmoid = _activation("Sigmoid", F.sigmoid, "1 / (1 + e^{-x})")
-Softplus = _activation("Softplus", F.softplus, "log(1 + e^{βx}) / β", beta=1.0)
+Softplus = _activation("Softplus", F.softplus, "log(1 + e^{βx}) / β, x above the threshold",
+                       beta=1.0, threshold=20.0)
 Softmax = _activation("Softmax", F.softmax, "softmax along dim", dim=-1)
 LogSoftmax = _activation("LogSoftmax", F.log_softmax, "log softmax along dim", dim=-1)
+SELU = _activation("SELU", F.selu, "λx above 0, λα(eˣ - 1) at and below (self-normalising)")
+CELU = _activation("CELU", F.celu, "x, or α(e^{x/α} - 1) below 0", alpha=1.0)
+LogSigmoid = _activation("LogSigmoid", F.logsigmoid, "log σ(x) = -softplus(-x)")
+Hardswish = _activation("Hardswish", F.hardswish, "x·relu6(x + 3)/6")
+Hardsigmoid = _activation("Hardsigmoid", F.hardsigmoid, "relu6(x + 3)/6")
+Softsign = _activation("Softsign", F.softsign, "x / (1 + |x|)")
+Softmin = _activation("Softmin", F.softmin, "softmax(-x) along dim", dim=None)
+GLU = _activation("GLU", F.glu, "a·σ(b) for the halves a, b along dim", dim=-1)
+Tanhshrink = _activation("Tanhshrink", F.tanhshrink, "x - tanh x")
+Softshrink = _activation("Softshrink", F.softshrink, "x ∓ λ beyond ±λ, else 0",
+                         _repr=lambda m: str(m.lambd), lambd=0.5)
+Hardshrink = _activation("Hardshrink", F.hardshrink, "x where |x| > λ, else 0",
+                         _repr=lambda m: str(m.lambd), lambd=0.5)
+
+
+class Threshold(Module):
+    """x where x > ``threshold``, else ``value`` (both required, as in PyTorch)."""
+
+    def __init__(self, threshold, value, inplace=False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, x):
+        return F.threshold(x, self.threshold, self.value)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}"
+
+
+class PReLU(Module):
+    """x above 0, a·x at and below, with learnt slopes ``weight`` (num_parameters,), all
+    ``init`` at the start: one shared, or one per channel (axis 1)."""
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=np.float64):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(np.full(num_parameters, init, dtype=dtype))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class RReLU(Module):
+    """Leaky ReLU with a random slope in [lower, upper] per element in training mode, the
+    mean slope (lower + upper)/2 in eval mode (``F.rrelu``)."""
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, x):
+        return F.rrelu(x, self.lower, self.upper, self.training)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}"
+
+
+class CosineSimilarity(Module):
+    """Cosine of the angle between ``x1`` and ``x2`` along ``dim``: ``F.cosine_similarity``."""
+
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1, x2):
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    """``‖x1 - x2 + eps‖_p`` along the last axis: ``F.pairwise_distance``."""
+
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim   # PyTorch's attribute names
+
+    def forward(self, x1, x2):
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)

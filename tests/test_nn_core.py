@@ -638,3 +638,23 @@ def test_repr_is_pytorchs_layout():
                             n.LSTM(10, 20, batch_first=True),
                             n.ModuleList([n.Linear(1, 1)]), n.Sequential())
     assert repr(build(nn)) == repr(build(torch.nn))
+
+
+LEAF_REPRS = [("Dropout", (), {}), ("Dropout", (0.2,), {}), ("LayerNorm", (4,), {}),
+              ("LayerNorm", (4,), {"bias": False}),
+              ("LayerNorm", ((2, 3),), {"elementwise_affine": False}),
+              ("GELU", (), {}), ("GELU", (), {"approximate": "tanh"}), ("Softplus", (), {}),
+              ("Softplus", (2.0, 5.0), {}), ("Softshrink", (), {}), ("Hardshrink", (0.3,), {}),
+              ("CosineSimilarity", (), {}), ("PairwiseDistance", (), {}), ("ELU", (), {}),
+              ("LeakyReLU", (0.2,), {}), ("Hardtanh", (), {}), ("Softmax", (1,), {}),
+              ("CELU", (), {}), ("PReLU", (3,), {}), ("Threshold", (0.1, 2.0), {}),
+              ("SELU", (), {}), ("GLU", (), {}), ("RReLU", (), {}), ("Embedding", (5, 3), {}),
+              ("Linear", (2, 3), {}), ("Flatten", (), {}), ("Unflatten", (1, (2, 2)), {}),
+              ("MSELoss", (), {}), ("CrossEntropyLoss", (), {})]
+
+
+@pytest.mark.parametrize("name,args,kw", LEAF_REPRS,
+                         ids=[f"{n}{a}{k}" for n, a, k in LEAF_REPRS])
+def test_leaf_module_repr_is_pytorchs(name, args, kw):
+    torch = _torch()
+    assert repr(getattr(nn, name)(*args, **kw)) == repr(getattr(torch.nn, name)(*args, **kw))
