@@ -183,6 +183,33 @@ def test_fused_update_equals_the_eager_loop(name):
     assert step.jitted.recordings <= 2
 
 
+EAGER_UPDATE = {
+    "adamax": lambda p: nn.optim.Adamax(p, lr=1e-2, weight_decay=0.1),
+    "nadam": lambda p: nn.optim.NAdam(p, lr=1e-2),
+    "radam": lambda p: nn.optim.RAdam(p, lr=1e-2, betas=(0.5, 0.6)),
+    "adadelta": lambda p: nn.optim.Adadelta(p, maximize=True),
+    "rprop": lambda p: nn.optim.Rprop(p, lr=1e-2),
+    "asgd": lambda p: nn.optim.ASGD(p, lr=1e-2, t0=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EAGER_UPDATE))
+def test_optimizers_without_a_fused_form_update_eagerly_after_the_replay(name):
+    rng = np.random.default_rng(6)
+    eager = _model()
+    compiled = copy.deepcopy(eager)
+    o1, o2 = EAGER_UPDATE[name](eager.parameters()), EAGER_UPDATE[name](compiled.parameters())
+    step = nn.compile_step(compiled, nn.functional.cross_entropy, o2)
+    assert not step.fused()
+    for _ in range(7):
+        X, y = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
+        ref = _eager_step(eager, o1, X, y)
+        assert step(X, y) == pytest.approx(ref, rel=1e-12, abs=1e-14)
+        for a, b in zip(eager.parameters(), compiled.parameters()):
+            np.testing.assert_allclose(b.value, a.value, rtol=1e-13, atol=1e-15)
+        _assert_same_state(o1, o2)
+
+
 def test_fused_update_float32_keeps_the_dtype():
     rng = np.random.default_rng(5)
     eager = _model().to(dtype=np.float32)

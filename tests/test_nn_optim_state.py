@@ -63,6 +63,19 @@ CONFIGS = [
      {"lr": 0.001}),
     ("Adagrad", {"lr": 0.1, "lr_decay": 0.05}, {"weight_decay": 0.1,
                                                  "initial_accumulator_value": 0.2}),
+    ("Adamax", {"lr": 0.01}, {"betas": (0.8, 0.99), "weight_decay": 0.1}),
+    ("Adamax", {"lr": 0.01, "maximize": True}, {"eps": 1e-3}),
+    ("NAdam", {"lr": 0.01}, {"momentum_decay": 0.01}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1}, {"decoupled_weight_decay": True}),
+    ("RAdam", {"lr": 0.01}, {"betas": (0.5, 0.6)}),           # rectified from step 6 on
+    ("RAdam", {"lr": 0.01, "betas": (0.5, 0.6), "weight_decay": 0.1},
+     {"decoupled_weight_decay": True}),
+    ("Adadelta", {}, {"rho": 0.5, "weight_decay": 0.1}),
+    ("Adadelta", {"lr": 0.5, "maximize": True}, {"eps": 1e-3}),
+    ("Rprop", {"lr": 0.01}, {"etas": (0.3, 1.5), "step_sizes": (1e-4, 0.02)}),
+    ("Rprop", {"lr": 0.05, "maximize": True}, {}),
+    ("ASGD", {"lr": 0.05}, {"lambd": 0.1, "alpha": 0.5}),
+    ("ASGD", {"lr": 0.05, "t0": 2, "weight_decay": 0.1}, {"lr": 0.02}),
 ]
 IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(CONFIGS)]
 
@@ -81,9 +94,20 @@ def run_torch(opt, p, steps):
         opt.step()
 
 
+@pytest.fixture
+def torch_float64():
+    """torch keeps NAdam's ``mu_product`` and ASGD's ``eta``/``mu`` as tensors of the
+    default dtype (float32 unless changed); ours are float64 numbers, so the comparison
+    runs with torch's default dtype float64."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
 @needs_torch
 @pytest.mark.parametrize("name,kw,extra", CONFIGS, ids=IDS)
-def test_optimizer_with_param_groups_matches_torch(name, kw, extra):
+def test_optimizer_with_param_groups_matches_torch(name, kw, extra, torch_float64):
     p, tp = ours_params(), torch_params()
     opt = getattr(nn.optim, name)(groups(p, extra), **kw)
     topt = getattr(torch.optim, name)(groups(tp, extra), **kw)

@@ -1,4 +1,5 @@
-"""``nn.optim``: SGD, Adam, AdamW, RMSprop, Adagrad with PyTorch's update formulas, their
+"""``nn.optim``: SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, NAdam, RAdam, Adadelta, Rprop
+and ASGD with PyTorch's update formulas, their
 parameter groups and state dicts, ``nn.optim.lr_scheduler``, ``clip_grad_norm_`` and
 ``clip_grad_value_``. Updates run off the tape, in place on the parameters' values, from
 their ``.grad``.
@@ -12,9 +13,11 @@ their ``.grad``.
 ['param_groups', 'state']
 """
 from . import lr_scheduler
-from .algorithms import SGD, Adagrad, Adam, AdamW, RMSprop
+from .algorithms import (ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam,
+                         RMSprop, Rprop)
 from .clip import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam",
+           "RAdam", "Adadelta", "Rprop", "ASGD", "lr_scheduler",
            "clip_grad_norm_", "clip_grad_value_"]

@@ -1,11 +1,13 @@
-"""SGD, Adam, AdamW, RMSprop and Adagrad: PyTorch's update formulas, run in place.
+"""SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, NAdam, RAdam, Adadelta, Rprop and ASGD:
+PyTorch's update formulas, run in place.
 
 Each update writes into the parameter's array, its state buffers (allocated once) and two
 shared work arrays, through NumPy ufuncs with ``out=``: a step allocates no temporaries.
 The operations are the same, in the same order, as the expressions they replace
 (``p -= (lr / bc1) * m / d``), so the numbers are bitwise those of the allocating form.
-Each also has that allocating form as a pure function of arrays (``_fused_plan``,
-``_fused_hyper``, ``_fused_update``), which ``nn.compile_step`` records into its program.
+The first five also have that allocating form as a pure function of arrays
+(``_fused_plan``, ``_fused_hyper``, ``_fused_update``), which ``nn.compile_step`` records
+into its program; for the others ``nn.compile_step`` runs the eager update.
 """
 import math
 
@@ -13,7 +15,8 @@ import numpy as np
 
 from .optimizer import Optimizer, required
 
-__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
+           "Adadelta", "Rprop", "ASGD"]
 
 
 def _torch_flags(what, differentiable, **flags):
@@ -421,3 +424,316 @@ class Adagrad(Optimizer):
             g = p * wd + g
         s = bufs[0] + g * g
         return p - g * clr / (np.sqrt(s) + eps), (s,)
+
+
+def _lerp_(m, g, w, out):
+    """``m += w·(g - m)`` in place, as PyTorch's ``lerp_`` (which, for ``w ≥ 0.5``,
+    computes ``g - (g - m)·(1 - w)`` instead, to stay exact at ``w = 1``)."""
+    np.subtract(g, m, out=out)
+    if abs(w) < 0.5:
+        out *= w
+        m += out
+    else:
+        out *= 1.0 - w
+        np.subtract(g, out, out=m)
+
+
+def _check_betas(lr, eps, betas, weight_decay):
+    if lr < 0.0:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if eps < 0.0:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if weight_decay < 0.0:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
+class Adamax(Optimizer):
+    """Adam with the infinity norm: m = β₁m + (1-β₁)g, u = max(β₂u, |g| + ε),
+    p -= lr/(1-β₁ᵗ) · m/u; ``weight_decay`` adds ``wd·p`` to g."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 foreach=None, *, maximize=False, differentiable=False, capturable=False):
+        _check_betas(lr, eps, betas, weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, maximize=maximize,
+                                      **_torch_flags("Adamax", differentiable,
+                                                     foreach=foreach,
+                                                     capturable=capturable)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        b1, b2 = group["betas"]
+        t = state["step"] = state.get("step", 0) + 1
+        if group["weight_decay"]:
+            g = _weight_decay(p, g, group["weight_decay"], w2)
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_inf"] = np.zeros_like(p)
+        m, u = state["exp_avg"], state["exp_inf"]
+        _lerp_(m, g, 1.0 - b1, w1)
+        u *= b2
+        np.abs(g, out=w1)
+        w1 += group["eps"]
+        np.maximum(u, w1, out=u)
+        clr = group["lr"] / (1.0 - b1 ** t)
+        np.multiply(m, clr, out=w1)                  # PyTorch's addcdiv: (c·m)/u
+        w1 /= u
+        p -= w1
+
+
+class NAdam(Optimizer):
+    """Adam with Nesterov momentum (Dozat) and its momentum schedule
+    μₜ = β₁(1 - ½·0.96^(t·ψ)), ψ = ``momentum_decay``: with v̂ = v/(1-β₂ᵗ),
+    p -= lr(1-μₜ)/(1-Πμ) · g/(√v̂ + ε) + lr·μₜ₊₁/(1-Πμ·μₜ₊₁) · m/(√v̂ + ε).
+    ``weight_decay`` adds ``wd·p`` to g, or with ``decoupled_weight_decay=True`` scales p
+    by ``1 - lr·wd`` first (NAdamW). The state keeps the product Πμ as ``mu_product``."""
+
+    _scalar_state = ("mu_product",)
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
+                 maximize=False, capturable=False, differentiable=False):
+        _check_betas(lr, eps, betas, weight_decay)
+        if momentum_decay < 0.0:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=bool(decoupled_weight_decay),
+                                      maximize=maximize, **_torch_flags(
+                                          "NAdam", differentiable, foreach=foreach,
+                                          capturable=capturable)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        psi = group["momentum_decay"]
+        t = state["step"] = state.get("step", 0) + 1
+        if "exp_avg" not in state:
+            state["mu_product"] = 1.0
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+        bc2 = 1.0 - b2 ** t
+        if wd:
+            if group["decoupled_weight_decay"]:
+                p *= 1.0 - lr * wd
+            else:
+                g = _weight_decay(p, g, wd, w2)
+        mu = b1 * (1.0 - 0.5 * (0.96 ** (t * psi)))
+        mu_next = b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * psi)))
+        mu_product = state["mu_product"] = float(state["mu_product"]) * mu
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        _lerp_(m, g, 1.0 - b1, w1)
+        v *= b2
+        np.multiply(g, 1.0 - b2, out=w1)
+        w1 *= g
+        v += w1
+        np.divide(v, bc2, out=w1)
+        np.sqrt(w1, out=w1)
+        w1 += group["eps"]                           # the denominator
+        # Two addcdiv's, as PyTorch: (c·g)/d, then (c'·m)/d (g may live in w2: last use).
+        np.multiply(g, -lr * (1.0 - mu) / (1.0 - mu_product), out=w2)
+        w2 /= w1
+        p += w2
+        np.multiply(m, (-lr * mu_next) / (1.0 - mu_product * mu_next), out=w2)
+        w2 /= w1
+        p += w2
+
+
+class RAdam(Optimizer):
+    """Rectified Adam (Liu et al.): with ρ∞ = 2/(1-β₂) - 1 and ρₜ = ρ∞ - 2tβ₂ᵗ/(1-β₂ᵗ),
+    p -= lr · m/(1-β₁ᵗ) · r·√(1-β₂ᵗ)/(√v + ε) where ρₜ > 5, with the rectification
+    r = √((ρₜ-4)(ρₜ-2)ρ∞ / ((ρ∞-4)(ρ∞-2)ρₜ)), else p -= lr · m/(1-β₁ᵗ) (SGD with
+    momentum while the variance estimate is unreliable). ``weight_decay`` as NAdam's."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False,
+                 capturable=False, differentiable=False):
+        _check_betas(lr, eps, betas, weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, maximize=maximize,
+                                      **_torch_flags("RAdam", differentiable,
+                                                     foreach=foreach,
+                                                     capturable=capturable),
+                                      decoupled_weight_decay=bool(decoupled_weight_decay)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        t = state["step"] = state.get("step", 0) + 1
+        if wd:
+            if group["decoupled_weight_decay"]:
+                p *= 1.0 - lr * wd
+            else:
+                g = _weight_decay(p, g, wd, w2)
+        if "exp_avg" not in state:
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        _lerp_(m, g, 1.0 - b1, w1)
+        v *= b2
+        np.multiply(g, 1.0 - b2, out=w1)
+        w1 *= g
+        v += w1
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        rho_inf = 2.0 / (1.0 - b2) - 1.0
+        rho_t = rho_inf - 2.0 * t * (b2 ** t) / bc2
+        np.divide(m, bc1, out=w1)
+        w1 *= lr
+        if rho_t > 5.0:
+            rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                    / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
+            np.sqrt(v, out=w2)                       # g is not needed any more
+            w2 += group["eps"]
+            np.divide(bc2 ** 0.5, w2, out=w2)        # the adaptive rate
+            w1 *= w2
+            w1 *= rect
+        p -= w1
+
+
+class Adadelta(Optimizer):
+    """v = ρv + (1-ρ)g², Δ = √(u + ε)/√(v + ε) · g, u = ρu + (1-ρ)Δ², p -= lr·Δ
+    (Zeiler); ``weight_decay`` adds ``wd·p`` to g."""
+
+    _n_work = 3                     # std, Δ and a weight-decayed gradient at once
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, foreach=None,
+                 *, capturable=False, maximize=False, differentiable=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize, **_torch_flags(
+                                          "Adadelta", differentiable, capturable=capturable,
+                                          foreach=foreach)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2, w3 = work
+        rho, eps = group["rho"], group["eps"]
+        state["step"] = state.get("step", 0) + 1
+        if group["weight_decay"]:
+            g = _weight_decay(p, g, group["weight_decay"], w3)
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p)
+            state["acc_delta"] = np.zeros_like(p)
+        v, u = state["square_avg"], state["acc_delta"]
+        v *= rho
+        np.multiply(g, 1.0 - rho, out=w1)
+        w1 *= g
+        v += w1
+        np.add(v, eps, out=w1)
+        np.sqrt(w1, out=w1)                          # std
+        np.add(u, eps, out=w2)
+        np.sqrt(w2, out=w2)
+        w2 /= w1
+        w2 *= g                                      # Δ
+        u *= rho
+        np.multiply(w2, 1.0 - rho, out=w1)
+        w1 *= w2
+        u += w1
+        np.multiply(w2, group["lr"], out=w1)
+        p -= w1
+
+
+class Rprop(Optimizer):
+    """Resilient backpropagation: per element, the step size grows by η₊ where the
+    gradient kept its sign, shrinks by η₋ where it flipped (and that gradient counts as
+    0 for the next step), clipped to ``step_sizes``; p -= sign(g)·step. Sizes start at
+    ``lr``."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        super().__init__(params, dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes),
+                                      maximize=maximize, **_torch_flags(
+                                          "Rprop", differentiable, foreach=foreach,
+                                          capturable=capturable)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        eta_minus, eta_plus = group["etas"]
+        lo, hi = group["step_sizes"]
+        state["step"] = state.get("step", 0) + 1
+        if "prev" not in state:
+            state["prev"] = np.zeros_like(p)
+            state["step_size"] = np.full_like(p, group["lr"])
+        prev, size = state["prev"], state["step_size"]
+        np.multiply(g, prev, out=w1)
+        kept, flipped = _two_masks(w2)
+        np.greater(w1, 0.0, out=kept)
+        np.less(w1, 0.0, out=flipped)
+        w1.fill(1.0)
+        np.copyto(w1, eta_plus, where=kept)
+        np.copyto(w1, eta_minus, where=flipped)
+        size *= w1
+        np.clip(size, lo, hi, out=size)
+        np.copyto(prev, g)
+        np.copyto(prev, 0.0, where=flipped)          # no step, and no flip test next time
+        np.sign(prev, out=w1)
+        w1 *= size
+        p -= w1
+
+
+def _two_masks(w):
+    """Two boolean arrays of ``w``'s shape in ``w``'s own memory (a float work array holds
+    at least two bytes per element), so that the sign tests allocate nothing."""
+    if type(w) is not np.ndarray or not w.flags.c_contiguous or w.itemsize < 2:
+        return np.empty(w.shape, bool), np.empty(w.shape, bool)
+    n = w.size
+    raw = w.reshape(-1).view(np.bool_)
+    return raw[:n].reshape(w.shape), raw[n:2 * n].reshape(w.shape)
+
+
+class ASGD(Optimizer):
+    """Averaged SGD (Polyak-Juditsky): p = p(1 - λη) - η·g, and the average ax of the
+    iterates from step ``t0`` on (ax = ax + μ(p - ax)); then η = lr/(1 + λ·lr·t)^α and
+    μ = 1/max(1, t - t0). ``weight_decay`` adds ``wd·p`` to g. The state keeps η and μ
+    as ``eta`` and ``mu`` (numbers) and the average as ``ax``."""
+
+    _scalar_state = ("eta", "mu")
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0,
+                 foreach=None, maximize=False, differentiable=False, capturable=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+                                      weight_decay=weight_decay, maximize=maximize,
+                                      **_torch_flags("ASGD", differentiable,
+                                                     foreach=foreach,
+                                                     capturable=capturable)))
+
+    def _update(self, p, g, state, group, work):
+        w1, w2 = work
+        lr, lambd = group["lr"], group["lambd"]
+        if "ax" not in state:
+            state.update(step=0, eta=float(lr), mu=1.0, ax=np.zeros_like(p))
+        t = state["step"] = state["step"] + 1
+        if group["weight_decay"]:
+            g = _weight_decay(p, g, group["weight_decay"], w2)
+        eta, mu = float(state["eta"]), float(state["mu"])
+        p *= 1.0 - lambd * eta                       # the decay term
+        np.multiply(g, eta, out=w1)
+        p -= w1
+        ax = state["ax"]
+        if mu != 1.0:
+            np.subtract(p, ax, out=w1)
+            w1 *= mu
+            ax += w1
+        else:
+            np.copyto(ax, p)
+        state["eta"] = lr / ((1.0 + lambd * lr * t) ** group["alpha"])
+        state["mu"] = 1.0 / max(1, t - group["t0"])

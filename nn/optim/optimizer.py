@@ -70,9 +70,13 @@ class Optimizer:
     """Parameter groups (a list of parameters, or of dicts with per-group options:
     ``SGD([{'params': a}, {'params': b, 'lr': 1e-3}], lr=1e-2)``) and the per-parameter
     state. Subclasses define ``_update(p, g, state, group, work)``: ``p`` the
-    parameter's array (updated in place), ``g`` its gradient (read only), ``work`` two
-    scratch arrays of ``p``'s shape and dtype (not part of the state), so that an update
-    runs as NumPy ufuncs with ``out=`` and allocates nothing."""
+    parameter's array (updated in place), ``g`` its gradient (read only), ``work``
+    ``_n_work`` scratch arrays of ``p``'s shape and dtype (not part of the state), so that
+    an update runs as NumPy ufuncs with ``out=`` and allocates nothing. ``_scalar_state``
+    names the state entries that are numbers, not arrays (``step`` always is one)."""
+
+    _n_work = 2                 # scratch arrays an update takes
+    _scalar_state = ()          # state entries (besides 'step') that are Python floats
 
     def __init__(self, params, defaults):
         what = type(self).__name__
@@ -160,14 +164,14 @@ class Optimizer:
                         g = g.astype(v.dtype)
                 elif type(g) is not np.ndarray or g.dtype != v.dtype or g.shape != v.shape:
                     g = np.broadcast_to(np.asarray(g, dtype=v.dtype), v.shape)
-                w1, w2, w3 = self._work(v)
+                work = self._work(v)
                 if maximize:
-                    g = np.negative(g, out=w3)
+                    g = np.negative(g, out=work[-1])
                 key = id(p)
                 state = dict.get(states, key)
                 if state is None:
                     state = states[key] = {}
-                self._update(v, g, state, group, (w1, w2))
+                self._update(v, g, state, group, work[:-1])
         return loss
 
     # ----- the update as a function of arrays (nn.compile_step records it) -----
@@ -201,17 +205,18 @@ class Optimizer:
 
     # ----- PyTorch's state-dict format -----
     def _work(self, v):
-        """Three work arrays of ``v``'s shape and dtype (the update's two, and one for a
-        negated gradient under ``maximize``), views of one buffer per dtype that every
-        parameter reuses: the scratch costs three times the largest parameter, and the
-        updates allocate nothing."""
+        """``_n_work + 1`` work arrays of ``v``'s shape and dtype (the update's, and one
+        for a negated gradient under ``maximize``), views of one buffer per dtype that
+        every parameter reuses: the scratch costs a few times the largest parameter, and
+        the updates allocate nothing."""
+        k = self._n_work + 1
         if type(v) is not np.ndarray:       # a device array: work arrays on the device (pooled)
-            return tuple(np.empty_like(v) for _ in range(3))
+            return tuple(np.empty_like(v) for _ in range(k))
         n = v.size
         pool = self._scratch.get(v.dtype)
-        if pool is None or pool.size < 3 * n:
-            pool = self._scratch[v.dtype] = np.empty(3 * n, dtype=v.dtype)
-        return tuple(pool[i * n:(i + 1) * n].reshape(v.shape) for i in range(3))
+        if pool is None or pool.size < k * n:
+            pool = self._scratch[v.dtype] = np.empty(k * n, dtype=v.dtype)
+        return tuple(pool[i * n:(i + 1) * n].reshape(v.shape) for i in range(k))
 
     def _index(self):
         """(parameter, index) in group order, and each group's indices."""
@@ -277,6 +282,8 @@ class Optimizer:
             for k, v in s.items():
                 if k == "step":
                     entry[k] = int(np.asarray(v))
+                elif k in self._scalar_state:     # a 0-d array from torch or a file
+                    entry[k] = float(np.asarray(v))
                 elif isinstance(v, np.ndarray) or hasattr(v, "shape"):
                     a = np.asarray(v)
                     if a.shape != shape:
