@@ -170,18 +170,19 @@ class Module:
         return m
 
     def get_parameter(self, target):
-        mod, _, name = target.rpartition(".")
-        m = self.get_submodule(mod)
-        if name not in m._parameters:
-            raise AttributeError(f"{type(m).__name__} has no parameter {name!r}")
-        return m._parameters[name]
+        return self._get_entry(target, "_parameters", "parameter")
 
     def get_buffer(self, target):
+        return self._get_entry(target, "_buffers", "buffer")
+
+    def _get_entry(self, target, table, what):
+        """The entry ``a.b.name`` of sub-module ``a.b``'s ``table``, PyTorch's error if none."""
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
-        if name not in m._buffers:
-            raise AttributeError(f"{type(m).__name__} has no buffer {name!r}")
-        return m._buffers[name]
+        entries = getattr(m, table)
+        if name not in entries:
+            raise AttributeError(f"{type(m).__name__} has no {what} {name!r}")
+        return entries[name]
 
     # ----- calling -----
     def forward(self, *args, **kwargs):

@@ -151,16 +151,17 @@ def _assert_same_state(o1, o2):
                 assert type(b[k]) is type(a[k]) and b[k] == a[k]
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_fused_update_equals_the_eager_loop(name):
-    rng = np.random.default_rng(4)
+def _compiled_against_eager(make, steps, seed, fused):
+    """``steps`` steps of the eager loop and of ``compile_step`` side by side from the same
+    model, comparing loss, parameters, gradients and optimizer state after each."""
+    rng = np.random.default_rng(seed)
     eager = _model()
     compiled = copy.deepcopy(eager)
-    o1, o2 = OPTIMIZERS[name](eager.parameters()), OPTIMIZERS[name](compiled.parameters())
+    o1, o2 = make(eager.parameters()), make(compiled.parameters())
     step = nn.compile_step(compiled, nn.functional.cross_entropy, o2)
-    assert step.fused()
+    assert step.fused() is fused
     arrays = [p.value for p in compiled.parameters()]
-    for i in range(5):
+    for i in range(steps):
         X, y = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
         ref = _eager_step(eager, o1, X, y)
         assert step(X, y) == pytest.approx(ref, rel=1e-12, abs=1e-14)
@@ -168,6 +169,12 @@ def test_fused_update_equals_the_eager_loop(name):
             np.testing.assert_allclose(b.value, a.value, rtol=1e-13, atol=1e-15)
             np.testing.assert_allclose(b.grad, a.grad, rtol=1e-12, atol=1e-15)
         _assert_same_state(o1, o2)
+    return compiled, o2, step, arrays, X, y
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_fused_update_equals_the_eager_loop(name):
+    compiled, o2, step, arrays, X, y = _compiled_against_eager(OPTIMIZERS[name], 5, 4, True)
     # In place: the parameters keep their arrays, the state its buffers from step 2 on.
     assert all(p.value is a for p, a in zip(compiled.parameters(), arrays))
     bufs = {k: id(v) for s in o2.state.values() for k, v in s.items()
@@ -195,19 +202,7 @@ EAGER_UPDATE = {
 
 @pytest.mark.parametrize("name", sorted(EAGER_UPDATE))
 def test_optimizers_without_a_fused_form_update_eagerly_after_the_replay(name):
-    rng = np.random.default_rng(6)
-    eager = _model()
-    compiled = copy.deepcopy(eager)
-    o1, o2 = EAGER_UPDATE[name](eager.parameters()), EAGER_UPDATE[name](compiled.parameters())
-    step = nn.compile_step(compiled, nn.functional.cross_entropy, o2)
-    assert not step.fused()
-    for _ in range(7):
-        X, y = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
-        ref = _eager_step(eager, o1, X, y)
-        assert step(X, y) == pytest.approx(ref, rel=1e-12, abs=1e-14)
-        for a, b in zip(eager.parameters(), compiled.parameters()):
-            np.testing.assert_allclose(b.value, a.value, rtol=1e-13, atol=1e-15)
-        _assert_same_state(o1, o2)
+    _compiled_against_eager(EAGER_UPDATE[name], 7, 6, False)
 
 
 def test_fused_update_float32_keeps_the_dtype():

@@ -131,6 +131,35 @@ def _numbers(*values):
     return all(type(v) in (float, int) or isinstance(v, np.floating) for v in values)
 
 
+def _moments(p, g, state, group, work, decoupled, lerp=False):
+    """Adam's first steps, in place: the weight decay (``wd·p`` added to g, or with
+    ``decoupled`` p scaled by ``1 - lr·wd``), then m = β₁m + (1-β₁)g (as PyTorch's
+    ``lerp_`` where ``lerp``: NAdam's and RAdam's form) and v = β₂v + (1-β₂)g², the
+    buffers made on the first step. Returns (g, m, v); g may then live in ``work[1]``."""
+    w1, w2 = work
+    lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+    if wd:
+        if decoupled:
+            p *= 1.0 - lr * wd
+        else:
+            g = _weight_decay(p, g, wd, w2)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    if lerp:
+        _lerp_(m, g, 1.0 - b1, w1)
+    else:
+        m *= b1
+        np.multiply(g, 1.0 - b1, out=w1)
+        m += w1
+    v *= b2
+    np.multiply(g, 1.0 - b2, out=w1)
+    w1 *= g
+    v += w1
+    return g, m, v
+
+
 class Adam(Optimizer):
     """m = β₁m + (1-β₁)g, v = β₂v + (1-β₂)g², p -= lr/(1-β₁ᵗ) · m/(√v/√(1-β₂ᵗ) + ε);
     ``amsgrad`` uses the running maximum of v; ``weight_decay`` adds ``wd·p`` to g (or,
@@ -159,25 +188,10 @@ class Adam(Optimizer):
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
-        lr, (b1, b2) = group["lr"], group["betas"]
-        eps, wd = group["eps"], group["weight_decay"]
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
         t = state["step"] = state.get("step", 0) + 1
-        if wd:
-            if group.get("decoupled_weight_decay", self._decoupled):
-                p *= 1.0 - lr * wd
-            else:
-                g = _weight_decay(p, g, wd, w2)
-        if "exp_avg" not in state:
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= b1
-        np.multiply(g, 1.0 - b1, out=w1)
-        m += w1
-        v *= b2
-        np.multiply(g, 1.0 - b2, out=w1)
-        w1 *= g
-        v += w1
+        g, m, v = _moments(p, g, state, group, work,
+                           group.get("decoupled_weight_decay", self._decoupled))
         if group["amsgrad"]:
             vmax = state.get("max_exp_avg_sq")
             if vmax is None:
@@ -510,28 +524,15 @@ class NAdam(Optimizer):
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
-        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        lr, (b1, b2) = group["lr"], group["betas"]
         psi = group["momentum_decay"]
         t = state["step"] = state.get("step", 0) + 1
-        if "exp_avg" not in state:
-            state["mu_product"] = 1.0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
         bc2 = 1.0 - b2 ** t
-        if wd:
-            if group["decoupled_weight_decay"]:
-                p *= 1.0 - lr * wd
-            else:
-                g = _weight_decay(p, g, wd, w2)
         mu = b1 * (1.0 - 0.5 * (0.96 ** (t * psi)))
         mu_next = b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * psi)))
-        mu_product = state["mu_product"] = float(state["mu_product"]) * mu
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(m, g, 1.0 - b1, w1)
-        v *= b2
-        np.multiply(g, 1.0 - b2, out=w1)
-        w1 *= g
-        v += w1
+        mu_product = state["mu_product"] = float(state.get("mu_product", 1.0)) * mu
+        g, m, v = _moments(p, g, state, group, work, group["decoupled_weight_decay"],
+                           lerp=True)
         np.divide(v, bc2, out=w1)
         np.sqrt(w1, out=w1)
         w1 += group["eps"]                           # the denominator
@@ -563,22 +564,10 @@ class RAdam(Optimizer):
 
     def _update(self, p, g, state, group, work):
         w1, w2 = work
-        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        lr, (b1, b2) = group["lr"], group["betas"]
         t = state["step"] = state.get("step", 0) + 1
-        if wd:
-            if group["decoupled_weight_decay"]:
-                p *= 1.0 - lr * wd
-            else:
-                g = _weight_decay(p, g, wd, w2)
-        if "exp_avg" not in state:
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(m, g, 1.0 - b1, w1)
-        v *= b2
-        np.multiply(g, 1.0 - b2, out=w1)
-        w1 *= g
-        v += w1
+        g, m, v = _moments(p, g, state, group, work, group["decoupled_weight_decay"],
+                           lerp=True)
         bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
         rho_inf = 2.0 / (1.0 - b2) - 1.0
         rho_t = rho_inf - 2.0 * t * (b2 ** t) / bc2
