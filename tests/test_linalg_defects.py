@@ -184,6 +184,59 @@ def test_eig_gauge_invariant_functions_and_values_still_right(k):
     ad.check_grads(np.linalg.eigvals, (a,), order=2, modes=("fwd", "rev"))
 
 
+# ----- 2b. scipy.linalg.eigh: SciPy's eigenvectors, signs included -----------------------
+# NumPy's and SciPy's LAPACK drivers flip different columns; a tracked call once returned
+# NumPy's vectors, whose derivatives were then the negatives of the plain call's in those
+# columns (seed 1 below flips columns 0 and 2).
+
+def _eigh_problem():
+    rs = np.random.RandomState(1)
+    a = rs.randn(4, 4)
+    s = a @ a.T + 4 * np.eye(4)
+    e = rs.randn(4, 4)
+    b = rs.randn(4, 4)
+    return s, e + e.T, b @ b.T + 4 * np.eye(4)
+
+
+@pytest.mark.parametrize("options", [{}, {"lower": False}, {"subset_by_index": (1, 2)},
+                                     {"driver": "evd"}, {"generalized": True}])
+def test_scipy_eigh_vectors_and_derivatives_are_scipys(options):
+    s, e, b = _eigh_problem()
+    options = dict(options)
+    bb = b if options.pop("generalized", False) else None
+    plain = lambda m: scipy.linalg.eigh(m, bb, **options)[1]
+    tracked = lambda m: sla.eigh(m, bb, **options)[1]
+    if not options and bb is None:       # the case that was wrong: the signs do differ
+        assert np.any(np.sign(np.linalg.eigh(s)[1][0]) != np.sign(plain(s)[0]))
+    want = _numerical_jvp(plain, s, e)
+    y, got = ad.jvp(tracked, (s,), (e,))
+    np.testing.assert_allclose(y, plain(s), atol=1e-14)
+    np.testing.assert_allclose(got, want, atol=1e-8)
+    _, pull = ad.vjp(tracked, s)
+    g = np.random.default_rng(3).standard_normal(want.shape)
+    np.testing.assert_allclose(np.sum(pull(g)[0] * e), np.sum(g * got), rtol=1e-10)
+    np.testing.assert_allclose(ad.jacfwd(tracked)(s), ad.jacrev(tracked)(s), atol=1e-12)
+    jitted = ad.jit(tracked)
+    for m in (s, s + 0.3 * e):          # the replay takes the new matrix's signs
+        np.testing.assert_allclose(jitted(m), plain(m), atol=1e-14)
+
+
+def test_scipy_eigh_vectors_derivative_in_b_and_second_order():
+    s, e, b = _eigh_problem()
+    plain = lambda m: scipy.linalg.eigh(s, m)[1]
+    _, got = ad.jvp(lambda m: sla.eigh(s, m)[1], (b,), (e,))
+    np.testing.assert_allclose(got, _numerical_jvp(plain, b, e), atol=1e-8)
+
+    def f(m):
+        v = sla.eigh(m)[1]
+        return v[0, 0] * v[1, 2]
+    want = _numerical_jvp(ad.grad(f), s, e)
+    np.testing.assert_allclose(np.tensordot(ad.hessian(f)(s), e, 2), want, atol=1e-7)
+    c = s + 1j * np.triu(e, 1) - 1j * np.tril(e, -1)            # Hermitian
+    np.testing.assert_allclose(ad.jvp(lambda m: sla.eigh(m)[1], (c,), (e + 0j,))[0],
+                               scipy.linalg.eigh(c)[1], atol=1e-14)
+
+
 # ----- 3. det and slogdet at singular matrices ------------------------------------
 
 def _adjugate_by_minors(a):

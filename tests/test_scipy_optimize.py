@@ -528,3 +528,22 @@ def test_scalar_root_after_an_exception_in_f_during_the_sweep():
     state["fail"] = False
     close(ad.grad(cube_root)(8.0), 1 / 12)
     close(ad.grad(ad.grad(cube_root))(8.0), -2 / (9 * 8.0 ** (5 / 3)))   # second order
+
+
+@pytest.mark.parametrize("method", ["bfgs", "l-bfgs-b", "cg", "trust-exact", "slsqp"])
+def test_minimize_float32_start_converges_with_the_engines_float64_gradient(method):
+    # The engine's gradient of a float32 problem is float32; BFGS's float64 line search on
+    # it stopped on "precision loss" where SciPy's own finite differences converge.
+    def f(x, a):
+        return np.sum((x - a) ** 2 + x ** 4)
+    a = np.array([1.0, 2.0], np.float32)
+    res = aso.minimize(f, np.zeros(2, np.float32), args=(a,), method=method, tol=1e-10)
+    assert res.success and res.x.dtype == np.float64     # SciPy's float64 algorithms
+    np.testing.assert_allclose(2 * (res.x - a) + 4 * res.x ** 3, 0, atol=1e-4)
+    # the float64 problem's solve, step for step
+    np.testing.assert_array_equal(res.x, aso.minimize(f, np.zeros(2), args=(a,),
+                                                      method=method, tol=1e-10).x)
+    jac = ad.jacobian(lambda a: aso.minimize(f, np.zeros(2, np.float32), args=(a,),
+                                             method=method, tol=1e-10).x)(a)
+    assert jac.dtype == np.float32                  # float32 params: float32 derivative
+    np.testing.assert_allclose(jac, np.diag(2 / (2 + 12 * res.x ** 2)), rtol=1e-5)

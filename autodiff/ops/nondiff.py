@@ -39,7 +39,9 @@ for _u in NONDIFF_UFUNCS:
     defprim(_u.__name__, _u, ufuncs=(_u,), flops=1)
 
 
-def _plain(f):
+def plain_call(f):
+    """``f`` called on the plain values of its arguments, its result carrying no
+    derivative; under ``ad.jit`` recorded as a call (replayed on the new values)."""
     def handler(*args, **kw):
         for a in (*args, *kw.values()):
             o = _opaque(a)
@@ -65,7 +67,7 @@ def _unbox_tree(a):
 
 
 for _f in NONDIFF_FUNCTIONS:
-    handles(_f)(_plain(_f))
+    handles(_f)(plain_call(_f))
 
 
 def _refuse(f):

@@ -23,6 +23,7 @@ from ..boxes import meta, unbox
 from ..core import box_types, is_complex, ndim_of, shape_of
 from ..ops import dependency
 from ..ops.define import defprim
+from ..ops.nondiff import plain_call
 from ..ops.linalg import as_columns, like, mT
 
 __all__ = ["solve_triangular", "cho_factor", "cho_solve", "cholesky", "expm", "logm", "sqrtm",
@@ -427,7 +428,8 @@ def eigh(a, b=None, *, lower=True, eigvals_only=False, overwrite_a=False, overwr
          type=1, check_finite=True, subset_by_index=None, subset_by_value=None, driver=None):
     """Eigenvalues (ascending) and eigenvectors of the symmetric (Hermitian) matrix held in
     the ``lower`` (or upper) triangle of ``a`` (and of ``a v = λ b v`` with ``b``, type 1).
-    Eigenvectors are those of ``np.linalg.eigh``: their signs may differ from SciPy's."""
+    The eigenvectors are SciPy's, signs (phases) included: ``np.linalg.eigh``'s, each column
+    turned by the constant unit factor that makes it SciPy's."""
     if not _tracked(a, b):
         return scipy.linalg.eigh(a, b, lower=lower, eigvals_only=eigvals_only,
                                  overwrite_a=overwrite_a, overwrite_b=overwrite_b, type=type,
@@ -441,7 +443,22 @@ def eigh(a, b=None, *, lower=True, eigvals_only=False, overwrite_a=False, overwr
     if eigvals_only:
         return np.linalg.eigvalsh(s)[..., pick]
     w, u = np.linalg.eigh(s)
-    return w[..., pick], back(u[..., pick])
+    v = back(u[..., pick])
+    # LAPACK's drivers choose each eigenvector's sign (phase) differently: without this
+    # factor the vectors and their derivatives would not be those of the plain call.
+    return w[..., pick], v * plain_call(_phases)(a, b, v, lower=lower, type=type,
+                                                 subset_by_index=subset_by_index,
+                                                 driver=driver)
+
+
+def _phases(a, b, v, **options):
+    """Per column j, the unit number c_j with ``c_j v_j`` SciPy's eigenvector x_j: for a
+    simple eigenvalue x_j = c_j v_j, so c_j = v_jᴴ x_j / |v_jᴴ x_j| (1 where they are
+    orthogonal, in a degenerate eigenspace, whose vectors have no derivative)."""
+    x = scipy.linalg.eigh(a, b, **options)[1]
+    c = np.sum(np.conj(v) * x, axis=-2)
+    size = np.abs(c)
+    return np.where(size > 0, c / np.where(size > 0, size, 1.0), 1.0).astype(x.dtype)
 
 
 def eigvalsh(a, b=None, *, lower=True, overwrite_a=False, overwrite_b=False, type=1,

@@ -190,6 +190,21 @@ def _probed(filled, x0, args, kwargs=None):
     return d
 
 
+def _for_solver(d):
+    """An engine derivative as SciPy's solvers take it: at least float64. Their line
+    searches and tolerances are float64 arithmetic; a float32 gradient makes BFGS stop on
+    "precision loss" where SciPy's own float64 finite differences converge."""
+    d = np.asarray(d)
+    return d if d.dtype.kind == "c" or d.dtype.itemsize >= 8 else d.astype(np.float64)
+
+
+def _float64(x0):
+    """A float32 (or float16) ``x0`` as float64; anything else as it is."""
+    dt = getattr(x0, "dtype", None)
+    return x0.astype(np.float64) if dt is not None and dt.kind == "f" and dt.itemsize < 8 \
+        else x0
+
+
 def _start(x0, vector=True):
     """``x0`` as SciPy hands it to the functions: a float vector (``vector``) or array."""
     try:
@@ -223,7 +238,7 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
     x0 = _plain(x0)
     if jac is None and meth in ("hybr", "lm"):
         def jac(x, *a):
-            return np.asarray(jacfwd(lambda y: _vector(fun(y, *a)))(x))
+            return _for_solver(jacfwd(lambda y: _vector(fun(y, *a)))(x))
         jac = _probed(jac, _start(x0), plain)
     try:
         res = _so.root(fun, x0, args=plain,
@@ -252,7 +267,7 @@ def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49
     x0 = _plain(x0)
     if fprime is None:
         def fprime(x, *a):
-            J = np.asarray(jacfwd(lambda y: _vector(func(y, *a)))(x))
+            J = _for_solver(jacfwd(lambda y: _vector(func(y, *a)))(x))
             return J.T if col_deriv else J
         fprime = _probed(fprime, _start(x0), plain)
     try:
@@ -566,22 +581,24 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     def value(x, *a):
         return _first(fun(x, *a)) if jac is True else fun(x, *a)
 
-    x0 = _plain(x0)
+    # (float64 for SciPy's minimizers, float64 algorithms: from a float32 x0 SciPy's own
+    # cg returns x0 as "converged" and slsqp refuses it)
+    x0 = _float64(_plain(x0))
     start, plain = _start(x0), _plain(args)
     traced = None                # whether the engine's gradient ran at x0 (None: not tried)
     if jac is None and meth in _USES_JAC:
         def jac(x, *a):
-            return np.asarray(grad(lambda y: value(y, *a))(x))
+            return _for_solver(grad(lambda y: value(y, *a))(x))
         jac = _probed(jac, start, plain)
         traced = jac is not None
     if hess is None and hessp is None and traced is not False:
         if meth in _NEEDS_HESS:
             def hess(x, *a):
-                return np.asarray(hessian(lambda y: value(y, *a))(x))
+                return _for_solver(hessian(lambda y: value(y, *a))(x))
             hess = _probed(hess, start, plain)
         elif meth in _TAKES_HESSP:
             def hessp(x, p, *a):
-                return np.asarray(hvp(lambda y: value(y, *a), x, p))
+                return _for_solver(hvp(lambda y: value(y, *a), x, p))
             if not traced and _probed(lambda x, *a: hessp(x, np.ones_like(x), *a), start,
                                       plain) is None:
                 hessp = None     # (SciPy's first hessp is at an unknown p: not kept)
@@ -638,7 +655,7 @@ def _plain_constraints(cons, x0):
         c["args"] = _plain(tuple(c.get("args", ())))
         if "jac" not in c or c["jac"] is None:
             def cjac(x, *a, _f=c["fun"]):
-                return np.atleast_2d(np.asarray(jacfwd(lambda y: _vector(_f(y, *a)))(x)))
+                return np.atleast_2d(_for_solver(jacfwd(lambda y: _vector(_f(y, *a)))(x)))
             c["jac"] = _probed(cjac, x0, c["args"])
             if c["jac"] is None:
                 del c["jac"]
@@ -781,7 +798,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
     x0 = _plain(x0)
     if jac == "2-point" and jac_sparsity is None:
         def engine_jac(x, *a, **k):
-            return np.atleast_2d(np.asarray(jacobian(lambda y: _vector(fun(y, *a, **k)))(x)))
+            return np.atleast_2d(_for_solver(jacobian(lambda y: _vector(fun(y, *a, **k)))(x)))
         jac = _probed(engine_jac, _start(x0), _plain(args), _plain(kwargs)) or "2-point"
     try:
         res = _so.least_squares(fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol,
