@@ -547,3 +547,19 @@ def test_minimize_float32_start_converges_with_the_engines_float64_gradient(meth
                                              method=method, tol=1e-10).x)(a)
     assert jac.dtype == np.float32                  # float32 params: float32 derivative
     np.testing.assert_allclose(jac, np.diag(2 / (2 + 12 * res.x ** 2)), rtol=1e-5)
+
+
+def test_root_lm_success_at_a_minimum_that_is_no_root_is_refused():
+    # SciPy's lm reports success at x ≈ 0 for x² + 1 (a local minimum of |f|²); the
+    # implicit derivative there was -1e5, silently.
+    def f(x, a):
+        return x ** 2 + a
+    res = so.root(f, np.array([0.5]), args=(1.0,), method="lm")
+    assert res.success and abs(res.fun[0]) > 0.5         # SciPy's verdict, as it stands
+    with pytest.raises(aso.ConvergenceError, match="not a root"):
+        ad.grad(lambda a: aso.root(f, np.array([0.5]), args=(a,), method="lm").x[0])(1.0)
+    # a real root with a loose tolerance still differentiates (dx/da = -1/(2x))
+    for options in (None, {"xtol": 1e-3}):
+        g = ad.grad(lambda a: aso.root(f, np.array([0.5]), args=(a,), method="lm",
+                                       options=options).x[0])(-1.0)
+        np.testing.assert_allclose(g, -0.5, rtol=1e-6)

@@ -230,7 +230,8 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
     ``jac`` (methods ``hybr``, ``lm``) is the engine's Jacobian unless given; ``jac=True``
     means ``fun`` returns ``(f, J)``, as in SciPy (``fun`` then also runs on tracked values,
     its ``J`` unused, so build ``J`` with ``autodiff.numpy``). Raises
-    :class:`ConvergenceError` when ``success`` is False."""
+    :class:`ConvergenceError` when ``success`` is False, and, when ``args`` are tracked,
+    when a success is no root (``lm`` stopping at a minimum of ``|fun|²``)."""
     if not isinstance(args, tuple):
         args = (args,)
     plain = _plain(args)
@@ -252,8 +253,35 @@ def root(fun, x0, args=(), method="hybr", jac=None, tol=None, callback=None, opt
         _failed(f"root(method={method!r})", res.message)
     if _tracked(args):
         value = _first if jac is True else (lambda o: o)
-        res.x = _implicit("root", lambda x, *a: _vector(value(fun(x, *a))), res.x, args)
+        F = lambda x, *a: _vector(value(fun(x, *a)))
+        _check_root(f"root(method={method!r})", F, res, plain)
+        res.x = _implicit("root", F, res.x, args)
     return res
+
+
+def _check_root(what, F, res, plain):
+    """Refuse a "success" that is no root: ``lm`` minimises ``|F|²`` and reports success at
+    a local minimum where ``F ≠ 0`` (``x² + 1``: ``x ≈ 0``, where ``∂F/∂x ≈ 0``), and the
+    implicit function theorem there gives a huge, wrong derivative. A residual above 1e-8
+    is judged by the Newton step ``J⁻¹F`` it leaves; a converged root's is negligible."""
+    r = np.abs(np.ravel(np.asarray(getattr(res, "fun", 0.0), dtype=float)))
+    if r.size == 0 or not np.max(r) > 1e-8:
+        return
+    x = np.ravel(np.asarray(res.x, dtype=float))
+    J = np.atleast_2d(np.asarray(jacfwd(lambda y: F(y, *plain))(x), dtype=float))
+    step = np.linalg.lstsq(J, r, rcond=None)[0] if J.shape[0] != J.shape[1] else None
+    if step is None:
+        try:
+            step = np.linalg.solve(J, r)
+        except np.linalg.LinAlgError:
+            step = np.full(x.shape, np.inf)
+    if np.all(np.isfinite(step)) and np.max(np.abs(step)) <= 1e-4 * (1 + np.max(np.abs(x))):
+        return
+    raise ConvergenceError(
+        f"{what} reports success, but fun is {np.max(r):.3g} there and a Newton step from "
+        f"it has length {np.max(np.abs(step)):.3g}: x is not a root (a least-squares method "
+        "stops at a local minimum of |fun|², too), and the implicit derivative there would "
+        "be wrong. Try another x0 or method, or check that a root exists.")
 
 
 def fsolve(func, x0, args=(), fprime=None, full_output=0, col_deriv=0, xtol=1.49012e-08,
