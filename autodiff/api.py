@@ -90,7 +90,8 @@ def _check_leaf(x, f, i, transform):
             v = np.asarray(v)
         if v.dtype.kind in "fc":
             return x if type(x) is not list else v
-        kind = "boolean" if v.dtype.kind == "b" else "integer"
+        kind = {"b": "boolean", "i": "integer", "u": "integer"}.get(
+            v.dtype.kind, f"non-numeric ({type(meta(x)).__name__})")
     raise TypeError(
         f"{transform} got {kind} input for {_arg_name(f, i)} of "
         f"{getattr(inspect.unwrap(f), '__name__', f)}: "
@@ -136,6 +137,10 @@ def _flat_args(f, args, argnums, transform):
             f"{len(args)} positional arguments. Pass the arguments to differentiate by "
             f"position, not by keyword.")
     nums = tuple(n % len(args) for n in nums)
+    if len(set(nums)) != len(nums):
+        # (each occurrence would get its own share of the derivative: a wrong number)
+        raise ValueError(f"{transform}: argnums={argnums} names an argument more than once; "
+                         "list each position once.")
     leaves, defs, counts = [], [], []
     for n in nums:
         ls, d = flatten(args[n])
@@ -293,6 +298,8 @@ def _not_scalar(f, value, holomorphic=False):
     want = "a complex scalar output (holomorphic=True)" if holomorphic else "a real scalar output"
     if isinstance(value, (list, tuple, dict)):
         what = f"a {type(value).__name__}; use jacobian or vjp for containers"
+    elif value is None:
+        what = "None (a missing return statement?)"
     else:
         shape = np.shape(value)
         kind = np.result_type(value).kind if not isinstance(value, (bool, int)) else "i"

@@ -101,6 +101,15 @@ def real_like(t, x):
     return t
 
 
+def partial_at(d, ans, vals):
+    """The partial ``d(ans, *vals)`` once more with each Python float as a NumPy float64:
+    called where its float arithmetic raised (``0.5 / 0.0`` at ``sqrt(0)``, ``0.0 ** -0.5``),
+    since NumPy, and JAX, give inf or nan there. Off the hot path: only after the raise."""
+    def f(v):
+        return np.float64(v) if type(v) is float else v
+    return d(f(ans), *[f(v) for v in vals])
+
+
 def ndim_of(x):
     if type(x) is float:
         return 0

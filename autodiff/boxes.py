@@ -277,7 +277,15 @@ class Box:
     def repeat(self, repeats, axis=None): return function_table[np.repeat](self, repeats, axis)
     def take(self, indices, axis=None): return function_table[np.take](self, indices, axis)
     def round(self, decimals=0): return np.round(data(self), decimals)
-    def argsort(self, axis=-1, kind=None): return np.argsort(data(self), axis, kind=kind)
+    def argsort(self, axis=-1, kind=None, *, dim=None, descending=False, stable=False):
+        """NumPy's ``x.argsort(axis, kind)``; PyTorch's ``dim=``/``descending=`` too."""
+        d = data(self)
+        if dim is not None:
+            axis = dim
+        if descending:                  # (a stable descending order, as PyTorch's)
+            n = np.shape(d)[axis] if np.ndim(d) else 1
+            return n - 1 - np.flip(np.argsort(np.flip(d, axis), axis, kind="stable"), axis)
+        return np.argsort(d, axis, kind="stable" if stable else kind)
     def nonzero(self): return np.nonzero(data(self))
     def searchsorted(self, v, side="left"): return np.searchsorted(data(self), data(v), side)
 
@@ -358,6 +366,40 @@ class Box:
     def T(self):
         return function_table[np.transpose](self)
 
+    @property
+    def mT(self):
+        """The last two axes swapped (PyTorch's and NumPy's ``mT``)."""
+        return function_table[np.swapaxes](self, -1, -2)
+
+    # PyTorch's shape methods that NumPy lacks
+    def view_as(self, other): return self.reshape(np.shape(meta(other)))
+    def reshape_as(self, other): return self.reshape(np.shape(meta(other)))
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        """Each element ``repeats`` times along ``dim`` (flattened first without one):
+        NumPy's ``np.repeat``, under PyTorch's name."""
+        return function_table[np.repeat](self, data(repeats), dim)
+
+    def median(self, dim=None, keepdim=False):
+        """PyTorch's median: the lower of the two middle values of an even count (not
+        their mean, as ``np.median``); with ``dim``, the ``(values, indices)`` pair."""
+        if dim is None:
+            # the value: that element exactly; the derivative: shared equally by every
+            # element equal to it (PyTorch's rule for the median of all elements)
+            flat = function_table[np.ravel](self)
+            d = data(flat)
+            v = np.sort(d)[(np.size(d) - 1) // 2]
+            tied = d == v
+            s = np.sum(flat * (tied / np.sum(tied)))
+            return v + (s - data(s))        # (the value v exactly; the derivative s's)
+        order = np.argsort(data(self), axis=dim, kind="stable")
+        k = (np.shape(order)[dim] - 1) // 2
+        idx = np.take(order, [k], axis=dim)
+        values = np.take_along_axis(self, idx, axis=dim)
+        if not keepdim:
+            values, idx = values.squeeze(dim), np.squeeze(idx, dim)
+        return _MEDIAN(values, idx)
+
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
@@ -399,7 +441,7 @@ class Box:
     def sin(self): return np.sin(self)
     def cos(self): return np.cos(self)
     def pow(self, exponent): return self ** exponent
-    def relu(self): return np.where(unbox(self) > 0, self, 0.0)
+    def relu(self): return np.where(data(self) > 0, self, 0.0)
 
     def sigmoid(self):
         return 0.5 * (np.tanh(0.5 * self) + 1.0)
@@ -438,8 +480,8 @@ class Box:
     def mul(self, other): return self * other
     def maximum(self, other): return np.maximum(self, other)
     def minimum(self, other): return np.minimum(self, other)
-    def clamp_min(self, min): return np.maximum(self, min)
-    def clamp_max(self, max): return np.minimum(self, max)
+    def clamp_min(self, min): return self.clamp(min, None)
+    def clamp_max(self, max): return self.clamp(None, max)
     def lerp(self, end, weight): return self + weight * (end - self)
 
     def erf(self):
@@ -463,9 +505,16 @@ class Box:
                          f"got {rounding_mode!r}")
 
     def clamp(self, min=None, max=None):
+        """PyTorch's ``min(max(x, min), max)``, whose derivative is 1 on the closed interval
+        (``np.clip`` follows JAX: its bounds share a tie's derivative, ½ there); NaN stays."""
         if min is None and max is None:
             raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
-        return function_table[np.clip](self, min, max)
+        out = self
+        if min is not None:
+            out = np.where(data(out) < data(min), min, out)
+        if max is not None:
+            out = np.where(data(out) > data(max), max, out)
+        return out
 
     def masked_fill(self, mask, value):
         return np.where(data(mask), value, self)
@@ -825,6 +874,7 @@ def _extremum(x, reduce, arg, pairwise, name, args, kw):
 _MINMAX = {name: collections.namedtuple(name, ["values", "indices"]) for name in ("max", "min")}
 _TOPK = collections.namedtuple("topk", ["values", "indices"])
 _SORT = collections.namedtuple("sort", ["values", "indices"])
+_MEDIAN = collections.namedtuple("median", ["values", "indices"])
 
 
 def _dims(dim):

@@ -375,8 +375,10 @@ class custom_jvp(_Custom):
         self.rule = None
         self._jvps = None
 
-    def defjvp(self, jvp):
-        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (out, tangent_out)``."""
+    def defjvp(self, jvp, symbolic_zeros=False):
+        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (out, tangent_out)``;
+        the tangents of unperturbed arguments are zeros (JAX's ``symbolic_zeros=False``)."""
+        _refuse_symbolic_zeros(self.name, symbolic_zeros)
         self.rule, self._jvps = jvp, None
         return jvp
 
@@ -468,7 +470,10 @@ class custom_vjp(_Custom):
         self.nondiff_argnums = self._static
         self.fwd = self.bwd = None
 
-    def defvjp(self, fwd, bwd):
+    def defvjp(self, fwd, bwd, symbolic_zeros=False):
+        """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(*nondiff_args, residuals,
+        cotangent) -> cotangents`` (zeros, not symbolic ones: JAX's default)."""
+        _refuse_symbolic_zeros(self.name, symbolic_zeros)
         self.fwd, self.bwd = fwd, bwd
 
     def __call__(self, *args, **kwargs):
@@ -614,3 +619,11 @@ def checkpoint(fun, *, prevent_cse=True, policy=None, static_argnums=()):
         raise NotImplementedError("checkpoint: only policy=None (recompute everything) is "
                                   "supported")
     return _Checkpointed(fun, static_argnums)
+
+
+def _refuse_symbolic_zeros(name, symbolic_zeros):
+    if symbolic_zeros:
+        raise NotImplementedError(
+            f"{name}: symbolic_zeros=True is not supported; the rule receives zero arrays "
+            "for unperturbed arguments (symbolic_zeros=False, JAX's default), so drop the "
+            "argument and treat zeros as zeros.")

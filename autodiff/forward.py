@@ -8,6 +8,7 @@ import numpy as np
 
 from .arrays import broadcast, dtype_of, zeros
 from .boxes import Box, meta
+from .arrays import partial_at
 from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
                    real_like, shape_of)
 
@@ -153,14 +154,18 @@ def _apply_elementwise(prim, args, level):
             if bt is not None and ndim_of(bv) < nd:
                 bt = _pad(bt, nb, nd - ndim_of(bv))
         da, db = partials
-        if at is not None and da is not None:
-            t = (at if da == 1.0 else -at) if type(da) is float else at * da(ans, av, bv)
-            if bt is not None and db is not None:
-                t = t + ((bt if db == 1.0 else -bt) if type(db) is float else bt * db(ans, av, bv))
-        elif bt is not None and db is not None:
-            t = (bt if db == 1.0 else -bt) if type(db) is float else bt * db(ans, av, bv)
-        else:
-            return ans
+        try:
+            if at is not None and da is not None:
+                t = (at if da == 1.0 else -at) if type(da) is float else at * da(ans, av, bv)
+                if bt is not None and db is not None:
+                    t = t + ((bt if db == 1.0 else -bt) if type(db) is float
+                             else bt * db(ans, av, bv))
+            elif bt is not None and db is not None:
+                t = (bt if db == 1.0 else -bt) if type(db) is float else bt * db(ans, av, bv)
+            else:
+                return ans
+        except ArithmeticError:             # float 1/0 in a partial: NumPy's inf
+            t = _tangent_at(partials, ans, (av, bv), (at, bt))
     else:
         a = args[0]
         if type(a) is Dual and a.level == level:
@@ -169,7 +174,10 @@ def _apply_elementwise(prim, args, level):
             return bind(prim, *args)
         ans = bind(prim, av) if type(av) in box_types else prim.impl(av)
         d = partials[0]
-        t = (at if d == 1.0 else -at) if type(d) is float else at * d(ans, av)
+        try:
+            t = (at if d == 1.0 else -at) if type(d) is float else at * d(ans, av)
+        except ArithmeticError:             # float 1/0 in the partial: NumPy's inf
+            t = at * partial_at(d, ans, (av,))
         if prim.real_out:
             t = real_like(t, ans)      # abs, real, imag, angle: Re(d·t)
     if type(ans) is not float:
@@ -183,6 +191,17 @@ def _apply_elementwise(prim, args, level):
 
 
 _new = object.__new__
+
+
+def _tangent_at(partials, ans, vals, tans):
+    """``Σ tᵢ·∂ᵢ`` of a binary primitive with its partials at NumPy floats (``partial_at``)."""
+    t = None
+    for d, ti in zip(partials, tans):
+        if ti is None or d is None:
+            continue
+        c = (ti if d == 1.0 else -ti) if type(d) is float else ti * partial_at(d, ans, vals)
+        t = c if t is None else t + c
+    return t
 
 
 def _dual(ans, t, level):

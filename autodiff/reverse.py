@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .arrays import sum_to  # noqa: F401 (re-exported: reverse.sum_to)
+from .arrays import partial_at, sum_to  # noqa: F401 (re-exported: reverse.sum_to)
 from .boxes import _DEFER, Box, _refuse_in_library, _sparse_matmul_probe, unbox
 from .core import (EAGER_REVERSE, NO_KW, bind, box_types, grad_enabled, grad_off, is_complex,
                    leaked, live_levels, real_like, shape_of)
@@ -282,7 +282,7 @@ class Variable(Box):
     def div_(self, other): return self._inplace("div_", lambda x: x / other)
 
     def clamp_(self, min=None, max=None):
-        return self._inplace("clamp_", lambda x: np.clip(x, min, max))
+        return self._inplace("clamp_", lambda x: x.clamp(min, max))
 
     def _eager_leaf(self):
         """Made by the user outside any transform, of a plain value: data, as in PyTorch."""
@@ -566,7 +566,10 @@ def backward_pass(roots, nb=0, retain=False):
                     for i, p in parents:
                         d = partials[i]
                         x = args[i]
-                        gp = g if type(d) is float else g * d(ans, *args)
+                        try:
+                            gp = g if type(d) is float else g * d(ans, *args)
+                        except ArithmeticError:     # float 1/0 in the partial: NumPy's inf
+                            gp = g * partial_at(d, ans, args)
                         if type(gp) is ndarray:
                             if nb or type(x) is not ndarray or gp.shape != x.shape:
                                 gp = sum_to(gp, x, nb)

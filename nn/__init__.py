@@ -13,6 +13,8 @@ from .attention import MultiheadAttention
 from .compile import compile_step
 from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d,
                    ConvTranspose1d, ConvTranspose2d, MaxPool1d, MaxPool2d, Upsample)
+from .conv import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, Fold, MaxUnpool1d, MaxUnpool2d,
+                   PixelShuffle, PixelUnshuffle, Unfold)
 from .data import DataLoader, TensorDataset
 from .fit import (Callback, CSVLogger, EarlyStopping, History, LambdaCallback,
                   LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN,
@@ -51,6 +53,8 @@ __all__ = [
     "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d",
     "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "Upsample", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding", "LayerNorm",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool1d", "MaxUnpool2d", "Unfold", "Fold",
+    "PixelShuffle", "PixelUnshuffle",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm1d",
     "InstanceNorm2d", "RMSNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
     "GRUCell",

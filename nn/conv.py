@@ -2,13 +2,17 @@
 
 Convolution is the engine's ``conv2d`` primitive (``autodiff/ops/conv.py``) plus a bias;
 ``conv1d`` is ``conv2d`` on a height-1 image. Max pooling on NumPy arrays is the engine's
-``max_pool2d`` primitive (``autodiff/ops/pooling.py``); average pooling, and max pooling on
-another array type, are compositions: the input is padded (with -inf for max, 0 for
-average), each of the kh·kw kernel taps is a strided slice, and the slices are combined
-pairwise with ``maximum`` or ``add`` (elementwise operations on whole slices: NumPy's
-reductions over small trailing axes are ~20× slower). Tied maxima share the derivative
-(the engine's ``maximum`` rule; PyTorch gives all of it to one), and every derivative is
-exact to any order.
+``max_pool2d`` primitive (``autodiff/ops/pooling.py``), whose rules make PyTorch's choice
+at ties: the whole derivative of a window goes to one element, its first maximum in
+row-major order (or its last NaN), in both modes and to any order; ``return_indices``
+names that element. Average pooling, and max pooling on another array type, are
+compositions: the input is padded (with -inf for max, 0 for average), each of the kh·kw
+kernel taps is a strided slice, and the slices are combined pairwise (elementwise
+operations on whole slices: NumPy's reductions over small trailing axes are ~20× slower),
+the max keeping the earlier slice unless the later is greater or NaN, so its derivative
+makes the same choice. Adaptive max pooling, unpooling, ``unfold`` and ``fold``
+gather or scatter by flat indices (``take_along_axis``, ``index_add``): each is the
+other's transpose, so their derivatives are exact to any order too.
 
 >>> import numpy as np
 >>> from autodiff import nn
@@ -22,10 +26,11 @@ import operator
 
 import numpy as np
 
-from autodiff.boxes import meta
+from autodiff.boxes import lift, meta
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops import conv as _conv
 from autodiff.ops import pooling as _pool
+from autodiff.ops.shape import index_add_p
 from autodiff.ops.windows import pool_output_size
 
 from . import init
@@ -35,7 +40,18 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
            "adaptive_avg_pool2d", "interpolate", "Conv1d", "Conv2d", "ConvTranspose1d",
            "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Upsample"]
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Upsample",
+           "max_unpool1d", "max_unpool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "unfold", "fold", "pixel_shuffle", "pixel_unshuffle", "MaxUnpool1d", "MaxUnpool2d",
+           "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Unfold", "Fold", "PixelShuffle",
+           "PixelUnshuffle"]
+
+
+def _shape_error(msg):
+    """PyTorch's RuntimeError that is also a ValueError (imported late: functional.py
+    imports this module)."""
+    from .functional import ShapeError
+    return ShapeError(msg)
 
 
 # ----- Convolution -----
@@ -77,22 +93,64 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y if bias is None else y + np.reshape(bias, (-1, 1))
 
 
+def _conv_transpose(x, w, stride, padding, output_padding, dilation):
+    """The engine's ``conv_transpose2d`` with PyTorch's bound on ``output_padding``:
+    below max(stride, dilation), where the engine's entry point wants it below the stride.
+
+    Its primitive is the transpose of ``conv2d`` with padding (top, bottom) onto an output
+    of a given size; its reverse rule needs that conv2d to give back x's size, which a
+    bottom padding ``pb`` in [p - op, p - op + s - 1] does (the top padding p alone places
+    the taps, so the values are PyTorch's). When no such ``pb`` is ≥ 0, the last
+    op - p - s + 1 rows lie past every tap: zeros, appended after."""
+    s, d = _conv._pair(stride, "stride"), _conv._pair(dilation, "dilation")
+    op = _conv._pair(output_padding, "output_padding")
+    if all(o < si for o, si in zip(op, s)):
+        return _conv.conv_transpose2d(x, w, stride, padding, output_padding, dilation)
+    if any(o >= max(si, di) for o, si, di in zip(op, s, d)):
+        raise _shape_error(
+            "output padding must be smaller than either stride or dilation, but got "
+            f"output_padding_height: {op[0]} output_padding_width: {op[1]} stride_height: "
+            f"{s[0]} stride_width: {s[1]} dilation_height: {d[0]} dilation_width: {d[1]}")
+    single = ndim_of(x) == 3
+    if single:
+        x = np.reshape(x, (1,) + shape_of(x))
+    if ndim_of(x) != 4 or ndim_of(w) != 4 or shape_of(x)[1] != shape_of(w)[0]:
+        raise ValueError(f"conv_transpose2d needs x (N, Cin, H, W) and w (Cin, Cout, kh, kw), "
+                         f"got shapes {shape_of(x)} and {shape_of(w)}")
+    (ph, _), (pw, _) = _conv._padding(padding, shape_of(w)[2:], s, d)
+    size, pads, extra = [], [], []
+    for n, k, si, p, di, o in zip(shape_of(x)[2:], shape_of(w)[2:], s, (ph, pw), d, op):
+        full = (n - 1) * si - 2 * p + di * (k - 1) + o + 1
+        e = max(o - p - si + 1, 0) if o >= si else 0
+        size.append(full - e)
+        pads.append((p, p if o < si else max(p - o, 0)))
+        extra.append(e)
+    if min(size) < 1:
+        raise ValueError(f"conv_transpose2d: the output size {tuple(size)} is not positive")
+    y = _conv.conv2d_transpose_x_p(x, w, size=tuple(size), stride=s, padding=tuple(pads),
+                                   dilation=d)
+    for ax, e in zip((-2, -1), extra):
+        y = _pad(y, ax, 0, e, 0.0)
+    return np.reshape(y, shape_of(y)[1:]) if single else y
+
+
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
     """``torch.nn.functional.conv_transpose2d``: weight (Cin, Cout/groups, kh, kw); the
     transpose (adjoint) of ``conv2d`` with the same stride, padding and dilation."""
-    y = _grouped(_conv.conv_transpose2d, input, weight, groups, True, stride, padding,
+    y = _grouped(_conv_transpose, input, weight, groups, True, stride, padding,
                  output_padding, dilation)
     return y if bias is None else y + np.reshape(bias, (-1, 1, 1))
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
-    """``torch.nn.functional.conv_transpose1d``: ``conv_transpose2d`` on a height-1 image."""
+    """``torch.nn.functional.conv_transpose1d`` on (N, Cin, L) or (Cin, L):
+    ``conv_transpose2d`` on a height-1 image."""
     p = (lambda v: (0, v[0] if isinstance(v, (tuple, list)) else v))
     one = (lambda v: (1, v[0] if isinstance(v, (tuple, list)) else v))
-    y = conv_transpose2d(input[:, :, None], weight[:, :, None], None, one(stride), p(padding),
-                         p(output_padding), groups, one(dilation))[:, :, 0]
+    y = conv_transpose2d(input[..., None, :], weight[:, :, None], None, one(stride),
+                         p(padding), p(output_padding), groups, one(dilation))[..., 0, :]
     return y if bias is None else y + np.reshape(bias, (-1, 1))
 
 
@@ -143,20 +201,35 @@ def _spatial(x, nd, name):
                          f"{shape_of(x)}")
 
 
+# ----- Max pooling -----
+def _first_max(xs):
+    """PyTorch's window maximum as a composition (another array type): pairwise over the
+    taps in order, the later one taken only when greater or NaN, so the derivative follows
+    the first maximum (the last NaN) through ``where``."""
+    while len(xs) > 1:
+        xs = [np.where((xs[i + 1] > xs[i]) | (xs[i + 1] != xs[i + 1]), xs[i + 1], xs[i])
+              if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
+    return xs[0]
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """``torch.nn.functional.max_pool2d`` on (N, C, H, W) or (C, H, W): the maximum of each
-    window, padding with -inf. Tied maxima share the derivative equally (the engine's
-    ``max`` rule; PyTorch gives all of it to one). One primitive (``autodiff.ops.pooling``)."""
-    if return_indices:
-        raise NotImplementedError("max_pool2d(return_indices=True) is not supported")
+    window, padding with -inf. The derivative goes to the window's first maximum in
+    row-major order (its last NaN), as PyTorch's; ``return_indices=True`` also gives that
+    element's flat index into its (H, W) plane, int64."""
     _spatial(input, 2, "max_pool2d")
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
     if type(meta(input)) is np.ndarray:
-        return _pool.max_pool2d(input, k, s, p, d, ceil_mode)     # one primitive, one record
-    # Another array type (autodiff.gpu's): the composition of its kernels' maxima.
+        y = _pool.max_pool2d(input, k, s, p, d, ceil_mode)       # one primitive, one record
+        if return_indices:
+            return y, _pool.max_pool2d_indices(input, y, k, s, p, d, ceil_mode)
+        return y
+    if return_indices:
+        raise NotImplementedError("max_pool2d(return_indices=True) needs a NumPy array")
+    # Another array type (autodiff.gpu's): a composition of its kernels.
     _, w = _taps(input, k, s, p, d, ceil_mode, -np.inf)
-    return _pairwise(np.maximum, w)
+    return _first_max(w)
 
 
 def _pairwise(op, xs):
@@ -198,15 +271,27 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     return total / div.astype(total.dtype)
 
 
+def _height1(x):
+    """(…, L) as the height-1 image (…, 1, L)."""
+    s = shape_of(x)
+    return np.reshape(x, s[:-1] + (1, s[-1]))
+
+
+def _drop_height(y):
+    """(…, 1, L) back to (…, L); a pair (values, indices) both."""
+    if isinstance(y, tuple):
+        return tuple(_drop_height(v) for v in y)
+    s = shape_of(y)
+    return np.reshape(y, s[:-2] + s[-1:])
+
+
 def _as_2d_pool(fn, input, kernel_size, stride, padding, *rest, **kw):
-    """A 1-d pool as the 2-d one on a height-1 image."""
+    """A 1-d pool as the 2-d one on a height-1 image (its flat indices are then the
+    positions along L)."""
     one = _conv._single
-    sx = shape_of(input)
-    x = np.reshape(input, sx[:-1] + (1, sx[-1]))
-    y = fn(x, (1, one(kernel_size)), None if _default(stride) else (1, one(stride)),
-           (0, one(padding)), *rest, **kw)
-    sy = shape_of(y)
-    return np.reshape(y, sy[:-2] + sy[-1:])
+    return _drop_height(fn(_height1(input), (1, one(kernel_size)),
+                           None if _default(stride) else (1, one(stride)),
+                           (0, one(padding)), *rest, **kw))
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -265,6 +350,226 @@ def adaptive_avg_pool1d(input, output_size):
     axis = ndim_of(input) - 1
     return _along(input, axis, _adaptive_matrix(shape_of(input)[axis], sizes[0],
                                                 _float(input)))
+
+
+# ----- Adaptive max pooling and unpooling: gathers and scatters by flat indices -----
+def _adaptive_max_indices(x, sizes):
+    """Flat indices into each (H, W) plane of PyTorch's choice in its adaptive bins
+    [⌊i·n/m⌋, ⌈(i+1)·n/m⌉): the first maximum in row-major order, the last NaN (plain
+    arrays). Bins are gathered padded to the widest, the padding masked out."""
+    h, w = shape_of(x)[-2:]
+    picks = []
+    for n, m in zip((h, w), sizes):
+        i = np.arange(m)
+        a, b = (i * n) // m, -(-((i + 1) * n) // m)
+        pos = a[:, None] + np.arange(np.max(b - a))
+        picks.append((np.minimum(pos, b[:, None] - 1), pos < b[:, None]))
+    (rows, rok), (cols, cok) = picks
+    (oh, kh), (ow, kw) = rows.shape, cols.shape
+    v = x[..., rows[:, :, None, None], cols[None, None, :, :]]          # (…, oh, kh, ow, kw)
+    v = np.moveaxis(v, -3, -2).reshape(shape_of(x)[:-2] + (oh, ow, kh * kw))
+    ok = np.moveaxis(rok[:, :, None, None] & cok[None, None], 1, 2).reshape(oh, ow, -1)
+    first = np.argmax(np.where(ok, v, -np.inf), axis=-1)
+    nan = np.isnan(v) & ok
+    last = nan.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    pick = np.where(nan.any(axis=-1), last, first)
+    ki, kj = np.divmod(pick, kw)
+    return rows[np.arange(oh)[:, None], ki] * w + cols[np.arange(ow), kj]
+
+
+def _gather_plane(x, idx):
+    """x's elements (…, *idx.shape[-2:]) at the flat indices ``idx`` into each plane."""
+    s = shape_of(x)
+    flat = np.reshape(x, s[:-2] + (s[-2] * s[-1],))
+    lead = shape_of(idx)[:-2]
+    y = np.take_along_axis(flat, np.reshape(idx, lead + (-1,)), axis=-1)
+    return np.reshape(y, shape_of(idx))
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """``torch.nn.functional.adaptive_max_pool2d``: the maximum over PyTorch's adaptive
+    bins, giving (…, *output_size) (``None`` keeps an axis); the derivative goes to the
+    chosen element as in ``max_pool2d``, whose flat index ``return_indices`` gives."""
+    sizes = _sizes(input, output_size, 2, "adaptive_max_pool2d")
+    idx = lift(_adaptive_max_indices, input, tuple(sizes))
+    y = _gather_plane(input, idx)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """``torch.nn.functional.adaptive_max_pool1d`` on (N, C, L) or (C, L)."""
+    sizes = _sizes(input, output_size, 1, "adaptive_max_pool1d")
+    return _drop_height(adaptive_max_pool2d(_height1(input), (1, sizes[0]), return_indices))
+
+
+def _unpool_size(spatial, k, s, p, output_size, name):
+    """PyTorch's ``_unpool_output_size``: (n - 1)·s - 2p + k, or ``output_size`` (its last
+    axes) if it lies strictly within a stride of that."""
+    default = [(n - 1) * si - 2 * pi + ki for n, ki, si, pi in zip(spatial, k, s, p)]
+    if output_size is None:
+        return tuple(default)
+    out = [int(o) for o in output_size]
+    if len(out) == len(k) + 2:
+        out = out[2:]
+    if len(out) != len(k):
+        raise ValueError(f"{name}: output_size should be a sequence containing {len(k)} or "
+                         f"{len(k) + 2} elements, but it has a length of '{len(out)}'")
+    for dim, (o, n, si) in enumerate(zip(out, default, s)):
+        if not n - si < o < n + si:
+            raise ValueError(f'invalid output_size "{tuple(out)}" (dim {dim} must be between '
+                             f"{n - si} and {n + si})")
+    return tuple(out)
+
+
+def _unpool_positions(indices, shape, size, name):
+    """Flat positions in the stacked output planes for ``indices`` (plain, of the input's
+    ``shape``). An index named twice keeps the later element (the order of PyTorch's loop):
+    the earlier goes to one spare slot past the end, dropped after."""
+    idx = np.asarray(indices)
+    if idx.shape != tuple(shape) or idx.dtype.kind not in "iu":
+        raise _shape_error(f"{name}: expected integer indices of the input's shape "
+                           f"{tuple(shape)}, got {idx.dtype} of shape {idx.shape}")
+    n = size[0] * size[1]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise _shape_error(f"{name}: found an invalid max index {int(idx.max())} (output "
+                           f"volumes are of size {size[0]}x{size[1]})")
+    m = idx.size // max(shape[-1] * shape[-2], 1)
+    pos = (idx.reshape(m, -1) + (np.arange(m) * n)[:, None]).ravel()
+    later = len(pos) - 1 - np.unique(pos[::-1], return_index=True)[1]
+    out = np.full_like(pos, m * n)
+    out[later] = pos[later]
+    return out
+
+
+def _scatter_plane(x, indices, size, name):
+    """Zeros of (…, *size) with x's elements at their flat indices into each plane (the
+    transpose of ``_gather_plane``); a repeated index keeps the later element only."""
+    lead = shape_of(x)[:-2]
+    total = int(np.prod(lead, dtype=np.int64)) * size[0] * size[1]
+    pos = lift(_unpool_positions, indices, shape_of(x), tuple(size), name)
+    y = index_add_p(np.reshape(x, (-1,)), idx=(pos,), shape=(total + 1,))
+    return np.reshape(y[:total], lead + tuple(size))
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """``torch.nn.functional.max_unpool2d``: zeros with each value of ``input`` (N, C, H, W)
+    or (C, H, W) put back at its flat index from ``max_pool2d(..., return_indices=True)``."""
+    _spatial(input, 2, "max_unpool2d")
+    k, s, p, _ = _pool_args(kernel_size, stride, padding, 1)
+    size = _unpool_size(shape_of(input)[-2:], k, s, p, output_size, "max_unpool2d")
+    return _scatter_plane(input, indices, size, "max_unpool2d")
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """``torch.nn.functional.max_unpool1d`` on (N, C, L) or (C, L)."""
+    _spatial(input, 1, "max_unpool1d")
+    one = _conv._single
+    k = one(kernel_size)
+    s = k if _default(stride) else one(stride)
+    size = _unpool_size(shape_of(input)[-1:], (k,), (s,), (one(padding),), output_size,
+                        "max_unpool1d")
+    return _drop_height(_scatter_plane(_height1(input), _height1(indices), (1,) + size,
+                                       "max_unpool1d"))
+
+
+# ----- Sliding blocks and pixel shuffles -----
+def _block_geometry(size, kernel_size, dilation, padding, stride, name):
+    p = _conv._pair
+    k, d = p(kernel_size, "kernel_size"), p(dilation, "dilation")
+    pad, s = p(padding, "padding"), p(stride, "stride")
+    out = tuple((n + 2 * pp - dd * (kk - 1) - 1) // ss + 1
+                for n, kk, dd, pp, ss in zip(size, k, d, pad, s))
+    if min(out) < 1:
+        raise _shape_error(f"{name}: given spatial size {tuple(size)}, kernel_size={k}, "
+                           f"dilation={d}, padding={pad}, the shape of the array of sliding "
+                           f"blocks is {out}, but its components must be at least one")
+    return k, d, pad, s, out
+
+
+def _block_index(out, k, d, s, width):
+    """(kh·kw, L): each tap's flat index into the padded plane of ``width`` columns, per
+    block; taps and blocks in row-major order (PyTorch's im2col layout)."""
+    rows = (np.arange(k[0]) * d[0])[:, None] + np.arange(out[0]) * s[0]      # (kh, oh)
+    cols = (np.arange(k[1]) * d[1])[:, None] + np.arange(out[1]) * s[1]      # (kw, ow)
+    flat = rows[:, None, :, None] * width + cols[None, :, None, :]
+    return flat.reshape(k[0] * k[1], out[0] * out[1])
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """``torch.nn.functional.unfold`` (im2col): the sliding blocks of (N, C, H, W) or
+    (C, H, W) as columns, (N, C·kh·kw, L) with row c·kh·kw + i·kw + j; zero padding."""
+    if ndim_of(input) not in (3, 4):
+        raise _shape_error(f"unfold: expected a 3-D or 4-D input, got shape {shape_of(input)}")
+    k, d, p, s, out = _block_geometry(shape_of(input)[-2:], kernel_size, dilation, padding,
+                                      stride, "unfold")
+    x = _pad(_pad(input, -2, p[0], p[0], 0.0), -1, p[1], p[1], 0.0)
+    lead = shape_of(x)[:-2]
+    cols = np.take(np.reshape(x, lead + (-1,)), _block_index(out, k, d, s, shape_of(x)[-1]),
+                   axis=-1)                                              # (…, C, K, L)
+    return np.reshape(cols, lead[:-1] + (lead[-1] * k[0] * k[1], out[0] * out[1]))
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """``torch.nn.functional.fold`` (col2im), the transpose of ``unfold``: columns
+    (N, C·kh·kw, L) or (C·kh·kw, L) summed back into (N, C, *output_size)."""
+    if ndim_of(input) not in (2, 3):
+        raise _shape_error(f"fold: expected a 2-D or 3-D input, got shape {shape_of(input)}")
+    size = _conv._pair(output_size, "output_size")
+    k, d, p, s, out = _block_geometry(size, kernel_size, dilation, padding, stride, "fold")
+    ck, n = shape_of(input)[-2:]
+    taps = k[0] * k[1]
+    if ck % taps:
+        raise _shape_error(f"fold: expected size of input's dimension 1 to be divisible by "
+                           f"the product of kernel_size, but got input.size(1)={ck} and "
+                           f"kernel_size={k}")
+    if n != out[0] * out[1]:
+        raise _shape_error(f"fold: given output_size={size}, kernel_size={k}, dilation={d}, "
+                           f"padding={p}, stride={s}, expected size of input's dimension 2 "
+                           f"to match the calculated number of sliding blocks "
+                           f"{out[0]} * {out[1]} = {out[0] * out[1]}, but got {n}")
+    hp, wp = size[0] + 2 * p[0], size[1] + 2 * p[1]
+    lead = shape_of(input)[:-2] + (ck // taps,)
+    idx = _block_index(out, k, d, s, wp).ravel()
+    y = index_add_p(np.reshape(input, lead + (taps * n,)), idx=(Ellipsis, idx),
+                    shape=lead + (hp * wp,))
+    y = np.reshape(y, lead + (hp, wp))
+    return y[..., p[0]:p[0] + size[0], p[1]:p[1] + size[1]]
+
+
+def pixel_shuffle(input, upscale_factor):
+    """``torch.nn.functional.pixel_shuffle``: (…, C·r², H, W) → (…, C, H·r, W·r)."""
+    r = int(upscale_factor)
+    s = shape_of(input)
+    if len(s) < 3:
+        raise _shape_error(f"pixel_shuffle expects input to have at least 3 dimensions, but "
+                           f"got input with {len(s)} dimension(s)")
+    (c, h, w), lead, n = s[-3:], s[:-3], len(s) - 3
+    if c % (r * r):
+        raise _shape_error(f"pixel_shuffle expects its input's 'channel' dimension to be "
+                           f"divisible by the square of upscale_factor, but "
+                           f"input.size(-3)={c} is not divisible by {r * r}")
+    x = np.reshape(input, lead + (c // (r * r), r, r, h, w))
+    x = np.transpose(x, tuple(range(n)) + (n, n + 3, n + 1, n + 4, n + 2))
+    return np.reshape(x, lead + (c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """``torch.nn.functional.pixel_unshuffle``, the inverse of ``pixel_shuffle``:
+    (…, C, H·r, W·r) → (…, C·r², H, W)."""
+    r = int(downscale_factor)
+    s = shape_of(input)
+    if len(s) < 3:
+        raise _shape_error(f"pixel_unshuffle expects input to have at least 3 dimensions, "
+                           f"but got input with {len(s)} dimension(s)")
+    (c, h, w), lead, n = s[-3:], s[:-3], len(s) - 3
+    for what, v, i in (("height", h, -2), ("width", w, -1)):
+        if v % r:
+            raise _shape_error(f"pixel_unshuffle expects {what} to be divisible by "
+                               f"downscale_factor, but input.size({i})={v} is not divisible "
+                               f"by {r}")
+    x = np.reshape(input, lead + (c, h // r, r, w // r, r))
+    x = np.transpose(x, tuple(range(n)) + (n, n + 2, n + 4, n + 1, n + 3))
+    return np.reshape(x, lead + (c * r * r, h // r, w // r))
 
 
 def _float(x):
@@ -362,10 +667,16 @@ class _ConvNd(Module):
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"{name}: padding_mode must be 'zeros', 'reflect', 'replicate' "
                              f"or 'circular', got {padding_mode!r}")
-        if padding_mode != "zeros" and (self._transposed or isinstance(padding, str)):
-            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} needs numeric "
-                                      "padding on a (non-transposed) convolution")
+        if padding_mode != "zeros" and self._transposed:
+            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} on a transposed "
+                                      "convolution (PyTorch supports only 'zeros' there)")
         n = self._nd
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                                 "{'valid', 'same'}")
+            if padding == "same" and any(s != 1 for s in _ntuple(stride, n)):
+                raise ValueError("padding='same' is not supported for strided convolutions")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _ntuple(kernel_size, n), _ntuple(stride, n)
         self.padding = padding if isinstance(padding, str) else _ntuple(padding, n)
@@ -393,18 +704,28 @@ class _ConvNd(Module):
             s += f", dilation={self.dilation}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
     def _padded(self, x):
         """The input padded by ``padding_mode`` (reflect, replicate, circular) and the
-        padding left for the convolution itself."""
+        padding left for the convolution itself. ``'same'`` pads d·(k-1) in all, the odd one
+        after (PyTorch's split)."""
         if self.padding_mode == "zeros":
             return x, self.padding
         from .functional import pad
+        if self.padding == "valid":
+            pairs = [(0, 0)] * self._nd
+        elif self.padding == "same":
+            tot = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
+            pairs = [(t // 2, t - t // 2) for t in tot]
+        else:
+            pairs = [(p, p) for p in self.padding]
         amounts = []
-        for p in reversed(self.padding):
-            amounts += [p, p]
+        for pair in reversed(pairs):
+            amounts += list(pair)
         return pad(x, amounts, mode=self.padding_mode), (0,) * self._nd
 
 
@@ -463,16 +784,14 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
-        if return_indices:
-            raise NotImplementedError("MaxPool(return_indices=True) is not supported")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
-        self.return_indices = False
+        self.return_indices = return_indices
 
     def forward(self, x):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode)
+                          self.ceil_mode, self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -484,7 +803,7 @@ class MaxPool1d(MaxPool2d):
 
     def forward(self, x):
         return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode)
+                          self.ceil_mode, self.return_indices)
 
 
 class AvgPool2d(Module):
@@ -543,6 +862,110 @@ class AdaptiveAvgPool2d(Module):
 class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
     def forward(self, x):
         return adaptive_avg_pool1d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(Module):
+    """The maximum over PyTorch's adaptive bins to ``output_size`` (an int, a pair, ``None``
+    keeps an axis); ``return_indices=True`` also gives the flat indices."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x):
+        return adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
+    def forward(self, x):
+        return adaptive_max_pool1d(x, self.output_size, self.return_indices)
+
+
+class MaxUnpool2d(Module):
+    """``max_unpool2d`` as a layer: ``forward(input, indices, output_size=None)``."""
+    _nd = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        n = self._nd
+        self.kernel_size = _ntuple(kernel_size, n)
+        self.stride = _ntuple(stride if stride is not None else kernel_size, n)
+        self.padding = _ntuple(padding, n)
+
+    def forward(self, input, indices, output_size=None):
+        fn = max_unpool2d if self._nd == 2 else max_unpool1d
+        return fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(MaxUnpool2d):
+    _nd = 1
+
+
+class Unfold(Module):
+    """``unfold`` as a layer: the sliding blocks of (N, C, H, W) as columns."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.padding, self.stride = padding, stride
+
+    def forward(self, x):
+        return unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+class Fold(Module):
+    """``fold`` as a layer: columns summed back into (N, C, *output_size)."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, x):
+        return fold(x, self.output_size, self.kernel_size, self.dilation, self.padding,
+                    self.stride)
+
+    def extra_repr(self):
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, "
+                f"dilation={self.dilation}, padding={self.padding}, stride={self.stride}")
+
+
+class PixelShuffle(Module):
+    """(…, C·r², H, W) → (…, C, H·r, W·r)."""
+
+    def __init__(self, upscale_factor):
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, x):
+        return pixel_shuffle(x, self.upscale_factor)
+
+    def extra_repr(self):
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    """(…, C, H·r, W·r) → (…, C·r², H, W)."""
+
+    def __init__(self, downscale_factor):
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, x):
+        return pixel_unshuffle(x, self.downscale_factor)
+
+    def extra_repr(self):
+        return f"downscale_factor={self.downscale_factor}"
 
 
 class Upsample(Module):

@@ -12,8 +12,9 @@ import numpy as np
 from scipy.special import erf
 
 from autodiff.arrays import as_like
-from autodiff.boxes import lift, meta, recorded, unbox
+from autodiff.boxes import data, lift, meta, recorded, unbox
 from autodiff.core import ndim_of, opaque_types, shape_of
+from autodiff.ops.define import elementwise
 from autodiff.ops.elementwise import relu_p
 from autodiff.ops.linalg import linear_p
 from autodiff.ops.shape import getitem_p
@@ -252,11 +253,15 @@ def mish(x, inplace=False):
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
-    return np.clip(x, min_val, max_val)
+    """x clipped to [min_val, max_val]; the derivative is PyTorch's, 1 strictly inside and
+    0 at the bounds (``np.clip`` would give ½ there)."""
+    v = data(x)
+    return np.where(v <= min_val, min_val, np.where(v >= max_val, max_val, x))
 
 
 def relu6(x, inplace=False):
-    return np.clip(x, 0.0, 6.0)
+    """hardtanh(x, 0, 6)."""
+    return hardtanh(x, 0.0, 6.0)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -415,25 +420,39 @@ def softplus(x, beta=1.0, threshold=20.0):
     return np.where(bx > threshold, x, out)
 
 
-def log_softmax(x, dim=-1, *, axis=None):
-    return _log_softmax(x, axis=dim if axis is None else axis)
+def _softmax_dim(name, x, dim, axis, stacklevel, dtype):
+    """``(x, axis)``: ``axis`` (NumPy's name) or ``dim``; neither takes PyTorch's deprecated
+    implicit choice, axis 0 for 0-, 1- and 3-d inputs, else 1, with its warning; ``dtype``
+    casts first."""
+    if axis is None:
+        axis = dim
+    if axis is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the "
+                      "call to include dim=X as an argument.", UserWarning,
+                      stacklevel=stacklevel + 1)
+        axis = 0 if ndim_of(x) in (0, 1, 3) else 1
+    if dtype is not None:
+        x = x.astype(dtype) if hasattr(x, "astype") else np.asarray(x, dtype)
+    return x, axis
 
 
-def softmax(x, dim=-1, *, axis=None):
-    return np.exp(_log_softmax(x, axis=dim if axis is None else axis))
+def log_softmax(x, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """x - logsumexp(x) along ``dim`` (see :func:`softmax` for ``dim=None``)."""
+    x, axis = _softmax_dim("log_softmax", x, dim, axis, _stacklevel, dtype)
+    return _log_softmax(x, axis=axis)
+
+
+def softmax(x, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """eˣ / Σ eˣ along ``dim``; ``dim=None`` takes PyTorch's deprecated implicit choice (axis
+    0 for 0-, 1- and 3-d inputs, else 1) with its warning; ``dtype`` casts first."""
+    x, axis = _softmax_dim("softmax", x, dim, axis, _stacklevel, dtype)
+    return np.exp(_log_softmax(x, axis=axis))
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
-    """softmax(-x) along ``dim``; ``dim=None`` takes PyTorch's deprecated implicit choice
-    (axis 0 for 0-, 1- and 3-d inputs, else 1) with its warning; ``dtype`` casts first."""
-    if dim is None:
-        warnings.warn("Implicit dimension choice for softmin has been deprecated. Change the "
-                      "call to include dim=X as an argument.", UserWarning,
-                      stacklevel=_stacklevel)
-        dim = 0 if ndim_of(input) in (0, 1, 3) else 1
-    if dtype is not None:
-        input = input.astype(dtype) if hasattr(input, "astype") else np.asarray(input, dtype)
-    return np.exp(_log_softmax(-input, axis=dim))
+    """softmax(-x) along ``dim`` (see :func:`softmax` for ``dim=None``)."""
+    input, axis = _softmax_dim("softmin", input, dim, None, _stacklevel, dtype)
+    return np.exp(_log_softmax(-input, axis=axis))
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -538,6 +557,16 @@ def _pick(logp, target):
     return np.sum(logp * onehot, axis=1)
 
 
+def _counted_mean(loss, count):
+    """``Σ loss / count``, PyTorch's mean over the counted targets' weights. None counted
+    (every target ``ignore_index``: a padded batch) is NaN, as PyTorch's, with PyTorch's
+    derivative 0 (0·(1/0) would be NaN, poisoning every weight the step updates)."""
+    if type(count) not in opaque_types:
+        return np.sum(loss) / count if count != 0 else np.sum(loss) * 0.0 + np.nan
+    none = count == 0                           # recorded by ad.jit: a replay decides
+    return np.sum(loss) / np.where(none, 1.0, count) + np.where(none, np.nan, 0.0)
+
+
 def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
     """Negative log-likelihood of integer labels given log-probabilities (class axis 1);
     labels equal to ``ignore_index`` count for nothing, also in the mean's divisor."""
@@ -553,7 +582,7 @@ def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
     if weight is not None:
         w = w * _class_weight(weight, n_classes, input, "nll_loss")[target]
     loss = -_pick(input, target) * w
-    return np.sum(loss) / np.sum(w) if reduction == "mean" else _reduce(loss, reduction)
+    return _counted_mean(loss, np.sum(w)) if reduction == "mean" else _reduce(loss, reduction)
 
 
 def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0,
@@ -610,7 +639,7 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
     if reduction == "mean" and labels is not None:
         # PyTorch divides by the summed weights of the counted targets' classes.
         w = keep.astype(dtype) if wc is None else wc[labels] * keep
-        return np.sum(loss) / np.sum(w)
+        return _counted_mean(loss, np.sum(w))
     return _reduce(loss, reduction)
 
 
@@ -634,7 +663,7 @@ def _recorded_labels_cross_entropy(input, target, reduction, label_smoothing, ig
 
     y, count = lift(weights, target)
     loss = softmax_cross_entropy(input, y, axis=1 - len(si))
-    return np.sum(loss) / count if reduction == "mean" else _reduce(loss, reduction)
+    return _counted_mean(loss, count) if reduction == "mean" else _reduce(loss, reduction)
 
 
 def _bce_size(input, target, what):
@@ -644,13 +673,36 @@ def _bce_size(input, target, what):
         raise ValueError(f"{what}: target size {st} must be the same as input size {si}")
 
 
+def _clamped_logs(p):
+    """``(log p, log(1-p))``, each clamped at -100 as PyTorch's loss (finite at 0 and 1)."""
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+
+
+def _bce(p, y):
+    logp, log1mp = _clamped_logs(p)
+    return -(y * logp + (1.0 - y) * log1mp)
+
+
+def _dbce_y(ans, p, y):
+    logp, log1mp = _clamped_logs(p)
+    return log1mp - logp
+
+
+# PyTorch's rule in p, not the clamped logs' derivative (which is 0 where a log is clamped
+# and NaN at p = 0 or 1, where sigmoid saturates in training): ∂/∂p = (p - y) / max(p(1-p),
+# 1e-12). In y, the derivative of the loss as computed: log(1-p) - log p, clamped (PyTorch's
+# leaves the logs unclamped there: ±inf at p = 0 or 1).
+bce_p = elementwise("binary_cross_entropy", _bce,
+                    lambda ans, p, y: (p - y) / np.maximum(p * (1.0 - p), 1e-12), _dbce_y)
+
+
 def binary_cross_entropy(input, target, reduction="mean", weight=None):
     """-w(y log p + (1-y) log(1-p)) of probabilities ``input``; logs clamped at -100 as
-    PyTorch does, so p = 0 or 1 gives a finite loss."""
+    PyTorch does, so p = 0 or 1 gives a finite loss, and its derivative is PyTorch's:
+    (p - y) / max(p(1-p), 10⁻¹²) in p (finite at p = 0 or 1)."""
     _bce_size(input, target, "binary_cross_entropy")
-    logp = np.maximum(np.log(input), -100.0)
-    log1mp = np.maximum(np.log1p(-input), -100.0)
-    loss = -(target * logp + (1.0 - target) * log1mp)
+    loss = bce_p(input, target)
     if weight is not None:
         loss = loss * np.asarray(unbox(weight)).astype(_float_dtype(input))
     return _reduce(loss, reduction)
@@ -873,6 +925,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
 from .conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402
                    avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d, interpolate,
                    max_pool1d, max_pool2d)
+from .conv import (adaptive_max_pool1d, adaptive_max_pool2d, fold, max_unpool1d,  # noqa: E402
+                   max_unpool2d, pixel_shuffle, pixel_unshuffle, unfold)
 from .norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm  # noqa: E402
 from .attention import scaled_dot_product_attention  # noqa: E402
 
@@ -880,3 +934,5 @@ __all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_poo
             "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
             "adaptive_avg_pool2d", "interpolate", "batch_norm", "layer_norm", "group_norm",
             "instance_norm", "rms_norm", "scaled_dot_product_attention"]
+__all__ += ["adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d",
+            "unfold", "fold", "pixel_shuffle", "pixel_unshuffle"]

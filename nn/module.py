@@ -8,7 +8,7 @@ parameters, which is how ``ad.grad`` differentiates a network as a pure function
 """
 import itertools
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
@@ -51,7 +51,13 @@ def _host_copy(v):
 
 
 def _mover(device, dtype):
-    """``v -> v`` on ``device`` (and in ``dtype`` when floating point)."""
+    """``v -> v`` on ``device`` (and in ``dtype`` when floating point). A dtype in the
+    device's place (``m.to(np.float32)``, PyTorch's ``m.to(torch.float32)``) is the dtype."""
+    if device is not None and not isinstance(device, str) and dtype is None:
+        try:
+            dtype, device = np.dtype(device), None
+        except TypeError:
+            pass
     dev = None if device is None else str(device).split(":")[0].lower()
     if dev not in (None, "cpu", "gpu", "cuda"):
         raise ValueError(f"Module.to: unknown device {device!r}; use 'gpu' or 'cpu'")
@@ -340,14 +346,15 @@ class Module:
         return self.to("cpu")
 
     # ----- state -----
-    def state_dict(self, *, prefix="", keep_vars=False):
+    def state_dict(self, *, destination=None, prefix="", keep_vars=False):
         """Every parameter and persistent buffer by dotted name, as plain NumPy arrays
         (copies; the Parameters themselves with ``keep_vars=True``), in PyTorch's order:
         each module's parameters, then its buffers, then its children's. A shared
-        parameter comes under each of its names, as in PyTorch."""
-        out = OrderedDict()
-        for mname, m in self.named_modules(prefix):
-            dot = f"{mname}." if mname else ""
+        parameter comes under each of its names, as in PyTorch. ``prefix`` starts every
+        key (``prefix="enc."``: ``"enc.weight"``); ``destination`` is filled and returned."""
+        out = OrderedDict() if destination is None else destination
+        for mname, m in self.named_modules():
+            dot = prefix + (f"{mname}." if mname else "")
             for name, p in m._parameters.items():
                 if p is not None:
                     out[dot + name] = p if keep_vars else _host_copy(p.value)
@@ -356,30 +363,38 @@ class Module:
                     out[dot + name] = b if keep_vars else _host_copy(b)
         return out
 
-    def load_state_dict(self, state, strict=True):
-        """Copy arrays into the parameters and buffers; names and shapes must match."""
+    def load_state_dict(self, state, strict=True, assign=False):
+        """Copy arrays into the parameters and buffers; shapes must match, and with
+        ``strict`` the names too. Returns PyTorch's ``(missing_keys, unexpected_keys)``
+        named tuple. Its errors are PyTorch's ``RuntimeError`` (also a ``KeyError`` for
+        names and a ``ValueError`` for shapes)."""
         own = dict(self.named_parameters(remove_duplicate=False))
         buffers = {n: (m, b) for n, m, b in self._buffer_owners()}
         missing = [k for k in list(own) + list(buffers) if k not in state]
         extra = [k for k in state if k not in own and k not in buffers]
         if strict and (missing or extra):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {extra}")
+            raise StateDictKeyError(_load_error(self, [
+                f"Missing key(s) in state_dict: {_quoted(missing)}. " if missing else "",
+                f"Unexpected key(s) in state_dict: {_quoted(extra)}. " if extra else ""]))
+        mismatched = []
+        for k, v in state.items():
+            if k in own or k in buffers:
+                old = own[k].value if k in own else buffers[k][0]._buffers[buffers[k][1]]
+                if np.shape(v) != np.shape(old):
+                    mismatched.append(
+                        f"size mismatch for {k}: copying a param with shape {np.shape(v)} "
+                        f"from checkpoint, the shape in current model is {np.shape(old)}.")
+        if mismatched:              # (before any copy: a failed load changes nothing)
+            raise StateDictShapeError(_load_error(self, mismatched))
         for k, v in state.items():
             v = np.asarray(v)
             if k in own:
                 p = own[k]
-                if v.shape != np.shape(p.value):
-                    raise ValueError(f"load_state_dict: {k!r} has shape {v.shape}, the model "
-                                     f"expects {np.shape(p.value)}")
                 p.value = v.astype(np.result_type(p.value), copy=True)
             elif k in buffers:
                 m, name = buffers[k]
-                old = m._buffers[name]
-                if v.shape != np.shape(old):
-                    raise ValueError(f"load_state_dict: {k!r} has shape {v.shape}, the model "
-                                     f"expects {np.shape(old)}")
-                m._buffers[name] = v.astype(np.result_type(old), copy=True)
-        return self
+                m._buffers[name] = v.astype(np.result_type(m._buffers[name]), copy=True)
+        return IncompatibleKeys(missing, extra)
 
     def _buffer_owners(self):
         """(dotted name, module, name) of the buffers ``state_dict`` saves."""
@@ -402,6 +417,34 @@ class Module:
             return f"{type(self).__name__}({lines[0]})"
         body = "".join("\n  " + line for line in lines)
         return f"{type(self).__name__}({body}\n)" if lines else f"{type(self).__name__}()"
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns (PyTorch's ``_IncompatibleKeys``)."""
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+
+class StateDictKeyError(RuntimeError, KeyError):
+    """Missing or unexpected names in ``load_state_dict``: PyTorch's ``RuntimeError``."""
+    __str__ = RuntimeError.__str__
+
+
+class StateDictShapeError(RuntimeError, ValueError):
+    """Arrays of other shapes in ``load_state_dict``: PyTorch's ``RuntimeError``."""
+
+
+def _quoted(keys):
+    return ", ".join(f'"{k}"' for k in keys)
+
+
+def _load_error(module, problems):
+    return (f"Error(s) in loading state_dict for {type(module).__name__}:\n\t"
+            + "\n\t".join(p for p in problems if p))
 
 
 class Sequential(Module):
@@ -453,6 +496,28 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
         return self
+
+    def _renumber(self, modules):
+        self._modules.clear()
+        for k, m in enumerate(modules):
+            self._modules[str(k)] = m
+
+    def insert(self, index, module):
+        """``module`` before position ``index``; the later ones renumbered (PyTorch's)."""
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber(modules)
+
+    def pop(self, index=-1):
+        modules = list(self._modules.values())
+        m = modules.pop(index)
+        self._renumber(modules)
+        return m
+
+    def __delitem__(self, i):
+        modules = list(self._modules.values())
+        del modules[i]
+        self._renumber(modules)
 
     def __getitem__(self, i):
         if isinstance(i, slice):

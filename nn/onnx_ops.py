@@ -119,8 +119,20 @@ def _log_expit(cx, args, kw, vals, vkw, out):
     return cx.node("Sub", [cx.node("Min", [x, cx.const(0, dt)]), _softplus_neg_abs(cx, x, dt)])
 
 
+def _binary_cross_entropy(cx, args, kw, vals, vkw, out):
+    # -(y max(log p, -100) + (1 - y) max(log(1 - p), -100))
+    dt = out.dtype
+    p, y = cx.tensor(args[0], dt), cx.tensor(args[1], dt)
+    one, floor = cx.const(1, dt), cx.const(-100, dt)
+    logp = cx.node("Max", [cx.node("Log", [p]), floor])
+    log1mp = cx.node("Max", [cx.node("Log", [cx.node("Sub", [one, p])]), floor])
+    t = cx.node("Add", [cx.node("Mul", [y, logp]),
+                        cx.node("Mul", [cx.node("Sub", [one, y]), log1mp])])
+    return cx.node("Neg", [t])
+
+
 EMITTERS.update(square=_square, log1p=_log1p, expm1=_expm1, logaddexp=_logaddexp,
-                log_expit=_log_expit)
+                log_expit=_log_expit, binary_cross_entropy=_binary_cross_entropy)
 
 
 def _where(cx, args, kw, vals, vkw, out):

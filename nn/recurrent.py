@@ -13,7 +13,7 @@ by name:
 
     RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)                       act = tanh or relu
     LSTM  i, f, g, o = σ, σ, tanh, σ of (W_ih x + b_ih + W_hh h + b_hh)   (rows in that order)
-          c' = f c + i g,   h' = o tanh(c')
+          c' = f c + i g,   h' = o tanh(c')         with proj_size > 0: h' = W_hr (o tanh(c'))
     GRU   r, z = σ(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z})
           n = tanh(W_in x + b_in + r (W_hn h + b_hn)),   h' = (1 - z) n + z h
 
@@ -76,7 +76,7 @@ class RNNBase(Module):
     _has_cell = False
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float64):
+                 dropout=0.0, bidirectional=False, dtype=np.float64, proj_size=0):
         super().__init__()
         if not (isinstance(hidden_size, int) and hidden_size > 0):
             raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
@@ -84,21 +84,39 @@ class RNNBase(Module):
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool):
+            raise TypeError(f"proj_size must be an integer, got {proj_size!r}")
+        if proj_size and not self._has_cell:        # PyTorch's messages
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first = bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        self.proj_size = proj_size
         gh = self._gates * hidden_size
+        hs = self._h_size                   # what h carries: proj_size when projecting
         dirs = 2 if bidirectional else 1
         for k in range(num_layers):
-            fan_in = input_size if k == 0 else hidden_size * dirs
+            fan_in = input_size if k == 0 else hs * dirs
             for sfx in ("", "_reverse")[:dirs]:
                 setattr(self, f"weight_ih_l{k}{sfx}", Parameter(np.empty((gh, fan_in), dtype)))
-                setattr(self, f"weight_hh_l{k}{sfx}",
-                        Parameter(np.empty((gh, hidden_size), dtype)))
+                setattr(self, f"weight_hh_l{k}{sfx}", Parameter(np.empty((gh, hs), dtype)))
                 if bias:
                     setattr(self, f"bias_ih_l{k}{sfx}", Parameter(np.empty(gh, dtype)))
                     setattr(self, f"bias_hh_l{k}{sfx}", Parameter(np.empty(gh, dtype)))
+                if proj_size:           # after the biases: PyTorch's state_dict order
+                    setattr(self, f"weight_hr_l{k}{sfx}",
+                            Parameter(np.empty((proj_size, hidden_size), dtype)))
         self.reset_parameters()
+
+    @property
+    def _h_size(self):
+        """The size of h (and of each direction's output): proj_size, or hidden_size."""
+        return self.proj_size or self.hidden_size
 
     def reset_parameters(self):
         """Every weight and bias uniform in ±1/√hidden_size (PyTorch's default)."""
@@ -126,23 +144,24 @@ class RNNBase(Module):
         ``(outputs, h_last, c_last)``. This base runs the cells step by step (RNN); LSTM and
         GRU run one sequence primitive instead."""
         seq, batch = np.shape(xp)[:2]
-        state = self._initial(h_init, j, batch, xp.dtype)
+        state = self._initial(h_init, j, batch, xp.dtype, self.hidden_size)
         w_hh_t = w_hh.T
         ys = [None] * seq
         for t in (range(seq - 1, -1, -1) if reverse else range(seq)):
             ys[t], state = self._cell(xp[t], state, w_hh_t, b_hh)
         return np.stack(ys), state, None
 
-    def _initial(self, given, j, batch, dtype):
-        """Layer-direction ``j``'s initial state: the given one, or zeros."""
+    @staticmethod
+    def _initial(given, j, batch, dtype, size):
+        """Layer-direction ``j``'s initial state: the given one, or zeros of ``size``."""
         if given is not None:
             return given[j]
-        return np.zeros((batch, self.hidden_size), dtype=dtype)
+        return np.zeros((batch, size), dtype=dtype)
 
     # ----- shapes -----
-    def _check_state(self, s, batch, unbatched, what):
+    def _check_state(self, s, batch, unbatched, what, size):
         want = (self.num_layers * (2 if self.bidirectional else 1),) + \
-            (() if unbatched else (batch,)) + (self.hidden_size,)
+            (() if unbatched else (batch,)) + (size,)
         if tuple(np.shape(s)) != want:
             raise ValueError(f"{type(self).__name__}: expected {what} of shape {want}, got "
                              f"{tuple(np.shape(s))}")
@@ -152,7 +171,8 @@ class RNNBase(Module):
         """``x`` of shape (seq, batch, input_size), or (batch, seq, input_size) with
         ``batch_first``, or (seq, input_size) unbatched. ``h0`` (``hx`` in PyTorch; for LSTM
         the pair ``(h0, c0)``) of shape (num_layers·directions, batch, hidden_size), zeros
-        when omitted. Returns ``(output, h_n)``, for LSTM ``(output, (h_n, c_n))``."""
+        when omitted (an LSTM with proj_size: h0 and h_n have proj_size features). Returns
+        ``(output, h_n)``, for LSTM ``(output, (h_n, c_n))``."""
         if hx is not None:
             if h0 is not None:
                 raise TypeError("pass the initial state once, as h0 or as hx")
@@ -181,10 +201,10 @@ class RNNBase(Module):
         elif self._has_cell:
             if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
                 raise TypeError(f"{name}: the initial state is a pair (h0, c0)")
-            h_init = self._check_state(h0[0], batch, unbatched, "h0")
-            c_init = self._check_state(h0[1], batch, unbatched, "c0")
+            h_init = self._check_state(h0[0], batch, unbatched, "h0", self._h_size)
+            c_init = self._check_state(h0[1], batch, unbatched, "c0", self.hidden_size)
         else:
-            h_init = self._check_state(h0, batch, unbatched, "h0")
+            h_init = self._check_state(h0, batch, unbatched, "h0", self.hidden_size)
             c_init = None
 
         h_n, c_n = [], []
@@ -219,6 +239,8 @@ class RNNBase(Module):
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if getattr(self, "nonlinearity", "tanh") != "tanh":
@@ -256,23 +278,47 @@ class RNN(RNNBase):
 
 class LSTM(RNNBase):
     """Long short-term memory; gates i, f, g, o stacked in that order in
-    ``weight_ih_l{k}`` (4·hidden_size, input_size). Returns ``(output, (h_n, c_n))``."""
+    ``weight_ih_l{k}`` (4·hidden_size, input_size). Returns ``(output, (h_n, c_n))``.
+
+    ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, proj_size=0, dtype=np.float64)`` — PyTorch's positional order. With
+    ``0 < proj_size < hidden_size`` each step's ``o tanh(c')`` is projected by
+    ``weight_hr_l{k}`` (proj_size, hidden_size): h, the outputs and ``weight_hh_l{k}``'s
+    columns have proj_size features; c stays hidden_size."""
 
     _gates = 4
     _has_cell = True
 
     _cell = staticmethod(_lstm_cell)
 
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, proj_size)
+
     def _project(self, inp, w_ih, b_ih, b_hh, swap):
         # Both biases enter the pre-activations only as their sum: one add of a vector.
         return super()._project(inp, w_ih, None if b_ih is None else b_ih + b_hh, None, swap)
 
     def _layer(self, xp, w_hh, b_hh, h_init, c_init, j, reverse):
-        batch = np.shape(xp)[1]
-        hc = lstm_sequence(xp, w_hh, self._initial(h_init, j, batch, xp.dtype),
-                           self._initial(c_init, j, batch, xp.dtype), reverse=reverse)
-        last = 0 if reverse else -1
-        return hc[:, 0], hc[last, 0], hc[last, 1]
+        seq, batch = np.shape(xp)[:2]
+        h = self._initial(h_init, j, batch, xp.dtype, self._h_size)
+        c = self._initial(c_init, j, batch, xp.dtype, self.hidden_size)
+        if not self.proj_size:
+            hc = lstm_sequence(xp, w_hh, h, c, reverse=reverse)
+            last = 0 if reverse else -1
+            return hc[:, 0], hc[last, 0], hc[last, 1]
+        # The fused sequence primitive has no projection: step by step, the fused cell and
+        # then h = (o tanh c) W_hrᵀ.
+        dirs = 2 if self.bidirectional else 1
+        w_hr = getattr(self, f"weight_hr_l{j // dirs}{'_reverse' if reverse else ''}")
+        w_hh_t, w_hr_t = w_hh.T, w_hr.T
+        ys = [None] * seq
+        for t in (range(seq - 1, -1, -1) if reverse else range(seq)):
+            hc = lstm_cell(xp[t] + h @ w_hh_t, c)
+            h, c = hc[0] @ w_hr_t, hc[1]
+            ys[t] = h
+        return np.stack(ys), h, c
 
 
 class GRU(RNNBase):
@@ -286,8 +332,8 @@ class GRU(RNNBase):
     def _layer(self, xp, w_hh, b_hh, h_init, c_init, j, reverse):
         if b_hh is None:
             b_hh = np.zeros(np.shape(w_hh)[0], dtype=xp.dtype)
-        y = gru_sequence(xp, w_hh, b_hh, self._initial(h_init, j, np.shape(xp)[1], xp.dtype),
-                         reverse=reverse)
+        h = self._initial(h_init, j, np.shape(xp)[1], xp.dtype, self.hidden_size)
+        y = gru_sequence(xp, w_hh, b_hh, h, reverse=reverse)
         return y, y[0 if reverse else -1], None
 
 

@@ -81,6 +81,14 @@ CASES += _shapes_binary("arctan2", np.arctan2, dx="nonzero", dy="nonzero")
 CASES += _shapes_binary("hypot", np.hypot, dx="nonzero", dy="nonzero")
 CASES += _shapes_binary("maximum", np.maximum)
 CASES += _shapes_binary("minimum", np.minimum)
+CASES += _shapes_binary("fmax", np.fmax)
+CASES += _shapes_binary("fmin", np.fmin)
+# a NaN operand: fmax/fmin give the other one, and so its derivative (was 0: maximum's rule)
+_NAN = np.array([np.nan, 0.5, np.nan])
+CASES += [Case("fmax", "fmax-nan", lambda x: np.fmax(x, _NAN) * np.fmax(_NAN[::-1], x),
+               (((3,), "real"),)),
+          Case("fmin", "fmin-nan", lambda x: np.fmin(_NAN, x) + np.fmin(x, -_NAN) ** 2,
+               (((3,), "real"),))]
 CASES += _shapes_unary("negative", lambda x: -x)
 CASES += _shapes_unary("positive", np.positive)
 CASES += _shapes_unary("absolute", np.abs, "nonzero")
@@ -183,6 +191,15 @@ CASES += [
          (((4,), "nonzero"),)),
 ]
 # ----- Softmax family (stable primitives) -----
+def _bce(p, y):
+    from autodiff.nn.functional import bce_p         # (nn's primitive: imported late)
+    return bce_p(p, y)
+
+
+_probability = lambda rng, s: rng.uniform(0.1, 0.9, s)   # noqa: E731
+CASES += [Case("binary_cross_entropy", "bce", _bce, (((2, 3), _probability), ((2, 3), "unit"))),
+          Case("binary_cross_entropy", "bce-broadcast-target", _bce,
+               (((3,), _probability), ((), _probability)))]
 _sce = softmax_cross_entropy
 CASES += [
     Case("softmax_cross_entropy", "sce-last", lambda x, y: _sce(x, y, axis=-1),

@@ -180,13 +180,14 @@ def _pool_constants(rng, dtype):
     kw = dict(ksize=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
     ans = pooling._max_pool(x0, **kw)
     W = pooling._weights(x0, ans, **kw)          # what max pooling's rules pass on
-    # the shares, [x_tap = max] / #ties, from the reference geometry (a W laid out
-    # otherwise than the taps below shows as a wrong primal)
+    # one-hot at each window's first maximum in row-major tap order (PyTorch's choice),
+    # from the reference geometry (a W laid out otherwise than the taps below shows as a
+    # wrong primal); _ref_taps gives each window's taps in that order
     ref_W = np.zeros(W.shape)
     mx = _ref_max_pool(x0, k, s, p, d, out)
     for o, t, i in _ref_taps(shape[-2:], out, k, s, p, d):
-        ref_W[(t, Ellipsis) + o] = x0[(Ellipsis,) + i] == mx[(Ellipsis,) + o]
-    ref_W /= np.sum(ref_W, axis=0)
+        taken = ref_W[(slice(None), Ellipsis) + o].any(axis=0)
+        ref_W[(t, Ellipsis) + o] = (x0[(Ellipsis,) + i] == mx[(Ellipsis,) + o]) & ~taken
     return shape, kw, out, W, ref_W
 
 

@@ -84,7 +84,7 @@ def test_lstm_records_one_sequence_per_layer_and_direction_and_cells_one_cell():
     assert [r.primitive for r in tape].count("lstm_cell") == 1
 
 
-def test_max_pool_matches_torch_and_shares_ties():
+def test_max_pool_matches_torch_and_gives_a_tie_to_its_first_maximum():
     torch = pytest.importorskip("torch")
     from autodiff.ops.pooling import max_pool2d
     x = np.random.default_rng(5).standard_normal((2, 3, 7, 6))
@@ -96,9 +96,17 @@ def test_max_pool_matches_torch_and_shares_ties():
     np.testing.assert_array_equal(y, ty.detach().numpy())
     g = ad.grad(lambda x: np.sum(max_pool2d(x, *geo) ** 2))(x)
     np.testing.assert_allclose(g, tx.grad.numpy(), atol=1e-13)     # no ties in random data
-    # A tie of four: each gets a quarter (PyTorch gives all of it to one).
-    g = ad.grad(lambda x: np.sum(max_pool2d(x, (2, 2), (2, 2))))(np.ones((1, 1, 2, 2)))
-    np.testing.assert_allclose(g, np.full((1, 1, 2, 2), 0.25))
+    # A tie of four: the first in row-major order takes it all, as PyTorch's, in both modes
+    # (the reverse fast path, the weighted scatter under a transform, the forward gather).
+    ones = np.ones((1, 1, 2, 2))
+    first = np.array([[[[1.0, 0.0], [0.0, 0.0]]]])
+    f = lambda x: np.sum(max_pool2d(x, (2, 2), (2, 2)))          # noqa: E731
+    np.testing.assert_array_equal(ad.grad(f)(ones), first)
+    np.testing.assert_array_equal(ad.jacfwd(f)(ones), first)
+    np.testing.assert_array_equal(ad.jacrev(ad.grad(f))(ones), np.zeros((1, 1, 2, 2) * 2))
+    tt = torch.tensor(ones, requires_grad=True)
+    torch.nn.functional.max_pool2d(tt, 2).sum().backward()
+    np.testing.assert_array_equal(tt.grad.numpy(), first)
 
 
 def test_standardize_is_batch_and_layer_norm_of_torch():

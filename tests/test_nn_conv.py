@@ -139,13 +139,15 @@ def test_pools_match_torch(name, kw):
     assert repr(ours) == repr(theirs)
 
 
-def test_max_pool_ties_share_the_derivative():
+def test_max_pool_ties_go_to_the_first_maximum():
+    # PyTorch's rule (the engine's max_pool2d primitive): the whole derivative goes to the
+    # window's first maximum in row-major order, in both modes.
     x = np.zeros((1, 1, 2, 2))
     x[0, 0, 0, 0] = x[0, 0, 1, 1] = 1.0
     g = ad.grad(lambda x: np.sum(F.max_pool2d(x, 2)))(x)
-    _close(g[0, 0], [[0.5, 0.0], [0.0, 0.5]])
-    t = ad.jvp(lambda x: F.max_pool2d(x, 2), (x,), (np.ones_like(x),))[1]
-    _close(t, [[[[1.0]]]])
+    _close(g[0, 0], [[1.0, 0.0], [0.0, 0.0]])
+    t = ad.jvp(lambda x: F.max_pool2d(x, 2), (x,), (np.arange(4.0).reshape(x.shape),))[1]
+    _close(t, [[[[0.0]]]])
 
 
 BN = [
@@ -449,7 +451,8 @@ POOLS = [
 @pytest.mark.parametrize("ties", [False, True])
 def test_max_pool_reverse_fast_path_equals_the_weighted_scatter(geo, dtype, ties):
     """The first-order reverse rule (masks, no weights) gives what pool_scatter with the
-    weights gives: ties share, overlapping windows add up, padding reads nothing."""
+    one-hot weights gives: a tie's first maximum takes it all, overlapping windows add up,
+    padding reads nothing."""
     from autodiff.ops import pooling as P
     rng = np.random.default_rng(10)
     x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
@@ -458,9 +461,11 @@ def test_max_pool_reverse_fast_path_equals_the_weighted_scatter(geo, dtype, ties
         x[0, 0, :3, :3] = 1.5
     ans = P.max_pool2d_p(x, **geo)
     g = rng.standard_normal(ans.shape).astype(dtype)
-    fast = P._scatter_untied(g, x, ans, **geo)
+    fast = P._scatter_first(g, x, ans, **geo)
     assert fast is not None and fast.shape == x.shape and fast.dtype == dtype
     slow = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=x.shape[-2:], **geo)
+    if ties:                                   # one element of each window, never a share
+        assert set(np.unique(P._weights(x, ans, **geo))) == {0.0, 1.0}
     np.testing.assert_allclose(fast, slow, rtol=1e-6 if dtype == np.float32 else 1e-15)
     np.testing.assert_allclose(P._max_pool_vjp(g, ans, x, **geo), slow,
                                rtol=1e-6 if dtype == np.float32 else 1e-15)
@@ -477,12 +482,29 @@ def test_max_pool_reverse_with_a_nan_maximum_takes_the_general_path():
     x[0, 0, 0, 0] = np.nan
     ans = P.max_pool2d_p(x, **geo)
     g = np.ones(ans.shape)
-    assert P._scatter_untied(g, x, ans, **geo) is None
-    with np.errstate(invalid="ignore"):
-        got = P._max_pool_vjp(g, ans, x, **geo)
-        want = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=(4, 4), **geo)
+    assert P._scatter_first(g, x, ans, **geo) is None
+    got = P._max_pool_vjp(g, ans, x, **geo)
+    want = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=(4, 4), **geo)
     np.testing.assert_array_equal(got, want)
-    assert np.isnan(got[0, 0, :2, :2]).all() and got[0, 0, 3, 3] == 1.0
+    np.testing.assert_array_equal(got[0, 0, :2, :2], [[1.0, 0.0], [0.0, 0.0]])  # the NaN
+    assert got[0, 0, 3, 3] == 1.0
+
+
+def test_max_pool_reverse_a_nan_window_and_a_tie_do_not_cancel():
+    """Regression: a NaN window (no tap equals its maximum) and a tied window (two do)
+    give as many mask hits as windows; the fast path must not take that for "no ties"."""
+    from autodiff.ops import pooling as P
+    x = np.array([[[[np.nan, 0.0, 1.0, 1.0]]]])
+    geo = dict(ksize=(1, 2), stride=(1, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False)
+    ans = P.max_pool2d_p(x, **geo)
+    assert P._scatter_first(np.ones(ans.shape), x, ans, **geo) is None
+    want = [[[[1.0, 0.0, 1.0, 0.0]]]]                 # the NaN, then the first of the tie
+    _close(ad.grad(lambda v: np.sum(P.max_pool2d_p(v, **geo)))(x), want)
+    _close(ad.grad(lambda v: np.sum(F.max_pool1d(v[0], 2)))(x), want)
+    _close(ad.jacfwd(lambda v: np.sum(F.max_pool2d(v, (1, 2))))(x), want)
+    xv = ad.Variable(x)
+    np.sum(F.max_pool2d(xv, (1, 2))).backward()
+    _close(xv.grad, want)
 
 
 def test_conv_spare_buffers_never_alias_a_live_result():
@@ -522,10 +544,10 @@ def test_max_pool_reverse_in_blocks_of_the_leading_axis(geo, monkeypatch):
     ans = P.max_pool2d_p(x, **geo)
     g = rng.standard_normal(ans.shape).astype(np.float32)
     want = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=(6, 7), **geo)
-    np.testing.assert_allclose(P._scatter_untied(g, x, ans, **geo), want, rtol=1e-6)
+    np.testing.assert_allclose(P._scatter_first(g, x, ans, **geo), want, rtol=1e-6)
     x[3, 1, 2, 2] = np.nan
     ans = P.max_pool2d_p(x, **geo)
-    assert P._scatter_untied(g, x, ans, **geo) is None
+    assert P._scatter_first(g, x, ans, **geo) is None
 
 
 def test_conv_on_plain_arrays_keeps_no_window_matrix():

@@ -11,6 +11,7 @@ import operator
 import numpy as np
 
 from ..arrays import broadcast, expand_to, norm_axes, reduce_axes  # noqa: F401 (re-exported)
+from ..arrays import partial_at
 from ..core import Primitive, function_table, register
 
 __all__ = ["defprim", "elementwise", "scalar_fast", "handles", "norm_axes", "reduce_axes",
@@ -36,7 +37,13 @@ def _rule_from(d):
     """``t ↦ t·d`` (the JVP) which is also ``g ↦ g·d`` (the VJP) of an elementwise op."""
     if type(d) is float:
         return (lambda t, ans, *xs: t) if d == 1.0 else (lambda t, ans, *xs: -t)
-    return lambda t, ans, *xs: t * d(ans, *xs)
+
+    def rule(t, ans, *xs):
+        try:
+            return t * d(ans, *xs)
+        except ArithmeticError:             # float 1/0 in the partial: NumPy's inf
+            return t * partial_at(d, ans, xs)
+    return rule
 
 
 def scalar_fast(ufunc, mathfn):

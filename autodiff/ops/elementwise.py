@@ -126,10 +126,27 @@ hypot_p = elementwise("hypot", np.hypot,
                       ufuncs=(np.hypot,), flops=10)
 maximum_p = elementwise("maximum", np.maximum,
                         lambda ans, x, y: _ties(x, y, ans), lambda ans, x, y: _ties(y, x, ans),
-                        ufuncs=(np.maximum, np.fmax))
+                        ufuncs=(np.maximum,))
 minimum_p = elementwise("minimum", np.minimum,
                         lambda ans, x, y: _ties(y, x, ans), lambda ans, x, y: _ties(x, y, ans),
-                        ufuncs=(np.minimum, np.fmin))
+                        ufuncs=(np.minimum,))
+
+
+def _nan_ties(share, x, y, ans):
+    """fmax's (fmin's) share for x: maximum's ``share``, and all of it where y alone is
+    NaN (the result is x there)."""
+    return share + (np.isnan(y) & ~np.isnan(x))
+
+
+# fmax/fmin ignore a NaN: the result, and the derivative, are the other operand's.
+fmax_p = elementwise("fmax", np.fmax,
+                     lambda ans, x, y: _nan_ties(_ties(x, y, ans), x, y, ans),
+                     lambda ans, x, y: _nan_ties(_ties(y, x, ans), y, x, ans),
+                     ufuncs=(np.fmax,))
+fmin_p = elementwise("fmin", np.fmin,
+                     lambda ans, x, y: _nan_ties(_ties(y, x, ans), x, y, ans),
+                     lambda ans, x, y: _nan_ties(_ties(x, y, ans), y, x, ans),
+                     ufuncs=(np.fmin,))
 
 # nextafter(x, y) moves x by one ulp towards y: locally x plus a constant step.
 nextafter_p = elementwise("nextafter", np.nextafter, 1.0, None, ufuncs=(np.nextafter,), flops=1)

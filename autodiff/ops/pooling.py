@@ -5,17 +5,27 @@ leading axes), PyTorch's geometry: ``stride``, ``padding`` (with −∞), ``dila
 ``ceil_mode``. As a composition it is a tree of ``maximum``s over the kernel's strided views,
 whose tie masks are recorded at every node; as a primitive it is one record, and its rules
 are two linear maps that share one weight array ``W`` (one slice per kernel tap, shaped like
-the output): ``W_k = [x_k = ans] / #{k : x_k = ans}``, so tied maxima share the derivative
-equally (the engine's rule for ``max``; PyTorch gives all of it to one).
+the output), one-hot at the tap that takes the window's derivative:
 
 * ``pool_gather(t, W)  = Σ_k W_k · t_k`` — the JVP of max pooling (``t_k`` the tap views);
 * ``pool_scatter(g, W) = Σ_k (W_k · g) placed back at tap k`` — its VJP, the transpose.
 
-Each is the other's transpose, so every derivative of any order is one of the two again.
-``W`` is locally constant in ``x`` (it changes only where the maximum switches), so it is
-computed from the primal values. A leading batch of directions on ``t`` or ``g`` broadcasts
-against ``W`` as it stands. A first-order reverse sweep on plain arrays skips ``W``: it
-scatters ``g / #maxima`` through the tap masks (``_scatter_untied``), the same numbers.
+The chosen tap is PyTorch's: its kernel scans a window in row-major order and keeps a value
+when ``val > maxval or isnan(val)``, so the whole derivative of a window goes to one
+element, its first maximum, or its last NaN when it holds one; the padding is never chosen.
+At a tie any split is a valid subgradient; this one is PyTorch's (``autodiff.nn`` follows
+it, and it is the element ``return_indices`` names and ``max_unpool`` puts back, see
+``max_pool2d_indices``), and JAX's ``reduce_window`` max also gives a tie's derivative to
+one element. Max pooling is a pooling primitive, not a NumPy function, so there is no
+NumPy rule (``maximum``'s equal split) to keep.
+
+Each companion is the other's transpose, so every derivative of any order is one of the two
+again, making the same choice in both modes. ``W`` is locally constant in ``x`` (it changes
+only where the maximum switches), so it is computed from the primal values: under
+``ad.jit`` one recorded call (``lift``), not a guard on them. A leading batch of directions
+on ``t`` or ``g`` broadcasts against ``W`` as it stands. A first-order reverse sweep on plain
+arrays skips ``W``: it scatters ``g`` through the tap masks, each window's first only
+(``_scatter_first``), the same numbers.
 
 >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
 >>> max_pool2d(x, (2, 2), (2, 2))[0, 0]
@@ -30,7 +40,8 @@ from . import dependency
 from .define import defprim
 from .windows import geometry, pool_output_size, tap_slices  # noqa: F401
 
-__all__ = ["max_pool2d", "max_pool2d_p", "pool_gather_p", "pool_scatter_p", "pool_output_size"]
+__all__ = ["max_pool2d", "max_pool2d_indices", "max_pool2d_p", "pool_gather_p",
+           "pool_scatter_p", "pool_output_size"]
 
 
 def _padded(x, pads, fill):
@@ -78,21 +89,55 @@ def _max_pool(x, ksize, stride, padding, dilation, ceil_mode):
     return ans
 
 
-def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
-    """``W`` (taps, *ans.shape): each tap's share of the derivative at each output.
-    Piecewise constant (no derivative): under ``ad.jit`` one recorded call, not a guard."""
-    return lift(_plain_weights, x, ans, ksize, stride, padding, dilation, ceil_mode)
+# ----- PyTorch's choice: the tap that takes each window's derivative -----
+def _pick(x, ans, ksize, stride, padding, dilation, ceil_mode):
+    """The kept tap (its row-major number in the kernel) of each window, int32 shaped like
+    ``ans``, on plain arrays: the first tap equal to the maximum, or the last NaN of a NaN
+    window. Padded with NaN for the comparison, so the padding never equals a maximum (a
+    window of −∞ keeps its first element inside the input)."""
+    out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
+    taps = tap_slices(out, ksize, stride, dilation)
+    xp = _padded(x, pads, np.nan)
+    pick = np.full(shape_of(ans), -1, dtype=np.int32)
+    for k in range(len(taps) - 1, -1, -1):            # later taps first: the first one wins
+        np.copyto(pick, k, where=np.equal(xp[taps[k]], ans))
+    nan = np.isnan(ans)
+    if nan.any():
+        isnan = _padded(np.isnan(x), pads, False)
+        for k, sl in enumerate(taps):                 # earlier taps first: the last one wins
+            np.copyto(pick, k, where=isnan[sl] & nan)
+    return pick
 
 
 def _plain_weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
-    out, pads = geometry(shape_of(x)[-2:], ksize, stride, padding, dilation, ceil_mode)
-    xp = _padded(x, pads, -np.inf)
-    taps = tap_slices(out, ksize, stride, dilation)
-    w = np.empty((len(taps),) + shape_of(ans), dtype=np.result_type(x.dtype, np.float32))
-    for k, sl in enumerate(taps):
-        np.equal(xp[sl], ans, out=w[k], casting="unsafe")
-    w /= np.sum(w, axis=0)
-    return w
+    """``W`` (taps, *ans.shape): 1 at each window's kept tap, 0 elsewhere."""
+    pick = _pick(x, ans, ksize, stride, padding, dilation, ceil_mode)
+    k = np.arange(ksize[0] * ksize[1], dtype=np.int32).reshape((-1,) + (1,) * pick.ndim)
+    return np.equal(pick, k).astype(np.result_type(x.dtype, np.float32))
+
+
+def _weights(x, ans, ksize, stride, padding, dilation, ceil_mode):
+    """``W`` of the rules. Piecewise constant (no derivative): under ``ad.jit`` one recorded
+    call, not a guard."""
+    return lift(_plain_weights, x, ans, ksize, stride, padding, dilation, ceil_mode)
+
+
+def _plain_indices(x, ans, ksize, stride, padding, dilation, ceil_mode):
+    pick = _pick(x, ans, ksize, stride, padding, dilation, ceil_mode)
+    ki, kj = np.divmod(pick.astype(np.int64), ksize[1])
+    ho, wo = shape_of(ans)[-2:]
+    rows = (np.arange(ho) * stride[0] - padding[0])[:, None] + ki * dilation[0]
+    cols = np.arange(wo) * stride[1] - padding[1] + kj * dilation[1]
+    return rows * shape_of(x)[-1] + cols
+
+
+def max_pool2d_indices(x, ans, kernel_size, stride, padding=(0, 0), dilation=(1, 1),
+                       ceil_mode=False):
+    """PyTorch's ``return_indices``: for ``ans = max_pool2d(x, …)``, the flat index into its
+    (H, W) input plane of the element each window's derivative goes to (int64, shaped like
+    ``ans``). A function of numbers: under ``ad.jit`` one recorded call."""
+    return lift(_plain_indices, x, ans, tuple(kernel_size), tuple(stride), tuple(padding),
+                tuple(dilation), bool(ceil_mode))
 
 
 def _gather(t, w, size, ksize, stride, padding, dilation, ceil_mode):
@@ -116,75 +161,65 @@ def _scatter(g, w, size, ksize, stride, padding, dilation, ceil_mode):
     return acc[..., pt:pt + h, pl:pl + wd]
 
 
-def _scatter_untied(g, x, ans, ksize, stride, padding, dilation, ceil_mode):
-    """``pool_scatter(g, W)`` without building ``W``: with ``W_k = [x_k = ans] / n`` (``n``
-    the window's number of maxima) tap k receives ``(g / n)·[x_k = ans]``, written straight
-    into its slice when the windows do not overlap; ``n`` is computed only where some
-    window is tied. None when a maximum is NaN (no tap equals it): the caller's general
-    path. Blocks of the leading axis go through all taps at once, while they are in cache."""
+_BLOCK_BYTES = 2 ** 19         # one block of the leading axis: a few hundred KiB, in L2
+
+
+def _scatter_first(g, x, ans, ksize, stride, padding, dilation, ceil_mode):
+    """``pool_scatter(g, W)`` without building ``W``: tap k receives ``g·m_k``, with ``m_k``
+    the mask ``x_k = ans`` (NaN padding: the padding never matches) where no earlier tap of
+    the window matched. Without a NaN maximum every window has at least one match, so the
+    total number of matches equals the number of windows exactly when none is tied, and
+    only then are the masks used as they are. A NaN window has no match and would offset a
+    tie in that count, so a NaN maximum is ruled out first: None, the caller's general
+    path (last NaN). Blocks of the leading axis go through all taps at once, while they
+    are in cache; where the windows do not overlap each tap is written straight into its
+    slice."""
     size = shape_of(x)[-2:]
     out, pads = geometry(size, ksize, stride, padding, dilation, ceil_mode)
-    xp = _padded(x, pads, -np.inf)
+    xp = _padded(x, pads, np.nan)
     taps = tap_slices(out, ksize, stride, dilation)
     disjoint = all(d * (k - 1) < s for k, s, d in zip(ksize, stride, dilation))
     cover = disjoint and all(d == 1 and s == k and o * k == m
                              for k, s, d, o, m in zip(ksize, stride, dilation, out,
                                                       shape_of(xp)[-2:]))
     dtype = np.result_type(g, x.dtype, np.float32)
-    acc = (np.empty if cover else np.zeros)(shape_of(xp), dtype=dtype)
+    acc = (np.empty if cover else np.zeros)(shape_of(xp), dtype=dtype)  # cover: all written
     for b in _blocks(xp):
-        if not _untied_block(g[b], xp[b], ans[b], acc[b], taps, disjoint):
+        gb, xb, ab, cb = g[b], xp[b], ans[b], acc[b]
+        if np.isnan(ab).any():
             return None
-    (pt, pb), (pl, pr) = pads
+        eqs = [np.equal(xb[sl], ab) for sl in taps]
+        if sum(np.count_nonzero(e) for e in eqs) != ab.size:      # ties: keep the first
+            seen = eqs[0].copy()
+            for e in eqs[1:]:
+                np.greater(e, seen, out=e)                          # e and not seen
+                seen |= e
+        for sl, e in zip(taps, eqs):
+            if disjoint:
+                np.multiply(gb, e, out=cb[sl])
+            else:
+                cb[sl] += gb * e
+    (pt, _), (pl, _) = pads
     return acc[..., pt:pt + size[0], pl:pl + size[1]]
 
 
-_BLOCK_BYTES = 2 ** 19         # one block of the leading axis: a few hundred KiB, in L2
-
-
-def _untied_block(g, xp, ans, acc, taps, disjoint):
-    eqs, hits = [], 0
-    for sl in taps:
-        e = np.equal(xp[sl], ans)
-        hits += np.count_nonzero(e)
-        eqs.append(e)
-    if hits != ans.size:             # a tie (more hits) or a NaN maximum (fewer)
-        dt = np.uint8 if len(eqs) < 256 else np.int64
-        n = np.add(eqs[0], eqs[1], dtype=dt) if len(eqs) > 1 else eqs[0].astype(dt)
-        for e in eqs[2:]:
-            n += e
-        if not n.all():
-            return False
-        g = g / n
-    for sl, e in zip(taps, eqs):
-        if disjoint:
-            np.multiply(g, e, out=acc[sl])
-        else:
-            acc[sl] += g * e
-    return True
+def _max_pool_jvp(t, ans, x, **geo):
+    return pool_gather_p(t, _weights(x, ans, **geo), size=shape_of(x)[-2:], **geo)
 
 
 def _max_pool_vjp(g, ans, x, **geo):
-    # A first-order sweep on plain arrays skips the weights when nothing is tied.
+    # A first-order sweep on plain arrays scatters through the tap masks, without W.
     if type(g) is np.ndarray and type(x) is np.ndarray and type(ans) is np.ndarray \
             and g.shape == ans.shape:
-        r = _scatter_untied(g, x, ans, **geo)
+        r = _scatter_first(g, x, ans, **geo)
         if r is not None:
             return r
-    return pool_scatter_p(g, _w_of(ans, x, **geo), size=shape_of(x)[-2:], **geo)
+    return pool_scatter_p(g, _weights(x, ans, **geo), size=shape_of(x)[-2:], **geo)
 
 
 # ----- The three primitives -----
 # ``geo``: ksize, stride, padding (one int per axis), dilation (pairs) and ceil_mode.
-def _w_of(ans, x, **geo):
-    return _weights(x, ans, **geo)
-
-
-max_pool2d_p = defprim(
-    "max_pool2d", _max_pool,
-    jvp=(lambda t, ans, x, **geo: pool_gather_p(t, _w_of(ans, x, **geo),
-                                                 size=shape_of(x)[-2:], **geo),),
-    vjp=(_max_pool_vjp,))
+max_pool2d_p = defprim("max_pool2d", _max_pool, jvp=(_max_pool_jvp,), vjp=(_max_pool_vjp,))
 
 pool_gather_p = defprim(
     "pool_gather", _gather,

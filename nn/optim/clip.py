@@ -25,9 +25,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     max_norm, norm_type = float(max_norm), float(norm_type)
     with_grad = [p for p in params if p.grad is not None]
     if not with_grad:
-        return 0.0
-    norms = np.array([np.linalg.norm(np.ravel(np.asarray(p.grad)), ord=norm_type)
-                      for p in with_grad])
+        return np.float64(0.0)
+    norms = np.array([_norm(p.grad, norm_type) for p in with_grad])
     total = float(np.linalg.norm(norms, ord=norm_type))
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
@@ -38,7 +37,23 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if coef != 1.0:
         for p in with_grad:
             p.grad = p.grad * coef           # a Python float keeps float32 gradients float32
-    return total
+    # a NumPy scalar in the gradients' dtype: PyTorch returns a 0-d tensor (``.item()``)
+    return np.asarray(total, dtype=np.result_type(*[_dtype(p.grad) for p in with_grad]))[()]
+
+
+def _dtype(g):
+    return getattr(g, "dtype", np.float64)
+
+
+def _norm(g, order):
+    """The ``order``-norm of a gradient; a device array's is reduced on its device and one
+    number read back (``np.asarray`` of it would be the refused implicit copy)."""
+    if not hasattr(g, "to_host"):
+        return np.linalg.norm(np.ravel(np.asarray(g)), ord=order)
+    a = np.abs(g)
+    r = np.max(a) if order == math.inf else np.sqrt(np.sum(a * a)) if order == 2 else \
+        np.sum(a ** order) ** (1.0 / order)
+    return float(r.to_host())
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):

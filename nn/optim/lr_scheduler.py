@@ -22,13 +22,14 @@ import math
 import types
 from bisect import bisect_right
 from collections import Counter
+from functools import partial
 
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
            "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "SequentialLR",
            "ChainedScheduler", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-           "ReduceLROnPlateau", "OneCycleLR"]
+           "ReduceLROnPlateau", "CyclicLR", "OneCycleLR"]
 
 
 def _format_param(name, optimizer, param):
@@ -589,6 +590,138 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith 2017): the rate goes from ``base_lr`` up to ``max_lr``
+    over ``step_size_up`` steps and back over ``step_size_down`` (default: the same), the
+    amplitude scaled per cycle or per step; momentum (or Adam's β₁) cycles the other way,
+    from ``max_momentum`` down to ``base_momentum``. Step it after every batch. With
+    ``n = last_epoch``, ``T = step_size_up + step_size_down`` and ``r = step_size_up / T``:
+
+        cycle = ⌊1 + n/T⌋,   x = 1 + n/T − cycle                (position in the cycle, [0, 1))
+        s = x/r if x ≤ r else (x − 1)/(r − 1)                   (the triangle, 0 → 1 → 0)
+        lr = base_lr + (max_lr − base_lr)·s·scale_fn(cycle or n)
+        momentum = max_momentum − (max_momentum − base_momentum)·s·scale_fn(cycle or n)
+
+    ``mode``: 'triangular' (scale 1), 'triangular2' (halved each cycle: 1/2^(cycle−1)),
+    'exp_range' (γ^n, per step); a ``scale_fn`` replaces the mode and is evaluated on the
+    cycle number or, with ``scale_mode='iterations'``, on n. As in PyTorch, a plain function
+    given as ``scale_fn`` is not saved by ``state_dict()`` (a callable object's ``__dict__``
+    is)."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
+                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
+                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        base_lrs = _format_param("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = _format_param("max_lr", optimizer, max_lr)
+        step_size_up = float(step_size_up)
+        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.total_size = step_size_up + step_size_down
+        self.step_ratio = step_size_up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None")
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with "
+                                 "`cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for m_hi, m_lo, group in zip(self.max_momentums, self.base_momentums,
+                                             optimizer.param_groups):
+                    self._set_momentum(group, m_hi)
+                    group["max_momentum"] = m_hi
+                    group["base_momentum"] = m_lo
+        super().__init__(optimizer, last_epoch)
+        # After the base's initial step, as PyTorch: that step used the groups'
+        # 'initial_lr' (base_lr unless a scheduler set it before).
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self):
+        """The mode's scale function (not saved: rebuilt from ``mode`` and ``gamma``)."""
+        if self._scale_fn_custom is not None:
+            return
+        if self.mode == "triangular":
+            self._scale_fn_ref = self._triangular_scale_fn
+            self.scale_mode = "cycle"
+        elif self.mode == "triangular2":
+            self._scale_fn_ref = self._triangular2_scale_fn
+            self.scale_mode = "cycle"
+        elif self.mode == "exp_range":
+            self._scale_fn_ref = partial(self._exp_range_scale_fn, self.gamma)
+            self.scale_mode = "iterations"
+
+    def scale_fn(self, x):
+        """The amplitude's scale at ``x`` (the cycle number or the step)."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        return self._scale_fn_ref(x)
+
+    @staticmethod
+    def _triangular_scale_fn(x):
+        return 1.0
+
+    @staticmethod
+    def _triangular2_scale_fn(x):
+        return 1 / (2.0 ** (x - 1))
+
+    @staticmethod
+    def _exp_range_scale_fn(gamma, x):
+        return gamma ** x
+
+    def _set_momentum(self, group, m):
+        if self.use_beta1:
+            group["betas"] = (m, *group["betas"][1:])
+        else:
+            group["momentum"] = m
+
+    def get_lr(self):
+        # The rates, and (a side effect, as PyTorch) the groups' momenta.
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [base + (hi - base) * scale_factor * scale
+               for base, hi in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for lo, hi, group in zip(self.base_momentums, self.max_momentums,
+                                     self.optimizer.param_groups):
+                self._set_momentum(group, hi - (hi - lo) * scale_factor * scale)
+        return lrs
+
+    def state_dict(self):
+        """Every attribute but the optimizer and the scale functions; a custom
+        ``scale_fn``'s ``__dict__`` when it is a callable object, else ``None``."""
+        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items()
+                 if k not in ("optimizer", "_scale_fn_ref", "_scale_fn_custom")}
+        fn = self._scale_fn_custom
+        state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) \
+            else copy.deepcopy(fn.__dict__)
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = copy.deepcopy(dict(state_dict))
+        fn = state.pop("_scale_fn_custom", None)
+        self.__dict__.update(state)
+        if fn is not None:
+            self._scale_fn_custom.__dict__.update(fn)
+        self._init_scale_fn()
 
 
 class OneCycleLR(LRScheduler):
