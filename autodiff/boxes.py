@@ -215,17 +215,20 @@ class Box:
     # They call the engine's handlers directly: NumPy's __array_function__ dispatch
     # costs a few µs a call, which a small-array loop feels.
     # PyTorch's ``dim=``/``keepdim=`` are accepted beside ``axis=``/``keepdims=``.
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None):
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None,
+            **numpy_kw):
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
-        return function_table[np.sum](self, axis, dtype, out, keepdims)
+        return function_table[np.sum](self, axis, dtype, out, keepdims, **numpy_kw)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None,
+            **numpy_kw):
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
-        return function_table[np.mean](self, axis, dtype, out, keepdims)
+        return function_table[np.mean](self, axis, dtype, out, keepdims, **numpy_kw)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None):
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None, keepdim=None,
+            **numpy_kw):
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
-        return function_table[np.prod](self, axis, dtype, out, keepdims)
+        return function_table[np.prod](self, axis, dtype, out, keepdims, **numpy_kw)
 
     def max(self, *args, **kw):
         """NumPy's ``x.max(axis=…)``; PyTorch's ``x.max(dim)`` / ``x.max(dim=…)`` (a positional
@@ -275,7 +278,8 @@ class Box:
         return function_table[np.diagonal](self, offset, axis1, axis2)
 
     def repeat(self, repeats, axis=None): return function_table[np.repeat](self, repeats, axis)
-    def take(self, indices, axis=None): return function_table[np.take](self, indices, axis)
+    def take(self, indices, axis=None, out=None, mode="raise"):
+        return function_table[np.take](self, indices, axis, out, mode)
     def round(self, decimals=0): return np.round(data(self), decimals)
     def argsort(self, axis=-1, kind=None, *, dim=None, descending=False, stable=False):
         """NumPy's ``x.argsort(axis, kind)``; PyTorch's ``dim=``/``descending=`` too."""
@@ -301,7 +305,7 @@ class Box:
         return _SORT(np.take_along_axis(self, idx, axis=dim), idx)
 
     def dot(self, o): return function_table[np.dot](self, o)
-    def ravel(self): return function_table[np.ravel](self)
+    def ravel(self, order="C"): return function_table[np.ravel](self, order)
 
     def flatten(self, start_dim=0, end_dim=-1):
         """NumPy's ``x.flatten()`` (a 1-d copy); PyTorch's ``x.flatten(start_dim, end_dim)``
@@ -332,7 +336,13 @@ class Box:
                 return self.reshape(s)
         return function_table[np.squeeze](self, axis)
 
-    def clip(self, a_min=None, a_max=None): return function_table[np.clip](self, a_min, a_max)
+    def clip(self, min=None, max=None, out=None, **kw):
+        """``ndarray.clip(min, max)`` (NumPy 2's names; ``a_min=``/``a_max=`` too)."""
+        lo, hi = kw.pop("a_min", min), kw.pop("a_max", max)
+        return function_table[np.clip](self, lo, hi, out, **kw)
+
+    def __contains__(self, v):
+        return bool(np.any(data(self) == data(v)))          # NumPy's (x == v).any()
 
     def argmax(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=None):
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
@@ -754,7 +764,12 @@ class Box:
         kw.pop("out", None)
         if kw:
             kw.pop("casting", None)
-            if kw.pop("where", True) is not True or kw:
+            if kw.get("where", True) is not True:
+                raise TypeError(f"{_qualname(ufunc)}(..., where=) on a tracked value: without "
+                                "out= NumPy leaves the masked-out entries uninitialised; use "
+                                f"np.where(mask, {ufunc.__name__}(...), other) instead.")
+            kw.pop("where", None)
+            if kw:
                 raise TypeError(f"{_qualname(ufunc)}: keyword arguments {sorted(kw)} are not "
                                 "supported on tracked values.")
         return bind(prim, *inputs)
@@ -846,8 +861,10 @@ def _extremum(x, reduce, arg, pairwise, name, args, kw):
         if len(args) > 1 or kw or dim is not None:
             raise TypeError(f"x.{name}(other) takes no further arguments")
         return pairwise(x, args[0])                 # PyTorch's x.max(other)
+    numpy_form = len(args) > 2 or len(args) == 2 and not isinstance(args[1], bool) or \
+        any(k in kw for k in ("axis", "out", "keepdims", "initial", "where"))
     if dim is None and args and isinstance(args[0], (int, np.integer)) and \
-            not isinstance(args[0], bool) and "axis" not in kw:
+            not isinstance(args[0], bool) and not numpy_form:
         dim, args = args[0], args[1:]
         if args:                                    # x.max(dim, keepdim)
             keepdim, args = args[0], args[1:]
@@ -857,9 +874,11 @@ def _extremum(x, reduce, arg, pairwise, name, args, kw):
         axis = args[0] if args else kw.pop("axis", None)
         out = args[1] if len(args) > 1 else kw.pop("out", None)
         keepdims = args[2] if len(args) > 2 else kw.pop("keepdims", False)
-        if kw or len(args) > 3:
+        extra = dict(zip(("initial", "where"), args[3:]))       # NumPy's positional order
+        extra.update((k, kw.pop(k)) for k in ("initial", "where") if k in kw)
+        if kw or len(args) > 5:
             raise TypeError(f"x.{name}: unexpected arguments {sorted(kw)}")
-        return function_table[reduce](x, axis, None, out, keepdims)
+        return function_table[reduce](x, axis, None, out, keepdims, **extra)
     if args or kw:
         raise TypeError(f"x.{name}(dim, keepdim=False) takes no other arguments")
     # PyTorch: the values at the first extremum, whose derivative goes to that index only.
@@ -1013,9 +1032,10 @@ def _install_ndarray_refusals(cls):
         def get(self):
             raise AttributeError(
                 f"x.{name}: ndarray.{name} is not available on a tracked value (it has no "
-                "derivative rule, or exposes memory a tracked value does not have). Use the "
-                f"NumPy function (np.{name}(x, ...)) where autodiff has a rule for it, or "
-                f"x.value.{name} for the primal only, with no derivative.")
+                "derivative rule, or exposes memory a tracked value does not have). Use "
+                + (f"the NumPy function (np.{name}(x, ...)), which has a rule, or "
+                   if callable(getattr(np, name, None)) else "")
+                + f"x.value.{name} for the primal only, with no derivative.")
         return property(get)
     for name in dir(np.ndarray):
         if not name.startswith("_") and not hasattr(cls, name):
@@ -1089,7 +1109,13 @@ def install_operators(registry):
 def _qualname(f):
     name = getattr(f, "__name__", repr(f))
     if isinstance(f, np.ufunc):
-        mod = "numpy" if getattr(np, name, None) is f else "scipy.special"
+        if getattr(np, name, None) is f:
+            mod = "numpy"
+        else:
+            import scipy.special
+            if getattr(scipy.special, name, None) is not f:     # a Python function's
+                return f"{name} (made by np.frompyfunc: a Python function, no rule)"
+            mod = "scipy.special"
     else:
         mod = getattr(f, "__module__", None) or "numpy"
     return f"{mod}.{name}"

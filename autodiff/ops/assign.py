@@ -274,12 +274,23 @@ def _fill_diagonal(a, val, wrap=False):
 def _put(a, ind, v, mode="raise"):
     _target(a, "put")
     s = shape_of(a)
-    ind = np.asarray(ind)
+    n = int(np.prod(s))
+    ind = np.ravel(np.asarray(ind))
     if mode == "wrap":
-        ind = ind % int(np.prod(s))
+        ind = ind % n
     elif mode == "clip":
-        ind = np.clip(ind, 0, int(np.prod(s)) - 1)
-    a[np.unravel_index(np.ravel(ind), s)] = np.ravel(v) if ndim_of(v) else v
+        ind = np.clip(ind, 0, n - 1)
+    else:                               # NumPy's: negative indices count from the end
+        bad = (ind < -n) | (ind >= n)
+        if np.any(bad):
+            raise IndexError(f"index {ind[bad][0]} is out of bounds for axis 0 with size {n}")
+        ind = ind % n if n else ind
+    if ndim_of(v):                      # NumPy repeats v over the indices as needed
+        v = np.ravel(v)
+        k = int(np.size(meta(v)))
+        if k != ind.size and k:
+            v = v[np.arange(ind.size) % k]
+    a[np.unravel_index(ind, s)] = v
 
 
 @handles(np.put_along_axis)

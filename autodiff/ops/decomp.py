@@ -159,8 +159,9 @@ cholesky_p = defprim("cholesky", lambda a: np.linalg.cholesky(a),
 
 @handles(np.linalg.cholesky)
 def _cholesky(a, /, *, upper=False):
-    low = cholesky_p(a)
-    return _H(low) if upper else low
+    if upper:       # NumPy reads the upper triangle: the lower one of aᴴ, factor transposed
+        return _H(cholesky_p(_H(a)))
+    return cholesky_p(a)
 
 
 # ----- eigh: packed (w, V) -----

@@ -24,6 +24,7 @@ import string
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..boxes import meta
 from ..core import box_types, is_complex, lead, ndim_of, shape_of
 from . import dependency
 from .define import broadcast, check_no_out, defprim, handles, norm_axes
@@ -488,10 +489,16 @@ def _interp_xp(*args):
 
 # A primitive for speed: NumPy's C loop evaluates, and one record replaces the ~12 (two
 # searches, four gathers, arithmetic) of a composition.
+def _as_ans(t, ans):
+    """A tangent in the primal's dtype: NumPy's interp is float64 for float32 inputs."""
+    dt = meta(ans).dtype
+    return t if meta(t).dtype == dt else t.astype(dt)
+
+
 interp_p = defprim(
     "interp", lambda x, xp, fp: np.interp(x, xp, fp),
-    jvp=(lambda t, ans, x, xp, fp: t * _interp_slope(ans, x, xp, fp), _interp_xp,
-         _interp_fp_jvp),
+    jvp=(lambda t, ans, x, xp, fp: _as_ans(t * _interp_slope(ans, x, xp, fp), ans),
+         _interp_xp, lambda t, ans, x, xp, fp: _as_ans(_interp_fp_jvp(t, ans, x, xp, fp), ans)),
     vjp=(lambda g, ans, x, xp, fp: g * _interp_slope(ans, x, xp, fp), _interp_xp,
          _interp_fp_vjp),
     flops=10)
