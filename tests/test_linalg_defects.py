@@ -467,3 +467,27 @@ def test_eig_at_repeated_eigenvalues_refuses_instead_of_silent_numbers(a):
             transform(lambda m: np.real(np.linalg.eigvals(m)))(a)
     ad.check_grads(lambda m: np.real(np.linalg.eigvals(m)),
                    (np.array([[1.0, 2.0], [3.0, 4.0]]),), order=2)
+
+
+# ----- qr of a wide matrix (m < n): the square case for the first m columns --------------
+@pytest.mark.parametrize("shape", [(2, 4), (3, 5), (2, 3, 5)])
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
+def test_qr_of_a_wide_matrix_in_both_modes(shape, cplx, mode):
+    rng = np.random.default_rng(len(shape) + 3 * cplx)
+    a = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if cplx else 0)
+    t = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if cplx else 0)
+
+    def f(x):
+        out = np.linalg.qr(x, mode=mode)
+        return np.ravel(out) if mode == "r" else np.concatenate([np.ravel(v) for v in out])
+
+    y, got = ad.jvp(f, (a,), (t,))
+    np.testing.assert_allclose(y, f(a), atol=1e-14)
+    np.testing.assert_allclose(got, _numerical_jvp(f, a, t), atol=1e-8)
+    g = rng.standard_normal(np.shape(y)) + (1j * rng.standard_normal(np.shape(y)) if cplx else 0)
+    (abar,) = ad.vjp(f, a)[1](g)
+    np.testing.assert_allclose(np.real(np.sum(abar * t)), np.real(np.sum(g * got)),
+                               rtol=1e-12, atol=1e-12)
+    if not cplx:
+        ad.check_grads(f, (a,), order=2, modes=("fwd", "rev"))

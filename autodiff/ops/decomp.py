@@ -17,7 +17,8 @@ the conjugate transpose, ``F_ij = 1/(λ_j - λ_i)`` (0 on the diagonal) and ``sy
 * svd ``A = U diag(s) Vᴴ``: ``dS = Uᴴ dA V``, ``ds = Re diag dS``, and ``dU``, ``dV`` from
   ``F_ij = 1/(s_j² - s_i²)`` plus the parts outside the column spaces;
 * qr ``A = QR`` (m ≥ n): ``Y = Qᴴ dA R⁻¹`` splits into a skew-Hermitian ``Ω`` and an
-  upper triangle: ``dQ = Q(Ω - Y) + dA R⁻¹``, ``dR = (Y - Ω) R``;
+  upper triangle: ``dQ = Q(Ω - Y) + dA R⁻¹``, ``dR = (Y - Ω) R``; a wide ``A = [X | Y]``
+  (m < n) is the square case for ``X`` and ``dR₂ = Qᴴ dY - Ω R₂``;
 * cholesky ``A = L Lᴴ``: ``dL = L Φ(L⁻¹ sym(dA) L⁻ᴴ)``, Φ = lower triangle, half diagonal;
 * pinv (constant rank): ``dP = -P dA P + P Pᴴ dAᴴ (I - AP) + (I - PA) dAᴴ Pᴴ P``.
 
@@ -448,7 +449,7 @@ def _svdvals(x, /, hermitian=False):
     return svdvals_p(x, hermitian=bool(hermitian))
 
 
-# ----- qr: packed (Q, R), m ≥ n -----
+# ----- qr: packed (Q, R) -----
 def _qr_impl(a, complete):
     q, r = np.linalg.qr(a, mode="complete" if complete else "reduced")
     return _pack((q, 2), (r, 2))
@@ -465,18 +466,36 @@ def _qr_empty(a):
     return math.prod(shape_of(a)[-2:]) == 0
 
 
-def _qr_tall(a):
-    m, n = shape_of(a)[-2:]
-    if m < n:
-        raise NotImplementedError("the derivative of np.linalg.qr needs m >= n (a tall or "
-                                  f"square matrix); got {m}×{n}")
-    return m, n
+# A wide matrix (m < n) is [X | Y] with X square: Q R₁ = X is the square case, and
+# R₂ = Qᴴ Y gives dR₂ = Qᴴ dY - Ω R₂ (Qᴴ dQ = Ω, the skew part of the square case).
+def _qr_wide_jvp(t, ans, a, complete):
+    m = shape_of(a)[-2]
+    q, r = _unpack(ans, *_qr_cores(a, complete))
+    sq = _pack((q, 2), (r[..., :m], 2))
+    dq, dr1 = _unpack(_qr_jvp(t[..., :m], sq, a[..., :m], complete), (m, m), (m, m))
+    omega = _H(q) @ dq
+    dr2 = _H(q) @ t[..., m:] - omega @ r[..., m:]
+    return _pack((dq, 2), (np.concatenate([dr1, dr2], axis=-1), 2))
+
+
+def _qr_wide_vjp(g, ans, a, complete):
+    m = shape_of(a)[-2]
+    q, r = _unpack(ans, *_qr_cores(a, complete))
+    gq, gr = _unpack(g, *_qr_cores(a, complete))
+    r2, gr2 = r[..., m:], gr[..., m:]
+    # Ω = Qᴴ dQ: the term -Ω R₂ sends -Ḡ₂ R₂ᵀ to Ω, i.e. (Ω = Qᴴ dQ) -conj(Q) Ḡ₂ R₂ᵀ to dQ
+    sq = _pack((q, 2), (r[..., :m], 2))
+    gq = gq - _conj(q) @ (gr2 @ mT(r2))
+    gx = _qr_vjp(_pack((gq, 2), (gr[..., :m], 2)), sq, a[..., :m], complete)
+    return np.concatenate([gx, _conj(q) @ gr2], axis=-1)
 
 
 def _qr_jvp(t, ans, a, complete):
     if _qr_empty(a):
         return np.zeros(lead(t, a) + shape_of(ans), t.dtype)
-    m, n = _qr_tall(a)
+    m, n = shape_of(a)[-2:]
+    if m < n:
+        return _qr_wide_jvp(t, ans, a, complete)
     q, r = _unpack(ans, *_qr_cores(a, complete))
     q1, r1 = q[..., :n], r[..., :n, :]
     x = mT(solve_p(mT(r1), mT(t)))               # dA R⁻¹
@@ -497,7 +516,9 @@ def _qr_jvp(t, ans, a, complete):
 def _qr_vjp(g, ans, a, complete):
     if _qr_empty(a):
         return np.zeros(lead(g, ans) + shape_of(a), g.dtype)
-    m, n = _qr_tall(a)
+    m, n = shape_of(a)[-2:]
+    if m < n:
+        return _qr_wide_vjp(g, ans, a, complete)
     q, r = _unpack(ans, *_qr_cores(a, complete))
     gq, gr = _unpack(g, *_qr_cores(a, complete))
     q1, r1 = q[..., :n], r[..., :n, :]
