@@ -97,3 +97,34 @@ def test_messages_name_the_call_and_the_fix():
     assert "np.flags" not in str(e.value)
     with pytest.raises(AttributeError, match=r"np.compress\(x"):
         v.compress([True, False, True])
+
+
+@pytest.mark.parametrize("ufunc", [np.add, np.subtract, np.multiply, np.divide, np.maximum,
+                                   np.minimum, np.power, np.arctan2, np.hypot])
+def test_outer_of_the_binary_ufuncs(ufunc):
+    a, b = np.array([1.0, 2.0]), np.array([[0.5, 1.5, 2.5]])
+    np.testing.assert_array_equal(ufunc.outer(ad.Variable(a), ad.Variable(b)).value,
+                                  ufunc.outer(a, b))
+    ad.check_grads(lambda a, b: ufunc.outer(a, b), (a, b), order=2)
+
+
+def test_ufunc_at_applies_every_repeated_index_as_numpy():
+    x = np.arange(3.0) + 1
+
+    def f(x):
+        y = x * 1.0
+        np.add.at(y, np.array([0, 0, 2]), x[1] * np.array([1.0, 2.0, 3.0]))
+        np.subtract.at(y, [1, 1], x[0])
+        np.multiply.at(y, [2, 2], x[2])
+        np.maximum.at(y, [0], 10.0)
+        return y
+
+    want = x.copy()
+    np.add.at(want, [0, 0, 2], x[1] * np.array([1.0, 2.0, 3.0]))
+    np.subtract.at(want, [1, 1], x[0])
+    np.multiply.at(want, [2, 2], x[2])
+    np.maximum.at(want, [0], 10.0)
+    np.testing.assert_allclose(f(ad.Variable(x)).value, want, rtol=1e-15)
+    ad.check_grads(f, (x,), order=2)
+    with pytest.raises(TypeError, match="plain array"):
+        np.add.at(np.zeros(3), [0], ad.Variable(1.0))

@@ -284,6 +284,44 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
     return a
 
 
+# ----- Ufunc methods of the binary primitives -----
+def _outer(prim):
+    def outer(a, b, **kw):
+        """``ufunc.outer(a, b)``: ``ufunc(a[..., None, …], b)``, one axis per axis of b."""
+        if kw:
+            raise TypeError(f"np.{prim.name}.outer: keyword arguments {sorted(kw)} are not "
+                            "supported on tracked values.")
+        a, b = _arr(a), _arr(b)
+        return prim(np.reshape(a, np.shape(meta(a)) + (1,) * np.ndim(meta(b))), b)
+    return outer
+
+
+# ``ufunc.at(a, i, b)``: unbuffered, so repeated indices all apply, as ``a.at[i]``'s updates
+_AT = {np.add: lambda u, b: u.add(b), np.subtract: lambda u, b: u.add(-b),
+       np.multiply: lambda u, b: u.multiply(b), np.divide: lambda u, b: u.divide(b),
+       np.maximum: lambda u, b: u.max(b), np.minimum: lambda u, b: u.min(b),
+       np.power: lambda u, b: u.power(b)}
+
+
+def _at(ufunc):
+    def at(a, indices, b=None):
+        if type(a) not in box_types:
+            raise TypeError(f"np.{ufunc.__name__}.at(a, i, b) writes a tracked b into the plain "
+                            "array a, which would drop its derivative; make a tracked array "
+                            f"first (a = np.zeros_like(b, shape=...)) or use a.at[i] updates.")
+        a[...] = _AT[ufunc](a.at[indices], b)
+    return at
+
+
+for _u, _p in ((np.add, add_p), (np.subtract, subtract_p), (np.multiply, multiply_p),
+               (np.divide, divide_p), (np.power, power_p), (np.maximum, maximum_p),
+               (np.minimum, minimum_p), (np.arctan2, arctan2_p), (np.hypot, hypot_p),
+               (np.fmax, fmax_p), (np.fmin, fmin_p)):
+    handles((_u, "outer"))(_outer(_p))
+for _u in _AT:
+    handles((_u, "at"))(_at(_u))
+
+
 # Dependency structure (the sparsity mode): the primitives with ``partials`` are elementwise
 # without saying so; conj is too, and where takes each branch where a constant condition
 # picks it (both where the condition is computed from x).
