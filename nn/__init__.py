@@ -15,7 +15,9 @@ from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, C
                    ConvTranspose1d, ConvTranspose2d, MaxPool1d, MaxPool2d, Upsample)
 from .conv import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, Fold, MaxUnpool1d, MaxUnpool2d,
                    PixelShuffle, PixelUnshuffle, Unfold)
-from .data import DataLoader, TensorDataset
+from .data import (BatchSampler, ConcatDataset, DataLoader, Dataset, IterableDataset,
+                   RandomSampler, Sampler, SequentialSampler, Subset, SubsetRandomSampler,
+                   TensorDataset, WeightedRandomSampler, default_collate, random_split)
 from .fit import (Callback, CSVLogger, EarlyStopping, History, LambdaCallback,
                   LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN,
                   evaluate, fit, predict)
@@ -72,7 +74,9 @@ __all__ = [
     "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
     # functions, initialisation, optimisation, data, training, files
     "functional", "init", "optim", "clip_grad_norm_", "clip_grad_value_", "utils",
-    "DataLoader", "TensorDataset",
+    "DataLoader", "TensorDataset", "Dataset", "IterableDataset", "Subset", "ConcatDataset",
+    "random_split", "default_collate", "Sampler", "SequentialSampler", "RandomSampler",
+    "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler",
     "fit", "predict", "evaluate", "History", "callbacks", "Callback", "EarlyStopping",
     "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
     "TerminateOnNaN", "LambdaCallback", "save", "load", "load_metadata", "export_onnx",

@@ -584,8 +584,6 @@ def _source(n_in, n_out, scale, align_corners, mode):
     if mode == "nearest":
         # PyTorch's kernel computes the nearest index in float32: so do we, to agree on
         # the indices where j·in/out rounds onto an integer.
-        if n_out == n_in:
-            return np.arange(n_out)
         r = np.float32(n_in) / np.float32(n_out) if scale is None else np.float32(1.0 / scale)
         return np.minimum(np.floor(j.astype(np.float32) * r).astype(np.int64), n_in - 1)
     if align_corners:
@@ -643,6 +641,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     for k in range(nd):
         axis, n_in = 2 + k, spatial[k]
         src = _source(n_in, sizes[k], scales[k], bool(align_corners), mode)
+        # PyTorch's CPU kernels take shortcuts a non-integer scale_factor can reach: a
+        # linear axis that keeps its size is copied, and so is a nearest axis of a 2-d
+        # input, which takes i // 2 where it doubles (1-d and 3-d nearest: no shortcut).
+        if n_in == sizes[k] and (mode != "nearest" or nd == 2):
+            src = np.arange(n_in) if mode == "nearest" else np.arange(n_in, dtype=np.float64)
+        elif mode == "nearest" and nd == 2 and sizes[k] == 2 * n_in:
+            src = np.arange(sizes[k]) // 2
         if mode == "nearest":
             x = np.take(x, src, axis=axis)
         else:

@@ -39,8 +39,9 @@ dtype, except that a model whose forward runs a convolution exports as float32 (
 has no float64 ``Conv``). onnxruntime's CPU kernels for ``Conv``, ``AveragePool``, ``Elu``,
 ``Softplus`` and ``Erf`` (in GELU) exist for float32 only: a float64 model using them (with
 ``dtype=np.float64`` given) is valid ONNX that onnxruntime cannot run. (In float64 exports
-LeakyReLU, ELU and Softplus are written with elementary operators instead of
-``LeakyRelu``/``Elu``/``Softplus``, whose coefficients are float32 attributes.)
+LeakyReLU, ELU, Softplus, BatchNorm and LayerNorm are written with elementary operators
+instead of ``LeakyRelu``/``Elu``/``Softplus``/``BatchNormalization``/``LayerNormalization``,
+whose coefficients and epsilons are float32 attributes.)
 """
 import math
 
@@ -205,6 +206,18 @@ def _emit(g, path, m, x, in_shape, out_shape):
             raise _unsupported(path, m, f"input of shape {in_shape} (channels on axis 1 "
                                f"expected, {c} of them)")
         w, b = _arr(getattr(m, "weight", None)), _arr(getattr(m, "bias", None))
+        if g.dtype == np.float64:
+            # (x - μ)/√(σ² + ε)·γ + β with float64 constants: BatchNormalization's epsilon
+            # is a float32 attribute (off by ~1e-9 when σ² is small).
+            bshape = (c,) + (1,) * (len(in_shape) - 2)
+            y = g.node("Sub", [x, g.const(f"{path}.running_mean", mean.reshape(bshape))], base)
+            y = g.node("Div", [y, g.const(f"{path}.running_std",
+                                           np.sqrt(var + m.eps).reshape(bshape))], base)
+            if w is not None:
+                y = g.node("Mul", [y, g.const(f"{path}.weight", w.reshape(bshape))], base)
+            if b is not None:
+                y = g.node("Add", [y, g.const(f"{path}.bias", b.reshape(bshape))], base)
+            return y
         inputs = [x, g.const(f"{path}.weight", np.ones(c) if w is None else w),
                   g.const(f"{path}.bias", np.zeros(c) if b is None else b),
                   g.const(f"{path}.running_mean", mean), g.const(f"{path}.running_var", var)]
@@ -212,6 +225,21 @@ def _emit(g, path, m, x, in_shape, out_shape):
     if kind == "LayerNorm":
         shape = tuple(m.normalized_shape)
         w, b = _arr(getattr(m, "weight", None)), _arr(getattr(m, "bias", None))
+        if g.dtype == np.float64:
+            # As the layer computes it, with a float64 ε (LayerNormalization's epsilon is a
+            # float32 attribute, off by ~1e-9 when the variance is small).
+            axes = list(range(-len(shape), 0))
+            d = g.node("Sub", [x, g.node("ReduceMean", [x], base, axes=axes, keepdims=1)], base)
+            var = g.node("ReduceMean", [g.node("Mul", [d, d], base)], base, axes=axes,
+                         keepdims=1)
+            std = g.node("Sqrt", [g.node("Add", [var, g.const(f"{path}.eps", m.eps)], base)],
+                         base)
+            y = g.node("Div", [d, std], base)
+            if w is not None:
+                y = g.node("Mul", [y, g.const(f"{path}.weight", w)], base)
+            if b is not None:
+                y = g.node("Add", [y, g.const(f"{path}.bias", b)], base)
+            return y
         inputs = [x, g.const(f"{path}.weight", np.ones(shape) if w is None else w),
                   g.const(f"{path}.bias", np.zeros(shape) if b is None else b)]
         return g.node("LayerNormalization", inputs, base, axis=-len(shape),

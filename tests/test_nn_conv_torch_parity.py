@@ -557,3 +557,18 @@ def test_pixel_shuffle_errors():
         F.pixel_unshuffle(np.ones((1, 5, 5, 4)), 2)
     with pytest.raises(ValueError, match="at least 3 dimensions"):
         F.pixel_shuffle(np.ones((4, 4)), 2)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_interpolate_takes_pytorchs_kernel_shortcuts(nd):
+    # with a non-integer scale_factor: a linear axis keeping its size is copied (all nd), a
+    # nearest one only for 2-d input, which also takes i // 2 where it doubles
+    rng = np.random.default_rng(nd)
+    linear = {1: "linear", 2: "bilinear", 3: "trilinear"}[nd]
+    cases = [((3,) * nd, "nearest", 1.24), ((3,) * nd, "nearest", 2.24), ((4,) * nd, "nearest", 1.1),
+             ((4,) * nd, linear, 1.24), ((4,) * nd, linear, 2.3), ((5,) * nd, "nearest", 0.7)]
+    for spatial, mode, sf in cases:
+        x = rng.standard_normal((1, 2) + spatial)
+        want = torch.nn.functional.interpolate(torch.tensor(x), scale_factor=sf, mode=mode)
+        np.testing.assert_allclose(np.asarray(F.interpolate(x, scale_factor=sf, mode=mode)),
+                                   want.numpy(), atol=1e-12)
