@@ -108,22 +108,37 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-5):
     """``torch.nn.functional.instance_norm`` on (N, C, …): each sample's channel normalised
-    over its spatial axes; PyTorch's way, a batch norm of the (1, N·C, …) reshape, so the
-    running statistics (when given) move by the samples' mean statistics."""
+    over its spatial axes (biased variance); the running statistics (when given) move as
+    PyTorch's batch norm of the (1, N·C, …) reshape moves them: by the samples' mean of the
+    per-sample means and unbiased variances."""
     s = shape_of(input)
     if len(s) < 3:
         raise ValueError(f"instance_norm needs an input (N, C, L, ...), got shape {s}")
-    n, c = s[0], s[1]
-    rm = None if running_mean is None else np.tile(running_mean, n)
-    rv = None if running_var is None else np.tile(running_var, n)
-    y = np.reshape(batch_norm(np.reshape(input, (1, n * c) + tuple(s[2:])), rm, rv,
-                              training=use_input_stats, momentum=momentum, eps=eps), s)
-    if use_input_stats:
-        if running_mean is not None:
-            running_mean[...] = rm.reshape(n, c).mean(axis=0)
-        if running_var is not None:
-            running_var[...] = rv.reshape(n, c).mean(axis=0)
+    c = s[1]
+    axes = tuple(range(2, len(s)))
     bshape = (1, c) + (1,) * (len(s) - 2)
+    if use_input_stats:
+        m = int(np.prod(s[2:]))
+        if m <= 1:
+            raise ValueError(f"Expected more than 1 spatial element when training, got input "
+                             f"size {s}")
+        # Statistics over the spatial axes only: no reshape of the batch axis, so the
+        # recording is the same at every batch size (ONNX export's check).
+        y = standardize(input, axes, eps)
+        if running_mean is not None or running_var is not None:
+            plain = unbox(input)            # (off the tape, as batch_norm's)
+            mean = np.mean(plain, axis=axes)
+            var = np.var(plain, axis=axes) * (m / (m - 1))
+            if running_mean is not None:    # the samples' mean of the batch-norm update
+                running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean.mean(0)
+            if running_var is not None:
+                running_var[...] = (1.0 - momentum) * running_var + momentum * var.mean(0)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm without input statistics needs running_mean and "
+                             "running_var")
+        y = (input - np.reshape(running_mean, bshape)) / np.sqrt(
+            np.reshape(running_var, bshape) + eps)
     if weight is not None:
         y = y * np.reshape(weight, bshape)
     return y if bias is None else y + np.reshape(bias, bshape)

@@ -124,3 +124,21 @@ def test_float32_export_keeps_the_fused_operators(tmp_path):
     model64 = nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.BatchNorm1d(8)).eval()
     proto = nn.export_onnx(model64, x[:1], tmp_path / "m64as32.onnx", dtype=np.float32)
     assert {"LayerNormalization", "BatchNormalization"} <= ops(proto)
+
+
+@pytest.mark.parametrize("track", [False, True])
+def test_instance_norm_exports_from_a_batch_of_one(tmp_path, track):
+    # its statistics once came from a (1, N·C, …) reshape, recorded differently at batch 1
+    nn.init.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 8, dtype=np.float32), nn.Unflatten(1, (2, 4)),
+                      nn.InstanceNorm1d(2, affine=True, track_running_stats=track,
+                                        dtype=np.float32))
+    if track:
+        m(np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32))
+    m.eval()
+    nn.export_onnx(m, np.zeros((1, 8), np.float32), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    y = m(x)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], getattr(y, "value", y),
+                               atol=1e-5)
