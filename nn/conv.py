@@ -34,7 +34,7 @@ from autodiff.ops.shape import index_add_p
 from autodiff.ops.windows import pool_output_size
 
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, ShapeError
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
@@ -48,9 +48,7 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
 
 
 def _shape_error(msg):
-    """PyTorch's RuntimeError that is also a ValueError (imported late: functional.py
-    imports this module)."""
-    from .functional import ShapeError
+    """PyTorch's RuntimeError that is also a ValueError."""
     return ShapeError(msg)
 
 
@@ -94,44 +92,12 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _conv_transpose(x, w, stride, padding, output_padding, dilation):
-    """The engine's ``conv_transpose2d`` with PyTorch's bound on ``output_padding``:
-    below max(stride, dilation), where the engine's entry point wants it below the stride.
-
-    Its primitive is the transpose of ``conv2d`` with padding (top, bottom) onto an output
-    of a given size; its reverse rule needs that conv2d to give back x's size, which a
-    bottom padding ``pb`` in [p - op, p - op + s - 1] does (the top padding p alone places
-    the taps, so the values are PyTorch's). When no such ``pb`` is ≥ 0, the last
-    op - p - s + 1 rows lie past every tap: zeros, appended after."""
-    s, d = _conv._pair(stride, "stride"), _conv._pair(dilation, "dilation")
-    op = _conv._pair(output_padding, "output_padding")
-    if all(o < si for o, si in zip(op, s)):
+    """The engine's ``conv_transpose2d``, its refusals (``output_padding`` not below
+    max(stride, dilation), shapes) raised as PyTorch's RuntimeError (also a ValueError)."""
+    try:
         return _conv.conv_transpose2d(x, w, stride, padding, output_padding, dilation)
-    if any(o >= max(si, di) for o, si, di in zip(op, s, d)):
-        raise _shape_error(
-            "output padding must be smaller than either stride or dilation, but got "
-            f"output_padding_height: {op[0]} output_padding_width: {op[1]} stride_height: "
-            f"{s[0]} stride_width: {s[1]} dilation_height: {d[0]} dilation_width: {d[1]}")
-    single = ndim_of(x) == 3
-    if single:
-        x = np.reshape(x, (1,) + shape_of(x))
-    if ndim_of(x) != 4 or ndim_of(w) != 4 or shape_of(x)[1] != shape_of(w)[0]:
-        raise ValueError(f"conv_transpose2d needs x (N, Cin, H, W) and w (Cin, Cout, kh, kw), "
-                         f"got shapes {shape_of(x)} and {shape_of(w)}")
-    (ph, _), (pw, _) = _conv._padding(padding, shape_of(w)[2:], s, d)
-    size, pads, extra = [], [], []
-    for n, k, si, p, di, o in zip(shape_of(x)[2:], shape_of(w)[2:], s, (ph, pw), d, op):
-        full = (n - 1) * si - 2 * p + di * (k - 1) + o + 1
-        e = max(o - p - si + 1, 0) if o >= si else 0
-        size.append(full - e)
-        pads.append((p, p if o < si else max(p - o, 0)))
-        extra.append(e)
-    if min(size) < 1:
-        raise ValueError(f"conv_transpose2d: the output size {tuple(size)} is not positive")
-    y = _conv.conv2d_transpose_x_p(x, w, size=tuple(size), stride=s, padding=tuple(pads),
-                                   dilation=d)
-    for ax, e in zip((-2, -1), extra):
-        y = _pad(y, ax, 0, e, 0.0)
-    return np.reshape(y, shape_of(y)[1:]) if single else y
+    except ValueError as e:
+        raise _shape_error(str(e)) from None
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,

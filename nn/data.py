@@ -202,6 +202,25 @@ def _strings(a):
     return a.dtype.kind in "SUO" or a.dtype.kind == "V"
 
 
+def _same_container(like, parts):
+    """``parts`` (a dict or a list) in ``like``'s container type, as torch rebuilds them: a
+    mutable one is copied and filled in, another built from ``parts``; where neither
+    works, ``parts`` itself."""
+    try:
+        if isinstance(like, collections.abc.MutableMapping):
+            clone = copy.copy(like)
+            clone.update(parts)
+            return clone
+        if isinstance(like, collections.abc.MutableSequence):
+            clone = copy.copy(like)
+            for i, p in enumerate(parts):
+                clone[i] = p
+            return clone
+        return type(like)(parts)
+    except TypeError:
+        return parts
+
+
 def default_collate(batch):
     """A list of samples as one batch, by ``torch.utils.data.default_collate``'s rules (see
     this module's docstring); NumPy arrays where torch makes tensors."""
@@ -224,14 +243,7 @@ def default_collate(batch):
         return batch                         # as given (a tuple inside a collated sequence)
     if isinstance(elem, collections.abc.Mapping):
         parts = {key: default_collate([d[key] for d in batch]) for key in elem}
-        try:
-            if isinstance(elem, collections.abc.MutableMapping):
-                clone = copy.copy(elem)
-                clone.update(parts)
-                return clone
-            return type(elem)(parts)
-        except TypeError:
-            return parts
+        return _same_container(elem, parts)
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):          # namedtuple
         return type(elem)(*(default_collate(s) for s in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
@@ -241,15 +253,7 @@ def default_collate(batch):
         parts = [default_collate(s) for s in zip(*batch)]
         if isinstance(elem, tuple):
             return parts                     # torch gives a list for tuple samples
-        try:
-            if isinstance(elem, collections.abc.MutableSequence):
-                clone = copy.copy(elem)
-                for i, p in enumerate(parts):
-                    clone[i] = p
-                return clone
-            return type(elem)(parts)
-        except TypeError:
-            return parts
+        return _same_container(elem, parts)
     raise TypeError(f"default_collate: batch must contain arrays, numbers, dicts or lists; "
                     f"found {type(elem)}")
 
@@ -261,29 +265,14 @@ def default_convert(data):
         return np.asarray(data)
     if isinstance(data, collections.abc.Mapping):
         parts = {key: default_convert(data[key]) for key in data}
-        try:
-            if isinstance(data, collections.abc.MutableMapping):
-                clone = copy.copy(data)
-                clone.update(parts)
-                return clone
-            return type(data)(parts)
-        except TypeError:
-            return parts
+        return _same_container(data, parts)
     if isinstance(data, tuple) and hasattr(data, "_fields"):
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
     if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
         parts = [default_convert(d) for d in data]
-        try:
-            if isinstance(data, collections.abc.MutableSequence):
-                clone = copy.copy(data)
-                for i, p in enumerate(parts):
-                    clone[i] = p
-                return clone
-            return type(data)(parts)
-        except TypeError:
-            return parts
+        return _same_container(data, parts)
     return data
 
 

@@ -22,6 +22,8 @@ from autodiff.ops.softmax import log_softmax as _log_softmax
 from autodiff.ops.softmax import logsumexp as _logsumexp
 from autodiff.ops.softmax import softmax_cross_entropy
 
+from .module import ShapeError  # noqa: F401 (F.ShapeError, the errors of this module)
+
 __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus",
            "silu", "mish", "hardtanh", "relu6", "selu", "celu", "logsigmoid", "hardswish",
            "hardsigmoid", "softsign", "tanhshrink", "softshrink", "hardshrink", "threshold",
@@ -34,11 +36,6 @@ __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "so
            "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
            "poisson_nll_loss", "gaussian_nll_loss", "triplet_margin_loss", "soft_margin_loss",
            "multilabel_soft_margin_loss", "multi_margin_loss"]
-
-
-class ShapeError(RuntimeError, ValueError):
-    """A bad argument PyTorch reports as a RuntimeError and NumPy would as a ValueError:
-    ``except RuntimeError`` (PyTorch habit) and ``except ValueError`` both catch it."""
 
 
 # ----- Layers as functions -----

@@ -385,7 +385,7 @@ class Module:
                         f"size mismatch for {k}: copying a param with shape {np.shape(v)} "
                         f"from checkpoint, the shape in current model is {np.shape(old)}.")
         if mismatched:              # (before any copy: a failed load changes nothing)
-            raise StateDictShapeError(_load_error(self, mismatched))
+            raise ShapeError(_load_error(self, mismatched))
         for k, v in state.items():
             v = np.asarray(v)
             if k in own:
@@ -434,8 +434,10 @@ class StateDictKeyError(RuntimeError, KeyError):
     __str__ = RuntimeError.__str__
 
 
-class StateDictShapeError(RuntimeError, ValueError):
-    """Arrays of other shapes in ``load_state_dict``: PyTorch's ``RuntimeError``."""
+class ShapeError(RuntimeError, ValueError):
+    """A bad argument PyTorch reports as a RuntimeError and NumPy would as a ValueError:
+    ``except RuntimeError`` (PyTorch habit) and ``except ValueError`` both catch it
+    (``load_state_dict``'s shape mismatches, ``F.pad``'s arguments, …)."""
 
 
 def _quoted(keys):

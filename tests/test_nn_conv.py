@@ -446,33 +446,8 @@ POOLS = [
 ]
 
 
-@pytest.mark.parametrize("geo", POOLS, ids=range(len(POOLS)))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("ties", [False, True])
-def test_max_pool_reverse_fast_path_equals_the_weighted_scatter(geo, dtype, ties):
-    """The first-order reverse rule (masks, no weights) gives what pool_scatter with the
-    one-hot weights gives: a tie's first maximum takes it all, overlapping windows add up,
-    padding reads nothing."""
-    from autodiff.ops import pooling as P
-    rng = np.random.default_rng(10)
-    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
-    if ties:                                   # ReLU-like: many windows all zero
-        x = np.maximum(x, 0).astype(dtype)
-        x[0, 0, :3, :3] = 1.5
-    ans = P.max_pool2d_p(x, **geo)
-    g = rng.standard_normal(ans.shape).astype(dtype)
-    fast = P._scatter_first(g, x, ans, **geo)
-    assert fast is not None and fast.shape == x.shape and fast.dtype == dtype
-    slow = P.pool_scatter_p(g, P._weights(x, ans, **geo), size=x.shape[-2:], **geo)
-    if ties:                                   # one element of each window, never a share
-        assert set(np.unique(P._weights(x, ans, **geo))) == {0.0, 1.0}
-    np.testing.assert_allclose(fast, slow, rtol=1e-6 if dtype == np.float32 else 1e-15)
-    np.testing.assert_allclose(P._max_pool_vjp(g, ans, x, **geo), slow,
-                               rtol=1e-6 if dtype == np.float32 else 1e-15)
-    # 3-D input (C, H, W) and a single image
-    a3 = P.max_pool2d_p(x[0], **geo)
-    np.testing.assert_allclose(P._max_pool_vjp(g[0], a3, x[0], **geo), slow[0],
-                               rtol=1e-6 if dtype == np.float32 else 1e-15)
+# (the first-order fast path against the one-hot scatter, by blocks and against torch:
+# tests/test_nn_conv_torch_parity.py)
 
 
 def test_max_pool_reverse_with_a_nan_maximum_takes_the_general_path():

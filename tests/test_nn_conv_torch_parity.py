@@ -214,6 +214,9 @@ GEOS = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ties", [False, True])
 def test_fast_reverse_path_equals_the_one_hot_scatter(geo, dtype, ties, monkeypatch):
+    """The first-order reverse rule (masks, no weights) gives what pool_scatter with the
+    one-hot weights gives: a tie's first maximum takes it all, overlapping windows add up,
+    padding reads nothing; by blocks of the leading axis too."""
     from autodiff.ops import pooling as P
     rng = np.random.default_rng(10)
     x = rng.standard_normal((3, 2, 7, 8)).astype(dtype)
@@ -229,6 +232,12 @@ def test_fast_reverse_path_equals_the_one_hot_scatter(geo, dtype, ties, monkeypa
         assert fast is not None and fast.shape == x.shape and fast.dtype == dtype
         np.testing.assert_array_equal(fast, slow)
         np.testing.assert_array_equal(P._max_pool_vjp(g[1], ans[1], x[1], **geo), slow[1])
+    if ties:                                   # one element of each window, never a share
+        assert set(np.unique(P._weights(x, ans, **geo))) == {0.0, 1.0}
+    # 3-D input (C, H, W) and a single image
+    a3 = P.max_pool2d_p(x[0], **geo)
+    np.testing.assert_allclose(P._max_pool_vjp(g[0], a3, x[0], **geo), slow[0],
+                               rtol=1e-6 if dtype == np.float32 else 1e-15)
     # torch's gradient is the same
     xt = torch.tensor(x.astype(float), requires_grad=True)
     yt = TF.max_pool2d(xt, geo["ksize"], geo["stride"], geo["padding"], geo["dilation"],

@@ -445,17 +445,33 @@ def conv_transpose2d(x, w, stride=1, padding=0, output_padding=0, dilation=1):
         raise ValueError(f"conv_transpose2d needs x (N, Cin, H, W) and w (Cin, Cout, kh, kw), "
                          f"got shapes {shape_of(x)} and {shape_of(w)}")
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    (ph, _), (pw, _) = pad = _padding(padding, shape_of(w)[2:], stride, dilation)
+    (ph, _), (pw, _) = _padding(padding, shape_of(w)[2:], stride, dilation)
     op = _pair(output_padding, "output_padding")
-    if any(o >= s for o, s in zip(op, stride)):
-        # (PyTorch also allows s <= output_padding < dilation; then conv2d of the result
-        # would not give back x's size, which this primitive's reverse rule relies on.)
-        raise ValueError("output_padding must be smaller than the stride")
-    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in
-                 zip(shape_of(x)[2:], stride, (ph, pw), dilation, shape_of(w)[2:], op))
+    if any(o >= max(s, d) for o, s, d in zip(op, stride, dilation)):
+        raise ValueError(
+            "output padding must be smaller than either stride or dilation, but got "
+            f"output_padding_height: {op[0]} output_padding_width: {op[1]} stride_height: "
+            f"{stride[0]} stride_width: {stride[1]} dilation_height: {dilation[0]} "
+            f"dilation_width: {dilation[1]}")
+    # The primitive is the transpose of conv2d with padding (top, bottom) onto an output of
+    # a given size; its reverse rule needs that conv2d to give back x's size, which a
+    # bottom padding in [p - op, p - op + s - 1] does (the top padding p alone places the
+    # taps, so the values are PyTorch's). Where output_padding ≥ stride (PyTorch allows it
+    # below the dilation) and no such padding is ≥ 0, the last op - p - s + 1 rows lie
+    # past every tap: zeros, appended after.
+    size, pads, extra = [], [], []
+    for n, k, s, p, d, o in zip(shape_of(x)[2:], shape_of(w)[2:], stride, (ph, pw), dilation,
+                                op):
+        e = max(o - p - s + 1, 0) if o >= s else 0
+        size.append((n - 1) * s - 2 * p + d * (k - 1) + o + 1 - e)
+        pads.append((p, p if o < s else max(p - o, 0)))
+        extra.append(e)
     if min(size) < 1:
-        raise ValueError(f"conv_transpose2d: the output size {size} is not positive")
-    y = conv2d_transpose_x_p(x, w, size=size, stride=stride, padding=pad, dilation=dilation)
+        raise ValueError(f"conv_transpose2d: the output size {tuple(size)} is not positive")
+    y = conv2d_transpose_x_p(x, w, size=tuple(size), stride=stride, padding=tuple(pads),
+                             dilation=dilation)
+    if any(extra):
+        y = np.pad(y, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
     return np.reshape(y, shape_of(y)[1:]) if single else y
 
 

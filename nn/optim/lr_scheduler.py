@@ -592,6 +592,32 @@ class ReduceLROnPlateau(LRScheduler):
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
 
 
+def _set_momentum(group, m, use_beta1):
+    """A group's momentum, or Adam's β₁ (the cycling schedulers')."""
+    if use_beta1:
+        group["betas"] = (m, *group["betas"][1:])
+    else:
+        group["momentum"] = m
+
+
+def _cycled_momenta(optimizer, max_momentum, base_momentum, last_epoch):
+    """``(use_beta1, max_momenta, base_momenta)`` of a scheduler that cycles momentum
+    (CyclicLR, OneCycleLR); a fresh one (``last_epoch == -1``) starts each group at its
+    maximum and records both bounds in the group, as PyTorch's."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` "
+                         "option enabled")
+    use_beta1 = "betas" in optimizer.defaults
+    maxm = _format_param("max_momentum", optimizer, max_momentum)
+    basem = _format_param("base_momentum", optimizer, base_momentum)
+    if last_epoch == -1:
+        for m_hi, m_lo, group in zip(maxm, basem, optimizer.param_groups):
+            _set_momentum(group, m_hi, use_beta1)
+            group["max_momentum"] = m_hi
+            group["base_momentum"] = m_lo
+    return use_beta1, maxm, basem
+
+
 class CyclicLR(LRScheduler):
     """Cyclical learning rates (Smith 2017): the rate goes from ``base_lr`` up to ``max_lr``
     over ``step_size_up`` steps and back over ``step_size_down`` (default: the same), the
@@ -633,18 +659,8 @@ class CyclicLR(LRScheduler):
         self._init_scale_fn()
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
-            if last_epoch == -1:
-                for m_hi, m_lo, group in zip(self.max_momentums, self.base_momentums,
-                                             optimizer.param_groups):
-                    self._set_momentum(group, m_hi)
-                    group["max_momentum"] = m_hi
-                    group["base_momentum"] = m_lo
+            self.use_beta1, self.max_momentums, self.base_momentums = _cycled_momenta(
+                optimizer, max_momentum, base_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
         # After the base's initial step, as PyTorch: that step used the groups'
         # 'initial_lr' (base_lr unless a scheduler set it before).
@@ -682,12 +698,6 @@ class CyclicLR(LRScheduler):
     def _exp_range_scale_fn(gamma, x):
         return gamma ** x
 
-    def _set_momentum(self, group, m):
-        if self.use_beta1:
-            group["betas"] = (m, *group["betas"][1:])
-        else:
-            group["momentum"] = m
-
     def get_lr(self):
         # The rates, and (a side effect, as PyTorch) the groups' momenta.
         cycle = math.floor(1 + self.last_epoch / self.total_size)
@@ -702,7 +712,7 @@ class CyclicLR(LRScheduler):
         if self.cycle_momentum:
             for lo, hi, group in zip(self.base_momentums, self.max_momentums,
                                      self.optimizer.param_groups):
-                self._set_momentum(group, hi - (hi - lo) * scale_factor * scale)
+                _set_momentum(group, hi - (hi - lo) * scale_factor * scale, self.use_beta1)
         return lrs
 
     def state_dict(self):
@@ -780,20 +790,8 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
-            maxm = _format_param("max_momentum", optimizer, max_momentum)
-            basem = _format_param("base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
-                for m_hi, m_lo, group in zip(maxm, basem, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m_hi, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_hi
-                    group["max_momentum"] = m_hi
-                    group["base_momentum"] = m_lo
+            self.use_beta1 = _cycled_momenta(optimizer, max_momentum, base_momentum,
+                                             last_epoch)[0]
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start, end, pct):
@@ -821,8 +819,5 @@ class OneCycleLR(LRScheduler):
                 start = phase["end_step"]
             lrs.append(lr)
             if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (mom, *group["betas"][1:])
-                else:
-                    group["momentum"] = mom
+                _set_momentum(group, mom, self.use_beta1)
         return lrs
