@@ -243,13 +243,16 @@ class Box:
     def var(self, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, dim=None,
             keepdim=None, unbiased=None, correction=None):
         """NumPy's ``ddof=0`` default; with PyTorch's ``dim=`` (or ``unbiased``/``correction``)
-        PyTorch's unbiased default (``correction=1``)."""
+        PyTorch's unbiased default (``correction=1``). A list of axes is PyTorch's spelling
+        (NumPy takes a tuple): ``x.var([0, 1])`` is PyTorch's ``dim=[0, 1]``."""
+        axis, dim = _list_dim(axis, dim)
         ddof = _ddof(ddof, dim, keepdim, unbiased, correction)
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.var](self, axis, dtype, out, ddof, keepdims)
 
     def std(self, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, dim=None,
             keepdim=None, unbiased=None, correction=None):
+        axis, dim = _list_dim(axis, dim)            # (as var)
         ddof = _ddof(ddof, dim, keepdim, unbiased, correction)
         axis, keepdims = _torch_axis(axis, dim, keepdims, keepdim)
         return function_table[np.std](self, axis, dtype, out, ddof, keepdims)
@@ -840,6 +843,14 @@ def _torch_axis(axis, dim, keepdims=False, keepdim=None):
     if keepdim is not None:
         keepdims = keepdim
     return axis, keepdims
+
+
+def _list_dim(axis, dim):
+    """A positional list of axes is PyTorch's ``dim`` (NumPy's ``axis`` is an int or a
+    tuple): ``(axis, dim)`` with it moved to ``dim``."""
+    if type(axis) is list and dim is None:
+        return None, axis
+    return axis, dim
 
 
 def _ddof(ddof, dim, keepdim, unbiased, correction):

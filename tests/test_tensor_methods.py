@@ -118,3 +118,22 @@ def test_numpys_methods_keep_numpys_meaning():
                                   [1.0, 1.0, 2.0, 2.0])
     with pytest.raises(RuntimeError, match="at least one"):
         x.clamp()
+
+
+@pytest.mark.parametrize("call", ["std([0, 1])", "var([0, 2])", "std([1], keepdim=True)",
+                                  "var([0, 1], unbiased=False)"])
+def test_std_var_take_a_list_of_dims_as_pytorch(call):
+    """``x.std([0, 1])``: a list of axes is PyTorch's ``dim`` (NumPy refuses a list), with
+    PyTorch's unbiased default; value and gradient as torch's."""
+    torch = pytest.importorskip("torch")
+    from autodiff import nn
+    x = np.random.default_rng(3).standard_normal((3, 4, 5))
+    p, t = nn.Parameter(x.copy()), torch.tensor(x, requires_grad=True)
+    a, b = eval("p." + call), eval("t." + call)
+    np.testing.assert_allclose(a.value, b.detach().numpy(), rtol=1e-13)
+    w = np.random.default_rng(4).standard_normal(tuple(b.shape))
+    (a * w).sum().backward()
+    (b * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+    assert p.std(0).shape == x.std(0).shape        # NumPy's positional axis stays NumPy's
+    np.testing.assert_allclose(p.var((0, 1)).value, x.var((0, 1)), rtol=1e-14)
