@@ -125,8 +125,6 @@ def test_numpys_methods_keep_numpys_meaning():
 def test_std_var_take_a_list_of_dims_as_pytorch(call):
     """``x.std([0, 1])``: a list of axes is PyTorch's ``dim`` (NumPy refuses a list), with
     PyTorch's unbiased default; value and gradient as torch's."""
-    torch = pytest.importorskip("torch")
-    from autodiff import nn
     x = np.random.default_rng(3).standard_normal((3, 4, 5))
     p, t = nn.Parameter(x.copy()), torch.tensor(x, requires_grad=True)
     a, b = eval("p." + call), eval("t." + call)
