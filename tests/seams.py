@@ -1447,9 +1447,10 @@ def check(program, seed=0):
 
 
 # The fused primitives' and the newer entry points' blocks (after everything they import),
-# and those of the solvers.
+# those of the solvers and of the later NumPy and nn features.
 import seams_fused  # noqa: E402,F401
 import seams_solvers  # noqa: E402,F401
+import seams_numpy  # noqa: E402,F401
 
 if __name__ == "__main__":          # python tests/seams.py "<spec>": rerun one reproducer
     import ast

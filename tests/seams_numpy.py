@@ -1,0 +1,184 @@
+"""Seam blocks for NumPy and nn features added after the fuzzer's core (imported by
+seams.py): ``fmax``/``fmin`` with NaN constants, ``median``, ``ufunc.outer`` and
+``ufunc.at``, a wide ``qr``, ``cholesky(upper=True)``, ``np.put`` with negative indices,
+``nn.functional.binary_cross_entropy`` and OrderedDict/defaultdict pytrees under an inner
+``grad``. In random programs every transform, nesting, batching, dtype and exception seam
+the fuzzer checks runs through them. Each reference is the same mathematics on plain
+values (NumPy's own call where NumPy has it), whose central differences are the true
+derivatives."""
+import collections
+
+import numpy as np
+
+import autodiff as ad
+from autodiff.nn import functional as F
+from seams import _const, _size, register_block
+
+
+def _fmax_fmin_block(rng, shapes, dtype):
+    """``np.fmax(y, c)`` / ``np.fmin(c, y)`` with NaN among the constants: a NaN side
+    yields the other, so its derivative goes wholly to ``y`` there."""
+    shape = shapes[-1]
+    c = _const(rng, shape, dtype)
+    c[rng.random(shape) < 0.4] = np.nan
+    op = (np.fmax, np.fmin)[int(rng.integers(2))]
+    swap = bool(rng.integers(2))
+
+    def f(env):
+        return op(c, env[-1]) if swap else op(env[-1], c)
+    return f, f
+
+
+def _median_block(rng, shapes, dtype):
+    """``np.median`` over all entries or one axis (an even count averages the two middle
+    entries: the derivative is split between them)."""
+    shape = shapes[-1]
+    if _size(shape) == 0:
+        return None
+    axis = None if not shape or rng.integers(2) else int(rng.integers(-len(shape), len(shape)))
+    keep = bool(rng.integers(2))
+
+    def f(env):
+        return np.median(env[-1], axis=axis, keepdims=keep)
+    return f, f
+
+
+def _ufunc_outer_block(rng, shapes, dtype):
+    """``ufunc.outer`` of the value with a constant vector (or with itself)."""
+    n = _size(shapes[-1])
+    if n > 6:
+        return None
+    op = (np.multiply, np.add, np.subtract)[int(rng.integers(3))]
+    c = _const(rng, (2,), dtype)
+    own = bool(rng.integers(2))
+
+    def f(env):
+        y = np.reshape(env[-1], -1)
+        return op.outer(y, y) if own else op.outer(c, np.sin(y))
+    return f, f
+
+
+def _ufunc_at_block(rng, shapes, dtype):
+    """``np.add.at`` / ``np.multiply.at`` with repeated indices into a tracked array (the
+    unbuffered update: repeats accumulate)."""
+    n = _size(shapes[-1])
+    if n == 0:
+        return None
+    idx = rng.integers(-n, n, size=int(rng.integers(1, 5)))
+    op = (np.add, np.multiply)[int(rng.integers(2))]
+
+    def f(env):
+        y = np.reshape(env[-1], -1)
+        z = y * 1.0
+        op.at(z, idx, np.cos(y[: len(idx)]) if len(idx) <= n else 0.5)
+        return z
+    return f, f
+
+
+def _qr_wide_block(rng, shapes, dtype):
+    """``Q, R = qr(M)`` of a wide matrix (rows < columns) built from the value: R's leading
+    square block is invertible, Householder's signs stay fixed nearby."""
+    n = _size(shapes[-1])
+    if n == 0 or n > 8:
+        return None
+    m = 2
+    k = max(3, -(-n // m) + 1)
+    B = _const(rng, (m, k), dtype)
+    B[:, :m] += 2.0 * np.eye(m, dtype=dtype)
+    P = _const(rng, (m * k, n), dtype, -0.3, 0.3)
+
+    def f(env):
+        M = B + np.reshape(P @ np.reshape(env[-1], -1), (m, k))
+        Q, R = np.linalg.qr(M)
+        return np.concatenate([np.ravel(Q), np.ravel(R)])
+    return f, f
+
+
+def _cholesky_upper_block(rng, shapes, dtype):
+    """``cholesky(A, upper=True)`` (NumPy 2's keyword): ``U`` with ``Uᴴ U = A`` for
+    ``A = S Sᵀ + 3 I``, S built from the value."""
+    n = _size(shapes[-1])
+    if n > 9:
+        return None
+    m = 3
+    P = _const(rng, (m * m, n), dtype, -0.4, 0.4)
+
+    def f(env):
+        S = np.reshape(P @ np.reshape(env[-1], -1), (m, m))
+        return np.linalg.cholesky(S @ S.T + 3.0 * np.eye(m, dtype=dtype), upper=True)
+    return f, f
+
+
+def _put_negative_block(rng, shapes, dtype):
+    """``np.put(z, ind, v)`` with negative indices (counted from the end, as NumPy's), the
+    last write to a repeated index winning."""
+    n = _size(shapes[-1])
+    if n < 2:
+        return None
+    ind = rng.integers(-n, 0, size=int(rng.integers(1, 4)))
+
+    def f(env):
+        y = np.reshape(env[-1], -1)
+        z = np.zeros_like(y) + y
+        np.put(z, ind, np.sin(y[: len(ind)]) if len(ind) <= n else y[0])
+        return z * y
+    return f, f
+
+
+def _binary_cross_entropy_block(rng, shapes, dtype):
+    """``nn.functional.binary_cross_entropy(sigmoid(y), t)`` with soft targets, each
+    reduction; the reference is PyTorch's formula (its log clamped at -100)."""
+    shape = shapes[-1]
+    t = _const(rng, shape, dtype, 0.0, 1.0)
+    red = ("mean", "sum", "none")[int(rng.integers(3))]
+    if red == "mean" and _size(shape) == 0:
+        return None
+    one = np.dtype(dtype).type(1.0)
+
+    def fn(env):
+        p = one / (one + np.exp(-env[-1]))
+        return F.binary_cross_entropy(p, t, reduction=red)
+
+    def ref(env):
+        p = one / (one + np.exp(-env[-1]))
+        e = -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log(1 - p), -100))
+        return {"mean": np.mean, "sum": np.sum, "none": np.asarray}[red](e)
+    return fn, ref
+
+
+def _mapping_tree_block(rng, shapes, dtype):
+    """An inner ``grad`` over an OrderedDict (its keys' order kept, not sorted) or a
+    defaultdict (sorted as a dict's, its factory kept: JAX's flattening); each gradient must
+    come back to its own key."""
+    c = _const(rng, shapes[-1], dtype)
+    ordered = bool(rng.integers(2))
+
+    def loss(d):
+        return np.sum(np.sin(d["z"]) * d["a"]) + np.sum(d["a"] ** 2)
+
+    g = ad.grad(loss)
+
+    def fn(env):
+        y = env[-1]
+        d = (collections.OrderedDict([("z", y), ("a", c)]) if ordered
+             else collections.defaultdict(list, [("z", y), ("a", c)]))
+        out = g(d)
+        assert type(out) is type(d) and list(out) == (["z", "a"] if ordered else ["a", "z"])
+        assert ordered or out.default_factory is list
+        return out["z"] * y + out["a"]
+
+    def ref(env):
+        y = env[-1]
+        return np.cos(y) * c * y + (np.sin(y) + 2 * c)
+    return fn, ref
+
+
+BLOCKS = [register_block("fmax_fmin_nan", _fmax_fmin_block),
+          register_block("median", _median_block),
+          register_block("ufunc_outer", _ufunc_outer_block),
+          register_block("ufunc_at", _ufunc_at_block),
+          register_block("qr_wide", _qr_wide_block),
+          register_block("cholesky_upper", _cholesky_upper_block),
+          register_block("put_negative", _put_negative_block),
+          register_block("binary_cross_entropy", _binary_cross_entropy_block),
+          register_block("ordered_mapping_tree", _mapping_tree_block)]
