@@ -613,6 +613,138 @@ class Box:
                       np.arange(k), axis=dim)
         return _TOPK(np.take_along_axis(self, idx, axis=dim), idx)
 
+    # scatters and index writes: out-of-place, on ``x.at[...]`` (``np.add.at`` for sums,
+    # recorded assignment otherwise); ``name_`` writes the result into ``x`` (PyTorch's)
+    def index_add(self, dim, index, source, *, alpha=1):
+        """``out[..., index[i], ...] = x[..., index[i], ...] + alpha·source[..., i, ...]``
+        along ``dim``; repeated indices add up."""
+        idx = _slab(self, "index_add_", dim, index, source)
+        return self.at[idx].add(source if alpha == 1 else alpha * source)
+
+    def index_copy(self, dim, index, source):
+        """``out[..., index[i], ...] = source[..., i, ...]`` along ``dim``."""
+        return self.at[_slab(self, "index_copy_", dim, index, source)].set(source)
+
+    def index_fill(self, dim, index, value):
+        """``out[..., j, ...] = value`` for ``j`` in ``index`` (negative ones count from the
+        end) along ``dim``; a tracked 0-d ``value`` gets the sum of those entries'
+        derivatives."""
+        dim = _torch_dim(self, dim)
+        i = _index_of("index_fill_", index, 1)
+        if np.ndim(meta(value)):
+            raise RuntimeError("index_fill_ only supports a 0-dimensional value tensor, but "
+                               f"got tensor with {np.ndim(meta(value))} dimension(s).")
+        i = np.unique(_in_bounds("index_fill_", i.reshape(-1), self.shape[dim], dim, True))
+        return self.at[(slice(None),) * dim + (i,)].set(value)
+
+    def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        """``out[p with p_dim = index[p]] = src[p]`` for every position ``p`` of ``index``
+        (or ``value``); ``reduce='add'``/``'multiply'`` adds or multiplies into ``x``'s
+        entry instead. A position written twice without ``reduce`` keeps the last write
+        (PyTorch leaves it unspecified)."""
+        if reduce not in (None, "add", "multiply"):
+            raise RuntimeError("reduce argument must be either add or multiply.")
+        if (src is None) == (value is None):
+            raise TypeError("scatter(dim, index, src) or scatter(dim, index, value)")
+        idx, v = _scatter_index(self, "scatter", dim, index, src, value)
+        at = self.at[idx]
+        return at.set(v) if reduce is None else at.add(v) if reduce == "add" else \
+            at.multiply(v)
+
+    def scatter_add(self, dim, index, src):
+        """``out[p with p_dim = index[p]] += src[p]`` for every position ``p`` of ``index``;
+        repeated positions add up."""
+        idx, v = _scatter_index(self, "scatter_add", dim, index, src)
+        return self.at[idx].add(v)
+
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        """The ``src[p]`` sent to ``q = p with p_dim = index[p]`` reduced with ``x[q]``
+        (unless ``include_self=False``) by ``reduce``: ``'sum'``, ``'prod'``, ``'mean'``
+        (over the count, ``x[q]`` included), ``'amax'``, ``'amin'`` (or ``'max'``, ``'min'``;
+        the derivative shared equally by the entries equal to the result, PyTorch's rule).
+        Entries no ``p`` reaches stay ``x``'s."""
+        reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)
+        if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+            raise RuntimeError("reduce argument must be either sum, prod, mean, amax or "
+                               f"amin, got {reduce}")
+        idx, v = _scatter_index(self, "scatter_reduce", dim, index, src)
+        count = np.zeros(self.shape, self.dtype)
+        np.add.at(count, idx, 1)
+        start = {"sum": 0.0, "mean": 0.0, "prod": 1.0, "amax": -np.inf, "amin": np.inf}
+        base = self if include_self else np.where(count > 0, start[reduce], self)
+        if reduce == "prod":
+            return base.at[idx].multiply(v)
+        if reduce == "sum" or reduce == "mean":
+            out = base.at[idx].add(v)
+            return out if reduce == "sum" else out / np.maximum(count + include_self, 1)
+        # amax, amin: the extremum r, whose n equal entries carry 1/n of the derivative each
+        at = P["at"](data(base))[idx]
+        r = at.max(data(v)) if reduce == "amax" else at.min(data(v))
+        on_x, on_v = data(base) == r, data(v) == r[idx]
+        n = on_x.astype(self.dtype)
+        np.add.at(n, idx, on_v)
+        s = np.where(on_x, base, 0.0).at[idx].add(np.where(on_v, v, 0.0)) / np.maximum(n, 1)
+        # s is r up to the rounding of a sum of ties over n: then r exactly, with s's
+        # derivative; r where no entry equals it (NaN)
+        tie = (n > 1) & np.isfinite(r)
+        return np.where(tie, r + (s - data(s)), np.where(n > 0, s, r))
+
+    def index_put(self, indices, values, accumulate=False):
+        """``out[indices] = values`` (``indices`` a tuple of index arrays, NumPy's advanced
+        indexing); ``accumulate=True`` adds, repeated positions adding up."""
+        if not isinstance(indices, (tuple, list)):
+            raise TypeError("index_put(): argument 'indices' must be tuple of Tensors, not "
+                            f"{type(indices).__name__}")
+        at = self.at[tuple(data(i) for i in indices)]
+        try:
+            return at.add(values) if accumulate else at.set(values)
+        except ValueError as e:
+            raise RuntimeError(f"index_put: {e}") from None
+
+    def masked_scatter(self, mask, source):
+        """``x`` with the entries where ``mask`` holds (broadcast with ``x``), in row-major
+        order, taken in turn from ``source``'s (flattened) first ones."""
+        m = _bool_mask(mask, self.shape)
+        n = int(np.count_nonzero(m))
+        if np.size(meta(source)) < n:
+            raise RuntimeError("Number of elements of source < number of ones in mask")
+        x = self if m.shape == self.shape else self.expand(m.shape)
+        return x.at[m].set(np.ravel(source)[:n])
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._inplace("index_add_", lambda x: x.index_add(dim, index, source,
+                                                                 alpha=alpha))
+
+    def index_copy_(self, dim, index, source):
+        return self._inplace("index_copy_", lambda x: x.index_copy(dim, index, source))
+
+    def index_fill_(self, dim, index, value):
+        return self._inplace("index_fill_", lambda x: x.index_fill(dim, index, value))
+
+    def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+        return self._inplace("scatter_", lambda x: x.scatter(dim, index, src, value,
+                                                             reduce=reduce))
+
+    def scatter_add_(self, dim, index, src):
+        return self._inplace("scatter_add_", lambda x: x.scatter_add(dim, index, src))
+
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+        return self._inplace("scatter_reduce_", lambda x: x.scatter_reduce(
+            dim, index, src, reduce, include_self=include_self))
+
+    def index_put_(self, indices, values, accumulate=False):
+        return self._inplace("index_put_", lambda x: x.index_put(indices, values, accumulate))
+
+    def masked_scatter_(self, mask, source):
+        _bool_mask(mask, self.shape, inplace=True)
+        return self._inplace("masked_scatter_", lambda x: x.masked_scatter(mask, source))
+
+    def _inplace(self, what, fn):
+        """PyTorch's in-place method ``what``: ``x`` becomes ``fn(x)`` (a recorded
+        assignment) and is returned. Variable refuses it on a leaf that requires grad."""
+        self[...] = fn(self)
+        return self
+
     def new_zeros(self, size, dtype=None): return np.zeros(size, dtype or self.dtype)
     def new_ones(self, size, dtype=None): return np.ones(size, dtype or self.dtype)
     def new_full(self, size, fill_value, dtype=None):
@@ -910,6 +1042,105 @@ _MEDIAN = collections.namedtuple("median", ["values", "indices"])
 def _dims(dim):
     """PyTorch's ``dim`` (an int, a list or a tuple) as NumPy's ``axis``."""
     return tuple(dim) if isinstance(dim, list) else dim
+
+
+class _BadIndex(IndexError, RuntimeError):
+    """A dim out of range or a bad index: PyTorch raises IndexError or RuntimeError for it,
+    by method; this is both."""
+
+
+def _torch_dim(x, dim):
+    """PyTorch's ``dim`` of ``x``, in ``[0, ndim)``."""
+    n = x.ndim
+    if n == 0:
+        raise RuntimeError("index and scatter methods on a 0-d tracked value: reshape it "
+                           "to (1,) first")
+    if not -n <= dim < n:
+        raise _BadIndex(f"Dimension out of range (expected to be in range of [{-n}, "
+                          f"{n - 1}], but got {dim})")
+    return dim % n
+
+
+def _index_of(name, index, max_ndim=None):
+    """The integer index array of ``index``, at most ``max_ndim``-d."""
+    i = np.asarray(concrete(index))
+    if i.dtype.kind not in "iu":
+        raise _BadIndex(f"{name}(): Expected dtype int32/int64 for index but got: {i.dtype}")
+    if max_ndim is not None and i.ndim > max_ndim:
+        raise _BadIndex(f"{name}(): Index is supposed to be a vector, but got dim: "
+                        f"{i.ndim} with size: {list(i.shape)}")
+    return i
+
+
+def _in_bounds(name, i, n, dim, wrap=False):
+    """``i`` checked against the size ``n`` of ``dim`` (negative ones from the end if
+    ``wrap``, else refused as PyTorch's index_add/index_copy/scatter refuse them)."""
+    bad = (i < (-n if wrap else 0)) | (i >= n)
+    if bad.any():
+        raise _BadIndex(f"{name}(): index {i[bad][0]} is out of bounds for dimension {dim} "
+                          f"with size {n}")
+    return i % n if wrap else i
+
+
+def _slab(x, name, dim, index, source):
+    """NumPy's index of the slices ``x[..., index[i], ...]`` along ``dim`` that
+    ``source[..., i, ...]`` is written to (index_add, index_copy), with PyTorch's checks."""
+    dim = _torch_dim(x, dim)
+    i = _index_of(name, index, 1).reshape(-1)
+    s, ss = x.shape, np.shape(meta(source))
+    if len(ss) != len(s) or ss[:dim] + ss[dim + 1:] != s[:dim] + s[dim + 1:]:
+        raise RuntimeError(f"{name}(): source tensor shape must match self tensor shape, "
+                           f"excluding the specified dimension. Got self.shape = {list(s)} "
+                           f"source.shape = {list(ss)}")
+    if ss[dim] != i.size:
+        raise RuntimeError(f"{name}(): Number of indices ({i.size}) should be equal to "
+                           f"source.size(dim): ({ss[dim]}), for dim: {dim}")
+    return (slice(None),) * dim + (_in_bounds(name, i, s[dim], dim),)
+
+
+def _scatter_index(x, name, dim, index, src, value=None):
+    """``(idx, v)``: NumPy's index of the positions ``p with p_dim = index[p]`` of ``x``
+    for every position ``p`` of ``index``, and the values sent there: ``src[p]`` (a number
+    as ``src`` is a value too), or the scalar ``value``; with PyTorch's checks."""
+    dim = _torch_dim(x, dim)
+    i = _index_of(name, index)
+    i = i.reshape(1) if i.ndim == 0 else i          # PyTorch's: 0-d as 1-d
+    s = x.shape
+    array = value is None and (type(src) in box_types or isinstance(src, np.ndarray))
+    src = src if value is None else value
+    ss = (np.shape(meta(src)) or (1,)) if array else None
+    if i.ndim != len(s) or array and i.ndim != len(ss):
+        raise _BadIndex(f"Index tensor must have the same number of dimensions as "
+                        f"{'self' if i.ndim != len(s) else 'src'} tensor")
+    if i.size and (any(k != dim and n > m for k, (n, m) in enumerate(zip(i.shape, s))) or
+                   array and any(n > m for n, m in zip(i.shape, ss))):
+        raise RuntimeError(f"Expected index {list(i.shape)} to be no larger than self "
+                           f"{list(s)} apart from dimension {dim}"
+                           + (f" and to be no larger size than src {list(ss)}" if array else ""))
+    i = _in_bounds(name, i, s[dim], dim)
+    m = i.ndim
+    idx = tuple(i if k == dim else np.arange(n).reshape((1,) * k + (n,) + (1,) * (m - k - 1))
+                for k, n in enumerate(i.shape))
+    if array and ss != i.shape:
+        src = np.reshape(src, ss)[tuple(slice(0, n) for n in i.shape)]
+    return idx, src
+
+
+def _bool_mask(mask, shape, inplace=False):
+    """``mask``, a boolean array, broadcast with ``shape`` (to it, for an in-place method)."""
+    m = np.asarray(concrete(mask))
+    if m.dtype != bool:
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with "
+                           f"dtype {m.dtype}")
+    try:
+        out = np.broadcast_shapes(m.shape, shape)
+        if inplace and out != shape:
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(f"masked_scatter: the mask of shape {list(m.shape)} does not "
+                           f"broadcast {'to' if inplace else 'with'} the tensor's "
+                           f"{list(shape)}") from None
+    return np.broadcast_to(m, out)
 
 
 #: NumPy constructors that reach ``__array_function__`` only through ``like=``; filled by

@@ -19,6 +19,16 @@ def _mask(a):
     return (a > 0.3) if isinstance(a, torch.Tensor) else (a.value > 0.3)
 
 
+def _bools(a, arr):
+    return np.array(arr) if not isinstance(a, torch.Tensor) else torch.tensor(arr)
+
+
+# index tensors for the scatters on A's (2, 3, 4): along dim 2, and a repeated one
+_I2 = [[[0], [3], [1]], [[2], [2], [0]]]
+_REP = [[[0, 0, 1], [3, 3, 3]], [[2, 2, 0], [1, 0, 1]]]
+_PAIRS = [[[0, 0, 1, 1]] * 3] * 2
+
+
 CASES = {
     "expand": lambda a: a[:, :1].expand(2, 3, 4),
     "expand, new leading dim": lambda a: a[0, 0].expand(3, -1),
@@ -71,7 +81,72 @@ CASES = {
     "floor": lambda a: a.floor(),
     "new_zeros": lambda a: a.new_zeros((2, 2)),
     "new_full": lambda a: a.new_full((2,), 3.0),
+    # scatters and index writes (torch's index_fill/scatter backward mishandle negative
+    # indices and an index smaller than src: the gradient cases avoid both)
+    "index_add, repeated indices": lambda a: a.index_add(1, _index(a, np.array([0, 2, 0])),
+                                                         a.flip(1) * 2, alpha=3),
+    "index_add negative dim": lambda a: a.index_add(-1, _index(a, np.array([3, 0])),
+                                                    a[..., 1:3]),
+    "index_copy": lambda a: a.index_copy(2, _index(a, np.array([3, 0])), a[..., 1:3] ** 2),
+    "index_fill": lambda a: a.index_fill(1, _index(a, np.array([0, -1])), 0.5),
+    "index_fill, tracked value": lambda a: a.index_fill(1, _index(a, np.array([0, 2, 2])),
+                                                        a[0, 0, 0]),
+    "scatter": lambda a: a.scatter(2, _index(a, np.array(_I2)), a[..., :1] * 3),
+    "scatter value, smaller index": lambda a: a.scatter(
+        1, _index(a, np.array([[[0, 2]], [[1, 1]]])), 0.25),
+    "scatter_add, repeated indices": lambda a: a.scatter_add(
+        2, _index(a, np.array(_REP)), a[:, :2, :3].sin()),
+    "scatter reduce='multiply'": lambda a: (
+        a.scatter(2, _index(a, np.array(_PAIRS)), a.cos(), reduce="multiply")
+        if not isinstance(a, torch.Tensor) else     # (torch has no derivative for it)
+        a.scatter_reduce(2, _index(a, np.array(_PAIRS)), a.cos(), "prod")),
+    "scatter_reduce sum, include_self=False": lambda a: a.scatter_reduce(
+        2, _index(a, np.array(_PAIRS)), a.sin(), "sum", include_self=False),
+    "scatter_reduce prod": lambda a: a.scatter_reduce(
+        2, _index(a, np.array(_PAIRS)), a.sin(), "prod"),
+    "scatter_reduce prod, include_self=False": lambda a: a.scatter_reduce(
+        2, _index(a, np.array(_PAIRS)), a.sin(), "prod", include_self=False),
+    "scatter_reduce mean": lambda a: a.scatter_reduce(
+        2, _index(a, np.array(_PAIRS)), a.sin(), "mean"),
+    "scatter_reduce mean, include_self=False": lambda a: a.scatter_reduce(
+        2, _index(a, np.array(_PAIRS)), a.sin(), "mean", include_self=False),
+    "scatter_reduce amax": lambda a: a.scatter_reduce(
+        2, _index(a, np.array(_PAIRS)), a.sin(), "amax"),
+    "scatter_reduce amin, include_self=False, dim -1": lambda a: a.scatter_reduce(
+        -1, _index(a, np.array(_PAIRS)), a.sin(), "amin", include_self=False),
+    "scatter_reduce amax, ties": lambda a: a.scatter_reduce(      # x[..., 0] thrice there
+        2, _index(a, np.array(_PAIRS)), a[..., :1].expand(2, 3, 4) * 1, "amax"),
+    "index_put": lambda a: a.index_put((_index(a, np.array([0, 1])),
+                                        _index(a, np.array([2, 0]))), a[0, 0] * 2),
+    "index_put accumulate, repeated": lambda a: a.index_put(
+        (_index(a, np.array([0, 1, 0])), _index(a, np.array([2, 0, 2]))), a[0, :3] * 2,
+        accumulate=True),
+    "index_put boolean": lambda a: a.index_put((_bools(a, [True, False]),), a[1] * 2),
+    "masked_scatter": lambda a: a.masked_scatter(_bools(a, [[True, False, True, True]]),
+                                                 a.flip(0) * 2),
+    "masked_scatter, broadcast": lambda a: a[0, 0].masked_scatter(
+        _bools(a, [[True], [False]]), a.flip(0) * 2),
+    # in place, on a non-leaf (torch refuses a leaf that requires grad, as autodiff does)
+    "index_add_": lambda a: (a * 1).index_add_(1, _index(a, np.array([1, 1])), a[:, :2]),
+    "index_copy_": lambda a: (a * 1).index_copy_(0, _index(a, np.array([1])), a[:1] ** 2),
+    "index_fill_": lambda a: (a * 1).index_fill_(2, _index(a, np.array([1, 3])), -1.0),
+    "scatter_": lambda a: (a * 1).scatter_(1, _index(a, np.array([[[0, 2]], [[1, 0]]])),
+                                           a[:, :1, :2] * 2),
+    "scatter_add_": lambda a: (a * 1).scatter_add_(2, _index(a, np.array(_REP)),
+                                                   a[:, :2, :3] ** 2),
+    "scatter_reduce_": lambda a: (a * 1).scatter_reduce_(0, _index(a, np.array([[[1]]])),
+                                                         a[:1, :1, :1].cos(), "amax"),
+    "index_put_": lambda a: (a * 1).index_put_((_index(a, np.array([1])),), a[0],
+                                               accumulate=True),
+    "masked_scatter_": lambda a: (a * 1).masked_scatter_(
+        _bools(a, [True, False, False, True]), a * 2),
 }
+
+#: the scatters also run inside transforms, on all of A
+INDEX_WRITES = ["index_add, repeated indices", "index_fill, tracked value",
+                "scatter_add, repeated indices", "scatter_reduce prod",
+                "scatter_reduce amax, ties", "index_put accumulate, repeated",
+                "masked_scatter", "index_fill_", "scatter_"]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -91,12 +166,13 @@ def test_tensor_method_as_torchs(name):
 
 
 @pytest.mark.parametrize("name", ["norm p=3 dims keepdim", "expand", "topk", "split sizes",
-                                  "logsumexp", "lerp", "clamp", "gather"])
+                                  "logsumexp", "lerp", "clamp", "gather"] + INDEX_WRITES)
 def test_tensor_methods_inside_transforms(name):
     """A model's forward runs inside ad.grad/jacfwd/hessian: the methods work at every level;
     the gradient and the Hessian (forward over reverse) against torch's."""
     f = CASES[name]
-    a = A[0, :2, :3].copy() if name == "gather" else A[:1, :2].copy()
+    a = A[0, :2, :3].copy() if name == "gather" else A.copy() if name in INDEX_WRITES else \
+        A[:1, :2].copy()
     if name == "gather":
         f = lambda x: x.gather(1, _index(x, np.array([[2, 0], [1, 1]])))  # noqa: E731
     loss = lambda x: (np.sin(f(x)) if not isinstance(x, torch.Tensor)  # noqa: E731
@@ -106,6 +182,53 @@ def test_tensor_methods_inside_transforms(name):
     np.testing.assert_allclose(ad.grad(loss)(a), tg, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(ad.hessian(loss)(a), th, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(ad.jacrev(ad.grad(loss))(a), th, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    "x.index_add(2, ix([0]), x[:1])",              # dim out of range
+    "x.index_add(0, ix([0, 3]), x[:2])",           # index out of range
+    "x.index_add(0, ix([0, -1]), x[:2])",          # negative (index_fill counts back)
+    "x.index_add(0, ix([0.0]), x[:1])",            # not an integer index
+    "x.index_add(0, ix([0]), x[:2])",              # one index, two slices
+    "x.index_add(0, ix([0]), x[:1, :2])",          # source's shape
+    "x.index_copy(0, ix([[0]]), x[:1])",           # an index of two dims
+    "x.index_fill(1, ix([0]), x[0])",              # a value of one dim
+    "x.scatter(1, ix([[0, 1]] * 4), x)",           # an index larger than self
+    "x.scatter(1, ix([[0, 1]]), x[:1, :1])",       # ... or than src
+    "x.scatter(1, ix([0, 1]), x)",                 # index's dims
+    "x.scatter(1, ix([[0, 4]]), x)",
+    "x.scatter(1, ix([[0, 1]]), x, reduce='sum')",
+    "x.scatter_reduce(1, ix([[0, 1]]), x, 'add')",
+    "x.index_put((ix([0, 1]),), x[0, :3])",        # values that do not broadcast
+    "x.masked_scatter(ix([True, False, True]), x)",
+    "x.masked_scatter(ix([1, 0, 1, 1]), x)",       # not a boolean mask
+    "x.masked_scatter(ix([[True] * 4] * 3), x[:1])",   # too few values
+    "(x * 1)[0].masked_scatter_(ix([[True] * 4] * 3), x)",    # in place: no broadcast of x
+    "x.index_add_(0, ix([0]), x[:1])",             # in place on a leaf that requires grad
+    "x.scatter_(1, ix([[0]]), 1.0)",
+])
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+def test_scatter_errors_as_torchs(call):
+    """Bad arguments raise as torch's do: RuntimeError, or IndexError where torch's is."""
+    x, ix = torch.tensor(A[0], requires_grad=True), torch.tensor
+    with pytest.raises((RuntimeError, IndexError)) as want:
+        eval(call)
+    x, ix = nn.Parameter(A[0].copy()), np.array
+    match = "leaf Variable that requires grad" if "leaf" in str(want.value) else None
+    with pytest.raises(want.type, match=match):
+        eval(call)
+
+
+def test_inplace_scatter_into_a_leaf_under_no_grad():
+    """An in-place method on a parameter under no_grad writes it and returns it (torch's)."""
+    p, t = nn.Parameter(A[0].copy()), torch.tensor(A[0], requires_grad=True)
+    with nn.no_grad():
+        assert p.index_fill_(1, np.array([0, 2]), 0.0).scatter_add_(
+            0, np.array([[2, 0]]), np.ones((1, 2))) is p
+    with torch.no_grad():
+        t.index_fill_(1, torch.tensor([0, 2]), 0.0).scatter_add_(
+            0, torch.tensor([[2, 0]]), torch.ones((1, 2), dtype=torch.float64))
+    np.testing.assert_array_equal(p.value, t.detach().numpy())
 
 
 def test_numpys_methods_keep_numpys_meaning():
