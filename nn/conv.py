@@ -44,7 +44,7 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "max_unpool1d", "max_unpool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "unfold", "fold", "pixel_shuffle", "pixel_unshuffle", "MaxUnpool1d", "MaxUnpool2d",
            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Unfold", "Fold", "PixelShuffle",
-           "PixelUnshuffle"]
+           "PixelUnshuffle", "UpsamplingNearest2d", "UpsamplingBilinear2d"]
 
 
 def _shape_error(msg):
@@ -946,6 +946,10 @@ class Upsample(Module):
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None):
         super().__init__()
+        # PyTorch keeps a scale factor as float(s) (its repr shows 2.0)
+        if scale_factor is not None:
+            scale_factor = (tuple(float(f) for f in scale_factor)
+                            if isinstance(scale_factor, (tuple, list)) else float(scale_factor))
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
@@ -957,3 +961,17 @@ class Upsample(Module):
         s = f"size={self.size}" if self.size is not None else \
             f"scale_factor={self.scale_factor}"
         return s + f", mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """``Upsample(size, scale_factor, mode='nearest')`` (PyTorch's older name)."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """``Upsample(size, scale_factor, mode='bilinear', align_corners=True)``."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)

@@ -17,7 +17,7 @@ from autodiff.core import ndim_of, opaque_types, shape_of
 from autodiff.ops.define import elementwise
 from autodiff.ops.elementwise import relu_p
 from autodiff.ops.linalg import linear_p
-from autodiff.ops.shape import getitem_p
+from autodiff.ops.shape import getitem_p, index_add_p
 from autodiff.ops.softmax import log_softmax as _log_softmax
 from autodiff.ops.softmax import logsumexp as _logsumexp
 from autodiff.ops.softmax import softmax_cross_entropy
@@ -35,7 +35,10 @@ __all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "so
            "binary_cross_entropy_with_logits", "logsumexp",
            "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
            "poisson_nll_loss", "gaussian_nll_loss", "triplet_margin_loss", "soft_margin_loss",
-           "multilabel_soft_margin_loss", "multi_margin_loss"]
+           "multilabel_soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss",
+           "triplet_margin_with_distance_loss", "ctc_loss",
+           "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+           "bilinear", "channel_shuffle", "local_response_norm", "embedding_bag"]
 
 
 # ----- Layers as functions -----
@@ -63,6 +66,111 @@ def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
         rng = default_generator()
     keep = rng.random(np.shape(input)) >= p
     return input * (keep / (1.0 - p)).astype(dtype)
+
+
+def _feature_mask(input, p, lead):
+    """Keep (1) or drop (0) each entry of the ``lead`` leading axes (whole feature maps),
+    broadcast over the rest; from ``nn.init``'s generator, as ``dropout``."""
+    from .init import default_generator
+    shape = tuple(shape_of(input))
+    keep = default_generator().random(shape[:lead] + (1,) * (len(shape) - lead)) >= p
+    return keep, _float_dtype(input)
+
+
+def _dropout_nd(input, p, training, n):
+    """Channel dropout for ``n`` spatial axes: a batched input (``n + 2`` axes) drops each
+    (sample, channel) map, an unbatched one each channel, as PyTorch's ``dropout{n}d``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    nd = ndim_of(input)
+    if n == 1 and nd not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {nd}D input")
+    if not training or p == 0.0:
+        return input
+    # dropout2d masks the first two axes whatever the rank (a 3-d input is (N, C, L)), as
+    # PyTorch does; dropout1d/3d count an input of n + 1 axes as unbatched
+    lead = 2 if n == 2 or nd == n + 2 else 1
+    keep, dtype = _feature_mask(input, p, lead)
+    if p == 1.0:
+        return input * np.zeros(keep.shape, dtype=dtype)
+    return input * (keep / (1.0 - p)).astype(dtype)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, L) or (C, L) with probability ``p``, scale by 1/(1-p)."""
+    return _dropout_nd(input, p, training, 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole (N, C) feature maps of (N, C, H, W) with probability ``p``."""
+    return _dropout_nd(input, p, training, 2)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) with probability ``p``."""
+    return _dropout_nd(input, p, training, 3)
+
+
+_SELU_ALPHA_LAMBDA = 1.7580993408473766      # λα of SELU: its negative saturation is -λα
+
+
+def _alpha_dropout(input, p, training, lead):
+    """Dropped entries set to SELU's saturation -λα, then ``a x + b`` keeps the mean and
+    variance of a standard input: ``a = ((1-p)(1 + p λ²α²))^{-1/2}``, ``b = a λα p``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * np.zeros(np.shape(input), dtype=_float_dtype(input))
+    keep, dtype = _feature_mask(input, p, lead)
+    c = _SELU_ALPHA_LAMBDA
+    a = 1.0 / math.sqrt((c * c * p + 1.0) * (1.0 - p))
+    shift = (keep - 1.0) * (c * a) + c * a * p
+    return input * (keep * a).astype(dtype) + shift.astype(dtype)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Dropout for SELU networks (PyTorch's default ``training=False`` for this one)."""
+    return _alpha_dropout(input, p, training, ndim_of(input))
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Alpha dropout of whole (N, C) feature maps."""
+    return _alpha_dropout(input, p, training, min(2, ndim_of(input)))
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """``y_o = Σ_ij x1_i W_oij x2_j + b_o`` over the last axes (PyTorch's ``F.bilinear``)."""
+    y = np.einsum("...i,oij,...j->...o", input1, weight, input2)
+    return y if bias is None else y + bias
+
+
+def channel_shuffle(input, groups):
+    """(N, g·k, …) → (N, k·g, …): channel ``i·k + j`` moves to ``j·g + i``."""
+    s = tuple(shape_of(input))
+    if len(s) < 3:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with "
+                           f"sizes {list(s)}")
+    if s[1] % groups:
+        raise RuntimeError(f"channel_shuffle: number of channels ({s[1]}) must be divisible "
+                           f"by groups ({groups})")
+    y = np.reshape(input, (s[0], groups, s[1] // groups) + s[2:])
+    return np.reshape(np.swapaxes(y, 1, 2), s)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """``x / (k + α/n Σ x²)^β``, the sum over ``size`` neighbouring channels (zero-padded,
+    ``size // 2`` before and ``(size - 1) // 2`` after), as PyTorch's."""
+    nd = ndim_of(input)
+    if nd < 3:
+        raise ValueError(f"local_response_norm: expected 3D or higher dimensional input "
+                         f"(got {nd} dimensions)")
+    sq = input * input
+    c = shape_of(input)[1]
+    padded = pad(sq, (0, 0) * (nd - 2) + (size // 2, (size - 1) // 2))
+    window = sum(padded[:, j:j + c] for j in range(size))
+    return input / (k + alpha / size * window) ** beta
 
 
 def embedding(input, weight, padding_idx=None):
@@ -97,6 +205,74 @@ def embedding(input, weight, padding_idx=None):
     if not pad.any():
         return rows
     return np.where(pad[..., None], stop_gradient(weight)[idx], rows)
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
+                  scale_grad_by_freq=False, mode="mean", sparse=False,
+                  per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums, means or maxima of bags of rows of ``weight`` (PyTorch's ``F.embedding_bag``):
+    the bags are the rows of a 2-d ``input``, or the slices ``input[offsets[b]:
+    offsets[b+1]]`` of a 1-d one. Entries equal to ``padding_idx`` are left out (of a mean's
+    count too); an empty bag gives zeros; ``per_sample_weights`` scale the rows of a sum. The
+    derivative is that of a gather followed by a segment sum (or a max, to its maximum)."""
+    if max_norm is not None or scale_grad_by_freq:
+        raise NotImplementedError("embedding_bag: max_norm and scale_grad_by_freq are not "
+                                  "supported")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. "
+                                  f"per_sample_weights is only supported for mode='sum' "
+                                  f"(got mode='{mode}')")
+    idx = np.asarray(meta(input))
+    if idx.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is "
+                             "treated is a mini-batch of fixed length sequences")
+        starts = np.arange(idx.shape[0]) * idx.shape[1]
+        ends = starts + idx.shape[1]
+    elif idx.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        off = np.asarray(meta(offsets)).astype(np.int64).reshape(-1)
+        if off.size and off[0] != 0:
+            raise RuntimeError("offsets[0] has to be 0, i.e., the first sequence in the "
+                               "mini-batch has to start from position 0")
+        if np.any(np.diff(off) < 0) or (off.size and off[-1] > idx.size):
+            raise RuntimeError("embedding_bag: offsets must be non-decreasing and within "
+                               f"the input's {idx.size} entries")
+        starts = off[:-1] if include_last_offset else off
+        ends = off[1:] if include_last_offset else np.append(off[1:], idx.size)
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                         f"{idx.ndim}")
+    n_bags, dim = len(starts), shape_of(weight)[1]
+    counts = ends - starts
+    bag = np.repeat(np.arange(n_bags), counts)
+    pos = np.arange(counts.sum()) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    flat = idx.reshape(-1)[pos]
+    if padding_idx is not None:
+        keep = flat != padding_idx % shape_of(weight)[0]
+        bag, pos, flat = bag[keep], pos[keep], flat[keep]
+    rows = embedding(flat, weight)
+    if per_sample_weights is not None:
+        rows = rows * np.reshape(per_sample_weights, -1)[pos][:, None]
+    dtype = _float_dtype(weight)
+    if mode == "max":
+        count = np.bincount(bag, minlength=n_bags)
+        if not count.size or count.max() == 0:
+            return np.zeros((n_bags, dim), dtype) + 0.0 * np.sum(rows)   # still tracked
+        # a (bag, rank) table of row numbers; short bags point at a row of -inf
+        rank = np.arange(len(bag)) - np.repeat(np.cumsum(count) - count, count)
+        table = np.full((n_bags, count.max()), len(bag))
+        table[bag, rank] = np.arange(len(bag))
+        ext = np.concatenate([rows, np.full((1, dim), -np.inf, dtype)])
+        return np.where(count[:, None] > 0, np.max(ext[table], axis=1), 0.0)
+    out = index_add_p(rows, idx=(bag,), shape=(n_bags, dim))
+    if mode == "mean":
+        count = np.bincount(bag, minlength=n_bags)
+        out = out / np.maximum(count, 1)[:, None].astype(dtype)
+    return out
 
 
 def one_hot(tensor, num_classes=-1):
@@ -917,6 +1093,201 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         h = h * h
     loss = np.sum(h * others, axis=1) / c
     return _reduce(loss[0] if nd == 1 else loss, reduction)
+
+def _valid_reduction(reduction):
+    # PyTorch's message (``_Reduction.get_enum``) for these three losses.
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Σ_j Σ_i max(0, 1 - (x[y_j] - x[i])) / C per sample of scores (N, C), (C,) or a
+    scalar, over the target classes y_j (``target``'s indices before its first -1; the
+    entries after it are ignored) and the classes i that are not targets (PyTorch's
+    ``multilabel_margin_loss``). A class listed twice counts twice, as in PyTorch, and the
+    derivative is 0 where a hinge is exactly 0."""
+    _no_legacy("multilabel_margin_loss", size_average, reduce)
+    _valid_reduction(reduction)
+    si = shape_of(input)
+    nd = len(si)
+    if not ((nd == 2 and si[1] != 0) or (nd == 1 and si[0] != 0) or nd == 0):
+        raise ShapeError("Expected non-empty vector or matrix with optional 0-dim batch size, "
+                         f"but got: {list(si)}")
+    n, c = si if nd == 2 else (1, si[0] if nd == 1 else 1)
+    dtype = _float_dtype(input)
+
+    def weights(t):
+        # One function of the labels (recorded as one call under ad.jit, nn.compile_step):
+        # w[n, j, i] = (times class j is listed) · (class i is not a target).
+        t = np.asarray(t)
+        if t.dtype.kind not in "iu":
+            raise TypeError("multilabel_margin_loss: integer class indices expected (padded "
+                            f"with -1), got dtype {t.dtype}")
+        ok = (t.ndim == 2 and t.shape == (n, c)) if nd == 2 else (t.ndim <= 1 and t.size == c)
+        if not ok:
+            raise ShapeError(f"inconsistent target size: {list(t.shape)} for input of size: "
+                             f"{list(si)}")
+        t = t.reshape(n, c)
+        bad = t[(t < -1) | (t >= c)]
+        if bad.size:
+            raise ShapeError(f"argument #2 'target' is out of range: class indices must lie "
+                             f"in [0, {c}) or be -1 (the end of the list), got {bad[0]}")
+        listed = np.cumprod(t >= 0, axis=1).astype(bool)          # before the first -1
+        count = np.sum(listed[:, :, None] & (t[:, :, None] == np.arange(c)), axis=1)
+        return (count[:, :, None] * (count == 0)[:, None, :]).astype(dtype)
+
+    w = lift(weights, target)
+    x = np.reshape(input, (n, c))
+    h = relu(1.0 - x[:, :, None] + x[:, None, :])
+    loss = np.sum(h * w, axis=(1, 2)) / c
+    return _reduce(loss if nd == 2 else loss[0], reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)) with any distance function ``d`` of two batches
+    (default ``pairwise_distance``); ``swap`` uses min(d(a, n), d(p, n)) for the negative
+    distance (PyTorch's ``triplet_margin_with_distance_loss``)."""
+    _valid_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    da, dp, dn = ndim_of(anchor), ndim_of(positive), ndim_of(negative)
+    if not da == dp == dn:
+        raise ShapeError("The anchor, positive, and negative tensors are expected to have the "
+                         f"same number of dimensions, but got: anchor {da}D, positive {dp}D, "
+                         f"and negative {dn}D inputs")
+    dist = pairwise_distance if distance_function is None else distance_function
+    d_pos = dist(anchor, positive)
+    d_neg = dist(anchor, negative)
+    if swap:
+        d_neg = np.minimum(d_neg, dist(positive, negative))
+    return _reduce(_clamp_min0(margin + d_pos - d_neg), reduction)
+
+
+_CTC = " (while checking arguments for ctc_loss)"
+
+
+def _ctc_lengths(v, what, n):
+    a = np.asarray(unbox(v))
+    if a.dtype.kind not in "iu":
+        raise ShapeError(f"{what} must be integral")
+    a = a.reshape(-1).astype(np.int64)
+    if a.size != n:
+        raise ShapeError(f"{what} must be of size batch_size")
+    return a
+
+
+def _logsumexp_or_neginf(z, axis):
+    """``logsumexp`` along ``axis``, -inf where every term is -inf (an unreachable CTC state),
+    with derivative 0 there, not the primitive's NaN softmax weights exp(-inf - (-inf))."""
+    none = np.all(z == -np.inf, axis=axis)
+    safe = np.where(np.expand_dims(none, axis), 0.0, z)
+    return np.where(none, -np.inf, _logsumexp(safe, axis=axis))
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    """Connectionist temporal classification: -log Σ over the alignments of each target
+    to its input of Π_t p_t(label) (PyTorch's ``ctc_loss``).
+
+    ``log_probs`` (T, N, C), or (T, C) unbatched, are log-probabilities (``log_softmax``
+    over C, ``blank`` among the classes); ``targets`` are padded (N, S) or concatenated
+    (Σ target_lengths,) class indices (float targets are truncated, as PyTorch's);
+    ``input_lengths`` and ``target_lengths`` are integers, one per sample. An alignment
+    that is impossible (an input too short for its target and the blanks its repeated
+    labels need) gives +inf, zeroed with its gradient by ``zero_infinity``. ``'mean'``
+    divides each loss by its target length (at least 1), then averages over the batch.
+
+    The forward (alpha) recursion runs in log space over the extended label sequence
+    (blank, l₁, blank, l₂, …, blank), vectorised over the batch and the labels, one step
+    per time frame; the derivatives are the engine's, to any order. The derivative is that
+    of the value returned: PyTorch's backward adds exp(log_probs) (the term a
+    ``log_softmax`` before it cancels), so the gradients agree with PyTorch's with respect
+    to the logits of a ``log_softmax``, not with respect to ``log_probs`` themselves.
+    """
+    _valid_reduction(reduction)
+    nd = ndim_of(log_probs)
+    if nd not in (2, 3):
+        raise ShapeError(f"Expected 3-dimensional tensor, but got {nd + 1}-dimensional tensor "
+                         f"for argument #1 'log_probs'{_CTC}")
+    batched = nd == 3
+    if not batched:
+        log_probs = np.expand_dims(log_probs, 1)
+    T, N, C = shape_of(log_probs)
+    if not 0 <= blank < C:
+        raise ShapeError("blank must be in label range")
+    il = _ctc_lengths(input_lengths, "input_lengths", N)
+    tl = _ctc_lengths(target_lengths, "target_lengths", N)
+    tg = np.asarray(unbox(targets))
+    if tg.dtype.kind not in "biuf":
+        raise TypeError(f"ctc_loss: integer class indices expected as targets, got dtype "
+                        f"{tg.dtype}")
+    tg = tg.astype(np.int64)                    # PyTorch: targets.to(kLong)
+    if tg.ndim not in (1, 2):
+        raise ShapeError(f"Expected 1 to 2 dimensions, but got {tg.ndim}-dimensional tensor "
+                         f"for argument #2 'targets'{_CTC}")
+    for what, lengths in (("target_lengths", tl), ("input_lengths", il)):
+        if np.any(lengths < 0):
+            raise ShapeError(f"Expected {what} to have value at least 0, but got value "
+                             f"{lengths[lengths < 0][0]}{_CTC}")
+    S = int(np.max(tl)) if N else 0
+    if tg.ndim == 1 and tg.shape[0] != np.sum(tl):
+        raise ShapeError(f"Expected tensor to have size {np.sum(tl)} at dimension 0, but got "
+                         f"size {tg.shape[0]} for argument #2 'targets'{_CTC}")
+    if tg.ndim == 2 and tg.shape[0] != N:
+        raise ShapeError(f"Expected tensor to have size {N} at dimension 0, but got size "
+                         f"{tg.shape[0]} for argument #2 'targets'{_CTC}")
+    if tg.ndim == 2 and tg.shape[1] < S:
+        raise ShapeError(f"Expected tensor to have size at least {S} at dimension 1, but got "
+                         f"size {tg.shape[1]} for argument #2 'targets'{_CTC}")
+    if np.any(il > T):
+        raise ShapeError(f"Expected input_lengths to have value at most {T}, but got value "
+                         f"{il[il > T][0]}{_CTC}")
+    used = np.arange(S) < tl[:, None]                          # (N, S)
+    labels = np.full((N, S), blank, dtype=np.int64)
+    labels[used] = tg if tg.ndim == 1 else tg[:, :S][used]
+    bad = labels[used & ((labels < 0) | (labels >= C))]
+    if bad.size:        # PyTorch reads out of bounds here
+        raise ShapeError(f"ctc_loss: target labels must lie in [0, {C}), got {bad[0]}")
+
+    dtype = _float_dtype(log_probs)
+    L = 2 * S + 1                                # the extended labels: blank, l₁, blank, …
+    ext = np.full((N, L), blank, dtype=np.int64)
+    ext[:, 1::2] = labels
+    skip = np.zeros((N, L), dtype=bool)          # s-2 → s: between two different labels
+    skip[:, 2:] = ext[:, 2:] != ext[:, :-2]
+    neg = np.full((N, 2), -np.inf, dtype=dtype)
+    rows = np.arange(N)
+    t_max = int(np.max(il)) if N else 0
+    if t_max == 0:
+        # Every input empty: a loss of 0 for an empty target, inf otherwise (PyTorch's).
+        const = np.where(tl == 0, 0.0, np.inf).astype(dtype)
+        loss = np.where(np.ones(N, dtype=bool), const, np.sum(log_probs, axis=(0, 2)))
+    else:
+        lp = log_probs[:t_max][:, rows[:, None], ext]         # (t_max, N, L)
+        alpha = np.where(np.arange(L) < 2, lp[0], -np.inf)
+        last = np.where((il == 1)[:, None], alpha, -np.inf)    # alpha at t = length - 1
+        for t in range(1, t_max):
+            terms = [alpha]
+            if L > 1:
+                terms.append(np.concatenate([neg[:, :1], alpha[:, :-1]], axis=1))
+            if L > 2:
+                terms.append(np.where(skip, np.concatenate([neg, alpha[:, :-2]], axis=1),
+                                      -np.inf))
+            alpha = lp[t] + _logsumexp_or_neginf(np.stack(terms), 0)
+            last = np.where((il == t + 1)[:, None], alpha, last)
+        end = last[rows, 2 * tl]
+        before = np.where(tl > 0, last[rows, np.maximum(2 * tl - 1, 0)], -np.inf)
+        loss = -_logsumexp_or_neginf(np.stack([end, before]), 0)
+        loss = np.where((il == 0) & (tl == 0), 0.0, loss)     # (an empty input's inf stays)
+    if zero_infinity:
+        loss = np.where(loss == np.inf, 0.0, loss)
+    if reduction == "mean":
+        return np.mean(loss / np.maximum(tl, 1).astype(dtype))
+    if reduction == "sum":
+        return np.sum(loss)
+    return loss if batched else loss[0]
+
 
 # ----- Convolution, pooling and normalisation (nn/conv.py, nn/norm.py) -----
 from .conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402

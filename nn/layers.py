@@ -17,7 +17,9 @@ __all__ = ["Linear", "Flatten", "Unflatten", "Dropout", "Identity", "Embedding",
            "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
            "Softplus", "Softmax", "LogSoftmax", "SELU", "CELU", "LogSigmoid", "Hardswish",
            "Hardsigmoid", "Softsign", "Softmin", "GLU", "Threshold", "Tanhshrink", "Softshrink",
-           "Hardshrink", "PReLU", "RReLU", "CosineSimilarity", "PairwiseDistance"]
+           "Hardshrink", "PReLU", "RReLU", "CosineSimilarity", "PairwiseDistance",
+           "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
+           "Bilinear", "Softmax2d", "ChannelShuffle", "LocalResponseNorm", "EmbeddingBag"]
 
 
 class Linear(Module):
@@ -103,6 +105,103 @@ class Dropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
+class _DropoutNd(Dropout):
+    fn = None
+
+    def forward(self, x):
+        return type(self).fn(x, self.p, self.training)
+
+
+class Dropout1d(_DropoutNd):
+    """Zero whole channels of (N, C, L) or (C, L) in training mode (``F.dropout1d``)."""
+    fn = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_DropoutNd):
+    """Zero whole feature maps of (N, C, H, W) in training mode (``F.dropout2d``)."""
+    fn = staticmethod(F.dropout2d)
+
+
+class Dropout3d(_DropoutNd):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) (``F.dropout3d``)."""
+    fn = staticmethod(F.dropout3d)
+
+
+class AlphaDropout(_DropoutNd):
+    """Dropout that keeps SELU's mean and variance (``F.alpha_dropout``)."""
+    fn = staticmethod(F.alpha_dropout)
+
+
+class FeatureAlphaDropout(_DropoutNd):
+    """Alpha dropout of whole feature maps (``F.feature_alpha_dropout``)."""
+    fn = staticmethod(F.feature_alpha_dropout)
+
+
+class Bilinear(Module):
+    """``y = x1ᵀ W x2 + b``, ``W`` of shape (out_features, in1_features, in2_features); W and b
+    uniform in ±1/√in1_features (PyTorch's default)."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True,
+                 dtype=np.float64):
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        bound = 1.0 / math.sqrt(in1_features) if in1_features > 0 else 0.0
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype))
+        init.uniform_(self.weight, -bound, bound)
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+            init.uniform_(self.bias, -bound, bound)
+        else:
+            self.bias = None
+
+    def forward(self, input1, input2):
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of (N, C, H, W) or (C, H, W) (axis -3)."""
+
+    def forward(self, x):
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {x.ndim}D "
+                             "instead")
+        return F.softmax(x, -3)
+
+
+class ChannelShuffle(Module):
+    """Interleave ``groups`` groups of channels (``F.channel_shuffle``, ShuffleNet)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return F.channel_shuffle(x, self.groups)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+class LocalResponseNorm(Module):
+    """``x / (k + α/n Σ x²)^β`` over ``size`` neighbouring channels
+    (``F.local_response_norm``)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
 class Embedding(Module):
     """A lookup table: integer indices → rows of ``weight`` (N(0, 1) initialised). The row
     ``padding_idx`` starts at zero and gets no gradient (PyTorch's semantics)."""
@@ -151,6 +250,57 @@ class Embedding(Module):
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embedding rows (``F.embedding_bag``), ``weight``
+    N(0, 1) initialised; the row ``padding_idx`` starts at zero and is left out of bags."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
+                 include_last_offset=False, padding_idx=None, dtype=np.float64):
+        super().__init__()
+        if max_norm is not None or scale_grad_by_freq:
+            raise NotImplementedError("EmbeddingBag: max_norm and scale_grad_by_freq are not "
+                                      "supported")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise AssertionError("padding_idx must be within num_embeddings")
+            padding_idx = padding_idx % num_embeddings
+        self.num_embeddings, self.embedding_dim, self.mode = num_embeddings, embedding_dim, mode
+        self.include_last_offset, self.padding_idx, self.sparse = (include_last_offset,
+                                                                   padding_idx, sparse)
+        if _weight is None:
+            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+            init.normal_(self.weight)
+            if padding_idx is not None:
+                self.weight.value[padding_idx] = 0.0
+        else:
+            w = np.asarray(unbox(_weight))
+            if w.shape != (num_embeddings, embedding_dim):
+                raise ValueError("Shape of weight does not match num_embeddings and "
+                                 "embedding_dim")
+            self.weight = Parameter(w)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, mode="mean", **kw):
+        """An EmbeddingBag holding ``embeddings`` (2-d), frozen unless ``freeze=False``."""
+        w = np.asarray(unbox(embeddings))
+        if w.ndim != 2:
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional")
+        bag = cls(w.shape[0], w.shape[1], mode=mode, _weight=w, **kw)
+        bag.weight.requires_grad = not freeze
+        return bag
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return F.embedding_bag(input, self.weight, offsets, mode=self.mode,
+                               per_sample_weights=per_sample_weights,
+                               include_last_offset=self.include_last_offset,
+                               padding_idx=self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
         return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
 
 
