@@ -2,7 +2,8 @@
 seams.py): ``fmax``/``fmin`` with NaN constants, ``median``, ``ufunc.outer`` and
 ``ufunc.at``, a wide ``qr``, ``cholesky(upper=True)``, ``np.put`` with negative indices,
 ``nn.functional.binary_cross_entropy`` and OrderedDict/defaultdict pytrees under an inner
-``grad``. In random programs every transform, nesting, batching, dtype and exception seam
+``grad``; PyTorch's scatter methods on tracked values, ``F.pad``'s modes,
+``F.embedding_bag``, ``F.ctc_loss`` and ``F.local_response_norm``. In random programs every transform, nesting, batching, dtype and exception seam
 the fuzzer checks runs through them. Each reference is the same mathematics on plain
 values (NumPy's own call where NumPy has it), whose central differences are the true
 derivatives."""
@@ -11,6 +12,7 @@ import collections
 import numpy as np
 
 import autodiff as ad
+from autodiff.boxes import Box
 from autodiff.nn import functional as F
 from seams import _const, _size, register_block
 
@@ -173,6 +175,130 @@ def _mapping_tree_block(rng, shapes, dtype):
     return fn, ref
 
 
+def _torch_scatter_block(rng, shapes, dtype):
+    """PyTorch's ``index_add``, ``scatter_add``, ``scatter_reduce('amax')``, ``index_put``
+    (accumulating) and ``masked_scatter`` on the flattened value; the reference writes with
+    ``np.add.at``/``np.maximum.at``/a mask. On a plain array (no method) it is the
+    reference itself."""
+    n = _size(shapes[-1])
+    if n < 2:
+        return None
+    k = int(rng.integers(1, min(n, 4) + 1))
+    idx = rng.integers(0, n, size=k)
+    mask = rng.random(n) < 0.5
+    which = int(rng.integers(5))
+
+    def ref(env):
+        y = np.reshape(env[-1], -1)
+        src = np.sin(y[:k])
+        out = np.array(y, copy=True)
+        if which == 3:
+            out = np.maximum(out, -1.0)          # the same clip as fn's, then amax
+            np.maximum.at(out, idx, src)
+            return out
+        if which == 4:
+            out[mask] = np.cos(y)[: int(mask.sum())]
+            return out * y
+        np.add.at(out, idx, src)
+        return out
+
+    def fn(env):
+        y = env[-1]
+        if not isinstance(y, Box):
+            return ref(env)
+        y = np.reshape(y, -1)
+        src = np.sin(y[:k])
+        if which == 0:
+            return y.index_add(0, idx, src)
+        if which == 1:
+            return y.scatter_add(0, idx, src)
+        if which == 2:
+            return (y * 1.0).index_put_((idx,), src, accumulate=True)
+        if which == 3:
+            return np.maximum(y, -1.0).scatter_reduce(0, idx, src, "amax")
+        return y.masked_scatter(mask, np.cos(y)) * y
+    return fn, ref
+
+
+def _pad_modes_block(rng, shapes, dtype):
+    """``F.pad`` of the value as a 2-d array in each mode (reflection below the size)."""
+    n = _size(shapes[-1])
+    if n < 2:
+        return None
+    if n > 6:
+        return None
+    mode = ("constant", "reflect", "replicate", "circular")[int(rng.integers(4))]
+    r = int(rng.integers(1, n))
+    pads = tuple(int(p) for p in rng.integers(0, 2, size=4))       # the result stays small
+    if mode == "reflect" and r == 1:
+        pads = pads[:2] + (0, 0)
+    if mode == "reflect" and n // r == 1:
+        pads = (0, 0) + pads[2:]
+
+    def f(env):
+        y = np.reshape(np.reshape(env[-1], -1)[: r * (n // r)], (r, n // r))
+        return F.pad(y, pads, mode, 0.5 if mode == "constant" else None)
+    return f, f
+
+
+def _embedding_bag_block(rng, shapes, dtype):
+    """``F.embedding_bag`` with the value as the table (rows of 2, or 1), bags given by
+    offsets (one may be empty) and a mode; the reference sums, averages or maximises the
+    rows bag by bag."""
+    n = _size(shapes[-1])
+    if n < 2:
+        return None
+    d = 2 if n % 2 == 0 else 1
+    rows = n // d
+    idx = rng.integers(0, rows, size=int(rng.integers(1, 6)))
+    cuts = np.sort(rng.integers(0, len(idx) + 1, size=int(rng.integers(0, 3))))
+    offsets = np.concatenate([[0], cuts]).astype(np.int64)
+    mode = ("sum", "mean", "max")[int(rng.integers(3))]
+
+    def fn(env):
+        return F.embedding_bag(idx, np.reshape(env[-1], (rows, d)), offsets, mode=mode)
+
+    def ref(env):
+        W = np.reshape(env[-1], (rows, d))
+        ends = np.append(offsets[1:], len(idx))
+        red = {"sum": np.sum, "mean": np.mean, "max": np.max}[mode]
+        return np.stack([red(W[idx[a:b]], axis=0) if b > a else np.zeros(d, W.dtype)
+                         for a, b in zip(offsets, ends)])
+    return fn, ref
+
+
+def _ctc_block(rng, shapes, dtype):
+    """``F.ctc_loss`` of log-softmax scores A·y (T frames, C classes) against a target
+    (repeats included); sum or none reduction of one, or mean of two samples."""
+    n = _size(shapes[-1])
+    if n == 0 or n > 12:
+        return None
+    T, C, N = int(rng.integers(3, 6)), 3, int(rng.integers(1, 3))
+    A = _const(rng, (T * N * C, n), dtype)
+    S = int(rng.integers(1, 3))
+    targets = rng.integers(1, C, size=(N, S))
+    red = ("sum", "mean", "none")[int(rng.integers(3))]
+
+    def f(env):
+        z = np.reshape(A @ np.reshape(env[-1], -1), (T, N, C))
+        return F.ctc_loss(F.log_softmax(z, 2), targets, [T] * N, [S] * N, reduction=red)
+    return f, f
+
+
+def _local_response_norm_block(rng, shapes, dtype):
+    """``F.local_response_norm`` of the value as (1, C, L) channels."""
+    n = _size(shapes[-1])
+    if n < 2:
+        return None
+    c = int(rng.integers(2, n + 1))
+    size = int(rng.integers(1, 4))
+
+    def f(env):
+        y = np.reshape(np.reshape(env[-1], -1)[: c * (n // c)], (1, c, n // c))
+        return F.local_response_norm(y, size, alpha=0.5, beta=0.75, k=1.0)
+    return f, f
+
+
 BLOCKS = [register_block("fmax_fmin_nan", _fmax_fmin_block),
           register_block("median", _median_block),
           register_block("ufunc_outer", _ufunc_outer_block),
@@ -181,4 +307,9 @@ BLOCKS = [register_block("fmax_fmin_nan", _fmax_fmin_block),
           register_block("cholesky_upper", _cholesky_upper_block),
           register_block("put_negative", _put_negative_block),
           register_block("binary_cross_entropy", _binary_cross_entropy_block),
-          register_block("ordered_mapping_tree", _mapping_tree_block)]
+          register_block("ordered_mapping_tree", _mapping_tree_block),
+          register_block("torch_scatter_methods", _torch_scatter_block),
+          register_block("pad_modes", _pad_modes_block),
+          register_block("embedding_bag", _embedding_bag_block),
+          register_block("ctc_loss", _ctc_block),
+          register_block("local_response_norm", _local_response_norm_block)]

@@ -1,6 +1,7 @@
 """The NumPy and nn blocks of the seam fuzzer (tests/seams_numpy.py) placed among random
 others (fmax/fmin with NaN, median, ufunc.outer/at, wide qr, cholesky(upper=True), np.put,
-binary cross-entropy, mapping pytrees), under every check of seams.check."""
+binary cross-entropy, mapping pytrees, torch's scatter methods, F.pad's modes, embedding_bag,
+ctc_loss, local_response_norm), under every check of seams.check."""
 import numpy as np
 import pytest
 
