@@ -1,7 +1,9 @@
 """Convolution and pooling, as functions (PyTorch's signatures) and as layers.
 
 Convolution is the engine's ``conv2d`` primitive (``autodiff/ops/conv.py``) plus a bias;
-``conv1d`` is ``conv2d`` on a height-1 image. Max pooling on NumPy arrays is the engine's
+``conv1d`` is ``conv2d`` on a height-1 image, and ``conv3d`` is one ``conv2d`` of the depth
+slabs folded into the batch, the kd depth taps stacked beside the channels (its transpose
+scatters ``conv_transpose2d``'s slabs back by depth). Max pooling on NumPy arrays is the engine's
 ``max_pool2d`` primitive (``autodiff/ops/pooling.py``), whose rules make PyTorch's choice
 at ties: the whole derivative of a window goes to one element, its first maximum in
 row-major order (or its last NaN), in both modes and to any order; ``return_indices``
@@ -10,7 +12,10 @@ compositions: the input is padded (with -inf for max, 0 for average), each of th
 kernel taps is a strided slice, and the slices are combined pairwise (elementwise
 operations on whole slices: NumPy's reductions over small trailing axes are ~20× slower),
 the max keeping the earlier slice unless the later is greater or NaN, so its derivative
-makes the same choice. Adaptive max pooling, unpooling, ``unfold`` and ``fold``
+makes the same choice. The 3-d pools are the 2-d ones on each depth plane, then the same
+pairwise combination over the depth taps (the earlier kept at a tie), so the derivative
+still goes to the first maximum in row-major (d, h, w) order, or the last NaN. Adaptive max
+pooling, unpooling, ``unfold`` and ``fold``
 gather or scatter by flat indices (``take_along_axis``, ``index_add``): each is the
 other's transpose, so their derivatives are exact to any order too.
 
@@ -44,7 +49,10 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool
            "max_unpool1d", "max_unpool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "unfold", "fold", "pixel_shuffle", "pixel_unshuffle", "MaxUnpool1d", "MaxUnpool2d",
            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Unfold", "Fold", "PixelShuffle",
-           "PixelUnshuffle", "UpsamplingNearest2d", "UpsamplingBilinear2d"]
+           "PixelUnshuffle", "UpsamplingNearest2d", "UpsamplingBilinear2d",
+           "conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d",
+           "adaptive_max_pool3d", "Conv3d", "ConvTranspose3d", "MaxPool3d", "AvgPool3d",
+           "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"]
 
 
 def _shape_error(msg):
@@ -118,6 +126,107 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     y = conv_transpose2d(input[..., None, :], weight[:, :, None], None, one(stride),
                          p(padding), p(output_padding), groups, one(dilation))[..., 0, :]
     return y if bias is None else y + np.reshape(bias, (-1, 1))
+
+def _triple(v, name):
+    v = (v,) * 3 if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(v) != 3 or not all(isinstance(i, (int, np.integer)) for i in v):
+        raise ValueError(f"{name} must be an int or a triple of ints, got {v!r}")
+    return tuple(int(i) for i in v)
+
+
+def _volumes(input, weight, name):
+    """``input`` as (N, C, D, H, W) (a 4-D one is one volume) and whether it was unbatched."""
+    if ndim_of(input) not in (4, 5) or ndim_of(weight) != 5:
+        raise _shape_error(f"Expected 4D (unbatched) or 5D (batched) input to {name} and a "
+                           f"5D weight, but got input of size: {list(shape_of(input))} and "
+                           f"weight of size: {list(shape_of(weight))}")
+    single = ndim_of(input) == 4
+    return (input[None] if single else input), single
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``torch.nn.functional.conv3d``: (N, C, D, H, W) or (C, D, H, W) ⋆ (O, C/groups, kd,
+    kh, kw) + bias (O,). A sum of 2-d convolutions over the depth taps,
+    ``y[:, :, p] = Σ_k conv2d(xpad[:, :, p·s_d + k·d_d], w[:, :, k])``, done as one
+    ``conv2d``: the depth slabs folded into the batch (N·Do, C·kd, H, W), tap k beside
+    channel c (index c·kd + k), so that w (O, C/groups·kd, kh, kw) is a plain reshape and
+    each group keeps its channels. Depth zero padding is concatenated, 'same' splits
+    d·(k-1) as PyTorch does (the odd one after)."""
+    x, single = _volumes(input, weight, "conv3d")
+    (n, c, _, h, w), (o, cg, kd, kh, kw) = shape_of(x), shape_of(weight)
+    if not (isinstance(groups, (int, np.integer)) and groups > 0) or o % groups:
+        raise _shape_error(f"Given groups={groups}, expected weight to be divisible by "
+                           f"{groups} at dimension 0, but got weight of size "
+                           f"{list(shape_of(weight))} instead")
+    if c != cg * groups:
+        raise _shape_error(f"Given groups={groups}, weight of size {list(shape_of(weight))}, "
+                           f"expected input{list(shape_of(x))} to have {cg * groups} "
+                           f"channels, but got {c} channels instead")
+    s, d = _triple(stride, "stride"), _triple(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                             "{'valid', 'same'}")
+        if padding == "same" and s != (1, 1, 1):
+            raise _shape_error("padding='same' is not supported for strided convolutions")
+        tot = d[0] * (kd - 1) if padding == "same" else 0
+        depth, plane = (tot // 2, tot - tot // 2), padding
+    else:
+        p = _triple(padding, "padding")
+        if min(p) < 0:
+            raise _shape_error("negative padding is not supported")
+        depth, plane = (p[0], p[0]), p[1:]
+    x = _pad(x, -3, *depth, 0.0)
+    do = (shape_of(x)[2] - d[0] * (kd - 1) - 1) // s[0] + 1
+    if do < 1:
+        raise _shape_error(f"conv3d: kernel depth {kd} (dilation {d[0]}) is larger than the "
+                           f"padded input depth {shape_of(x)[2]}")
+    slabs = np.stack([x[:, :, k * d[0]:k * d[0] + s[0] * (do - 1) + 1:s[0]]
+                      for k in range(kd)], axis=2)                    # (N, C, kd, Do, H, W)
+    slabs = np.reshape(np.transpose(slabs, (0, 3, 1, 2, 4, 5)), (n * do, c * kd, h, w))
+    y = conv2d(slabs, np.reshape(weight, (o, cg * kd, kh, kw)), None, s[1:], plane, d[1:],
+               groups)                                                # (N·Do, O, Ho, Wo)
+    y = np.transpose(np.reshape(y, (n, do) + shape_of(y)[1:]), (0, 2, 1, 3, 4))
+    if bias is not None:
+        y = y + np.reshape(bias, (-1, 1, 1, 1))
+    return y[0] if single else y
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """``torch.nn.functional.conv_transpose3d``: (N, Cin, D, H, W) or (Cin, D, H, W) with
+    weight (Cin, Cout/groups, kd, kh, kw), the transpose (adjoint) of ``conv3d``: each
+    input depth slab id goes through ``conv_transpose2d`` with every depth tap k at once
+    (weight (Cin, Cout/groups·kd, kh, kw)), and tap k's slab is added at output depth
+    ``od = id·s_d + k·d_d - p_d`` (a scatter, ``index_add``; output depth
+    ``(D - 1)·s_d - 2·p_d + d_d·(kd - 1) + output_padding_d + 1``)."""
+    x, single = _volumes(input, weight, "conv_transpose3d")
+    (n, ci, dn, h, w), (_, cg, kd, kh, kw) = shape_of(x), shape_of(weight)
+    s, p = _triple(stride, "stride"), _triple(padding, "padding")
+    op, d = _triple(output_padding, "output_padding"), _triple(dilation, "dilation")
+    if any(a >= max(b, e) for a, b, e in zip(op, s, d)):
+        names = [f"output_padding_{a}: {v}" for a, v in zip(("depth", "height", "width"), op)]
+        names += [f"stride_{a}: {v}" for a, v in zip(("depth", "height", "width"), s)]
+        names += [f"dilation_{a}: {v}" for a, v in zip(("depth", "height", "width"), d)]
+        raise _shape_error("output padding must be smaller than either stride or dilation, "
+                           f"but got {' '.join(names)}")
+    out = (dn - 1) * s[0] - 2 * p[0] + d[0] * (kd - 1) + op[0] + 1
+    if out < 1:
+        raise _shape_error(f"conv_transpose3d: the output depth {out} is not positive")
+    planes = np.reshape(np.transpose(x, (0, 2, 1, 3, 4)), (n * dn, ci, h, w))
+    y = conv_transpose2d(planes, np.reshape(weight, (ci, cg * kd, kh, kw)), None, s[1:],
+                         p[1:], op[1:], groups, d[1:])           # (N·D, Cout·kd, Ho, Wo)
+    ho, wo = shape_of(y)[-2:]
+    co = cg * groups
+    y = np.reshape(np.transpose(np.reshape(y, (n, dn, co, kd, ho, wo)), (1, 3, 0, 2, 4, 5)),
+                   (dn * kd, n, co, ho, wo))                     # (D·kd, N, Cout, Ho, Wo)
+    od = (np.arange(dn)[:, None] * s[0] + np.arange(kd) * d[0] - p[0]).ravel()
+    od = np.where((od >= 0) & (od < out), od, out)               # outside: one spare slot
+    y = index_add_p(y, idx=(od,), shape=(out + 1, n, co, ho, wo))[:out]
+    y = np.transpose(y, (1, 2, 0, 3, 4))
+    if bias is not None:
+        y = y + np.reshape(bias, (-1, 1, 1, 1))
+    return y[0] if single else y
 
 
 # ----- Pooling -----
@@ -223,18 +332,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     _spatial(input, 2, "avg_pool2d")
     k, s, p, d = _pool_args(kernel_size, stride, padding, 1)
     _, w = _taps(input, k, s, p, d, ceil_mode, 0.0)
-    total = _pairwise(operator.add, w)
-    if divisor_override is not None:
-        if not divisor_override:
-            raise ValueError("divisor must be not zero")
-        return total / float(divisor_override)
-    ho, wo = shape_of(total)[-2:]
-    h, wd = shape_of(input)[-2:]
-    div = np.outer(_avg_divisor(h, k[0], s[0], p[0], ho, count_include_pad),
-                   _avg_divisor(wd, k[1], s[1], p[1], wo, count_include_pad))
-    if np.all(div == div.flat[0]):
-        return total / float(div.flat[0])
-    return total / div.astype(total.dtype)
+    return _mean(_pairwise(operator.add, w), input, k, s, p, count_include_pad,
+                 divisor_override)
 
 
 def _height1(x):
@@ -276,6 +375,110 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                        count_include_pad)
 
 
+# ----- 3-d pools: the 2-d pool of each depth plane, combined over the depth taps -----
+def _pool_args3(kernel_size, stride, padding, dilation):
+    kernel_size = _triple(kernel_size, "kernel_size")
+    stride = kernel_size if _default(stride) else _triple(stride, "stride")
+    return (kernel_size, stride, _triple(padding, "padding"),
+            _triple(dilation, "dilation"))
+
+
+def _planes(x):
+    """(…, D, H, W) as the stack of its depth planes (L, H, W), for a 2-d pool."""
+    return np.reshape(x, (-1,) + shape_of(x)[-2:])
+
+
+def _depth_sources(n, k, s, p, d, ceil_mode):
+    """Per depth tap, the input depth each output depth reads, ``o·s - p + k·d`` (outside
+    [0, n): the padding)."""
+    out = pool_output_size(n, k, s, p, d, ceil_mode)
+    return [np.arange(out) * s - p + i * d for i in range(k)]
+
+
+def _later(acc, v, ok, seen):
+    """Where a later depth tap takes the window (plain values): a real tap that is the first
+    real one, or greater, or NaN (PyTorch's ``val > maxval || isnan(val)``)."""
+    return ok & (~seen | (v > acc) | np.isnan(v))
+
+
+def _depth_max(planes, sources, idx=None, plane=1):
+    """The maximum over depth taps of the per-plane maxima ``planes`` (…, D, Ho, Wo), tap by
+    tap in order (``sources`` from ``_depth_sources``: padding never taken). A later tap
+    wins only when greater or NaN, so the derivative (through ``where``) goes to the first
+    maximum in (d, h, w) order, or the last NaN; ``idx`` (flat indices into each plane of
+    size ``plane``) becomes d·plane + index, for ``return_indices``."""
+    n = shape_of(planes)[-3]
+    acc = ids = seen = None
+    for src in sources:
+        ok = (src >= 0) & (src < n)
+        if not ok.any():
+            continue
+        at = np.clip(src, 0, n - 1)
+        v = np.take(planes, at, axis=-3)
+        vi = None if idx is None else np.take(idx, at, axis=-3) + (at * plane)[:, None, None]
+        if acc is None:
+            acc, ids, seen = v, vi, ok
+            continue
+        take = lift(_later, acc, v, ok[:, None, None], seen[:, None, None])
+        acc = np.where(take, v, acc)
+        ids = None if idx is None else np.where(take, vi, ids)
+        seen = seen | ok
+    return acc if idx is None else (acc, ids)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """``torch.nn.functional.max_pool3d`` on (N, C, D, H, W) or (C, D, H, W): ``max_pool2d``
+    of every depth plane, then the maximum over the kd depth taps of each window (padding
+    never chosen). The derivative goes to the window's first maximum in row-major (d, h, w)
+    order (its last NaN), as PyTorch's; ``return_indices=True`` (NumPy arrays) also gives
+    that element's flat index into its (D, H, W) volume, int64."""
+    _spatial(input, 3, "max_pool3d")
+    k, s, p, d = _pool_args3(kernel_size, stride, padding, dilation)
+    dn, h, w = shape_of(input)[-3:]
+    src = _depth_sources(dn, k[0], s[0], p[0], d[0], ceil_mode)
+    y = max_pool2d(_planes(input), k[1:], s[1:], p[1:], d[1:], ceil_mode, return_indices)
+    lead = shape_of(input)[:-2]
+    if return_indices:
+        y, i = y
+        return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src,
+                          np.reshape(i, lead + shape_of(i)[-2:]), h * w)
+    return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src)
+
+
+def _mean(total, input, k, s, p, count_include_pad, divisor_override):
+    """A pool's window sums over the last len(k) axes divided by PyTorch's divisor: the
+    product over the axes of ``_avg_divisor``, or ``divisor_override``."""
+    if divisor_override is not None:
+        if not divisor_override:
+            raise ValueError("divisor must be not zero")
+        return total / float(divisor_override)
+    nd = len(k)
+    div = np.ones(())
+    for n, kk, ss, pp, o in zip(shape_of(input)[-nd:], k, s, p, shape_of(total)[-nd:]):
+        div = np.multiply.outer(div, _avg_divisor(n, kk, ss, pp, o, count_include_pad))
+    if np.all(div == div.flat[0]):
+        return total / float(div.flat[0])
+    return total / div.astype(total.dtype)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """``torch.nn.functional.avg_pool3d`` on (N, C, D, H, W) or (C, D, H, W): the window sums
+    of every depth plane (as ``avg_pool2d``), summed over the kd depth taps, divided by
+    PyTorch's divisor (the product of the three axes', ``count_include_pad`` as 2-d)."""
+    _spatial(input, 3, "avg_pool3d")
+    k, s, p, d = _pool_args3(kernel_size, stride, padding, 1)
+    _, w = _taps(input, k[1:], s[1:], p[1:], d[1:], ceil_mode, 0.0)
+    planes = _pairwise(operator.add, w)                                 # (…, D, Ho, Wo)
+    n = shape_of(planes)[-3]
+    out = pool_output_size(n, k[0], s[0], p[0], 1, ceil_mode)
+    planes = _pad(planes, -3, p[0], max((out - 1) * s[0] + k[0] - n - p[0], 0), 0.0)
+    total = _pairwise(operator.add, [planes[..., i:i + s[0] * (out - 1) + 1:s[0], :, :]
+                                     for i in range(k[0])])           # (…, Do, Ho, Wo)
+    return _mean(total, input, k, s, p, count_include_pad, divisor_override)
+
+
 # ----- Adaptive pooling and resampling: linear maps along each spatial axis -----
 def _adaptive_matrix(n_in, n_out, dtype):
     """(n_out, n_in): row i averages PyTorch's bin [⌊i·n/m⌋, ⌈(i+1)·n/m⌉)."""
@@ -300,22 +503,30 @@ def _sizes(x, output_size, nd, what):
     return [s[-nd + k] if o is None else int(o) for k, o in enumerate(out)]
 
 
-def adaptive_avg_pool2d(input, output_size):
-    """Average over PyTorch's adaptive bins, giving (…, *output_size); ``None`` keeps an
-    axis. A bin is a rectangle, so the mean is a row average of column averages."""
-    sizes = _sizes(input, output_size, 2, "adaptive_avg_pool2d")
+def _adaptive_avg(input, output_size, nd, what):
+    sizes = _sizes(input, output_size, nd, what)
     dtype = _float(input)
     for k, n_out in enumerate(sizes):
-        axis = ndim_of(input) - 2 + k
+        axis = ndim_of(input) - nd + k
         input = _along(input, axis, _adaptive_matrix(shape_of(input)[axis], n_out, dtype))
     return input
 
 
+def adaptive_avg_pool2d(input, output_size):
+    """Average over PyTorch's adaptive bins, giving (…, *output_size); ``None`` keeps an
+    axis. A bin is a rectangle, so the mean is a row average of column averages."""
+    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+
+
 def adaptive_avg_pool1d(input, output_size):
-    sizes = _sizes(input, output_size, 1, "adaptive_avg_pool1d")
-    axis = ndim_of(input) - 1
-    return _along(input, axis, _adaptive_matrix(shape_of(input)[axis], sizes[0],
-                                                _float(input)))
+    return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """``torch.nn.functional.adaptive_avg_pool3d`` on (N, C, D, H, W) or (C, D, H, W): a bin
+    is a box, so its mean is the bin matrix applied along each of the three axes."""
+    _spatial(input, 3, "adaptive_avg_pool3d")
+    return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
 
 # ----- Adaptive max pooling and unpooling: gathers and scatters by flat indices -----
@@ -366,6 +577,26 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
     """``torch.nn.functional.adaptive_max_pool1d`` on (N, C, L) or (C, L)."""
     sizes = _sizes(input, output_size, 1, "adaptive_max_pool1d")
     return _drop_height(adaptive_max_pool2d(_height1(input), (1, sizes[0]), return_indices))
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """``torch.nn.functional.adaptive_max_pool3d`` on (N, C, D, H, W) or (C, D, H, W):
+    ``adaptive_max_pool2d`` of every depth plane, then the maximum over each depth bin
+    [⌊i·D/m⌋, ⌈(i+1)·D/m⌉) as ``max_pool3d`` combines its depth taps (the first maximum in
+    (d, h, w) order, the last NaN); ``return_indices`` gives flat indices into (D, H, W)."""
+    _spatial(input, 3, "adaptive_max_pool3d")
+    sizes = _sizes(input, output_size, 3, "adaptive_max_pool3d")
+    dn, h, w = shape_of(input)[-3:]
+    i = np.arange(sizes[0])
+    a, b = (i * dn) // sizes[0], -(-((i + 1) * dn) // sizes[0])
+    src = [np.where(a + j < b, a + j, -1) for j in range(int(np.max(b - a)))]
+    y = adaptive_max_pool2d(_planes(input), sizes[1:], return_indices)
+    lead = shape_of(input)[:-2]
+    if return_indices:
+        y, idx = y
+        return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src,
+                          np.reshape(idx, lead + shape_of(idx)[-2:]), h * w)
+    return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src)
 
 
 def _unpool_size(spatial, k, s, p, output_size, name):
@@ -673,12 +904,15 @@ class _ConvNd(Module):
             s += f", padding={self.padding}"
         if self.dilation != (1,) * self._nd:
             s += f", dilation={self.dilation}"
+        if getattr(self, "output_padding", (0,) * self._nd) != (0,) * self._nd:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return s
-
 
     def _padded(self, x):
         """The input padded by ``padding_mode`` (reflect, replicate, circular) and the
@@ -722,6 +956,17 @@ class Conv1d(_ConvNd):
                       self.groups)
 
 
+class Conv3d(_ConvNd):
+    """3-d convolution of (N, C, D, H, W) or (C, D, H, W) inputs, weight
+    (O, C/groups, kd, kh, kw)."""
+    _nd = 3
+
+    def forward(self, x):
+        x, padding = self._padded(x)
+        return conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                      self.groups)
+
+
 class ConvTranspose2d(_ConvNd):
     """The transpose (gradient) of ``Conv2d``: weight (Cin, Cout/groups, kh, kw); output
     size ``(H - 1)·stride - 2·padding + dilation·(k - 1) + output_padding + 1``."""
@@ -739,7 +984,7 @@ class ConvTranspose2d(_ConvNd):
         if output_size is not None:
             raise NotImplementedError("ConvTranspose: output_size= is not supported; give "
                                       "output_padding= instead")
-        fn = conv_transpose2d if self._nd == 2 else conv_transpose1d
+        fn = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}[self._nd]
         return fn(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
                   self.groups, self.dilation)
 
@@ -747,6 +992,11 @@ class ConvTranspose2d(_ConvNd):
 class ConvTranspose1d(ConvTranspose2d):
     """The transpose of ``Conv1d``: weight (Cin, Cout/groups, k)."""
     _nd = 1
+
+
+class ConvTranspose3d(ConvTranspose2d):
+    """The transpose of ``Conv3d``: weight (Cin, Cout/groups, kd, kh, kw)."""
+    _nd = 3
 
 
 class MaxPool2d(Module):
@@ -777,6 +1027,14 @@ class MaxPool1d(MaxPool2d):
                           self.ceil_mode, self.return_indices)
 
 
+class MaxPool3d(MaxPool2d):
+    """The maximum over each window of (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    def forward(self, x):
+        return max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                          self.ceil_mode, self.return_indices)
+
+
 class AvgPool2d(Module):
     """The mean over each window (``stride`` defaults to ``kernel_size``)."""
 
@@ -794,6 +1052,14 @@ class AvgPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool3d(AvgPool2d):
+    """The mean over each window of (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    def forward(self, x):
+        return avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad, self.divisor_override)
 
 
 class AvgPool1d(Module):
@@ -835,6 +1101,11 @@ class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
         return adaptive_avg_pool1d(x, self.output_size)
 
 
+class AdaptiveAvgPool3d(AdaptiveAvgPool2d):
+    def forward(self, x):
+        return adaptive_avg_pool3d(x, self.output_size)
+
+
 class AdaptiveMaxPool2d(Module):
     """The maximum over PyTorch's adaptive bins to ``output_size`` (an int, a pair, ``None``
     keeps an axis); ``return_indices=True`` also gives the flat indices."""
@@ -853,6 +1124,11 @@ class AdaptiveMaxPool2d(Module):
 class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
     def forward(self, x):
         return adaptive_max_pool1d(x, self.output_size, self.return_indices)
+
+
+class AdaptiveMaxPool3d(AdaptiveMaxPool2d):
+    def forward(self, x):
+        return adaptive_max_pool3d(x, self.output_size, self.return_indices)
 
 
 class MaxUnpool2d(Module):

@@ -24,7 +24,7 @@ from .module import Module, Parameter
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "BatchNorm1d",
            "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
-           "RMSNorm"]
+           "InstanceNorm3d", "RMSNorm"]
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -278,8 +278,9 @@ class _InstanceNorm(_BatchNorm):
     _dims = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
-                 track_running_stats=False, dtype=np.float64):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+                 track_running_stats=False, dtype=np.float64, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         bias=bias)
 
     def forward(self, x):
         if ndim_of(x) not in self._dims:
@@ -296,10 +297,6 @@ class _InstanceNorm(_BatchNorm):
                              use_input, 0.0 if self.momentum is None else self.momentum,
                              self.eps)
 
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-
 
 class InstanceNorm1d(_InstanceNorm):
     """Instance normalisation of (N, C, L) or unbatched (C, L) inputs."""
@@ -309,3 +306,8 @@ class InstanceNorm1d(_InstanceNorm):
 class InstanceNorm2d(_InstanceNorm):
     """Instance normalisation of (N, C, H, W) or unbatched (C, H, W) inputs."""
     _dims = (3, 4)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or unbatched (C, D, H, W) inputs."""
+    _dims = (4, 5)
