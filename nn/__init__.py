@@ -13,6 +13,8 @@ from .attention import MultiheadAttention
 from .compile import compile_step
 from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d,
                    ConvTranspose1d, ConvTranspose2d, MaxPool1d, MaxPool2d, Upsample)
+from .conv import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, Conv3d, ConvTranspose3d,
+                   MaxPool3d)
 from .conv import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, Fold, MaxUnpool1d, MaxUnpool2d,
                    PixelShuffle, PixelUnshuffle, Unfold, UpsamplingBilinear2d,
                    UpsamplingNearest2d)
@@ -39,7 +41,7 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropy
 from .module import (Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList,
                      Sequential, functional_call)
 from .norm import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d,
-                   InstanceNorm2d, RMSNorm)
+                   InstanceNorm2d, InstanceNorm3d, RMSNorm)
 from .onnx import export_onnx
 from .optim import clip_grad_norm_, clip_grad_value_
 from .padding import (ZeroPad1d, ZeroPad2d, ZeroPad3d, ConstantPad1d, ConstantPad2d,
@@ -71,7 +73,8 @@ __all__ = [
     "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
     "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm1d",
-    "InstanceNorm2d", "RMSNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
+    "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "Conv3d", "ConvTranspose3d", "MaxPool3d",
+    "AvgPool3d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
     "GRUCell",
     "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
     "TransformerEncoder", "TransformerDecoder",

@@ -2,19 +2,19 @@
 
 Convolution is the engine's ``conv2d`` primitive (``autodiff/ops/conv.py``) plus a bias;
 ``conv1d`` is ``conv2d`` on a height-1 image, and ``conv3d`` is one ``conv2d`` of the depth
-slabs folded into the batch, the kd depth taps stacked beside the channels (its transpose
-scatters ``conv_transpose2d``'s slabs back by depth). Max pooling on NumPy arrays is the engine's
-``max_pool2d`` primitive (``autodiff/ops/pooling.py``), whose rules make PyTorch's choice
-at ties: the whole derivative of a window goes to one element, its first maximum in
-row-major order (or its last NaN), in both modes and to any order; ``return_indices``
-names that element. Average pooling, and max pooling on another array type, are
-compositions: the input is padded (with -inf for max, 0 for average), each of the kh·kw
-kernel taps is a strided slice, and the slices are combined pairwise (elementwise
+slabs folded into the batch, the kd depth taps stacked beside the channels
+(``conv_transpose3d`` scatters ``conv_transpose2d``'s slabs back by depth). Max pooling on
+NumPy arrays is the engine's ``max_pool2d`` primitive (``autodiff/ops/pooling.py``), whose
+rules make PyTorch's choice at ties: the whole derivative of a window goes to one element,
+its first maximum in row-major order (or its last NaN), in both modes and to any order;
+``return_indices`` names that element. Average pooling, and max pooling on another array
+type, are compositions: the input is padded (with -inf for max, 0 for average), each of the
+kh·kw kernel taps is a strided slice, and the slices are combined pairwise (elementwise
 operations on whole slices: NumPy's reductions over small trailing axes are ~20× slower),
 the max keeping the earlier slice unless the later is greater or NaN, so its derivative
-makes the same choice. The 3-d pools are the 2-d ones on each depth plane, then the same
-pairwise combination over the depth taps (the earlier kept at a tie), so the derivative
-still goes to the first maximum in row-major (d, h, w) order, or the last NaN. Adaptive max
+makes the same choice. The 3-d pools are the 2-d ones of each depth plane, combined over
+the depth taps the same way (``where``, the earlier tap kept at a tie), so the derivative
+goes to the first maximum in row-major (d, h, w) order, or the last NaN. Adaptive max
 pooling, unpooling, ``unfold`` and ``fold``
 gather or scatter by flat indices (``take_along_axis``, ``index_add``): each is the
 other's transpose, so their derivatives are exact to any order too.

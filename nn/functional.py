@@ -1295,6 +1295,8 @@ from .conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa
                    max_pool1d, max_pool2d)
 from .conv import (adaptive_max_pool1d, adaptive_max_pool2d, fold, max_unpool1d,  # noqa: E402
                    max_unpool2d, pixel_shuffle, pixel_unshuffle, unfold)
+from .conv import (adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, conv3d,  # noqa: E402
+                   conv_transpose3d, max_pool3d)
 from .norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm  # noqa: E402
 from .attention import scaled_dot_product_attention  # noqa: E402
 
@@ -1304,3 +1306,5 @@ __all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_poo
             "instance_norm", "rms_norm", "scaled_dot_product_attention"]
 __all__ += ["adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d",
             "unfold", "fold", "pixel_shuffle", "pixel_unshuffle"]
+__all__ += ["conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d",
+            "adaptive_max_pool3d"]
