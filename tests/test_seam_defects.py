@@ -48,6 +48,49 @@ def test_write_through_view_is_refused(name, transform):
         transform(f)(X3)
 
 
+# Views NumPy's functions return (not NumPy's indexing): each names the x[k] it writes to.
+FUNCTION_VIEWS = {
+    "flip": (lambda x: np.flip(x), 2), "flipud": (lambda x: np.flipud(x), 2),
+    "fliplr": (lambda x: np.fliplr(x.reshape(1, 3))[0], 2),
+    "rot90 twice": (lambda x: np.rot90(x.reshape(1, 3), 2)[0], 2),
+    "split": (lambda x: np.split(x, 3)[1], 1), "array_split": (lambda x: np.array_split(x, 2)[1], 2),
+    "hsplit": (lambda x: np.hsplit(x, 3)[2], 2),
+    "vsplit": (lambda x: np.vsplit(x.reshape(3, 1), 3)[1][0], 1),
+    "unstack": (lambda x: np.unstack(x.reshape(1, 3))[0], 0),
+}
+
+
+@pytest.mark.parametrize("name", FUNCTION_VIEWS)
+@pytest.mark.parametrize("transform", [ad.grad, lambda f: ad.jacfwd(f)])
+def test_write_through_a_functions_view_is_refused(name, transform):
+    """np.flip, np.split, np.unstack, … return views in NumPy: a write into one reaches x
+    there, so here it is refused (it used to be silently lost, value and derivative)."""
+    view, k = FUNCTION_VIEWS[name]
+    xv = X3.copy()
+    view(xv)[0] = 10.0
+    assert xv[k] == 10.0                 # NumPy carries the write into x
+
+    def f(x):
+        y = view(x * 1.0)
+        y[0] = 10.0 * x[0]
+        return np.sum(y ** 2)
+    with pytest.raises(TypeError, match=r"into the result of (np\.|basic indexing)"):
+        transform(f)(X3)
+
+
+def test_write_into_a_diagonal_is_refused():
+    """NumPy's diagonal is a read-only view (a write raises); a tracked one refuses too."""
+    with pytest.raises(ValueError):
+        np.diagonal(np.eye(2))[0] = 1.0
+
+    def f(x):
+        d = np.diagonal(np.outer(x, x))
+        d[0] = 1.0
+        return np.sum(d)
+    with pytest.raises(TypeError, match="into the result of np.diagonal"):
+        ad.grad(f)(X3)
+
+
 @pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**="])
 def test_inplace_operator_on_view_is_refused(op):
     def f(x):

@@ -75,6 +75,15 @@ def _along(x, axis, i):
     return getitem_p(x, idx=(slice(None),) * axis + (i,))
 
 
+def _as_view(out, what):
+    """Mark ``out`` as what NumPy returns as a view (``np.flip``, ``np.split``, …): a write
+    into it would reach the input in NumPy, but tracked arrays share no memory, so it is
+    refused (``boxes._no_write_through``) instead of silently lost."""
+    if type(out) in box_types and ndim_of(out) > 0:
+        out._view = what
+    return out
+
+
 def _numbers(x):
     """The element numbers of ``x``: ``arange(x.size)`` in ``x``'s shape."""
     s = shape_of(x)
@@ -107,7 +116,7 @@ def _flip(m, axis=None):
     idx = [slice(None)] * nd
     for a in norm_axes(axis, nd):
         idx[a] = slice(None, None, -1)
-    return getitem_p(m, idx=tuple(idx))
+    return _as_view(getitem_p(m, idx=tuple(idx)), "np.flip (also flipud, fliplr, rot90)")
 
 
 @handles(np.fliplr)
@@ -405,7 +414,8 @@ def _diagonal(a, offset=0, axis1=0, axis2=1):
         raise ValueError("axis1 and axis2 cannot be the same")
     x = np.moveaxis(a, (a1, a2), (-2, -1))      # NumPy appends the diagonal as the last axis
     rows, cols = _diagonal_index(*shape_of(x)[-2:], operator.index(offset))
-    return getitem_p(x, idx=(Ellipsis, rows, cols))
+    return _as_view(getitem_p(x, idx=(Ellipsis, rows, cols)),
+                    "np.diagonal (a read-only view in NumPy)")
 
 
 @handles(np.trace)
@@ -450,7 +460,8 @@ def _split_points(n, indices_or_sections):
 def _array_split(ary, indices_or_sections, axis=0):
     ax = _axis(axis, ndim_of(ary))
     points = _split_points(shape_of(ary)[ax], indices_or_sections)
-    return [_along(ary, ax, slice(b, e)) for b, e in zip(points[:-1], points[1:])]
+    return [_as_view(_along(ary, ax, slice(b, e)), "np.split (also array_split, hsplit, "
+                     "vsplit, dsplit)") for b, e in zip(points[:-1], points[1:])]
 
 
 @handles(np.split)
@@ -487,7 +498,7 @@ def _unstack(x, *, axis=0):
     if ndim_of(x) == 0:
         raise ValueError("Input array must be at least 1-d.")
     ax = _axis(axis, ndim_of(x))
-    return tuple(_along(x, ax, i) for i in range(shape_of(x)[ax]))
+    return tuple(_as_view(_along(x, ax, i), "np.unstack") for i in range(shape_of(x)[ax]))
 
 
 # ----- Joining -----
