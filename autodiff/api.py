@@ -447,7 +447,19 @@ def _tangent_leaves(primals, tangents, transform):
             raise ValueError(f"{transform} called with different primal and tangent shapes: "
                              f"primal shape {shape_of(meta(p))}, tangent shape "
                              f"{shape_of(meta(t))}.")
+        _no_complex_for_real(t, p, transform, "tangent", "primal")
     return t_leaves
+
+
+def _no_complex_for_real(t, p, transform, what, of):
+    """Refuse a complex tangent (cotangent) of a real primal (output), as JAX does: the
+    derivative of a real function is real, and the linear rules would drop the imaginary
+    part. J(a + ib) = Ja + i·Jb: differentiate the two parts apart."""
+    if is_complex(meta(t)) and not is_complex(meta(p)):
+        raise TypeError(f"{transform}: a complex {what} for a real {of} (dtype "
+                        f"{np.result_type(meta(p))}); the derivatives of real values are "
+                        f"real. Pass the real and imaginary parts as two {what}s and "
+                        f"combine the results (J(a + ib) = Ja + i·Jb).")
 
 
 def jvp(f, primals, tangents, has_aux=False):
@@ -481,6 +493,7 @@ def _cotangent_leaves(cotangent, out_tree, values, transform):
         if shape_of(meta(c)) != shape_of(meta(v)):
             raise ValueError(f"{transform}: a cotangent of shape {shape_of(meta(c))} for an "
                              f"output of shape {shape_of(meta(v))}; they must be equal.")
+        _no_complex_for_real(c, v, transform, "cotangent", "output")
     return cts
 
 
@@ -789,23 +802,42 @@ def linear_operator(f, x):
                 np.reshape(unbox(p), (k, -1)).T for p, (s, dt) in zip(parts, sds)]
         return np.concatenate(cols, axis=0) if cols else np.zeros((0, k))
 
+    def real_parts(apply):
+        # The Jacobian is real: a complex block (SciPy passes one for a complex right-hand
+        # side or shift) is J·Re V + i·J·Im V, the two parts as columns of one sweep.
+        def op(V):
+            if not np.iscomplexobj(V):
+                return apply(V)
+            k = V.shape[1]
+            W = apply(np.concatenate([V.real, V.imag], axis=1))
+            return W[:, :k] + 1j * W[:, k:]
+        return op
+
+    @real_parts
     def matmat(V):
         V = np.asarray(V).reshape(n, -1)
         tans = _push(f, (x,), leaves, rebuild, split(V, in_sd), batched=1,
                      transform="linear_operator")[1]
         return join(tans, out_sd, V.shape[1])
 
+    @real_parts
     def rmatmat(U):
         U = np.asarray(U).reshape(m, -1)
         return join(sweep(split(U, out_sd), nb=1), in_sd, U.shape[1])
 
     def matvec(v):                     # SciPy may pass an (n, 1) column
+        v = np.asarray(v)
+        if np.iscomplexobj(v):
+            return matmat(np.reshape(v, (n, 1)))[:, 0]
         parts = [p[0] for p in split(np.reshape(v, (n, 1)), in_sd)]
         tans = _push(f, (x,), leaves, rebuild, parts, transform="linear_operator")[1]
         return join([None if t is None else np.reshape(unbox(t), (1, -1)) for t in tans],
                     out_sd, 1)[:, 0]
 
     def rmatvec(u):
+        u = np.asarray(u)
+        if np.iscomplexobj(u):
+            return rmatmat(np.reshape(u, (m, 1)))[:, 0]
         parts = [p[0] for p in split(np.reshape(u, (m, 1)), out_sd)]
         return join([np.reshape(unbox(g), (1, -1)) for g in sweep(parts)], in_sd, 1)[:, 0]
 

@@ -9,8 +9,8 @@ import numpy as np
 from .arrays import broadcast, dtype_of, zeros
 from .boxes import Box, meta
 from .arrays import partial_at
-from .core import (EAGER_FORWARD, batched_levels, bind, box_types, leaked, live_levels, ndim_of,
-                   real_like, shape_of)
+from .core import (EAGER_FORWARD, batched_levels, bind, box_types, is_complex, leaked,
+                   live_levels, ndim_of, real_like, shape_of)
 
 __all__ = ["Dual"]
 
@@ -30,6 +30,11 @@ class Dual(Box):
     def __init__(self, value, tangent=None, level=EAGER_FORWARD):
         if tangent is None:
             tangent = np.zeros_like(value) if type(value) is not float else 0.0
+        elif level == EAGER_FORWARD and is_complex(tangent) and not is_complex(value):
+            # a user's Dual(x, 1j·v): the real rules would drop the imaginary part
+            raise TypeError("Dual: a complex tangent for a real value; the derivatives of "
+                            "real values are real. Make two Duals, of the real and the "
+                            "imaginary part, and combine the tangents (J(a + ib) = Ja + i·Jb).")
         self.value = value
         self.tangent = tangent
         self.level = level

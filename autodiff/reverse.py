@@ -131,6 +131,11 @@ class Variable(Box):
                     f"backward() of an output of shape {shape_of(self.value)} needs the "
                     "cotangent: y.backward(gradient) (only a scalar output defaults to 1).")
             gradient = np.ones_like(self.value) if type(self.value) is not float else 1.0
+        elif is_complex(gradient) and not is_complex(self.value):
+            raise TypeError("backward(gradient): a complex gradient for a real output; the "
+                            "derivatives of real values are real. Call backward with the "
+                            "real and the imaginary part (retain_graph=True for the first) "
+                            "and combine the .grad values.")
         for leaf, g in backward_pass([(self, gradient)], retain=retain_graph):
             leaf.grad = g if leaf.grad is None else leaf.grad + g
 

@@ -16,7 +16,8 @@ X = np.array([[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]])
 def test_cholesky_upper_reads_the_upper_triangle_as_numpy(a):
     # it factored the lower triangle and transposed: a wrong value, or a refusal
     want = np.linalg.cholesky(a, upper=True)
-    y, t = ad.jvp(lambda m: np.linalg.cholesky(m, upper=True), (a,), (np.eye(2) + 0j * a,))
+    y, t = ad.jvp(lambda m: np.linalg.cholesky(m, upper=True), (a,),
+                  (np.eye(2).astype(a.dtype),))
     np.testing.assert_allclose(y, want, atol=1e-15)
     h = 1e-6
     fd = (np.linalg.cholesky(a + h * np.eye(2), upper=True) -
