@@ -49,8 +49,8 @@ from .padding import (ZeroPad1d, ZeroPad2d, ZeroPad3d, ConstantPad1d, ConstantPa
                       ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, CircularPad1d,
                       CircularPad2d, CircularPad3d)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
-                          TransformerEncoderLayer)
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                          TransformerEncoder, TransformerEncoderLayer)
 
 class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_ / clip_grad_value_
     clip_grad_norm_ = staticmethod(clip_grad_norm_)
@@ -77,7 +77,7 @@ __all__ = [
     "AvgPool3d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell",
     "GRUCell",
     "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
-    "TransformerEncoder", "TransformerDecoder",
+    "TransformerEncoder", "TransformerDecoder", "Transformer",
     # activations
     "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "Tanh", "Sigmoid",
     "Softplus", "Softmax", "LogSoftmax", "SELU", "CELU", "LogSigmoid", "Hardswish",

@@ -20,12 +20,13 @@ import copy
 import numpy as np
 
 from . import functional as F
+from . import init
 from .attention import MultiheadAttention
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
-           "TransformerDecoder", "generate_square_subsequent_mask"]
+           "TransformerDecoder", "Transformer", "generate_square_subsequent_mask"]
 
 
 def _activation(activation):
@@ -178,3 +179,59 @@ class TransformerDecoder(Module):
                       memory_key_padding_mask=memory_key_padding_mask,
                       tgt_is_causal=bool(tgt_is_causal), memory_is_causal=memory_is_causal)
         return x if self.norm is None else self.norm(x)
+
+
+class Transformer(Module):
+    """PyTorch's encoder-decoder ``nn.Transformer``: a ``TransformerEncoder`` of
+    ``num_encoder_layers`` and a ``TransformerDecoder`` of ``num_decoder_layers``, each ending
+    in a LayerNorm; every weight matrix Xavier-uniform initialised (PyTorch's
+    ``_reset_parameters``). ``forward(src, tgt, …)`` encodes ``src`` into the memory the
+    decoder attends to while decoding ``tgt``."""
+
+    def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
+                 dim_feedforward=2048, dropout=0.1, activation="relu", custom_encoder=None,
+                 custom_decoder=None, layer_norm_eps=1e-5, batch_first=False,
+                 norm_first=False, bias=True, device=None, dtype=np.float64):
+        super().__init__()
+        kw = dict(dropout=dropout, activation=activation, layer_norm_eps=layer_norm_eps,
+                  batch_first=batch_first, norm_first=norm_first, bias=bias, dtype=dtype)
+        if custom_encoder is not None:
+            self.encoder = custom_encoder
+        else:
+            layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, **kw)
+            self.encoder = TransformerEncoder(layer, num_encoder_layers, LayerNorm(
+                d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+        if custom_decoder is not None:
+            self.decoder = custom_decoder
+        else:
+            layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, **kw)
+            self.decoder = TransformerDecoder(layer, num_decoder_layers, LayerNorm(
+                d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+        for p in self.parameters():
+            if p.ndim > 1:
+                init.xavier_uniform_(p)
+
+    def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
+                src_key_padding_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
+                memory_is_causal=False):
+        batched = np.ndim(src) == 3
+        if batched and np.shape(src)[0 if self.batch_first else 1] != \
+                np.shape(tgt)[0 if self.batch_first else 1]:
+            raise RuntimeError("the batch number of src and tgt must be equal")
+        if not batched and np.ndim(tgt) == 3:
+            raise RuntimeError("the batch number of src and tgt must be equal")
+        if np.shape(src)[-1] != self.d_model or np.shape(tgt)[-1] != self.d_model:
+            raise RuntimeError("the feature number of src and tgt must be equal to d_model")
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+                              is_causal=src_is_causal)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz, device=None, dtype=np.float64):
+        """The causal float mask (sz, sz): 0 on and below the diagonal, -inf above."""
+        return generate_square_subsequent_mask(sz, dtype=dtype)
