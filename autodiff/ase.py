@@ -504,8 +504,9 @@ class Calculator(_ASECalculator):
     (ASE's search at each replay); a :class:`NeighborList` keeps its list between calls.
     """
     #: ``jit=True``: when more than half of the last ``JIT_WINDOW`` calls recorded, the
-    #: next ``JIT_BACKOFF`` calls run eagerly.
-    JIT_WINDOW, JIT_BACKOFF = 16, 64
+    #: next ``JIT_BACKOFF`` calls run eagerly. A short window: a recording costs several
+    #: eager calls, so three in four calls recording is already a loss to stop.
+    JIT_WINDOW, JIT_BACKOFF = 4, 64
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
     nolabel = True
 
