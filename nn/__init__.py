@@ -8,7 +8,7 @@
 >>> model[0].weight.grad.shape
 (8, 3)
 """
-from . import callbacks, functional, init, optim
+from . import callbacks, functional, init, optim, utils
 from .attention import MultiheadAttention
 from .compile import compile_step
 from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d,
@@ -51,11 +51,6 @@ from .padding import (ZeroPad1d, ZeroPad2d, ZeroPad3d, ConstantPad1d, ConstantPa
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                           TransformerEncoder, TransformerEncoderLayer)
-
-class utils:  # noqa: N801 - PyTorch's torch.nn.utils.clip_grad_norm_ / clip_grad_value_
-    clip_grad_norm_ = staticmethod(clip_grad_norm_)
-    clip_grad_value_ = staticmethod(clip_grad_value_)
-
 
 __all__ = [
     # modules
