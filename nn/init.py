@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ["manual_seed", "default_generator", "calculate_gain", "uniform_", "normal_",
            "constant_", "zeros_", "ones_", "xavier_uniform_", "xavier_normal_",
            "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "orthogonal_", "eye_",
-           "dirac_"]
+           "dirac_", "sparse_"]
 
 _state = {"rng": np.random.default_rng(0)}
 
@@ -44,13 +44,17 @@ def _fans(p):
 
 def calculate_gain(nonlinearity, param=None):
     """PyTorch's recommended gains: tanh 5/3, relu √2, leaky_relu √(2/(1+a²)), selu 3/4."""
-    if nonlinearity in ("linear", "conv1d", "conv2d", "sigmoid", "identity"):
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                        "conv_transpose2d", "conv_transpose3d", "sigmoid", "identity"):
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
+        if param is not None and (isinstance(param, bool) or
+                                  not isinstance(param, (int, float))):
+            raise ValueError(f"negative_slope {param} not a valid number")
         a = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + a * a))
     if nonlinearity == "selu":
@@ -89,15 +93,36 @@ def xavier_normal_(p, gain=1.0, generator=None):
     return normal_(p, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
+def _fan(p, mode):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of ['fan_in', "
+                         "'fan_out']")
+    return _fans(p)[0 if mode == "fan_in" else 1]
+
+
 def kaiming_uniform_(p, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
-    fan = _fans(p)[0 if mode == "fan_in" else 1]
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(p, mode))
     return uniform_(p, -bound, bound, generator)
 
 
 def kaiming_normal_(p, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
-    fan = _fans(p)[0 if mode == "fan_in" else 1]
-    return normal_(p, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)
+    return normal_(p, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(p, mode)),
+                   generator)
+
+
+def sparse_(p, sparsity, std=0.01, generator=None):
+    """A 2-d parameter drawn from N(0, std²) with a ``sparsity`` fraction of each column's
+    entries zeroed (``ceil(sparsity · rows)`` per column, at random rows; PyTorch's)."""
+    shape = np.shape(getattr(p, "value", p))
+    if len(shape) != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = shape
+    rng = _rng(generator)
+    w = rng.normal(0.0, std, shape)
+    zeros = int(math.ceil(sparsity * rows))
+    for c in range(cols):
+        w[rng.permutation(rows)[:zeros], c] = 0.0
+    return _set(p, w)
 
 
 def trunc_normal_(p, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):

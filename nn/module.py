@@ -223,15 +223,30 @@ class Module:
 
     # ----- traversal -----
     def named_children(self):
-        return iter(self._modules.items())
+        """(name, child) pairs; a child held under two names comes once (PyTorch's)."""
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
 
     def children(self):
-        return iter(self._modules.values())
+        return (m for _, m in self.named_children())
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) pairs, this module first, depth first (PyTorch's
+        signature): a module shared by several parents comes once unless
+        ``remove_duplicate=False`` (``state_dict`` lists it under each name)."""
+        if remove_duplicate:
+            memo = set() if memo is None else memo
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
-            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+            if m is not None:
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                           remove_duplicate)
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -241,7 +256,8 @@ class Module:
         once (PyTorch's default), so an optimizer never steps it twice. ``recurse=False``:
         this module's own parameters only."""
         seen = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        mods = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                if recurse else [(prefix, self)])
         for mname, m in mods:
             for name, p in m._parameters.items():
                 if p is None:
@@ -258,7 +274,8 @@ class Module:
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, buffer) pairs, persistent or not; ``None`` buffers are skipped."""
         seen = set()
-        for mname, m in self.named_modules(prefix) if recurse else [(prefix, self)]:
+        for mname, m in (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                         if recurse else [(prefix, self)]):
             for name, b in m._buffers.items():
                 if b is None or remove_duplicate and id(b) in seen:
                     continue
@@ -353,7 +370,7 @@ class Module:
         parameter comes under each of its names, as in PyTorch. ``prefix`` starts every
         key (``prefix="enc."``: ``"enc.weight"``); ``destination`` is filled and returned."""
         out = OrderedDict() if destination is None else destination
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             dot = prefix + (f"{mname}." if mname else "")
             for name, p in m._parameters.items():
                 if p is not None:
@@ -398,7 +415,7 @@ class Module:
 
     def _buffer_owners(self):
         """(dotted name, module, name) of the buffers ``state_dict`` saves."""
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             for name, b in m._buffers.items():
                 if b is not None and name not in m._non_persistent_buffers_set:
                     yield (f"{mname}.{name}" if mname else name), m, name
@@ -449,7 +466,60 @@ def _load_error(module, problems):
             + "\n\t".join(p for p in problems if p))
 
 
-class Sequential(Module):
+class _Listed(Module):
+    """What Sequential and ModuleList share: modules by position, PyTorch's list methods.
+    A deletion or insertion renumbers the modules 0, 1, … (PyTorch's)."""
+
+    def _renumber(self, modules):
+        self._modules.clear()
+        for k, m in enumerate(modules):
+            self._modules[str(k)] = m
+
+    def append(self, module):
+        """Add ``module`` at the end; returns self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        """``module`` before position ``index``; the later ones renumbered."""
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber(modules)
+        return self
+
+    def pop(self, index=-1):
+        m = self[index]
+        del self[index]
+        return m
+
+    def __delitem__(self, i):
+        modules = list(self._modules.values())
+        del modules[i]
+        self._renumber(modules)
+
+    def __setitem__(self, i, m):
+        self._modules[list(self._modules)[i]] = m
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def __add__(self, other):
+        return type(self)(*list(self), *list(other)) if type(self) is Sequential else \
+            type(self)(list(self) + list(other))
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_Listed):
     """Modules applied in order: ``Sequential(Linear(4, 8), Tanh(), Linear(8, 1))``."""
 
     def __init__(self, *modules):
@@ -466,23 +536,12 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def append(self, module):
-        """Add ``module`` at the end (PyTorch's ``Sequential.append``); returns self."""
-        self.add_module(str(len(self._modules)), module)
-        return self
-
     def __getitem__(self, i):
         mods = list(self._modules.values())
         return Sequential(*mods[i]) if isinstance(i, slice) else mods[i]
 
-    def __len__(self):
-        return len(self._modules)
 
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
-class ModuleList(Module):
+class ModuleList(_Listed):
     """A list of modules whose parameters the parent registers."""
 
     def __init__(self, modules=()):
@@ -490,50 +549,25 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
 
-    def append(self, m):
-        self.add_module(str(len(self._modules)), m)
-        return self
-
-    def extend(self, modules):
-        for m in modules:
-            self.append(m)
-        return self
-
-    def _renumber(self, modules):
-        self._modules.clear()
-        for k, m in enumerate(modules):
-            self._modules[str(k)] = m
-
-    def insert(self, index, module):
-        """``module`` before position ``index``; the later ones renumbered (PyTorch's)."""
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        self._renumber(modules)
-
-    def pop(self, index=-1):
-        modules = list(self._modules.values())
-        m = modules.pop(index)
-        self._renumber(modules)
-        return m
-
-    def __delitem__(self, i):
-        modules = list(self._modules.values())
-        del modules[i]
-        self._renumber(modules)
-
     def __getitem__(self, i):
         if isinstance(i, slice):
             return ModuleList(list(self._modules.values())[i])
         return list(self._modules.values())[i]
 
-    def __setitem__(self, i, m):
-        self._modules[list(self._modules)[i]] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+    def __repr__(self):
+        """PyTorch's: runs of equal entries collapse to ``(i-j): n x Module(...)``."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return "ModuleList()"
+        runs = [[0, 0, reprs[0]]]
+        for k, r in enumerate(reprs[1:], 1):
+            if r == runs[-1][2]:
+                runs[-1][1] = k
+            else:
+                runs.append([k, k, r])
+        lines = [(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}")
+                 .replace("\n", "\n  ") for a, b, r in runs]
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class ModuleDict(Module):
@@ -644,7 +678,7 @@ def functional_call(model, params, *args, **kwargs):
     differentiates a network as a pure function of its parameters (to any order).
     """
     owners = {}
-    for mname, m in model.named_modules():
+    for mname, m in model.named_modules(remove_duplicate=False):
         for name in m._parameters:
             owners[f"{mname}.{name}" if mname else name] = (m, name)
     unknown = [k for k in params if k not in owners]
