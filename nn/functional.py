@@ -1023,18 +1023,9 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     """max(0, margin + d(a, p) - d(a, n)) with d = ``pairwise_distance(·, ·, p, eps)``;
     ``swap`` uses min(d(a, n), d(p, n)) for the negative distance."""
     _no_legacy("triplet_margin_loss", size_average, reduce)
-    if margin <= 0:
-        raise ValueError(f"margin must be greater than 0, got {margin}")
-    da, dp, dn = ndim_of(anchor), ndim_of(positive), ndim_of(negative)
-    if not da == dp == dn:
-        raise ShapeError("The anchor, positive, and negative tensors are expected to have the "
-                         f"same number of dimensions, but got: anchor {da}D, positive {dp}D, "
-                         f"and negative {dn}D inputs")
-    d_pos = pairwise_distance(anchor, positive, p, eps)
-    d_neg = pairwise_distance(anchor, negative, p, eps)
-    if swap:
-        d_neg = np.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce(_clamp_min0(margin + d_pos - d_neg), reduction)
+    return triplet_margin_with_distance_loss(
+        anchor, positive, negative, distance_function=lambda a, b: pairwise_distance(
+            a, b, p, eps), margin=margin, swap=swap, reduction=reduction)
 
 
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):

@@ -202,6 +202,28 @@ class LocalResponseNorm(Module):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
+def _table(module, num_embeddings, embedding_dim, padding_idx, _weight, dtype,
+           requires_grad=True):
+    """Give an Embedding(Bag) its ``weight`` (N(0, 1), the ``padding_idx`` row zero, or a
+    given table) and return ``padding_idx`` counted from 0 (PyTorch's checks)."""
+    if padding_idx is not None:
+        if not -num_embeddings <= padding_idx < num_embeddings:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx = padding_idx % num_embeddings
+    if _weight is None:
+        module.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+        init.normal_(module.weight)
+        if padding_idx is not None:
+            module.weight.value[padding_idx] = 0.0
+    else:
+        w = np.asarray(unbox(_weight))
+        if w.shape != (num_embeddings, embedding_dim):
+            raise ValueError("Shape of weight does not match num_embeddings and "
+                             "embedding_dim")
+        module.weight = Parameter(w, requires_grad=requires_grad)
+    return padding_idx
+
+
 class Embedding(Module):
     """A lookup table: integer indices → rows of ``weight`` (N(0, 1) initialised). The row
     ``padding_idx`` starts at zero and gets no gradient (PyTorch's semantics)."""
@@ -213,23 +235,10 @@ class Embedding(Module):
         if max_norm is not None or scale_grad_by_freq:
             raise NotImplementedError("Embedding: max_norm and scale_grad_by_freq are not "
                                       "supported")
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise AssertionError("Padding_idx must be within num_embeddings")
-            padding_idx = padding_idx % num_embeddings
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx, self.sparse = padding_idx, sparse
-        if _weight is None:
-            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
-            init.normal_(self.weight)
-            if padding_idx is not None:
-                self.weight.value[padding_idx] = 0.0
-        else:
-            w = np.asarray(unbox(_weight))
-            if w.shape != (num_embeddings, embedding_dim):
-                raise ValueError("Shape of weight does not match num_embeddings and "
-                                 "embedding_dim")
-            self.weight = Parameter(w, requires_grad=not _freeze)
+        self.num_embeddings, self.embedding_dim, self.sparse = (num_embeddings,
+                                                                embedding_dim, sparse)
+        self.padding_idx = _table(self, num_embeddings, embedding_dim, padding_idx, _weight,
+                                  dtype, requires_grad=not _freeze)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kw):
@@ -264,24 +273,10 @@ class EmbeddingBag(Module):
         if max_norm is not None or scale_grad_by_freq:
             raise NotImplementedError("EmbeddingBag: max_norm and scale_grad_by_freq are not "
                                       "supported")
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise AssertionError("padding_idx must be within num_embeddings")
-            padding_idx = padding_idx % num_embeddings
         self.num_embeddings, self.embedding_dim, self.mode = num_embeddings, embedding_dim, mode
-        self.include_last_offset, self.padding_idx, self.sparse = (include_last_offset,
-                                                                   padding_idx, sparse)
-        if _weight is None:
-            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
-            init.normal_(self.weight)
-            if padding_idx is not None:
-                self.weight.value[padding_idx] = 0.0
-        else:
-            w = np.asarray(unbox(_weight))
-            if w.shape != (num_embeddings, embedding_dim):
-                raise ValueError("Shape of weight does not match num_embeddings and "
-                                 "embedding_dim")
-            self.weight = Parameter(w)
+        self.include_last_offset, self.sparse = include_last_offset, sparse
+        self.padding_idx = _table(self, num_embeddings, embedding_dim, padding_idx, _weight,
+                                  dtype)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, mode="mean", **kw):
