@@ -52,7 +52,7 @@ import autodiff as ad
 from autodiff.boxes import Box
 
 __all__ = ["register_block", "Block", "Program", "SeamFailure", "check", "random_spec",
-           "spec_strategy", "SEAM_BLOCKS", "CASE_BLOCKS"]
+           "spec_strategy", "program_through", "SEAM_BLOCKS", "CASE_BLOCKS"]
 
 
 @dataclass
@@ -1436,6 +1436,20 @@ def shrink(spec, kind, budget=200):
                 spec, better = cand, True
                 break
     return spec
+
+
+def program_through(block, rng, seed, max_steps=3, tries=50):
+    """A random program with ``block`` (registered) as one of its steps: drawn from ``rng``
+    until the block applies to the shapes before it (the tests of a feature's blocks)."""
+    index = SEAM_BLOCKS.index(block)
+    for _ in range(tries):
+        structure, shapes, f32, zeros, pseed, steps, inject = random_spec(rng, max_steps)
+        at = int(rng.integers(len(steps)))      # the block among the others
+        steps = steps[:at] + ((0, index, seed),) + steps[at + 1:]
+        program = Program((structure, shapes, f32, zeros, pseed, steps, inject))
+        if any(s.block is block for s in program.steps):
+            return program
+    raise AssertionError(f"no program drawn took the block {block.name}")
 
 
 def check(program, seed=0):
