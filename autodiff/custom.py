@@ -44,13 +44,20 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 
 
 def _is_float(v):
-    """Whether leaf ``v`` has derivatives: tracked, or a float or complex number or array."""
+    """Whether leaf ``v`` has derivatives: tracked, or a float or complex number or array
+    (a NumPy one, or another array type: ``autodiff.gpu``'s device arrays)."""
     t = type(v)
     if t is float or t is complex or t in box_types:
         return True
     if t is np.ndarray or isinstance(v, np.generic):
         return v.dtype.kind in "fc"
-    return False
+    dt = getattr(v, "dtype", None)
+    if dt is None or not hasattr(v, "shape"):
+        return False
+    try:
+        return np.dtype(dt).kind in ("f", "c")
+    except TypeError:
+        return False
 
 
 def _zero_tangent(v):

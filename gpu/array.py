@@ -8,6 +8,8 @@ device array silently copies to the host there). Scalars read from a 0-d or one-
 array (``float(d)``, ``bool(d)``, ``d.item()``) wait for the device and copy that one value,
 as CuPy's do. Arrays are C-contiguous; ``reshape`` shares the buffer, other views copy.
 """
+import sys
+
 import numpy as np
 
 from . import kernels as K
@@ -24,15 +26,18 @@ class DeviceArray:
     >>> (np.sin(d) * 2).to_host().round(3)
     array([0.   , 1.683, 1.819])
     """
-    __slots__ = ("_buf", "shape", "dtype", "__weakref__")
+    __slots__ = ("_buf", "shape", "dtype", "_view", "__weakref__")
     # Below the engine's tracked values (1000): a Variable of a device array wins the
     # binary operators and the NumPy protocols, so it records them.
     __array_priority__ = 100.0
 
-    def __init__(self, buf, shape, dtype):
+    def __init__(self, buf, shape, dtype, view=None):
         self._buf = buf
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(dtype)
+        # what NumPy would return as a view of another array that this one copies (basic
+        # indexing, a transpose): a write into it would be lost, so it is refused
+        self._view = view
 
     # ----- metadata -----
     @property
@@ -256,7 +261,14 @@ class DeviceArray:
             if r.shape != self.shape:
                 raise ValueError(f"non-broadcastable output operand with shape {self.shape} "
                                  f"doesn't match the broadcast shape {r.shape}")
-            from .functions import copy_into
+            from .functions import copy_into, no_write_through
+            if self._view is not None:
+                # ``x[i] += v`` stores the result back with ``x[i] = ...`` (the engine's
+                # rule for tracked views); ``row += v`` would lose NumPy's write into x
+                from autodiff.boxes import _stored_back
+                if _stored_back(sys._getframe(1)):
+                    return r
+                no_write_through(self, f"y {ufunc.__name__} = v (in place)")
             copy_into(self, r)          # in place: views sharing the buffer see it
             return self
         return op

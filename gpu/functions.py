@@ -174,6 +174,7 @@ def astype(a, dtype, copy=True):
 
 
 def fill(a, value):
+    no_write_through(a, "x.fill(v)")
     copy_into(a, value)
 
 
@@ -273,7 +274,7 @@ def reshape(a, shape, order="C", **kw):
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     shape = np.empty(a.shape, dtype=bool).reshape(tuple(shape)).shape   # NumPy's checks
-    return DeviceArray(a._buf, shape, a.dtype)
+    return DeviceArray(a._buf, shape, a.dtype, a._view)      # the same buffer: a true view
 
 
 def transpose(a, axes=None):
@@ -289,6 +290,7 @@ def transpose(a, axes=None):
     out = _new(shape, a.dtype)
     K.map_kernel("identity", out._buf, K.c_strides(shape), 0, shape,
                  [(a._buf, tuple(st[i] for i in axes), 0)])
+    out._view = "a transpose (x.T, np.transpose, swapaxes, moveaxis)"
     return out
 
 
@@ -454,7 +456,8 @@ def _positions(shape, idx):
     idx = _host_index(idx)
     hashable = all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis)))
                    for i in idx)
-    key = (shape, tuple((i.start, i.stop, i.step) if type(i) is slice else (i,)
+    # (the type too: True and 1, False and 0 are equal keys but other indices)
+    key = (shape, tuple((i.start, i.stop, i.step) if type(i) is slice else (type(i), i)
                         for i in idx)) if hashable else None
     if key is not None and key in _maps:
         return _maps[key]
@@ -468,9 +471,15 @@ def _positions(shape, idx):
     return out
 
 
+_BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
 def getitem(a, idx):
     buf, shape, n = _positions(a.shape, idx)
-    return DeviceArray(K.gather(a._buf, buf, n, a.dtype), shape, a.dtype)
+    basic = all(isinstance(i, _BASIC) and not isinstance(i, (bool, np.bool_))
+                for i in (idx if isinstance(idx, tuple) else (idx,)))
+    return DeviceArray(K.gather(a._buf, buf, n, a.dtype), shape, a.dtype,
+                       "basic indexing (x[i], x[i:j])" if basic and shape else None)
 
 
 def _values(v, shape, dtype):
@@ -482,12 +491,25 @@ def _values(v, shape, dtype):
     return out
 
 
+def no_write_through(a, op):
+    """Refuse a write into a copy NumPy would have made a view (see DeviceArray._view)."""
+    if a._view is not None:
+        raise TypeError(
+            f"{op} into the result of {a._view} of a gpu.DeviceArray: NumPy would write "
+            "through this view into the original array, but a device array's indexing "
+            "and transposes are copies, so the write would be lost. Assign into the "
+            "original directly (x[i, j] = v instead of x[i][j] = v), or take .copy() "
+            "first to make a separate array.")
+
+
 def setitem(a, idx, v):
+    no_write_through(a, "assignment (y[i] = v)")
     buf, shape, n = _positions(a.shape, idx)
     K.scatter(a._buf, buf, _values(v, shape, a.dtype)._buf, n, add=False)
 
 
 def _add_at(a, idx, v):
+    no_write_through(a, "np.add.at")
     buf, shape, n = _positions(a.shape, idx)
     K.scatter(a._buf, buf, _values(v, shape, a.dtype)._buf, n, add=True)
 
@@ -604,8 +626,29 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 
 
 HANDLED[np.nan_to_num] = _nan_to_num
-HANDLED[np.linalg.norm] = lambda x, ord=None, axis=None, keepdims=False: np.sqrt(
-    reduce("sum", x * x, axis, keepdims))
+def _norm(x, ord=None, axis=None, keepdims=False):
+    """Vector norms (NumPy's ``ord``: 2, 1, ±inf, 0, any p) over ``axis``, and the
+    Frobenius norm; other matrix norms have no device implementation."""
+    matrix = (axis is None and x.ndim == 2) or (isinstance(axis, tuple) and len(axis) == 2)
+    if ord is None or ord == "fro" and matrix or ord == 2 and not matrix:
+        return np.sqrt(reduce("sum", x * x, axis, keepdims))
+    if matrix or isinstance(ord, str):
+        raise TypeError(f"np.linalg.norm(ord={ord!r}) of a matrix has no device "
+                        "implementation for gpu.DeviceArray; call .to_host() to compute it "
+                        "with NumPy")
+    a = np.abs(x)
+    if ord == np.inf:
+        return reduce("max", a, axis, keepdims)
+    if ord == -np.inf:
+        return reduce("min", a, axis, keepdims)
+    if ord == 0:
+        return reduce("sum", astype(x != 0, x.dtype, False), axis, keepdims)
+    if ord == 1:
+        return reduce("sum", a, axis, keepdims)
+    return reduce("sum", a ** ord, axis, keepdims) ** (1.0 / ord)
+
+
+HANDLED[np.linalg.norm] = _norm
 
 
 def function_call(func, types, args, kwargs):

@@ -13,6 +13,7 @@ indexing, and a row-wise arg-extremum.
 """
 import math  # noqa: F401  (the generated device functions call math.*)
 import os
+import re
 
 import numpy as np
 from numba import cuda, from_dtype
@@ -165,7 +166,8 @@ _ARGS = {1: "x", 2: "x, y", 3: "c, x, y"}
 
 def _arity(name):
     e = SCALAR[name]
-    return 3 if name in ("where", "clip") else (2 if "y" in e.replace("math.", "") else 1)
+    # the second operand is the name y (not a letter of copysign, ...)
+    return 3 if name in ("where", "clip") else (2 if re.search(r"\by\b", e) else 1)
 
 
 _device_fns = {}

@@ -1,0 +1,97 @@
+"""Device-array defects found by probing, each once silently wrong: custom rules and
+checkpoint saw a device leaf as a constant (zero gradients), np.linalg.norm ignored ord,
+the index cache took True for 1, writes through copies NumPy would make views were lost,
+and cbrt/arctanh/signbit did not build (their formula spells a y)."""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+import autodiff as ad  # noqa: E402
+from autodiff import gpu  # noqa: E402
+
+X = np.array([0.3, -1.2, 2.0])
+A = np.arange(6.0).reshape(2, 3)
+
+
+def _sin_vjp():
+    f = ad.custom_vjp(lambda v: np.sin(ad.stop_gradient(v)))
+    f.defvjp(lambda v: (np.sin(v), v), lambda v, g: (g * np.cos(v),))
+    return f
+
+
+def _sin_jvp():
+    f = ad.custom_jvp(lambda v: np.sin(ad.stop_gradient(v)))
+    f.defjvp(lambda p, t: (np.sin(p[0]), np.cos(p[0]) * t[0]))
+    return f
+
+
+@pytest.mark.parametrize("make", [lambda: ad.checkpoint(np.sin), _sin_vjp, _sin_jvp],
+                         ids=["checkpoint", "custom_vjp", "custom_jvp"])
+def test_custom_rules_differentiate_device_leaves(make):
+    f = make()
+    g = ad.grad(lambda v: np.sum(f(v)))(gpu.to_device(X))
+    assert type(g) is gpu.DeviceArray
+    np.testing.assert_allclose(g.to_host(), np.cos(X), rtol=1e-14)
+
+
+@pytest.mark.parametrize("ord", [None, 1, 2, 3, 0.5, 0, np.inf, -np.inf])
+def test_vector_norms_take_ord(ord):
+    d = gpu.to_device(X)
+    np.testing.assert_allclose(float(np.linalg.norm(d, ord=ord)), np.linalg.norm(X, ord=ord),
+                               rtol=1e-14)
+    if ord not in (0, np.inf, -np.inf):
+        g = ad.grad(lambda v: np.linalg.norm(v, ord=ord))
+        np.testing.assert_allclose(g(d).to_host(), g(X), rtol=1e-13)
+    np.testing.assert_allclose(np.linalg.norm(gpu.to_device(A), ord=ord, axis=1).to_host(),
+                               np.linalg.norm(A, ord=ord, axis=1), rtol=1e-14)
+
+
+def test_matrix_norms_fro_or_refused():
+    dA = gpu.to_device(A)
+    assert float(np.linalg.norm(dA, "fro")) == pytest.approx(np.linalg.norm(A, "fro"))
+    with pytest.raises(TypeError, match="no device implementation"):
+        np.linalg.norm(dA, ord=1)
+
+
+def test_boolean_scalar_index_is_not_an_integer():
+    dA = gpu.to_device(A)
+    dA[1], dA[0]                                    # fill the index cache with 1 and 0
+    assert dA[True].shape == A[True].shape == (1, 2, 3)
+    assert dA[False].shape == A[False].shape == (0, 2, 3)
+    np.testing.assert_array_equal(dA[1].to_host(), A[1])
+
+
+@pytest.mark.parametrize("name", ["cbrt", "arctanh", "signbit"])
+def test_unary_functions_whose_formula_spells_a_y(name):
+    fn = getattr(np, name)
+    np.testing.assert_allclose(fn(gpu.to_device(X * 0.1)).to_host(), fn(X * 0.1), rtol=1e-15)
+    g = ad.grad(lambda v: np.sum(np.copysign(v, -1.0)))(gpu.to_device(X))
+    np.testing.assert_array_equal(g.to_host(), -np.sign(X))
+
+
+@pytest.mark.parametrize("write", [
+    lambda z: z[0].__setitem__(1, 5.0), lambda z: z.T.__setitem__((1, 0), 7.0),
+    lambda z: z[:, 1].fill(2.0), lambda z: np.add.at(z[0], [0, 0], 1.0)],
+    ids=["z[0][1] = v", "z.T[i, j] = v", "z[:, 1].fill(v)", "np.add.at(z[0], ...)"])
+def test_a_write_through_a_copied_view_is_refused(write):
+    z = gpu.to_device(np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="would be lost"):
+        write(z)
+    assert not np.any(z.to_host())
+
+
+def test_writes_that_reach_the_array_still_work():
+    z = gpu.to_device(np.zeros((2, 3)))
+    h = np.zeros((2, 3))
+    for a in (z, h):
+        a[0, 1] = 5.0
+        a.reshape(3, 2)[0, 0] = 2.0                 # reshape shares the buffer: a view
+        a[0] += 1.0                                 # stored back by a[0] = ...
+        a[:, 1] *= 3.0
+    np.testing.assert_array_equal(z.to_host(), h)
+    w = z[0].copy()
+    w[1] = 9.0
+    np.testing.assert_array_equal(w.to_host(), [3.0, 9.0, 1.0])
+    with pytest.raises(TypeError, match="would be lost"):
+        row = z[0]
+        row += 1.0
