@@ -422,7 +422,8 @@ def _batch_mover(device):
     if device is None or str(device).split(":")[0].lower() == "cpu":
         return lambda v: v
     from autodiff import gpu
-    return lambda v: gpu.to_device(v) if hasattr(v, "dtype") else v
+    return lambda v: gpu.to_device(v) if hasattr(v, "dtype") and not hasattr(v, "to_host") \
+        else v
 
 
 # ----- history and callbacks ------------------------------------------------------------
@@ -594,7 +595,9 @@ def fit(model, x, y=None, loss="cross_entropy", optimizer="adam", epochs=1, batc
     metric_fns = _get_metrics(metrics, loss_fn)
     if device is not None:
         model.to(device)
-    to_dev = _batch_mover(device)
+    # batches follow the model: to fit(device=...)'s device, or to where it already is
+    to_dev = _batch_mover(device if device is not None else
+                          _params_device(_plain_params(model)))
     opt = _get_optimizer(optimizer, model, lr)
     compiled = None
     if compile:     # nn.compile_step: forward and backward replayed as one recorded program

@@ -65,7 +65,12 @@ def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
         from .init import default_generator
         rng = default_generator()
     keep = rng.random(np.shape(input)) >= p
-    return input * (keep / (1.0 - p)).astype(dtype)
+    return input * _on_device_of(input, (keep / (1.0 - p)).astype(dtype))
+
+
+def _on_device_of(input, mask):
+    """A host-drawn mask where ``input`` lives (on the device for ``autodiff.gpu``)."""
+    return as_like(mask, meta(input))
 
 
 def _feature_mask(input, p, lead):
@@ -93,7 +98,7 @@ def _dropout_nd(input, p, training, n):
     keep, dtype = _feature_mask(input, p, lead)
     if p == 1.0:
         return input * np.zeros(keep.shape, dtype=dtype)
-    return input * (keep / (1.0 - p)).astype(dtype)
+    return input * _on_device_of(input, (keep / (1.0 - p)).astype(dtype))
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
@@ -127,7 +132,8 @@ def _alpha_dropout(input, p, training, lead):
     c = _SELU_ALPHA_LAMBDA
     a = 1.0 / math.sqrt((c * c * p + 1.0) * (1.0 - p))
     shift = (keep - 1.0) * (c * a) + c * a * p
-    return input * (keep * a).astype(dtype) + shift.astype(dtype)
+    return (input * _on_device_of(input, (keep * a).astype(dtype))
+            + _on_device_of(input, shift.astype(dtype)))
 
 
 def alpha_dropout(input, p=0.5, training=False, inplace=False):

@@ -1,13 +1,15 @@
 """Device-array defects found by probing, each once silently wrong: custom rules and
 checkpoint saw a device leaf as a constant (zero gradients), np.linalg.norm ignored ord,
 the index cache took True for 1, writes through copies NumPy would make views were lost,
-and cbrt/arctanh/signbit did not build (their formula spells a y)."""
+and cbrt/arctanh/signbit did not build (their formula spells a y); dropout in training
+mode and fit() of a model already on the device failed with a host/device mix."""
 import numpy as np
 import pytest
 
 pytest.importorskip("numba")
 import autodiff as ad  # noqa: E402
-from autodiff import gpu  # noqa: E402
+from autodiff import gpu, nn  # noqa: E402
+from autodiff.nn import functional as F  # noqa: E402
 
 X = np.array([0.3, -1.2, 2.0])
 A = np.arange(6.0).reshape(2, 3)
@@ -95,3 +97,42 @@ def test_writes_that_reach_the_array_still_work():
     with pytest.raises(TypeError, match="would be lost"):
         row = z[0]
         row += 1.0
+
+
+@pytest.mark.parametrize("drop", [lambda v: F.dropout(v, 0.5), lambda v: F.dropout2d(v, 0.4),
+                                  lambda v: F.alpha_dropout(v, 0.3, True),
+                                  lambda v: nn.Dropout(0.3)(v)],
+                         ids=["dropout", "dropout2d", "alpha_dropout", "Dropout"])
+def test_dropout_in_training_on_the_device(drop):
+    """The mask is drawn on the host (nn.init's generator) and moved to the input's
+    device: the host's numbers, value and gradient (it was a host/device mix error)."""
+    x = np.random.default_rng(0).standard_normal((4, 3, 2, 2))
+    nn.init.manual_seed(3)
+    got = drop(gpu.to_device(x))
+    nn.init.manual_seed(3)
+    np.testing.assert_array_equal(got.to_host(), drop(x))
+    nn.init.manual_seed(3)
+    g = ad.grad(lambda v: np.sum(np.sin(drop(v))))(gpu.to_device(x))
+    nn.init.manual_seed(3)
+    np.testing.assert_array_equal(g.to_host(), ad.grad(lambda v: np.sum(np.sin(drop(v))))(x))
+
+
+@pytest.mark.parametrize("data_on_device", [False, True])
+def test_fit_a_model_already_on_the_device(data_on_device):
+    """fit() without device= follows the model's device (it multiplied device weights by
+    host batches); device data are used as they are."""
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    y = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    losses = []
+    for on_gpu in (False, True):
+        nn.init.manual_seed(0)
+        m = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        data = (X, y)
+        if on_gpu:
+            m.to("gpu")
+            if data_on_device:
+                data = (gpu.to_device(X), gpu.to_device(y))
+        h = nn.fit(m, *data, epochs=2, batch_size=4, verbose=0, loss="cross_entropy",
+                   optimizer="sgd", lr=0.1, shuffle=False)
+        losses.append(h.history["loss"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-12)
