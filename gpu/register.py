@@ -10,7 +10,7 @@ from autodiff.core import def_impl, registry
 
 from . import functions as F
 from . import kernels as K
-from .array import DeviceArray
+from .array import DeviceArray, to_device
 
 P = registry
 
@@ -23,6 +23,17 @@ def _index_add(g, idx, shape):
 
 
 def_impl(P["index_add"], DeviceArray, _index_add)
+
+
+def _setitem(x, v, idx):
+    """``x`` with ``v`` written at ``idx``, a new array (the primitive's copy-on-write)."""
+    # (x may be a host constant written with device values: the result is a device array)
+    out = x.copy() if type(x) is DeviceArray else to_device(x)
+    F.setitem(out, idx, v)
+    return out
+
+
+def_impl(P["setitem"], DeviceArray, _setitem)
 def_impl(P["astype"], DeviceArray, lambda x, dtype: F.astype(x, dtype))
 
 

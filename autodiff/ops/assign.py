@@ -11,7 +11,7 @@ Repeated integer indices are split into rounds of unique positions, applied in o
 """
 import numpy as np
 
-from ..arrays import sum_to
+from ..arrays import sum_to, zeros
 from ..boxes import P, concrete, meta, unbox
 from ..core import box_types, lead, ndim_of, shape_of
 from . import dependency
@@ -39,8 +39,9 @@ def _write(t, v, idx, nb):
 
 def _setitem_jvp(tans, ans, x, v, idx):
     tx, tv = tans
-    if tx is None:                      # x a constant: its tangent is zero
-        tx = np.zeros(lead(tv, v) + shape_of(x), dtype=np.result_type(meta(tv), meta(x)))
+    if tx is None:                      # x a constant: its tangent is zero (tv's array type)
+        tx = zeros(lead(tv, v) + shape_of(x), np.result_type(meta(tv), meta(x)),
+                   like=meta(tv))
     return _write(tx, 0.0 if tv is None else tv, idx, ndim_of(tx) - ndim_of(x))
 
 

@@ -136,3 +136,30 @@ def test_fit_a_model_already_on_the_device(data_on_device):
                    optimizer="sgd", lr=0.1, shuffle=False)
         losses.append(h.history["loss"])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-12)
+
+
+def _filled(a):
+    z = np.zeros_like(a)
+    z[1] = a[0]
+    z[0, 1:] += a[1, :2] ** 2
+    z[z > 3] = 0.5 * a[z > 3]
+    return np.sum(z * a)
+
+
+def _built(a):
+    out = np.zeros(3, like=a)
+    out[0] = a[0, 0]
+    out[1:] = np.sin(a[1, 1:])
+    return out
+
+
+@pytest.mark.parametrize("transform, f", [(ad.grad, _filled), (ad.jacfwd, _filled),
+                                          (ad.hessian, _filled), (ad.jacrev, _built),
+                                          (ad.jacfwd, _built)])
+def test_assignment_inside_transforms_on_the_device(transform, f):
+    """``out = np.zeros_like(x); out[i] = ...`` differentiated on device arrays (the
+    setitem primitive copied with np.array, a host-only call): the host's derivatives."""
+    A = np.arange(6.0).reshape(2, 3)
+    got = transform(f)(gpu.to_device(A))
+    assert type(got) is gpu.DeviceArray
+    np.testing.assert_allclose(got.to_host(), transform(f)(A), rtol=1e-14, atol=1e-15)
