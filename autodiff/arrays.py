@@ -69,6 +69,12 @@ def as_like(a, like):
     return np.asarray(a, like=like)
 
 
+def host_values(x):
+    """The NumPy array of a host or device array (indices, labels: integers that carry no
+    derivative, read on the host)."""
+    return x.to_host() if hasattr(x, "to_host") else np.asarray(x)
+
+
 def shape_of(x):
     """``np.shape`` without NumPy's dispatch (fast on floats and tracked values)."""
     if type(x) is float:

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from scipy.special import erf
 
-from autodiff.arrays import as_like
+from autodiff.arrays import as_like, host_values
 from autodiff.boxes import data, lift, meta, recorded, unbox
 from autodiff.core import ndim_of, opaque_types, shape_of
 from autodiff.ops.define import elementwise
@@ -183,7 +183,7 @@ def embedding(input, weight, padding_idx=None):
     """Rows ``weight[input]`` (PyTorch's ``F.embedding``); the row ``padding_idx`` gets no
     gradient."""
     traced = type(input) in opaque_types        # recorded by ad.jit: stays a gather
-    idx = np.asarray(meta(input))
+    idx = host_values(meta(input))
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding needs integer indices, got dtype {idx.dtype}")
     n = shape_of(weight)[0]
@@ -230,7 +230,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. "
                                   f"per_sample_weights is only supported for mode='sum' "
                                   f"(got mode='{mode}')")
-    idx = np.asarray(meta(input))
+    idx = host_values(meta(input))
     if idx.ndim == 2:
         if offsets is not None:
             raise ValueError("if input is 2D, then offsets has to be None, as input is "
@@ -284,7 +284,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
 def one_hot(tensor, num_classes=-1):
     """Integer labels (…) → int64 one-hot rows (…, num_classes); ``num_classes=-1`` takes
     the largest label + 1 (PyTorch's ``F.one_hot``)."""
-    t = np.asarray(unbox(tensor))
+    t = host_values(unbox(tensor))
     if t.dtype.kind not in "iu":
         raise RuntimeError("one_hot is only applicable to index tensors (integer labels), "
                            f"got dtype {t.dtype}")
@@ -706,7 +706,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
 def _labels(target, n_classes, what, ignore_index=None):
     """Integer class labels in [0, n_classes) (``ignore_index`` excepted), and the mask of
     the labels that count."""
-    target = np.asarray(unbox(target))
+    target = host_values(unbox(target))
     if target.dtype.kind not in "iu":
         raise TypeError(f"{what}: integer class labels expected, got dtype {target.dtype}")
     keep = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
@@ -733,7 +733,7 @@ def _pick(logp, target):
     """logp[n, target[n], ...] for class axis 1 (PyTorch's layout (N, C, d1, …))."""
     idx = np.expand_dims(target, 1)
     onehot = np.arange(logp.shape[1]).reshape((1, -1) + (1,) * (logp.ndim - 2)) == idx
-    return np.sum(logp * onehot, axis=1)
+    return np.sum(logp * _on_device_of(logp, onehot), axis=1)
 
 
 def _counted_mean(loss, count):
@@ -750,7 +750,7 @@ def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
     """Negative log-likelihood of integer labels given log-probabilities (class axis 1);
     labels equal to ``ignore_index`` count for nothing, also in the mean's divisor."""
     if ndim_of(input) == 1:
-        return nll_loss(input[None], np.asarray(unbox(target))[None],
+        return nll_loss(input[None], host_values(unbox(target))[None],
                         weight, reduction, ignore_index)
     n_classes = shape_of(input)[1]
     if recorded(target):    # under ad.jit (nn.compile_step): recorded, replayed per batch
@@ -760,7 +760,7 @@ def nll_loss(input, target, weight=None, reduction="mean", ignore_index=-100):
     w = keep.astype(_float_dtype(input))
     if weight is not None:
         w = w * _class_weight(weight, n_classes, input, "nll_loss")[target]
-    loss = -_pick(input, target) * w
+    loss = -_pick(input, target) * _on_device_of(input, w)
     return _counted_mean(loss, np.sum(w)) if reduction == "mean" else _reduce(loss, reduction)
 
 

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from autodiff.arrays import host_values
 from autodiff.boxes import meta, unbox
 from autodiff.core import opaque_types
 from autodiff.ops.shape import getitem_p
@@ -250,7 +251,7 @@ class Embedding(Module):
                    _freeze=freeze, **kw)
 
     def forward(self, idx):
-        i = np.asarray(meta(idx))
+        i = host_values(meta(idx))
         _check_indices(self, i)
         # Indices recorded by ad.jit (nn.export_onnx, compile_step) stay recorded, so the
         # program gathers each call's own rows; F.embedding reads them as a gather.

@@ -163,3 +163,23 @@ def test_assignment_inside_transforms_on_the_device(transform, f):
     got = transform(f)(gpu.to_device(A))
     assert type(got) is gpu.DeviceArray
     np.testing.assert_allclose(got.to_host(), transform(f)(A), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("labels_on_device", [False, True])
+def test_embedding_and_nll_loss_with_device_indices(labels_on_device):
+    """Indices and labels may be device arrays (read on the host: integers carry no
+    derivative); the class mask is moved to the scores' device."""
+    nn.init.manual_seed(0)
+    emb = nn.Embedding(5, 3)
+    W = emb.weight.value.copy()
+    emb.to("gpu")
+    idx = np.array([0, 2, 2])
+    put = gpu.to_device if labels_on_device else (lambda a: a)
+    np.testing.assert_array_equal(emb(put(idx)).value.to_host(), W[idx])
+    A = np.arange(6.0).reshape(2, 3)
+    t = np.array([0, 2])
+    for kw in ({}, {"weight": np.array([1.0, 2.0, 3.0])}):
+        loss = lambda a, t: F.nll_loss(a, t, **kw)                         # noqa: E731
+        assert float(loss(gpu.to_device(A), put(t))) == pytest.approx(float(loss(A, t)))
+        g = ad.grad(loss)(gpu.to_device(A), put(t))
+        np.testing.assert_allclose(g.to_host(), ad.grad(loss)(A, t), rtol=1e-15)
