@@ -31,6 +31,7 @@ import operator
 
 import numpy as np
 
+from autodiff.arrays import as_like
 from autodiff.boxes import lift, meta
 from autodiff.core import ndim_of, shape_of
 from autodiff.ops import conv as _conv
@@ -238,7 +239,8 @@ def _pad(x, axis, before, after, fill):
     parts = []
     for n in (before, after):
         s[axis] = n
-        parts.append(np.full(tuple(s), fill, dtype=x.dtype) if n else None)
+        # (the fill in x's array type: on the device for autodiff.gpu)
+        parts.append(as_like(np.full(tuple(s), fill, dtype=x.dtype), meta(x)) if n else None)
     return np.concatenate([a for a in (parts[0], x, parts[1]) if a is not None], axis=axis)
 
 
@@ -459,7 +461,7 @@ def _mean(total, input, k, s, p, count_include_pad, divisor_override):
         div = np.multiply.outer(div, _avg_divisor(n, kk, ss, pp, o, count_include_pad))
     if np.all(div == div.flat[0]):
         return total / float(div.flat[0])
-    return total / div.astype(total.dtype)
+    return total / as_like(div.astype(total.dtype), meta(total))
 
 
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
