@@ -493,7 +493,8 @@ def _adaptive_matrix(n_in, n_out, dtype):
 
 def _along(x, axis, m):
     """Apply the matrix ``m`` (n_out, n_in) along ``axis`` of ``x``."""
-    return np.moveaxis(np.tensordot(x, m, axes=([axis], [1])), -1, axis)
+    # a matrix product over the last axis (matmul runs on every array type, the device's too)
+    return np.moveaxis(np.moveaxis(x, axis, -1) @ as_like(m.T, meta(x)), -1, axis)
 
 
 def _sizes(x, output_size, nd, what):

@@ -2,8 +2,8 @@
 checkpoint saw a device leaf as a constant (zero gradients), np.linalg.norm ignored ord,
 the index cache took True for 1, writes through copies NumPy would make views were lost,
 and cbrt/arctanh/signbit did not build (their formula spells a y); dropout in training
-mode, fit() of a model already on the device and padded pools failed with a host/device
-mix."""
+mode, fit() of a model already on the device and padded or adaptive pools failed with a
+host/device mix."""
 import numpy as np
 import pytest
 
@@ -191,13 +191,18 @@ def test_embedding_and_nll_loss_with_device_indices(labels_on_device):
     lambda v: F.avg_pool2d(v, 3, stride=2, padding=1, count_include_pad=False),
     lambda v: F.avg_pool2d(v, 2, ceil_mode=True),
     lambda v: F.max_pool2d(v, 3, stride=2, padding=1),
-    lambda v: F.avg_pool3d(v[None], 2, padding=1, count_include_pad=False)],
-    ids=["avg padded", "avg exclude pad", "avg ceil", "max padded", "avg3d exclude pad"])
-def test_padded_pools_on_the_device(pool):
-    """The padding and the per-window divisors are made in the input's array type (they
-    were host arrays meeting device ones)."""
+    lambda v: F.avg_pool3d(v[None], 2, padding=1, count_include_pad=False),
+    lambda v: F.adaptive_avg_pool2d(v, (2, 3)), lambda v: F.adaptive_avg_pool1d(v[0], 3)],
+    ids=["avg padded", "avg exclude pad", "avg ceil", "max padded", "avg3d exclude pad",
+         "adaptive avg 2d", "adaptive avg 1d"])
+def test_padded_and_adaptive_pools_on_the_device(pool):
+    """The padding, the per-window divisors and the adaptive bins' averaging matrices are
+    made in the input's array type (they were host arrays meeting device ones; the bins
+    used np.tensordot, which has no device kernel: a matmul now)."""
     x = np.random.default_rng(0).standard_normal((1, 2, 5, 5))
     d = gpu.to_device(x)
-    np.testing.assert_allclose(pool(d).to_host(), pool(x), rtol=1e-14)
+    # (the device's matmul sums in another order: rounding, relative to the values' scale)
+    np.testing.assert_allclose(pool(d).to_host(), pool(x), rtol=1e-13, atol=1e-15)
     loss = lambda v: np.sum(np.sin(pool(v)))                                  # noqa: E731
-    np.testing.assert_allclose(ad.grad(loss)(d).to_host(), ad.grad(loss)(x), rtol=1e-13)
+    np.testing.assert_allclose(ad.grad(loss)(d).to_host(), ad.grad(loss)(x), rtol=1e-13,
+                               atol=1e-15)
