@@ -428,6 +428,19 @@ def _depth_max(planes, sources, idx=None, plane=1):
     return acc if idx is None else (acc, ids)
 
 
+def _depth_combined(input, y, sources):
+    """The 2-d pools ``y`` of ``_planes(input)`` (values, or (values, indices)) back in
+    (…, D, Ho, Wo), combined over the depth taps by ``_depth_max``."""
+    lead = shape_of(input)[:-2]
+
+    def back(a):
+        return np.reshape(a, lead + shape_of(a)[-2:])
+    if isinstance(y, tuple):
+        h, w = shape_of(input)[-2:]
+        return _depth_max(back(y[0]), sources, back(y[1]), h * w)
+    return _depth_max(back(y), sources)
+
+
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """``torch.nn.functional.max_pool3d`` on (N, C, D, H, W) or (C, D, H, W): ``max_pool2d``
@@ -437,15 +450,9 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     that element's flat index into its (D, H, W) volume, int64."""
     _spatial(input, 3, "max_pool3d")
     k, s, p, d = _pool_args3(kernel_size, stride, padding, dilation)
-    dn, h, w = shape_of(input)[-3:]
-    src = _depth_sources(dn, k[0], s[0], p[0], d[0], ceil_mode)
-    y = max_pool2d(_planes(input), k[1:], s[1:], p[1:], d[1:], ceil_mode, return_indices)
-    lead = shape_of(input)[:-2]
-    if return_indices:
-        y, i = y
-        return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src,
-                          np.reshape(i, lead + shape_of(i)[-2:]), h * w)
-    return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src)
+    src = _depth_sources(shape_of(input)[-3], k[0], s[0], p[0], d[0], ceil_mode)
+    return _depth_combined(input, max_pool2d(_planes(input), k[1:], s[1:], p[1:], d[1:],
+                                             ceil_mode, return_indices), src)
 
 
 def _mean(total, input, k, s, p, count_include_pad, divisor_override):
@@ -589,17 +596,12 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
     (d, h, w) order, the last NaN); ``return_indices`` gives flat indices into (D, H, W)."""
     _spatial(input, 3, "adaptive_max_pool3d")
     sizes = _sizes(input, output_size, 3, "adaptive_max_pool3d")
-    dn, h, w = shape_of(input)[-3:]
+    dn = shape_of(input)[-3]
     i = np.arange(sizes[0])
     a, b = (i * dn) // sizes[0], -(-((i + 1) * dn) // sizes[0])
     src = [np.where(a + j < b, a + j, -1) for j in range(int(np.max(b - a)))]
-    y = adaptive_max_pool2d(_planes(input), sizes[1:], return_indices)
-    lead = shape_of(input)[:-2]
-    if return_indices:
-        y, idx = y
-        return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src,
-                          np.reshape(idx, lead + shape_of(idx)[-2:]), h * w)
-    return _depth_max(np.reshape(y, lead + shape_of(y)[-2:]), src)
+    return _depth_combined(input, adaptive_max_pool2d(_planes(input), sizes[1:],
+                                                      return_indices), src)
 
 
 def _unpool_size(spatial, k, s, p, output_size, name):

@@ -3,8 +3,9 @@ seams.py): ``fmax``/``fmin`` with NaN constants, ``median``, ``ufunc.outer`` and
 ``ufunc.at``, a wide ``qr``, ``cholesky(upper=True)``, ``np.put`` with negative indices,
 ``nn.functional.binary_cross_entropy`` and OrderedDict/defaultdict pytrees under an inner
 ``grad``; PyTorch's scatter methods on tracked values, ``F.pad``'s modes,
-``F.embedding_bag``, ``F.ctc_loss`` and ``F.local_response_norm``. In random programs every transform, nesting, batching, dtype and exception seam
-the fuzzer checks runs through them. Each reference is the same mathematics on plain
+``F.embedding_bag``, ``F.ctc_loss``, ``F.local_response_norm``, ``F.conv3d``,
+``F.max_pool3d`` and ``F.bilinear``. In random programs every transform, nesting,
+batching, dtype and exception seam the fuzzer checks runs through them. Each reference is the same mathematics on plain
 values (NumPy's own call where NumPy has it), whose central differences are the true
 derivatives."""
 import collections
@@ -302,6 +303,33 @@ def _local_response_norm_block(rng, shapes, dtype):
     return f, f
 
 
+def _conv3d_block(rng, shapes, dtype):
+    """``F.conv3d`` of the value as a (1, 1, D, H, W) volume (padding 1, a 2×2×2 kernel),
+    then ``F.max_pool3d`` of it plus distinct offsets (ties are kinks), or ``F.bilinear`` of
+    the flat value with itself."""
+    n = _size(shapes[-1])
+    if n < 2 or n > 8:
+        return None
+    which = int(rng.integers(3))
+    if which == 2:
+        W = _const(rng, (2, n, n), dtype)
+        c = _const(rng, (2,), dtype)
+
+        def f(env):
+            y = np.reshape(env[-1], -1)
+            return F.bilinear(y, np.sin(y), W, c)
+        return f, f
+    dims = (1, 1, 2, 1, n // 2) if n % 2 == 0 else (1, 1, 1, 1, n)
+    w = _const(rng, (2, 1, 2, 2, 2), dtype)
+    off = _const(rng, (1, 2, dims[2] + 1, dims[3] + 1, dims[4] + 1), dtype, -2.0, 2.0)
+
+    def f(env):
+        y = F.conv3d(np.reshape(env[-1], dims), w, padding=1)
+        y = y if which == 0 else F.max_pool3d(y + off, 2, stride=1)
+        return np.reshape(y, -1)[:12]           # (the fuzzer's values: 3-d at most, small)
+    return f, f
+
+
 BLOCKS = [register_block("fmax_fmin_nan", _fmax_fmin_block),
           register_block("median", _median_block),
           register_block("ufunc_outer", _ufunc_outer_block),
@@ -315,4 +343,5 @@ BLOCKS = [register_block("fmax_fmin_nan", _fmax_fmin_block),
           register_block("pad_modes", _pad_modes_block),
           register_block("embedding_bag", _embedding_bag_block),
           register_block("ctc_loss", _ctc_block),
-          register_block("local_response_norm", _local_response_norm_block)]
+          register_block("local_response_norm", _local_response_norm_block),
+          register_block("conv3d_pool3d_bilinear", _conv3d_block)]
